@@ -1,0 +1,93 @@
+//! A call's record inside its org.
+
+use std::time::Duration;
+
+use crate::ids::CallId;
+use crate::time::Timestamp;
+use crate::types::{CallState, EndReason, Slot};
+
+/// The shortest lease a call may ask for (API.md: `lease_ttl_s` 5 to 3600).
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(5);
+/// The longest lease a call may ask for.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
+/// The longest `max_wait` a call may ask for: one week.
+pub const MAX_MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One call, in whatever phase it is.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// Its id, also the key of the org's call index.
+    pub(crate) id: CallId,
+    /// Its (agent, type) group: see `org::GroupId`.
+    pub(crate) group: u32,
+    /// The lease length, in ms: an active call's lease, and how long a queued call may go unheld.
+    pub(crate) lease_ttl_ms: u32,
+    /// When it joined the queue; `None` if admitted on arrival.
+    pub(crate) queued_at: Option<Timestamp>,
+    /// Where it is in its life.
+    pub(crate) phase: Phase,
+}
+
+/// A call's phase, with the data only that phase has.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Waiting for a slot.
+    Queued(Waiting),
+    /// Holding a slot.
+    Active {
+        /// The part of the pool it was admitted to.
+        slot: Slot,
+        /// When it was admitted.
+        admitted_at: Timestamp,
+        /// When it expires unless renewed.
+        lease_expires_at: Timestamp,
+    },
+    /// Over. Kept for reads and idempotent retries until the retention window passes.
+    Ended {
+        /// The slot it had, if it was ever admitted.
+        slot: Option<Slot>,
+        /// When it was admitted, if it was.
+        admitted_at: Option<Timestamp>,
+        /// When it ended.
+        ended_at: Timestamp,
+        /// Why it ended.
+        reason: EndReason,
+    },
+}
+
+/// The state of a queued call.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    /// Its place in the org's arrival order.
+    pub(crate) seq: u64,
+    /// When it is abandoned unless held again; `None` while a wait is open on it.
+    pub(crate) hold_until: Option<Timestamp>,
+    /// Open waits (long-polls) holding it.
+    pub(crate) waits: u32,
+    /// When it times out, if it has a `max_wait`.
+    pub(crate) max_wait_at: Option<Timestamp>,
+}
+
+impl Call {
+    /// Queued, active or ended.
+    pub(crate) fn state(&self) -> CallState {
+        match self.phase {
+            Phase::Queued(_) => CallState::Queued,
+            Phase::Active { .. } => CallState::Active,
+            Phase::Ended { .. } => CallState::Ended,
+        }
+    }
+
+    /// The queue state, if queued.
+    pub(crate) fn waiting(&self) -> Option<&Waiting> {
+        match &self.phase {
+            Phase::Queued(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The lease length.
+    pub(crate) fn lease_ttl_ms(&self) -> u64 {
+        u64::from(self.lease_ttl_ms)
+    }
+}

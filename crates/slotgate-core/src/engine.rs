@@ -1,0 +1,285 @@
+//! The engine: many orgs, one clock passed in, one outbox of events.
+//!
+//! Every command takes `now` and returns its answer; the state changes it made
+//! are queued as [`Event`]s for the driver to persist and publish
+//! ([`Engine::drain_events`]). Deadlines (leases, queue holds, `max_wait`,
+//! retention) are the engine's to track and the driver's to honour: the driver
+//! sleeps until [`Engine::poll_timeout`] and then calls [`Engine::handle_timeout`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::ids::{AgentId, CallId, OrgId};
+use crate::org::{Org, OrgConfig};
+use crate::time::Timestamp;
+use crate::types::{CallType, Reservations};
+use crate::view::{AgentView, CallView, OrgView};
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Most calls one org may have queued; beyond it acquire answers
+    /// [`Error::QueueFull`] and queues nothing.
+    pub queue_cap: u32,
+    /// How long an ended call stays readable and its id idempotent.
+    pub ended_retention: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            queue_cap: 100_000,
+            ended_retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A call asking for a slot.
+#[derive(Debug, Clone)]
+pub struct AcquireRequest {
+    /// The call's id: retries with the same id are idempotent.
+    pub id: CallId,
+    /// The agent it is for.
+    pub agent: AgentId,
+    /// Its type.
+    pub call_type: CallType,
+    /// The lease length (5 s to 1 h), renewed by heartbeats; also how long it may sit unheld in the queue.
+    pub lease_ttl: Duration,
+    /// The longest it may wait in the queue; `None` waits as long as it is held.
+    pub max_wait: Option<Duration>,
+}
+
+impl AcquireRequest {
+    /// The API's default lease length.
+    pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
+
+    /// A request with the default lease and no `max_wait`.
+    pub fn new(id: CallId, agent: AgentId, call_type: CallType) -> Self {
+        AcquireRequest {
+            id,
+            agent,
+            call_type,
+            lease_ttl: Self::DEFAULT_LEASE_TTL,
+            max_wait: None,
+        }
+    }
+}
+
+/// The outcome of an acquire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    /// A new call, admitted at once.
+    Admitted(CallView),
+    /// A new call, queued.
+    Queued(CallView),
+    /// The id exists with the same agent and type: its current state.
+    Existing(CallView),
+}
+
+impl Acquired {
+    /// The call, whatever the outcome.
+    pub fn call(&self) -> &CallView {
+        match self {
+            Acquired::Admitted(c) | Acquired::Queued(c) | Acquired::Existing(c) => c,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    org: Org,
+    /// The org's key in `Engine::deadlines`, if it has a deadline.
+    scheduled: Option<Timestamp>,
+}
+
+/// The admission engine for many orgs.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    orgs: HashMap<OrgId, Entry>,
+    /// Each org's next deadline, so the engine's is the first one: O(log orgs).
+    deadlines: BTreeSet<(Timestamp, OrgId)>,
+    /// Events not yet drained by the driver.
+    events: Vec<Event>,
+    /// The latest `now` seen. Time never runs backwards inside the engine,
+    /// even if the caller's clock does.
+    clock: Timestamp,
+}
+
+impl Engine {
+    /// An engine with no orgs.
+    pub fn new(config: Config) -> Self {
+        Engine {
+            config,
+            orgs: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            events: Vec::new(),
+            clock: Timestamp::default(),
+        }
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The engine's clock: the latest `now` it was given.
+    pub fn now(&self) -> Timestamp {
+        self.clock
+    }
+
+    fn tick(&mut self, now: Timestamp) -> Timestamp {
+        self.clock = self.clock.max(now);
+        self.clock
+    }
+
+    /// Creates an org with `limit` slots, no reservations and no calls.
+    pub fn create_org(&mut self, id: OrgId, limit: u32, now: Timestamp) -> Result<OrgView> {
+        let now = self.tick(now);
+        if self.orgs.contains_key(&id) {
+            return Err(Error::OrgExists);
+        }
+        let config = OrgConfig {
+            queue_cap: self.config.queue_cap,
+            retention_ms: u64::try_from(self.config.ended_retention.as_millis()).unwrap_or(u64::MAX),
+        };
+        let org = Org::new(id.clone(), limit, config, now, &mut self.events)?;
+        let view = org.view();
+        self.orgs.insert(id, Entry { org, scheduled: None });
+        Ok(view)
+    }
+
+    /// Sets an org's limit. Refused below the sum of its reservations.
+    pub fn set_limit(&mut self, org: &str, limit: u32, now: Timestamp) -> Result<OrgView> {
+        self.with_org(org, now, |o, now, out| {
+            o.set_limit(limit, now, out)?;
+            Ok(o.view())
+        })
+    }
+
+    /// Sets an agent's four reservations. Refused if the org's sum would exceed its limit.
+    pub fn set_reservations(&mut self, org: &str, agent: &AgentId, r: Reservations, now: Timestamp) -> Result<AgentView> {
+        self.with_org(org, now, |o, now, out| o.set_reservations(agent, r, now, out))
+    }
+
+    /// Sets an agent's four reservations to 0; its slots return to the shared pool.
+    pub fn remove_agent(&mut self, org: &str, agent: &AgentId, now: Timestamp) -> Result<AgentView> {
+        self.set_reservations(org, agent, Reservations::default(), now)
+    }
+
+    /// A call arrives: admitted, queued, or (known id) its current state.
+    pub fn acquire(&mut self, org: &str, req: AcquireRequest, now: Timestamp) -> Result<Acquired> {
+        self.with_org(org, now, |o, now, out| o.acquire(req, now, out))
+    }
+
+    /// The caller ends a call: `released` if active, `cancelled` if queued;
+    /// an ended call is returned unchanged.
+    pub fn release(&mut self, org: &str, call: &str, now: Timestamp) -> Result<CallView> {
+        self.with_org(org, now, |o, now, out| o.end_by_caller(call, now, out))
+    }
+
+    /// Renews an active call's lease or a queued call's hold, optionally with a new `lease_ttl`.
+    /// An ended call answers [`Error::CallEnded`].
+    pub fn heartbeat(&mut self, org: &str, call: &str, lease_ttl: Option<Duration>, now: Timestamp) -> Result<CallView> {
+        self.with_org(org, now, |o, now, _| o.heartbeat(call, lease_ttl, now))
+    }
+
+    /// A wait (long-poll) opens on a call; while one is open, a queued call is held.
+    /// Every successful `open_wait` must be paired with one [`Engine::close_wait`].
+    pub fn open_wait(&mut self, org: &str, call: &str, now: Timestamp) -> Result<CallView> {
+        self.with_org(org, now, |o, _, _| o.open_wait(call))
+    }
+
+    /// A wait closes; when none is left on a queued call, its hold runs one `lease_ttl` from now.
+    pub fn close_wait(&mut self, org: &str, call: &str, now: Timestamp) -> Result<CallView> {
+        self.with_org(org, now, |o, now, _| o.close_wait(call, now))
+    }
+
+    /// The next instant at which [`Engine::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Ends every call whose deadline is at or before `now` and dispatches the
+    /// freed slots; forgets ended calls past retention.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let now = self.tick(now);
+        while let Some((at, org)) = self.deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.with_org(org.as_str(), now, |o, now, out| {
+                o.handle_timeout(now, out);
+                Ok(())
+            })
+            .expect("a scheduled org exists");
+        }
+    }
+
+    /// Takes the events emitted since the last call, in order.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
+    }
+
+    /// An org's snapshot.
+    pub fn org(&self, org: &str) -> Result<OrgView> {
+        Ok(self.get(org)?.view())
+    }
+
+    /// Ids of all orgs, sorted.
+    pub fn org_ids(&self) -> Vec<OrgId> {
+        let mut ids: Vec<OrgId> = self.orgs.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// One agent of an org (zeros if never seen).
+    pub fn agent(&self, org: &str, agent: &AgentId) -> Result<AgentView> {
+        Ok(self.get(org)?.agent_view(agent))
+    }
+
+    /// One call of an org.
+    pub fn call(&self, org: &str, call: &str) -> Result<CallView> {
+        self.get(org)?.call_view(call)
+    }
+
+    /// An org's queued calls, in queue order.
+    pub fn queued_calls(&self, org: &str) -> Result<impl Iterator<Item = CallView> + '_> {
+        Ok(self.get(org)?.queued_calls())
+    }
+
+    /// An org's active calls, oldest admission first.
+    pub fn active_calls(&self, org: &str) -> Result<Vec<CallView>> {
+        Ok(self.get(org)?.active_calls())
+    }
+
+    fn get(&self, org: &str) -> Result<&Org> {
+        self.orgs.get(org).map(|e| &e.org).ok_or(Error::OrgNotFound)
+    }
+
+    /// Runs one command on one org, then re-files the org's next deadline.
+    fn with_org<R>(
+        &mut self,
+        org: &str,
+        now: Timestamp,
+        command: impl FnOnce(&mut Org, Timestamp, &mut Vec<Event>) -> Result<R>,
+    ) -> Result<R> {
+        let now = self.tick(now);
+        let entry = self.orgs.get_mut(org).ok_or(Error::OrgNotFound)?;
+        let result = command(&mut entry.org, now, &mut self.events);
+        entry.org.compact_timers();
+        let next = entry.org.poll_timeout();
+        if next != entry.scheduled {
+            if let Some(at) = entry.scheduled {
+                self.deadlines.remove(&(at, entry.org.id().clone()));
+            }
+            if let Some(at) = next {
+                self.deadlines.insert((at, entry.org.id().clone()));
+            }
+            entry.scheduled = next;
+        }
+        result
+    }
+}

@@ -1,0 +1,94 @@
+//! Events: every state change of an org, in order, for the driver to persist and stream.
+
+use crate::ids::{AgentId, CallId, OrgId};
+use crate::time::Timestamp;
+use crate::types::{CallType, EndReason, Reservations, Slot};
+
+/// One state change of an org.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Event {
+    /// The org it happened in.
+    pub org: OrgId,
+    /// Org-wide, strictly increasing from 1, with no gaps.
+    pub seq: u64,
+    /// When it happened, on the engine's clock.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened. Names follow the API: `call.queued`, `call.admitted`, ...
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `org.created`: the org exists with this limit.
+    OrgCreated {
+        /// Its limit.
+        limit: u32,
+    },
+    /// `call.queued`: a call arrived and had to wait.
+    CallQueued {
+        /// The call.
+        call: CallId,
+        /// Its agent.
+        agent: AgentId,
+        /// Its type.
+        call_type: CallType,
+        /// Its position on arrival.
+        position: u64,
+    },
+    /// `call.admitted`: a call took a slot.
+    CallAdmitted {
+        /// The call.
+        call: CallId,
+        /// Its agent.
+        agent: AgentId,
+        /// Its type.
+        call_type: CallType,
+        /// The part of the pool it took.
+        slot: Slot,
+        /// How long it waited in the queue (0 when admitted on arrival).
+        waited_ms: u64,
+    },
+    /// `call.ended`: a call ended, once and for all.
+    CallEnded {
+        /// The call.
+        call: CallId,
+        /// Its agent.
+        agent: AgentId,
+        /// Its type.
+        call_type: CallType,
+        /// Why.
+        reason: EndReason,
+    },
+    /// `org.limit_changed`.
+    LimitChanged {
+        /// The limit before.
+        old: u32,
+        /// The limit now.
+        new: u32,
+    },
+    /// `agent.reservations_changed`.
+    ReservationsChanged {
+        /// The agent.
+        agent: AgentId,
+        /// Its reservations before.
+        old: Reservations,
+        /// Its reservations now.
+        new: Reservations,
+    },
+}
+
+impl EventKind {
+    /// The API's name of the event, e.g. `call.admitted`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            EventKind::OrgCreated { .. } => "org.created",
+            EventKind::CallQueued { .. } => "call.queued",
+            EventKind::CallAdmitted { .. } => "call.admitted",
+            EventKind::CallEnded { .. } => "call.ended",
+            EventKind::LimitChanged { .. } => "org.limit_changed",
+            EventKind::ReservationsChanged { .. } => "agent.reservations_changed",
+        }
+    }
+}

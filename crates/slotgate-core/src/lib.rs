@@ -1,0 +1,62 @@
+//! slotgate's admission engine: which calls are active, which wait, and in what order.
+//!
+//! This crate is the whole of the admission rules of `SEMANTICS.md`, for many
+//! orgs at once, and nothing else. It contains **no networking, no storage, no
+//! async runtime and no clock**: every command takes `now` as an argument, the
+//! engine says when it next needs to run ([`Engine::poll_timeout`]) and does
+//! that work when told ([`Engine::handle_timeout`]). State changes come back as
+//! [`Event`]s for the caller to persist and publish. The server, the stores and
+//! the tests all drive this same code.
+//!
+//! ```
+//! use slotgate_core::{AcquireRequest, Acquired, AgentId, CallId, CallType, Config, Engine, OrgId, Reservations, Timestamp};
+//!
+//! let t0 = Timestamp::from_millis(0);
+//! let mut engine = Engine::new(Config::default());
+//! engine.create_org(OrgId::new("acme")?, 1, t0)?;
+//! let agent = AgentId::new("agent-a")?;
+//!
+//! let first = AcquireRequest::new(CallId::new("c1")?, agent.clone(), CallType::Chat);
+//! assert!(matches!(engine.acquire("acme", first, t0)?, Acquired::Admitted(_)));
+//!
+//! let second = AcquireRequest::new(CallId::new("c2")?, agent, CallType::Chat);
+//! let Acquired::Queued(call) = engine.acquire("acme", second, t0)? else { panic!() };
+//! assert_eq!(call.position, Some(1));
+//!
+//! engine.release("acme", "c1", t0)?; // the queued call takes the freed slot
+//! assert_eq!(engine.org("acme")?.active, 1);
+//! # Ok::<(), slotgate_core::Error>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`engine`]: the multi-org engine, its commands and its clock handling.
+//! - `org`: one org's counts, admission rule and dispatch (`org.rs`), a call's
+//!   life in it (`org/lifecycle.rs`) and its read views (`org/views.rs`).
+//! - `timers`: an org's deadlines, earliest first.
+//! - `call`: a call's record and phases.
+//! - [`ids`], [`types`], [`time`]: validated domain values.
+//! - [`view`], [`event`]: what the engine reports.
+//! - [`error`]: every refusal.
+
+#![forbid(unsafe_code)]
+
+mod call;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod ids;
+mod org;
+pub mod time;
+mod timers;
+pub mod types;
+pub mod view;
+
+pub use call::{MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
+pub use engine::{AcquireRequest, Acquired, Config, Engine};
+pub use error::{Error, Result};
+pub use event::{Event, EventKind};
+pub use ids::{AgentId, CallId, OrgId};
+pub use time::Timestamp;
+pub use types::{CallState, CallType, EndReason, PerType, Reservations, Slot, MAX_LIMIT};
+pub use view::{AgentView, CallView, OrgView};

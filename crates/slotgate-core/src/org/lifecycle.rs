@@ -1,0 +1,342 @@
+//! A call's life in its org: arrival, holds and heartbeats, deadlines, and its one end.
+
+use std::time::Duration;
+
+use slab::Slab;
+
+use super::{group_agent, group_id, group_type, Org};
+use crate::call::{Call, Phase, Waiting, MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
+use crate::engine::{AcquireRequest, Acquired};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventKind};
+use crate::time::Timestamp;
+use crate::timers::{Timer, TimerKind};
+use crate::types::EndReason;
+use crate::view::CallView;
+
+impl Org {
+    /// A call arrives: it is admitted if the rule allows, else queued. A known
+    /// id is an idempotent retry (its current state) or a conflict.
+    pub(crate) fn acquire(
+        &mut self,
+        req: AcquireRequest,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<Acquired> {
+        if let Some(&key) = self.call_index.get(&req.id) {
+            let call = &self.calls[key as usize];
+            let g = call.group;
+            if self.agents[group_agent(g)] != req.agent || group_type(g) != req.call_type {
+                return Err(Error::CallIdConflict);
+            }
+            // A retry is a sign of life: it holds a queued call like a heartbeat.
+            self.renew(key, None, now);
+            return Ok(Acquired::Existing(self.call_view_of(key)));
+        }
+        let lease_ttl_ms = check_lease_ttl(req.lease_ttl)?;
+        let max_wait_at = req.max_wait.map(|w| check_max_wait(w).map(|ms| now.add_millis(ms))).transpose()?;
+
+        let known = self.agent_index.get(&req.agent).map(|&a| &self.groups[group_id(a, req.call_type) as usize]);
+        let admit = self.admissible(known);
+        if !admit && self.queue.len() >= self.config.queue_cap as usize {
+            return Err(Error::QueueFull {
+                cap: self.config.queue_cap,
+            });
+        }
+
+        let g = group_id(self.agent_or_insert(&req.agent), req.call_type);
+        let key = self.calls.vacant_key();
+        let key32 = u32::try_from(key).expect("fewer than 2^32 calls per org");
+        let phase = if admit {
+            let slot = self.occupy(g);
+            Phase::Active {
+                slot,
+                admitted_at: now,
+                lease_expires_at: now.add_millis(u64::from(lease_ttl_ms)),
+            }
+        } else {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            Phase::Queued(Waiting {
+                seq,
+                hold_until: Some(now.add_millis(u64::from(lease_ttl_ms))),
+                waits: 0,
+                max_wait_at,
+            })
+        };
+        self.calls.insert(Call {
+            id: req.id.clone(),
+            group: g,
+            lease_ttl_ms,
+            queued_at: (!admit).then_some(now),
+            phase,
+        });
+        self.call_index.insert(req.id, key32);
+
+        if let Phase::Active { slot, .. } = self.calls[key].phase {
+            self.admitted(key32, slot, now, out);
+            return Ok(Acquired::Admitted(self.call_view_of(key32)));
+        }
+        let seq = self.calls[key].waiting().expect("just queued").seq;
+        self.queue.insert(seq, key32);
+        self.update_group(g, |group| {
+            group.queue.insert(seq, key32);
+        });
+        self.arm_queue_timers(key32);
+        let position = self.queue.len() as u64;
+        let call = &self.calls[key];
+        let kind = EventKind::CallQueued {
+            call: call.id.clone(),
+            agent: self.agents[group_agent(g)].clone(),
+            call_type: group_type(g),
+            position,
+        };
+        self.emit(now, kind, out);
+        Ok(Acquired::Queued(self.call_view_of(key32)))
+    }
+
+    /// The caller ends its call: `released` if active, `cancelled` if queued.
+    /// An ended call is returned as it ended.
+    pub(crate) fn end_by_caller(&mut self, id: &str, now: Timestamp, out: &mut Vec<Event>) -> Result<CallView> {
+        let key = self.key_of(id)?;
+        let reason = match self.calls[key as usize].phase {
+            Phase::Queued(_) => EndReason::Cancelled,
+            Phase::Active { .. } => EndReason::Released,
+            Phase::Ended { .. } => return Ok(self.call_view_of(key)),
+        };
+        self.end(key, reason, now, out);
+        let view = self.call_view_of(key);
+        self.dispatch(now, out);
+        self.forget_if_unretained(key);
+        Ok(view)
+    }
+
+    /// Renews an active call's lease, or a queued call's hold; `lease_ttl` replaces the call's.
+    pub(crate) fn heartbeat(&mut self, id: &str, lease_ttl: Option<Duration>, now: Timestamp) -> Result<CallView> {
+        let key = self.key_of(id)?;
+        let ttl = lease_ttl.map(check_lease_ttl).transpose()?;
+        if matches!(self.calls[key as usize].phase, Phase::Ended { .. }) {
+            return Err(Error::CallEnded {
+                call: Box::new(self.call_view_of(key)),
+            });
+        }
+        self.renew(key, ttl, now);
+        Ok(self.call_view_of(key))
+    }
+
+    /// A wait (long-poll) opens on a call: while any is open, a queued call is held.
+    pub(crate) fn open_wait(&mut self, id: &str) -> Result<CallView> {
+        let key = self.key_of(id)?;
+        if let Phase::Queued(w) = &mut self.calls[key as usize].phase {
+            w.waits += 1;
+            w.hold_until = None;
+        }
+        Ok(self.call_view_of(key))
+    }
+
+    /// A wait closes. When the last one closes on a still queued call, its hold
+    /// runs for one `lease_ttl` from `now`.
+    pub(crate) fn close_wait(&mut self, id: &str, now: Timestamp) -> Result<CallView> {
+        let key = self.key_of(id)?;
+        let call = &mut self.calls[key as usize];
+        let ttl = call.lease_ttl_ms();
+        if let Phase::Queued(w) = &mut call.phase {
+            w.waits = w.waits.saturating_sub(1);
+            if w.waits == 0 {
+                let at = now.add_millis(ttl);
+                w.hold_until = Some(at);
+                self.timers.push(Timer {
+                    at,
+                    kind: TimerKind::Hold,
+                    call: key,
+                });
+            }
+        }
+        Ok(self.call_view_of(key))
+    }
+
+    /// Pushes the deadlines out: an active call's lease, or an unwaited queued call's hold.
+    fn renew(&mut self, key: u32, ttl: Option<u32>, now: Timestamp) {
+        let call = &mut self.calls[key as usize];
+        if let Some(ttl) = ttl {
+            call.lease_ttl_ms = ttl;
+        }
+        let at = now.add_millis(call.lease_ttl_ms());
+        let kind = match &mut call.phase {
+            Phase::Active { lease_expires_at, .. } => {
+                *lease_expires_at = at;
+                TimerKind::Lease
+            }
+            Phase::Queued(w) if w.waits == 0 => {
+                w.hold_until = Some(at);
+                TimerKind::Hold
+            }
+            Phase::Queued(_) | Phase::Ended { .. } => return,
+        };
+        self.timers.push(Timer { at, kind, call: key });
+    }
+
+    fn arm_queue_timers(&mut self, key: u32) {
+        let w = self.calls[key as usize].waiting().expect("arming a queued call");
+        let timers = [(w.hold_until, TimerKind::Hold), (w.max_wait_at, TimerKind::MaxWait)];
+        for (at, kind) in timers {
+            if let Some(at) = at {
+                self.timers.push(Timer { at, kind, call: key });
+            }
+        }
+    }
+
+    /// Ends a live call once: frees its slot or its queue place, records the
+    /// reason, emits `call.ended`. The caller dispatches afterwards.
+    fn end(&mut self, key: u32, reason: EndReason, now: Timestamp, out: &mut Vec<Event>) {
+        let call = &self.calls[key as usize];
+        let g = call.group;
+        let (slot, admitted_at) = match call.phase {
+            Phase::Queued(Waiting { seq, .. }) => {
+                self.queue.remove(&seq);
+                self.update_group(g, |group| {
+                    group.queue.remove(&seq);
+                });
+                (None, None)
+            }
+            Phase::Active { slot, admitted_at, .. } => {
+                self.update_group(g, |group| group.active -= 1);
+                self.active -= 1;
+                (Some(slot), Some(admitted_at))
+            }
+            Phase::Ended { .. } => unreachable!("a call ends once: callers check it is live"),
+        };
+        let call = &mut self.calls[key as usize];
+        call.phase = Phase::Ended {
+            slot,
+            admitted_at,
+            ended_at: now,
+            reason,
+        };
+        let kind = EventKind::CallEnded {
+            call: call.id.clone(),
+            agent: self.agents[group_agent(g)].clone(),
+            call_type: group_type(g),
+            reason,
+        };
+        self.emit(now, kind, out);
+        if self.config.retention_ms > 0 {
+            self.retained.push_back((now.add_millis(self.config.retention_ms), key));
+        }
+    }
+
+    /// With no retention window, an ended call is forgotten at once.
+    fn forget_if_unretained(&mut self, key: u32) {
+        if self.config.retention_ms == 0 {
+            self.forget(key);
+        }
+    }
+
+    fn forget(&mut self, key: u32) {
+        let call = self.calls.remove(key as usize);
+        self.call_index.remove(&call.id);
+    }
+
+    /// The next instant the org needs [`Org::handle_timeout`], if any.
+    pub(crate) fn poll_timeout(&mut self) -> Option<Timestamp> {
+        let timer = self.next_due_timer();
+        let purge = self.retained.front().map(|&(at, _)| at);
+        match (timer, purge) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles every deadline up to `now`, one instant at a time and in order:
+    /// at each instant, queued calls' deadlines, then leases, then one dispatch
+    /// at that instant. Then forgets ended calls past retention.
+    pub(crate) fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        while let Some(at) = self.next_due_timer() {
+            if at > now {
+                break;
+            }
+            while let Some(t) = self.timers.peek().filter(|t| t.at == at) {
+                self.timers.pop();
+                if is_due(&self.calls, &t) {
+                    let reason = match t.kind {
+                        TimerKind::MaxWait => EndReason::TimedOut,
+                        TimerKind::Hold => EndReason::Abandoned,
+                        TimerKind::Lease => EndReason::Expired,
+                    };
+                    self.end(t.call, reason, at, out);
+                    self.forget_if_unretained(t.call);
+                }
+            }
+            self.dispatch(at, out);
+        }
+        while let Some(&(at, key)) = self.retained.front() {
+            if at > now {
+                break;
+            }
+            self.retained.pop_front();
+            self.forget(key);
+        }
+    }
+
+    /// The earliest deadline still current, dropping stale ones on the way.
+    fn next_due_timer(&mut self) -> Option<Timestamp> {
+        while let Some(t) = self.timers.peek() {
+            if is_due(&self.calls, &t) {
+                return Some(t.at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Rebuilds the deadline heap if stale entries dominate it (amortised O(1)).
+    pub(crate) fn compact_timers(&mut self) {
+        // Each active call has one current deadline, each queued call at most two.
+        let live_bound = self.active as usize + 2 * self.queue.len();
+        let calls = &self.calls;
+        self.timers.compact(live_bound, |t| is_due(calls, t));
+    }
+
+    pub(crate) fn key_of(&self, id: &str) -> Result<u32> {
+        self.call_index.get(id).copied().ok_or(Error::CallNotFound)
+    }
+
+}
+
+/// Is this deadline still its call's current one?
+fn is_due(calls: &Slab<Call>, t: &Timer) -> bool {
+    let Some(call) = calls.get(t.call as usize) else {
+        return false;
+    };
+    match (&call.phase, t.kind) {
+        (Phase::Active { lease_expires_at, .. }, TimerKind::Lease) => *lease_expires_at == t.at,
+        (Phase::Queued(w), TimerKind::Hold) => w.hold_until == Some(t.at),
+        (Phase::Queued(w), TimerKind::MaxWait) => w.max_wait_at == Some(t.at),
+        _ => false,
+    }
+}
+
+fn check_lease_ttl(ttl: Duration) -> Result<u32> {
+    if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&ttl) {
+        return Err(Error::invalid(
+            "lease_ttl_s",
+            format!(
+                "must be {} to {} seconds, got {:?}",
+                MIN_LEASE_TTL.as_secs(),
+                MAX_LEASE_TTL.as_secs(),
+                ttl
+            ),
+        ));
+    }
+    Ok(ttl.as_millis() as u32)
+}
+
+fn check_max_wait(w: Duration) -> Result<u64> {
+    if w.is_zero() || w > MAX_MAX_WAIT {
+        return Err(Error::invalid(
+            "max_wait_s",
+            format!("must be more than 0 and at most {} seconds, got {:?}", MAX_MAX_WAIT.as_secs(), w),
+        ));
+    }
+    Ok(w.as_millis() as u64)
+}

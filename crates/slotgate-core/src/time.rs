@@ -1,0 +1,46 @@
+//! Time as the engine sees it: a number the caller passes in.
+//!
+//! The engine never reads a clock. Every command takes `now`, and the engine
+//! tells its driver when it next needs to be woken ([`crate::Engine::poll_timeout`]).
+//! Tests drive it with made-up instants; the server passes wall-clock time.
+
+use std::fmt;
+use std::time::Duration;
+
+/// An instant, in milliseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The instant `ms` milliseconds after the Unix epoch.
+    pub const fn from_millis(ms: u64) -> Self {
+        Timestamp(ms)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// This instant plus `d`, saturating at the end of time.
+    pub fn add(self, d: Duration) -> Self {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    /// This instant plus `ms` milliseconds, saturating.
+    pub(crate) const fn add_millis(self, ms: u64) -> Self {
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self`, 0 if `earlier` is later.
+    pub const fn millis_since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}ms", self.0)
+    }
+}

@@ -1,0 +1,81 @@
+//! Read views: what the API reports of an org, an agent and a call.
+//!
+//! Views are computed from the engine's counts on demand ("derived, never
+//! stored twice"), so they are always consistent with the admission rule.
+
+use crate::ids::{AgentId, CallId, OrgId};
+use crate::time::Timestamp;
+use crate::types::{CallState, CallType, EndReason, PerType, Reservations, Slot};
+
+/// A call as the API shows it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CallView {
+    /// The call's id, unique in its org.
+    pub id: CallId,
+    /// The agent the call is for.
+    pub agent: AgentId,
+    /// The call's type.
+    pub call_type: CallType,
+    /// Queued, active or ended.
+    pub state: CallState,
+    /// The part of the pool it was admitted to; `None` if it never was.
+    pub slot: Option<Slot>,
+    /// 1-based place in the org's queue, while queued.
+    pub position: Option<u64>,
+    /// When it joined the queue; `None` if it was admitted on arrival.
+    pub queued_at: Option<Timestamp>,
+    /// When it became active.
+    pub admitted_at: Option<Timestamp>,
+    /// When an active call's lease runs out unless renewed.
+    pub lease_expires_at: Option<Timestamp>,
+    /// When a queued call is abandoned unless held (`None` while a wait holds it).
+    pub hold_expires_at: Option<Timestamp>,
+    /// When a queued call gives up waiting (`max_wait`), if it has a limit.
+    pub max_wait_expires_at: Option<Timestamp>,
+    /// The lease length heartbeats renew, in milliseconds.
+    pub lease_ttl_ms: u64,
+    /// When it ended.
+    pub ended_at: Option<Timestamp>,
+    /// Why it ended.
+    pub end_reason: Option<EndReason>,
+}
+
+/// One agent's reservations and usage.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AgentView {
+    /// The agent.
+    pub id: AgentId,
+    /// Its reservation per type.
+    pub reserved: Reservations,
+    /// Its active calls per type.
+    pub active: PerType<u32>,
+    /// Its queued calls per type.
+    pub queued: PerType<u32>,
+    /// Sum of its four reservations.
+    pub reserved_total: u32,
+    /// Active calls sitting in its reserved slots: sum of `min(active, reserved)` per type.
+    pub reserved_in_use: u32,
+    /// Active calls counted against the shared pool: sum of `max(0, active - reserved)` per type.
+    pub shared_in_use: u32,
+}
+
+/// The concurrency snapshot of an org, as the dashboard draws it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct OrgView {
+    /// The org.
+    pub id: OrgId,
+    /// Its concurrency limit `L`.
+    pub limit: u32,
+    /// Sum of all reservations `R`.
+    pub reserved: u32,
+    /// Shared capacity `S = L - R`.
+    pub shared: u32,
+    /// Active calls `N`.
+    pub active: u32,
+    /// Queued calls.
+    pub queued: u32,
+    /// Active calls counted against the shared pool (may exceed `shared` after a change).
+    pub shared_in_use: u32,
+    /// Every agent with a reservation, an active call or a queued call, by id.
+    pub agents: Vec<AgentView>,
+}
