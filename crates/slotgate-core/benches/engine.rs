@@ -1,1 +1,262 @@
-fn main(){}
+//! The engine's speed and memory, each beside a baseline measured in the same run.
+//!
+//! Run: `cargo bench -p slotgate-core --bench engine`. Figures go to BENCHMARKS.md.
+//!
+//! - `acquire_release`: one call acquired and released on a busy org (1,000
+//!   agents, 10,000 active calls), beside the bare bookkeeping of any
+//!   idempotent limiter (insert and remove the call id in a `HashMap`, plus a
+//!   counter) and beside `tokio::sync::Semaphore`.
+//! - `dispatch`: one release that hands its slot to the oldest queued call, at
+//!   10^2, 10^4 and 10^6 queued calls.
+//! - memory: bytes per active and per queued call, counted by a global allocator.
+
+// A counting allocator is the one place that needs `unsafe`: it forwards to
+// `System` unchanged and only keeps a tally.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::{HashMap, VecDeque};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, BenchmarkId, Criterion};
+use slotgate_core::{
+    AcquireRequest, AgentId, CallId, CallType, Config, Engine, OrgId, Reservations, Timestamp,
+};
+
+/// Counts live heap bytes, so memory per call is measured, not estimated.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+const TYPES: [CallType; 4] = CallType::ALL;
+
+fn id(n: u64) -> CallId {
+    CallId::new(&format!("call-{n}")).unwrap()
+}
+
+fn agents(n: usize) -> Vec<AgentId> {
+    (0..n)
+        .map(|i| AgentId::new(&format!("agent-{i}")).unwrap())
+        .collect()
+}
+
+fn request(n: u64, agents: &[AgentId]) -> AcquireRequest {
+    let a = agents[n as usize % agents.len()].clone();
+    AcquireRequest::new(id(n), a, TYPES[(n / agents.len() as u64) as usize % 4])
+}
+
+/// An org of 1,000 agents (a quarter with reservations) holding 10,000 active calls.
+fn busy_engine(retention: Duration) -> (Engine, Vec<AgentId>) {
+    let mut e = Engine::new(Config {
+        ended_retention: retention,
+        ..Config::default()
+    });
+    e.create_org(OrgId::new("busy").unwrap(), 20_000, T0)
+        .unwrap();
+    let agents = agents(1_000);
+    for a in agents.iter().step_by(4) {
+        let r = Reservations {
+            webcall: 2,
+            chat: 2,
+            outbound: 2,
+            inbound: 2,
+        };
+        e.set_reservations("busy", a, r, T0).unwrap();
+    }
+    for n in 0..10_000 {
+        e.acquire("busy", request(n, &agents), T0).unwrap();
+    }
+    e.drain_events().for_each(drop);
+    (e, agents)
+}
+
+fn acquire_release(c: &mut Criterion) {
+    let mut g = c.benchmark_group("acquire_release");
+    for (name, retention) in [
+        ("engine, retention 0", Duration::ZERO),
+        ("engine, retention 24h", Duration::from_secs(86_400)),
+    ] {
+        let (mut e, agents) = busy_engine(retention);
+        let mut n = 1_000_000u64;
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    request(n, &agents)
+                },
+                |req| {
+                    let call = req.id.clone();
+                    black_box(e.acquire("busy", req, T0).unwrap());
+                    black_box(e.release("busy", call.as_str(), T0).unwrap());
+                    e.drain_events().for_each(drop);
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+
+    let mut map: HashMap<String, u32> = (0..10_000).map(|n| (format!("call-{n}"), 0)).collect();
+    let mut active = 10_000u32;
+    let mut n = 1_000_000u64;
+    g.bench_function("baseline: HashMap insert+remove + counter", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                format!("call-{n}")
+            },
+            |key| {
+                let k2 = key.clone();
+                map.insert(key, 1);
+                active += 1;
+                black_box(map.remove(&k2));
+                active -= 1;
+                black_box(active);
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    let sem = tokio::sync::Semaphore::new(20_000);
+    let _held: Vec<_> = (0..10_000).map(|_| sem.try_acquire().unwrap()).collect();
+    g.bench_function("context: tokio Semaphore try_acquire+drop", |b| {
+        b.iter(|| drop(black_box(sem.try_acquire().unwrap())))
+    });
+    g.finish();
+}
+
+/// An org whose `limit` slots are all taken and `queued` calls wait.
+fn queued_engine(queued: u64) -> (Engine, VecDeque<CallId>, u64) {
+    let limit = 100u64;
+    let mut e = Engine::new(Config {
+        queue_cap: 2_000_000,
+        ended_retention: Duration::ZERO,
+    });
+    e.create_org(OrgId::new("q").unwrap(), limit as u32, T0)
+        .unwrap();
+    let agents = agents(100);
+    let mut active = VecDeque::new();
+    for n in 0..limit + queued {
+        e.acquire("q", request(n, &agents), T0).unwrap();
+        if n < limit {
+            active.push_back(id(n));
+        }
+    }
+    e.drain_events().for_each(drop);
+    (e, active, limit + queued)
+}
+
+fn dispatch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dispatch");
+    let agents = agents(100);
+    for queued in [100u64, 10_000, 1_000_000] {
+        let (mut e, mut active, mut next) = queued_engine(queued);
+        g.bench_with_input(
+            BenchmarkId::new("release that admits a queued call", queued),
+            &queued,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let victim = active.pop_front().unwrap();
+                        let start = Instant::now();
+                        black_box(e.release("q", victim.as_str(), T0).unwrap());
+                        spent += start.elapsed();
+                        // The admitted call is the oldest queued one; a newcomer keeps the queue's length.
+                        let admitted = next - queued;
+                        active.push_back(id(admitted));
+                        e.acquire("q", request(next, &agents), T0).unwrap();
+                        next += 1;
+                        e.drain_events().for_each(drop);
+                    }
+                    spent
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+/// Live heap bytes per call for `calls` new active (or queued) calls.
+fn bytes_per_call(calls: u64, queued: bool) -> f64 {
+    let mut e = Engine::new(Config {
+        queue_cap: 2_000_000,
+        ended_retention: Duration::ZERO,
+    });
+    let limit = if queued { 0 } else { calls as u32 };
+    e.create_org(OrgId::new("m").unwrap(), limit, T0).unwrap();
+    let agents = agents(100);
+    // Warm the agents up so their one-off cost is not charged to calls.
+    for a in &agents {
+        e.set_reservations("m", a, Reservations::default(), T0)
+            .unwrap();
+    }
+    e.drain_events().for_each(drop);
+    let before = LIVE.load(Ordering::Relaxed);
+    for n in 0..calls {
+        e.acquire("m", request(n, &agents), T0).unwrap();
+        e.drain_events().for_each(drop);
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    let per_call = (after - before) as f64 / calls as f64;
+    drop(e);
+    per_call
+}
+
+fn baseline_bytes_per_entry(entries: u64) -> f64 {
+    let before = LIVE.load(Ordering::Relaxed);
+    let map: HashMap<String, u32> = (0..entries).map(|n| (format!("call-{n}"), 0)).collect();
+    let after = LIVE.load(Ordering::Relaxed);
+    drop(black_box(map));
+    (after - before) as f64 / entries as f64
+}
+
+fn memory() {
+    println!("memory: live heap bytes per call (ids `call-N`, 100 agents)");
+    for calls in [100_000u64, 1_000_000] {
+        println!(
+            "  {calls:>9} calls: active {:6.1} B/call, queued {:6.1} B/call, baseline HashMap<String,u32> {:6.1} B/entry",
+            bytes_per_call(calls, false),
+            bytes_per_call(calls, true),
+            baseline_bytes_per_entry(calls),
+        );
+    }
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    if bench_mode {
+        memory();
+    }
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    acquire_release(&mut c);
+    dispatch(&mut c);
+    c.final_summary();
+}

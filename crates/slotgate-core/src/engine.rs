@@ -143,11 +143,18 @@ impl Engine {
         }
         let config = OrgConfig {
             queue_cap: self.config.queue_cap,
-            retention_ms: u64::try_from(self.config.ended_retention.as_millis()).unwrap_or(u64::MAX),
+            retention_ms: u64::try_from(self.config.ended_retention.as_millis())
+                .unwrap_or(u64::MAX),
         };
         let org = Org::new(id.clone(), limit, config, now, &mut self.events)?;
         let view = org.view();
-        self.orgs.insert(id, Entry { org, scheduled: None });
+        self.orgs.insert(
+            id,
+            Entry {
+                org,
+                scheduled: None,
+            },
+        );
         Ok(view)
     }
 
@@ -160,12 +167,25 @@ impl Engine {
     }
 
     /// Sets an agent's four reservations. Refused if the org's sum would exceed its limit.
-    pub fn set_reservations(&mut self, org: &str, agent: &AgentId, r: Reservations, now: Timestamp) -> Result<AgentView> {
-        self.with_org(org, now, |o, now, out| o.set_reservations(agent, r, now, out))
+    pub fn set_reservations(
+        &mut self,
+        org: &str,
+        agent: &AgentId,
+        r: Reservations,
+        now: Timestamp,
+    ) -> Result<AgentView> {
+        self.with_org(org, now, |o, now, out| {
+            o.set_reservations(agent, r, now, out)
+        })
     }
 
     /// Sets an agent's four reservations to 0; its slots return to the shared pool.
-    pub fn remove_agent(&mut self, org: &str, agent: &AgentId, now: Timestamp) -> Result<AgentView> {
+    pub fn remove_agent(
+        &mut self,
+        org: &str,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<AgentView> {
         self.set_reservations(org, agent, Reservations::default(), now)
     }
 
@@ -182,7 +202,13 @@ impl Engine {
 
     /// Renews an active call's lease or a queued call's hold, optionally with a new `lease_ttl`.
     /// An ended call answers [`Error::CallEnded`].
-    pub fn heartbeat(&mut self, org: &str, call: &str, lease_ttl: Option<Duration>, now: Timestamp) -> Result<CallView> {
+    pub fn heartbeat(
+        &mut self,
+        org: &str,
+        call: &str,
+        lease_ttl: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<CallView> {
         self.with_org(org, now, |o, now, _| o.heartbeat(call, lease_ttl, now))
     }
 

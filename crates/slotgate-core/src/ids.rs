@@ -19,7 +19,10 @@ pub fn validate_id(field: &'static str, s: &str) -> Result<()> {
     if s.is_empty() || s.len() > MAX_ID_LEN {
         return Err(Error::invalid(
             field,
-            format!("must be 1 to {MAX_ID_LEN} characters, got {}", s.chars().count()),
+            format!(
+                "must be 1 to {MAX_ID_LEN} characters, got {}",
+                s.chars().count()
+            ),
         ));
     }
     if let Some(bad) = s
@@ -117,7 +120,10 @@ mod tests {
     fn refuses_empty_long_and_foreign_characters() {
         for bad in ["", " ", "a b", "a/b", "é", "a\n", &"a".repeat(129)] {
             let err = AgentId::new(bad).unwrap_err();
-            assert!(matches!(err, Error::Invalid { field: "agent", .. }), "{bad:?}: {err}");
+            assert!(
+                matches!(err, Error::Invalid { field: "agent", .. }),
+                "{bad:?}: {err}"
+            );
         }
     }
 }

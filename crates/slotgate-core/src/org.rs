@@ -163,7 +163,12 @@ impl Org {
     }
 
     /// Sets the limit. Refused below the sum of reservations; nothing changes then.
-    pub(crate) fn set_limit(&mut self, limit: u32, now: Timestamp, out: &mut Vec<Event>) -> Result<()> {
+    pub(crate) fn set_limit(
+        &mut self,
+        limit: u32,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
         check_limit(limit)?;
         if limit < self.reserved {
             return Err(Error::LimitBelowReservations {
@@ -267,7 +272,9 @@ impl Org {
                 self.queue.first_key_value().map(|(_, &key)| key)
             } else {
                 // Only calls with reserved room are: the oldest of those goes.
-                self.ready.first().map(|&(seq, g)| self.groups[g as usize].queue[&seq])
+                self.ready
+                    .first()
+                    .map(|&(seq, g)| self.groups[g as usize].queue[&seq])
             };
             let Some(key) = next else { break };
             self.admit_queued(key, now, out);
@@ -277,7 +284,10 @@ impl Org {
     /// Takes a queued call out of the queue and makes it active.
     fn admit_queued(&mut self, key: u32, now: Timestamp, out: &mut Vec<Event>) {
         let call = &self.calls[key as usize];
-        let (g, seq) = (call.group, call.waiting().expect("dispatch picks queued calls").seq);
+        let (g, seq) = (
+            call.group,
+            call.waiting().expect("dispatch picks queued calls").seq,
+        );
         self.queue.remove(&seq);
         self.update_group(g, |group| {
             group.queue.remove(&seq);

@@ -5,6 +5,7 @@
 //! Tests drive it with made-up instants; the server passes wall-clock time.
 
 use std::fmt;
+use std::ops::Add;
 use std::time::Duration;
 
 /// An instant, in milliseconds since the Unix epoch (UTC).
@@ -22,12 +23,6 @@ impl Timestamp {
         self.0
     }
 
-    /// This instant plus `d`, saturating at the end of time.
-    pub fn add(self, d: Duration) -> Self {
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        Timestamp(self.0.saturating_add(ms))
-    }
-
     /// This instant plus `ms` milliseconds, saturating.
     pub(crate) const fn add_millis(self, ms: u64) -> Self {
         Timestamp(self.0.saturating_add(ms))
@@ -36,6 +31,14 @@ impl Timestamp {
     /// Milliseconds from `earlier` to `self`, 0 if `earlier` is later.
     pub const fn millis_since(self, earlier: Timestamp) -> u64 {
         self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// This instant plus `d`, saturating at the end of time.
+impl Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        self.add_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }
 

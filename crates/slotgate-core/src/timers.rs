@@ -79,7 +79,11 @@ mod tests {
     use super::*;
 
     fn timer(at: u64, kind: TimerKind, call: u32) -> Timer {
-        Timer { at: Timestamp::from_millis(at), kind, call }
+        Timer {
+            at: Timestamp::from_millis(at),
+            kind,
+            call,
+        }
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl FromStr for CallType {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
-                Error::invalid("type", format!("must be one of webcall, chat, outbound, inbound, got {s:?}"))
+                Error::invalid(
+                    "type",
+                    format!("must be one of webcall, chat, outbound, inbound, got {s:?}"),
+                )
             })
     }
 }
@@ -198,12 +201,20 @@ mod tests {
             assert_eq!(t.as_str().parse::<CallType>().unwrap(), t);
             assert_eq!(CallType::ALL[t.index()], t);
         }
-        assert!(matches!("voice".parse::<CallType>(), Err(Error::Invalid { field: "type", .. })));
+        assert!(matches!(
+            "voice".parse::<CallType>(),
+            Err(Error::Invalid { field: "type", .. })
+        ));
     }
 
     #[test]
     fn per_type_totals_every_type() {
-        let r = Reservations { webcall: 2, chat: 3, outbound: 4, inbound: 3 };
+        let r = Reservations {
+            webcall: 2,
+            chat: 3,
+            outbound: 4,
+            inbound: 3,
+        };
         assert_eq!(r.total(), 12);
         assert_eq!(PerType::from_fn(|t| r.get(t)), r);
     }

@@ -34,9 +34,15 @@ impl Org {
             return Ok(Acquired::Existing(self.call_view_of(key)));
         }
         let lease_ttl_ms = check_lease_ttl(req.lease_ttl)?;
-        let max_wait_at = req.max_wait.map(|w| check_max_wait(w).map(|ms| now.add_millis(ms))).transpose()?;
+        let max_wait_at = req
+            .max_wait
+            .map(|w| check_max_wait(w).map(|ms| now.add_millis(ms)))
+            .transpose()?;
 
-        let known = self.agent_index.get(&req.agent).map(|&a| &self.groups[group_id(a, req.call_type) as usize]);
+        let known = self
+            .agent_index
+            .get(&req.agent)
+            .map(|&a| &self.groups[group_id(a, req.call_type) as usize]);
         let admit = self.admissible(known);
         if !admit && self.queue.len() >= self.config.queue_cap as usize {
             return Err(Error::QueueFull {
@@ -97,7 +103,12 @@ impl Org {
 
     /// The caller ends its call: `released` if active, `cancelled` if queued.
     /// An ended call is returned as it ended.
-    pub(crate) fn end_by_caller(&mut self, id: &str, now: Timestamp, out: &mut Vec<Event>) -> Result<CallView> {
+    pub(crate) fn end_by_caller(
+        &mut self,
+        id: &str,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<CallView> {
         let key = self.key_of(id)?;
         let reason = match self.calls[key as usize].phase {
             Phase::Queued(_) => EndReason::Cancelled,
@@ -112,7 +123,12 @@ impl Org {
     }
 
     /// Renews an active call's lease, or a queued call's hold; `lease_ttl` replaces the call's.
-    pub(crate) fn heartbeat(&mut self, id: &str, lease_ttl: Option<Duration>, now: Timestamp) -> Result<CallView> {
+    pub(crate) fn heartbeat(
+        &mut self,
+        id: &str,
+        lease_ttl: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<CallView> {
         let key = self.key_of(id)?;
         let ttl = lease_ttl.map(check_lease_ttl).transpose()?;
         if matches!(self.calls[key as usize].phase, Phase::Ended { .. }) {
@@ -163,7 +179,9 @@ impl Org {
         }
         let at = now.add_millis(call.lease_ttl_ms());
         let kind = match &mut call.phase {
-            Phase::Active { lease_expires_at, .. } => {
+            Phase::Active {
+                lease_expires_at, ..
+            } => {
                 *lease_expires_at = at;
                 TimerKind::Lease
             }
@@ -173,15 +191,28 @@ impl Org {
             }
             Phase::Queued(_) | Phase::Ended { .. } => return,
         };
-        self.timers.push(Timer { at, kind, call: key });
+        self.timers.push(Timer {
+            at,
+            kind,
+            call: key,
+        });
     }
 
     fn arm_queue_timers(&mut self, key: u32) {
-        let w = self.calls[key as usize].waiting().expect("arming a queued call");
-        let timers = [(w.hold_until, TimerKind::Hold), (w.max_wait_at, TimerKind::MaxWait)];
+        let w = self.calls[key as usize]
+            .waiting()
+            .expect("arming a queued call");
+        let timers = [
+            (w.hold_until, TimerKind::Hold),
+            (w.max_wait_at, TimerKind::MaxWait),
+        ];
         for (at, kind) in timers {
             if let Some(at) = at {
-                self.timers.push(Timer { at, kind, call: key });
+                self.timers.push(Timer {
+                    at,
+                    kind,
+                    call: key,
+                });
             }
         }
     }
@@ -199,7 +230,9 @@ impl Org {
                 });
                 (None, None)
             }
-            Phase::Active { slot, admitted_at, .. } => {
+            Phase::Active {
+                slot, admitted_at, ..
+            } => {
                 self.update_group(g, |group| group.active -= 1);
                 self.active -= 1;
                 (Some(slot), Some(admitted_at))
@@ -221,7 +254,8 @@ impl Org {
         };
         self.emit(now, kind, out);
         if self.config.retention_ms > 0 {
-            self.retained.push_back((now.add_millis(self.config.retention_ms), key));
+            self.retained
+                .push_back((now.add_millis(self.config.retention_ms), key));
         }
     }
 
@@ -300,7 +334,6 @@ impl Org {
     pub(crate) fn key_of(&self, id: &str) -> Result<u32> {
         self.call_index.get(id).copied().ok_or(Error::CallNotFound)
     }
-
 }
 
 /// Is this deadline still its call's current one?
@@ -309,7 +342,12 @@ fn is_due(calls: &Slab<Call>, t: &Timer) -> bool {
         return false;
     };
     match (&call.phase, t.kind) {
-        (Phase::Active { lease_expires_at, .. }, TimerKind::Lease) => *lease_expires_at == t.at,
+        (
+            Phase::Active {
+                lease_expires_at, ..
+            },
+            TimerKind::Lease,
+        ) => *lease_expires_at == t.at,
         (Phase::Queued(w), TimerKind::Hold) => w.hold_until == Some(t.at),
         (Phase::Queued(w), TimerKind::MaxWait) => w.max_wait_at == Some(t.at),
         _ => false,
@@ -335,7 +373,11 @@ fn check_max_wait(w: Duration) -> Result<u64> {
     if w.is_zero() || w > MAX_MAX_WAIT {
         return Err(Error::invalid(
             "max_wait_s",
-            format!("must be more than 0 and at most {} seconds, got {:?}", MAX_MAX_WAIT.as_secs(), w),
+            format!(
+                "must be more than 0 and at most {} seconds, got {:?}",
+                MAX_MAX_WAIT.as_secs(),
+                w
+            ),
         ));
     }
     Ok(w.as_millis() as u64)

@@ -122,13 +122,18 @@ impl Org {
 
     /// 1 + the number of queued calls that arrived before `seq`: O(log q).
     fn position_of(&self, seq: u64) -> u64 {
-        let rank = self.queue.rank_of(&seq).expect("a queued call is in the queue");
+        let rank = self
+            .queue
+            .rank_of(&seq)
+            .expect("a queued call is in the queue");
         rank as u64 + 1
     }
 
     /// Queued calls in queue order.
     pub(crate) fn queued_calls(&self) -> impl Iterator<Item = CallView> + '_ {
-        (1..).zip(self.queue.values()).map(|(position, &key)| self.call_view_at(key, Some(position)))
+        (1..)
+            .zip(self.queue.values())
+            .map(|(position, &key)| self.call_view_at(key, Some(position)))
     }
 
     /// Active calls, oldest admission first (ties by id).
