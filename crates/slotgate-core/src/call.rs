@@ -60,12 +60,12 @@ pub(crate) enum Phase {
 pub(crate) struct Waiting {
     /// Its place in the org's arrival order.
     pub(crate) seq: u64,
-    /// When it is abandoned unless held again; `None` while a wait is open on it.
-    pub(crate) hold_until: Option<Timestamp>,
+    /// When it is abandoned unless held again; `NEVER` while a wait is open on it.
+    pub(crate) hold_until: Timestamp,
     /// Open waits (long-polls) holding it.
     pub(crate) waits: u32,
-    /// When it times out, if it has a `max_wait`.
-    pub(crate) max_wait_at: Option<Timestamp>,
+    /// When it times out: `NEVER` without a `max_wait`.
+    pub(crate) max_wait_at: Timestamp,
 }
 
 impl Call {

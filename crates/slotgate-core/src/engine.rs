@@ -6,7 +6,9 @@
 //! retention) are the engine's to track and the driver's to honour: the driver
 //! sleeps until [`Engine::poll_timeout`] and then calls [`Engine::handle_timeout`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use hashbrown::HashMap;
 use std::time::Duration;
 
 use crate::error::{Error, Result};

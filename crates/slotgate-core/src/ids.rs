@@ -16,25 +16,26 @@ pub const MAX_ID_LEN: usize = 128;
 
 /// Checks `s` against the id alphabet and length; `field` names it in the error.
 pub fn validate_id(field: &'static str, s: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
     if s.is_empty() || s.len() > MAX_ID_LEN {
+        let got = s.chars().count();
         return Err(Error::invalid(
             field,
-            format!(
-                "must be 1 to {MAX_ID_LEN} characters, got {}",
-                s.chars().count()
-            ),
+            format!("must be 1 to {MAX_ID_LEN} characters, got {got}"),
         ));
     }
-    if let Some(bad) = s
+    // Every allowed character is one byte, so a byte scan decides; chars only name the culprit.
+    if s.bytes().all(|b| allowed(char::from(b))) {
+        return Ok(());
+    }
+    let bad = s
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-    {
-        return Err(Error::invalid(
-            field,
-            format!("may only hold A-Z a-z 0-9 . _ : - (found {bad:?})"),
-        ));
-    }
-    Ok(())
+        .find(|&c| !allowed(c))
+        .expect("a byte was refused, so a character is");
+    Err(Error::invalid(
+        field,
+        format!("may only hold A-Z a-z 0-9 . _ : - (found {bad:?})"),
+    ))
 }
 
 macro_rules! id_type {

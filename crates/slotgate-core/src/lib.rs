@@ -33,7 +33,7 @@
 //! - [`engine`]: the multi-org engine, its commands and its clock handling.
 //! - `org`: one org's counts, admission rule and dispatch (`org.rs`), a call's
 //!   life in it (`org/lifecycle.rs`) and its read views (`org/views.rs`).
-//! - `timers`: an org's deadlines, earliest first.
+//! - `timers`: an org's deadlines, earliest first; `index`: an org's call ids.
 //! - `call`: a call's record and phases.
 //! - [`ids`], [`types`], [`time`]: validated domain values.
 //! - [`view`], [`event`]: what the engine reports.
@@ -46,6 +46,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod ids;
+mod index;
 mod org;
 pub mod time;
 mod timers;

@@ -17,7 +17,9 @@
 mod lifecycle;
 mod views;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use hashbrown::HashMap;
 
 use slab::Slab;
 use wabi_tree::OSBTreeMap;
@@ -26,6 +28,7 @@ use crate::call::{Call, Phase};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::ids::{AgentId, OrgId};
+use crate::index::CallIndex;
 use crate::time::Timestamp;
 use crate::timers::{Timer, TimerKind, Timers};
 use crate::types::{CallType, Reservations, Slot, MAX_LIMIT};
@@ -98,7 +101,7 @@ pub(crate) struct Org {
     groups: Vec<Group>,
     /// Every call the org knows: queued, active, and ended within retention.
     calls: Slab<Call>,
-    call_index: HashMap<crate::ids::CallId, u32>,
+    call_index: CallIndex,
     /// All queued calls, `seq -> call key`; ranks are positions.
     queue: OSBTreeMap<u64, u32>,
     /// Groups with reserved room and a queued call, by `(oldest seq, group)`.
@@ -134,7 +137,7 @@ impl Org {
             agent_index: HashMap::new(),
             groups: Vec::new(),
             calls: Slab::new(),
-            call_index: HashMap::new(),
+            call_index: CallIndex::default(),
             queue: OSBTreeMap::new(),
             ready: BTreeSet::new(),
             next_seq: 1,
@@ -228,9 +231,14 @@ impl Org {
 
     /// The agent's index, creating the agent on first sight.
     fn agent_or_insert(&mut self, agent: &AgentId) -> u32 {
-        if let Some(&a) = self.agent_index.get(agent) {
-            return a;
+        match self.agent_index.get(agent) {
+            Some(&a) => a,
+            None => self.insert_agent(agent),
         }
+    }
+
+    /// Adds an agent never seen before, with no reservations.
+    fn insert_agent(&mut self, agent: &AgentId) -> u32 {
         let a = u32::try_from(self.agents.len()).expect("fewer than 2^30 agents per org");
         self.agents.push(agent.clone());
         self.agent_index.insert(agent.clone(), a);

@@ -23,7 +23,8 @@ impl Org {
         now: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<Acquired> {
-        if let Some(&key) = self.call_index.get(&req.id) {
+        let hash = self.call_index.hash(req.id.as_str());
+        if let Some(key) = self.call_index.find(&self.calls, hash, req.id.as_str()) {
             let call = &self.calls[key as usize];
             let g = call.group;
             if self.agents[group_agent(g)] != req.agent || group_type(g) != req.call_type {
@@ -34,23 +35,22 @@ impl Org {
             return Ok(Acquired::Existing(self.call_view_of(key)));
         }
         let lease_ttl_ms = check_lease_ttl(req.lease_ttl)?;
-        let max_wait_at = req
-            .max_wait
-            .map(|w| check_max_wait(w).map(|ms| now.add_millis(ms)))
-            .transpose()?;
+        let max_wait_at = match req.max_wait {
+            Some(w) => now.add_millis(check_max_wait(w)?),
+            None => Timestamp::NEVER,
+        };
 
-        let known = self
-            .agent_index
-            .get(&req.agent)
-            .map(|&a| &self.groups[group_id(a, req.call_type) as usize]);
-        let admit = self.admissible(known);
+        let agent = self.agent_index.get(&req.agent).copied();
+        let admit =
+            self.admissible(agent.map(|a| &self.groups[group_id(a, req.call_type) as usize]));
         if !admit && self.queue.len() >= self.config.queue_cap as usize {
             return Err(Error::QueueFull {
                 cap: self.config.queue_cap,
             });
         }
 
-        let g = group_id(self.agent_or_insert(&req.agent), req.call_type);
+        let agent = agent.unwrap_or_else(|| self.insert_agent(&req.agent));
+        let g = group_id(agent, req.call_type);
         let key = self.calls.vacant_key();
         let key32 = u32::try_from(key).expect("fewer than 2^32 calls per org");
         let phase = if admit {
@@ -65,19 +65,19 @@ impl Org {
             self.next_seq += 1;
             Phase::Queued(Waiting {
                 seq,
-                hold_until: Some(now.add_millis(u64::from(lease_ttl_ms))),
+                hold_until: now.add_millis(u64::from(lease_ttl_ms)),
                 waits: 0,
                 max_wait_at,
             })
         };
         self.calls.insert(Call {
-            id: req.id.clone(),
+            id: req.id,
             group: g,
             lease_ttl_ms,
             queued_at: (!admit).then_some(now),
             phase,
         });
-        self.call_index.insert(req.id, key32);
+        self.call_index.insert(&self.calls, hash, key32);
 
         if let Phase::Active { slot, .. } = self.calls[key].phase {
             self.admitted(key32, slot, now, out);
@@ -145,7 +145,7 @@ impl Org {
         let key = self.key_of(id)?;
         if let Phase::Queued(w) = &mut self.calls[key as usize].phase {
             w.waits += 1;
-            w.hold_until = None;
+            w.hold_until = Timestamp::NEVER;
         }
         Ok(self.call_view_of(key))
     }
@@ -160,7 +160,7 @@ impl Org {
             w.waits = w.waits.saturating_sub(1);
             if w.waits == 0 {
                 let at = now.add_millis(ttl);
-                w.hold_until = Some(at);
+                w.hold_until = at;
                 self.timers.push(Timer {
                     at,
                     kind: TimerKind::Hold,
@@ -186,7 +186,7 @@ impl Org {
                 TimerKind::Lease
             }
             Phase::Queued(w) if w.waits == 0 => {
-                w.hold_until = Some(at);
+                w.hold_until = at;
                 TimerKind::Hold
             }
             Phase::Queued(_) | Phase::Ended { .. } => return,
@@ -207,7 +207,7 @@ impl Org {
             (w.max_wait_at, TimerKind::MaxWait),
         ];
         for (at, kind) in timers {
-            if let Some(at) = at {
+            if at != Timestamp::NEVER {
                 self.timers.push(Timer {
                     at,
                     kind,
@@ -268,7 +268,8 @@ impl Org {
 
     fn forget(&mut self, key: u32) {
         let call = self.calls.remove(key as usize);
-        self.call_index.remove(&call.id);
+        self.call_index
+            .remove(self.call_index.hash(call.id.as_str()), key);
     }
 
     /// The next instant the org needs [`Org::handle_timeout`], if any.
@@ -332,7 +333,10 @@ impl Org {
     }
 
     pub(crate) fn key_of(&self, id: &str) -> Result<u32> {
-        self.call_index.get(id).copied().ok_or(Error::CallNotFound)
+        let hash = self.call_index.hash(id);
+        self.call_index
+            .find(&self.calls, hash, id)
+            .ok_or(Error::CallNotFound)
     }
 }
 
@@ -348,8 +352,8 @@ fn is_due(calls: &Slab<Call>, t: &Timer) -> bool {
             },
             TimerKind::Lease,
         ) => *lease_expires_at == t.at,
-        (Phase::Queued(w), TimerKind::Hold) => w.hold_until == Some(t.at),
-        (Phase::Queued(w), TimerKind::MaxWait) => w.max_wait_at == Some(t.at),
+        (Phase::Queued(w), TimerKind::Hold) => w.hold_until == t.at,
+        (Phase::Queued(w), TimerKind::MaxWait) => w.max_wait_at == t.at,
         _ => false,
     }
 }

@@ -93,8 +93,8 @@ impl Org {
         match &call.phase {
             Phase::Queued(w) => {
                 view.position = Some(position.unwrap_or_else(|| self.position_of(w.seq)));
-                view.hold_expires_at = w.hold_until;
-                view.max_wait_expires_at = w.max_wait_at;
+                view.hold_expires_at = w.hold_until.finite();
+                view.max_wait_expires_at = w.max_wait_at.finite();
             }
             Phase::Active {
                 slot,
