@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ids::{AgentId, CallId, OrgId};
 use crate::org::{Org, OrgConfig};
+use crate::restore::RestoredCall;
 use crate::time::Timestamp;
 use crate::types::{CallType, Reservations};
 use crate::view::{AgentView, CallView, OrgView};
@@ -225,6 +226,54 @@ impl Engine {
         self.with_org(org, now, |o, now, _| o.close_wait(call, now))
     }
 
+    /// Restores an org from a store, with no events: its limit and the seq of
+    /// its last event. Follow with its reservations and calls, then [`Engine::resume`].
+    pub fn restore_org(&mut self, id: OrgId, limit: u32, last_event_seq: u64) -> Result<()> {
+        if self.orgs.contains_key(&id) {
+            return Err(Error::OrgExists);
+        }
+        let config = self.org_config();
+        let mut org = Org::new(id.clone(), limit, config, self.clock, &mut Vec::new())?;
+        org.restore_event_seq(last_event_seq);
+        self.orgs.insert(
+            id,
+            Entry {
+                org,
+                scheduled: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Restores an agent's reservations (no event).
+    pub fn restore_reservations(
+        &mut self,
+        org: &str,
+        agent: &AgentId,
+        r: Reservations,
+    ) -> Result<()> {
+        self.get_mut(org)?.restore_reservations(agent, r)
+    }
+
+    /// Restores one call (no event). Queued calls in queue order, ended calls in the order they ended.
+    pub fn restore_call(&mut self, org: &str, call: RestoredCall) -> Result<()> {
+        self.get_mut(org)?.restore_call(call)
+    }
+
+    /// Starts the restored engine at `now`: leases and queue holds get one
+    /// `lease_ttl` of grace from now; then every deadline already past is handled.
+    pub fn resume(&mut self, now: Timestamp) {
+        let now = self.tick(now);
+        for id in self.org_ids() {
+            self.with_org(id.as_str(), now, |o, now, out| {
+                o.resume(now, out);
+                Ok(())
+            })
+            .expect("the org was just listed");
+        }
+        self.handle_timeout(now);
+    }
+
     /// The next instant at which [`Engine::handle_timeout`] has work, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.deadlines.first().map(|(at, _)| *at)
@@ -281,6 +330,21 @@ impl Engine {
     /// An org's active calls, oldest admission first.
     pub fn active_calls(&self, org: &str) -> Result<Vec<CallView>> {
         Ok(self.get(org)?.active_calls())
+    }
+
+    fn org_config(&self) -> OrgConfig {
+        OrgConfig {
+            queue_cap: self.config.queue_cap,
+            retention_ms: u64::try_from(self.config.ended_retention.as_millis())
+                .unwrap_or(u64::MAX),
+        }
+    }
+
+    fn get_mut(&mut self, org: &str) -> Result<&mut Org> {
+        self.orgs
+            .get_mut(org)
+            .map(|e| &mut e.org)
+            .ok_or(Error::OrgNotFound)
     }
 
     fn get(&self, org: &str) -> Result<&Org> {

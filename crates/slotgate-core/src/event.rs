@@ -36,6 +36,10 @@ pub enum EventKind {
         call_type: CallType,
         /// Its position on arrival.
         position: u64,
+        /// Its lease length, in ms (for a store to restore the call).
+        lease_ttl_ms: u64,
+        /// When its `max_wait` runs out, if it has one.
+        max_wait_expires_at: Option<Timestamp>,
     },
     /// `call.admitted`: a call took a slot.
     CallAdmitted {
@@ -49,6 +53,8 @@ pub enum EventKind {
         slot: Slot,
         /// How long it waited in the queue (0 when admitted on arrival).
         waited_ms: u64,
+        /// Its lease length, in ms (for a store to restore the call).
+        lease_ttl_ms: u64,
     },
     /// `call.ended`: a call ended, once and for all.
     CallEnded {

@@ -36,7 +36,7 @@
 //! - `timers`: an org's deadlines, earliest first; `index`: an org's call ids.
 //! - `call`: a call's record and phases.
 //! - [`ids`], [`types`], [`time`]: validated domain values.
-//! - [`view`], [`event`]: what the engine reports.
+//! - [`view`], [`event`]: what the engine reports; [`restore`]: what a store gives back.
 //! - [`error`]: every refusal.
 
 #![forbid(unsafe_code)]
@@ -48,6 +48,7 @@ pub mod event;
 pub mod ids;
 mod index;
 mod org;
+pub mod restore;
 pub mod time;
 mod timers;
 pub mod types;
@@ -58,6 +59,7 @@ pub use engine::{AcquireRequest, Acquired, Config, Engine};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind};
 pub use ids::{AgentId, CallId, OrgId};
+pub use restore::{RestoredCall, RestoredState};
 pub use time::Timestamp;
 pub use types::{CallState, CallType, EndReason, PerType, Reservations, Slot, MAX_LIMIT};
 pub use view::{AgentView, CallView, OrgView};

@@ -12,9 +12,10 @@
 //! of the org when the shared pool has room, else the oldest head of a ready group.
 //!
 //! Calls' life (acquire, end, heartbeat, deadlines) is in `org/lifecycle.rs`,
-//! read views in `org/views.rs`.
+//! read views in `org/views.rs`, rebuilding from a store in `org/restore.rs`.
 
 mod lifecycle;
+mod restore;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -333,6 +334,7 @@ impl Org {
             call_type: group_type(g),
             slot,
             waited_ms: call.queued_at.map_or(0, |q| now.millis_since(q)),
+            lease_ttl_ms: call.lease_ttl_ms(),
         };
         self.timers.push(Timer {
             at: lease_expires_at,

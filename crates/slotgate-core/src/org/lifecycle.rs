@@ -96,6 +96,8 @@ impl Org {
             agent: self.agents[group_agent(g)].clone(),
             call_type: group_type(g),
             position,
+            lease_ttl_ms: call.lease_ttl_ms(),
+            max_wait_expires_at: max_wait_at.finite(),
         };
         self.emit(now, kind, out);
         Ok(Acquired::Queued(self.call_view_of(key32)))

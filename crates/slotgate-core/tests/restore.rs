@@ -1,0 +1,124 @@
+//! Restoring an engine from what a store keeps gives back the same org, with
+//! leases and queue holds granted one `lease_ttl` of grace from the restart.
+
+use std::time::Duration;
+
+use slotgate_core::{
+    AcquireRequest, AgentId, CallId, CallState, CallType, Config, Engine, OrgId, Reservations,
+    RestoredCall, RestoredState, Timestamp,
+};
+
+fn t(s: u64) -> Timestamp {
+    Timestamp::from_millis(1_000_000 + s * 1000)
+}
+
+fn acquire(e: &mut Engine, id: &str, agent: &str, call_type: CallType, at: Timestamp) {
+    let mut req = AcquireRequest::new(
+        CallId::new(id).unwrap(),
+        AgentId::new(agent).unwrap(),
+        call_type,
+    );
+    req.lease_ttl = Duration::from_secs(30);
+    if id.starts_with('w') {
+        req.max_wait = Some(Duration::from_secs(100));
+    }
+    e.acquire("acme", req, at).unwrap();
+}
+
+/// Copies every live call of `from` into a fresh engine, as a store would.
+fn restore(from: &Engine) -> Engine {
+    let mut to = Engine::new(Config::default());
+    let org = from.org("acme").unwrap();
+    to.restore_org(OrgId::new("acme").unwrap(), org.limit, 42)
+        .unwrap();
+    for a in &org.agents {
+        to.restore_reservations("acme", &a.id, a.reserved).unwrap();
+    }
+    let active = from.active_calls("acme").unwrap();
+    let queued: Vec<_> = from.queued_calls("acme").unwrap().collect();
+    for c in active.into_iter().chain(queued) {
+        let state = match c.state {
+            CallState::Active => RestoredState::Active {
+                slot: c.slot.unwrap(),
+                admitted_at: c.admitted_at.unwrap(),
+            },
+            CallState::Queued => RestoredState::Queued {
+                max_wait_expires_at: c.max_wait_expires_at,
+            },
+            CallState::Ended => unreachable!("only live calls are listed"),
+        };
+        let call = RestoredCall {
+            id: c.id,
+            agent: c.agent,
+            call_type: c.call_type,
+            queued_at: c.queued_at,
+            lease_ttl: Duration::from_millis(c.lease_ttl_ms),
+            state,
+        };
+        to.restore_call("acme", call).unwrap();
+    }
+    to
+}
+
+#[test]
+fn a_restored_engine_has_the_same_org_queue_and_grace_on_leases() {
+    let mut e = Engine::new(Config::default());
+    e.create_org(OrgId::new("acme").unwrap(), 4, t(0)).unwrap();
+    let r = Reservations {
+        chat: 2,
+        ..Default::default()
+    };
+    e.set_reservations("acme", &AgentId::new("A").unwrap(), r, t(0))
+        .unwrap();
+    acquire(&mut e, "a1", "A", CallType::Chat, t(0));
+    acquire(&mut e, "a2", "A", CallType::Chat, t(1));
+    acquire(&mut e, "b1", "B", CallType::Inbound, t(2));
+    acquire(&mut e, "b2", "B", CallType::Inbound, t(3));
+    acquire(&mut e, "w1", "B", CallType::Inbound, t(4));
+    acquire(&mut e, "q2", "C", CallType::Chat, t(5));
+
+    let mut r = restore(&e);
+    let restart = t(20);
+    r.resume(restart);
+
+    let (before, after) = (e.org("acme").unwrap(), r.org("acme").unwrap());
+    assert_eq!(before, after);
+    let ids = |e: &Engine| {
+        e.queued_calls("acme")
+            .unwrap()
+            .map(|c| (c.id, c.position))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&e), ids(&r));
+
+    for c in r.active_calls("acme").unwrap() {
+        assert_eq!(
+            c.lease_expires_at,
+            Some(restart + Duration::from_secs(30)),
+            "{}",
+            c.id
+        );
+        assert_eq!(
+            c.admitted_at,
+            e.call("acme", c.id.as_str()).unwrap().admitted_at
+        );
+    }
+    let w1 = r.call("acme", "w1").unwrap();
+    assert_eq!(w1.hold_expires_at, Some(restart + Duration::from_secs(30)));
+    assert_eq!(
+        w1.max_wait_expires_at,
+        Some(t(104)),
+        "max_wait keeps its instant"
+    );
+
+    // New events continue the org's numbering.
+    r.drain_events().for_each(drop);
+    r.release("acme", "a1", restart).unwrap();
+    let seqs: Vec<u64> = r.drain_events().map(|ev| ev.seq).collect();
+    assert_eq!(seqs.first(), Some(&43));
+
+    // The grace ends: calls nobody renewed expire, holds lapse.
+    r.handle_timeout(restart + Duration::from_secs(30));
+    assert_eq!(r.org("acme").unwrap().active, 0);
+    assert_eq!(r.org("acme").unwrap().queued, 0);
+}
