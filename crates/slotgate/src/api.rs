@@ -1,0 +1,171 @@
+//! The HTTP API of API.md: routes, paging, middleware, the OpenAPI document.
+//!
+//! Handlers live by resource: `api/orgs.rs` (orgs, limits, reservations),
+//! `api/calls.rs`, `api/keys.rs`, `api/events.rs`, `api/ops.rs` (health,
+//! metrics, OpenAPI, dashboard). Errors become HTTP in `api/error.rs` only.
+
+pub mod calls;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod keys;
+pub mod ops;
+pub mod orgs;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+
+use self::error::{ApiError, Refused};
+use self::extract::query_param;
+use crate::state::Shared;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "slotgate", description = "Concurrency control for AI agents on live calls."),
+    paths(
+        orgs::create, orgs::list, orgs::get, orgs::set_limit, orgs::agent, orgs::reserve, orgs::unreserve,
+        calls::acquire, calls::get, calls::heartbeat, calls::release, calls::list,
+        keys::create, keys::list, keys::revoke,
+        events::list, events::stream,
+        ops::healthz, ops::metrics,
+    ),
+    modifiers(&BearerAuth)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+        };
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        api.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The whole application, ready to serve.
+pub fn router(state: Arc<Shared>) -> Router {
+    let v1 = Router::new()
+        .route("/orgs", post(orgs::create).get(orgs::list))
+        .route("/orgs/{org}", get(orgs::get))
+        .route("/orgs/{org}/limit", put(orgs::set_limit))
+        .route("/orgs/{org}/agents/{agent}", get(orgs::agent))
+        .route(
+            "/orgs/{org}/agents/{agent}/reservations",
+            put(orgs::reserve).delete(orgs::unreserve),
+        )
+        .route("/orgs/{org}/calls", post(calls::acquire).get(calls::list))
+        .route(
+            "/orgs/{org}/calls/{id}",
+            get(calls::get).delete(calls::release),
+        )
+        .route("/orgs/{org}/calls/{id}/heartbeat", post(calls::heartbeat))
+        .route("/orgs/{org}/keys", post(keys::create).get(keys::list))
+        .route("/orgs/{org}/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/orgs/{org}/events", get(events::list))
+        .route("/orgs/{org}/events/stream", get(events::stream))
+        .route("/openapi.json", get(ops::openapi));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/", get(ops::dashboard))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(CatchPanicLayer::custom(panicked))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /v1/openapi.json",
+    )
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+    .into_response()
+}
+
+/// Records latency per route and counts refusals.
+async fn track(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| {
+            format!("{} {}", req.method(), p.as_str())
+        });
+    let start = Instant::now();
+    let response = next.run(req).await;
+    s.metrics.request(&route, start.elapsed());
+    if let Some(Refused(code)) = response.extensions().get::<Refused>() {
+        s.metrics.refused(code);
+    }
+    response
+}
+
+/// A page request: `limit` (default 1000, at most 10000) and `cursor`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    limit: usize,
+    offset: usize,
+}
+
+impl Page {
+    /// Reads `limit` and `cursor`; refuses parameters other than those and `more`.
+    pub fn parse(q: &HashMap<String, String>, more: &[&str]) -> Result<Page, ApiError> {
+        let known: Vec<&str> = ["limit", "cursor"].iter().chain(more).copied().collect();
+        extract::only_params(q, &known)?;
+        let limit = query_param::<usize>(q, "limit")?.unwrap_or(1000);
+        if limit == 0 || limit > 10_000 {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be 1 to 10000, got {limit}"),
+            ));
+        }
+        let offset = query_param::<usize>(q, "cursor")?.unwrap_or(0);
+        Ok(Page { limit, offset })
+    }
+}
+
+/// One page of `items`, and the cursor of the next page.
+pub fn page<T>(items: Vec<T>, p: &Page) -> (Vec<T>, Option<String>) {
+    let total = items.len();
+    let end = p.offset.saturating_add(p.limit).min(total);
+    let next = (end < total).then(|| end.to_string());
+    let items = items.into_iter().skip(p.offset).take(p.limit).collect();
+    (items, next)
+}

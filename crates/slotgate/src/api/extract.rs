@@ -1,0 +1,121 @@
+//! Request extractors that answer in the API's error shape: JSON bodies, keys, ids.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::auth::Principal;
+use crate::state::Shared;
+
+/// A JSON body. Malformed JSON, unknown fields, wrong types and out-of-range
+/// numbers are 400 `invalid_request` naming the field; an empty body reads as `{}`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    e.body_text(),
+                )
+            } else {
+                ApiError::invalid("body", e.body_text())
+            }
+        })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize(de) {
+            Ok(v) => Ok(ApiJson(v)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
+                Err(ApiError::invalid(&field, e.into_inner()))
+            }
+        }
+    }
+}
+
+/// The caller, from `Authorization: Bearer <key>`; 401 if missing or unknown.
+#[derive(Debug)]
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<Arc<Shared>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Shared>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .keys
+            .authenticate(token)
+            .map(Auth)
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// A number of seconds from a body or query, checked against a range.
+pub fn seconds(field: &str, v: f64, min: f64, max: f64) -> Result<std::time::Duration, ApiError> {
+    if !v.is_finite() || v < min || v > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be {min} to {max} seconds, got {v}"),
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
+}
+
+/// Parses a query parameter, naming it on failure.
+pub fn query_param<T: std::str::FromStr>(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    q.get(name)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| ApiError::invalid(name, format!("{e} (got {v:?})")))
+        })
+        .transpose()
+}
+
+/// Refuses query parameters the endpoint does not know.
+pub fn only_params(
+    q: &std::collections::HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), ApiError> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(
+            k,
+            format!(
+                "unknown parameter; this endpoint takes {}",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,267 @@
+//! `/metrics`: Prometheus text. Counters and histograms accumulate here; the
+//! per-org gauges are read from the engine at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use slotgate_core::{CallType, Engine, Event, EventKind};
+
+/// Upper bounds of the queue-wait histogram, in seconds.
+const WAIT_BUCKETS: [f64; 11] = [
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
+/// Upper bounds of the request-latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; bounds.len()];
+        }
+        for (c, b) in self.counts.iter_mut().zip(bounds) {
+            if v <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in bounds.iter().enumerate() {
+            let c = self.counts.get(i).copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// (org, slot) -> admissions.
+    admissions: BTreeMap<(String, &'static str), u64>,
+    /// org -> queueings.
+    queueings: BTreeMap<String, u64>,
+    /// (org, reason) -> ends.
+    ends: BTreeMap<(String, &'static str), u64>,
+    /// error code -> refusals.
+    refusals: BTreeMap<&'static str, u64>,
+    /// org -> queue wait of admitted calls.
+    queue_wait: BTreeMap<String, Histogram>,
+    /// route -> request latency.
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// The server's counters and histograms.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// `std` mutex: tiny updates, never held across an await.
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .expect("the metrics lock is never poisoned")
+    }
+
+    /// Counts an engine event.
+    pub fn observe(&self, e: &Event) {
+        let org = e.org.to_string();
+        let mut m = self.inner();
+        match &e.kind {
+            EventKind::CallQueued { .. } => *m.queueings.entry(org).or_default() += 1,
+            EventKind::CallAdmitted {
+                slot, waited_ms, ..
+            } => {
+                *m.admissions
+                    .entry((org.clone(), slot.as_str()))
+                    .or_default() += 1;
+                m.queue_wait
+                    .entry(org)
+                    .or_default()
+                    .observe(&WAIT_BUCKETS, *waited_ms as f64 / 1000.0);
+            }
+            EventKind::CallEnded { reason, .. } => {
+                *m.ends.entry((org, reason.as_str())).or_default() += 1
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts a refused request by its error code.
+    pub fn refused(&self, code: &'static str) {
+        *self.inner().refusals.entry(code).or_default() += 1;
+    }
+
+    /// Records how long a request to `route` took.
+    pub fn request(&self, route: &str, took: Duration) {
+        self.inner()
+            .latency
+            .entry(route.to_string())
+            .or_default()
+            .observe(&LATENCY_BUCKETS, took.as_secs_f64());
+    }
+
+    /// The whole exposition: gauges from `engine`, then counters and histograms.
+    pub fn render(&self, engine: &Engine) -> String {
+        let mut out = String::new();
+        let gauge = |out: &mut String, name: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        };
+        let orgs: Vec<_> = engine
+            .org_ids()
+            .iter()
+            .filter_map(|id| engine.org(id.as_str()).ok())
+            .collect();
+        for (name, help, f) in [
+            (
+                "slotgate_org_limit",
+                "The org's concurrency limit.",
+                (|o| o.limit) as fn(&slotgate_core::OrgView) -> u32,
+            ),
+            (
+                "slotgate_org_reserved",
+                "Sum of the org's reservations.",
+                |o| o.reserved,
+            ),
+            (
+                "slotgate_org_shared",
+                "Shared capacity: limit minus reserved.",
+                |o| o.shared,
+            ),
+            (
+                "slotgate_org_shared_in_use",
+                "Active calls in the shared pool.",
+                |o| o.shared_in_use,
+            ),
+            ("slotgate_org_active", "Active calls of the org.", |o| {
+                o.active
+            }),
+            ("slotgate_org_queued", "Queued calls of the org.", |o| {
+                o.queued
+            }),
+        ] {
+            gauge(&mut out, name, help);
+            for o in &orgs {
+                let _ = writeln!(out, "{name}{{org=\"{}\"}} {}", o.id, f(o));
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "slotgate_agent_active",
+                "Active calls per org, agent and type.",
+                0,
+            ),
+            (
+                "slotgate_agent_queued",
+                "Queued calls per org, agent and type.",
+                1,
+            ),
+            (
+                "slotgate_agent_reserved",
+                "Reserved slots per org, agent and type.",
+                2,
+            ),
+        ] {
+            gauge(&mut out, name, help);
+            for o in &orgs {
+                for a in &o.agents {
+                    let per = [a.active, a.queued, a.reserved][pick];
+                    for t in CallType::ALL {
+                        let _ = writeln!(
+                            out,
+                            "{name}{{org=\"{}\",agent=\"{}\",type=\"{}\"}} {}",
+                            o.id,
+                            a.id,
+                            t.as_str(),
+                            per.get(t)
+                        );
+                    }
+                }
+            }
+        }
+        let m = self.inner();
+        let counter = |out: &mut String, name: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        };
+        counter(
+            &mut out,
+            "slotgate_admissions_total",
+            "Calls admitted, by slot.",
+        );
+        for ((org, slot), n) in &m.admissions {
+            let _ = writeln!(
+                out,
+                "slotgate_admissions_total{{org=\"{org}\",slot=\"{slot}\"}} {n}"
+            );
+        }
+        counter(
+            &mut out,
+            "slotgate_queueings_total",
+            "Calls that had to queue.",
+        );
+        for (org, n) in &m.queueings {
+            let _ = writeln!(out, "slotgate_queueings_total{{org=\"{org}\"}} {n}");
+        }
+        counter(&mut out, "slotgate_ends_total", "Calls ended, by reason.");
+        for ((org, reason), n) in &m.ends {
+            let _ = writeln!(
+                out,
+                "slotgate_ends_total{{org=\"{org}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        counter(
+            &mut out,
+            "slotgate_refusals_total",
+            "Requests refused, by error code.",
+        );
+        for (code, n) in &m.refusals {
+            let _ = writeln!(out, "slotgate_refusals_total{{code=\"{code}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP slotgate_queue_wait_seconds Time admitted calls waited in the queue.\n# TYPE slotgate_queue_wait_seconds histogram"
+        );
+        for (org, h) in &m.queue_wait {
+            h.render(
+                &mut out,
+                "slotgate_queue_wait_seconds",
+                &format!("org=\"{org}\""),
+                &WAIT_BUCKETS,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP slotgate_request_duration_seconds HTTP request latency.\n# TYPE slotgate_request_duration_seconds histogram"
+        );
+        for (route, h) in &m.latency {
+            h.render(
+                &mut out,
+                "slotgate_request_duration_seconds",
+                &format!("route=\"{route}\""),
+                &LATENCY_BUCKETS,
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,94 @@
+//! Durable state behind the engine: what is kept, and the narrow interface a backend offers.
+//!
+//! The engine is the single source of truth while the server runs; a store
+//! keeps what is needed to rebuild it after a restart. Every change reaches the
+//! store as a [`Write`]: the engine's events (from which orgs, reservations and
+//! calls are derived) and key changes. Writes are submitted in the order the
+//! changes happened, without blocking, and a request answers only once its
+//! write is durable ([`Store::durable`]): "a 2xx answer means durable".
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use slotgate_core::{AgentId, Event, OrgId, Reservations, RestoredCall};
+
+use crate::auth::KeyRecord;
+
+/// One change to make durable.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Engine events, in order; config events carry the id of the key that made them.
+    Events(Vec<(Event, Option<String>)>),
+    /// A new org key.
+    PutKey(KeyRecord),
+    /// A revoked org key.
+    DeleteKey {
+        /// The key's id.
+        id: String,
+    },
+}
+
+/// Everything needed to rebuild the server's state.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every org.
+    pub orgs: Vec<StoredOrg>,
+    /// Every org key.
+    pub keys: Vec<KeyRecord>,
+}
+
+/// One org as stored.
+#[derive(Debug)]
+pub struct StoredOrg {
+    /// Its id.
+    pub id: OrgId,
+    /// Its limit.
+    pub limit: u32,
+    /// The seq of its last event.
+    pub last_event_seq: u64,
+    /// Every agent with a reservation.
+    pub reservations: Vec<(AgentId, Reservations)>,
+    /// Its calls: active ones, then queued ones in queue order, then ended ones in the order they ended.
+    pub calls: Vec<RestoredCall>,
+}
+
+/// A future resolving once a write is durable.
+pub type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// A store failure. The server stops accepting changes after one: memory and
+/// disk would disagree otherwise.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store failure: {0}")]
+pub struct StoreError(pub String);
+
+/// A durable backend.
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Reads everything back, at start.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+
+    /// Queues a write; never blocks. Returns its ticket: writes are numbered in
+    /// submission order, which must be the order the changes happened.
+    fn submit(&self, write: Write) -> u64;
+
+    /// The ticket of the last write submitted (0 if none).
+    fn last_ticket(&self) -> u64;
+
+    /// Resolves once every write up to `ticket` is durable.
+    fn durable(&self, ticket: u64) -> Durable;
+
+    /// Events as they become durable, as API JSON, for live streams.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<serde_json::Value>>;
+
+    /// The seq of an org's newest stored event (0 if none).
+    fn last_event(&self, org: &str) -> Result<u64, StoreError>;
+
+    /// Events of an org after `after`, oldest first, at most `limit`.
+    fn events(
+        &self,
+        org: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
+}

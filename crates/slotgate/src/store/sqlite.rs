@@ -1,0 +1,490 @@
+//! The embedded store: one SQLite file in the data directory, written with group commit.
+//!
+//! A single writer thread owns the write connection. Requests submit writes
+//! through a channel without blocking; the writer takes everything waiting,
+//! applies it in one transaction and commits once (WAL, `synchronous=FULL`: one
+//! fsync), then publishes the highest ticket now durable. So concurrent
+//! requests share one fsync, and a request answers once its ticket is durable.
+//! Reads (start-up, the events API) use their own connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, Transaction};
+use slotgate_core::{
+    AgentId, CallId, CallType, EndReason, EventKind, OrgId, Reservations, RestoredCall,
+    RestoredState, Slot, Timestamp,
+};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::{Durable, Snapshot, Store, StoreError, StoredOrg, Write};
+use crate::auth::{KeyRecord, Role};
+use crate::wire;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS orgs (
+    id TEXT PRIMARY KEY, lim INTEGER NOT NULL, last_event_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    org TEXT NOT NULL, agent TEXT NOT NULL,
+    webcall INTEGER NOT NULL, chat INTEGER NOT NULL, outbound INTEGER NOT NULL, inbound INTEGER NOT NULL,
+    PRIMARY KEY (org, agent)
+);
+CREATE TABLE IF NOT EXISTS calls (
+    org TEXT NOT NULL, id TEXT NOT NULL, agent TEXT NOT NULL, type TEXT NOT NULL,
+    state TEXT NOT NULL, slot TEXT, queue_seq INTEGER, queued_at INTEGER, admitted_at INTEGER,
+    lease_ttl_ms INTEGER NOT NULL, max_wait_at INTEGER, ended_at INTEGER, end_reason TEXT,
+    PRIMARY KEY (org, id)
+);
+CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_at) WHERE state = 'ended';
+CREATE TABLE IF NOT EXISTS events (
+    org TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (org, seq)
+);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY, org TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
+    hash BLOB NOT NULL, created_at INTEGER NOT NULL
+);
+";
+
+/// How long the store keeps things it no longer needs for the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Ended calls (the engine keeps them as long, for idempotent retries).
+    pub ended_calls: Duration,
+    /// Events, for the events API.
+    pub events: Duration,
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    tx: mpsc::UnboundedSender<(u64, Write)>,
+    submitted: AtomicU64,
+    durable: watch::Receiver<Result<u64, StoreError>>,
+    reader: Arc<Mutex<Connection>>,
+    published: broadcast::Sender<Arc<serde_json::Value>>,
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/slotgate.db` and starts the writer thread.
+    pub fn open(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
+        let path = dir.join("slotgate.db");
+        let writer = open(&path).map_err(err)?;
+        writer.execute_batch(SCHEMA).map_err(err)?;
+        let reader = open(&path).map_err(err)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (durable_tx, durable) = watch::channel(Ok(0));
+        let (published, _) = broadcast::channel(4096);
+        let publisher = published.clone();
+        std::thread::Builder::new()
+            .name("slotgate-store".into())
+            .spawn(move || write_loop(writer, rx, durable_tx, publisher, retention))
+            .map_err(err)?;
+        Ok(SqliteStore {
+            path,
+            tx,
+            submitted: AtomicU64::new(0),
+            durable,
+            reader: Arc::new(Mutex::new(reader)),
+            published,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let conn = self
+            .reader
+            .lock()
+            .expect("the reader lock is never poisoned: no panics under it");
+        load(&conn).map_err(err)
+    }
+
+    fn submit(&self, write: Write) -> u64 {
+        // Callers submit under the engine lock, so tickets follow the order of changes.
+        let ticket = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
+        // A closed channel means the writer died; `durable` then reports its error.
+        let _ = self.tx.send((ticket, write));
+        ticket
+    }
+
+    fn last_ticket(&self) -> u64 {
+        self.submitted.load(Ordering::SeqCst)
+    }
+
+    fn durable(&self, ticket: u64) -> Durable {
+        let mut rx = self.durable.clone();
+        Box::pin(async move {
+            let seen = rx
+                .wait_for(|d| !matches!(d, Ok(n) if *n < ticket))
+                .await
+                .map_err(|_| StoreError("the store writer stopped".into()))?;
+            seen.clone().map(|_| ())
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<serde_json::Value>> {
+        self.published.subscribe()
+    }
+
+    fn last_event(&self, org: &str) -> Result<u64, StoreError> {
+        let conn = self
+            .reader
+            .lock()
+            .expect("the reader lock is never poisoned: no panics under it");
+        conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org = ?1",
+            [org],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(err)
+    }
+
+    fn events(
+        &self,
+        org: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let conn = self
+            .reader
+            .lock()
+            .expect("the reader lock is never poisoned: no panics under it");
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT body FROM events WHERE org = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![org, after as i64, limit as i64], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(err)?;
+        rows.map(|r| {
+            let body = r.map_err(err)?;
+            serde_json::from_str(&body).map_err(err)
+        })
+        .collect()
+    }
+}
+
+/// The writer thread: batches, one transaction and one fsync per batch.
+fn write_loop(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<(u64, Write)>,
+    durable: watch::Sender<Result<u64, StoreError>>,
+    publish: broadcast::Sender<Arc<serde_json::Value>>,
+    retention: Retention,
+) {
+    let mut batch = Vec::new();
+    let mut last_purge = std::time::Instant::now();
+    while rx.blocking_recv_many(&mut batch, 4096) > 0 {
+        let last = batch.last().map_or(0, |(t, _)| *t);
+        let mut published = Vec::new();
+        let result = conn.transaction().map_err(err).and_then(|txn| {
+            for (_, write) in &batch {
+                apply(&txn, write, &mut published).map_err(err)?;
+            }
+            txn.commit().map_err(err)
+        });
+        batch.clear();
+        match result {
+            Ok(()) => {
+                let _ = durable.send_replace(Ok(last));
+                for event in published {
+                    let _ = publish.send(Arc::new(event));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store write failed; no further change will be acknowledged");
+                let _ = durable.send_replace(Err(e));
+                return;
+            }
+        }
+        if last_purge.elapsed() > Duration::from_secs(60) {
+            last_purge = std::time::Instant::now();
+            if let Err(e) = purge(&conn, retention) {
+                tracing::warn!(error = %e, "purging old calls and events failed");
+            }
+        }
+    }
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millis() as i64
+}
+
+fn purge(conn: &Connection, retention: Retention) -> rusqlite::Result<()> {
+    let now = ms(wire::now());
+    conn.execute(
+        "DELETE FROM calls WHERE state = 'ended' AND ended_at < ?1",
+        [now - retention.ended_calls.as_millis() as i64],
+    )?;
+    conn.execute(
+        "DELETE FROM events WHERE at < ?1",
+        [now - retention.events.as_millis() as i64],
+    )?;
+    Ok(())
+}
+
+fn apply(
+    txn: &Transaction<'_>,
+    write: &Write,
+    published: &mut Vec<serde_json::Value>,
+) -> rusqlite::Result<()> {
+    match write {
+        Write::PutKey(k) => {
+            txn.execute(
+                "INSERT INTO keys (id, org, name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![k.id, k.org.as_str(), k.name, k.role.as_str(), &k.hash[..], ms(k.created_at)],
+            )?;
+        }
+        Write::DeleteKey { id } => {
+            txn.execute("DELETE FROM keys WHERE id = ?1", [id])?;
+        }
+        Write::Events(events) => {
+            for (e, by) in events {
+                apply_event(txn, e)?;
+                let body = wire::event_json(e, by.as_deref());
+                txn.execute(
+                    "INSERT INTO events (org, seq, at, body) VALUES (?1, ?2, ?3, ?4)",
+                    params![e.org.as_str(), e.seq as i64, ms(e.at), body.to_string()],
+                )?;
+                txn.execute(
+                    "UPDATE orgs SET last_event_seq = ?2 WHERE id = ?1",
+                    params![e.org.as_str(), e.seq as i64],
+                )?;
+                published.push(body);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rows an event changes.
+fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Result<()> {
+    let org = e.org.as_str();
+    match &e.kind {
+        EventKind::OrgCreated { limit } => {
+            txn.execute(
+                "INSERT INTO orgs (id, lim, last_event_seq) VALUES (?1, ?2, 0)",
+                params![org, limit],
+            )?;
+        }
+        EventKind::LimitChanged { new, .. } => {
+            txn.execute("UPDATE orgs SET lim = ?2 WHERE id = ?1", params![org, new])?;
+        }
+        EventKind::ReservationsChanged { agent, new, .. } => {
+            if new.total() == 0 {
+                txn.execute(
+                    "DELETE FROM reservations WHERE org = ?1 AND agent = ?2",
+                    params![org, agent.as_str()],
+                )?;
+            } else {
+                txn.execute(
+                    "INSERT INTO reservations (org, agent, webcall, chat, outbound, inbound)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (org, agent) DO UPDATE SET webcall = ?3, chat = ?4, outbound = ?5, inbound = ?6",
+                    params![org, agent.as_str(), new.webcall, new.chat, new.outbound, new.inbound],
+                )?;
+            }
+        }
+        EventKind::CallQueued {
+            call,
+            agent,
+            call_type,
+            lease_ttl_ms,
+            max_wait_expires_at,
+            ..
+        } => {
+            txn.execute(
+                "INSERT INTO calls (org, id, agent, type, state, queue_seq, queued_at, lease_ttl_ms, max_wait_at)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8)",
+                params![
+                    org,
+                    call.as_str(),
+                    agent.as_str(),
+                    call_type.as_str(),
+                    e.seq as i64,
+                    ms(e.at),
+                    *lease_ttl_ms as i64,
+                    max_wait_expires_at.map(ms)
+                ],
+            )?;
+        }
+        EventKind::CallAdmitted {
+            call,
+            agent,
+            call_type,
+            slot,
+            lease_ttl_ms,
+            ..
+        } => {
+            txn.execute(
+                "INSERT INTO calls (org, id, agent, type, state, slot, admitted_at, lease_ttl_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7)
+                 ON CONFLICT (org, id) DO UPDATE SET state = 'active', slot = ?5, admitted_at = ?6",
+                params![
+                    org,
+                    call.as_str(),
+                    agent.as_str(),
+                    call_type.as_str(),
+                    slot.as_str(),
+                    ms(e.at),
+                    *lease_ttl_ms as i64
+                ],
+            )?;
+        }
+        EventKind::CallEnded { call, reason, .. } => {
+            txn.execute(
+                "UPDATE calls SET state = 'ended', ended_at = ?3, end_reason = ?4 WHERE org = ?1 AND id = ?2",
+                params![org, call.as_str(), ms(e.at), reason.as_str()],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms.max(0) as u64)
+}
+
+fn bad(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnName(format!("stored data does not parse: {what}"))
+}
+
+fn parse_slot(s: Option<String>) -> rusqlite::Result<Option<Slot>> {
+    match s.as_deref() {
+        None => Ok(None),
+        Some("reserved") => Ok(Some(Slot::Reserved)),
+        Some("shared") => Ok(Some(Slot::Shared)),
+        Some(other) => Err(bad(other)),
+    }
+}
+
+fn parse_reason(s: &str) -> rusqlite::Result<EndReason> {
+    EndReason::ALL
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| bad(s))
+}
+
+fn load(conn: &Connection) -> rusqlite::Result<Snapshot> {
+    let mut snapshot = Snapshot::default();
+    let mut orgs = conn.prepare("SELECT id, lim, last_event_seq FROM orgs ORDER BY id")?;
+    let rows = orgs.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, u32>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, limit, last) = row?;
+        let org_id = OrgId::new(&id).map_err(|_| bad(&id))?;
+        let mut res = conn.prepare_cached(
+            "SELECT agent, webcall, chat, outbound, inbound FROM reservations WHERE org = ?1 ORDER BY agent",
+        )?;
+        let reservations = res
+            .query_map([&id], |r| {
+                let agent: String = r.get(0)?;
+                let agent = AgentId::new(&agent).map_err(|_| bad(&agent))?;
+                let r = Reservations {
+                    webcall: r.get(1)?,
+                    chat: r.get(2)?,
+                    outbound: r.get(3)?,
+                    inbound: r.get(4)?,
+                };
+                Ok((agent, r))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut calls = conn.prepare_cached(
+            "SELECT id, agent, type, state, slot, queued_at, admitted_at, lease_ttl_ms, max_wait_at, ended_at, end_reason
+             FROM calls WHERE org = ?1
+             ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, queue_seq, ended_at",
+        )?;
+        let calls = calls
+            .query_map([&id], |r| {
+                let id: String = r.get(0)?;
+                let agent: String = r.get(1)?;
+                let call_type: String = r.get(2)?;
+                let state: String = r.get(3)?;
+                let slot = parse_slot(r.get(4)?)?;
+                let queued_at = r.get::<_, Option<i64>>(5)?.map(ts);
+                let admitted_at = r.get::<_, Option<i64>>(6)?.map(ts);
+                let state = match state.as_str() {
+                    "queued" => RestoredState::Queued {
+                        max_wait_expires_at: r.get::<_, Option<i64>>(8)?.map(ts),
+                    },
+                    "active" => RestoredState::Active {
+                        slot: slot.ok_or_else(|| bad("active call without slot"))?,
+                        admitted_at: admitted_at
+                            .ok_or_else(|| bad("active call without admitted_at"))?,
+                    },
+                    _ => RestoredState::Ended {
+                        slot,
+                        admitted_at,
+                        ended_at: ts(r.get(9)?),
+                        reason: parse_reason(&r.get::<_, String>(10)?)?,
+                    },
+                };
+                Ok(RestoredCall {
+                    id: CallId::new(&id).map_err(|_| bad(&id))?,
+                    agent: AgentId::new(&agent).map_err(|_| bad(&agent))?,
+                    call_type: call_type.parse::<CallType>().map_err(|_| bad(&call_type))?,
+                    queued_at,
+                    lease_ttl: Duration::from_millis(r.get::<_, i64>(7)? as u64),
+                    state,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        snapshot.orgs.push(StoredOrg {
+            id: org_id,
+            limit,
+            last_event_seq: last as u64,
+            reservations,
+            calls,
+        });
+    }
+    let mut keys = conn.prepare("SELECT id, org, name, role, hash, created_at FROM keys")?;
+    snapshot.keys = keys
+        .query_map([], |r| {
+            let org: String = r.get(1)?;
+            let role: String = r.get(3)?;
+            let hash: Vec<u8> = r.get(4)?;
+            Ok(KeyRecord {
+                id: r.get(0)?,
+                org: OrgId::new(&org).map_err(|_| bad(&org))?,
+                name: r.get(2)?,
+                role: Role::parse(&role).ok_or_else(|| bad(&role))?,
+                hash: hash.try_into().map_err(|_| bad("key hash"))?,
+                created_at: ts(r.get(5)?),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(snapshot)
+}
