@@ -67,7 +67,12 @@ pub async fn list(
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, live.recv()).await {
-                Ok(Ok(e)) if e.get("org").and_then(|o| o.as_str()) == Some(org.as_str()) => break,
+                Ok(Ok(e))
+                    if e.get("org").and_then(|o| o.as_str()) == Some(org.as_str())
+                        && seq_of(&e) > after =>
+                {
+                    break
+                }
                 Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => continue,
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
             }

@@ -41,8 +41,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Ok(ApiJson(v)),
             Err(e) => {
+                // Broken JSON is the body's fault; a bad value names its field.
                 let path = e.path().to_string();
-                let field = if path == "." {
+                let broken = e.inner().is_syntax() || e.inner().is_eof();
+                let field = if broken || path == "." || path.contains('?') {
                     "body".to_string()
                 } else {
                     path

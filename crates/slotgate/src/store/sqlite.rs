@@ -213,10 +213,12 @@ fn write_loop(
         batch.clear();
         match result {
             Ok(()) => {
-                let _ = durable.send_replace(Ok(last));
+                // Committed: publish, then acknowledge, so that whoever was
+                // acknowledged finds its events in the stream already.
                 for event in published {
                     let _ = publish.send(Arc::new(event));
                 }
+                let _ = durable.send_replace(Ok(last));
             }
             Err(e) => {
                 tracing::error!(error = %e, "store write failed; no further change will be acknowledged");
