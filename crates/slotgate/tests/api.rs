@@ -22,11 +22,15 @@ struct App {
 }
 
 fn app_with_cap(queue_cap: u32) -> App {
+    app_with(queue_cap, Duration::from_secs(3600))
+}
+
+fn app_with(queue_cap: u32, ended_retention: Duration) -> App {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         data_dir: dir.path().to_path_buf(),
         operator_key: Some(OP.into()),
-        ended_retention: Duration::from_secs(3600),
+        ended_retention,
         event_retention: Duration::from_secs(3600),
         queue_cap,
     };
@@ -361,6 +365,36 @@ async fn calls_are_admitted_queued_retried_renewed_and_ended() {
             "{p}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_id_is_new_again_once_its_ended_call_leaves_retention() {
+    let app = app_with(100, Duration::from_millis(200));
+    app.org(1).await;
+    app.acquire("x", "A", "chat").await;
+    app.op(Method::DELETE, "/v1/orgs/acme/calls/x", Value::Null)
+        .await;
+    let (s, _) = app.acquire("x", "A", "chat").await;
+    assert_eq!(s, StatusCode::OK, "within retention: the ended call");
+    loop {
+        let (s, _) = app
+            .op(Method::GET, "/v1/orgs/acme/calls/x", Value::Null)
+            .await;
+        if s == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, v) = app.acquire("x", "B", "inbound").await;
+    assert_eq!(
+        (s, v["state"].clone()),
+        (StatusCode::CREATED, json!("active")),
+        "a new call: {v}"
+    );
+    let (s, _) = app
+        .op(Method::DELETE, "/v1/orgs/acme/calls/x", Value::Null)
+        .await;
+    assert_eq!(s, StatusCode::OK, "the store took the reused id");
 }
 
 #[tokio::test]

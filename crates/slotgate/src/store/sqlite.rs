@@ -252,6 +252,15 @@ fn purge(conn: &Connection, retention: Retention) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Runs one statement, parsed once per connection and then cached.
+fn exec(
+    txn: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    txn.prepare_cached(sql)?.execute(params)
+}
+
 fn apply(
     txn: &Transaction<'_>,
     write: &Write,
@@ -259,23 +268,25 @@ fn apply(
 ) -> rusqlite::Result<()> {
     match write {
         Write::PutKey(k) => {
-            txn.execute(
+            exec(txn,
                 "INSERT INTO keys (id, org, name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![k.id, k.org.as_str(), k.name, k.role.as_str(), &k.hash[..], ms(k.created_at)],
             )?;
         }
         Write::DeleteKey { id } => {
-            txn.execute("DELETE FROM keys WHERE id = ?1", [id])?;
+            exec(txn, "DELETE FROM keys WHERE id = ?1", [id])?;
         }
         Write::Events(events) => {
             for (e, by) in events {
                 apply_event(txn, e)?;
                 let body = wire::event_json(e, by.as_deref());
-                txn.execute(
+                exec(
+                    txn,
                     "INSERT INTO events (org, seq, at, body) VALUES (?1, ?2, ?3, ?4)",
                     params![e.org.as_str(), e.seq as i64, ms(e.at), body.to_string()],
                 )?;
-                txn.execute(
+                exec(
+                    txn,
                     "UPDATE orgs SET last_event_seq = ?2 WHERE id = ?1",
                     params![e.org.as_str(), e.seq as i64],
                 )?;
@@ -291,22 +302,28 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
     let org = e.org.as_str();
     match &e.kind {
         EventKind::OrgCreated { limit } => {
-            txn.execute(
+            exec(
+                txn,
                 "INSERT INTO orgs (id, lim, last_event_seq) VALUES (?1, ?2, 0)",
                 params![org, limit],
             )?;
         }
         EventKind::LimitChanged { new, .. } => {
-            txn.execute("UPDATE orgs SET lim = ?2 WHERE id = ?1", params![org, new])?;
+            exec(
+                txn,
+                "UPDATE orgs SET lim = ?2 WHERE id = ?1",
+                params![org, new],
+            )?;
         }
         EventKind::ReservationsChanged { agent, new, .. } => {
             if new.total() == 0 {
-                txn.execute(
+                exec(
+                    txn,
                     "DELETE FROM reservations WHERE org = ?1 AND agent = ?2",
                     params![org, agent.as_str()],
                 )?;
             } else {
-                txn.execute(
+                exec(txn,
                     "INSERT INTO reservations (org, agent, webcall, chat, outbound, inbound)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (org, agent) DO UPDATE SET webcall = ?3, chat = ?4, outbound = ?5, inbound = ?6",
@@ -322,9 +339,14 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
             max_wait_expires_at,
             ..
         } => {
-            txn.execute(
+            exec(txn,
+                // An id may come back once its ended call has left the engine's
+                // retention window; the old row is then replaced whole.
                 "INSERT INTO calls (org, id, agent, type, state, queue_seq, queued_at, lease_ttl_ms, max_wait_at)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8)
+                 ON CONFLICT (org, id) DO UPDATE SET agent = ?3, type = ?4, state = 'queued', slot = NULL,
+                     queue_seq = ?5, queued_at = ?6, admitted_at = NULL, lease_ttl_ms = ?7, max_wait_at = ?8,
+                     ended_at = NULL, end_reason = NULL",
                 params![
                     org,
                     call.as_str(),
@@ -345,10 +367,14 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
             lease_ttl_ms,
             ..
         } => {
-            txn.execute(
+            exec(
+                txn,
                 "INSERT INTO calls (org, id, agent, type, state, slot, admitted_at, lease_ttl_ms)
                  VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7)
-                 ON CONFLICT (org, id) DO UPDATE SET state = 'active', slot = ?5, admitted_at = ?6",
+                 ON CONFLICT (org, id) DO UPDATE SET state = 'active', slot = ?5, admitted_at = ?6,
+                     agent = ?3, type = ?4, lease_ttl_ms = ?7, ended_at = NULL, end_reason = NULL,
+                     queued_at = CASE calls.state WHEN 'queued' THEN calls.queued_at END,
+                     queue_seq = CASE calls.state WHEN 'queued' THEN calls.queue_seq END",
                 params![
                     org,
                     call.as_str(),
@@ -361,7 +387,7 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
             )?;
         }
         EventKind::CallEnded { call, reason, .. } => {
-            txn.execute(
+            exec(txn,
                 "UPDATE calls SET state = 'ended', ended_at = ?3, end_reason = ?4 WHERE org = ?1 AND id = ?2",
                 params![org, call.as_str(), ms(e.at), reason.as_str()],
             )?;
@@ -427,7 +453,8 @@ fn load(conn: &Connection) -> rusqlite::Result<Snapshot> {
         let mut calls = conn.prepare_cached(
             "SELECT id, agent, type, state, slot, queued_at, admitted_at, lease_ttl_ms, max_wait_at, ended_at, end_reason
              FROM calls WHERE org = ?1
-             ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, queue_seq, ended_at",
+             ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END,
+                      CASE state WHEN 'ended' THEN ended_at ELSE queue_seq END",
         )?;
         let calls = calls
             .query_map([&id], |r| {

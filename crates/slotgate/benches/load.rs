@@ -1,0 +1,461 @@
+//! Load benchmark: N concurrent callers acquire, hold and release slots over
+//! HTTP against the real `slotgate serve` (durable: every answer after fsync),
+//! and the same loop against the classic Redis Lua semaphore (not durable) on
+//! a `redis-server` this benchmark starts itself, in the same run.
+//!
+//! Run: `cargo bench -p slotgate --bench load` (options after `--`:
+//! `--callers 64 --seconds 10`). Figures go to BENCHMARKS.md.
+//!
+//! Measured, per store:
+//! - throughput of acquire+release cycles, with as many slots as callers
+//!   (nobody queues) and with half as many (half the callers queue: slotgate
+//!   callers long-poll, Redis callers retry every millisecond);
+//! - p50/p99 latency of acquire and of release, at peak and at half the peak rate;
+//! - for slotgate, release-to-waiter wake-up: one slot, one holder, one caller
+//!   long-polling; the time from sending the release to the waiter's answer.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const OP: &str = "bench-operator-key";
+
+#[derive(Debug, Clone, Copy)]
+struct Opts {
+    callers: usize,
+    seconds: u64,
+}
+
+fn opts() -> Opts {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |name: &str, default: u64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Opts {
+        callers: get("--callers", 64) as usize,
+        seconds: get("--seconds", 10),
+    }
+}
+
+/// Latencies of one kind, for percentiles.
+#[derive(Debug, Default)]
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn pct(&mut self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.0.sort_unstable();
+        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0[i].as_secs_f64() * 1000.0
+    }
+}
+
+#[derive(Debug, Default)]
+struct Run {
+    cycles: u64,
+    secs: f64,
+    acquire: Samples,
+    release: Samples,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.cycles as f64 / self.secs
+    }
+
+    fn row(&mut self, what: &str) -> String {
+        format!(
+            "| {what} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            self.rate(),
+            self.acquire.pct(0.5),
+            self.acquire.pct(0.99),
+            self.release.pct(0.5),
+            self.release.pct(0.99)
+        )
+    }
+}
+
+/// Something that can take and give back a slot.
+trait Limiter: Send + Sync + 'static {
+    /// Takes a slot for `id`, waiting as long as needed.
+    fn acquire(&self, id: String) -> impl std::future::Future<Output = ()> + Send;
+    /// Gives it back.
+    fn release(&self, id: String) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Runs `callers` loops of acquire+release for `secs`, optionally paced to `rate` cycles/s in all.
+async fn drive<L: Limiter>(
+    limiter: Arc<L>,
+    callers: usize,
+    secs: u64,
+    rate: Option<f64>,
+    tag: &str,
+) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..callers {
+        let (limiter, stop, counter) = (limiter.clone(), stop.clone(), counter.clone());
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            let mut tick = rate.map(|r| {
+                let period = Duration::from_secs_f64(callers as f64 / r);
+                let mut i = tokio::time::interval(period);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            });
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
+                let id = format!("{tag}-{c}-{}", counter.fetch_add(1, Ordering::Relaxed));
+                let t0 = Instant::now();
+                limiter.acquire(id.clone()).await;
+                let t1 = Instant::now();
+                limiter.release(id).await;
+                run.acquire.0.push(t1 - t0);
+                run.release.0.push(t1.elapsed());
+                run.cycles += 1;
+            }
+            run
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Run::default();
+    for t in tasks {
+        let r = t.await.expect("a caller task does not panic");
+        total.cycles += r.cycles;
+        total.acquire.0.extend(r.acquire.0);
+        total.release.0.extend(r.release.0);
+    }
+    total.secs = start.elapsed().as_secs_f64();
+    total
+}
+
+/// The real server, started from the binary on a free port with a fresh data dir.
+struct Slotgate {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Slotgate {
+    async fn start() -> Slotgate {
+        // The data dir sits on the project's disk (not a tmpfs), so fsyncs are real.
+        let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+        let dir = tempfile::tempdir_in(target).expect("a temp dir under target/");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slotgate"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("SLOTGATE_OPERATOR_KEY", OP)
+            .env("RUST_LOG", "warn,slotgate::cli=info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the slotgate binary starts");
+        let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().unwrap()).unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let addr: SocketAddr = loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("slotgate prints a ready line");
+            if let Some(rest) = line.split("ready on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .unwrap();
+        Slotgate {
+            child,
+            base: format!("http://{addr}/v1"),
+            http,
+            _dir: dir,
+        }
+    }
+
+    async fn org(&self, id: &str, limit: u32) {
+        let r = self
+            .http
+            .post(format!("{}/orgs", self.base))
+            .bearer_auth(OP)
+            .json(&json!({"id": id, "limit": limit}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "creating org {id}");
+    }
+
+    fn org_client(&self, org: &str) -> Arc<SlotgateOrg> {
+        Arc::new(SlotgateOrg {
+            http: self.http.clone(),
+            calls: format!("{}/orgs/{org}/calls", self.base),
+        })
+    }
+}
+
+impl Drop for Slotgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct SlotgateOrg {
+    http: reqwest::Client,
+    calls: String,
+}
+
+impl Limiter for SlotgateOrg {
+    async fn acquire(&self, id: String) {
+        loop {
+            let r = self
+                .http
+                .post(&self.calls)
+                .bearer_auth(OP)
+                .json(&json!({"id": id, "agent": "bench", "type": "chat", "wait_s": 30}))
+                .send()
+                .await
+                .expect("acquire answered");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.expect("a JSON call");
+            if body["state"] == "active" {
+                return;
+            }
+            assert!(matches!(status, 200 | 202), "acquire: {status} {body}");
+        }
+    }
+
+    async fn release(&self, id: String) {
+        let r = self
+            .http
+            .delete(format!("{}/{id}", self.calls))
+            .bearer_auth(OP)
+            .send()
+            .await
+            .expect("release answered");
+        assert_eq!(r.status(), 200);
+    }
+}
+
+/// The classic Redis semaphore: a sorted set of holders scored by expiry.
+const ACQUIRE_LUA: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[2] + ARGV[3], ARGV[4])
+  return 1
+end
+return 0
+";
+
+struct RedisSemaphore {
+    conn: redis::aio::MultiplexedConnection,
+    script: redis::Script,
+    key: String,
+    limit: u32,
+}
+
+impl Limiter for RedisSemaphore {
+    async fn acquire(&self, id: String) {
+        let mut conn = self.conn.clone();
+        loop {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            let got: i64 = self
+                .script
+                .key(&self.key)
+                .arg(self.limit)
+                .arg(now)
+                .arg(60_000)
+                .arg(&id)
+                .invoke_async(&mut conn)
+                .await
+                .expect("the Lua semaphore answers");
+            if got == 1 {
+                return;
+            }
+            // No slot: the classic client polls.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    async fn release(&self, id: String) {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("ZREM")
+            .arg(&self.key)
+            .arg(&id)
+            .query_async(&mut conn)
+            .await
+            .expect("ZREM answers");
+    }
+}
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(RedisServer { child, port });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    async fn semaphore(&self, key: &str, limit: u32) -> Arc<RedisSemaphore> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
+        let conn = client.get_multiplexed_async_connection().await.unwrap();
+        Arc::new(RedisSemaphore {
+            conn,
+            script: redis::Script::new(ACQUIRE_LUA),
+            key: key.to_string(),
+            limit,
+        })
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One slot, one holder, one waiter: from sending the release to the waiter's answer.
+async fn wakeups(sg: &Slotgate, rounds: usize) -> Samples {
+    sg.org("wake", 1).await;
+    let org = sg.org_client("wake");
+    let mut samples = Samples::default();
+    org.acquire("holder-0".into()).await;
+    for i in 0..rounds {
+        let waiter_id = format!("holder-{}", i + 1);
+        let waiter = {
+            let org = org.clone();
+            let id = waiter_id.clone();
+            tokio::spawn(async move {
+                org.acquire(id).await;
+                Instant::now()
+            })
+        };
+        // Release only once the waiter is queued and waiting.
+        loop {
+            let r = sg
+                .http
+                .get(format!("{}/{waiter_id}", org.calls))
+                .bearer_auth(OP)
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let sent = Instant::now();
+        org.release(format!("holder-{i}")).await;
+        let woke = waiter.await.unwrap();
+        samples.0.push(woke.saturating_duration_since(sent));
+    }
+    samples
+}
+
+fn main() {
+    let o = opts();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let n = o.callers;
+        println!("load: {n} callers, {} s per run, on {} cores", o.seconds, std::thread::available_parallelism().map_or(0, |p| p.get()));
+        let sg = Slotgate::start().await;
+        sg.org("roomy", n as u32).await;
+        sg.org("tight", (n / 2) as u32).await;
+        sg.org("paced", n as u32).await;
+        let mut rows = Vec::new();
+
+        let mut peak = drive(sg.org_client("roomy"), n, o.seconds, None, "r").await;
+        rows.push(peak.row(&format!("slotgate (durable), {n} slots")));
+        let mut half = drive(sg.org_client("paced"), n, o.seconds, Some(peak.rate() / 2.0), "p").await;
+        rows.push(half.row(&format!("slotgate (durable), {n} slots, paced at half its peak")));
+        let mut queued = drive(sg.org_client("tight"), n, o.seconds, None, "t").await;
+        rows.push(queued.row(&format!("slotgate (durable), {} slots: half the callers queue", n / 2)));
+        let mut wake = wakeups(&sg, 300).await;
+
+        match RedisServer::start() {
+            Some(redis) => {
+                let mut r = drive(redis.semaphore("roomy", n as u32).await, n, o.seconds, None, "r").await;
+                rows.push(r.row(&format!("Redis Lua semaphore (not durable), {n} slots")));
+                let rate = r.rate() / 2.0;
+                let mut rh = drive(redis.semaphore("paced", n as u32).await, n, o.seconds, Some(rate), "p").await;
+                rows.push(rh.row(&format!("Redis Lua semaphore, {n} slots, paced at half its peak")));
+                let mut rq = drive(redis.semaphore("tight", (n / 2) as u32).await, n, o.seconds, None, "t").await;
+                rows.push(rq.row(&format!("Redis Lua semaphore, {} slots, 1 ms retry", n / 2)));
+                println!(
+                    "\nthroughput ratio slotgate / Redis: {:.2} ({n} slots), {:.2} ({} slots)",
+                    peak.rate() / r.rate(),
+                    queued.rate() / rq.rate(),
+                    n / 2
+                );
+            }
+            None => println!("\nredis-server not found: install it (apt-get install redis-server) for the baseline"),
+        }
+        println!("\n| run | cycles/s | acquire p50 ms | acquire p99 ms | release p50 ms | release p99 ms |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+        for r in rows {
+            println!("{r}");
+        }
+        println!(
+            "\nrelease-to-waiter wake-up (from sending the release to the waiter's answer), {} rounds: p50 {:.2} ms, p99 {:.2} ms",
+            wake.0.len(),
+            wake.pct(0.5),
+            wake.pct(0.99)
+        );
+    });
+}
