@@ -26,7 +26,10 @@ fn app_with_cap(queue_cap: u32) -> App {
 }
 
 fn app_with(queue_cap: u32, ended_retention: Duration) -> App {
-    let dir = tempfile::tempdir().unwrap();
+    app_in(tempfile::tempdir().unwrap(), queue_cap, ended_retention)
+}
+
+fn app_in(dir: tempfile::TempDir, queue_cap: u32, ended_retention: Duration) -> App {
     let settings = Settings {
         data_dir: dir.path().to_path_buf(),
         operator_key: Some(OP.into()),
@@ -395,6 +398,89 @@ async fn an_id_is_new_again_once_its_ended_call_leaves_retention() {
         .op(Method::DELETE, "/v1/orgs/acme/calls/x", Value::Null)
         .await;
     assert_eq!(s, StatusCode::OK, "the store took the reused id");
+}
+
+#[tokio::test]
+async fn a_restart_restores_orgs_reservations_keys_calls_queue_and_event_numbering() {
+    let app = app();
+    app.org(2).await;
+    app.op(
+        Method::PUT,
+        "/v1/orgs/acme/agents/A/reservations",
+        json!({"chat": 1}),
+    )
+    .await;
+    let key = app.key("runtime").await;
+    app.acquire("a1", "A", "chat").await;
+    app.acquire("b1", "B", "chat").await;
+    app.acquire("q1", "C", "inbound").await;
+    app.acquire("q2", "A", "webcall").await;
+    app.acquire("gone", "B", "chat").await;
+    app.op(Method::DELETE, "/v1/orgs/acme/calls/gone", Value::Null)
+        .await;
+    let (_, before) = app.op(Method::GET, "/v1/orgs/acme", Value::Null).await;
+    let (_, calls_before) = app
+        .op(Method::GET, "/v1/orgs/acme/calls", Value::Null)
+        .await;
+    let (_, events_before) = app
+        .op(Method::GET, "/v1/orgs/acme/events", Value::Null)
+        .await;
+
+    let App {
+        _dir: dir,
+        _server: server,
+        ..
+    } = app;
+    drop(server);
+    let app = app_in(dir, 100, Duration::from_secs(3600));
+    let (_, after) = app.op(Method::GET, "/v1/orgs/acme", Value::Null).await;
+    assert_eq!(before, after);
+    let (_, calls_after) = app
+        .op(Method::GET, "/v1/orgs/acme/calls", Value::Null)
+        .await;
+    let strip = |v: &Value| -> Vec<(Value, Value, Value, Value)> {
+        v["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].clone(),
+                    c["state"].clone(),
+                    c["slot"].clone(),
+                    c["position"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&calls_before), strip(&calls_after));
+    let (_, gone) = app
+        .op(Method::GET, "/v1/orgs/acme/calls/gone", Value::Null)
+        .await;
+    assert_eq!(gone["end_reason"], "cancelled", "ended calls are kept too");
+    let (s, _) = app
+        .as_key(&key, Method::GET, "/v1/orgs/acme", Value::Null)
+        .await;
+    assert_eq!(s, StatusCode::OK, "keys survive");
+
+    app.op(Method::DELETE, "/v1/orgs/acme/calls/b1", Value::Null)
+        .await;
+    let next = events_before["next"].as_u64().unwrap();
+    let (_, v) = app
+        .op(
+            Method::GET,
+            &format!("/v1/orgs/acme/events?after={next}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(v["events"][0]["seq"], next + 1, "numbering continues");
+    assert_eq!(
+        (
+            v["events"][1]["type"].clone(),
+            v["events"][1]["call"].clone()
+        ),
+        (json!("call.admitted"), json!("q1"))
+    );
 }
 
 #[tokio::test]

@@ -208,6 +208,22 @@ fn write_loop(
             for (_, write) in &batch {
                 apply(&txn, write, &mut published).map_err(err)?;
             }
+            // Each org's newest seq, once per batch (events come in seq order).
+            let mut newest = std::collections::HashMap::new();
+            for e in &published {
+                newest.insert(
+                    e["org"].as_str().unwrap_or_default(),
+                    e["seq"].as_i64().unwrap_or(0),
+                );
+            }
+            for (org, seq) in newest {
+                exec(
+                    &txn,
+                    "UPDATE orgs SET last_event_seq = ?2 WHERE id = ?1",
+                    params![org, seq],
+                )
+                .map_err(err)?;
+            }
             txn.commit().map_err(err)
         });
         batch.clear();
@@ -284,11 +300,6 @@ fn apply(
                     txn,
                     "INSERT INTO events (org, seq, at, body) VALUES (?1, ?2, ?3, ?4)",
                     params![e.org.as_str(), e.seq as i64, ms(e.at), body.to_string()],
-                )?;
-                exec(
-                    txn,
-                    "UPDATE orgs SET last_event_seq = ?2 WHERE id = ?1",
-                    params![e.org.as_str(), e.seq as i64],
                 )?;
                 published.push(body);
             }
