@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Runs every slotgate test: unit, property, scenario and (as they land)
-# HTTP, end-to-end and browser tests. It installs what the tests need and
-# the machine lacks, so it passes on a fresh Debian machine too.
+# Runs every slotgate test: unit, property, scenario, HTTP, end-to-end (the
+# real binary) and the dashboard in headless Chromium. It installs what the
+# tests need and the machine lacks (Debian's chromium, the npm packages of the
+# browser tests), so it passes on a fresh Debian machine too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages some tests drive for real (added as those tests land).
 need=()
-for pkg in "$@"; do :; done
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} ..."
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${need[@]}"
+  echo "== installing ${need[*]}"
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+echo "== Rust tests"
 cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
+
+echo "== dashboard in headless Chromium"
+browser=crates/slotgate/tests/browser
+(cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+cargo build -p slotgate
+SLOTGATE_BIN="$PWD/target/debug/slotgate" node --test "$browser/dashboard.test.mjs"

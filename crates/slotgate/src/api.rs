@@ -38,6 +38,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
     info(title = "slotgate", description = "Concurrency control for AI agents on live calls."),
     paths(
         orgs::create, orgs::list, orgs::get, orgs::set_limit, orgs::agent, orgs::reserve, orgs::unreserve,
+        orgs::history,
         calls::acquire, calls::get, calls::heartbeat, calls::release, calls::list,
         keys::create, keys::list, keys::revoke,
         events::list, events::stream,
@@ -74,6 +75,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/orgs", post(orgs::create).get(orgs::list))
         .route("/orgs/{org}", get(orgs::get))
         .route("/orgs/{org}/limit", put(orgs::set_limit))
+        .route("/orgs/{org}/history", get(orgs::history))
         .route("/orgs/{org}/agents/{agent}", get(orgs::agent))
         .route(
             "/orgs/{org}/agents/{agent}/reservations",
@@ -95,6 +97,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/", get(ops::dashboard))
+        .route("/assets/{file}", get(ops::asset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -16,7 +16,7 @@ use crate::auth::{random_hex, Keys};
 use crate::state::Shared;
 use crate::store::sqlite::{Retention, SqliteStore};
 use crate::store::Store;
-use crate::{api, driver, wire};
+use crate::{api, driver, history, wire};
 
 /// What `slotgate serve` needs.
 #[derive(Debug, Clone)]
@@ -181,8 +181,12 @@ impl Server {
         ));
         // Whatever resuming changed (calls that timed out while down) is stored like any change.
         shared.run(None, |_, _| ());
-        let mut stop = shutdown;
+        let mut stop = shutdown.clone();
         tokio::spawn(driver::run(shared.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+        let mut stop = shutdown;
+        tokio::spawn(history::run(shared.clone(), async move {
             let _ = stop.wait_for(|s| *s).await;
         }));
         Ok(Server {

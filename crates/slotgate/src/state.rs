@@ -13,6 +13,7 @@ use slotgate_core::{CallId, Engine, Event, EventKind, OrgId, Timestamp};
 use tokio::sync::Notify;
 
 use crate::auth::Keys;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, Write};
 use crate::wire;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub waiters: Waiters,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
+    /// Recent samples of each org, for the dashboard's chart.
+    pub history: History,
     /// Wakes the deadline driver when a nearer deadline appears.
     pub driver_kick: Notify,
     /// The deadline the driver sleeps until, in ms (u64::MAX when none).
@@ -58,6 +61,7 @@ impl Shared {
             keys,
             waiters: Waiters::default(),
             metrics: Metrics::default(),
+            history: History::default(),
             driver_kick: Notify::new(),
             driver_target: AtomicU64::new(u64::MAX),
         }

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::Json;
 use utoipa::OpenApi;
 
+use super::error::ApiError;
 use crate::state::Shared;
 
 /// 200 once the server is serving.
@@ -28,7 +29,35 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(super::ApiDoc::openapi())
 }
 
-/// The dashboard.
+/// The dashboard's page. Its assets are compiled into the binary.
 pub async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../../assets/index.html"))
+}
+
+/// The dashboard's script and style.
+pub async fn asset(Path(file): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let (body, kind) = match file.as_str() {
+        "app.js" => (
+            include_str!("../../assets/app.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "app.css" => (
+            include_str!("../../assets/app.css"),
+            "text/css; charset=utf-8",
+        ),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such asset",
+            ))
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    ))
 }

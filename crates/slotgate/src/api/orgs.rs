@@ -154,6 +154,30 @@ pub async fn set_limit(
     Ok(Json(view.into()))
 }
 
+/// `GET /v1/orgs/{org}/history` answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct HistoryPage {
+    /// Seconds between samples.
+    pub interval_s: u64,
+    /// Active and queued calls over the last 15 minutes, oldest first (since the server started).
+    pub samples: Vec<crate::history::Sample>,
+}
+
+/// Active and queued calls of the last 15 minutes, for charts.
+#[utoipa::path(get, path = "/v1/orgs/{org}/history", responses((status = 200, body = HistoryPage)))]
+pub async fn history(
+    State(s): State<Arc<Shared>>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<HistoryPage>, ApiError> {
+    p.check(&org, Action::Read)?;
+    s.read(|e| e.org(&org)).await??;
+    Ok(Json(HistoryPage {
+        interval_s: crate::history::INTERVAL.as_secs(),
+        samples: s.history.of(&org),
+    }))
+}
+
 /// One agent (zeros if never seen).
 #[utoipa::path(get, path = "/v1/orgs/{org}/agents/{agent}", responses((status = 200, body = wire::Agent)))]
 pub async fn agent(

@@ -1,0 +1,456 @@
+// slotgate dashboard: the Concurrency page of an org, live, over the public API.
+// Plain JavaScript, no build step; served from inside the binary.
+"use strict";
+
+const TYPES = ["webcall", "chat", "outbound", "inbound"];
+const COLORS = ["#0b5cad", "#8250df", "#1a7f37", "#bf3989", "#9a6700", "#0a7f8f", "#cf222e", "#6639ba", "#116329", "#953800"];
+const POLL_MS = 1500;
+const WINDOW_MS = 15 * 60 * 1000;
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "style") e.style.cssText = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+};
+
+const session = {
+  get key() { return sessionStorage.getItem("slotgate.key"); },
+  get org() { return sessionStorage.getItem("slotgate.org"); },
+  set(key, org) {
+    sessionStorage.setItem("slotgate.key", key);
+    if (org) sessionStorage.setItem("slotgate.org", org); else sessionStorage.removeItem("slotgate.org");
+  },
+  clear() { sessionStorage.removeItem("slotgate.key"); sessionStorage.removeItem("slotgate.org"); sessionStorage.removeItem("slotgate.operator"); },
+  get operator() { return sessionStorage.getItem("slotgate.operator") === "1"; },
+  set operator(v) { sessionStorage.setItem("slotgate.operator", v ? "1" : "0"); },
+};
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.error && body.error.code;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body) {
+  const res = await fetch("/v1" + path, {
+    method,
+    headers: { "Authorization": "Bearer " + session.key, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+// ---- routing -------------------------------------------------------------
+
+let timer = null;
+let current = null; // the org on screen
+
+function show(section) {
+  for (const id of ["signin", "orgs", "org"]) $(id).hidden = id !== section;
+  $("signout").hidden = section === "signin";
+  $("live").hidden = section !== "org";
+}
+
+function hashParams() {
+  return new URLSearchParams(location.hash.replace(/^#/, ""));
+}
+
+async function route() {
+  clearInterval(timer);
+  timer = null;
+  $("global-error").textContent = "";
+  const params = hashParams();
+  if (params.get("key")) {
+    // A direct link: keep the key in this tab only, and out of the address bar.
+    session.set(params.get("key"), params.get("org"));
+    session.operator = false;
+    history.replaceState(null, "", params.get("org") ? "#org=" + encodeURIComponent(params.get("org")) : "#");
+    return signedIn();
+  }
+  if (!session.key) return showSignin();
+  const org = params.get("org") || (!session.operator && session.org);
+  if (org) return openOrg(org);
+  if (session.operator) return openOrgs();
+  return showSignin();
+}
+
+function showSignin(message) {
+  show("signin");
+  $("crumbs").textContent = "";
+  $("signin-error").textContent = message || "";
+  $("signin-key").focus();
+}
+
+// Works out what the key is: the operator's sees the org list, an org key its org.
+async function signedIn() {
+  try {
+    await api("GET", "/orgs?limit=1");
+    session.operator = true;
+  } catch (e) {
+    if (e.status === 401) { session.clear(); return showSignin("That key was not accepted."); }
+    session.operator = false;
+    if (!session.org) { session.clear(); return showSignin("This is an org key: enter its org too."); }
+  }
+  return route();
+}
+
+$("signin-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  session.set($("signin-key").value.trim(), $("signin-org").value.trim() || null);
+  $("signin-key").value = "";
+  signedIn();
+});
+
+$("signout").addEventListener("click", () => {
+  session.clear();
+  history.replaceState(null, "", "#");
+  route();
+});
+
+window.addEventListener("hashchange", route);
+
+// ---- org list (operator) ---------------------------------------------------
+
+async function openOrgs() {
+  show("orgs");
+  $("crumbs").textContent = "Orgs";
+  try {
+    const data = await api("GET", "/orgs");
+    const body = $("orgs-body");
+    body.replaceChildren(...data.orgs.map((o) => el("tr", {},
+      el("td", {}, el("a", { href: "#org=" + encodeURIComponent(o.id) }, o.id)),
+      el("td", {}, String(o.limit)), el("td", {}, String(o.reserved)),
+      el("td", {}, String(o.active)), el("td", {}, String(o.queued)))));
+    $("orgs-empty").hidden = data.orgs.length > 0;
+  } catch (e) {
+    fail(e);
+  }
+}
+
+// ---- the Concurrency view of an org ----------------------------------------
+
+const series = []; // {t, active, queued}
+
+async function openOrg(org) {
+  current = { id: org, view: null };
+  show("org");
+  $("crumbs").replaceChildren(
+    ...(session.operator ? [el("a", { href: "#" }, "Orgs"), " / "] : []),
+    document.createTextNode(org));
+  $("org-title").textContent = "Concurrency · " + org;
+  $("limit-form").hidden = !session.operator;
+  series.length = 0;
+  shownAgents = "";
+  try {
+    const h = await api("GET", `/orgs/${encodeURIComponent(org)}/history`);
+    for (const s of h.samples) series.push({ t: s.at_ms, active: s.active, queued: s.queued });
+  } catch (e) {
+    if (e.status === 404 || e.status === 401) return fail(e);
+  }
+  await refresh();
+  timer = setInterval(refresh, POLL_MS);
+}
+
+async function refresh() {
+  if (!current) return;
+  try {
+    const view = await api("GET", `/orgs/${encodeURIComponent(current.id)}`);
+    current.view = view;
+    series.push({ t: Date.now(), active: view.active, queued: view.queued });
+    while (series.length && series[0].t < Date.now() - WINDOW_MS) series.shift();
+    render(view);
+    $("live").textContent = "Live · updated " + new Date().toLocaleTimeString();
+    $("global-error").textContent = "";
+  } catch (e) {
+    fail(e);
+  }
+}
+
+function fail(e) {
+  if (e.status === 401) { session.clear(); return showSignin("Your key is no longer accepted."); }
+  if (e.status === 404) { clearInterval(timer); $("global-error").textContent = "Org not found (or not visible to this key)."; return; }
+  $("global-error").textContent = "Could not reach slotgate: " + e.message;
+}
+
+const colorOf = (() => {
+  const assigned = new Map();
+  return (agent) => {
+    if (!assigned.has(agent)) assigned.set(agent, COLORS[assigned.size % COLORS.length]);
+    return assigned.get(agent);
+  };
+})();
+
+function render(v) {
+  $("stat-limit").textContent = v.limit;
+  $("stat-reserved").textContent = v.reserved;
+  $("stat-shared").textContent = v.shared;
+  $("stat-active").textContent = v.active;
+  $("stat-queued").textContent = v.queued;
+  if (document.activeElement !== $("limit-input")) $("limit-input").value = v.limit;
+  renderBar(v);
+  renderAgents(v);
+  renderChart();
+}
+
+function pct(part, whole) {
+  return whole > 0 ? (100 * part / whole).toFixed(3) + "%" : "0%";
+}
+
+function renderBar(v) {
+  const reservedAgents = v.agents.filter((a) => a.reserved_total > 0);
+  const segs = reservedAgents.map((a) => {
+    const inUse = Math.min(a.reserved_in_use, a.reserved_total);
+    return el("div", {
+      class: "seg", "data-agent": a.id, "data-slots": String(a.reserved_total),
+      style: `flex: 0 0 ${pct(a.reserved_total, v.limit)}; background: ${colorOf(a.id)}`,
+      title: `${a.id}: ${a.reserved_total} reserved, ${inUse} in use`,
+    },
+    el("span", { class: "use", style: `width: ${pct(inUse, a.reserved_total)}` }),
+    el("span", { class: "txt" }, `${a.id} ${inUse}/${a.reserved_total}`));
+  });
+  const sharedUse = Math.min(v.shared_in_use, v.shared);
+  segs.push(el("div", {
+    class: "seg shared", "data-segment": "shared", "data-slots": String(v.shared),
+    style: `flex: 0 0 ${pct(v.shared, v.limit)}`,
+    title: `shared: ${v.shared} slots, ${v.shared_in_use} in use`,
+  },
+  el("span", { class: "use", style: `width: ${pct(sharedUse, v.shared)}` }),
+  el("span", { class: "txt" }, `shared ${v.shared_in_use}/${v.shared}`)));
+  $("bar").replaceChildren(...segs);
+  $("bar").setAttribute("aria-label",
+    `${v.limit} slots: ${reservedAgents.map((a) => `${a.id} ${a.reserved_total} reserved`).join(", ") || "no reservations"}, ` +
+    `${v.shared} shared. ${v.active} active, ${v.queued} queued.`);
+  const over = v.shared_in_use > v.shared ? ` The shared pool is over-committed by ${v.shared_in_use - v.shared}: freed slots go to calls with reserved room first.` : "";
+  $("bar-caption").textContent =
+    `${v.active} of ${v.limit} slots in use (${v.active - v.shared_in_use} reserved, ${v.shared_in_use} shared) · ${v.queued} queued.${over}`;
+  $("legend").replaceChildren(
+    ...reservedAgents.map((a) => el("li", { style: `--c: ${colorOf(a.id)}` }, `${a.id}: ${a.reserved_total} reserved`)),
+    el("li", { style: "--c: var(--shared)" }, `shared: ${v.shared}`));
+}
+
+let shownAgents = "";
+
+function renderAgents(v) {
+  // Re-render only on change, and not under an open menu (it would take the focus away).
+  const key = JSON.stringify(v.agents);
+  if (key === shownAgents || openMenu !== null) return;
+  shownAgents = key;
+  const rows = v.agents.map((a) => {
+    const cells = TYPES.map((t) => el("td", {},
+      String(a.reserved[t]), " ", el("span", { class: "sub" }, `${a.active[t]}/${a.queued[t]}`)));
+    const sum = (o) => TYPES.reduce((n, t) => n + o[t], 0);
+    return el("tr", { "data-agent-row": a.id },
+      el("td", {}, el("span", { class: "dot", style: `background: ${a.reserved_total ? colorOf(a.id) : "var(--shared)"}` }), a.id),
+      ...cells,
+      el("td", {}, String(a.reserved_total)),
+      el("td", {}, String(sum(a.active))),
+      el("td", {}, String(sum(a.queued))),
+      el("td", {}, agentMenu(a)));
+  });
+  $("agents-body").replaceChildren(...rows);
+  $("agents-empty").hidden = v.agents.length > 0;
+  $("known-agents").replaceChildren(...v.agents.map((a) => el("option", { value: a.id })));
+}
+
+let openMenu = null;
+
+function agentMenu(a) {
+  const list = el("ul", { role: "menu", hidden: "" },
+    el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openEditor(a); } }, "Edit reservations")),
+    el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openRemover(a); } }, "Remove agent")));
+  const toggle = el("button", {
+    type: "button", class: "quiet", "aria-haspopup": "menu", "aria-expanded": "false",
+    "aria-label": `Actions for ${a.id}`,
+    onclick: () => {
+      const open = list.hidden;
+      closeMenu();
+      if (open) {
+        list.hidden = false;
+        toggle.setAttribute("aria-expanded", "true");
+        openMenu = a.id;
+        list.querySelector("button").focus();
+      }
+    },
+  }, "…");
+  return el("div", { class: "menu" }, toggle, list);
+}
+
+function closeMenu() {
+  openMenu = null;
+  for (const ul of document.querySelectorAll(".menu ul")) ul.hidden = true;
+  for (const b of document.querySelectorAll(".menu > button")) b.setAttribute("aria-expanded", "false");
+}
+
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeMenu(); });
+document.addEventListener("click", (ev) => { if (!ev.target.closest(".menu")) closeMenu(); });
+
+// ---- add / edit reservations -------------------------------------------------
+
+let editing = null; // the agent being edited, or null when adding
+
+function openEditor(agent) {
+  editing = agent || null;
+  const form = $("editor-form");
+  $("editor-title").textContent = agent ? `Edit reservations · ${agent.id}` : "Add reservation";
+  $("editor-agent").value = agent ? agent.id : "";
+  $("editor-agent").readOnly = !!agent;
+  for (const t of TYPES) form.elements[t].value = agent ? agent.reserved[t] : 0;
+  $("editor-error").textContent = "";
+  checkEditor();
+  $("editor").showModal();
+  (agent ? form.elements.webcall : $("editor-agent")).focus();
+}
+
+// Save is possible only while the sum fits in what is free for this agent.
+function checkEditor() {
+  const v = current && current.view;
+  const form = $("editor-form");
+  const id = $("editor-agent").value.trim();
+  const existing = v ? v.agents.find((a) => a.id === id) : null;
+  const own = existing ? existing.reserved_total : 0;
+  const available = v ? v.limit - (v.reserved - own) : 0;
+  let total = 0;
+  let bad = "";
+  for (const t of TYPES) {
+    const n = Number(form.elements[t].value);
+    if (!Number.isInteger(n) || n < 0) bad = `${t[0].toUpperCase() + t.slice(1)} must be a whole number, 0 or more.`;
+    else total += n;
+  }
+  $("editor-available").textContent = v
+    ? `${available} of ${v.limit} slots are free to reserve for this agent (others reserve ${v.reserved - own}).`
+    : "";
+  let reason = bad;
+  if (!reason && !id) reason = "Choose or type an agent.";
+  if (!reason && total > available) reason = `These add up to ${total}, more than the ${available} free to reserve.`;
+  $("editor-reason").textContent = reason;
+  $("editor-save").disabled = !!reason;
+  return !reason;
+}
+
+$("editor-form").addEventListener("input", checkEditor);
+$("editor-cancel").addEventListener("click", () => $("editor").close());
+
+$("editor-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!checkEditor()) return;
+  const form = $("editor-form");
+  const body = Object.fromEntries(TYPES.map((t) => [t, Number(form.elements[t].value)]));
+  const agent = $("editor-agent").value.trim();
+  try {
+    await api("PUT", `/orgs/${encodeURIComponent(current.id)}/agents/${encodeURIComponent(agent)}/reservations`, body);
+    $("editor").close();
+    await refresh();
+  } catch (e) {
+    $("editor-error").textContent = refusal(e);
+  }
+});
+
+function refusal(e) {
+  if (e.code === "reservations_exceed_limit") {
+    return `Refused: the org's reservations would exceed its limit. This agent can reserve at most ${e.body.error.available} slots now.`;
+  }
+  if (e.code === "limit_below_reservations") {
+    return `Refused: the limit cannot go below the ${e.body.error.reserved} slots reserved. Remove reservations first.`;
+  }
+  if (e.code === "forbidden") return "Refused: this key's role may not do this.";
+  return "Refused: " + e.message;
+}
+
+// ---- remove agent ------------------------------------------------------------
+
+let removing = null;
+
+function openRemover(agent) {
+  removing = agent;
+  $("remover-text").textContent =
+    `Remove ${agent.id}'s reservations? Its ${agent.reserved_total} reserved slots return to the shared pool at once. Active calls keep running.`;
+  $("remover-error").textContent = "";
+  $("remover").showModal();
+  $("remover-cancel").focus();
+}
+
+$("remover-cancel").addEventListener("click", () => $("remover").close());
+$("remover-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await api("DELETE", `/orgs/${encodeURIComponent(current.id)}/agents/${encodeURIComponent(removing.id)}/reservations`);
+    $("remover").close();
+    await refresh();
+  } catch (e) {
+    $("remover-error").textContent = refusal(e);
+  }
+});
+
+$("add").addEventListener("click", () => openEditor(null));
+
+// ---- limit (operator) ----------------------------------------------------------
+
+$("limit-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("limit-error").textContent = "";
+  try {
+    await api("PUT", `/orgs/${encodeURIComponent(current.id)}/limit`, { limit: Number($("limit-input").value) });
+    $("limit-input").blur();
+    await refresh();
+  } catch (e) {
+    $("limit-error").textContent = refusal(e);
+  }
+});
+
+// ---- chart -------------------------------------------------------------------
+
+function renderChart() {
+  const svg = $("chart");
+  const W = 900, H = 200, pad = 6;
+  const now = Date.now();
+  // The last 15 minutes, or since the first sample if that is more recent (at least a minute).
+  const span = Math.min(WINDOW_MS, Math.max(60 * 1000, series.length ? now - series[0].t : 0));
+  const max = Math.max(1, current && current.view ? current.view.limit : 1, ...series.map((s) => Math.max(s.active, s.queued)));
+  const x = (t) => ((t - (now - span)) / span) * W;
+  const y = (n) => H - pad - (n / max) * (H - 2 * pad);
+  // Steps: each sample holds until the next one; the last holds until now.
+  const line = (key) => series.map((s, i) => {
+    const next = i + 1 < series.length ? series[i + 1].t : now;
+    return `${i ? "L" : "M"}${x(s.t).toFixed(1)},${y(s[key]).toFixed(1)} L${x(next).toFixed(1)},${y(s[key]).toFixed(1)}`;
+  }).join(" ");
+  const ns = "http://www.w3.org/2000/svg";
+  const path = (d, color) => {
+    const p = document.createElementNS(ns, "path");
+    p.setAttribute("d", d);
+    p.setAttribute("fill", "none");
+    p.setAttribute("stroke", color);
+    p.setAttribute("stroke-width", "2");
+    p.setAttribute("vector-effect", "non-scaling-stroke");
+    return p;
+  };
+  const limitLine = document.createElementNS(ns, "line");
+  const lim = current && current.view ? current.view.limit : 0;
+  limitLine.setAttribute("x1", "0"); limitLine.setAttribute("x2", String(W));
+  limitLine.setAttribute("y1", String(y(lim))); limitLine.setAttribute("y2", String(y(lim)));
+  limitLine.setAttribute("stroke", "#8c959f"); limitLine.setAttribute("stroke-dasharray", "4 4");
+  limitLine.setAttribute("vector-effect", "non-scaling-stroke");
+  const children = [limitLine];
+  if (series.length) children.push(path(line("queued"), "#c2410c"), path(line("active"), "#0b5cad"));
+  svg.replaceChildren(...children);
+  $("chart-max").textContent = `0 to ${max} calls`;
+  $("chart-from").textContent = span >= 120 * 1000 ? `${Math.round(span / 60000)} min ago` : `${Math.round(span / 1000)} s ago`;
+  const last = series[series.length - 1];
+  svg.setAttribute("aria-label", last
+    ? `Active and queued calls over the last 15 minutes; now ${last.active} active, ${last.queued} queued, limit ${lim}.`
+    : "No samples yet.");
+}
+
+route();
