@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::commands::{self, ClientCommand, Conn};
 use crate::server::{ready_line, Server, Settings};
 
 /// slotgate: concurrency control for AI agents on live calls.
@@ -17,7 +18,13 @@ use crate::server::{ready_line, Server, Settings};
 /// queue in arrival order and are dispatched as slots free.
 #[derive(Debug, Parser)]
 #[command(name = "slotgate", version, about, long_about)]
+#[command(
+    after_help = "Start with `slotgate serve`; then, from the same directory, `slotgate org create acme --limit 20`."
+)]
 pub struct Cli {
+    /// Server and key for the client subcommands.
+    #[command(flatten)]
+    pub conn: Conn,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -34,6 +41,9 @@ pub enum Command {
     /// on disk before the answer; a restart on the same directory restores
     /// orgs, reservations, keys, active calls and the queue in order.
     Serve(ServeArgs),
+    /// Client subcommands.
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 /// `slotgate serve` options; each has an environment variable.
@@ -74,6 +84,9 @@ pub fn main() -> std::process::ExitCode {
         .expect("a tokio runtime can be built");
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Client(cmd) => runtime
+            .block_on(commands::run(&cli.conn, cmd))
+            .map(|text| println!("{text}")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `slotgate` command line; [`server`]: start-up, restore, shutdown.
+//! - [`cli`]: the `slotgate` command line; [`commands`]: its client subcommands;
+//!   [`server`]: start-up, restore, shutdown.
 //! - [`api`]: routes and handlers; errors become HTTP in [`api::error`] only.
 //! - [`state`]: the engine behind one lock, and how a change becomes durable.
 //! - [`driver`]: the task that wakes the engine at its deadlines; [`history`]: samples for the dashboard's chart.
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod driver;
 pub mod history;
 pub mod metrics;

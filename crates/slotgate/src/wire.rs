@@ -236,6 +236,6 @@ mod tests {
     #[test]
     fn times_are_rfc3339_utc_with_millis() {
         let t = Timestamp::from_millis(1_795_464_000_123);
-        assert_eq!(rfc3339(t), "2026-11-24T16:00:00.123Z");
+        assert_eq!(rfc3339(t), "2026-11-23T20:00:00.123Z");
     }
 }

@@ -1,0 +1,343 @@
+//! The HTTP client: one method per endpoint of API.md, with safe retries.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, Error, Result};
+use crate::types::{Agent, Call, EventPage, KeyInfo, NewKey, Org, PerType};
+
+/// How a transient failure is retried: attempts and the first pause (doubling).
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The pause after the first failure; each next one doubles, up to 5 s.
+    pub backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 5,
+            backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A slotgate client: a base URL and a key.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) retry: Retry,
+}
+
+/// Which calls to list.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// `active` or `queued`; both when `None`.
+    pub state: Option<String>,
+    /// Only this agent's.
+    pub agent: Option<String>,
+}
+
+pub(crate) fn enc(s: &str) -> String {
+    // Ids are `A-Z a-z 0-9 . _ : -` only; anything else is the server's to refuse.
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b':' | b'-' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Client {
+    /// A client of the server at `base_url` (e.g. `http://127.0.0.1:7878`) using `key`.
+    pub fn new(base_url: &str, key: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base_url.trim_end_matches('/').to_string(),
+            key: key.to_string(),
+            request_timeout: Duration::from_secs(10),
+            retry: Retry::default(),
+        }
+    }
+
+    /// How long one request may take (long-polls get their wait on top).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Client {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How transient failures are retried.
+    pub fn with_retry(mut self, retry: Retry) -> Client {
+        self.retry = retry;
+        self
+    }
+
+    /// One request, no retry. `wait` extends the timeout of a long-poll.
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        wait: Duration,
+    ) -> Result<(StatusCode, T)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1{path}", self.base))
+            .bearer_auth(&self.key)
+            .timeout(self.request_timeout + wait);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if status.is_success() {
+            let value = if bytes.is_empty() {
+                b"null".as_slice()
+            } else {
+                &bytes
+            };
+            let parsed = serde_json::from_slice(value).map_err(|e| Error::Decode(e.to_string()))?;
+            return Ok((status, parsed));
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Err(Error::Api(ApiError::from_body(status.as_u16(), &body)))
+    }
+
+    /// A request, retried with backoff while it fails transiently. Only for
+    /// requests that are safe to repeat: reads, and writes made idempotent by ids.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        wait: Duration,
+    ) -> Result<(StatusCode, T)> {
+        let mut pause = self.retry.backoff;
+        let mut attempt = 1;
+        loop {
+            match self.send(method.clone(), path, body.as_ref(), wait).await {
+                Err(e) if e.is_transient() && attempt < self.retry.attempts => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        Ok(self.call(Method::GET, path, None, Duration::ZERO).await?.1)
+    }
+
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Result<T> {
+        Ok(self.call(method, path, Some(body), Duration::ZERO).await?.1)
+    }
+
+    /// Creates an org (operator key).
+    pub async fn create_org(&self, id: &str, limit: u32) -> Result<Org> {
+        // Not retried blindly: a lost answer to a create would come back as org_exists.
+        Ok(self
+            .send(
+                Method::POST,
+                "/orgs",
+                Some(&json!({"id": id, "limit": limit})),
+                Duration::ZERO,
+            )
+            .await?
+            .1)
+    }
+
+    /// Every org (operator key).
+    pub async fn orgs(&self) -> Result<Vec<Org>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/orgs?cursor={}", enc(c)),
+                None => "/orgs".to_string(),
+            };
+            let page: Value = self.get(&path).await?;
+            let orgs: Vec<Org> = serde_json::from_value(page["orgs"].clone())
+                .map_err(|e| Error::Decode(e.to_string()))?;
+            all.extend(orgs);
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// An org's snapshot.
+    pub async fn org(&self, org: &str) -> Result<Org> {
+        self.get(&format!("/orgs/{}", enc(org))).await
+    }
+
+    /// Sets an org's limit (operator key).
+    pub async fn set_limit(&self, org: &str, limit: u32) -> Result<Org> {
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/limit", enc(org)),
+            json!({"limit": limit}),
+        )
+        .await
+    }
+
+    /// One agent (zeros if never seen).
+    pub async fn agent(&self, org: &str, agent: &str) -> Result<Agent> {
+        self.get(&format!("/orgs/{}/agents/{}", enc(org), enc(agent)))
+            .await
+    }
+
+    /// Sets an agent's four reservations.
+    pub async fn set_reservations(&self, org: &str, agent: &str, r: PerType) -> Result<Agent> {
+        let body = serde_json::to_value(r).map_err(|e| Error::Decode(e.to_string()))?;
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/agents/{}/reservations", enc(org), enc(agent)),
+            body,
+        )
+        .await
+    }
+
+    /// Removes an agent's reservations.
+    pub async fn remove_agent(&self, org: &str, agent: &str) -> Result<Agent> {
+        Ok(self
+            .call(
+                Method::DELETE,
+                &format!("/orgs/{}/agents/{}/reservations", enc(org), enc(agent)),
+                None,
+                Duration::ZERO,
+            )
+            .await?
+            .1)
+    }
+
+    /// One call; with `wait`, blocks while it is queued (and holds it).
+    pub async fn call_info(&self, org: &str, id: &str, wait: Duration) -> Result<Call> {
+        let path = format!(
+            "/orgs/{}/calls/{}?wait_s={}",
+            enc(org),
+            enc(id),
+            wait.as_secs_f64()
+        );
+        Ok(self.call(Method::GET, &path, None, wait).await?.1)
+    }
+
+    /// Live calls of an org, active first then queued in queue order.
+    pub async fn calls(&self, org: &str, filter: &CallFilter) -> Result<Vec<Call>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = Vec::new();
+            if let Some(s) = &filter.state {
+                q.push(format!("state={}", enc(s)));
+            }
+            if let Some(a) = &filter.agent {
+                q.push(format!("agent={}", enc(a)));
+            }
+            if let Some(c) = &cursor {
+                q.push(format!("cursor={}", enc(c)));
+            }
+            let path = format!("/orgs/{}/calls?{}", enc(org), q.join("&"));
+            let page: Value = self.get(&path).await?;
+            let calls: Vec<Call> = serde_json::from_value(page["calls"].clone())
+                .map_err(|e| Error::Decode(e.to_string()))?;
+            all.extend(calls);
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Renews a call's lease. An ended call is [`crate::ErrorKind::CallEnded`], carrying the call.
+    pub async fn heartbeat(
+        &self,
+        org: &str,
+        id: &str,
+        lease_ttl: Option<Duration>,
+    ) -> Result<Call> {
+        let body = match lease_ttl {
+            Some(t) => json!({"lease_ttl_s": t.as_secs_f64()}),
+            None => json!({}),
+        };
+        self.write(
+            Method::POST,
+            &format!("/orgs/{}/calls/{}/heartbeat", enc(org), enc(id)),
+            body,
+        )
+        .await
+    }
+
+    /// Ends a call: released if active, cancelled if queued. Idempotent.
+    pub async fn release(&self, org: &str, id: &str) -> Result<Call> {
+        Ok(self
+            .call(
+                Method::DELETE,
+                &format!("/orgs/{}/calls/{}", enc(org), enc(id)),
+                None,
+                Duration::ZERO,
+            )
+            .await?
+            .1)
+    }
+
+    /// Creates an org key; the secret is in the answer only.
+    pub async fn create_key(&self, org: &str, role: &str, name: &str) -> Result<NewKey> {
+        Ok(self
+            .send(
+                Method::POST,
+                &format!("/orgs/{}/keys", enc(org)),
+                Some(&json!({"role": role, "name": name})),
+                Duration::ZERO,
+            )
+            .await?
+            .1)
+    }
+
+    /// An org's keys.
+    pub async fn keys(&self, org: &str) -> Result<Vec<KeyInfo>> {
+        let page: Value = self.get(&format!("/orgs/{}/keys", enc(org))).await?;
+        serde_json::from_value(page["keys"].clone()).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// Revokes a key.
+    pub async fn revoke_key(&self, org: &str, id: &str) -> Result<()> {
+        let _: (StatusCode, Value) = self
+            .call(
+                Method::DELETE,
+                &format!("/orgs/{}/keys/{}", enc(org), enc(id)),
+                None,
+                Duration::ZERO,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Events after `after`; with `wait`, long-polls when there are none.
+    pub async fn events(&self, org: &str, after: u64, wait: Duration) -> Result<EventPage> {
+        let path = format!(
+            "/orgs/{}/events?after={after}&wait_s={}",
+            enc(org),
+            wait.as_secs_f64()
+        );
+        Ok(self.call(Method::GET, &path, None, wait).await?.1)
+    }
+}

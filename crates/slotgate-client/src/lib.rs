@@ -1,0 +1,51 @@
+//! A Rust client for [slotgate](https://github.com/slotgate/slotgate): hold a
+//! call slot as easily and safely as a `tokio::sync::Semaphore` permit.
+//!
+//! [`Client::acquire`] waits through the org's queue (long-polling, which
+//! holds the queue entry), reports position changes if asked, and returns a
+//! [`Permit`]. The permit heartbeats its lease in the background and gives the
+//! slot back when dropped or on [`Permit::release`]. If the lease is lost
+//! anyway (the caller was partitioned longer than the lease), [`Permit::lost`]
+//! says so instead of failing silently. Every acquire carries a call id, so a
+//! request retried after a timeout never takes a second slot; transient
+//! failures are retried with backoff, refusals are not.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), slotgate_client::Error> {
+//! use std::time::Duration;
+//! use slotgate_client::{Acquire, Client};
+//!
+//! let client = Client::new("http://127.0.0.1:7878", "sgk_...runtime key...");
+//! let permit = client
+//!     .acquire("acme", Acquire::new("agent-a", "inbound").id("CA123").lease_ttl(Duration::from_secs(30))
+//!         .on_position(|p| println!("queued, position {p}")))
+//!     .await?;
+//! println!("admitted to a {} slot", permit.call().slot.as_deref().unwrap_or("?"));
+//! tokio::select! {
+//!     _ = tokio::time::sleep(Duration::from_secs(5)) => {}          // the conversation
+//!     ended = permit.lost() => eprintln!("slot lost: {:?}", ended.end_reason),
+//! }
+//! permit.release().await?; // or just drop it
+//! # Ok(()) }
+//! ```
+//!
+//! The example needs a running server (`cargo run --release -- serve`); see
+//! `examples/hold_a_slot.rs` for a complete program.
+//!
+//! # Layout
+//!
+//! - [`client`]: one method per endpoint of the API, with retries.
+//! - [`permit`]: waiting through the queue and holding a slot.
+//! - [`types`]: the API's JSON shapes; [`error`]: refusals with their codes and fields.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod error;
+pub mod permit;
+pub mod types;
+
+pub use client::{CallFilter, Client, Retry};
+pub use error::{ApiError, Error, ErrorKind, Result};
+pub use permit::{Acquire, Permit};
+pub use types::{Agent, Call, EventPage, KeyInfo, NewKey, Org, PerType};

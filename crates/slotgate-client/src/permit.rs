@@ -1,0 +1,276 @@
+//! Holding a slot: wait through the queue, keep the lease alive, give it back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::client::{enc, Client};
+use crate::error::{Error, ErrorKind, Result};
+use crate::types::Call;
+
+/// How long one long-poll waits before asking again (the server allows 60 s).
+const LONG_POLL: Duration = Duration::from_secs(20);
+
+/// What to acquire, and how.
+#[derive(Clone)]
+pub struct Acquire {
+    /// The agent the call is for.
+    pub agent: String,
+    /// `webcall`, `chat`, `outbound` or `inbound`.
+    pub call_type: String,
+    /// The call's id; made up if `None`. The same id is sent on every retry,
+    /// so a retried request never takes a second slot.
+    pub id: Option<String>,
+    /// The lease length (5 s to 1 h; default 60 s).
+    pub lease_ttl: Duration,
+    /// Heartbeat period; default a third of the lease.
+    pub heartbeat_every: Option<Duration>,
+    /// Server-side limit on queueing (`max_wait_s`).
+    pub max_wait: Option<Duration>,
+    /// Client-side limit: give up (and cancel the call) after this long.
+    pub timeout: Option<Duration>,
+    /// Called with the queue position whenever it changes.
+    pub on_position: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Acquire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acquire")
+            .field("agent", &self.agent)
+            .field("call_type", &self.call_type)
+            .field("id", &self.id)
+            .field("lease_ttl", &self.lease_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Acquire {
+    /// A call of `agent` and `call_type` with a 60 s lease and no limits on waiting.
+    pub fn new(agent: &str, call_type: &str) -> Acquire {
+        Acquire {
+            agent: agent.to_string(),
+            call_type: call_type.to_string(),
+            id: None,
+            lease_ttl: Duration::from_secs(60),
+            heartbeat_every: None,
+            max_wait: None,
+            timeout: None,
+            on_position: None,
+        }
+    }
+
+    /// Uses this call id (e.g. the telephony provider's call SID).
+    pub fn id(mut self, id: &str) -> Acquire {
+        self.id = Some(id.to_string());
+        self
+    }
+
+    /// Sets the lease length.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Acquire {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// Sets the heartbeat period.
+    pub fn heartbeat_every(mut self, every: Duration) -> Acquire {
+        self.heartbeat_every = Some(every);
+        self
+    }
+
+    /// Sets the server-side `max_wait`.
+    pub fn max_wait(mut self, wait: Duration) -> Acquire {
+        self.max_wait = Some(wait);
+        self
+    }
+
+    /// Gives up after `timeout` in all.
+    pub fn timeout(mut self, timeout: Duration) -> Acquire {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Reports queue positions to `f`.
+    pub fn on_position(mut self, f: impl Fn(u64) + Send + Sync + 'static) -> Acquire {
+        self.on_position = Some(Arc::new(f));
+        self
+    }
+}
+
+fn new_call_id() -> String {
+    let mut buf = [0u8; 12];
+    getrandom::fill(&mut buf).expect("the OS random source is available");
+    let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+    format!("call_{hex}")
+}
+
+impl Client {
+    /// Takes a slot in `org`, waiting through the queue as long as needed (or
+    /// until `timeout`), and returns a [`Permit`] that keeps the lease alive
+    /// and gives the slot back when released or dropped.
+    pub async fn acquire(&self, org: &str, req: Acquire) -> Result<Permit> {
+        let id = req.id.clone().unwrap_or_else(new_call_id);
+        let deadline = req.timeout.map(|t| Instant::now() + t);
+        let wait_for = |deadline: Option<Instant>| {
+            deadline.map_or(LONG_POLL, |d| {
+                d.saturating_duration_since(Instant::now()).min(LONG_POLL)
+            })
+        };
+        let mut body = json!({
+            "id": id, "agent": req.agent, "type": req.call_type,
+            "lease_ttl_s": req.lease_ttl.as_secs_f64(),
+            "wait_s": wait_for(deadline).as_secs_f64(),
+        });
+        if let Some(w) = req.max_wait {
+            body["max_wait_s"] = json!(w.as_secs_f64());
+        }
+        let path = format!("/orgs/{}/calls", enc(org));
+        let wait = wait_for(deadline);
+        let (_, mut call): (_, Call) = self.call(Method::POST, &path, Some(body), wait).await?;
+        let mut position = None;
+        loop {
+            match call.state.as_str() {
+                "active" => break,
+                "queued" => {
+                    if call.position != position {
+                        position = call.position;
+                        if let (Some(f), Some(p)) = (&req.on_position, position) {
+                            f(p);
+                        }
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        // Cancels it, or frees the slot if it was admitted at the last moment.
+                        self.release(org, &id).await?;
+                        return Err(Error::Timeout);
+                    }
+                    call = self.call_info(org, &id, wait_for(deadline)).await?;
+                }
+                _ => return Err(Error::EndedWhileQueued(Box::new(call))),
+            }
+        }
+        Ok(Permit::start(self.clone(), org.to_string(), call, &req))
+    }
+}
+
+/// A held slot. It heartbeats its lease in the background and gives the slot
+/// back on [`Permit::release`] or when dropped. If the lease is lost (the
+/// server ended the call), [`Permit::lost`] resolves with the ended call.
+#[derive(Debug)]
+pub struct Permit {
+    client: Client,
+    org: String,
+    call: Call,
+    stop: watch::Sender<bool>,
+    lost: watch::Receiver<Option<Call>>,
+    released: bool,
+}
+
+impl Permit {
+    fn start(client: Client, org: String, call: Call, req: &Acquire) -> Permit {
+        let (stop, mut stopped) = watch::channel(false);
+        let (lost_tx, lost) = watch::channel(None);
+        let every = req.heartbeat_every.unwrap_or(req.lease_ttl / 3);
+        let (hb_client, hb_org, hb_id) = (client.clone(), org.clone(), call.id.clone());
+        tokio::spawn(async move {
+            let mut next = Instant::now() + every;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+                match hb_client.heartbeat(&hb_org, &hb_id, None).await {
+                    Ok(_) => next = Instant::now() + every,
+                    Err(Error::Api(e))
+                        if matches!(e.kind(), ErrorKind::CallEnded | ErrorKind::CallNotFound) =>
+                    {
+                        let ended = e.call.map(|c| *c).unwrap_or_else(|| Call {
+                            state: "ended".into(),
+                            end_reason: None,
+                            ..placeholder(&hb_id)
+                        });
+                        let _ = lost_tx.send(Some(ended));
+                        return;
+                    }
+                    // Transient or unexpected: try again soon, the lease may still hold.
+                    Err(_) => next = Instant::now() + Duration::from_secs(1).min(every),
+                }
+            }
+        });
+        Permit {
+            client,
+            org,
+            call,
+            stop,
+            lost,
+            released: false,
+        }
+    }
+
+    /// The call as it was admitted.
+    pub fn call(&self) -> &Call {
+        &self.call
+    }
+
+    /// The call's id.
+    pub fn id(&self) -> &str {
+        &self.call.id
+    }
+
+    /// Has the slot been lost (lease expired or call ended by someone else)?
+    pub fn is_lost(&self) -> bool {
+        self.lost.borrow().is_some()
+    }
+
+    /// Resolves when the slot is lost, with the call as it ended. Never
+    /// resolves while the lease is kept alive.
+    pub async fn lost(&self) -> Call {
+        let mut rx = self.lost.clone();
+        let seen = rx.wait_for(Option::is_some).await;
+        match seen {
+            Ok(call) => call.clone().expect("waited for Some"),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Gives the slot back and returns the ended call.
+    pub async fn release(mut self) -> Result<Call> {
+        self.released = true;
+        let _ = self.stop.send(true);
+        self.client.release(&self.org, &self.call.id).await
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if self.released {
+            return;
+        }
+        // Give the slot back in the background; the lease would free it anyway.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (client, org, id) = (self.client.clone(), self.org.clone(), self.call.id.clone());
+            rt.spawn(async move {
+                let _ = client.release(&org, &id).await;
+            });
+        }
+    }
+}
+
+fn placeholder(id: &str) -> Call {
+    Call {
+        id: id.to_string(),
+        agent: String::new(),
+        call_type: String::new(),
+        state: String::new(),
+        slot: None,
+        position: None,
+        queued_at: None,
+        admitted_at: None,
+        lease_expires_at: None,
+        ended_at: None,
+        end_reason: None,
+    }
+}
