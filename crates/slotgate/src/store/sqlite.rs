@@ -37,12 +37,12 @@ CREATE TABLE IF NOT EXISTS calls (
     state TEXT NOT NULL, slot TEXT, queue_seq INTEGER, queued_at INTEGER, admitted_at INTEGER,
     lease_ttl_ms INTEGER NOT NULL, max_wait_at INTEGER, ended_at INTEGER, end_reason TEXT,
     PRIMARY KEY (org, id)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_at) WHERE state = 'ended';
 CREATE TABLE IF NOT EXISTS events (
     org TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (org, seq)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY, org TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
