@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, Error, Result};
-use crate::types::{Agent, Call, EventPage, KeyInfo, NewKey, Org, PerType};
+use crate::types::{Agent, Call, Event, EventPage, KeyInfo, NewKey, Org, PerType};
 
 /// How a transient failure is retried: attempts and the first pause (doubling).
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,40 @@ pub struct CallFilter {
     pub state: Option<String>,
     /// Only this agent's.
     pub agent: Option<String>,
+}
+
+/// A live stream of an org's events; see [`Client::event_stream`].
+#[derive(Debug)]
+pub struct EventStream {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl EventStream {
+    /// The next event; `None` when the server closes the stream.
+    pub async fn next(&mut self) -> Option<Result<Event>> {
+        loop {
+            // An event is a block of lines ended by a blank line; its `data:` line is the JSON.
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let data = block.lines().find_map(|l| l.strip_prefix("data:"));
+                match data {
+                    Some(d) => {
+                        return Some(
+                            serde_json::from_str(d.trim())
+                                .map_err(|e| Error::Decode(e.to_string())),
+                        )
+                    }
+                    None => continue, // a keep-alive comment
+                }
+            }
+            match self.resp.chunk().await {
+                Ok(Some(bytes)) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(None) => return None,
+                Err(e) => return Some(Err(Error::Transport(e))),
+            }
+        }
+    }
 }
 
 pub(crate) fn enc(s: &str) -> String {
@@ -329,6 +363,52 @@ impl Client {
             )
             .await?;
         Ok(())
+    }
+
+    /// The org's events as they happen (server-sent events), after `after`
+    /// (`None`: only new ones).
+    pub async fn event_stream(&self, org: &str, after: Option<u64>) -> Result<EventStream> {
+        let mut url = format!("{}/v1/orgs/{}/events/stream", self.base, enc(org));
+        if let Some(a) = after {
+            url.push_str(&format!("?after={a}"));
+        }
+        let resp = self.http.get(url).bearer_auth(&self.key).send().await?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            return Err(Error::Api(ApiError::from_body(status, &body)));
+        }
+        Ok(EventStream {
+            resp,
+            buf: String::new(),
+        })
+    }
+
+    /// `GET /healthz`: true when the server answers 200.
+    pub async fn healthy(&self) -> Result<bool> {
+        let resp = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .timeout(self.request_timeout)
+            .send()
+            .await?;
+        Ok(resp.status().is_success())
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> Result<String> {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .timeout(self.request_timeout)
+            .send()
+            .await?;
+        Ok(resp.text().await?)
+    }
+
+    /// `GET /v1/openapi.json`: the API's OpenAPI 3 document.
+    pub async fn openapi(&self) -> Result<Value> {
+        self.get("/openapi.json").await
     }
 
     /// Events after `after`; with `wait`, long-polls when there are none.

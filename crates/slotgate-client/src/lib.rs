@@ -45,7 +45,7 @@ pub mod error;
 pub mod permit;
 pub mod types;
 
-pub use client::{CallFilter, Client, Retry};
+pub use client::{CallFilter, Client, EventStream, Retry};
 pub use error::{ApiError, Error, ErrorKind, Result};
 pub use permit::{Acquire, Permit};
-pub use types::{Agent, Call, EventPage, KeyInfo, NewKey, Org, PerType};
+pub use types::{Agent, Call, Event, EventPage, KeyInfo, NewKey, Org, PerType};

@@ -129,11 +129,47 @@ pub struct NewKey {
     pub key: String,
 }
 
+/// One state change of an org.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Org-wide, increasing from 1.
+    pub seq: u64,
+    /// The org.
+    pub org: String,
+    /// `call.queued`, `call.admitted`, `call.ended`, `org.created`,
+    /// `org.limit_changed` or `agent.reservations_changed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When, RFC 3339.
+    pub at: String,
+    /// The call, for `call.*` events.
+    #[serde(default)]
+    pub call: Option<String>,
+    /// The agent, for `call.*` and `agent.*` events.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// `call.admitted`: `reserved` or `shared`.
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// `call.admitted`: how long the call waited.
+    #[serde(default)]
+    pub waited_ms: Option<u64>,
+    /// `call.ended`: why.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Configuration events: the key that made the change.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Every other field of the event (`old`, `new`, `position`, ...).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
 /// A page of events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventPage {
-    /// Events, oldest first; each has `seq`, `org`, `type`, `at` and the fields of its type.
-    pub events: Vec<serde_json::Value>,
+    /// Events, oldest first.
+    pub events: Vec<Event>,
     /// The `after` for the next request.
     pub next: u64,
 }

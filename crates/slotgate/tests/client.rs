@@ -278,3 +278,86 @@ async fn every_cli_subcommand_as_a_process() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach slotgate"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_health_metrics_and_openapi_through_the_client() {
+    let s = server().await;
+    let c = Client::new(&s.url, OP);
+    assert!(c.healthy().await.unwrap());
+    c.create_org("acme", 1).await.unwrap();
+    let mut stream = c.event_stream("acme", Some(0)).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(
+        (first.seq, first.kind.as_str(), first.by.as_deref()),
+        (1, "org.created", Some("operator"))
+    );
+    let permit = c
+        .acquire("acme", Acquire::new("a", "chat").id("e1"))
+        .await
+        .unwrap();
+    let admitted = stream.next().await.unwrap().unwrap();
+    assert_eq!(
+        (
+            admitted.kind.as_str(),
+            admitted.call.as_deref(),
+            admitted.slot.as_deref()
+        ),
+        ("call.admitted", Some("e1"), Some("shared"))
+    );
+    permit.release().await.unwrap();
+    let ended = stream.next().await.unwrap().unwrap();
+    assert_eq!(
+        (ended.kind.as_str(), ended.reason.as_deref()),
+        ("call.ended", Some("released"))
+    );
+
+    let page = c.events("acme", 1, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert_eq!(page.next, 3);
+    assert!(c
+        .metrics()
+        .await
+        .unwrap()
+        .contains("slotgate_ends_total{org=\"acme\",reason=\"released\"} 1"));
+    assert!(c.openapi().await.unwrap()["paths"]
+        .get("/v1/orgs/{org}/calls")
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_watch_redraws_until_interrupted() {
+    let s = server().await;
+    Client::new(&s.url, OP).create_org("acme", 4).await.unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slotgate"))
+        .args(["status", "acme", "--watch"])
+        .env("SLOTGATE_URL", &s.url)
+        .env("SLOTGATE_KEY", OP)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let text = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        // Two frames: the screen is cleared before each.
+        while text.matches("\x1b[2J").count() < 2 {
+            let n = out.read(&mut buf).unwrap();
+            assert!(n > 0, "status --watch stopped early: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        text
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        text.contains("acme  limit 4 · reserved 0 · shared 4 · active 0 · queued 0"),
+        "{text}"
+    );
+    assert!(text.contains("Ctrl-C to stop"));
+}
