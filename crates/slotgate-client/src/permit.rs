@@ -270,6 +270,9 @@ fn placeholder(id: &str) -> Call {
         queued_at: None,
         admitted_at: None,
         lease_expires_at: None,
+        hold_expires_at: None,
+        max_wait_expires_at: None,
+        lease_ttl_s: 0.0,
         ended_at: None,
         end_reason: None,
     }

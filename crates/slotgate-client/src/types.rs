@@ -1,9 +1,12 @@
-//! The API's shapes (API.md), as Rust types.
+//! The API's shapes (API.md), as Rust types: the one definition of the JSON
+//! both the client reads and the server writes (the server builds these from
+//! its engine's views; with the `openapi` feature they carry OpenAPI schemas).
 
 use serde::{Deserialize, Serialize};
 
 /// A value per call type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PerType {
     /// Browser voice calls.
     pub webcall: u32,
@@ -24,6 +27,7 @@ impl PerType {
 
 /// An agent's reservations and usage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agent {
     /// The agent's id.
     pub id: String,
@@ -43,6 +47,7 @@ pub struct Agent {
 
 /// An org's concurrency snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Org {
     /// The org's id.
     pub id: String,
@@ -64,6 +69,7 @@ pub struct Org {
 
 /// One call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Call {
     /// Its id.
     pub id: String,
@@ -82,8 +88,17 @@ pub struct Call {
     pub queued_at: Option<String>,
     /// When it was admitted.
     pub admitted_at: Option<String>,
-    /// When its lease runs out unless renewed.
+    /// When an active call's lease runs out unless renewed by a heartbeat.
     pub lease_expires_at: Option<String>,
+    /// When a queued call is abandoned unless held (null while a wait holds it).
+    #[serde(default)]
+    pub hold_expires_at: Option<String>,
+    /// When a queued call with `max_wait_s` gives up.
+    #[serde(default)]
+    pub max_wait_expires_at: Option<String>,
+    /// The lease length heartbeats renew, in seconds.
+    #[serde(default)]
+    pub lease_ttl_s: f64,
     /// When it ended.
     pub ended_at: Option<String>,
     /// Why it ended.
@@ -104,6 +119,7 @@ impl Call {
 
 /// A key as listed (no secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     /// The key's id.
     pub id: String,
@@ -118,6 +134,7 @@ pub struct KeyInfo {
 
 /// A new key with its secret, shown only once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewKey {
     /// The key's id.
     pub id: String,
@@ -131,6 +148,7 @@ pub struct NewKey {
 
 /// One state change of an org.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Org-wide, increasing from 1.
     pub seq: u64,
@@ -162,11 +180,13 @@ pub struct Event {
     pub by: Option<String>,
     /// Every other field of the event (`old`, `new`, `position`, ...).
     #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A page of events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPage {
     /// Events, oldest first.
     pub events: Vec<Event>,

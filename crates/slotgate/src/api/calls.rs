@@ -98,14 +98,14 @@ pub async fn acquire(
         Acquired::Existing(c) => (StatusCode::OK, c),
     };
     if call.state != CallState::Queued || wait.is_zero() {
-        return Ok((status, Json(call.into())));
+        return Ok((status, Json(wire::call(call))));
     }
     let call = wait_while_queued(&s, &org_id(&org)?, call.id, wait).await?;
     let status = match (status, call.state) {
         (StatusCode::ACCEPTED, CallState::Active) => StatusCode::CREATED,
         (status, _) => status,
     };
-    Ok((status, Json(call.into())))
+    Ok((status, Json(wire::call(call))))
 }
 
 /// Holds a queued call with an open wait until it leaves the queue or `wait` passes.
@@ -153,10 +153,10 @@ pub async fn get(
     )?;
     let call = s.read(|e| e.call(&org, &id)).await??;
     if call.state != CallState::Queued || wait.is_zero() {
-        return Ok(Json(call.into()));
+        return Ok(Json(wire::call(call)));
     }
     let call = wait_while_queued(&s, &org_id(&org)?, call.id, wait).await?;
-    Ok(Json(call.into()))
+    Ok(Json(wire::call(call)))
 }
 
 /// Renew a call's lease (or a queued call's hold). 410 if it ended.
@@ -176,7 +176,7 @@ pub async fn heartbeat(
     let call = s
         .apply(None, |e, now| e.heartbeat(&org, &id, ttl, now))
         .await??;
-    Ok(Json(call.into()))
+    Ok(Json(wire::call(call)))
 }
 
 /// End a call: `released` if active, `cancelled` if queued; an ended call answers as it ended.
@@ -188,7 +188,7 @@ pub async fn release(
 ) -> Result<Json<wire::Call>, ApiError> {
     p.check(&org, Action::Calls)?;
     let call = s.apply(None, |e, now| e.release(&org, &id, now)).await??;
-    Ok(Json(call.into()))
+    Ok(Json(wire::call(call)))
 }
 
 /// List live calls, optionally by state and agent.
@@ -230,7 +230,7 @@ pub async fn list(
         })
         .await??;
     Ok(Json(CallList {
-        calls: calls.into_iter().map(Into::into).collect(),
+        calls: calls.into_iter().map(wire::call).collect(),
         next_cursor,
     }))
 }

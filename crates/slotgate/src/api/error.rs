@@ -78,7 +78,7 @@ impl From<slotgate_core::Error> for ApiError {
             E::OrgExists => ApiError::new(StatusCode::CONFLICT, "org_exists", message),
             E::CallNotFound => ApiError::new(StatusCode::NOT_FOUND, "call_not_found", message),
             E::CallEnded { call } => ApiError::new(StatusCode::GONE, "call_ended", message)
-                .with("call", json!(wire::Call::from(*call))),
+                .with("call", json!(wire::call(*call))),
             E::CallIdConflict => ApiError::new(StatusCode::CONFLICT, "call_id_conflict", message),
             E::LimitBelowReservations { reserved } => {
                 ApiError::new(StatusCode::CONFLICT, "limit_below_reservations", message)

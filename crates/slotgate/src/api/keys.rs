@@ -28,31 +28,7 @@ pub struct CreateKey {
     pub name: String,
 }
 
-/// A new key, with its secret: shown only here.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct NewKey {
-    /// The key's id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// Its role.
-    pub role: &'static str,
-    /// The secret, for `Authorization: Bearer`. Not retrievable later.
-    pub key: String,
-}
-
-/// A key as listed.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KeyInfo {
-    /// The key's id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// Its role.
-    pub role: &'static str,
-    /// When it was made.
-    pub created_at: String,
-}
+pub use slotgate_client::types::{KeyInfo, NewKey};
 
 /// `GET .../keys` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -85,7 +61,7 @@ pub async fn create(
     let answer = NewKey {
         id: record.id.clone(),
         name: record.name.clone(),
-        role: role.as_str(),
+        role: role.as_str().into(),
         key: secret,
     };
     s.keys.insert(record);
@@ -106,8 +82,8 @@ pub async fn list(
     let keys = s.keys.of_org(&org).into_iter().map(|k| KeyInfo {
         id: k.id,
         name: k.name,
-        role: k.role.as_str(),
-        created_at: wire::rfc3339(k.created_at),
+        role: k.role.as_str().into(),
+        created_at: Some(wire::rfc3339(k.created_at)),
     });
     let (keys, next_cursor) = page(keys.collect(), &page_req);
     Ok(Json(KeyList { keys, next_cursor }))

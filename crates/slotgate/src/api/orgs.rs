@@ -94,7 +94,7 @@ pub async fn create(
     let org = s
         .apply(Some(p.key_id()), |e, now| e.create_org(id, body.limit, now))
         .await??;
-    Ok((StatusCode::CREATED, Json(org.into())))
+    Ok((StatusCode::CREATED, Json(wire::org(org))))
 }
 
 /// List orgs (operator).
@@ -113,7 +113,7 @@ pub async fn list(
             let orgs: Vec<wire::Org> = ids
                 .iter()
                 .filter_map(|id| e.org(id.as_str()).ok())
-                .map(Into::into)
+                .map(wire::org)
                 .collect();
             (orgs, next)
         })
@@ -133,7 +133,7 @@ pub async fn get(
 ) -> Result<Json<wire::Org>, ApiError> {
     p.check(&org, Action::Read)?;
     let view = s.read(|e| e.org(&org)).await??;
-    Ok(Json(view.into()))
+    Ok(Json(wire::org(view)))
 }
 
 /// Set an org's limit (operator).
@@ -151,7 +151,7 @@ pub async fn set_limit(
             e.set_limit(&org, body.limit, now)
         })
         .await??;
-    Ok(Json(view.into()))
+    Ok(Json(wire::org(view)))
 }
 
 /// `GET /v1/orgs/{org}/history` answer.
@@ -188,7 +188,7 @@ pub async fn agent(
     p.check(&org, Action::Read)?;
     let agent = agent_id(&agent)?;
     let view = s.read(|e| e.agent(&org, &agent)).await??;
-    Ok(Json(view.into()))
+    Ok(Json(wire::agent(view)))
 }
 
 /// Set an agent's reservations.
@@ -213,7 +213,7 @@ pub async fn reserve(
             e.set_reservations(&org, &agent, r, now)
         })
         .await??;
-    Ok(Json(view.into()))
+    Ok(Json(wire::agent(view)))
 }
 
 /// Remove an agent's reservations: its slots return to the shared pool.
@@ -228,5 +228,5 @@ pub async fn unreserve(
     let view = s
         .apply(Some(p.key_id()), |e, now| e.remove_agent(&org, &agent, now))
         .await??;
-    Ok(Json(view.into()))
+    Ok(Json(wire::agent(view)))
 }
