@@ -200,17 +200,22 @@ impl Client {
 
     /// Every org (operator key).
     pub async fn orgs(&self) -> Result<Vec<Org>> {
+        self.all_pages("/orgs?", "orgs").await
+    }
+
+    /// Every page of a list: `path` ends in `?` or `&`, `field` names the list.
+    async fn all_pages<T: DeserializeOwned>(&self, path: &str, field: &str) -> Result<Vec<T>> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let path = match &cursor {
-                Some(c) => format!("/orgs?cursor={}", enc(c)),
-                None => "/orgs".to_string(),
+            let page_path = match &cursor {
+                Some(c) => format!("{path}cursor={}", enc(c)),
+                None => path.trim_end_matches(['?', '&']).to_string(),
             };
-            let page: Value = self.get(&path).await?;
-            let orgs: Vec<Org> = serde_json::from_value(page["orgs"].clone())
+            let page: Value = self.get(&page_path).await?;
+            let items: Vec<T> = serde_json::from_value(page[field].clone())
                 .map_err(|e| Error::Decode(e.to_string()))?;
-            all.extend(orgs);
+            all.extend(items);
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
                 None => return Ok(all),
@@ -276,29 +281,14 @@ impl Client {
 
     /// Live calls of an org, active first then queued in queue order.
     pub async fn calls(&self, org: &str, filter: &CallFilter) -> Result<Vec<Call>> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut q = Vec::new();
-            if let Some(s) = &filter.state {
-                q.push(format!("state={}", enc(s)));
-            }
-            if let Some(a) = &filter.agent {
-                q.push(format!("agent={}", enc(a)));
-            }
-            if let Some(c) = &cursor {
-                q.push(format!("cursor={}", enc(c)));
-            }
-            let path = format!("/orgs/{}/calls?{}", enc(org), q.join("&"));
-            let page: Value = self.get(&path).await?;
-            let calls: Vec<Call> = serde_json::from_value(page["calls"].clone())
-                .map_err(|e| Error::Decode(e.to_string()))?;
-            all.extend(calls);
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => return Ok(all),
-            }
+        let mut path = format!("/orgs/{}/calls?", enc(org));
+        if let Some(s) = &filter.state {
+            path.push_str(&format!("state={}&", enc(s)));
         }
+        if let Some(a) = &filter.agent {
+            path.push_str(&format!("agent={}&", enc(a)));
+        }
+        self.all_pages(&path, "calls").await
     }
 
     /// Renews a call's lease. An ended call is [`crate::ErrorKind::CallEnded`], carrying the call.

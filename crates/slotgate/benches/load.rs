@@ -14,16 +14,18 @@
 //! - for slotgate, release-to-waiter wake-up: one slot, one holder, one caller
 //!   long-polling; the time from sending the release to the waiter's answer.
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-const OP: &str = "bench-operator-key";
+// The same spawning code as the end-to-end tests: the real binary, its ready line.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::OP;
 
 #[derive(Debug, Clone, Copy)]
 struct Opts {
@@ -159,36 +161,14 @@ impl Slotgate {
         // The data dir sits on the project's disk (not a tmpfs), so fsyncs are real.
         let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
         let dir = tempfile::tempdir_in(target).expect("a temp dir under target/");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_slotgate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("SLOTGATE_OPERATOR_KEY", OP)
-            .env("RUST_LOG", "warn,slotgate::cli=info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the slotgate binary starts");
-        let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().unwrap()).unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let addr: SocketAddr = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("slotgate prints a ready line");
-            if let Some(rest) = line.split("ready on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, url) = common::spawn(dir.path()).await;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .build()
             .unwrap();
         Slotgate {
             child,
-            base: format!("http://{addr}/v1"),
+            base: format!("{url}/v1"),
             http,
             _dir: dir,
         }
