@@ -27,6 +27,26 @@ pub struct EventPage {
     pub next: u64,
 }
 
+/// Reads stored events off the async threads (SQLite blocks).
+async fn stored(
+    s: &Arc<Shared>,
+    org: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let (s, org) = (s.clone(), org.to_string());
+    tokio::task::spawn_blocking(move || s.store.events(&org, after, limit))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
 fn seq_of(v: &serde_json::Value) -> u64 {
     v.get("seq")
         .and_then(serde_json::Value::as_u64)
@@ -62,7 +82,7 @@ pub async fn list(
     )?;
     s.read(|e| e.org(&org)).await??;
     let mut live = s.store.subscribe();
-    let mut events = s.store.events(&org, after, limit)?;
+    let mut events = stored(&s, &org, after, limit).await?;
     if events.is_empty() && !wait.is_zero() {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -77,7 +97,7 @@ pub async fn list(
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
             }
         }
-        events = s.store.events(&org, after, limit)?;
+        events = stored(&s, &org, after, limit).await?;
     }
     let next = events.last().map_or(after, seq_of);
     Ok(Json(EventPage { events, next }))
@@ -116,7 +136,7 @@ pub async fn stream(
                     return Some((Ok(sse), (s, org, last, live, backlog)));
                 }
                 // Catch up from the store, newest last; then wait for the next live one.
-                match s.store.events(&org, last, 1000) {
+                match stored(&s, &org, last, 1000).await {
                     Ok(mut more) if !more.is_empty() => {
                         more.reverse();
                         backlog = more;
