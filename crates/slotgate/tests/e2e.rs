@@ -723,3 +723,43 @@ async fn one_server_per_data_directory_and_sigterm_keeps_everything() {
     }
     assert_eq!(seen.get("a1").map(String::as_str), Some("active"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_poll_whose_client_hangs_up_stops_holding_the_call() {
+    let s = Server::start().await;
+    let api = s.api();
+    api.op(
+        Method::POST,
+        "/orgs",
+        Some(json!({"id": "acme", "limit": 0})),
+    )
+    .await;
+    // The client gives up after 1 s on a wait of 30 s: its connection closes mid-wait.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let body = json!({"id": "q1", "agent": "A", "type": "chat", "lease_ttl_s": 5, "wait_s": 30});
+    let r = impatient
+        .post(format!("{}/orgs/acme/calls", api.base))
+        .bearer_auth(OP)
+        .json(&body)
+        .send()
+        .await;
+    assert!(r.is_err(), "the client timed out");
+    let (_, q1) = api.op(Method::GET, "/orgs/acme/calls/q1", None).await;
+    assert_eq!(q1["state"], "queued");
+
+    // Nobody holds it once the wait is over (or the server sees the hang-up):
+    // it is abandoned one lease_ttl later, not held forever.
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        let (_, q1) = api.op(Method::GET, "/orgs/acme/calls/q1", None).await;
+        if q1["state"] == "ended" {
+            assert_eq!(q1["end_reason"], "abandoned");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {q1}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -108,9 +108,34 @@ pub async fn acquire(
     Ok((status, Json(wire::call(call))))
 }
 
+/// An open wait on a call. If the request goes away first (the client hung
+/// up), dropping this closes the wait, so the call's hold starts running and
+/// an unheld call is abandoned in time.
+struct OpenWait {
+    s: Arc<Shared>,
+    org: OrgId,
+    call: CallId,
+    open: bool,
+}
+
+impl Drop for OpenWait {
+    fn drop(&mut self) {
+        if self.open {
+            let (s, org, call) = (self.s.clone(), self.org.clone(), self.call.clone());
+            tokio::spawn(async move {
+                let _ = s
+                    .apply(None, |e, now| {
+                        e.close_wait(org.as_str(), call.as_str(), now)
+                    })
+                    .await;
+            });
+        }
+    }
+}
+
 /// Holds a queued call with an open wait until it leaves the queue or `wait` passes.
 async fn wait_while_queued(
-    s: &Shared,
+    s: &Arc<Shared>,
     org: &OrgId,
     call: CallId,
     wait: Duration,
@@ -119,13 +144,19 @@ async fn wait_while_queued(
     let notified = guard.notify.notified();
     tokio::pin!(notified);
     notified.as_mut().enable();
-    let opened = s
-        .apply(None, |e, now| e.open_wait(org.as_str(), call.as_str(), now))
-        .await??;
-    if opened.state == CallState::Queued {
+    let ran = s.run(None, |e, now| e.open_wait(org.as_str(), call.as_str(), now));
+    let mut hold = OpenWait {
+        s: s.clone(),
+        org: org.clone(),
+        call: call.clone(),
+        open: ran.result.is_ok(),
+    };
+    s.store.durable(ran.ticket).await?;
+    if ran.result?.state == CallState::Queued {
         let _ = tokio::time::timeout(wait, notified).await;
     }
     // Close the wait whatever happened: it starts the call's hold if still queued.
+    hold.open = false;
     let view = s
         .apply(None, |e, now| {
             e.close_wait(org.as_str(), call.as_str(), now)
