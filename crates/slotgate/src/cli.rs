@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// Most calls one org may have queued; more are refused with 429 queue_full.
     #[arg(long, env = "SLOTGATE_QUEUE_CAP", default_value_t = 100_000)]
     pub queue_cap: u32,
+    /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
+    #[arg(long, env = "SLOTGATE_METRICS_AUTH")]
+    pub metrics_auth: bool,
 }
 
 /// Runs the command line; returns the process's exit code.
@@ -114,6 +117,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ended_retention: args.ended_retention,
         event_retention: args.event_retention,
         queue_cap: args.queue_cap,
+        metrics_auth: args.metrics_auth,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server::start(&settings, stop_rx.clone()).map_err(|e| e.to_string())?;

@@ -31,6 +31,8 @@ pub struct Settings {
     pub event_retention: Duration,
     /// Most calls one org may have queued.
     pub queue_cap: u32,
+    /// Whether `/metrics` asks for the operator key.
+    pub metrics_auth: bool,
 }
 
 /// Why the server could not start.
@@ -174,11 +176,9 @@ impl Server {
         // Leases get their grace from now; deadlines passed while down are handled.
         engine.resume(wire::now());
         let store: Arc<dyn Store> = Arc::new(store);
-        let shared = Arc::new(Shared::new(
-            engine,
-            store,
-            Keys::new(&operator, snapshot.keys),
-        ));
+        let mut shared = Shared::new(engine, store, Keys::new(&operator, snapshot.keys));
+        shared.metrics_auth = settings.metrics_auth;
+        let shared = Arc::new(shared);
         // Whatever resuming changed (calls that timed out while down) is stored like any change.
         shared.run(None, |_, _| ());
         let mut stop = shutdown.clone();

@@ -38,6 +38,8 @@ pub struct Shared {
     pub driver_kick: Notify,
     /// The deadline the driver sleeps until, in ms (u64::MAX when none).
     pub driver_target: AtomicU64,
+    /// Whether `/metrics` asks for the operator key (`--metrics-auth`).
+    pub metrics_auth: bool,
 }
 
 /// The outcome of [`Shared::run`]: the command's result, the store ticket to
@@ -64,6 +66,7 @@ impl Shared {
             history: History::default(),
             driver_kick: Notify::new(),
             driver_target: AtomicU64::new(u64::MAX),
+            metrics_auth: false,
         }
     }
 

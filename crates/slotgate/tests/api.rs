@@ -36,7 +36,12 @@ fn app_in(dir: tempfile::TempDir, queue_cap: u32, ended_retention: Duration) -> 
         ended_retention,
         event_retention: Duration::from_secs(3600),
         queue_cap,
+        metrics_auth: false,
     };
+    start(dir, settings)
+}
+
+fn start(dir: tempfile::TempDir, settings: Settings) -> App {
     let (stop, rx) = watch::channel(false);
     let server = Server::start(&settings, rx).unwrap();
     App {
@@ -815,6 +820,36 @@ async fn the_event_stream_replays_and_follows() {
     app.acquire("a1", "A", "chat").await;
     let next = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert!(String::from_utf8_lossy(&next).contains("event: call.admitted"));
+}
+
+#[tokio::test]
+async fn metrics_can_ask_for_the_operator_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        operator_key: Some(OP.into()),
+        ended_retention: Duration::from_secs(60),
+        event_retention: Duration::from_secs(60),
+        queue_cap: 10,
+        metrics_auth: true,
+    };
+    let app = start(dir, settings);
+    app.org(1).await;
+    let admin = app.key("admin").await;
+    assert_eq!(
+        app.raw(Method::GET, "/metrics", None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.raw(Method::GET, "/metrics", Some(&admin), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, v) = app.raw(Method::GET, "/metrics", Some(OP), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v
+        .as_str()
+        .unwrap()
+        .contains("slotgate_org_limit{org=\"acme\"} 1"));
 }
 
 #[tokio::test]

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::ApiError;
+use crate::auth::Principal;
 use crate::state::Shared;
 
 /// 200 once the server is serving.
@@ -17,11 +18,26 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition")))]
-pub async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
-    let text = s.read(|e| s.metrics.render(e)).await.unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+/// Prometheus metrics; with `--metrics-auth`, for the operator key only.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition"), (status = 401, description = "with --metrics-auth, no operator key")))]
+pub async fn metrics(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if s.metrics_auth {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !matches!(
+            token.and_then(|t| s.keys.authenticate(t.trim())),
+            Some(Principal::Operator)
+        ) {
+            return Err(ApiError::unauthorized());
+        }
+    }
+    let text = s.read(|e| s.metrics.render(e)).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
 /// This API, as OpenAPI 3, generated from the handlers.
