@@ -820,6 +820,20 @@ async fn the_event_stream_replays_and_follows() {
     app.acquire("a1", "A", "chat").await;
     let next = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert!(String::from_utf8_lossy(&next).contains("event: call.admitted"));
+
+    // A reconnecting client resumes after the last id it saw.
+    let req = Request::get("/v1/orgs/acme/events/stream")
+        .header("authorization", format!("Bearer {OP}"))
+        .header("last-event-id", "1")
+        .body(Body::empty())
+        .unwrap();
+    let mut body = app.router.clone().oneshot(req).await.unwrap().into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let text = String::from_utf8_lossy(&first);
+    assert!(
+        text.contains("id: 2") && text.contains("event: call.admitted"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -105,19 +105,25 @@ pub async fn list(
 
 /// The org's events as `text/event-stream`, from `after` (default: only new ones).
 #[utoipa::path(get, path = "/v1/orgs/{org}/events/stream",
-    params(("after" = Option<u64>, Query, description = "replay events with a larger seq first")),
+    params(("after" = Option<u64>, Query, description = "replay events with a larger seq first (or send Last-Event-ID)")),
     responses((status = 200, description = "text/event-stream of events")))]
 pub async fn stream(
     State(s): State<Arc<Shared>>,
     Auth(p): Auth,
     Path(org): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     p.check(&org, Action::Read)?;
     only_params(&q, &["after"])?;
     s.read(|e| e.org(&org)).await??;
     let live = s.store.subscribe();
-    let after = match query_param::<u64>(&q, "after")? {
+    // A reconnecting EventSource says where it stopped in `Last-Event-ID`.
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let after = match query_param::<u64>(&q, "after")?.or(resume) {
         Some(a) => a,
         // Only new events: start after the newest one stored.
         None => s.store.last_event(&org)?,
