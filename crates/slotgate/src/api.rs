@@ -99,6 +99,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/", get(ops::dashboard))
         .route("/assets/{file}", get(ops::asset))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(panicked))
@@ -110,6 +111,14 @@ async fn not_found() -> ApiError {
         StatusCode::NOT_FOUND,
         "not_found",
         "no such endpoint; see /v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method; see /v1/openapi.json",
     )
 }
 

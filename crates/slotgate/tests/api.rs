@@ -684,7 +684,7 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
             Method::POST,
             "/v1/orgs",
             "{\"id\": \"x y\", \"limit\": 1}",
-            "org",
+            "id",
         ),
         (
             Method::POST,

@@ -38,8 +38,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             &bytes
         };
         let de = &mut serde_json::Deserializer::from_slice(bytes);
-        match serde_path_to_error::deserialize(de) {
-            Ok(v) => Ok(ApiJson(v)),
+        match serde_path_to_error::deserialize(&mut *de) {
+            // One JSON value and nothing after it.
+            Ok(v) => match de.end() {
+                Ok(()) => Ok(ApiJson(v)),
+                Err(e) => Err(ApiError::invalid(
+                    "body",
+                    format!("unexpected data after the JSON value: {e}"),
+                )),
+            },
             Err(e) => {
                 // Broken JSON is the body's fault; a bad value names its field.
                 let path = e.path().to_string();

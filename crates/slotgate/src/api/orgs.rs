@@ -90,7 +90,11 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<(StatusCode, Json<wire::Org>), ApiError> {
     operator_only(&p)?;
-    let id = OrgId::new(&body.id)?;
+    // The body's field is `id`; the engine's error names the org.
+    let id = OrgId::new(&body.id).map_err(|e| match e {
+        slotgate_core::Error::Invalid { message, .. } => ApiError::invalid("id", message),
+        other => other.into(),
+    })?;
     let org = s
         .apply(Some(p.key_id()), |e, now| e.create_org(id, body.limit, now))
         .await??;
