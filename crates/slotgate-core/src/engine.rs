@@ -360,6 +360,11 @@ impl Engine {
     ) -> Result<R> {
         let now = self.tick(now);
         let entry = self.orgs.get_mut(org).ok_or(Error::OrgNotFound)?;
+        // Deadlines already past come first: a command arriving late (before the
+        // driver woke) sees the state those deadlines made, not a stale one.
+        if entry.scheduled.is_some_and(|at| at <= now) {
+            entry.org.handle_timeout(now, &mut self.events);
+        }
         let result = command(&mut entry.org, now, &mut self.events);
         entry.org.compact_timers();
         let next = entry.org.poll_timeout();

@@ -122,3 +122,31 @@ fn a_restored_engine_has_the_same_org_queue_and_grace_on_leases() {
     assert_eq!(r.org("acme").unwrap().active, 0);
     assert_eq!(r.org("acme").unwrap().queued, 0);
 }
+
+#[test]
+fn a_command_that_arrives_after_a_deadline_sees_what_the_deadline_did() {
+    let mut e = Engine::new(Config::default());
+    e.create_org(OrgId::new("acme").unwrap(), 1, t(0)).unwrap();
+    let mut first = AcquireRequest::new(
+        CallId::new("c1").unwrap(),
+        AgentId::new("a").unwrap(),
+        CallType::Chat,
+    );
+    first.lease_ttl = Duration::from_secs(5);
+    e.acquire("acme", first, t(0)).unwrap();
+    // No handle_timeout ran since the lease passed: the heartbeat still finds it ended.
+    let err = e.heartbeat("acme", "c1", None, t(6)).unwrap_err();
+    assert!(
+        matches!(err, slotgate_core::Error::CallEnded { .. }),
+        "{err:?}"
+    );
+    let next = AcquireRequest::new(
+        CallId::new("c2").unwrap(),
+        AgentId::new("b").unwrap(),
+        CallType::Chat,
+    );
+    assert!(matches!(
+        e.acquire("acme", next, t(6)).unwrap(),
+        slotgate_core::Acquired::Admitted(_)
+    ));
+}
