@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::ids::CallId;
 use crate::time::Timestamp;
+use crate::timers::{Deadlines, Timer, TimerKind};
 use crate::types::{CallState, EndReason, Slot};
 
 /// The shortest lease a call may ask for (API.md: `lease_ttl_s` 5 to 3600).
@@ -83,6 +84,28 @@ impl Call {
         match &self.phase {
             Phase::Queued(w) => Some(w),
             _ => None,
+        }
+    }
+
+    /// The deadlines this call has now, as the org's timers must hold them
+    /// (`key` is its key in the org's call table).
+    pub(crate) fn deadlines(&self, key: u32) -> Deadlines {
+        let timer = |at: Timestamp, kind| {
+            (at != Timestamp::NEVER).then_some(Timer {
+                at,
+                kind,
+                call: key,
+            })
+        };
+        match &self.phase {
+            Phase::Active {
+                lease_expires_at, ..
+            } => [timer(*lease_expires_at, TimerKind::Lease), None],
+            Phase::Queued(w) => [
+                timer(w.max_wait_at, TimerKind::MaxWait),
+                timer(w.hold_until, TimerKind::Hold),
+            ],
+            Phase::Ended { .. } => [None, None],
         }
     }
 

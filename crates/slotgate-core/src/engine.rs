@@ -366,7 +366,6 @@ impl Engine {
             entry.org.handle_timeout(now, &mut self.events);
         }
         let result = command(&mut entry.org, now, &mut self.events);
-        entry.org.compact_timers();
         let next = entry.org.poll_timeout();
         if next != entry.scheduled {
             if let Some(at) = entry.scheduled {

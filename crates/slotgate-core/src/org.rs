@@ -31,7 +31,7 @@ use crate::event::{Event, EventKind};
 use crate::ids::{AgentId, OrgId};
 use crate::index::CallIndex;
 use crate::time::Timestamp;
-use crate::timers::{Timer, TimerKind, Timers};
+use crate::timers::Timers;
 use crate::types::{CallType, Reservations, Slot, MAX_LIMIT};
 use crate::view::AgentView;
 
@@ -320,14 +320,15 @@ impl Org {
 
     /// Makes a counted call active: its lease starts now; emits `call.admitted`.
     fn admitted(&mut self, key: u32, slot: Slot, now: Timestamp, out: &mut Vec<Event>) {
-        let call = &mut self.calls[key as usize];
+        self.update_call(key, |call| {
+            call.phase = Phase::Active {
+                slot,
+                admitted_at: now,
+                lease_expires_at: now.add_millis(call.lease_ttl_ms()),
+            }
+        });
+        let call = &self.calls[key as usize];
         let g = call.group;
-        let lease_expires_at = now.add_millis(call.lease_ttl_ms());
-        call.phase = Phase::Active {
-            slot,
-            admitted_at: now,
-            lease_expires_at,
-        };
         let kind = EventKind::CallAdmitted {
             call: call.id.clone(),
             agent: self.agents[group_agent(g)].clone(),
@@ -336,12 +337,17 @@ impl Org {
             waited_ms: call.queued_at.map_or(0, |q| now.millis_since(q)),
             lease_ttl_ms: call.lease_ttl_ms(),
         };
-        self.timers.push(Timer {
-            at: lease_expires_at,
-            kind: TimerKind::Lease,
-            call: key,
-        });
         self.emit(now, kind, out);
+    }
+
+    /// Changes one call and keeps the org's deadlines in step with it. All
+    /// changes to a known call's phase or deadlines go through here.
+    fn update_call<R>(&mut self, key: u32, change: impl FnOnce(&mut Call) -> R) -> R {
+        let call = &mut self.calls[key as usize];
+        let old = call.deadlines(key);
+        let result = change(call);
+        self.timers.replace(old, call.deadlines(key));
+        result
     }
 
     /// Appends an event with the org's next seq.

@@ -1,14 +1,14 @@
 //! An org's deadlines: lease expiries, queue holds and `max_wait`s, earliest first.
 //!
-//! A binary heap with lazy deletion: renewing a lease or ending a call does not
-//! search the heap; the old entry stays and is recognised as stale when it
-//! reaches the top (the org checks it against the call's current state). The
-//! next deadline is therefore found without scanning the leases, and renewal is
-//! O(log n). When stale entries outnumber live ones the heap is rebuilt, so its
-//! size stays within a constant factor of the live deadlines (amortised O(1)).
+//! An ordered set of exactly the current deadlines: each call's record says
+//! which deadlines it has ([`Call::deadlines`](crate::call::Call::deadlines)),
+//! and the org replaces a call's entries whenever it changes the call (renewal,
+//! admission, end). The earliest deadline is found without scanning the
+//! leases; scheduling, renewing and removing are O(log n), and no entry ever
+//! goes stale, so there is no clean-up pass and no pause, whatever the number
+//! of calls.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 
 use crate::time::Timestamp;
 
@@ -37,40 +37,44 @@ pub(crate) struct Timer {
     pub(crate) call: u32,
 }
 
-/// A min-heap of [`Timer`]s that may hold stale entries.
+/// A call's deadlines: at most two (a queued call's `max_wait` and hold).
+pub(crate) type Deadlines = [Option<Timer>; 2];
+
+/// The current deadlines of an org's calls, earliest first.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<Timer>>,
+    set: BTreeSet<Timer>,
 }
 
 impl Timers {
-    /// Schedules `timer`. Any earlier deadline of the same call becomes stale by itself.
-    pub(crate) fn push(&mut self, timer: Timer) {
-        self.heap.push(Reverse(timer));
+    /// Replaces a call's deadlines `old` by `new`, touching only those that differ.
+    pub(crate) fn replace(&mut self, old: Deadlines, new: Deadlines) {
+        for t in old.iter().flatten() {
+            if !new.contains(&Some(*t)) {
+                self.set.remove(t);
+            }
+        }
+        for t in new.iter().flatten() {
+            if !old.contains(&Some(*t)) {
+                self.set.insert(*t);
+            }
+        }
     }
 
-    /// The earliest entry, stale or not.
-    pub(crate) fn peek(&self) -> Option<Timer> {
-        self.heap.peek().map(|r| r.0)
+    /// The earliest deadline.
+    pub(crate) fn first(&self) -> Option<Timer> {
+        self.set.first().copied()
     }
 
-    /// Removes the earliest entry.
-    pub(crate) fn pop(&mut self) -> Option<Timer> {
-        self.heap.pop().map(|r| r.0)
+    /// Removes the earliest deadline.
+    pub(crate) fn pop_first(&mut self) -> Option<Timer> {
+        self.set.pop_first()
     }
 
-    /// Number of entries, stale included.
+    /// Number of deadlines.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    /// Drops stale entries when they dominate: `live_bound` is an upper bound
-    /// on live entries, `is_live` tells one entry's fate.
-    pub(crate) fn compact(&mut self, live_bound: usize, is_live: impl Fn(&Timer) -> bool) {
-        if self.heap.len() > 64 && self.heap.len() > 2 * live_bound {
-            self.heap.retain(|r| is_live(&r.0));
-        }
+        self.set.len()
     }
 }
 
@@ -89,24 +93,38 @@ mod tests {
     #[test]
     fn pops_earliest_first_and_queued_kinds_before_leases_at_one_instant() {
         let mut t = Timers::default();
-        t.push(timer(10, TimerKind::Lease, 1));
-        t.push(timer(10, TimerKind::Hold, 2));
-        t.push(timer(5, TimerKind::Lease, 3));
-        t.push(timer(10, TimerKind::MaxWait, 4));
-        let order: Vec<u32> = std::iter::from_fn(|| t.pop()).map(|t| t.call).collect();
+        t.replace([None, None], [Some(timer(10, TimerKind::Lease, 1)), None]);
+        t.replace([None, None], [Some(timer(10, TimerKind::Hold, 2)), None]);
+        t.replace([None, None], [Some(timer(5, TimerKind::Lease, 3)), None]);
+        t.replace([None, None], [Some(timer(10, TimerKind::MaxWait, 4)), None]);
+        let order: Vec<u32> = std::iter::from_fn(|| t.pop_first())
+            .map(|t| t.call)
+            .collect();
         assert_eq!(order, vec![3, 4, 2, 1]);
     }
 
     #[test]
-    fn compaction_keeps_live_entries_only_once_stale_ones_dominate() {
+    fn replacing_keeps_exactly_the_new_deadlines() {
         let mut t = Timers::default();
-        for i in 0..200 {
-            t.push(timer(i, TimerKind::Lease, i as u32));
-        }
-        t.compact(150, |_| false);
-        assert_eq!(t.len(), 200, "not compacted while live entries may be most");
-        t.compact(10, |e| e.call % 2 == 0);
-        assert_eq!(t.len(), 100);
-        assert!(std::iter::from_fn(|| t.pop()).all(|e| e.call % 2 == 0));
+        let (max_wait, hold) = (
+            timer(50, TimerKind::MaxWait, 7),
+            timer(20, TimerKind::Hold, 7),
+        );
+        t.replace([None, None], [Some(max_wait), Some(hold)]);
+        assert_eq!((t.len(), t.first()), (2, Some(hold)));
+        // A renewed hold: the max_wait stays, the old hold goes.
+        let renewed = timer(30, TimerKind::Hold, 7);
+        t.replace(
+            [Some(max_wait), Some(hold)],
+            [Some(max_wait), Some(renewed)],
+        );
+        assert_eq!((t.len(), t.first()), (2, Some(renewed)));
+        // Admitted: both go, a lease comes.
+        let lease = timer(40, TimerKind::Lease, 7);
+        t.replace([Some(max_wait), Some(renewed)], [Some(lease), None]);
+        assert_eq!((t.len(), t.first()), (1, Some(lease)));
+        // Ended: nothing is left.
+        t.replace([Some(lease), None], [None, None]);
+        assert_eq!((t.len(), t.first()), (0, None));
     }
 }

@@ -178,6 +178,7 @@ impl Server {
         let store: Arc<dyn Store> = Arc::new(store);
         let mut shared = Shared::new(engine, store, Keys::new(&operator, snapshot.keys));
         shared.metrics_auth = settings.metrics_auth;
+        shared.shutdown = shutdown.clone();
         let shared = Arc::new(shared);
         // Whatever resuming changed (calls that timed out while down) is stored like any change.
         shared.run(None, |_, _| ());

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use slotgate_core::{CallId, Engine, Event, EventKind, OrgId, Timestamp};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::auth::Keys;
 use crate::history::History;
@@ -40,6 +40,8 @@ pub struct Shared {
     pub driver_target: AtomicU64,
     /// Whether `/metrics` asks for the operator key (`--metrics-auth`).
     pub metrics_auth: bool,
+    /// Set to `true` when the server begins to shut down.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// The outcome of [`Shared::run`]: the command's result, the store ticket to
@@ -67,6 +69,17 @@ impl Shared {
             driver_kick: Notify::new(),
             driver_target: AtomicU64::new(u64::MAX),
             metrics_auth: false,
+            shutdown: watch::channel(false).1,
+        }
+    }
+
+    /// Resolves when the server begins to shut down: long-polls answer with
+    /// what they have and event streams end, so shutdown never waits on them.
+    /// Never resolves when nothing can signal shutdown (tests without a server).
+    pub async fn shutting_down(&self) {
+        let mut rx = self.shutdown.clone();
+        if rx.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 

@@ -2,15 +2,13 @@
 
 use std::time::Duration;
 
-use slab::Slab;
-
 use super::{group_agent, group_id, group_type, Org};
 use crate::call::{Call, Phase, Waiting, MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
 use crate::engine::{AcquireRequest, Acquired};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::time::Timestamp;
-use crate::timers::{Timer, TimerKind};
+use crate::timers::TimerKind;
 use crate::types::EndReason;
 use crate::view::CallView;
 
@@ -70,13 +68,15 @@ impl Org {
                 max_wait_at,
             })
         };
-        self.calls.insert(Call {
+        let call = Call {
             id: req.id,
             group: g,
             lease_ttl_ms,
             queued_at: (!admit).then_some(now),
             phase,
-        });
+        };
+        self.timers.replace([None, None], call.deadlines(key32));
+        self.calls.insert(call);
         self.call_index.insert(&self.calls, hash, key32);
 
         if let Phase::Active { slot, .. } = self.calls[key].phase {
@@ -88,7 +88,6 @@ impl Org {
         self.update_group(g, |group| {
             group.queue.insert(seq, key32);
         });
-        self.arm_queue_timers(key32);
         let position = self.queue.len() as u64;
         let call = &self.calls[key];
         let kind = EventKind::CallQueued {
@@ -145,10 +144,12 @@ impl Org {
     /// A wait (long-poll) opens on a call: while any is open, a queued call is held.
     pub(crate) fn open_wait(&mut self, id: &str) -> Result<CallView> {
         let key = self.key_of(id)?;
-        if let Phase::Queued(w) = &mut self.calls[key as usize].phase {
-            w.waits += 1;
-            w.hold_until = Timestamp::NEVER;
-        }
+        self.update_call(key, |call| {
+            if let Phase::Queued(w) = &mut call.phase {
+                w.waits += 1;
+                w.hold_until = Timestamp::NEVER;
+            }
+        });
         Ok(self.call_view_of(key))
     }
 
@@ -156,67 +157,33 @@ impl Org {
     /// runs for one `lease_ttl` from `now`.
     pub(crate) fn close_wait(&mut self, id: &str, now: Timestamp) -> Result<CallView> {
         let key = self.key_of(id)?;
-        let call = &mut self.calls[key as usize];
-        let ttl = call.lease_ttl_ms();
-        if let Phase::Queued(w) = &mut call.phase {
-            w.waits = w.waits.saturating_sub(1);
-            if w.waits == 0 {
-                let at = now.add_millis(ttl);
-                w.hold_until = at;
-                self.timers.push(Timer {
-                    at,
-                    kind: TimerKind::Hold,
-                    call: key,
-                });
+        self.update_call(key, |call| {
+            let at = now.add_millis(call.lease_ttl_ms());
+            if let Phase::Queued(w) = &mut call.phase {
+                w.waits = w.waits.saturating_sub(1);
+                if w.waits == 0 {
+                    w.hold_until = at;
+                }
             }
-        }
+        });
         Ok(self.call_view_of(key))
     }
 
     /// Pushes the deadlines out: an active call's lease, or an unwaited queued call's hold.
     fn renew(&mut self, key: u32, ttl: Option<u32>, now: Timestamp) {
-        let call = &mut self.calls[key as usize];
-        if let Some(ttl) = ttl {
-            call.lease_ttl_ms = ttl;
-        }
-        let at = now.add_millis(call.lease_ttl_ms());
-        let kind = match &mut call.phase {
-            Phase::Active {
-                lease_expires_at, ..
-            } => {
-                *lease_expires_at = at;
-                TimerKind::Lease
+        self.update_call(key, |call| {
+            if let Some(ttl) = ttl {
+                call.lease_ttl_ms = ttl;
             }
-            Phase::Queued(w) if w.waits == 0 => {
-                w.hold_until = at;
-                TimerKind::Hold
+            let at = now.add_millis(call.lease_ttl_ms());
+            match &mut call.phase {
+                Phase::Active {
+                    lease_expires_at, ..
+                } => *lease_expires_at = at,
+                Phase::Queued(w) if w.waits == 0 => w.hold_until = at,
+                Phase::Queued(_) | Phase::Ended { .. } => {}
             }
-            Phase::Queued(_) | Phase::Ended { .. } => return,
-        };
-        self.timers.push(Timer {
-            at,
-            kind,
-            call: key,
         });
-    }
-
-    fn arm_queue_timers(&mut self, key: u32) {
-        let w = self.calls[key as usize]
-            .waiting()
-            .expect("arming a queued call");
-        let timers = [
-            (w.hold_until, TimerKind::Hold),
-            (w.max_wait_at, TimerKind::MaxWait),
-        ];
-        for (at, kind) in timers {
-            if at != Timestamp::NEVER {
-                self.timers.push(Timer {
-                    at,
-                    kind,
-                    call: key,
-                });
-            }
-        }
     }
 
     /// Ends a live call once: frees its slot or its queue place, records the
@@ -241,13 +208,15 @@ impl Org {
             }
             Phase::Ended { .. } => unreachable!("a call ends once: callers check it is live"),
         };
-        let call = &mut self.calls[key as usize];
-        call.phase = Phase::Ended {
-            slot,
-            admitted_at,
-            ended_at: now,
-            reason,
-        };
+        self.update_call(key, |call| {
+            call.phase = Phase::Ended {
+                slot,
+                admitted_at,
+                ended_at: now,
+                reason,
+            }
+        });
+        let call = &self.calls[key as usize];
         let kind = EventKind::CallEnded {
             call: call.id.clone(),
             agent: self.agents[group_agent(g)].clone(),
@@ -275,8 +244,8 @@ impl Org {
     }
 
     /// The next instant the org needs [`Org::handle_timeout`], if any.
-    pub(crate) fn poll_timeout(&mut self) -> Option<Timestamp> {
-        let timer = self.next_due_timer();
+    pub(crate) fn poll_timeout(&self) -> Option<Timestamp> {
+        let timer = self.timers.first().map(|t| t.at);
         let purge = self.retained.front().map(|&(at, _)| at);
         match (timer, purge) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -288,21 +257,17 @@ impl Org {
     /// at each instant, queued calls' deadlines, then leases, then one dispatch
     /// at that instant. Then forgets ended calls past retention.
     pub(crate) fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<Event>) {
-        while let Some(at) = self.next_due_timer() {
-            if at > now {
-                break;
-            }
-            while let Some(t) = self.timers.peek().filter(|t| t.at == at) {
-                self.timers.pop();
-                if is_due(&self.calls, &t) {
-                    let reason = match t.kind {
-                        TimerKind::MaxWait => EndReason::TimedOut,
-                        TimerKind::Hold => EndReason::Abandoned,
-                        TimerKind::Lease => EndReason::Expired,
-                    };
-                    self.end(t.call, reason, at, out);
-                    self.forget_if_unretained(t.call);
-                }
+        while let Some(at) = self.timers.first().map(|t| t.at).filter(|&at| at <= now) {
+            // Ending a call drops its other deadlines, so every one popped is current.
+            while let Some(t) = self.timers.first().filter(|t| t.at == at) {
+                self.timers.pop_first();
+                let reason = match t.kind {
+                    TimerKind::MaxWait => EndReason::TimedOut,
+                    TimerKind::Hold => EndReason::Abandoned,
+                    TimerKind::Lease => EndReason::Expired,
+                };
+                self.end(t.call, reason, at, out);
+                self.forget_if_unretained(t.call);
             }
             self.dispatch(at, out);
         }
@@ -315,48 +280,11 @@ impl Org {
         }
     }
 
-    /// The earliest deadline still current, dropping stale ones on the way.
-    fn next_due_timer(&mut self) -> Option<Timestamp> {
-        while let Some(t) = self.timers.peek() {
-            if is_due(&self.calls, &t) {
-                return Some(t.at);
-            }
-            self.timers.pop();
-        }
-        None
-    }
-
-    /// Rebuilds the deadline heap if stale entries dominate it (amortised O(1)).
-    pub(crate) fn compact_timers(&mut self) {
-        // Each active call has one current deadline, each queued call at most two.
-        let live_bound = self.active as usize + 2 * self.queue.len();
-        let calls = &self.calls;
-        self.timers.compact(live_bound, |t| is_due(calls, t));
-    }
-
     pub(crate) fn key_of(&self, id: &str) -> Result<u32> {
         let hash = self.call_index.hash(id);
         self.call_index
             .find(&self.calls, hash, id)
             .ok_or(Error::CallNotFound)
-    }
-}
-
-/// Is this deadline still its call's current one?
-fn is_due(calls: &Slab<Call>, t: &Timer) -> bool {
-    let Some(call) = calls.get(t.call as usize) else {
-        return false;
-    };
-    match (&call.phase, t.kind) {
-        (
-            Phase::Active {
-                lease_expires_at, ..
-            },
-            TimerKind::Lease,
-        ) => *lease_expires_at == t.at,
-        (Phase::Queued(w), TimerKind::Hold) => w.hold_until == t.at,
-        (Phase::Queued(w), TimerKind::MaxWait) => w.max_wait_at == t.at,
-        _ => false,
     }
 }
 

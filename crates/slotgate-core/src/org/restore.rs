@@ -12,7 +12,6 @@ use crate::event::Event;
 use crate::ids::AgentId;
 use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
-use crate::timers::{Timer, TimerKind};
 use crate::types::{CallType, Reservations};
 
 impl Org {
@@ -99,13 +98,16 @@ impl Org {
                 group.queue.insert(seq, key32);
             });
         }
-        self.calls.insert(Call {
+        let call = Call {
             id: c.id,
             group: g,
             lease_ttl_ms,
             queued_at: c.queued_at,
             phase,
-        });
+        };
+        // Only a `max_wait` runs already; leases and holds start at resume.
+        self.timers.replace([None, None], call.deadlines(key32));
+        self.calls.insert(call);
         self.call_index.insert(&self.calls, hash, key32);
         Ok(())
     }
@@ -114,39 +116,21 @@ impl Org {
     /// queue hold runs one `lease_ttl` from now; `max_wait`s keep their instant.
     /// Then dispatches, in case the restored state left room.
     pub(crate) fn resume(&mut self, now: Timestamp, out: &mut Vec<Event>) {
-        for (key, call) in self.calls.iter_mut() {
-            let at = now.add_millis(call.lease_ttl_ms());
-            let key = key as u32;
-            match &mut call.phase {
-                Phase::Active {
-                    lease_expires_at, ..
-                } => {
-                    *lease_expires_at = at;
-                    self.timers.push(Timer {
-                        at,
-                        kind: TimerKind::Lease,
-                        call: key,
-                    });
-                }
-                Phase::Queued(w) => {
-                    w.hold_until = at;
-                    w.waits = 0;
-                    self.timers.push(Timer {
-                        at,
-                        kind: TimerKind::Hold,
-                        call: key,
-                    });
-                    if w.max_wait_at != Timestamp::NEVER {
-                        let at = w.max_wait_at;
-                        self.timers.push(Timer {
-                            at,
-                            kind: TimerKind::MaxWait,
-                            call: key,
-                        });
+        let keys: Vec<u32> = self.calls.iter().map(|(key, _)| key as u32).collect();
+        for key in keys {
+            self.update_call(key, |call| {
+                let at = now.add_millis(call.lease_ttl_ms());
+                match &mut call.phase {
+                    Phase::Active {
+                        lease_expires_at, ..
+                    } => *lease_expires_at = at,
+                    Phase::Queued(w) => {
+                        w.hold_until = at;
+                        w.waits = 0;
                     }
+                    Phase::Ended { .. } => {}
                 }
-                Phase::Ended { .. } => {}
-            }
+            });
         }
         self.dispatch(now, out);
     }

@@ -153,7 +153,11 @@ async fn wait_while_queued(
     };
     s.store.durable(ran.ticket).await?;
     if ran.result?.state == CallState::Queued {
-        let _ = tokio::time::timeout(wait, notified).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = notified => {}
+            _ = s.shutting_down() => {}
+        }
     }
     // Close the wait whatever happened: it starts the call's hold if still queued.
     hold.open = false;

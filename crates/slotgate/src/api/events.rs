@@ -86,7 +86,11 @@ pub async fn list(
     if events.is_empty() && !wait.is_zero() {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout_at(deadline, live.recv()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(deadline, live.recv()) => next,
+                _ = s.shutting_down() => break,
+            };
+            match next {
                 Ok(Ok(e))
                     if e.get("org").and_then(|o| o.as_str()) == Some(org.as_str())
                         && seq_of(&e) > after =>
@@ -152,7 +156,11 @@ pub async fn stream(
                     Err(_) => return None,
                 }
                 loop {
-                    match live.recv().await {
+                    let next = tokio::select! {
+                        next = live.recv() => next,
+                        _ = s.shutting_down() => return None,
+                    };
+                    match next {
                         Ok(e)
                             if e.get("org").and_then(|o| o.as_str()) == Some(org.as_str())
                                 && seq_of(&e) > last =>

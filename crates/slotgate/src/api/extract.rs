@@ -49,8 +49,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             },
             Err(e) => {
                 // Broken JSON is the body's fault; a bad value names its field.
+                // serde_json reports a number too large for any type (`1e400`)
+                // as a syntax error, but it is a bad value of the field it is in.
                 let path = e.path().to_string();
-                let broken = e.inner().is_syntax() || e.inner().is_eof();
+                let out_of_range = e.inner().to_string().starts_with("number out of range");
+                let broken = (e.inner().is_syntax() && !out_of_range) || e.inner().is_eof();
                 let field = if broken || path == "." || path.contains('?') {
                     "body".to_string()
                 } else {
