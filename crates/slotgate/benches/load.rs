@@ -12,7 +12,12 @@
 //!   callers long-poll, Redis callers retry every millisecond);
 //! - p50/p99 latency of acquire and of release, at peak and at half the peak rate;
 //! - for slotgate, release-to-waiter wake-up: one slot, one holder, one caller
-//!   long-polling; the time from sending the release to the waiter's answer.
+//!   long-polling; the time from sending the release to the waiter's answer;
+//! - the HTTP ceiling: the same loop where both requests are `GET /healthz`,
+//!   the most any HTTP API can do with this client on this machine.
+//!
+//! Paced runs spread the callers' start over one period, so the load is a
+//! steady rate rather than every caller at once.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -115,7 +120,10 @@ async fn drive<L: Limiter>(
             let mut run = Run::default();
             let mut tick = rate.map(|r| {
                 let period = Duration::from_secs_f64(callers as f64 / r);
-                let mut i = tokio::time::interval(period);
+                // Callers start spread over one period: a steady rate, not
+                // bursts of every caller at once.
+                let first = tokio::time::Instant::now() + period.mul_f64(c as f64 / callers as f64);
+                let mut i = tokio::time::interval_at(first, period);
                 i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 i
             });
@@ -198,6 +206,36 @@ impl Drop for Slotgate {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The HTTP ceiling: the same client and server, but each "acquire" and
+/// "release" is a `GET /healthz` (no auth, no engine, no store).
+struct Healthz {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Healthz {
+    async fn get(&self) {
+        let r = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .expect("healthz answered");
+        assert_eq!(r.status(), 200);
+        r.bytes().await.expect("healthz body");
+    }
+}
+
+impl Limiter for Healthz {
+    async fn acquire(&self, _id: String) {
+        self.get().await
+    }
+
+    async fn release(&self, _id: String) {
+        self.get().await
     }
 }
 
@@ -407,6 +445,12 @@ fn main() {
         let mut queued = drive(sg.org_client("tight"), n, o.seconds, None, "t").await;
         rows.push(queued.row(&format!("slotgate (durable), {} slots: half the callers queue", n / 2)));
         let mut wake = wakeups(&sg, 300).await;
+        let ceiling = Arc::new(Healthz {
+            http: sg.http.clone(),
+            url: sg.base.replace("/v1", "/healthz"),
+        });
+        let mut http = drive(ceiling, n, o.seconds, None, "h").await;
+        rows.push(http.row("HTTP ceiling: the same client and server, `GET /healthz` twice per cycle"));
 
         match RedisServer::start() {
             Some(redis) => {
@@ -418,10 +462,11 @@ fn main() {
                 let mut rq = drive(redis.semaphore("tight", (n / 2) as u32).await, n, o.seconds, None, "t").await;
                 rows.push(rq.row(&format!("Redis Lua semaphore, {} slots, 1 ms retry", n / 2)));
                 println!(
-                    "\nthroughput ratio slotgate / Redis: {:.2} ({n} slots), {:.2} ({} slots)",
+                    "\nthroughput ratio slotgate / Redis: {:.2} ({n} slots), {:.2} ({} slots); HTTP ceiling / Redis: {:.2}",
                     peak.rate() / r.rate(),
                     queued.rate() / rq.rate(),
-                    n / 2
+                    n / 2,
+                    http.rate() / r.rate()
                 );
             }
             None => println!("\nredis-server not found: install it (apt-get install redis-server) for the baseline"),
