@@ -63,6 +63,15 @@ pub type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 #[error("store failure: {0}")]
 pub struct StoreError(pub String);
 
+/// An event that is now durable: which org, which seq.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The org it belongs to.
+    pub org: slotgate_core::OrgId,
+    /// Its seq in the org.
+    pub seq: u64,
+}
+
 /// A durable backend.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Reads everything back, at start.
@@ -78,8 +87,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Resolves once every write up to `ticket` is durable.
     fn durable(&self, ticket: u64) -> Durable;
 
-    /// Events as they become durable, as API JSON, for live streams.
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<serde_json::Value>>;
+    /// Which events became durable, as they do, for live streams (which then
+    /// read them with [`Store::events`]).
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Stored>;
 
     /// The seq of an org's newest stored event (0 if none).
     fn last_event(&self, org: &str) -> Result<u64, StoreError>;

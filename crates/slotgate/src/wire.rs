@@ -82,62 +82,98 @@ pub fn call(c: CallView) -> Call {
     }
 }
 
-/// An event, with the key that caused it for configuration changes.
-pub fn event_json(e: &Event, by: Option<&str>) -> serde_json::Value {
-    use serde_json::json;
-    let mut v = json!({
-        "seq": e.seq,
-        "org": e.org.as_str(),
-        "type": e.kind.name(),
-        "at": rfc3339(e.at),
-    });
-    let extra = match &e.kind {
-        EventKind::OrgCreated { limit } => json!({ "limit": limit, "by": by }),
-        EventKind::CallQueued {
-            call,
-            agent,
-            call_type,
-            position,
-            lease_ttl_ms,
-            max_wait_expires_at,
-        } => json!({
-            "call": call.as_str(), "agent": agent.as_str(), "call_type": call_type.as_str(),
-            "position": position, "lease_ttl_ms": lease_ttl_ms,
-            "max_wait_expires_at": max_wait_expires_at.map(rfc3339),
-        }),
-        EventKind::CallAdmitted {
-            call,
-            agent,
-            call_type,
-            slot,
-            waited_ms,
-            lease_ttl_ms,
-        } => json!({
-            "call": call.as_str(), "agent": agent.as_str(), "call_type": call_type.as_str(),
-            "slot": slot.as_str(), "waited_ms": waited_ms, "lease_ttl_ms": lease_ttl_ms,
-        }),
-        EventKind::CallEnded {
-            call,
-            agent,
-            call_type,
-            reason,
-        } => json!({
-            "call": call.as_str(), "agent": agent.as_str(), "call_type": call_type.as_str(),
-            "reason": reason.as_str(),
-        }),
-        EventKind::LimitChanged { old, new } => json!({ "old": old, "new": new, "by": by }),
-        EventKind::ReservationsChanged { agent, old, new } => json!({
-            "agent": agent.as_str(),
-            "old": per_type(*old),
-            "new": per_type(*new),
-            "by": by,
-        }),
-        _ => json!({}),
-    };
-    if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {
-        obj.extend(more);
+/// An event as the API shows it (`GET .../events`, the SSE stream), with the
+/// key that caused it on configuration changes: one JSON object, rendered
+/// straight to text.
+pub fn event_json(e: &Event, by: Option<&str>) -> String {
+    serde_json::to_string(&EventJson { e, by }).expect("an event renders to JSON")
+}
+
+/// An RFC 3339 time, written without an intermediate `String`.
+struct Rfc3339(Timestamp);
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let at = UNIX_EPOCH + Duration::from_millis(self.0.as_millis());
+        s.collect_str(&humantime::format_rfc3339_millis(at))
     }
-    v
+}
+
+struct EventJson<'a> {
+    e: &'a Event,
+    by: Option<&'a str>,
+}
+
+impl serde::Serialize for EventJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.e;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("seq", &e.seq)?;
+        m.serialize_entry("org", e.org.as_str())?;
+        m.serialize_entry("type", e.kind.name())?;
+        m.serialize_entry("at", &Rfc3339(e.at))?;
+        match &e.kind {
+            EventKind::OrgCreated { limit } => {
+                m.serialize_entry("limit", limit)?;
+                m.serialize_entry("by", &self.by)?;
+            }
+            EventKind::CallQueued {
+                call,
+                agent,
+                call_type,
+                position,
+                lease_ttl_ms,
+                max_wait_expires_at,
+            } => {
+                m.serialize_entry("call", call.as_str())?;
+                m.serialize_entry("agent", agent.as_str())?;
+                m.serialize_entry("call_type", call_type.as_str())?;
+                m.serialize_entry("position", position)?;
+                m.serialize_entry("lease_ttl_ms", lease_ttl_ms)?;
+                m.serialize_entry("max_wait_expires_at", &max_wait_expires_at.map(Rfc3339))?;
+            }
+            EventKind::CallAdmitted {
+                call,
+                agent,
+                call_type,
+                slot,
+                waited_ms,
+                lease_ttl_ms,
+            } => {
+                m.serialize_entry("call", call.as_str())?;
+                m.serialize_entry("agent", agent.as_str())?;
+                m.serialize_entry("call_type", call_type.as_str())?;
+                m.serialize_entry("slot", slot.as_str())?;
+                m.serialize_entry("waited_ms", waited_ms)?;
+                m.serialize_entry("lease_ttl_ms", lease_ttl_ms)?;
+            }
+            EventKind::CallEnded {
+                call,
+                agent,
+                call_type,
+                reason,
+            } => {
+                m.serialize_entry("call", call.as_str())?;
+                m.serialize_entry("agent", agent.as_str())?;
+                m.serialize_entry("call_type", call_type.as_str())?;
+                m.serialize_entry("reason", reason.as_str())?;
+            }
+            EventKind::LimitChanged { old, new } => {
+                m.serialize_entry("old", old)?;
+                m.serialize_entry("new", new)?;
+                m.serialize_entry("by", &self.by)?;
+            }
+            EventKind::ReservationsChanged { agent, old, new } => {
+                m.serialize_entry("agent", agent.as_str())?;
+                m.serialize_entry("old", &per_type(*old))?;
+                m.serialize_entry("new", &per_type(*new))?;
+                m.serialize_entry("by", &self.by)?;
+            }
+            _ => {}
+        }
+        m.end()
+    }
 }
 
 #[cfg(test)]
@@ -148,5 +184,42 @@ mod tests {
     fn times_are_rfc3339_utc_with_millis() {
         let t = Timestamp::from_millis(1_795_464_000_123);
         assert_eq!(rfc3339(t), "2026-11-23T20:00:00.123Z");
+    }
+
+    #[test]
+    fn events_render_with_their_kind_fields() {
+        use slotgate_core::{AgentId, CallId, CallType, OrgId, Slot};
+        let at = Timestamp::from_millis(1_795_464_000_123);
+        let e = Event {
+            org: OrgId::new("acme").unwrap(),
+            seq: 7,
+            at,
+            kind: EventKind::CallAdmitted {
+                call: CallId::new("c1").unwrap(),
+                agent: AgentId::new("sales").unwrap(),
+                call_type: CallType::Chat,
+                slot: Slot::Reserved,
+                waited_ms: 1500,
+                lease_ttl_ms: 30_000,
+            },
+        };
+        let v: serde_json::Value = serde_json::from_str(&event_json(&e, None)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "seq": 7, "org": "acme", "type": "call.admitted", "at": "2026-11-23T20:00:00.123Z",
+                "call": "c1", "agent": "sales", "call_type": "chat", "slot": "reserved",
+                "waited_ms": 1500, "lease_ttl_ms": 30_000,
+            })
+        );
+        let e = Event {
+            kind: EventKind::LimitChanged { old: 5, new: 9 },
+            ..e
+        };
+        let v: serde_json::Value = serde_json::from_str(&event_json(&e, Some("k1"))).unwrap();
+        assert_eq!(
+            (v["old"].clone(), v["new"].clone(), v["by"].clone()),
+            (5.into(), 9.into(), "k1".into())
+        );
     }
 }

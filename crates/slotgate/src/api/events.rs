@@ -91,12 +91,7 @@ pub async fn list(
                 _ = s.shutting_down() => break,
             };
             match next {
-                Ok(Ok(e))
-                    if e.get("org").and_then(|o| o.as_str()) == Some(org.as_str())
-                        && seq_of(&e) > after =>
-                {
-                    break
-                }
+                Ok(Ok(e)) if e.org.as_str() == org && e.seq > after => break,
                 Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => continue,
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
             }
@@ -161,12 +156,7 @@ pub async fn stream(
                         _ = s.shutting_down() => return None,
                     };
                     match next {
-                        Ok(e)
-                            if e.get("org").and_then(|o| o.as_str()) == Some(org.as_str())
-                                && seq_of(&e) > last =>
-                        {
-                            break
-                        }
+                        Ok(e) if e.org.as_str() == org && e.seq > last => break,
                         Ok(_) => continue,
                         Err(RecvError::Lagged(_)) => break,
                         Err(RecvError::Closed) => return None,

@@ -19,7 +19,7 @@ use slotgate_core::{
 };
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::{Durable, Snapshot, Store, StoreError, StoredOrg, Write};
+use super::{Durable, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
 use crate::auth::{KeyRecord, Role};
 use crate::wire;
 
@@ -67,7 +67,7 @@ pub struct SqliteStore {
     submitted: AtomicU64,
     durable: watch::Receiver<Result<u64, StoreError>>,
     reader: Arc<Mutex<Connection>>,
-    published: broadcast::Sender<Arc<serde_json::Value>>,
+    published: broadcast::Sender<Stored>,
 }
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -145,7 +145,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<serde_json::Value>> {
+    fn subscribe(&self) -> broadcast::Receiver<Stored> {
         self.published.subscribe()
     }
 
@@ -196,7 +196,7 @@ fn write_loop(
     mut conn: Connection,
     mut rx: mpsc::UnboundedReceiver<(u64, Write)>,
     durable: watch::Sender<Result<u64, StoreError>>,
-    publish: broadcast::Sender<Arc<serde_json::Value>>,
+    publish: broadcast::Sender<Stored>,
     retention: Retention,
 ) {
     let mut batch = Vec::new();
@@ -211,16 +211,13 @@ fn write_loop(
             // Each org's newest seq, once per batch (events come in seq order).
             let mut newest = std::collections::HashMap::new();
             for e in &published {
-                newest.insert(
-                    e["org"].as_str().unwrap_or_default(),
-                    e["seq"].as_i64().unwrap_or(0),
-                );
+                newest.insert(e.org.as_str(), e.seq);
             }
             for (org, seq) in newest {
                 exec(
                     &txn,
                     "UPDATE orgs SET last_event_seq = ?2 WHERE id = ?1",
-                    params![org, seq],
+                    params![org, seq as i64],
                 )
                 .map_err(err)?;
             }
@@ -232,7 +229,7 @@ fn write_loop(
                 // Committed: publish, then acknowledge, so that whoever was
                 // acknowledged finds its events in the stream already.
                 for event in published {
-                    let _ = publish.send(Arc::new(event));
+                    let _ = publish.send(event);
                 }
                 let _ = durable.send_replace(Ok(last));
             }
@@ -280,7 +277,7 @@ fn exec(
 fn apply(
     txn: &Transaction<'_>,
     write: &Write,
-    published: &mut Vec<serde_json::Value>,
+    published: &mut Vec<Stored>,
 ) -> rusqlite::Result<()> {
     match write {
         Write::PutKey(k) => {
@@ -299,9 +296,12 @@ fn apply(
                 exec(
                     txn,
                     "INSERT INTO events (org, seq, at, body) VALUES (?1, ?2, ?3, ?4)",
-                    params![e.org.as_str(), e.seq as i64, ms(e.at), body.to_string()],
+                    params![e.org.as_str(), e.seq as i64, ms(e.at), body],
                 )?;
-                published.push(body);
+                published.push(Stored {
+                    org: e.org.clone(),
+                    seq: e.seq,
+                });
             }
         }
     }
