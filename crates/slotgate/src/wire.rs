@@ -7,7 +7,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use slotgate_core::{AgentView, CallView, Event, EventKind, OrgView, PerType, Timestamp};
+use slotgate_core::{
+    AgentId, AgentView, CallId, CallType, CallView, Event, EventKind, OrgView, PerType, Timestamp,
+};
 
 /// An RFC 3339 UTC time with milliseconds, e.g. `2026-11-23T20:00:00.000Z`.
 pub fn rfc3339(t: Timestamp) -> String {
@@ -99,6 +101,18 @@ impl serde::Serialize for Rfc3339 {
     }
 }
 
+/// The fields every call event has.
+fn call_fields<M: serde::ser::SerializeMap>(
+    m: &mut M,
+    call: &CallId,
+    agent: &AgentId,
+    call_type: CallType,
+) -> Result<(), M::Error> {
+    m.serialize_entry("call", call.as_str())?;
+    m.serialize_entry("agent", agent.as_str())?;
+    m.serialize_entry("call_type", call_type.as_str())
+}
+
 struct EventJson<'a> {
     e: &'a Event,
     by: Option<&'a str>,
@@ -126,9 +140,7 @@ impl serde::Serialize for EventJson<'_> {
                 lease_ttl_ms,
                 max_wait_expires_at,
             } => {
-                m.serialize_entry("call", call.as_str())?;
-                m.serialize_entry("agent", agent.as_str())?;
-                m.serialize_entry("call_type", call_type.as_str())?;
+                call_fields(&mut m, call, agent, *call_type)?;
                 m.serialize_entry("position", position)?;
                 m.serialize_entry("lease_ttl_ms", lease_ttl_ms)?;
                 m.serialize_entry("max_wait_expires_at", &max_wait_expires_at.map(Rfc3339))?;
@@ -141,9 +153,7 @@ impl serde::Serialize for EventJson<'_> {
                 waited_ms,
                 lease_ttl_ms,
             } => {
-                m.serialize_entry("call", call.as_str())?;
-                m.serialize_entry("agent", agent.as_str())?;
-                m.serialize_entry("call_type", call_type.as_str())?;
+                call_fields(&mut m, call, agent, *call_type)?;
                 m.serialize_entry("slot", slot.as_str())?;
                 m.serialize_entry("waited_ms", waited_ms)?;
                 m.serialize_entry("lease_ttl_ms", lease_ttl_ms)?;
@@ -154,9 +164,7 @@ impl serde::Serialize for EventJson<'_> {
                 call_type,
                 reason,
             } => {
-                m.serialize_entry("call", call.as_str())?;
-                m.serialize_entry("agent", agent.as_str())?;
-                m.serialize_entry("call_type", call_type.as_str())?;
+                call_fields(&mut m, call, agent, *call_type)?;
                 m.serialize_entry("reason", reason.as_str())?;
             }
             EventKind::LimitChanged { old, new } => {
