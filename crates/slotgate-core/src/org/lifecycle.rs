@@ -316,3 +316,53 @@ fn check_max_wait(w: Duration) -> Result<u64> {
     }
     Ok(w.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{AgentId, CallId, OrgId};
+    use crate::org::OrgConfig;
+    use crate::types::CallType;
+
+    /// The deadlines every live call has now, counted from the calls themselves.
+    fn live_deadlines(org: &Org) -> usize {
+        org.calls
+            .iter()
+            .map(|(k, c)| c.deadlines(k as u32).iter().flatten().count())
+            .sum()
+    }
+
+    #[test]
+    fn renewals_admissions_and_ends_leave_exactly_the_current_deadlines() {
+        let config = OrgConfig {
+            queue_cap: 1_000,
+            retention_ms: 0,
+        };
+        let mut out = Vec::new();
+        let t = Timestamp::from_millis;
+        let mut org = Org::new(OrgId::new("o").unwrap(), 2, config, t(1), &mut out).unwrap();
+        for n in 0..6 {
+            let mut req = AcquireRequest::new(
+                CallId::new(&format!("c{n}")).unwrap(),
+                AgentId::new("a").unwrap(),
+                CallType::Chat,
+            );
+            req.max_wait = Some(Duration::from_secs(600));
+            org.acquire(req, t(1), &mut out).unwrap();
+        }
+        // 2 leases, 4 queued calls with a hold and a max_wait each.
+        assert_eq!((org.timers.len(), live_deadlines(&org)), (10, 10));
+        for round in 0..1_000 {
+            for n in 0..6 {
+                org.heartbeat(&format!("c{n}"), None, t(2 + round)).unwrap();
+            }
+        }
+        assert_eq!(org.timers.len(), 10, "a thousand renewals add no entries");
+        org.open_wait("c5").unwrap();
+        assert_eq!(org.timers.len(), 9, "an open wait holds: no hold deadline");
+        org.end_by_caller("c0", t(2_000), &mut out).unwrap();
+        // c0 gone, c2 admitted: 1 + 1 leases, c3 and c4 with two each, c5 with its max_wait.
+        assert_eq!((org.timers.len(), live_deadlines(&org)), (7, 7));
+        assert_eq!(org.poll_timeout(), org.timers.first().map(|t| t.at));
+    }
+}
