@@ -274,8 +274,12 @@ fn memory() {
 }
 
 fn main() {
-    let bench_mode = std::env::args().any(|a| a == "--bench");
-    if bench_mode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bench_mode = args.iter().any(|a| a == "--bench");
+    // A name filter (`-- dispatch`) runs only the benchmarks it names: memory
+    // is measured in full runs only.
+    let filtered = args.iter().any(|a| !a.starts_with('-'));
+    if bench_mode && !filtered {
         memory();
     }
     let mut c = Criterion::default()
