@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion};
 use slotgate_core::{
-    AcquireRequest, AgentId, CallId, CallType, Config, Engine, OrgId, Reservations, Timestamp,
+    AcquireRequest, AgentId, CallId, CallType, Config, EndReason, Engine, OrgId, Reservations,
+    Timestamp,
 };
 
 /// Counts live heap bytes while [`COUNTING`] is on, so memory per call is
@@ -273,14 +274,140 @@ fn memory() {
     COUNTING.store(false, Ordering::Relaxed);
 }
 
+/// p10, median and p90 of `v`.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    (at(0.1), at(0.5), at(0.9))
+}
+
+/// The two headline ratios measured side by side: rounds that alternate a
+/// batch of the engine with a batch of its baseline, so both see the same
+/// machine at the same moment (a shared 2-core machine drifts by more than the
+/// effects measured); the ratio of each round is kept, and their spread shown.
+fn interleaved() {
+    const ROUNDS: usize = 300;
+    const BATCH: u64 = 64;
+    // Untimed operations before each timed batch, so each side is timed with
+    // its own data in cache, not the other side's.
+    const WARM: u64 = 16;
+
+    let (mut e, busy_agents) = busy_engine(Duration::ZERO);
+    let mut map: HashMap<String, u32> = (0..10_000).map(|n| (format!("call-{n}"), 0)).collect();
+    let mut active = 10_000u32;
+    let (mut engine_ns, mut map_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut n = 5_000_000u64;
+    for _ in 0..ROUNDS {
+        let reqs: Vec<_> = (0..WARM + BATCH)
+            .map(|i| {
+                let req = request(n + i, &busy_agents);
+                (req.id.clone(), req)
+            })
+            .collect();
+        let keys: Vec<_> = (0..WARM + BATCH)
+            .map(|i| {
+                let key = format!("call-{}", n + i);
+                (key.clone(), key)
+            })
+            .collect();
+        n += WARM + BATCH;
+        let mut engine_pair = |(call, req): (CallId, AcquireRequest)| {
+            black_box(e.acquire("busy", req, T0).unwrap());
+            black_box(e.release("busy", call.as_str(), T0).unwrap());
+            e.drain_events().for_each(drop);
+        };
+        let mut reqs = reqs.into_iter();
+        reqs.by_ref().take(WARM as usize).for_each(&mut engine_pair);
+        let start = Instant::now();
+        reqs.for_each(&mut engine_pair);
+        let engine = start.elapsed().as_nanos() as f64 / BATCH as f64;
+
+        let mut probes = Vec::with_capacity((WARM + BATCH) as usize);
+        let mut map_pair = |(key, probe): (String, String)| {
+            map.insert(key, 1);
+            active += 1;
+            black_box(map.remove(probe.as_str()));
+            active -= 1;
+            black_box(active);
+            probes.push(probe);
+        };
+        let mut keys = keys.into_iter();
+        keys.by_ref().take(WARM as usize).for_each(&mut map_pair);
+        let start = Instant::now();
+        keys.for_each(&mut map_pair);
+        let base = start.elapsed().as_nanos() as f64 / BATCH as f64;
+        drop(probes);
+        engine_ns.push(engine);
+        map_ns.push(base);
+        ratios.push(engine / base);
+    }
+    let (e10, e50, e90) = spread(engine_ns);
+    let (m10, m50, m90) = spread(map_ns);
+    let (r10, r50, r90) = spread(ratios);
+    println!("interleaved, {ROUNDS} rounds of {BATCH} (after {WARM} untimed): p10 / median / p90");
+    println!("  acquire+release, engine (retention 0): {e10:.0} / {e50:.0} / {e90:.0} ns");
+    println!("  baseline std HashMap insert+remove:    {m10:.0} / {m50:.0} / {m90:.0} ns");
+    println!("  engine / baseline, per round:          {r10:.2} / {r50:.2} / {r90:.2}");
+
+    let agents = agents(100);
+    let mut small = queued_engine(100);
+    let mut large = queued_engine(1_000_000);
+    let (mut small_ns, mut large_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    // `count` releases, each admitting the oldest queued call, then as many
+    // new calls queued again (not timed); the time per release.
+    let releases =
+        |(e, active, next): &mut (Engine, VecDeque<CallId>, u64), queued: u64, count: u64| -> f64 {
+            // The calls these releases admit: the oldest queued ones.
+            let admitted: Vec<CallId> = (0..count).map(|k| id(*next - queued + k)).collect();
+            let start = Instant::now();
+            for call in admitted {
+                let victim = active.pop_front().unwrap();
+                let ended = e.release("q", victim.as_str(), T0).unwrap();
+                assert_eq!(
+                    ended.end_reason,
+                    Some(EndReason::Released),
+                    "an active call"
+                );
+                active.push_back(call);
+            }
+            let took = start.elapsed().as_nanos() as f64 / count as f64;
+            for _ in 0..count {
+                e.acquire("q", request(*next, &agents), T0).unwrap();
+                *next += 1;
+            }
+            e.drain_events().for_each(drop);
+            took
+        };
+    for _ in 0..ROUNDS {
+        releases(&mut small, 100, WARM);
+        let s = releases(&mut small, 100, BATCH);
+        releases(&mut large, 1_000_000, WARM);
+        let l = releases(&mut large, 1_000_000, BATCH);
+        small_ns.push(s);
+        large_ns.push(l);
+        ratios.push(l / s);
+    }
+    let (s10, s50, s90) = spread(small_ns);
+    let (l10, l50, l90) = spread(large_ns);
+    let (r10, r50, r90) = spread(ratios);
+    println!("  release that admits a queued call, 10^2 queued: {s10:.0} / {s50:.0} / {s90:.0} ns");
+    println!("  release that admits a queued call, 10^6 queued: {l10:.0} / {l50:.0} / {l90:.0} ns");
+    println!("  10^6 / 10^2, per round:                         {r10:.2} / {r50:.2} / {r90:.2}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let bench_mode = args.iter().any(|a| a == "--bench");
-    // A name filter (`-- dispatch`) runs only the benchmarks it names: memory
-    // is measured in full runs only.
-    let filtered = args.iter().any(|a| !a.starts_with('-'));
-    if bench_mode && !filtered {
+    // A name filter (`-- dispatch`, `-- interleaved`, `-- memory`) runs only
+    // the parts it names.
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let wanted =
+        |part: &str| filters.is_empty() || filters.iter().any(|f| part.contains(f.as_str()));
+    if bench_mode && wanted("memory") {
         memory();
+    }
+    if bench_mode && wanted("interleaved") {
+        interleaved();
     }
     let mut c = Criterion::default()
         .configure_from_args()
