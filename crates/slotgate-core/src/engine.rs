@@ -70,6 +70,11 @@ impl AcquireRequest {
     }
 }
 
+/// Names the one call a wait was opened on, so that closing the wait cannot
+/// touch a later call that reuses the id. Returned by [`Engine::open_wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitToken(pub(crate) u64);
+
 /// The outcome of an acquire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquired {
@@ -216,14 +221,28 @@ impl Engine {
     }
 
     /// A wait (long-poll) opens on a call; while one is open, a queued call is held.
-    /// Every successful `open_wait` must be paired with one [`Engine::close_wait`].
-    pub fn open_wait(&mut self, org: &str, call: &str, now: Timestamp) -> Result<CallView> {
+    /// Every successful `open_wait` must be paired with one [`Engine::close_wait`]
+    /// given the [`WaitToken`] it returned.
+    pub fn open_wait(
+        &mut self,
+        org: &str,
+        call: &str,
+        now: Timestamp,
+    ) -> Result<(CallView, WaitToken)> {
         self.with_org(org, now, |o, _, _| o.open_wait(call))
     }
 
-    /// A wait closes; when none is left on a queued call, its hold runs one `lease_ttl` from now.
-    pub fn close_wait(&mut self, org: &str, call: &str, now: Timestamp) -> Result<CallView> {
-        self.with_org(org, now, |o, now, _| o.close_wait(call, now))
+    /// A wait closes; when none is left on a queued call, its hold runs one
+    /// `lease_ttl` from now. A token of an earlier call with the same id (one
+    /// that ended and was forgotten) changes nothing.
+    pub fn close_wait(
+        &mut self,
+        org: &str,
+        call: &str,
+        token: WaitToken,
+        now: Timestamp,
+    ) -> Result<CallView> {
+        self.with_org(org, now, |o, now, _| o.close_wait(call, token, now))
     }
 
     /// Restores an org from a store, with no events: its limit and the seq of

@@ -55,7 +55,7 @@ pub mod types;
 pub mod view;
 
 pub use call::{MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
-pub use engine::{AcquireRequest, Acquired, Config, Engine};
+pub use engine::{AcquireRequest, Acquired, Config, Engine, WaitToken};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind};
 pub use ids::{AgentId, CallId, OrgId};

@@ -15,7 +15,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use slotgate_core::{
     AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, Config, Engine, Error,
-    EventKind, OrgId, Reservations, Slot, Timestamp,
+    EventKind, OrgId, Reservations, Slot, Timestamp, WaitToken,
 };
 
 const ORGS: [&str; 2] = ["o1", "o2"];
@@ -350,12 +350,14 @@ impl Model {
         Ok(c.st)
     }
 
-    fn close_wait(&mut self, org: &str, id: &str, now: u64) -> Result<St, String> {
+    /// Closes a wait opened on instance `inst` of the id: a later call that
+    /// reuses the id is not touched.
+    fn close_wait(&mut self, org: &str, id: &str, inst: u64, now: u64) -> Result<St, String> {
         let now = self.tick(now);
         let o = self.orgs.get_mut(org).ok_or("OrgNotFound")?;
         let i = o.find(id).ok_or("CallNotFound")?;
         let c = &mut o.calls[i];
-        if c.st == St::Queued {
+        if c.st == St::Queued && c.instance == inst {
             c.waits = c.waits.saturating_sub(1);
             if c.waits == 0 {
                 c.hold = Some(now + c.ttl);
@@ -667,7 +669,7 @@ fn run(limits: [u32; 2], mut ops: Vec<Op>, cap: u32, retention_s: u64) {
     };
     let mut now = 1_000_000u64;
     let mut seqs = HashMap::new();
-    let mut waits: Vec<(usize, String, u64)> = Vec::new();
+    let mut waits: Vec<(usize, String, u64, WaitToken)> = Vec::new();
     let mut ended_instances: HashMap<u64, u32> = HashMap::new();
     for (n, op) in ops.into_iter().enumerate() {
         let step = format!("step {n} {op:?} at {now}");
@@ -765,41 +767,35 @@ fn run(limits: [u32; 2], mut ops: Vec<Op>, cap: u32, retention_s: u64) {
                 assert_eq!(got, m.heartbeat(org(o), &call_id(id), ttl, now), "{step}");
             }
             Op::OpenWait(o, id) => {
-                let got = e
-                    .open_wait(org(o), &call_id(id), t)
-                    .map(|c| state_of(c.state))
+                let got = e.open_wait(org(o), &call_id(id), t);
+                let token = got.as_ref().ok().map(|(_, token)| *token);
+                let got = got
+                    .map(|(c, _)| state_of(c.state))
                     .map_err(|e| reason_of(&e));
                 let want = m.open_wait(org(o), &call_id(id));
-                if want == Ok(St::Queued) {
+                assert_eq!(got, want, "{step}");
+                if let Some(token) = token {
                     let inst = m.orgs[org(o)]
                         .calls
                         .iter()
                         .find(|c| c.id == call_id(id))
                         .unwrap()
                         .instance;
-                    waits.push((o, call_id(id), inst));
+                    waits.push((o, call_id(id), inst, token));
                 }
-                assert_eq!(got, want, "{step}");
             }
             Op::CloseWait(k) => {
                 if waits.is_empty() {
                     continue;
                 }
-                let (o, id, inst) = waits.remove(k % waits.len());
-                // The server closes every wait it opened, on the same call; a wait whose
-                // call left the engine was closed by then.
-                let same = m.orgs[org(o)]
-                    .calls
-                    .iter()
-                    .any(|c| c.id == id && c.instance == inst);
-                if !same {
-                    continue;
-                }
+                // Also late closes: of a call that ended, or was forgotten and
+                // whose id a new call took since.
+                let (o, id, inst, token) = waits.remove(k % waits.len());
                 let got = e
-                    .close_wait(org(o), &id, t)
+                    .close_wait(org(o), &id, token, t)
                     .map(|c| state_of(c.state))
                     .map_err(|e| reason_of(&e));
-                assert_eq!(got, m.close_wait(org(o), &id, now), "{step}");
+                assert_eq!(got, m.close_wait(org(o), &id, inst, now), "{step}");
             }
             Op::Advance(ms) => {
                 now += ms;

@@ -27,18 +27,21 @@
 //! the first step, sets the engine's configuration. Durations are `500ms`,
 //! `30s` or `2m`. The clock starts at 1,000,000 ms.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
 use slotgate_core::{
     AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, CallView, Config, Engine,
-    Error, OrgId, Reservations, Timestamp,
+    Error, OrgId, Reservations, Timestamp, WaitToken,
 };
 
 struct Script {
     engine: Engine,
     now: Timestamp,
+    /// Open waits by (org, call), newest last: `unwait` closes the newest.
+    waits: HashMap<(String, String), Vec<WaitToken>>,
 }
 
 fn duration(s: &str) -> Duration {
@@ -145,8 +148,17 @@ impl Script {
                 let ttl = option(opts, "ttl").map(duration);
                 outcome(e.heartbeat(org, call, ttl, now).map(|c| call_text(&c)))
             }
-            ["wait", org, call] => outcome(e.open_wait(org, call, now).map(|c| call_text(&c))),
-            ["unwait", org, call] => outcome(e.close_wait(org, call, now).map(|c| call_text(&c))),
+            ["wait", org, call] => outcome(e.open_wait(org, call, now).map(|(c, token)| {
+                let key = (org.to_string(), call.to_string());
+                self.waits.entry(key).or_default().push(token);
+                call_text(&c)
+            })),
+            ["unwait", org, call] => {
+                let key = (org.to_string(), call.to_string());
+                let token = self.waits.get_mut(&key).and_then(Vec::pop);
+                let token = token.unwrap_or_else(|| panic!("unwait {org} {call}: no open wait"));
+                outcome(e.close_wait(org, call, token, now).map(|c| call_text(&c)))
+            }
             ["advance", d] => {
                 self.now = self.now + duration(d);
                 self.engine.handle_timeout(self.now);
@@ -218,6 +230,7 @@ fn run(path: &Path) {
     let mut script = Script {
         engine: Engine::new(Config::default()),
         now: Timestamp::from_millis(1_000_000),
+        waits: HashMap::new(),
     };
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap().trim();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{group_agent, group_id, group_type, Org};
 use crate::call::{Call, Phase, Waiting, MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
-use crate::engine::{AcquireRequest, Acquired};
+use crate::engine::{AcquireRequest, Acquired, WaitToken};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::time::Timestamp;
@@ -141,29 +141,41 @@ impl Org {
         Ok(self.call_view_of(key))
     }
 
-    /// A wait (long-poll) opens on a call: while any is open, a queued call is held.
-    pub(crate) fn open_wait(&mut self, id: &str) -> Result<CallView> {
+    /// A wait (long-poll) opens on a call: while any is open, a queued call is
+    /// held. The token names this call by its place in the queue's arrival
+    /// order (0 when it is not queued: closing that wait changes nothing).
+    pub(crate) fn open_wait(&mut self, id: &str) -> Result<(CallView, WaitToken)> {
         let key = self.key_of(id)?;
-        self.update_call(key, |call| {
-            if let Phase::Queued(w) = &mut call.phase {
+        let seq = self.update_call(key, |call| match &mut call.phase {
+            Phase::Queued(w) => {
                 w.waits += 1;
                 w.hold_until = Timestamp::NEVER;
+                w.seq
             }
+            _ => 0,
         });
-        Ok(self.call_view_of(key))
+        Ok((self.call_view_of(key), WaitToken(seq)))
     }
 
     /// A wait closes. When the last one closes on a still queued call, its hold
-    /// runs for one `lease_ttl` from `now`.
-    pub(crate) fn close_wait(&mut self, id: &str, now: Timestamp) -> Result<CallView> {
+    /// runs for one `lease_ttl` from `now`. A token of another call changes nothing.
+    pub(crate) fn close_wait(
+        &mut self,
+        id: &str,
+        token: WaitToken,
+        now: Timestamp,
+    ) -> Result<CallView> {
         let key = self.key_of(id)?;
         self.update_call(key, |call| {
             let at = now.add_millis(call.lease_ttl_ms());
-            if let Phase::Queued(w) = &mut call.phase {
-                w.waits = w.waits.saturating_sub(1);
-                if w.waits == 0 {
-                    w.hold_until = at;
+            match &mut call.phase {
+                Phase::Queued(w) if w.seq == token.0 => {
+                    w.waits = w.waits.saturating_sub(1);
+                    if w.waits == 0 {
+                        w.hold_until = at;
+                    }
                 }
+                _ => {}
             }
         });
         Ok(self.call_view_of(key))

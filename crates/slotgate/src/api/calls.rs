@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use slotgate_core::{
-    AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, CallView, OrgId,
+    AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, CallView, OrgId, WaitToken,
 };
 
 use super::error::ApiError;
@@ -115,17 +115,18 @@ struct OpenWait {
     s: Arc<Shared>,
     org: OrgId,
     call: CallId,
-    open: bool,
+    /// The engine's token while the wait is open.
+    open: Option<WaitToken>,
 }
 
 impl Drop for OpenWait {
     fn drop(&mut self) {
-        if self.open {
+        if let Some(token) = self.open {
             let (s, org, call) = (self.s.clone(), self.org.clone(), self.call.clone());
             tokio::spawn(async move {
                 let _ = s
                     .apply(None, |e, now| {
-                        e.close_wait(org.as_str(), call.as_str(), now)
+                        e.close_wait(org.as_str(), call.as_str(), token, now)
                     })
                     .await;
             });
@@ -149,10 +150,11 @@ async fn wait_while_queued(
         s: s.clone(),
         org: org.clone(),
         call: call.clone(),
-        open: ran.result.is_ok(),
+        open: ran.result.as_ref().ok().map(|(_, token)| *token),
     };
     s.store.durable(ran.ticket).await?;
-    if ran.result?.state == CallState::Queued {
+    let (view, token) = ran.result?;
+    if view.state == CallState::Queued {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = notified => {}
@@ -160,10 +162,10 @@ async fn wait_while_queued(
         }
     }
     // Close the wait whatever happened: it starts the call's hold if still queued.
-    hold.open = false;
+    hold.open = None;
     let view = s
         .apply(None, |e, now| {
-            e.close_wait(org.as_str(), call.as_str(), now)
+            e.close_wait(org.as_str(), call.as_str(), token, now)
         })
         .await??;
     Ok(view)
