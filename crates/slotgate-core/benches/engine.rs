@@ -274,11 +274,16 @@ fn memory() {
     COUNTING.store(false, Ordering::Relaxed);
 }
 
-/// p10, median and p90 of `v`.
-fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+/// Prints the p10, median and p90 of `v` after `label`, with `decimals`.
+fn spread(label: &str, mut v: Vec<f64>, decimals: usize, unit: &str) {
     v.sort_by(f64::total_cmp);
     let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    (at(0.1), at(0.5), at(0.9))
+    println!(
+        "  {label:<48} {:.decimals$} / {:.decimals$} / {:.decimals$}{unit}",
+        at(0.1),
+        at(0.5),
+        at(0.9)
+    );
 }
 
 /// The two headline ratios measured side by side: rounds that alternate a
@@ -341,13 +346,15 @@ fn interleaved() {
         map_ns.push(base);
         ratios.push(engine / base);
     }
-    let (e10, e50, e90) = spread(engine_ns);
-    let (m10, m50, m90) = spread(map_ns);
-    let (r10, r50, r90) = spread(ratios);
     println!("interleaved, {ROUNDS} rounds of {BATCH} (after {WARM} untimed): p10 / median / p90");
-    println!("  acquire+release, engine (retention 0): {e10:.0} / {e50:.0} / {e90:.0} ns");
-    println!("  baseline std HashMap insert+remove:    {m10:.0} / {m50:.0} / {m90:.0} ns");
-    println!("  engine / baseline, per round:          {r10:.2} / {r50:.2} / {r90:.2}");
+    spread(
+        "acquire+release, engine (retention 0):",
+        engine_ns,
+        0,
+        " ns",
+    );
+    spread("baseline std HashMap insert+remove:", map_ns, 0, " ns");
+    spread("engine / baseline, per round:", ratios, 2, "");
 
     let agents = agents(100);
     let mut small = queued_engine(100);
@@ -387,12 +394,19 @@ fn interleaved() {
         large_ns.push(l);
         ratios.push(l / s);
     }
-    let (s10, s50, s90) = spread(small_ns);
-    let (l10, l50, l90) = spread(large_ns);
-    let (r10, r50, r90) = spread(ratios);
-    println!("  release that admits a queued call, 10^2 queued: {s10:.0} / {s50:.0} / {s90:.0} ns");
-    println!("  release that admits a queued call, 10^6 queued: {l10:.0} / {l50:.0} / {l90:.0} ns");
-    println!("  10^6 / 10^2, per round:                         {r10:.2} / {r50:.2} / {r90:.2}");
+    spread(
+        "release that admits a queued call, 10^2 queued:",
+        small_ns,
+        0,
+        " ns",
+    );
+    spread(
+        "release that admits a queued call, 10^6 queued:",
+        large_ns,
+        0,
+        " ns",
+    );
+    spread("10^6 / 10^2, per round:", ratios, 2, "");
 }
 
 fn main() {

@@ -340,6 +340,15 @@ impl Org {
         self.emit(now, kind, out);
     }
 
+    /// Files a new call under `key` (the call table's vacant key) and `hash`
+    /// (of its id), with its deadlines.
+    fn insert_call(&mut self, key: u32, hash: u64, call: Call) {
+        self.timers.replace([None, None], call.deadlines(key));
+        let at = self.calls.insert(call);
+        debug_assert_eq!(at, key as usize, "filed under the vacant key");
+        self.call_index.insert(&self.calls, hash, key);
+    }
+
     /// Changes one call and keeps the org's deadlines in step with it. All
     /// changes to a known call's phase or deadlines go through here.
     fn update_call<R>(&mut self, key: u32, change: impl FnOnce(&mut Call) -> R) -> R {

@@ -72,6 +72,13 @@ pub struct Stored {
     pub seq: u64,
 }
 
+impl Stored {
+    /// Is this an event of `org` newer than `after`?
+    pub fn is_news(&self, org: &str, after: u64) -> bool {
+        self.org.as_str() == org && self.seq > after
+    }
+}
+
 /// A durable backend.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Reads everything back, at start.

@@ -75,9 +75,7 @@ impl Org {
             queued_at: (!admit).then_some(now),
             phase,
         };
-        self.timers.replace([None, None], call.deadlines(key32));
-        self.calls.insert(call);
-        self.call_index.insert(&self.calls, hash, key32);
+        self.insert_call(key32, hash, call);
 
         if let Phase::Active { slot, .. } = self.calls[key].phase {
             self.admitted(key32, slot, now, out);

@@ -106,9 +106,7 @@ impl Org {
             phase,
         };
         // Only a `max_wait` runs already; leases and holds start at resume.
-        self.timers.replace([None, None], call.deadlines(key32));
-        self.calls.insert(call);
-        self.call_index.insert(&self.calls, hash, key32);
+        self.insert_call(key32, hash, call);
         Ok(())
     }
 

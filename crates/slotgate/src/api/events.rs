@@ -91,7 +91,7 @@ pub async fn list(
                 _ = s.shutting_down() => break,
             };
             match next {
-                Ok(Ok(e)) if e.org.as_str() == org && e.seq > after => break,
+                Ok(Ok(e)) if e.is_news(&org, after) => break,
                 Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => continue,
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
             }
@@ -156,7 +156,7 @@ pub async fn stream(
                         _ = s.shutting_down() => return None,
                     };
                     match next {
-                        Ok(e) if e.org.as_str() == org && e.seq > last => break,
+                        Ok(e) if e.is_news(&org, last) => break,
                         Ok(_) => continue,
                         Err(RecvError::Lagged(_)) => break,
                         Err(RecvError::Closed) => return None,
