@@ -90,21 +90,26 @@ impl Call {
     /// The deadlines this call has now, as the org's timers must hold them
     /// (`key` is its key in the org's call table).
     pub(crate) fn deadlines(&self, key: u32) -> Deadlines {
-        let timer = |at: Timestamp, kind| {
+        let timer = |at: Timestamp, kind, span| {
             (at != Timestamp::NEVER).then_some(Timer {
                 at,
                 kind,
                 call: key,
+                span,
             })
         };
+        let ttl = self.lease_ttl_ms();
         match &self.phase {
             Phase::Active {
                 lease_expires_at, ..
-            } => [timer(*lease_expires_at, TimerKind::Lease), None],
-            Phase::Queued(w) => [
-                timer(w.max_wait_at, TimerKind::MaxWait),
-                timer(w.hold_until, TimerKind::Hold),
-            ],
+            } => [timer(*lease_expires_at, TimerKind::Lease, ttl), None],
+            Phase::Queued(w) => {
+                let max_wait = self.queued_at.map_or(0, |q| w.max_wait_at.millis_since(q));
+                [
+                    timer(w.max_wait_at, TimerKind::MaxWait, max_wait),
+                    timer(w.hold_until, TimerKind::Hold, ttl),
+                ]
+            }
             Phase::Ended { .. } => [None, None],
         }
     }

@@ -1,14 +1,20 @@
 //! An org's deadlines: lease expiries, queue holds and `max_wait`s, earliest first.
 //!
-//! An ordered set of exactly the current deadlines: each call's record says
-//! which deadlines it has ([`Call::deadlines`](crate::call::Call::deadlines)),
-//! and the org replaces a call's entries whenever it changes the call (renewal,
-//! admission, end). The earliest deadline is found without scanning the
-//! leases; scheduling, renewing and removing are O(log n), and no entry ever
-//! goes stale, so there is no clean-up pass and no pause, whatever the number
-//! of calls.
+//! Deadlines come as `now + span`, and an org's spans are few (its calls'
+//! `lease_ttl`s and `max_wait`s), so the deadlines of one kind and one span
+//! arrive in order. Each (kind, span) pair gets a FIFO list, doubly linked
+//! through one pair of nodes per call: scheduling appends at the tail and
+//! removing unlinks, both O(1) and with no search. The first deadline of each
+//! list sits in a small ordered set, so the earliest of all is found without
+//! scanning the leases. A deadline that arrives out of order (a late dispatch
+//! at an earlier instant, a restore) is walked back from the tail to its
+//! place, so every list stays sorted and the set exact: no entry goes stale,
+//! there is no clean-up pass and no pause, whatever the number of calls.
 
 use std::collections::BTreeSet;
+
+use hashbrown::HashMap;
+use slab::Slab;
 
 use crate::time::Timestamp;
 
@@ -16,7 +22,7 @@ use crate::time::Timestamp;
 /// deadlines are handled before active leases (SEMANTICS.md case 12), and a
 /// `max_wait` before a hold, so a call whose two deadlines coincide ends
 /// `timed_out`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub(crate) enum TimerKind {
     /// A queued call's `max_wait` passes: it ends `timed_out`.
     MaxWait,
@@ -24,6 +30,16 @@ pub(crate) enum TimerKind {
     Hold,
     /// An active call's lease runs out: it ends `expired`.
     Lease,
+}
+
+impl TimerKind {
+    fn from_index(i: u32) -> TimerKind {
+        match i {
+            0 => TimerKind::MaxWait,
+            1 => TimerKind::Hold,
+            _ => TimerKind::Lease,
+        }
+    }
 }
 
 /// One deadline of one call.
@@ -35,137 +51,289 @@ pub(crate) struct Timer {
     pub(crate) kind: TimerKind,
     /// The call's key in the org's call table.
     pub(crate) call: u32,
+    /// How long after it was set it falls due, in ms: picks its list.
+    pub(crate) span: u64,
 }
 
-/// A call's deadlines: at most two (a queued call's `max_wait` and hold).
+/// A call's deadlines, by slot: `[lease or max_wait, hold]`.
 pub(crate) type Deadlines = [Option<Timer>; 2];
 
-impl Timer {
-    /// The timer as one integer with the same order: instant, then kind, then
-    /// call. The set compares these (one wide compare instead of three).
-    fn pack(self) -> u128 {
-        (u128::from(self.at.as_millis()) << 64)
-            | ((self.kind as u128) << 32)
-            | u128::from(self.call)
-    }
+/// A link in a list: a call's deadline, or a list's sentinel.
+#[derive(Clone, Copy, Default, Debug)]
+struct Node {
+    at: u64,
+    prev: u32,
+    next: u32,
+}
 
-    fn unpack(packed: u128) -> Timer {
-        let kind = match (packed >> 32) as u32 {
-            0 => TimerKind::MaxWait,
-            1 => TimerKind::Hold,
-            _ => TimerKind::Lease,
-        };
-        Timer {
-            at: Timestamp::from_millis((packed >> 64) as u64),
-            kind,
-            call: packed as u32,
-        }
-    }
+/// Node ids: a call's deadline in slot `s` is `key * 2 + s`; a list's
+/// sentinel is its list id with this bit set.
+const SENTINEL: u32 = 1 << 31;
+
+/// The deadlines of one kind and one span, in order, around a sentinel.
+#[derive(Debug)]
+struct List {
+    kind: TimerKind,
+    span: u64,
+    sentinel: Node,
+}
+
+/// A list's first deadline in the head set, as one integer with the set's
+/// order: instant, then kind, then list.
+fn head_key(at: u64, kind: TimerKind, list: u32) -> u128 {
+    (u128::from(at) << 64) | ((kind as u128) << 32) | u128::from(list)
 }
 
 /// The current deadlines of an org's calls, earliest first.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    set: BTreeSet<u128>,
+    /// Two nodes per call key.
+    nodes: Vec<[Node; 2]>,
+    lists: Slab<List>,
+    by_span: HashMap<(TimerKind, u64), u32>,
+    /// The first deadline of every non-empty list.
+    heads: BTreeSet<u128>,
+    len: usize,
 }
 
 impl Timers {
-    /// Replaces a call's deadlines `old` by `new`, touching only those that differ.
+    /// Replaces a call's deadlines `old` by `new`, touching only the slots that differ.
     pub(crate) fn replace(&mut self, old: Deadlines, new: Deadlines) {
-        for t in old.iter().flatten() {
-            if !new.contains(&Some(*t)) {
-                self.set.remove(&t.pack());
+        for slot in 0..2 {
+            if old[slot] == new[slot] {
+                continue;
             }
-        }
-        for t in new.iter().flatten() {
-            if !old.contains(&Some(*t)) {
-                self.set.insert(t.pack());
+            if let Some(t) = old[slot] {
+                self.unlink(node_id(t.call, slot));
+            }
+            if let Some(t) = new[slot] {
+                self.link(node_id(t.call, slot), t);
             }
         }
     }
 
     /// The earliest deadline.
     pub(crate) fn first(&self) -> Option<Timer> {
-        self.set.first().map(|&p| Timer::unpack(p))
-    }
-
-    /// Removes the earliest deadline.
-    pub(crate) fn pop_first(&mut self) -> Option<Timer> {
-        self.set.pop_first().map(Timer::unpack)
+        let &head = self.heads.first()?;
+        let (at, kind, list) = (
+            (head >> 64) as u64,
+            TimerKind::from_index((head >> 32) as u32),
+            head as u32,
+        );
+        let list = &self.lists[list as usize];
+        let id = list.sentinel.next;
+        Some(Timer {
+            at: Timestamp::from_millis(at),
+            kind,
+            call: id / 2,
+            span: list.span,
+        })
     }
 
     /// Number of deadlines.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.set.len()
+        self.len
     }
+
+    fn node(&mut self, id: u32) -> &mut Node {
+        if id & SENTINEL != 0 {
+            &mut self.lists[(id & !SENTINEL) as usize].sentinel
+        } else {
+            &mut self.nodes[(id / 2) as usize][(id % 2) as usize]
+        }
+    }
+
+    /// Files deadline `t` under node `id`, after every deadline of its list
+    /// that is not later (so equal instants keep their arrival order).
+    fn link(&mut self, id: u32, t: Timer) {
+        let key = (t.kind, t.span);
+        let list = match self.by_span.get(&key) {
+            Some(&list) => list,
+            None => {
+                let list = self.lists.insert(List {
+                    kind: t.kind,
+                    span: t.span,
+                    sentinel: Node::default(),
+                }) as u32;
+                assert!(list < SENTINEL, "fewer than 2^31 lists");
+                let s = list | SENTINEL;
+                *self.node(s) = Node {
+                    at: 0,
+                    prev: s,
+                    next: s,
+                };
+                self.by_span.insert(key, list);
+                list
+            }
+        };
+        let call = t.call as usize;
+        if self.nodes.len() <= call {
+            self.nodes.resize(call + 1, [Node::default(); 2]);
+        }
+        let s = list | SENTINEL;
+        let at = t.at.as_millis();
+        // In order, the tail is the place; out of order, walk back to it.
+        let mut prev = self.node(s).prev;
+        while prev != s && self.node(prev).at > at {
+            prev = self.node(prev).prev;
+        }
+        let next = self.node(prev).next;
+        *self.node(id) = Node { at, prev, next };
+        self.node(prev).next = id;
+        self.node(next).prev = id;
+        if prev == s {
+            if next != s {
+                let old = self.node(next).at;
+                self.heads.remove(&head_key(old, t.kind, list));
+            }
+            self.heads.insert(head_key(at, t.kind, list));
+        }
+        self.len += 1;
+    }
+
+    /// Takes node `id` out of its list; a list left empty is dropped.
+    fn unlink(&mut self, id: u32) {
+        let Node { at, prev, next } = *self.node(id);
+        self.node(prev).next = next;
+        self.node(next).prev = prev;
+        self.len -= 1;
+        if prev & SENTINEL == 0 {
+            return;
+        }
+        // It was its list's first: the list's place in the head set changes.
+        let list = prev & !SENTINEL;
+        let kind = self.lists[list as usize].kind;
+        self.heads.remove(&head_key(at, kind, list));
+        if next == prev {
+            let gone = self.lists.remove(list as usize);
+            self.by_span.remove(&(gone.kind, gone.span));
+        } else {
+            let at = self.node(next).at;
+            self.heads.insert(head_key(at, kind, list));
+        }
+    }
+}
+
+fn node_id(call: u32, slot: usize) -> u32 {
+    assert!(call < SENTINEL / 2, "fewer than 2^30 calls per org");
+    call * 2 + slot as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    fn timer(at: u64, kind: TimerKind, call: u32) -> Timer {
+    fn timer(at: u64, kind: TimerKind, call: u32, span: u64) -> Timer {
         Timer {
             at: Timestamp::from_millis(at),
             kind,
             call,
+            span,
         }
+    }
+
+    fn slot_of(t: &Timer) -> usize {
+        usize::from(t.kind == TimerKind::Hold)
+    }
+
+    /// Files `t` alone in its slot.
+    fn add(timers: &mut Timers, t: Timer) {
+        let mut new = [None, None];
+        new[slot_of(&t)] = Some(t);
+        timers.replace([None, None], new);
+    }
+
+    /// Takes every deadline out, earliest first.
+    fn drain(timers: &mut Timers) -> Vec<(u64, TimerKind, u32)> {
+        std::iter::from_fn(|| {
+            let t = timers.first()?;
+            timers.unlink(node_id(t.call, slot_of(&t)));
+            Some((t.at.as_millis(), t.kind, t.call))
+        })
+        .collect()
     }
 
     #[test]
     fn pops_earliest_first_and_queued_kinds_before_leases_at_one_instant() {
         let mut t = Timers::default();
-        t.replace([None, None], [Some(timer(10, TimerKind::Lease, 1)), None]);
-        t.replace([None, None], [Some(timer(10, TimerKind::Hold, 2)), None]);
-        t.replace([None, None], [Some(timer(5, TimerKind::Lease, 3)), None]);
-        t.replace([None, None], [Some(timer(10, TimerKind::MaxWait, 4)), None]);
-        let order: Vec<u32> = std::iter::from_fn(|| t.pop_first())
-            .map(|t| t.call)
-            .collect();
+        add(&mut t, timer(10, TimerKind::Lease, 1, 10));
+        add(&mut t, timer(10, TimerKind::Hold, 2, 10));
+        add(&mut t, timer(5, TimerKind::Lease, 3, 5));
+        add(&mut t, timer(10, TimerKind::MaxWait, 4, 7));
+        let order: Vec<u32> = drain(&mut t).into_iter().map(|(_, _, c)| c).collect();
         assert_eq!(order, vec![3, 4, 2, 1]);
+        assert_eq!((t.len(), t.lists.len(), t.heads.len()), (0, 0, 0));
     }
 
     #[test]
-    fn packing_keeps_every_field_and_the_order() {
-        let timers = [
-            timer(0, TimerKind::Lease, u32::MAX),
-            timer(5, TimerKind::MaxWait, 0),
-            timer(5, TimerKind::Hold, 0),
-            timer(5, TimerKind::Hold, 1),
-            timer(5, TimerKind::Lease, 0),
-            timer(u64::MAX - 2, TimerKind::Lease, 7),
-        ];
-        for pair in timers.windows(2) {
-            assert!(pair[0].pack() < pair[1].pack(), "{pair:?}");
+    fn a_late_deadline_is_walked_back_to_its_place_and_equal_instants_keep_arrival_order() {
+        let mut t = Timers::default();
+        for (call, at) in [(1, 100), (2, 300), (3, 300), (4, 200), (5, 300), (6, 50)] {
+            add(&mut t, timer(at, TimerKind::Lease, call, 60));
         }
-        for t in timers {
-            assert_eq!(Timer::unpack(t.pack()), t);
-        }
+        let order: Vec<u32> = drain(&mut t).into_iter().map(|(_, _, c)| c).collect();
+        assert_eq!(order, vec![6, 1, 4, 2, 3, 5]);
     }
 
     #[test]
     fn replacing_keeps_exactly_the_new_deadlines() {
         let mut t = Timers::default();
         let (max_wait, hold) = (
-            timer(50, TimerKind::MaxWait, 7),
-            timer(20, TimerKind::Hold, 7),
+            timer(50, TimerKind::MaxWait, 7, 50),
+            timer(20, TimerKind::Hold, 7, 20),
         );
         t.replace([None, None], [Some(max_wait), Some(hold)]);
         assert_eq!((t.len(), t.first()), (2, Some(hold)));
         // A renewed hold: the max_wait stays, the old hold goes.
-        let renewed = timer(30, TimerKind::Hold, 7);
+        let renewed = timer(30, TimerKind::Hold, 7, 20);
         t.replace(
             [Some(max_wait), Some(hold)],
             [Some(max_wait), Some(renewed)],
         );
         assert_eq!((t.len(), t.first()), (2, Some(renewed)));
         // Admitted: both go, a lease comes.
-        let lease = timer(40, TimerKind::Lease, 7);
+        let lease = timer(40, TimerKind::Lease, 7, 20);
         t.replace([Some(max_wait), Some(renewed)], [Some(lease), None]);
         assert_eq!((t.len(), t.first()), (1, Some(lease)));
-        // Ended: nothing is left.
+        // Ended: nothing is left, not even an empty list.
         t.replace([Some(lease), None], [None, None]);
-        assert_eq!((t.len(), t.first()), (0, None));
+        assert_eq!((t.len(), t.first(), t.lists.len()), (0, None, 0));
+    }
+
+    proptest! {
+        /// Random schedules, renewals and removals over a few spans, against a
+        /// plain ordered set: the same deadlines pop in the same (instant, kind)
+        /// order; calls at one instant and kind may pop in any order.
+        #[test]
+        fn matches_an_ordered_set(ops in prop::collection::vec((0u32..20, 0u64..400, 0usize..4, 0u64..3), 1..200)) {
+            let mut t = Timers::default();
+            let mut current: Vec<Deadlines> = vec![[None, None]; 20];
+            for (call, at, kind, span) in ops {
+                let kind = [TimerKind::MaxWait, TimerKind::Hold, TimerKind::Lease][kind % 3];
+                let old = current[call as usize];
+                let mut new = old;
+                let slot = usize::from(kind == TimerKind::Hold);
+                // One op in four removes the slot's deadline; the others (re)set it.
+                new[slot] = (at % 4 != 0).then(|| timer(at, kind, call, span * 1000));
+                t.replace(old, new);
+                current[call as usize] = new;
+                let want = current.iter().flat_map(|d| d.iter().flatten()).map(|d| (d.at.as_millis(), d.kind)).min();
+                prop_assert_eq!(t.first().map(|d| (d.at.as_millis(), d.kind)), want);
+            }
+            let mut want: Vec<(u64, TimerKind, u32)> = current
+                .iter()
+                .flat_map(|d| d.iter().flatten())
+                .map(|d| (d.at.as_millis(), d.kind, d.call))
+                .collect();
+            want.sort();
+            let mut got = drain(&mut t);
+            prop_assert_eq!(got.len(), want.len());
+            prop_assert!(got.windows(2).all(|w| (w[0].0, w[0].1) <= (w[1].0, w[1].1)), "{:?}", got);
+            got.sort();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!((t.lists.len(), t.heads.len(), t.by_span.len()), (0, 0, 0));
+        }
     }
 }

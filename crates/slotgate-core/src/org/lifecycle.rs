@@ -268,9 +268,8 @@ impl Org {
     /// at that instant. Then forgets ended calls past retention.
     pub(crate) fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         while let Some(at) = self.timers.first().map(|t| t.at).filter(|&at| at <= now) {
-            // Ending a call drops its other deadlines, so every one popped is current.
+            // Ending a call takes all its deadlines out, this one included.
             while let Some(t) = self.timers.first().filter(|t| t.at == at) {
-                self.timers.pop_first();
                 let reason = match t.kind {
                     TimerKind::MaxWait => EndReason::TimedOut,
                     TimerKind::Hold => EndReason::Abandoned,
