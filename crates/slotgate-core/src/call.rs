@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::ids::CallId;
 use crate::time::Timestamp;
-use crate::timers::{Deadlines, Timer, TimerKind};
+use crate::timers::{Deadlines, Link, Nodes, Timer, TimerKind};
 use crate::types::{CallState, EndReason, Slot};
 
 /// The shortest lease a call may ask for (API.md: `lease_ttl_s` 5 to 3600).
@@ -27,6 +27,8 @@ pub(crate) struct Call {
     pub(crate) queued_at: Option<Timestamp>,
     /// Where it is in its life.
     pub(crate) phase: Phase,
+    /// Its places in the org's deadline lists (see `timers.rs`).
+    pub(crate) links: [Link; 2],
 }
 
 /// A call's phase, with the data only that phase has.
@@ -117,5 +119,20 @@ impl Call {
     /// The lease length.
     pub(crate) fn lease_ttl_ms(&self) -> u64 {
         u64::from(self.lease_ttl_ms)
+    }
+}
+
+/// The org's deadline lists run through its call table.
+impl Nodes for slab::Slab<Call> {
+    fn links(&mut self, call: u32) -> &mut [Link; 2] {
+        &mut self[call as usize].links
+    }
+
+    fn at(&self, call: u32, slot: usize) -> u64 {
+        let deadline = self[call as usize].deadlines(call)[slot];
+        deadline
+            .expect("a linked deadline is current")
+            .at
+            .as_millis()
     }
 }

@@ -343,9 +343,11 @@ impl Org {
     /// Files a new call under `key` (the call table's vacant key) and `hash`
     /// (of its id), with its deadlines.
     fn insert_call(&mut self, key: u32, hash: u64, call: Call) {
-        self.timers.replace([None, None], call.deadlines(key));
+        let deadlines = call.deadlines(key);
         let at = self.calls.insert(call);
         debug_assert_eq!(at, key as usize, "filed under the vacant key");
+        self.timers
+            .replace(&mut self.calls, [None, None], deadlines);
         self.call_index.insert(&self.calls, hash, key);
     }
 
@@ -355,7 +357,8 @@ impl Org {
         let call = &mut self.calls[key as usize];
         let old = call.deadlines(key);
         let result = change(call);
-        self.timers.replace(old, call.deadlines(key));
+        let new = call.deadlines(key);
+        self.timers.replace(&mut self.calls, old, new);
         result
     }
 

@@ -74,6 +74,7 @@ impl Org {
             lease_ttl_ms,
             queued_at: (!admit).then_some(now),
             phase,
+            links: Default::default(),
         };
         self.insert_call(key32, hash, call);
 

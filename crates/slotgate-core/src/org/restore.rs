@@ -104,6 +104,7 @@ impl Org {
             lease_ttl_ms,
             queued_at: c.queued_at,
             phase,
+            links: Default::default(),
         };
         // Only a `max_wait` runs already; leases and holds start at resume.
         self.insert_call(key32, hash, call);
