@@ -286,65 +286,82 @@ fn spread(label: &str, mut v: Vec<f64>, decimals: usize, unit: &str) {
     );
 }
 
+/// Runs `f` on each item: the first `WARM` untimed, so that each side is timed
+/// with its own data in cache, not the other side's; returns ns per timed item.
+fn timed<T>(items: Vec<T>, mut f: impl FnMut(T)) -> f64 {
+    let mut items = items.into_iter();
+    items.by_ref().take(WARM as usize).for_each(&mut f);
+    let (start, count) = (Instant::now(), items.len());
+    items.for_each(f);
+    start.elapsed().as_nanos() as f64 / count as f64
+}
+
+const ROUNDS: usize = 300;
+const BATCH: u64 = 64;
+const WARM: u64 = 16;
+
 /// The two headline ratios measured side by side: rounds that alternate a
 /// batch of the engine with a batch of its baseline, so both see the same
 /// machine at the same moment (a shared 2-core machine drifts by more than the
 /// effects measured); the ratio of each round is kept, and their spread shown.
+///
+/// Two context rows answer "how close to 2x can any engine get": the outputs
+/// every acquire+release must produce (two events, two call views, copied
+/// from ones the engine made), and the baseline map's own 10^6 / 10^2 ratio.
 fn interleaved() {
-    const ROUNDS: usize = 300;
-    const BATCH: u64 = 64;
-    // Untimed operations before each timed batch, so each side is timed with
-    // its own data in cache, not the other side's.
-    const WARM: u64 = 16;
-
     let (mut e, busy_agents) = busy_engine(Duration::ZERO);
     let mut map: HashMap<String, u32> = (0..10_000).map(|n| (format!("call-{n}"), 0)).collect();
     let mut active = 10_000u32;
-    let (mut engine_ns, mut map_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    // One acquire+release's outputs, to copy.
+    let req = request(4_999_999, &busy_agents);
+    let call = req.id.clone();
+    let views = [
+        e.acquire("busy", req, T0).unwrap().call().clone(),
+        e.release("busy", call.as_str(), T0).unwrap(),
+    ];
+    let events: Vec<_> = e.drain_events().collect();
+    let mut outbox = Vec::new();
+
+    let (mut engine_ns, mut map_ns, mut ratios, mut floor) = (vec![], vec![], vec![], vec![]);
     let mut n = 5_000_000u64;
     for _ in 0..ROUNDS {
-        let reqs: Vec<_> = (0..WARM + BATCH)
+        let reqs = (n..n + WARM + BATCH)
             .map(|i| {
-                let req = request(n + i, &busy_agents);
+                let req = request(i, &busy_agents);
                 (req.id.clone(), req)
             })
             .collect();
-        let keys: Vec<_> = (0..WARM + BATCH)
+        let keys = (n..n + WARM + BATCH)
             .map(|i| {
-                let key = format!("call-{}", n + i);
+                let key = format!("call-{i}");
                 (key.clone(), key)
             })
             .collect();
         n += WARM + BATCH;
-        let mut engine_pair = |(call, req): (CallId, AcquireRequest)| {
+        let engine = timed(reqs, |(call, req): (CallId, AcquireRequest)| {
             black_box(e.acquire("busy", req, T0).unwrap());
             black_box(e.release("busy", call.as_str(), T0).unwrap());
             e.drain_events().for_each(drop);
-        };
-        let mut reqs = reqs.into_iter();
-        reqs.by_ref().take(WARM as usize).for_each(&mut engine_pair);
-        let start = Instant::now();
-        reqs.for_each(&mut engine_pair);
-        let engine = start.elapsed().as_nanos() as f64 / BATCH as f64;
-
+        });
         let mut probes = Vec::with_capacity((WARM + BATCH) as usize);
-        let mut map_pair = |(key, probe): (String, String)| {
+        let base = timed(keys, |(key, probe): (String, String)| {
             map.insert(key, 1);
             active += 1;
             black_box(map.remove(probe.as_str()));
             active -= 1;
             black_box(active);
             probes.push(probe);
-        };
-        let mut keys = keys.into_iter();
-        keys.by_ref().take(WARM as usize).for_each(&mut map_pair);
-        let start = Instant::now();
-        keys.for_each(&mut map_pair);
-        let base = start.elapsed().as_nanos() as f64 / BATCH as f64;
+        });
         drop(probes);
+        let outputs = timed(vec![(); (WARM + BATCH) as usize], |()| {
+            outbox.extend(black_box(&events).iter().cloned());
+            black_box(black_box(&views).clone());
+            outbox.drain(..).for_each(drop);
+        });
         engine_ns.push(engine);
         map_ns.push(base);
         ratios.push(engine / base);
+        floor.push((base + outputs) / base);
     }
     println!("interleaved, {ROUNDS} rounds of {BATCH} (after {WARM} untimed): p10 / median / p90");
     spread(
@@ -355,6 +372,7 @@ fn interleaved() {
     );
     spread("baseline std HashMap insert+remove:", map_ns, 0, " ns");
     spread("engine / baseline, per round:", ratios, 2, "");
+    spread("context: (baseline + outputs) / baseline:", floor, 2, "");
 
     let agents = agents(100);
     let mut small = queued_engine(100);
@@ -385,6 +403,23 @@ fn interleaved() {
             e.drain_events().for_each(drop);
             took
         };
+    // The baseline map as a FIFO of `size` ids: remove the oldest, insert a new one.
+    let fifo = |size: u64| -> (HashMap<String, u32>, u64) {
+        ((0..size).map(|n| (format!("call-{n}"), 0)).collect(), 0)
+    };
+    let (mut small_map, mut large_map) = (fifo(100), fifo(1_000_000));
+    let mut map_ratios = Vec::new();
+    let map_batch = |(map, oldest): &mut (HashMap<String, u32>, u64)| {
+        let size = map.len() as u64;
+        let ops: Vec<_> = (*oldest..*oldest + WARM + BATCH)
+            .map(|k| (format!("call-{k}"), format!("call-{}", k + size)))
+            .collect();
+        *oldest += WARM + BATCH;
+        timed(ops, |(oldest, new): (String, String)| {
+            black_box(map.remove(oldest.as_str()));
+            map.insert(new, 0);
+        })
+    };
     for _ in 0..ROUNDS {
         releases(&mut small, 100, WARM);
         let s = releases(&mut small, 100, BATCH);
@@ -393,6 +428,7 @@ fn interleaved() {
         small_ns.push(s);
         large_ns.push(l);
         ratios.push(l / s);
+        map_ratios.push(map_batch(&mut large_map) / map_batch(&mut small_map));
     }
     spread(
         "release that admits a queued call, 10^2 queued:",
@@ -407,6 +443,7 @@ fn interleaved() {
         " ns",
     );
     spread("10^6 / 10^2, per round:", ratios, 2, "");
+    spread("context: baseline map, 10^6 / 10^2 ids:", map_ratios, 2, "");
 }
 
 fn main() {
