@@ -33,7 +33,8 @@
 //! - [`engine`]: the multi-org engine, its commands and its clock handling.
 //! - `org`: one org's counts, admission rule and dispatch (`org.rs`), a call's
 //!   life in it (`org/lifecycle.rs`) and its read views (`org/views.rs`).
-//! - `timers`: an org's deadlines, earliest first; `index`: an org's call ids.
+//! - `timers`: an org's deadlines, earliest first; `fifo`: a group's queued
+//!   calls in arrival order; `index`: an org's call ids.
 //! - `call`: a call's record and phases.
 //! - [`ids`], [`types`], [`time`]: validated domain values.
 //! - [`view`], [`event`]: what the engine reports; [`restore`]: what a store gives back.
@@ -45,6 +46,7 @@ mod call;
 pub mod engine;
 pub mod error;
 pub mod event;
+mod fifo;
 pub mod ids;
 mod index;
 mod org;

@@ -18,7 +18,7 @@ mod lifecycle;
 mod restore;
 mod views;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use hashbrown::HashMap;
 
@@ -28,6 +28,7 @@ use wabi_tree::OSBTreeMap;
 use crate::call::{Call, Phase};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
+use crate::fifo::Fifo;
 use crate::ids::{AgentId, OrgId};
 use crate::index::CallIndex;
 use crate::time::Timestamp;
@@ -57,8 +58,8 @@ pub(crate) struct Group {
     reserved: u32,
     /// `n(a,t)`: active calls of this group.
     active: u32,
-    /// Queued calls of this group, `seq -> call key`, oldest first.
-    queue: BTreeMap<u64, u32>,
+    /// Queued calls of this group, `(seq, call key)`, oldest first.
+    queue: Fifo,
     /// The key under which this group sits in the org's ready set, if it does.
     ready_at: Option<u64>,
 }
@@ -257,7 +258,7 @@ impl Org {
         self.shared_in_use = self.shared_in_use - shared + group.shared_in_use();
 
         let want = if group.has_reserved_room() {
-            group.queue.first_key_value().map(|(&seq, _)| seq)
+            group.queue.first().map(|(seq, _)| seq)
         } else {
             None
         };
@@ -281,9 +282,11 @@ impl Org {
                 self.queue.first_key_value().map(|(_, &key)| key)
             } else {
                 // Only calls with reserved room are: the oldest of those goes.
-                self.ready
-                    .first()
-                    .map(|&(seq, g)| self.groups[g as usize].queue[&seq])
+                self.ready.first().map(|&(seq, g)| {
+                    let (first, key) = self.groups[g as usize].queue.first().expect("ready");
+                    debug_assert_eq!(first, seq, "a ready group is filed by its oldest call");
+                    key
+                })
             };
             let Some(key) = next else { break };
             self.admit_queued(key, now, out);
@@ -299,7 +302,7 @@ impl Org {
         );
         self.queue.remove(&seq);
         self.update_group(g, |group| {
-            group.queue.remove(&seq);
+            group.queue.remove(seq);
         });
         let slot = self.occupy(g);
         self.admitted(key, slot, now, out);

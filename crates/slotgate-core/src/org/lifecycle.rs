@@ -85,7 +85,7 @@ impl Org {
         let seq = self.calls[key].waiting().expect("just queued").seq;
         self.queue.insert(seq, key32);
         self.update_group(g, |group| {
-            group.queue.insert(seq, key32);
+            group.queue.push(seq, key32);
         });
         let position = self.queue.len() as u64;
         let call = &self.calls[key];
@@ -206,7 +206,7 @@ impl Org {
             Phase::Queued(Waiting { seq, .. }) => {
                 self.queue.remove(&seq);
                 self.update_group(g, |group| {
-                    group.queue.remove(&seq);
+                    group.queue.remove(seq);
                 });
                 (None, None)
             }

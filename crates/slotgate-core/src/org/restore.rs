@@ -95,7 +95,7 @@ impl Org {
         if let Phase::Queued(w) = &phase {
             let seq = w.seq;
             self.update_group(g, |group| {
-                group.queue.insert(seq, key32);
+                group.queue.push(seq, key32);
             });
         }
         let call = Call {
