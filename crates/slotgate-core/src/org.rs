@@ -330,6 +330,11 @@ impl Org {
                 lease_expires_at: now.add_millis(call.lease_ttl_ms()),
             }
         });
+        self.emit_admitted(key, slot, now, out);
+    }
+
+    /// Emits `call.admitted` for a call just made active.
+    fn emit_admitted(&mut self, key: u32, slot: Slot, now: Timestamp, out: &mut Vec<Event>) {
         let call = &self.calls[key as usize];
         let g = call.group;
         let kind = EventKind::CallAdmitted {

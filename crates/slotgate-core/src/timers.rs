@@ -98,6 +98,9 @@ fn head_key(at: u64, kind: TimerKind, list: u32) -> u128 {
 pub(crate) struct Timers {
     lists: Slab<List>,
     by_span: HashMap<(TimerKind, u64), u32>,
+    /// The list each kind last used, as `(span, list)`: most calls of an org
+    /// share one span, so this usually saves the map lookup.
+    recent: [Option<(u64, u32)>; 3],
     /// The first deadline of every non-empty list.
     heads: BTreeSet<u128>,
     len: usize,
@@ -156,8 +159,9 @@ impl Timers {
     /// that is not later (so equal instants keep their arrival order).
     fn link(&mut self, nodes: &mut impl Nodes, id: u32, t: Timer) {
         let key = (t.kind, t.span);
-        let list = match self.by_span.get(&key) {
-            Some(&list) => list,
+        let recent = self.recent[t.kind as usize].filter(|&(span, _)| span == t.span);
+        let list = match recent.or_else(|| self.by_span.get(&key).map(|&list| (t.span, list))) {
+            Some((_, list)) => list,
             None => {
                 let list = self.lists.vacant_key() as u32;
                 assert!(list < SENTINEL, "fewer than 2^31 lists");
@@ -171,6 +175,7 @@ impl Timers {
                 list
             }
         };
+        self.recent[t.kind as usize] = Some((t.span, list));
         let s = list | SENTINEL;
         let at = t.at.as_millis();
         // In order, the tail is the place; out of order, walk back to it.
@@ -208,6 +213,9 @@ impl Timers {
         if next == prev {
             let gone = self.lists.remove(list as usize);
             self.by_span.remove(&(gone.kind, gone.span));
+            if self.recent[kind as usize] == Some((gone.span, list)) {
+                self.recent[kind as usize] = None;
+            }
         } else {
             let at = nodes.at(next / 2, (next % 2) as usize);
             self.heads.insert(head_key(at, kind, list));

@@ -79,7 +79,7 @@ impl Org {
         self.insert_call(key32, hash, call);
 
         if let Phase::Active { slot, .. } = self.calls[key].phase {
-            self.admitted(key32, slot, now, out);
+            self.emit_admitted(key32, slot, now, out);
             return Ok(Acquired::Admitted(self.call_view_of(key32)));
         }
         let seq = self.calls[key].waiting().expect("just queued").seq;
