@@ -408,7 +408,7 @@ fn interleaved() {
         ((0..size).map(|n| (format!("call-{n}"), 0)).collect(), 0)
     };
     let (mut small_map, mut large_map) = (fifo(100), fifo(1_000_000));
-    let mut map_ratios = Vec::new();
+    let (mut map_small_ns, mut map_large_ns, mut map_ratios) = (vec![], vec![], vec![]);
     let map_batch = |(map, oldest): &mut (HashMap<String, u32>, u64)| {
         let size = map.len() as u64;
         let ops: Vec<_> = (*oldest..*oldest + WARM + BATCH)
@@ -428,7 +428,10 @@ fn interleaved() {
         small_ns.push(s);
         large_ns.push(l);
         ratios.push(l / s);
-        map_ratios.push(map_batch(&mut large_map) / map_batch(&mut small_map));
+        let (l, s) = (map_batch(&mut large_map), map_batch(&mut small_map));
+        map_large_ns.push(l);
+        map_small_ns.push(s);
+        map_ratios.push(l / s);
     }
     spread(
         "release that admits a queued call, 10^2 queued:",
@@ -443,6 +446,8 @@ fn interleaved() {
         " ns",
     );
     spread("10^6 / 10^2, per round:", ratios, 2, "");
+    spread("context: baseline map, 10^2 ids:", map_small_ns, 0, " ns");
+    spread("context: baseline map, 10^6 ids:", map_large_ns, 0, " ns");
     spread("context: baseline map, 10^6 / 10^2 ids:", map_ratios, 2, "");
 }
 
