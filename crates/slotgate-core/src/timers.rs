@@ -5,9 +5,10 @@
 //! arrive in order. Each (kind, span) pair gets a FIFO list, doubly linked
 //! through the call records themselves (two [`Link`]s per call, read and
 //! written through [`Nodes`]): scheduling appends at the tail and removing
-//! unlinks, both O(1), with no search and no memory of their own. The first
-//! deadline of each list sits in a small ordered set, so the earliest of all is
-//! found without scanning the leases. A deadline that arrives out of order (a
+//! unlinks, with no search and no memory of their own. The first deadline of
+//! each list sits in a small ordered set (one entry per list, so O(log lists)
+//! when a list's first deadline changes), and the earliest of all is found
+//! without scanning the leases. A deadline that arrives out of order (a
 //! late dispatch at an earlier instant, a restore) is walked back from the tail
 //! to its place, so every list stays sorted and the set exact: no entry goes
 //! stale, there is no clean-up pass and no pause, whatever the number of calls.
