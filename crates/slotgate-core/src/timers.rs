@@ -137,7 +137,7 @@ impl Timers {
         Some(Timer {
             at: Timestamp::from_millis(at),
             kind,
-            call: list.sentinel.next / 2,
+            call: node_of(list.sentinel.next).0,
             span: list.span,
         })
     }
@@ -152,7 +152,8 @@ impl Timers {
         if id & SENTINEL != 0 {
             &mut self.lists[(id & !SENTINEL) as usize].sentinel
         } else {
-            &mut nodes.links(id / 2)[(id % 2) as usize]
+            let (call, slot) = node_of(id);
+            &mut nodes.links(call)[slot]
         }
     }
 
@@ -181,7 +182,7 @@ impl Timers {
         let at = t.at.as_millis();
         // In order, the tail is the place; out of order, walk back to it.
         let mut prev = self.lists[list as usize].sentinel.prev;
-        while prev != s && nodes.at(prev / 2, (prev % 2) as usize) > at {
+        while prev != s && at_of(nodes, prev) > at {
             prev = self.link_of(nodes, prev).prev;
         }
         let next = self.link_of(nodes, prev).next;
@@ -190,7 +191,7 @@ impl Timers {
         self.link_of(nodes, next).prev = id;
         if prev == s {
             if next != s {
-                let old = nodes.at(next / 2, (next % 2) as usize);
+                let old = at_of(nodes, next);
                 self.heads.remove(&head_key(old, t.kind, list));
             }
             self.heads.insert(head_key(at, t.kind, list));
@@ -218,7 +219,7 @@ impl Timers {
                 self.recent[kind as usize] = None;
             }
         } else {
-            let at = nodes.at(next / 2, (next % 2) as usize);
+            let at = at_of(nodes, next);
             self.heads.insert(head_key(at, kind, list));
         }
     }
@@ -227,6 +228,17 @@ impl Timers {
 fn node_id(call: u32, slot: usize) -> u32 {
     assert!(call < SENTINEL / 2, "fewer than 2^30 calls per org");
     call * 2 + slot as u32
+}
+
+/// The (call, slot) of a call's node id: the inverse of [`node_id`].
+fn node_of(id: u32) -> (u32, usize) {
+    (id / 2, (id % 2) as usize)
+}
+
+/// The instant of a call's node.
+fn at_of(nodes: &impl Nodes, id: u32) -> u64 {
+    let (call, slot) = node_of(id);
+    nodes.at(call, slot)
 }
 
 #[cfg(test)]
