@@ -1,0 +1,111 @@
+"""slotgate: concurrency slots for AI agents on live calls.
+
+>>> async with AsyncClient(url, key) as client:
+...     async with client.slot("acme", agent="agent-a", type="inbound", max_wait=30) as slot:
+...         await run_the_conversation()  # slot.id, slot.slot (Slot.RESERVED / Slot.SHARED)
+"""
+
+from __future__ import annotations
+
+from ._async import AsyncClient, AsyncPermit, AsyncSlotContext, LostCallback, PositionCallback
+from ._errors import (
+    ApiError,
+    CallEnded,
+    CallIdConflict,
+    CallNotFound,
+    Conflict,
+    DecodeError,
+    EndedWhileQueued,
+    EndpointNotFound,
+    Forbidden,
+    InternalError,
+    InvalidRequest,
+    KeyNotFound,
+    LimitBelowReservations,
+    MethodNotAllowed,
+    NotFound,
+    OrgExists,
+    OrgNotFound,
+    PayloadTooLarge,
+    QueueFull,
+    QueueTimeout,
+    ReservationsExceedLimit,
+    SlotgateError,
+    StoreUnavailable,
+    TransportError,
+    Unauthorized,
+)
+from ._http import Retry
+from ._sync import Client, Permit, SlotContext
+from ._types import (
+    Agent,
+    Call,
+    CallState,
+    CallType,
+    EndReason,
+    Event,
+    EventPage,
+    History,
+    KeyInfo,
+    KeyRole,
+    NewKey,
+    Org,
+    Page,
+    PerType,
+    Slot,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "ApiError",
+    "AsyncClient",
+    "AsyncPermit",
+    "AsyncSlotContext",
+    "Call",
+    "CallEnded",
+    "CallIdConflict",
+    "CallNotFound",
+    "CallState",
+    "CallType",
+    "Client",
+    "Conflict",
+    "DecodeError",
+    "EndReason",
+    "EndedWhileQueued",
+    "EndpointNotFound",
+    "Event",
+    "EventPage",
+    "Forbidden",
+    "History",
+    "InternalError",
+    "InvalidRequest",
+    "KeyInfo",
+    "KeyNotFound",
+    "KeyRole",
+    "LimitBelowReservations",
+    "LostCallback",
+    "MethodNotAllowed",
+    "NewKey",
+    "NotFound",
+    "Org",
+    "OrgExists",
+    "OrgNotFound",
+    "Page",
+    "PayloadTooLarge",
+    "PerType",
+    "Permit",
+    "PositionCallback",
+    "QueueFull",
+    "QueueTimeout",
+    "ReservationsExceedLimit",
+    "Retry",
+    "Slot",
+    "SlotContext",
+    "SlotgateError",
+    "StoreUnavailable",
+    "TransportError",
+    "Unauthorized",
+    "__version__",
+]
