@@ -1,0 +1,3 @@
+//! Placeholder until the simulator lands.
+
+fn main() {}
