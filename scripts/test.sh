@@ -26,3 +26,6 @@ browser=crates/slotgate/tests/browser
 (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 cargo build -p slotgate
 SLOTGATE_BIN="$PWD/target/debug/slotgate" node --test "$browser/dashboard.test.mjs"
+
+echo "== Python client"
+SLOTGATE_BIN="$PWD/target/debug/slotgate" clients/python/test.sh
