@@ -5,10 +5,16 @@
 //!
 //! - [`erlang`]: Erlang B, C and A for one pool, with their formulas and
 //!   sources, stable for pools of 10,000 slots.
+//! - [`sim`]: a discrete-event simulation of one org through the real engine
+//!   (`slotgate_core::Engine` on a simulated clock), for what has no closed
+//!   form: reservations beside a shared pool, arrivals by hour, log-normal
+//!   durations.
 //!
 //! # Layout
 //!
 //! - [`erlang`]: closed forms and sizing for one pool.
+//! - [`sim`]: the simulator (`config`, `run`: one replication, `tally`,
+//!   `report`); `rng`: its seedable random source; [`stats`]: confidence intervals.
 //! - [`error`]: every refusal.
 
 #![forbid(unsafe_code)]
@@ -21,6 +27,11 @@
 
 pub mod erlang;
 pub mod error;
+mod rng;
+pub mod sim;
+pub mod stats;
 
 pub use erlang::{erlang_b, erlang_b_load, ErlangA, ErlangC, PoolTraffic};
 pub use error::{Error, Result};
+pub use sim::{simulate, SimConfig, SimReport};
+pub use stats::Estimate;
