@@ -408,6 +408,12 @@ def test_errors_read_extras_only_inside_the_error_object() -> None:
     assert type(odd) is slotgate.ApiError and odd.code == "teapot"
 
 
+async def test_payload_too_large(client: AsyncClient) -> None:
+    with pytest.raises(slotgate.PayloadTooLarge) as e:
+        await client.create_org("o" * 70_000, 1)  # a body over the server's 64 KiB
+    assert (e.value.status, e.value.code) == (413, "payload_too_large")
+
+
 async def test_unknown_routes_and_methods(server: Server, client: AsyncClient) -> None:
     with pytest.raises(slotgate.EndpointNotFound) as nf:
         await client._request("GET", "/no/such/thing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import List, Optional
 
@@ -137,3 +138,31 @@ def test_manual_permit_across_requests(admin: Client, make_org: MakeOrg) -> None
     assert later.wait(timeout=10).state is CallState.ACTIVE
     assert later.heartbeat().state is CallState.ACTIVE
     assert later.release().end_reason is EndReason.RELEASED
+
+
+def test_interrupting_a_blocked_wait_cancels_the_queued_call(
+    admin: Client, make_org: MakeOrg
+) -> None:
+    org = make_org(0)
+    reported = threading.Event()
+    main = threading.main_thread()
+    assert threading.current_thread() is main
+
+    def interrupt() -> None:
+        if reported.wait(15):
+            signal.pthread_kill(main.ident or 0, signal.SIGINT)  # Ctrl-C
+
+    helper = threading.Thread(target=interrupt)
+    helper.start()
+    try:
+        with (
+            pytest.raises(KeyboardInterrupt),
+            admin.slot(
+                org, agent="a", type="chat", id="ctrl-c", on_position=lambda p: reported.set()
+            ),
+        ):
+            raise AssertionError("never admitted")
+    finally:
+        helper.join()
+    call = admin.get_call(org, "ctrl-c")
+    assert (call.state, call.end_reason) == (CallState.ENDED, EndReason.CANCELLED)
