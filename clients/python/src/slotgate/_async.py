@@ -16,6 +16,7 @@ from typing import (
     Callable,
     Dict,
     Optional,
+    Set,
     Type,
     TypeVar,
     Union,
@@ -453,14 +454,18 @@ class AsyncClient:
 
     async def revoke_key(self, org: str, id: str) -> None:
         """Revokes a key; it stops working at once."""
+        path = f"/orgs/{seg(org)}/keys/{seg(id)}"
         try:
-            await self._request("DELETE", f"/orgs/{seg(org)}/keys/{seg(id)}", retry=NO_RETRY)
+            await self._request("DELETE", path, retry=NO_RETRY)
+            return
         except TransportError:
-            # Maybe revoked already; a retry that finds it gone is a success.
-            try:
-                await self._request("DELETE", f"/orgs/{seg(org)}/keys/{seg(id)}")
-            except KeyNotFound:
-                return
+            pass
+        except ApiError as e:
+            if not e.transient:
+                raise
+        # The first attempt may have revoked it: a retry that finds it gone is a success.
+        with contextlib.suppress(KeyNotFound):
+            await self._request("DELETE", path)
 
     # ----- events -----
 
@@ -768,6 +773,12 @@ class AsyncPermit:
     async def _watch_positions(self, positions: _Positions) -> None:
         """Re-reads the call when the org's queue moves, so every new position
         is reported, not only those seen at the end of a long-poll."""
+        # Only a queued call leaving the queue moves the calls behind it up: one
+        # admitted from the queue, or one ended while queued. (An active call
+        # ending frees a slot; the call that then leaves the queue has its own
+        # `call.admitted`.)
+        queue_exits = (EndReason.CANCELLED, EndReason.ABANDONED, EndReason.TIMED_OUT)
+        queued_since: Set[str] = set()
         try:
             async with self.client.event_stream(self.org) as events:
                 # Subscribed: nothing that happens from now on is missed.
@@ -776,11 +787,19 @@ class AsyncPermit:
                 async for e in events:
                     if e.call == self.id:
                         return
-                    if e.type in ("call.admitted", "call.ended"):
-                        call = await self.client.get_call(self.org, self.id)
-                        await positions.report(call)
-                        if not call.queued:
-                            return
+                    if e.type == "call.queued" and e.call is not None:
+                        queued_since.add(e.call)
+                        continue
+                    moved = (
+                        e.type == "call.admitted"
+                        and (e.call in queued_since or (e.waited_ms or 0) > 0)
+                    ) or (e.type == "call.ended" and e.reason in queue_exits)
+                    if not moved:
+                        continue
+                    call = await self.client.get_call(self.org, self.id)
+                    await positions.report(call)
+                    if not call.queued:
+                        return
         except (SlotgateError, httpx.HTTPError) as e:
             # The long-polls still report what they see.
             log.debug("slotgate: position watch of %s stopped: %s", self.id, e)
