@@ -466,6 +466,16 @@ async def test_retries_through_a_server_restart(tmp_path: Path) -> None:
             assert not pending.done()
             await asyncio.get_running_loop().run_in_executor(None, srv.start)
             assert (await asyncio.wait_for(pending, 30)).limit == 4
+            # A create is not idempotent, but a request refused at connect
+            # never reached the server: that one is retried too.
+            srv.kill()
+            other = new_id("org")
+            creating = asyncio.ensure_future(c.create_org(other, 2))
+            await asyncio.sleep(0.3)
+            assert not creating.done()
+            await asyncio.get_running_loop().run_in_executor(None, srv.start)
+            assert (await asyncio.wait_for(creating, 30)).id == other
+            assert (await c.get_org(org)).limit == 4  # and the first change was durable
         async with AsyncClient(srv.url, srv.key, retry=slotgate.Retry(attempts=2)) as c:
             srv.kill()
             with pytest.raises(slotgate.TransportError):
