@@ -4,6 +4,8 @@ max_wait, cancellation, exceptions, lost slots and restarts."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
@@ -277,3 +279,22 @@ async def test_lost_when_heartbeats_fail_for_a_whole_lease(own_server: Server) -
             assert await asyncio.wait_for(slot.wait_lost(), 20) is None
             assert slot.lost and lost == [None]
         # Leaving could not reach the server; that is not an error of the block.
+
+
+async def test_lost_when_the_server_stops_answering(own_server: Server) -> None:
+    # A frozen server (or a network that drops packets): heartbeats hang
+    # rather than fail, and the slot is still reported lost within the lease.
+    assert own_server.proc is not None
+    pid = own_server.proc.pid
+    async with AsyncClient(own_server.url, own_server.key) as c:
+        org = new_id("org")
+        await c.create_org(org, 1)
+        async with c.slot(org, agent="a", type="chat", id="frozen", lease_ttl=5) as slot:
+            await until(lambda: slot.heartbeats >= 1)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                assert await asyncio.wait_for(slot.wait_lost(), 20) is None
+                assert slot.lost
+            finally:
+                os.kill(pid, signal.SIGCONT)
+        assert (await c.get_call(org, "frozen")).state is CallState.ENDED

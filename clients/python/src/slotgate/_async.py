@@ -372,13 +372,23 @@ class AsyncClient:
         return Call.from_json(body)
 
     async def heartbeat(
-        self, org: str, id: str, *, lease_ttl: Optional[float] = None, retry: Optional[Retry] = None
+        self,
+        org: str,
+        id: str,
+        *,
+        lease_ttl: Optional[float] = None,
+        retry: Optional[Retry] = None,
+        timeout: Optional[float] = None,
     ) -> Call:
         """Renews a call's lease (or a queued call's hold); `CallEnded` (with
         `.call`) if it has ended."""
         body = {} if lease_ttl is None else {"lease_ttl_s": lease_ttl}
         answer = await self._request(
-            "POST", f"/orgs/{seg(org)}/calls/{seg(id)}/heartbeat", body=body, retry=retry
+            "POST",
+            f"/orgs/{seg(org)}/calls/{seg(id)}/heartbeat",
+            body=body,
+            retry=retry,
+            timeout=timeout,
         )
         return Call.from_json(answer)
 
@@ -824,8 +834,12 @@ class AsyncPermit:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             sent = time.monotonic()
             lost: Optional[Call] = None
+            # A request that hangs must not outlast the lease it is renewing.
+            timeout = min(self.client.timeout, max(0.5, last_ok + ttl - sent))
             try:
-                call = await self.client.heartbeat(self.org, self.id, retry=NO_RETRY)
+                call = await self.client.heartbeat(
+                    self.org, self.id, retry=NO_RETRY, timeout=timeout
+                )
             except CallEnded as e:
                 lost = e.call
             except CallNotFound:
