@@ -9,12 +9,15 @@
 //!   (`slotgate_core::Engine` on a simulated clock), for what has no closed
 //!   form: reservations beside a shared pool, arrivals by hour, log-normal
 //!   durations.
+//! - [`plan`]: the limit and reservations that meet a target per call type,
+//!   from Erlang on the pooled traffic, checked and adjusted by simulation.
 //!
 //! # Layout
 //!
 //! - [`erlang`]: closed forms and sizing for one pool.
 //! - [`sim`]: the simulator (`config`, `run`: one replication, `tally`,
 //!   `report`); `rng`: its seedable random source; [`stats`]: confidence intervals.
+//! - [`plan`]: the planner.
 //! - [`error`]: every refusal.
 
 #![forbid(unsafe_code)]
@@ -27,11 +30,13 @@
 
 pub mod erlang;
 pub mod error;
+pub mod plan;
 mod rng;
 pub mod sim;
 pub mod stats;
 
 pub use erlang::{erlang_b, erlang_b_load, ErlangA, ErlangC, PoolTraffic};
 pub use error::{Error, Result};
+pub use plan::{plan, Plan, PlanRequest, Target, TrafficSpec};
 pub use sim::{simulate, SimConfig, SimReport};
 pub use stats::Estimate;

@@ -17,6 +17,7 @@ fn stream(agent: &str, t: CallType, reserved: u32, per_hour: f64, mean_s: f64) -
         },
         duration: DurationDist::Exponential { mean_s },
         patience: Patience::Exponential { mean_s: 120.0 },
+        service_level_within_s: None,
     }
 }
 
@@ -107,6 +108,7 @@ fn arrivals_by_hour_and_log_normal_durations_come_out_at_their_rates() {
             sd_s: 120.0,
         },
         patience: Patience::Unlimited,
+        service_level_within_s: None,
     };
     let mut cfg = config(1_000, vec![spec]);
     cfg.warmup_s = 0.0;

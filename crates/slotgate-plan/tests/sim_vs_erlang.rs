@@ -33,6 +33,7 @@ fn one_pool(load: f64, patience: Patience, seed: u64) -> SimConfig {
             },
             duration: DurationDist::Exponential { mean_s: MEAN_S },
             patience,
+            service_level_within_s: None,
         }],
         horizon_s: 4.0 * 86_400.0,
         warmup_s: 3_600.0,

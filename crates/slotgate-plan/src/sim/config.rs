@@ -50,6 +50,11 @@ pub struct StreamSpec {
     pub duration: DurationDist,
     /// How long a queued call waits before giving up.
     pub patience: Patience,
+    /// This stream's service-level time, seconds, if not the config's
+    /// `service_level_within_s` (targets differ by type: inbound 20 s,
+    /// outbound 5 min).
+    #[serde(default)]
+    pub service_level_within_s: Option<f64>,
 }
 
 /// A Poisson arrival process, steady or by hour of day.
@@ -215,6 +220,9 @@ impl StreamSpec {
         }
         if let Patience::Exponential { mean_s } = self.patience {
             check_positive("patience.mean_s", mean_s)?;
+        }
+        if let Some(t) = self.service_level_within_s {
+            check_at_least("service_level_within_s", t, 0.0)?;
         }
         Ok(())
     }

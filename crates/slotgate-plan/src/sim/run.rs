@@ -39,6 +39,8 @@ pub(crate) struct Stream {
     pub(crate) call_type: slotgate_core::CallType,
     duration: Sampler,
     patience_s: Option<f64>,
+    /// The service level's `T`, ms.
+    within_ms: u64,
 }
 
 /// How a duration is drawn.
@@ -96,12 +98,12 @@ pub(crate) struct Model {
     hours: Vec<(f64, Vec<f64>)>,
     warmup_ms: u64,
     end_ms: u64,
-    within_ms: u64,
 }
 
 impl Model {
     pub(crate) fn new(cfg: &SimConfig) -> Result<Self> {
         cfg.validate()?;
+        let ms = |s: f64| (s * 1000.0).round() as u64;
         let mut streams = Vec::with_capacity(cfg.streams.len());
         let mut reservations: Vec<(AgentId, Reservations)> = Vec::new();
         for s in &cfg.streams {
@@ -114,6 +116,9 @@ impl Model {
                     Patience::Unlimited => None,
                     Patience::Exponential { mean_s } => Some(mean_s),
                 },
+                within_ms: ms(s
+                    .service_level_within_s
+                    .unwrap_or(cfg.service_level_within_s)),
             });
             let i = match reservations.iter().position(|(a, _)| *a == agent) {
                 Some(i) => i,
@@ -145,7 +150,6 @@ impl Model {
                 (sum, cumulative)
             })
             .collect();
-        let ms = |s: f64| (s * 1000.0).round() as u64;
         Ok(Model {
             limit: cfg.limit,
             streams,
@@ -153,7 +157,6 @@ impl Model {
             hours,
             warmup_ms: ms(cfg.warmup_s),
             end_ms: ms(cfg.warmup_s + cfg.horizon_s),
-            within_ms: ms(cfg.service_level_within_s),
         })
     }
 
@@ -418,7 +421,7 @@ impl Run<'_> {
                     if c.measured {
                         self.unresolved -= 1;
                         t.record_wait(waited_ms);
-                        if waited_ms <= model.within_ms {
+                        if waited_ms <= s.within_ms {
                             t.within += 1;
                         }
                     }

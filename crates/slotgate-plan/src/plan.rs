@@ -1,0 +1,479 @@
+//! The planner: the org limit and the reservations that meet a service-level target per call type.
+//!
+//! [`plan`] answers "what limit should we buy, and how should we reserve it"
+//! in three steps, each documented where it is done:
+//!
+//! 1. **Erlang, pooled.** All traffic as one pool (rates added, durations and
+//!    patience averaged by rate): for each target, the fewest slots that meet
+//!    it (Erlang C, or Erlang A when every call has a patience). The largest
+//!    is `erlang_limit`, what a pure shared pool needs by the formulas; the
+//!    smallest is a floor no configuration goes below.
+//! 2. **Reservations for strict types.** A type is *strict* when its target
+//!    needs more pooled slots than the loosest target does; only then is
+//!    there something to protect. Each (agent, strict type) gets the slots
+//!    its own traffic needs to meet the target alone (Erlang C/A on that
+//!    group), so a flood of other traffic cannot push it below its target;
+//!    scaled down if they would add up to more than `erlang_limit`.
+//! 3. **Check by simulation** (reservations and a shared pool have no closed
+//!    form): starting at the floor, the limit grows (doubling steps, then
+//!    bisection) until the simulated service level of every targeted type
+//!    reaches its target. All runs share one seed (common random numbers),
+//!    so limits are compared on the same traffic. If reservations end up
+//!    needing more than the pure pool does in simulation, the pure pool is
+//!    recommended instead.
+//!
+//! The answer carries a table of alternatives, the recommended limit −2 to
+//! +2 with the same reservations, so the admin sees what a slot buys.
+
+use serde::{Deserialize, Serialize};
+use slotgate_core::CallType;
+
+use crate::erlang::PoolTraffic;
+use crate::error::{check_at_least, check_positive, check_probability, Error, Result};
+use crate::sim::{
+    call_type_name, simulate, Arrivals, DurationDist, Patience, SimConfig, SimReport, StreamSpec,
+};
+use crate::stats::Estimate;
+
+/// What to plan for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRequest {
+    /// The traffic per (agent, type).
+    pub traffic: Vec<TrafficSpec>,
+    /// One target per call type that has one.
+    pub targets: Vec<Target>,
+    /// The highest limit worth considering (the plan's ceiling).
+    pub max_limit: u32,
+    /// How hard the simulation checks.
+    #[serde(default)]
+    pub check: CheckSettings,
+}
+
+/// One (agent, type)'s traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficSpec {
+    /// The agent.
+    pub agent: String,
+    /// The call type.
+    #[serde(with = "call_type_name")]
+    pub call_type: CallType,
+    /// Mean calls per hour (Poisson).
+    pub calls_per_hour: f64,
+    /// Mean call duration, seconds.
+    pub mean_duration_s: f64,
+    /// Standard deviation of the duration, seconds: log-normal durations if
+    /// given, exponential if not.
+    #[serde(default)]
+    pub duration_sd_s: Option<f64>,
+    /// Mean patience in the queue, seconds (exponential); `None`: calls wait
+    /// as long as it takes.
+    #[serde(default)]
+    pub patience_s: Option<f64>,
+}
+
+/// A service-level target: `service_level` of the type's calls admitted
+/// within `within_s` seconds (e.g. inbound 0.8 within 20 s).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// The call type.
+    #[serde(with = "call_type_name")]
+    pub call_type: CallType,
+    /// The share to admit in time, 0 to 1.
+    pub service_level: f64,
+    /// The time, seconds.
+    pub within_s: f64,
+}
+
+/// The simulation budget of each check.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CheckSettings {
+    /// Simulated seconds measured per replication.
+    pub horizon_s: f64,
+    /// Simulated seconds before measuring.
+    pub warmup_s: f64,
+    /// Replications per check.
+    pub replications: u32,
+    /// The seed all checks share.
+    pub seed: u64,
+    /// Threads; 0 uses every core.
+    pub threads: u32,
+    /// The confidence level of the reported intervals.
+    pub confidence: f64,
+}
+
+impl Default for CheckSettings {
+    /// A day per replication after an hour of warm-up, 8 replications, 95% intervals.
+    fn default() -> Self {
+        CheckSettings {
+            horizon_s: 86_400.0,
+            warmup_s: 3_600.0,
+            replications: 8,
+            seed: 1,
+            threads: 0,
+            confidence: 0.95,
+        }
+    }
+}
+
+/// A recommended reservation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The agent.
+    pub agent: String,
+    /// The call type.
+    #[serde(with = "call_type_name")]
+    pub call_type: CallType,
+    /// Slots to reserve.
+    pub reserved: u32,
+}
+
+/// One call type's outcome at one limit, from simulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeOutcome {
+    /// The call type.
+    #[serde(with = "call_type_name")]
+    pub call_type: CallType,
+    /// Its target, if it has one.
+    pub target: Option<Target>,
+    /// Share admitted within the target's time (or 20 s without a target).
+    pub service_level: Estimate,
+    /// Mean wait of all its calls, seconds.
+    pub mean_wait_s: Estimate,
+    /// Share that gave up.
+    pub abandoned: Estimate,
+}
+
+/// The org at one limit: what each type gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alternative {
+    /// The limit.
+    pub limit: u32,
+    /// Per call type with traffic.
+    pub types: Vec<TypeOutcome>,
+    /// Mean busy slots over the limit.
+    pub occupancy: Estimate,
+    /// Every targeted type's simulated service level reaches its target.
+    pub meets_targets: bool,
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The recommended limit: the smallest found to meet every target in simulation.
+    pub limit: u32,
+    /// The recommended reservations (none for a pure shared pool).
+    pub reservations: Vec<Reservation>,
+    /// What a pure shared pool needs by the Erlang formulas (the starting point).
+    pub erlang_limit: u32,
+    /// The recommended limit −2 to +2, with the same reservations.
+    pub alternatives: Vec<Alternative>,
+    /// How many simulations the plan ran.
+    pub simulations: u32,
+}
+
+/// Plans the org: see the module's doc for the method.
+pub fn plan(req: &PlanRequest) -> Result<Plan> {
+    validate(req)?;
+    let pooled = pooled_traffic(&req.traffic);
+    // 1. Erlang, pooled: slots per target.
+    let mut sizes = Vec::new();
+    for t in &req.targets {
+        let c = pooled
+            .min_servers(t.service_level, t.within_s, req.max_limit)?
+            .ok_or(Error::Unreachable {
+                ceiling: req.max_limit,
+            })?;
+        sizes.push((t, c));
+    }
+    let erlang_limit = sizes
+        .iter()
+        .map(|&(_, c)| c)
+        .max()
+        .expect("targets validated non-empty");
+    let floor = sizes
+        .iter()
+        .map(|&(_, c)| c)
+        .min()
+        .expect("targets validated non-empty");
+
+    // 2. Reservations for the strict types.
+    let mut reservations = Vec::new();
+    for &(target, c) in &sizes {
+        if c <= floor {
+            continue;
+        }
+        for s in req
+            .traffic
+            .iter()
+            .filter(|s| s.call_type == target.call_type)
+        {
+            let own = PoolTraffic {
+                arrivals_per_s: s.calls_per_hour / 3600.0,
+                mean_duration_s: s.mean_duration_s,
+                mean_patience_s: s.patience_s,
+            };
+            let r = own
+                .min_servers(target.service_level, target.within_s, req.max_limit)?
+                .unwrap_or(erlang_limit);
+            if r > 0 {
+                reservations.push(Reservation {
+                    agent: s.agent.clone(),
+                    call_type: s.call_type,
+                    reserved: r,
+                });
+            }
+        }
+    }
+    let total: u64 = reservations.iter().map(|r| u64::from(r.reserved)).sum();
+    if total > u64::from(erlang_limit) {
+        for r in &mut reservations {
+            r.reserved = (u64::from(r.reserved) * u64::from(erlang_limit) / total) as u32;
+        }
+        reservations.retain(|r| r.reserved > 0);
+    }
+    let reserved: u32 = reservations.iter().map(|r| r.reserved).sum();
+
+    // 3. Check by simulation, growing the limit until every target is met.
+    let mut checker = Checker {
+        req,
+        simulations: 0,
+    };
+    let start = floor.max(reserved).max(1);
+    let mut limit = checker.smallest_meeting(start, &reservations)?;
+    if !reservations.is_empty() && limit > erlang_limit {
+        let pooled_limit = checker.smallest_meeting(floor.max(1), &[])?;
+        if pooled_limit <= limit {
+            reservations.clear();
+            limit = pooled_limit;
+        }
+    }
+
+    let reserved: u32 = reservations.iter().map(|r| r.reserved).sum();
+    let mut alternatives = Vec::new();
+    for l in limit.saturating_sub(2).max(reserved)
+        ..=limit.saturating_add(2).min(req.max_limit.max(limit))
+    {
+        let report = checker.run(l, &reservations)?;
+        alternatives.push(alternative(req, &report));
+    }
+    Ok(Plan {
+        limit,
+        reservations,
+        erlang_limit,
+        alternatives,
+        simulations: checker.simulations,
+    })
+}
+
+/// Runs the checks and counts them.
+struct Checker<'r> {
+    req: &'r PlanRequest,
+    simulations: u32,
+}
+
+impl Checker<'_> {
+    fn run(&mut self, limit: u32, reservations: &[Reservation]) -> Result<SimReport> {
+        self.simulations += 1;
+        simulate(&sim_config(self.req, limit, reservations))
+    }
+
+    fn meets(&mut self, limit: u32, reservations: &[Reservation]) -> Result<bool> {
+        let report = self.run(limit, reservations)?;
+        Ok(meets_targets(self.req, &report))
+    }
+
+    /// The smallest limit from `start` up whose simulation meets every target:
+    /// steps of 1, 2, 4, ... until one does, then bisection back down.
+    fn smallest_meeting(&mut self, start: u32, reservations: &[Reservation]) -> Result<u32> {
+        let ceiling = self.req.max_limit;
+        if start > ceiling {
+            return Err(Error::Unreachable { ceiling });
+        }
+        if self.meets(start, reservations)? {
+            return Ok(start);
+        }
+        let (mut failing, mut step) = (start, 1u32);
+        let passing = loop {
+            if failing >= ceiling {
+                return Err(Error::Unreachable { ceiling });
+            }
+            let next = failing.saturating_add(step).min(ceiling);
+            if self.meets(next, reservations)? {
+                break next;
+            }
+            failing = next;
+            step = step.saturating_mul(2);
+        };
+        let (mut lo, mut hi) = (failing, passing);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.meets(mid, reservations)? {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Ok(hi)
+    }
+}
+
+/// Every targeted type's simulated mean service level reaches its target.
+/// (The mean, not the interval's low end: the alternatives show the intervals.)
+fn meets_targets(req: &PlanRequest, report: &SimReport) -> bool {
+    req.targets.iter().all(|t| {
+        report
+            .types
+            .iter()
+            .find(|r| r.call_type == t.call_type)
+            .is_none_or(|r| r.metrics.service_level.mean >= t.service_level)
+    })
+}
+
+/// The service level's time reported for a type with no target.
+const UNTARGETED_WITHIN_S: f64 = 20.0;
+
+/// The simulation of `req`'s traffic at `limit` with `reservations`; each
+/// type's service level is measured at its own target's time.
+fn sim_config(req: &PlanRequest, limit: u32, reservations: &[Reservation]) -> SimConfig {
+    let streams = req
+        .traffic
+        .iter()
+        .map(|s| StreamSpec {
+            agent: s.agent.clone(),
+            call_type: s.call_type,
+            reserved: reservations
+                .iter()
+                .find(|r| r.agent == s.agent && r.call_type == s.call_type)
+                .map_or(0, |r| r.reserved),
+            arrivals: Arrivals::Poisson {
+                calls_per_hour: s.calls_per_hour,
+            },
+            duration: match s.duration_sd_s {
+                Some(sd_s) => DurationDist::LogNormal {
+                    mean_s: s.mean_duration_s,
+                    sd_s,
+                },
+                None => DurationDist::Exponential {
+                    mean_s: s.mean_duration_s,
+                },
+            },
+            patience: match s.patience_s {
+                Some(mean_s) => Patience::Exponential { mean_s },
+                None => Patience::Unlimited,
+            },
+            service_level_within_s: req
+                .targets
+                .iter()
+                .find(|t| t.call_type == s.call_type)
+                .map(|t| t.within_s),
+        })
+        .collect();
+    SimConfig {
+        limit,
+        streams,
+        horizon_s: req.check.horizon_s,
+        warmup_s: req.check.warmup_s,
+        replications: req.check.replications,
+        seed: req.check.seed,
+        service_level_within_s: UNTARGETED_WITHIN_S,
+        confidence: req.check.confidence,
+        threads: req.check.threads,
+    }
+}
+
+fn alternative(req: &PlanRequest, report: &SimReport) -> Alternative {
+    let types = report
+        .types
+        .iter()
+        .map(|r| TypeOutcome {
+            call_type: r.call_type,
+            target: req
+                .targets
+                .iter()
+                .find(|t| t.call_type == r.call_type)
+                .copied(),
+            service_level: r.metrics.service_level,
+            mean_wait_s: r.metrics.mean_wait_s,
+            abandoned: r.metrics.abandoned,
+        })
+        .collect();
+    Alternative {
+        limit: report.limit,
+        types,
+        occupancy: report.occupancy,
+        meets_targets: meets_targets(req, report),
+    }
+}
+
+/// All traffic as one pool: rates add; duration and patience are averaged
+/// weighted by rate (patience as a rate, 1/mean); any call that never gives
+/// up makes the pool Erlang C.
+fn pooled_traffic(traffic: &[TrafficSpec]) -> PoolTraffic {
+    let rate: f64 = traffic.iter().map(|s| s.calls_per_hour / 3600.0).sum();
+    let weight = |f: &dyn Fn(&TrafficSpec) -> f64| {
+        traffic
+            .iter()
+            .map(|s| s.calls_per_hour / 3600.0 * f(s))
+            .sum::<f64>()
+            / rate
+    };
+    if rate == 0.0 {
+        return PoolTraffic {
+            arrivals_per_s: 0.0,
+            mean_duration_s: 1.0,
+            mean_patience_s: None,
+        };
+    }
+    let patient = traffic
+        .iter()
+        .any(|s| s.patience_s.is_none() && s.calls_per_hour > 0.0);
+    PoolTraffic {
+        arrivals_per_s: rate,
+        mean_duration_s: weight(&|s| s.mean_duration_s),
+        mean_patience_s: (!patient)
+            .then(|| 1.0 / weight(&|s| 1.0 / s.patience_s.expect("every stream has a patience"))),
+    }
+}
+
+fn validate(req: &PlanRequest) -> Result<()> {
+    if req.targets.is_empty() {
+        return Err(Error::invalid("targets", "needs at least one target"));
+    }
+    for t in &req.targets {
+        check_probability("service_level", t.service_level)?;
+        check_at_least("within_s", t.within_s, 0.0)?;
+        if req
+            .targets
+            .iter()
+            .filter(|u| u.call_type == t.call_type)
+            .count()
+            > 1
+        {
+            return Err(Error::invalid(
+                "targets",
+                format!("{} has two targets", t.call_type),
+            ));
+        }
+        if !req
+            .traffic
+            .iter()
+            .any(|s| s.call_type == t.call_type && s.calls_per_hour > 0.0)
+        {
+            return Err(Error::invalid(
+                "targets",
+                format!("{} has a target but no traffic", t.call_type),
+            ));
+        }
+    }
+    for s in &req.traffic {
+        check_at_least("calls_per_hour", s.calls_per_hour, 0.0)?;
+        check_positive("mean_duration_s", s.mean_duration_s)?;
+        if let Some(sd) = s.duration_sd_s {
+            check_positive("duration_sd_s", sd)?;
+        }
+        if let Some(p) = s.patience_s {
+            check_positive("patience_s", p)?;
+        }
+    }
+    Ok(())
+}
