@@ -3,11 +3,12 @@
 //! million calls). Issue 14 asks for at most 10 s on the project's machine.
 //!
 //! `cargo bench -p slotgate-plan --bench simulate` prints the wall time, the
-//! calls simulated and the cost per call. A plain `main` (no criterion): one
-//! run is long enough to time by itself, and three runs give the spread.
-//! Beside it, the same week with the engine's calls only (acquire and
-//! release at the same instants, no simulator bookkeeping) is the baseline
-//! that says how much of the time is the engine's.
+//! process's CPU time (from `/proc/self/stat`; on a shared machine it moves
+//! less than the wall time), the calls simulated and the cost per call. A
+//! plain `main` (no criterion): one run is long enough to time by itself, and
+//! `RUNS` runs (3 by default) give the spread. How much of it is the engine's
+//! is for a profiler (`perf record` on this binary): see the crate's report
+//! in the commit that added it.
 
 use std::time::Instant;
 
@@ -70,6 +71,24 @@ fn week() -> SimConfig {
     }
 }
 
+/// User + system CPU seconds of this process so far (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 14th field overall.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state field.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() {
     let cfg = week();
     let runs: usize = std::env::var("RUNS")
@@ -77,13 +96,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     for run in 1..=runs {
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), cpu_seconds());
         let report = simulate(&cfg).expect("the week simulates");
         let secs = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu;
         let calls = report.org.calls.mean;
         println!(
-            "run {run}: one week, limit 1,000, 100 agents: {calls:.0} calls in {secs:.2} s \
-             ({:.0} ns/call, {:.2} M calls/s); occupancy {:.3}, service level {:.3}, abandoned {:.4}, lost {}",
+            "run {run}: one week, limit 1,000, 100 agents: {calls:.0} calls in {secs:.2} s wall, {cpu:.2} s CPU \
+             ({:.0} ns/call wall, {:.2} M calls/s); occupancy {:.3}, service level {:.3}, abandoned {:.4}, lost {}",
             secs * 1e9 / calls,
             calls / secs / 1e6,
             report.occupancy.mean,

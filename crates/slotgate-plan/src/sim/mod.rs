@@ -8,6 +8,7 @@
 //! (`std::thread::scope`), each with its own engine and seed, so the answer
 //! depends on the seed only, never on the thread count.
 
+mod alias;
 mod config;
 mod report;
 mod run;

@@ -24,6 +24,7 @@ use slotgate_core::{
 
 use crate::error::Result;
 use crate::rng::Rng;
+use crate::sim::alias::Alias;
 use crate::sim::config::{DurationDist, Patience, SimConfig};
 use crate::sim::tally::Tally;
 
@@ -93,9 +94,9 @@ pub(crate) struct Model {
     pub(crate) limit: u32,
     pub(crate) streams: Vec<Stream>,
     reservations: Vec<(AgentId, Reservations)>,
-    /// Per hour: total calls per second, and the running sum of the streams'
-    /// rates (to pick which stream an arrival belongs to).
-    hours: Vec<(f64, Vec<f64>)>,
+    /// Per hour: total calls per second, and a table to pick which stream an
+    /// arrival belongs to (`None` in an hour with no calls).
+    hours: Vec<(f64, Option<Alias>)>,
     warmup_ms: u64,
     end_ms: u64,
 }
@@ -103,7 +104,7 @@ pub(crate) struct Model {
 impl Model {
     pub(crate) fn new(cfg: &SimConfig) -> Result<Self> {
         cfg.validate()?;
-        let ms = |s: f64| (s * 1000.0).round() as u64;
+        let ms = to_ms;
         let mut streams = Vec::with_capacity(cfg.streams.len());
         let mut reservations: Vec<(AgentId, Reservations)> = Vec::new();
         for s in &cfg.streams {
@@ -138,16 +139,13 @@ impl Model {
         }
         let hours = (0..24)
             .map(|h| {
-                let mut sum = 0.0;
-                let cumulative = cfg
+                let rates: Vec<f64> = cfg
                     .streams
                     .iter()
-                    .map(|s| {
-                        sum += s.arrivals.rate_per_s(h);
-                        sum
-                    })
+                    .map(|s| s.arrivals.rate_per_s(h))
                     .collect();
-                (sum, cumulative)
+                let total: f64 = rates.iter().sum();
+                (total, (total > 0.0).then(|| Alias::new(&rates)))
             })
             .collect();
         Ok(Model {
@@ -217,11 +215,11 @@ impl Arrivals<'_> {
     /// The stream the current arrival belongs to, drawn in proportion to the
     /// streams' rates in its hour.
     fn pick_stream(&self, rng: &mut Rng) -> u32 {
-        let (total, cumulative) = &self.model.hours[(self.next_s / 3600.0) as usize % 24];
-        let u = rng.uniform() * total;
-        cumulative
-            .partition_point(|&c| c < u)
-            .min(cumulative.len() - 1) as u32
+        let (_, table) = &self.model.hours[(self.next_s / 3600.0) as usize % 24];
+        table
+            .as_ref()
+            .expect("arrivals happen only in hours with calls")
+            .draw(rng)
     }
 }
 
@@ -270,29 +268,36 @@ pub(crate) fn replicate(model: &Model, seed: u64) -> Result<Vec<Tally>> {
     let mut arrivals = Arrivals { model, next_s: 0.0 };
     arrivals.advance(&mut run.rng);
     loop {
-        let arrival = (arrivals.next_s * 1000.0).round() as u64;
-        let arrival = (arrival < model.end_ms).then_some(arrival);
-        let release = run.releases.peek().map(|Reverse((at, _))| *at);
-        let timeout = run.engine.poll_timeout().map(Timestamp::as_millis);
-        let keepalive = run.keepalive.front().map(|&(at, _, _)| at);
-        if arrival.is_none()
-            && (run.unresolved == 0 || release.is_none() && run.queued_with_patience == 0)
+        // Each source's next instant, u64::MAX for none (plain integers: this
+        // loop runs once per event, ten million times a simulated week).
+        const NONE: u64 = u64::MAX;
+        let arrival = to_ms(arrivals.next_s);
+        let arrival = if arrival < model.end_ms {
+            arrival
+        } else {
+            NONE
+        };
+        let release = run.releases.peek().map_or(NONE, |Reverse((at, _))| *at);
+        let timeout = run.engine.poll_timeout().map_or(NONE, Timestamp::as_millis);
+        let keepalive = run.keepalive.front().map_or(NONE, |&(at, _, _)| at);
+        if arrival == NONE
+            && (run.unresolved == 0 || release == NONE && run.queued_with_patience == 0)
         {
             break;
         }
         // Earliest first; at a tie: releases, then the engine's deadlines, heartbeats, arrivals.
-        let next = [release, timeout, keepalive, arrival]
-            .into_iter()
-            .flatten()
-            .min()
-            .expect("an arrival, a release or a queued call with patience remains");
-        if release == Some(next) {
+        let next = release.min(timeout).min(keepalive).min(arrival);
+        debug_assert!(
+            next != NONE,
+            "an arrival, a release or a queued call with patience remains"
+        );
+        if release == next {
             let Reverse((at, key)) = run.releases.pop().expect("peeked");
             run.release(key, at)?;
-        } else if timeout == Some(next) {
+        } else if timeout == next {
             run.engine.handle_timeout(Timestamp::from_millis(next));
             run.absorb_events();
-        } else if keepalive == Some(next) {
+        } else if keepalive == next {
             let (at, key, generation) = run.keepalive.pop_front().expect("peeked");
             run.keep_alive(key, generation, at);
         } else {
@@ -340,7 +345,7 @@ impl Run<'_> {
             self.unresolved += 1;
         }
         let max_wait = s.patience_s.map(|mean| {
-            let ms = (self.rng.exponential(mean) * 1000.0).round() as u64;
+            let ms = to_ms(self.rng.exponential(mean));
             Duration::from_millis(ms.max(1)).min(MAX_MAX_WAIT)
         });
         let req = AcquireRequest {
@@ -425,7 +430,7 @@ impl Run<'_> {
                             t.within += 1;
                         }
                     }
-                    let duration = (s.duration.draw_s(&mut self.rng) * 1000.0).round() as u64;
+                    let duration = to_ms(s.duration.draw_s(&mut self.rng));
                     let end = at + duration;
                     let overlap = end
                         .min(model.end_ms)
@@ -478,6 +483,11 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// Seconds (non-negative) to the nearest millisecond; cheaper than `round`.
+fn to_ms(s: f64) -> u64 {
+    (s * 1000.0 + 0.5) as u64
 }
 
 /// A call's key, from its id (the key in decimal).
