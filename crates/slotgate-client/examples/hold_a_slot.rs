@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use slotgate_client::{Acquire, Client};
+use slotgate_client::{Acquire, CallType, Client};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,6 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let url = std::env::var("SLOTGATE_URL").unwrap_or_else(|_| "http://127.0.0.1:7878".into());
     let key = std::env::var("SLOTGATE_KEY").map_err(|_| "set SLOTGATE_KEY")?;
+    let call_type: CallType = call_type.parse()?;
     let client = Client::new(&url, &key);
     let permit = client
         .acquire(
@@ -33,13 +34,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "admitted: call {} in a {} slot",
         permit.id(),
-        permit.call().slot.as_deref().unwrap_or("?")
+        permit.call().slot.map_or("?", |s| s.as_str())
     );
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_secs(secs.parse()?)) => {}
         ended = permit.lost() => println!("lost the slot: {:?}", ended.end_reason),
     }
     let ended = permit.release().await?;
-    println!("released: {}", ended.end_reason.as_deref().unwrap_or("?"));
+    println!("released: {}", ended.end_reason.map_or("?", |r| r.as_str()));
     Ok(())
 }

@@ -4,10 +4,15 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use slotgate_api::{
+    CallList, CallState, CreateKey, CreateOrg, Heartbeat, KeyList, OrgList, Reservations, Role,
+    SetLimit,
+};
 
-use crate::error::{ApiError, Error, Result};
-use crate::types::{Agent, Call, Event, EventPage, KeyInfo, NewKey, Org, PerType};
+use crate::error::{Error, Result};
+use crate::{Agent, Call, Event, EventPage, KeyInfo, NewKey, Org};
 
 /// How a transient failure is retried: attempts and the first pause (doubling).
 #[derive(Debug, Clone, Copy)]
@@ -40,8 +45,8 @@ pub struct Client {
 /// Which calls to list.
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {
-    /// `active` or `queued`; both when `None`.
-    pub state: Option<String>,
+    /// Active or queued only; both when `None`.
+    pub state: Option<CallState>,
     /// Only this agent's.
     pub agent: Option<String>,
 }
@@ -135,17 +140,16 @@ impl Client {
         let resp = req.send().await?;
         let status = resp.status();
         let bytes = resp.bytes().await?;
-        if status.is_success() {
-            let value = if bytes.is_empty() {
-                b"null".as_slice()
-            } else {
-                &bytes
-            };
-            let parsed = serde_json::from_slice(value).map_err(|e| Error::Decode(e.to_string()))?;
-            return Ok((status, parsed));
+        if !status.is_success() {
+            return Err(Error::refusal(status.as_u16(), &bytes));
         }
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Err(Error::Api(ApiError::from_body(status.as_u16(), &body)))
+        let value = if bytes.is_empty() {
+            b"null".as_slice()
+        } else {
+            &bytes
+        };
+        let parsed = serde_json::from_slice(value).map_err(|e| Error::Decode(e.to_string()))?;
+        Ok((status, parsed))
     }
 
     /// A request, retried with backoff while it fails transiently. Only for
@@ -179,8 +183,9 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Value,
+        body: &impl Serialize,
     ) -> Result<T> {
+        let body = json_value(body)?;
         Ok(self.call(method, path, Some(body), Duration::ZERO).await?.1)
     }
 
@@ -191,7 +196,10 @@ impl Client {
             .send(
                 Method::POST,
                 "/orgs",
-                Some(&json!({"id": id, "limit": limit})),
+                Some(&json_value(&CreateOrg {
+                    id: id.to_string(),
+                    limit,
+                })?),
                 Duration::ZERO,
             )
             .await?
@@ -200,11 +208,11 @@ impl Client {
 
     /// Every org (operator key).
     pub async fn orgs(&self) -> Result<Vec<Org>> {
-        self.all_pages("/orgs?", "orgs").await
+        self.all_pages::<OrgList>("/orgs?").await
     }
 
-    /// Every page of a list: `path` ends in `?` or `&`, `field` names the list.
-    async fn all_pages<T: DeserializeOwned>(&self, path: &str, field: &str) -> Result<Vec<T>> {
+    /// Every page of a list: `path` ends in `?` or `&`.
+    async fn all_pages<P: ListPage>(&self, path: &str) -> Result<Vec<P::Item>> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -212,12 +220,10 @@ impl Client {
                 Some(c) => format!("{path}cursor={}", enc(c)),
                 None => path.trim_end_matches(['?', '&']).to_string(),
             };
-            let page: Value = self.get(&page_path).await?;
-            let items: Vec<T> = serde_json::from_value(page[field].clone())
-                .map_err(|e| Error::Decode(e.to_string()))?;
+            let (items, next) = self.get::<P>(&page_path).await?.into_parts();
             all.extend(items);
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
+            match next {
+                Some(c) => cursor = Some(c),
                 None => return Ok(all),
             }
         }
@@ -233,7 +239,7 @@ impl Client {
         self.write(
             Method::PUT,
             &format!("/orgs/{}/limit", enc(org)),
-            json!({"limit": limit}),
+            &SetLimit { limit },
         )
         .await
     }
@@ -245,12 +251,11 @@ impl Client {
     }
 
     /// Sets an agent's four reservations.
-    pub async fn set_reservations(&self, org: &str, agent: &str, r: PerType) -> Result<Agent> {
-        let body = serde_json::to_value(r).map_err(|e| Error::Decode(e.to_string()))?;
+    pub async fn set_reservations(&self, org: &str, agent: &str, r: Reservations) -> Result<Agent> {
         self.write(
             Method::PUT,
             &format!("/orgs/{}/agents/{}/reservations", enc(org), enc(agent)),
-            body,
+            &r,
         )
         .await
     }
@@ -282,13 +287,13 @@ impl Client {
     /// Live calls of an org, active first then queued in queue order.
     pub async fn calls(&self, org: &str, filter: &CallFilter) -> Result<Vec<Call>> {
         let mut path = format!("/orgs/{}/calls?", enc(org));
-        if let Some(s) = &filter.state {
-            path.push_str(&format!("state={}&", enc(s)));
+        if let Some(s) = filter.state {
+            path.push_str(&format!("state={s}&"));
         }
         if let Some(a) = &filter.agent {
             path.push_str(&format!("agent={}&", enc(a)));
         }
-        self.all_pages(&path, "calls").await
+        self.all_pages::<CallList>(&path).await
     }
 
     /// Renews a call's lease. An ended call is [`crate::ErrorKind::CallEnded`], carrying the call.
@@ -298,14 +303,13 @@ impl Client {
         id: &str,
         lease_ttl: Option<Duration>,
     ) -> Result<Call> {
-        let body = match lease_ttl {
-            Some(t) => json!({"lease_ttl_s": t.as_secs_f64()}),
-            None => json!({}),
+        let body = Heartbeat {
+            lease_ttl_s: lease_ttl.map(|t| t.as_secs_f64()),
         };
         self.write(
             Method::POST,
             &format!("/orgs/{}/calls/{}/heartbeat", enc(org), enc(id)),
-            body,
+            &body,
         )
         .await
     }
@@ -324,22 +328,26 @@ impl Client {
     }
 
     /// Creates an org key; the secret is in the answer only.
-    pub async fn create_key(&self, org: &str, role: &str, name: &str) -> Result<NewKey> {
+    pub async fn create_key(&self, org: &str, role: Role, name: &str) -> Result<NewKey> {
+        let body = CreateKey {
+            role,
+            name: name.to_string(),
+        };
         Ok(self
             .send(
                 Method::POST,
                 &format!("/orgs/{}/keys", enc(org)),
-                Some(&json!({"role": role, "name": name})),
+                Some(&json_value(&body)?),
                 Duration::ZERO,
             )
             .await?
             .1)
     }
 
-    /// An org's keys.
+    /// An org's keys, every page.
     pub async fn keys(&self, org: &str) -> Result<Vec<KeyInfo>> {
-        let page: Value = self.get(&format!("/orgs/{}/keys", enc(org))).await?;
-        serde_json::from_value(page["keys"].clone()).map_err(|e| Error::Decode(e.to_string()))
+        self.all_pages::<KeyList>(&format!("/orgs/{}/keys?", enc(org)))
+            .await
     }
 
     /// Revokes a key.
@@ -365,8 +373,8 @@ impl Client {
         let resp = self.http.get(url).bearer_auth(&self.key).send().await?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            return Err(Error::Api(ApiError::from_body(status, &body)));
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(Error::refusal(status, &body));
         }
         Ok(EventStream {
             resp,
@@ -409,5 +417,37 @@ impl Client {
             wait.as_secs_f64()
         );
         Ok(self.call(Method::GET, &path, None, wait).await?.1)
+    }
+}
+
+/// A body as JSON, once, so retries resend the same bytes.
+fn json_value(body: &impl Serialize) -> Result<Value> {
+    serde_json::to_value(body).map_err(|e| Error::Decode(e.to_string()))
+}
+
+/// A page of a list answer: its items and the cursor of the next page.
+trait ListPage: DeserializeOwned {
+    type Item;
+    fn into_parts(self) -> (Vec<Self::Item>, Option<String>);
+}
+
+impl ListPage for OrgList {
+    type Item = Org;
+    fn into_parts(self) -> (Vec<Org>, Option<String>) {
+        (self.orgs, self.next_cursor)
+    }
+}
+
+impl ListPage for CallList {
+    type Item = Call;
+    fn into_parts(self) -> (Vec<Call>, Option<String>) {
+        (self.calls, self.next_cursor)
+    }
+}
+
+impl ListPage for KeyList {
+    type Item = KeyInfo;
+    fn into_parts(self) -> (Vec<KeyInfo>, Option<String>) {
+        (self.keys, self.next_cursor)
     }
 }

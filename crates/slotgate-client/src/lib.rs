@@ -13,14 +13,14 @@
 //! ```no_run
 //! # async fn run() -> Result<(), slotgate_client::Error> {
 //! use std::time::Duration;
-//! use slotgate_client::{Acquire, Client};
+//! use slotgate_client::{Acquire, CallType, Client};
 //!
 //! let client = Client::new("http://127.0.0.1:7878", "sgk_...runtime key...");
 //! let permit = client
-//!     .acquire("acme", Acquire::new("agent-a", "inbound").id("CA123").lease_ttl(Duration::from_secs(30))
+//!     .acquire("acme", Acquire::new("agent-a", CallType::Inbound).id("CA123").lease_ttl(Duration::from_secs(30))
 //!         .on_position(|p| println!("queued, position {p}")))
 //!     .await?;
-//! println!("admitted to a {} slot", permit.call().slot.as_deref().unwrap_or("?"));
+//! println!("admitted to a {} slot", permit.call().slot.map_or("?", |s| s.as_str()));
 //! tokio::select! {
 //!     _ = tokio::time::sleep(Duration::from_secs(5)) => {}          // the conversation
 //!     ended = permit.lost() => eprintln!("slot lost: {:?}", ended.end_reason),
@@ -36,16 +36,26 @@
 //!
 //! - [`client`]: one method per endpoint of the API, with retries.
 //! - [`permit`]: waiting through the queue and holding a slot.
-//! - [`types`]: the API's JSON shapes; [`error`]: refusals with their codes and fields.
+//! - [`error`]: what can fail, with the API's codes and fields.
+//! - The API's shapes come from `slotgate-api`, the contract the server
+//!   compiles against too, re-exported here.
 
 #![forbid(unsafe_code)]
+
+/// The README's Rust code, compiled as a doctest so that it stays true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 pub mod client;
 pub mod error;
 pub mod permit;
-pub mod types;
 
 pub use client::{CallFilter, Client, EventStream, Retry};
-pub use error::{ApiError, Error, ErrorKind, Result};
+pub use error::{ApiError, Error, ErrorCode, Result};
 pub use permit::{Acquire, Permit};
-pub use types::{Agent, Call, Event, EventPage, KeyInfo, NewKey, Org, PerType};
+pub use slotgate_api as api;
+pub use slotgate_api::{
+    Agent, Call, CallState, CallType, EndReason, Event, EventKind, EventPage, KeyInfo, NewKey, Org,
+    PerType, Reservations, Role, Slot,
+};

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::json;
+use slotgate_api::{AcquireCall, CallState, CallType, ErrorCode};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::client::{enc, Client};
-use crate::error::{Error, ErrorKind, Result};
-use crate::types::Call;
+use crate::error::{Error, Result};
+use crate::Call;
 
 /// How long one long-poll waits before asking again (the server allows 60 s).
 const LONG_POLL: Duration = Duration::from_secs(20);
@@ -20,8 +20,8 @@ const LONG_POLL: Duration = Duration::from_secs(20);
 pub struct Acquire {
     /// The agent the call is for.
     pub agent: String,
-    /// `webcall`, `chat`, `outbound` or `inbound`.
-    pub call_type: String,
+    /// The call's type.
+    pub call_type: CallType,
     /// The call's id; made up if `None`. The same id is sent on every retry,
     /// so a retried request never takes a second slot.
     pub id: Option<String>,
@@ -50,10 +50,10 @@ impl std::fmt::Debug for Acquire {
 
 impl Acquire {
     /// A call of `agent` and `call_type` with a 60 s lease and no limits on waiting.
-    pub fn new(agent: &str, call_type: &str) -> Acquire {
+    pub fn new(agent: &str, call_type: CallType) -> Acquire {
         Acquire {
             agent: agent.to_string(),
-            call_type: call_type.to_string(),
+            call_type,
             id: None,
             lease_ttl: Duration::from_secs(60),
             heartbeat_every: None,
@@ -119,22 +119,24 @@ impl Client {
                 d.saturating_duration_since(Instant::now()).min(LONG_POLL)
             })
         };
-        let mut body = json!({
-            "id": id, "agent": req.agent, "type": req.call_type,
-            "lease_ttl_s": req.lease_ttl.as_secs_f64(),
-            "wait_s": wait_for(deadline).as_secs_f64(),
-        });
-        if let Some(w) = req.max_wait {
-            body["max_wait_s"] = json!(w.as_secs_f64());
-        }
+        // The first answer comes at once (no wait), so a queued caller hears
+        // its position at once; the waits that follow hold its place.
+        let body = AcquireCall {
+            id: Some(id.clone()),
+            lease_ttl_s: Some(req.lease_ttl.as_secs_f64()),
+            max_wait_s: req.max_wait.map(|w| w.as_secs_f64()),
+            ..AcquireCall::new(req.agent.clone(), req.call_type)
+        };
+        let body = serde_json::to_value(&body).map_err(|e| Error::Decode(e.to_string()))?;
         let path = format!("/orgs/{}/calls", enc(org));
-        let wait = wait_for(deadline);
-        let (_, mut call): (_, Call) = self.call(Method::POST, &path, Some(body), wait).await?;
+        let (_, mut call): (_, Call) = self
+            .call(Method::POST, &path, Some(body), Duration::ZERO)
+            .await?;
         let mut position = None;
         loop {
-            match call.state.as_str() {
-                "active" => break,
-                "queued" => {
+            match call.state {
+                CallState::Active => break,
+                CallState::Queued => {
                     if call.position != position {
                         position = call.position;
                         if let (Some(f), Some(p)) = (&req.on_position, position) {
@@ -148,7 +150,7 @@ impl Client {
                     }
                     call = self.call_info(org, &id, wait_for(deadline)).await?;
                 }
-                _ => return Err(Error::EndedWhileQueued(Box::new(call))),
+                CallState::Ended => return Err(Error::EndedWhileQueued(Box::new(call))),
             }
         }
         Ok(Permit::start(self.clone(), org.to_string(), call, &req))
@@ -173,7 +175,7 @@ impl Permit {
         let (stop, mut stopped) = watch::channel(false);
         let (lost_tx, lost) = watch::channel(None);
         let every = req.heartbeat_every.unwrap_or(req.lease_ttl / 3);
-        let (hb_client, hb_org, hb_id) = (client.clone(), org.clone(), call.id.clone());
+        let (hb_client, hb_org, hb_call) = (client.clone(), org.clone(), call.clone());
         tokio::spawn(async move {
             let mut next = Instant::now() + every;
             loop {
@@ -181,15 +183,16 @@ impl Permit {
                     _ = tokio::time::sleep_until(next) => {}
                     _ = stopped.wait_for(|s| *s) => return,
                 }
-                match hb_client.heartbeat(&hb_org, &hb_id, None).await {
+                match hb_client.heartbeat(&hb_org, &hb_call.id, None).await {
                     Ok(_) => next = Instant::now() + every,
-                    Err(Error::Api(e))
-                        if matches!(e.kind(), ErrorKind::CallEnded | ErrorKind::CallNotFound) =>
+                    Err(Error::Api { error, .. })
+                        if matches!(error.code, ErrorCode::CallEnded | ErrorCode::CallNotFound) =>
                     {
-                        let ended = e.call.map(|c| *c).unwrap_or_else(|| Call {
-                            state: "ended".into(),
+                        // A call no longer known ended too; say so with what we knew of it.
+                        let ended = error.call.map(|c| *c).unwrap_or_else(|| Call {
+                            state: CallState::Ended,
                             end_reason: None,
-                            ..placeholder(&hb_id)
+                            ..hb_call
                         });
                         let _ = lost_tx.send(Some(ended));
                         return;
@@ -256,24 +259,5 @@ impl Drop for Permit {
                 let _ = client.release(&org, &id).await;
             });
         }
-    }
-}
-
-fn placeholder(id: &str) -> Call {
-    Call {
-        id: id.to_string(),
-        agent: String::new(),
-        call_type: String::new(),
-        state: String::new(),
-        slot: None,
-        position: None,
-        queued_at: None,
-        admitted_at: None,
-        lease_expires_at: None,
-        hold_expires_at: None,
-        max_wait_expires_at: None,
-        lease_ttl_s: 0.0,
-        ended_at: None,
-        end_reason: None,
     }
 }

@@ -61,5 +61,14 @@ impl Error {
     }
 }
 
+impl From<slotgate_api::FieldError> for Error {
+    fn from(e: slotgate_api::FieldError) -> Self {
+        Error::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

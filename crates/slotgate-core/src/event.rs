@@ -84,17 +84,3 @@ pub enum EventKind {
         new: Reservations,
     },
 }
-
-impl EventKind {
-    /// The API's name of the event, e.g. `call.admitted`.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            EventKind::OrgCreated { .. } => "org.created",
-            EventKind::CallQueued { .. } => "call.queued",
-            EventKind::CallAdmitted { .. } => "call.admitted",
-            EventKind::CallEnded { .. } => "call.ended",
-            EventKind::LimitChanged { .. } => "org.limit_changed",
-            EventKind::ReservationsChanged { .. } => "agent.reservations_changed",
-        }
-    }
-}

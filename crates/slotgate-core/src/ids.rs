@@ -19,33 +19,15 @@ use arrayvec::ArrayString;
 use crate::error::{Error, Result};
 
 /// The longest id accepted, in characters (all of them ASCII).
-pub const MAX_ID_LEN: usize = 128;
+pub use slotgate_api::limits::MAX_ID_LEN;
 
 /// The longest id kept inline, in characters: a UUID is 36.
 pub const INLINE_ID_LEN: usize = 40;
 
-/// Checks `s` against the id alphabet and length; `field` names it in the error.
+/// Checks `s` against the id alphabet and length; `field` names it in the
+/// error. The API's one check of an id (`slotgate_api::limits::check_id`).
 pub fn validate_id(field: &'static str, s: &str) -> Result<()> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
-    if s.is_empty() || s.len() > MAX_ID_LEN {
-        let got = s.chars().count();
-        return Err(Error::invalid(
-            field,
-            format!("must be 1 to {MAX_ID_LEN} characters, got {got}"),
-        ));
-    }
-    // Every allowed character is one byte, so a byte scan decides; chars only name the culprit.
-    if s.bytes().all(|b| allowed(char::from(b))) {
-        return Ok(());
-    }
-    let bad = s
-        .chars()
-        .find(|&c| !allowed(c))
-        .expect("a byte was refused, so a character is");
-    Err(Error::invalid(
-        field,
-        format!("may only hold A-Z a-z 0-9 . _ : - (found {bad:?})"),
-    ))
+    Ok(slotgate_api::limits::check_id(field, s)?)
 }
 
 /// An id's text: inline up to [`INLINE_ID_LEN`], shared beyond.

@@ -37,12 +37,14 @@
 //!   calls in arrival order; `index`: an org's call ids.
 //! - `call`: a call's record and phases.
 //! - [`ids`], [`types`], [`time`]: validated domain values.
-//! - [`view`], [`event`]: what the engine reports; [`restore`]: what a store gives back.
+//! - [`view`], [`event`]: what the engine reports, and `contract`: the same in the
+//!   API's shapes (`slotgate-api`); [`restore`]: what a store gives back.
 //! - [`error`]: every refusal.
 
 #![forbid(unsafe_code)]
 
 mod call;
+mod contract;
 pub mod engine;
 pub mod error;
 pub mod event;

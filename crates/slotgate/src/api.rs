@@ -1,8 +1,10 @@
 //! The HTTP API of API.md: routes, paging, middleware, the OpenAPI document.
 //!
-//! Handlers live by resource: `api/orgs.rs` (orgs, limits, reservations),
-//! `api/calls.rs`, `api/keys.rs`, `api/events.rs`, `api/ops.rs` (health,
-//! metrics, OpenAPI, dashboard). Errors become HTTP in `api/error.rs` only.
+//! Handlers only authenticate, parse, call one use case of the
+//! [`Service`] and map its answer. They live by resource: `api/orgs.rs`
+//! (orgs, limits, reservations), `api/calls.rs`, `api/keys.rs`,
+//! `api/events.rs`, `api/ops.rs` (health, metrics, OpenAPI, dashboard).
+//! Errors become HTTP in `api/error.rs` only.
 
 pub mod calls;
 pub mod error;
@@ -17,17 +19,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
+use slotgate_api::limits;
+use slotgate_api::ErrorCode;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 
 use self::error::{ApiError, Refused};
 use self::extract::query_param;
-use crate::state::Shared;
+use crate::service::{Page, Service};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -70,7 +73,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The whole application, ready to serve.
-pub fn router(state: Arc<Shared>) -> Router {
+pub fn router(state: Arc<Service>) -> Router {
     let v1 = Router::new()
         .route("/orgs", post(orgs::create).get(orgs::list))
         .route("/orgs/{org}", get(orgs::get))
@@ -108,32 +111,24 @@ pub fn router(state: Arc<Shared>) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         "no such endpoint; see /v1/openapi.json",
     )
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this endpoint does not take this method; see /v1/openapi.json",
     )
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error",
-    )
-    .into_response()
+    ApiError::internal("a request handler panicked").into_response()
 }
 
 /// Records latency per route and counts refusals.
-async fn track(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn track(State(s): State<Arc<Service>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -142,42 +137,20 @@ async fn track(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         });
     let start = Instant::now();
     let response = next.run(req).await;
-    s.metrics.request(&route, start.elapsed());
+    s.metrics().request(&route, start.elapsed());
     if let Some(Refused(code)) = response.extensions().get::<Refused>() {
-        s.metrics.refused(code);
+        s.metrics().refused(code.as_str());
     }
     response
 }
 
-/// A page request: `limit` (default 1000, at most 10000) and `cursor`.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    limit: usize,
-    offset: usize,
-}
-
-impl Page {
-    /// Reads `limit` and `cursor`; refuses parameters other than those and `more`.
-    pub fn parse(q: &HashMap<String, String>, more: &[&str]) -> Result<Page, ApiError> {
-        let known: Vec<&str> = ["limit", "cursor"].iter().chain(more).copied().collect();
-        extract::only_params(q, &known)?;
-        let limit = query_param::<usize>(q, "limit")?.unwrap_or(1000);
-        if limit == 0 || limit > 10_000 {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("must be 1 to 10000, got {limit}"),
-            ));
-        }
-        let offset = query_param::<usize>(q, "cursor")?.unwrap_or(0);
-        Ok(Page { limit, offset })
-    }
-}
-
-/// One page of `items`, and the cursor of the next page.
-pub fn page<T>(items: Vec<T>, p: &Page) -> (Vec<T>, Option<String>) {
-    let total = items.len();
-    let end = p.offset.saturating_add(p.limit).min(total);
-    let next = (end < total).then(|| end.to_string());
-    let items = items.into_iter().skip(p.offset).take(p.limit).collect();
-    (items, next)
+/// Reads a page request, `limit` (default 1000, at most 10000) and `cursor`;
+/// refuses query parameters other than those and `more`.
+pub fn page_param(q: &HashMap<String, String>, more: &[&str]) -> Result<Page, ApiError> {
+    let known: Vec<&str> = ["limit", "cursor"].iter().chain(more).copied().collect();
+    extract::only_params(q, &known)?;
+    let limit = query_param::<usize>(q, "limit")?.unwrap_or(limits::DEFAULT_PAGE_SIZE);
+    let limit = limits::page_size(limit)?;
+    let offset = query_param::<usize>(q, "cursor")?.unwrap_or(0);
+    Ok(Page { limit, offset })
 }

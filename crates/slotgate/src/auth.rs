@@ -13,33 +13,7 @@ use sha2::{Digest, Sha256};
 use slotgate_core::{OrgId, Timestamp};
 use subtle::ConstantTimeEq;
 
-/// An org key's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Everything in its org but changing the limit.
-    Admin,
-    /// Calls, and reading the org.
-    Runtime,
-}
-
-impl Role {
-    /// The API's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Runtime => "runtime",
-        }
-    }
-
-    /// Parses the API's name.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "runtime" => Some(Role::Runtime),
-            _ => None,
-        }
-    }
-}
+pub use slotgate_api::Role;
 
 /// An org key as stored: never the secret, only its hash.
 #[derive(Debug, Clone)]

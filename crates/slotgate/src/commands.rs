@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use slotgate_client::{CallFilter, Client, Org, PerType};
+use slotgate_client::{CallFilter, CallState, Client, Org, Reservations, Role};
 
 /// Where the server is and which key to use; shared by every client subcommand.
 #[derive(Debug, Clone, Args)]
@@ -63,8 +63,8 @@ pub enum KeysCommand {
         /// The org.
         org: String,
         /// `admin` (everything but the limit) or `runtime` (calls, and reading the org).
-        #[arg(long)]
-        role: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
         /// A name for people.
         #[arg(long)]
         name: String,
@@ -124,8 +124,8 @@ pub enum ClientCommand {
         /// The org.
         org: String,
         /// Only `active` or only `queued` calls.
-        #[arg(long, value_parser = ["active", "queued"])]
-        state: Option<String>,
+        #[arg(long, value_parser = parse_live_state)]
+        state: Option<CallState>,
         /// Only this agent's calls.
         #[arg(long)]
         agent: Option<String>,
@@ -159,9 +159,20 @@ fn key(conn: &Conn) -> Result<String, String> {
         .map_err(|_| "no key: pass --key or set SLOTGATE_KEY (or run from the directory holding slotgate-data/)".into())
 }
 
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: slotgate_api::FieldError| e.message)
+}
+
+fn parse_live_state(s: &str) -> Result<CallState, String> {
+    match s.parse() {
+        Ok(CallState::Ended) | Err(_) => Err(format!("must be active or queued, got {s:?}")),
+        Ok(state) => Ok(state),
+    }
+}
+
 fn explain(e: slotgate_client::Error, url: &str) -> String {
     match e {
-        slotgate_client::Error::Api(a) => {
+        slotgate_client::Error::Api { error: a, .. } => {
             let mut s = format!("{} ({})", a.message, a.code);
             if let Some(n) = a.available {
                 let _ = write!(s, "; available: {n}");
@@ -222,7 +233,7 @@ pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
             })
         }
         ClientCommand::Reserve(r) => {
-            let per = PerType {
+            let per = Reservations {
                 webcall: r.webcall,
                 chat: r.chat,
                 outbound: r.outbound,
@@ -267,7 +278,7 @@ pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
                         c.agent,
                         c.call_type,
                         c.state,
-                        c.slot.as_deref().unwrap_or("-"),
+                        c.slot.map_or("-", |s| s.as_str()),
                         c.position.map_or("-".into(), |p| p.to_string())
                     );
                 }
@@ -281,12 +292,12 @@ pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
                 format!(
                     "call {} ended: {}",
                     c.id,
-                    c.end_reason.as_deref().unwrap_or("?")
+                    c.end_reason.map_or("?", |r| r.as_str())
                 )
             })
         }
         ClientCommand::Keys(KeysCommand::Create { org, role, name }) => {
-            let k = client.create_key(&org, &role, &name).await.map_err(e)?;
+            let k = client.create_key(&org, role, &name).await.map_err(e)?;
             out(json, &k, || {
                 format!(
                     "key {} ({}, {}) created; its secret, shown only now:\n{}",
@@ -303,10 +314,7 @@ pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
                     let _ = writeln!(
                         t,
                         "{:<17} {:<20} {:<8} {}",
-                        k.id,
-                        k.name,
-                        k.role,
-                        k.created_at.as_deref().unwrap_or("-")
+                        k.id, k.name, k.role, k.created_at
                     );
                 }
                 let _ = write!(t, "{} keys", keys.len());

@@ -3,29 +3,18 @@
 //! restart starts a fresh chart.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
+pub use slotgate_api::Sample;
 use slotgate_core::Timestamp;
 
-use crate::state::Shared;
-use crate::wire;
+use crate::clock;
 
 /// How often orgs are sampled.
 pub const INTERVAL: Duration = Duration::from_secs(2);
 /// How far back samples are kept.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// One sample of one org.
-#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
-pub struct Sample {
-    /// When, in ms since the epoch.
-    pub at_ms: u64,
-    /// Active calls then.
-    pub active: u32,
-    /// Queued calls then.
-    pub queued: u32,
-}
 
 /// Samples per org. `std` mutex: pushes and copies only, no await.
 #[derive(Debug, Default)]
@@ -64,25 +53,21 @@ impl History {
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default()
     }
-}
 
-/// Samples every org every [`INTERVAL`] until `shutdown` resolves.
-pub async fn run(s: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(INTERVAL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let samples = s.read_now(|e| {
-                    e.org_ids()
-                        .into_iter()
-                        .filter_map(|id| e.org(id.as_str()).ok())
-                        .map(|o| (o.id.to_string(), o.active, o.queued))
-                        .collect()
-                });
-                s.history.record(wire::now(), samples);
+    /// Samples every org every [`INTERVAL`] until `shutdown` resolves;
+    /// `sample` reads each org's (id, active, queued).
+    pub async fn run(
+        &self,
+        sample: impl Fn() -> Vec<(String, u32, u32)>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.record(clock::now(), sample()),
+                _ = &mut shutdown => return,
             }
-            _ = &mut shutdown => return,
         }
     }
 }

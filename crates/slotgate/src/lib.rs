@@ -6,21 +6,23 @@
 //! - [`cli`]: the `slotgate` command line; [`commands`]: its client subcommands;
 //!   [`server`]: start-up, restore, shutdown.
 //! - [`api`]: routes and handlers; errors become HTTP in [`api::error`] only.
-//! - [`state`]: the engine behind one lock, and how a change becomes durable.
+//! - [`service`]: one method per use case; the engine behind one lock, and how a change becomes durable.
 //! - [`driver`]: the task that wakes the engine at its deadlines; [`history`]: samples for the dashboard's chart.
 //! - [`store`]: what is kept and the backend interface; [`store::sqlite`]: the embedded store.
-//! - [`auth`]: keys and roles; [`wire`]: the JSON shapes; [`metrics`]: `/metrics`.
+//! - [`auth`]: keys and roles; [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
+//! - The API's shapes are the contract crate's (`slotgate-api`), filled from the
+//!   engine's views by `slotgate-core`.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod driver;
 pub mod history;
 pub mod metrics;
 pub mod server;
-pub mod state;
+pub mod service;
 pub mod store;
-pub mod wire;

@@ -107,5 +107,5 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         org: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<serde_json::Value>, StoreError>;
+    ) -> Result<Vec<slotgate_api::Event>, StoreError>;
 }

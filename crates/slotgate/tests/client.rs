@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use slotgate_client::{Acquire, Client, ErrorKind, PerType};
+use slotgate_client::{
+    Acquire, CallState, CallType, Client, EndReason, ErrorCode, EventKind, PerType, Slot,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -23,10 +25,10 @@ async fn a_permit_waits_in_the_queue_and_dropping_one_hands_the_slot_on() {
     let c = Client::new(&s.url, OP);
     c.create_org("acme", 1).await.unwrap();
     let first = c
-        .acquire("acme", Acquire::new("a", "chat").id("first"))
+        .acquire("acme", Acquire::new("a", CallType::Chat).id("first"))
         .await
         .unwrap();
-    assert_eq!(first.call().state, "active");
+    assert_eq!(first.call().state, CallState::Active);
 
     let positions = Arc::new(Mutex::new(Vec::new()));
     let seen = positions.clone();
@@ -34,7 +36,7 @@ async fn a_permit_waits_in_the_queue_and_dropping_one_hands_the_slot_on() {
     let second = tokio::spawn(async move {
         c2.acquire(
             "acme",
-            Acquire::new("b", "inbound")
+            Acquire::new("b", CallType::Inbound)
                 .id("second")
                 .on_position(move |p| seen.lock().unwrap().push(p)),
         )
@@ -48,21 +50,21 @@ async fn a_permit_waits_in_the_queue_and_dropping_one_hands_the_slot_on() {
             .await
             .unwrap()
             .state,
-        "queued"
+        CallState::Queued
     );
 
     drop(first);
     let second = second.await.unwrap().unwrap();
     assert_eq!(
-        (second.id(), second.call().state.as_str()),
-        ("second", "active")
+        (second.id(), second.call().state),
+        ("second", CallState::Active)
     );
     assert_eq!(*positions.lock().unwrap(), vec![1]);
     let first = c.call_info("acme", "first", Duration::ZERO).await.unwrap();
-    assert_eq!(first.end_reason.as_deref(), Some("released"));
+    assert_eq!(first.end_reason, Some(EndReason::Released));
 
     let ended = second.release().await.unwrap();
-    assert_eq!(ended.end_reason.as_deref(), Some("released"));
+    assert_eq!(ended.end_reason, Some(EndReason::Released));
     assert_eq!(c.org("acme").await.unwrap().active, 0);
 }
 
@@ -75,23 +77,27 @@ async fn a_permit_whose_heartbeats_stop_loses_its_slot_and_says_so() {
     let permit = c
         .acquire(
             "acme",
-            Acquire::new("a", "chat")
+            Acquire::new("a", CallType::Chat)
                 .lease_ttl(Duration::from_secs(5))
                 .heartbeat_every(Duration::from_secs(7)),
         )
         .await
         .unwrap();
     let waiter = c.clone();
-    let next = tokio::spawn(async move { waiter.acquire("acme", Acquire::new("b", "chat")).await });
+    let next = tokio::spawn(async move {
+        waiter
+            .acquire("acme", Acquire::new("b", CallType::Chat))
+            .await
+    });
     let lost = tokio::time::timeout(Duration::from_secs(30), permit.lost())
         .await
         .expect("the loss is reported");
-    assert_eq!(lost.end_reason.as_deref(), Some("expired"));
+    assert_eq!(lost.end_reason, Some(EndReason::Expired));
     assert!(permit.is_lost());
     let next = next.await.unwrap().unwrap();
     assert_eq!(
         next.call().state,
-        "active",
+        CallState::Active,
         "the expired slot went to the waiter"
     );
 }
@@ -134,10 +140,10 @@ async fn an_acquire_retried_after_a_dropped_connection_takes_one_slot() {
     let connections = Arc::new(AtomicUsize::new(0));
     let proxied = Client::new(&flaky_proxy(s.url.clone(), connections.clone()).await, OP);
     let permit = proxied
-        .acquire("acme", Acquire::new("a", "chat").id("CA1"))
+        .acquire("acme", Acquire::new("a", CallType::Chat).id("CA1"))
         .await
         .unwrap();
-    assert_eq!(permit.call().state, "active");
+    assert_eq!(permit.call().state, CallState::Active);
     let org = direct.org("acme").await.unwrap();
     assert_eq!(
         org.active, 1,
@@ -166,21 +172,21 @@ async fn refusals_are_typed_and_not_retried() {
         .unwrap_err();
     let api = e.api().unwrap();
     assert_eq!(
-        (api.kind(), api.available),
-        (ErrorKind::ReservationsExceedLimit, Some(4))
+        (api.code, api.available),
+        (ErrorCode::ReservationsExceedLimit, Some(4))
     );
     assert!(!e.is_transient());
     let e = Client::new(&s.url, "wrong").org("acme").await.unwrap_err();
-    assert_eq!(e.api().unwrap().kind(), ErrorKind::Unauthorized);
+    assert_eq!(e.code(), Some(ErrorCode::Unauthorized));
     let timeout = c
-        .acquire("acme", Acquire::new("a", "chat").id("x"))
+        .acquire("acme", Acquire::new("a", CallType::Chat).id("x"))
         .await
         .unwrap();
     let e = c
-        .acquire("acme", Acquire::new("b", "chat").id("x"))
+        .acquire("acme", Acquire::new("b", CallType::Chat).id("x"))
         .await
         .unwrap_err();
-    assert_eq!(e.api().unwrap().kind(), ErrorKind::CallIdConflict);
+    assert_eq!(e.code(), Some(ErrorCode::CallIdConflict));
     drop(timeout);
 }
 
@@ -238,7 +244,7 @@ async fn every_cli_subcommand_as_a_process() {
 
     let c = Client::new(&s.url, OP);
     let _held = c
-        .acquire("acme", Acquire::new("agent-a", "chat").id("c1"))
+        .acquire("acme", Acquire::new("agent-a", CallType::Chat).id("c1"))
         .await
         .unwrap();
     let calls = ok(&["calls", "acme", "--state", "active", "--agent", "agent-a"]);
@@ -288,27 +294,38 @@ async fn events_health_metrics_and_openapi_through_the_client() {
     let mut stream = c.event_stream("acme", Some(0)).await.unwrap();
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(
-        (first.seq, first.kind.as_str(), first.by.as_deref()),
-        (1, "org.created", Some("operator"))
+        (first.seq, first.kind),
+        (
+            1,
+            EventKind::OrgCreated {
+                limit: 1,
+                by: Some("operator".into())
+            }
+        )
     );
     let permit = c
-        .acquire("acme", Acquire::new("a", "chat").id("e1"))
+        .acquire("acme", Acquire::new("a", CallType::Chat).id("e1"))
         .await
         .unwrap();
     let admitted = stream.next().await.unwrap().unwrap();
-    assert_eq!(
-        (
-            admitted.kind.as_str(),
-            admitted.call.as_deref(),
-            admitted.slot.as_deref()
+    assert!(
+        matches!(
+            &admitted.kind,
+            EventKind::CallAdmitted { call, slot: Slot::Shared, call_type: CallType::Chat, .. } if call == "e1"
         ),
-        ("call.admitted", Some("e1"), Some("shared"))
+        "{admitted:?}"
     );
     permit.release().await.unwrap();
     let ended = stream.next().await.unwrap().unwrap();
-    assert_eq!(
-        (ended.kind.as_str(), ended.reason.as_deref()),
-        ("call.ended", Some("released"))
+    assert!(
+        matches!(
+            ended.kind,
+            EventKind::CallEnded {
+                reason: EndReason::Released,
+                ..
+            }
+        ),
+        "{ended:?}"
     );
 
     let page = c.events("acme", 1, Duration::ZERO).await.unwrap();

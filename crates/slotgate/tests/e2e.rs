@@ -388,9 +388,14 @@ async fn lease_expiry_hands_the_slot_to_a_long_polling_waiter() {
         .call(Method::POST, "/orgs/acme/calls/a1/heartbeat", None)
         .await;
     assert_eq!((status, code(&body)), (410, "call_ended"), "{body}");
-    assert_eq!(body["call"]["id"], "a1", "{body}");
-    assert_eq!(body["call"]["state"], "ended", "{body}");
-    assert_eq!(body["call"]["end_reason"], "expired", "{body}");
+    let call = &body["error"]["call"];
+    assert_eq!(call["id"], "a1", "{body}");
+    assert_eq!(call["state"], "ended", "{body}");
+    assert_eq!(call["end_reason"], "expired", "{body}");
+    assert!(
+        body.get("call").is_none(),
+        "the call sits inside `error` only: {body}"
+    );
     assert_eq!(load(&org(&s, "acme").await), [1, 0, 1]);
 }
 

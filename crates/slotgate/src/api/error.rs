@@ -1,70 +1,62 @@
-//! The one place errors become HTTP: status, `{"error": {"code", "message"}}`, extra fields.
+//! The one place errors become HTTP: the status of the code, and the API's
+//! error body (`slotgate_api::ErrorBody`) with the code's extras inside `error`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use slotgate_api::{ErrorBody, ErrorCode, FieldError};
 
 use crate::auth::Denied;
+use crate::service;
 use crate::store::StoreError;
-use crate::wire;
 
 /// An error answer.
 #[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    /// Fields the API adds for this error (`available`, `reserved`, `call`, ...).
-    extra: Map<String, Value>,
-}
+pub struct ApiError(slotgate_api::ApiError);
 
 /// Marks a response as a refusal, for the metrics middleware.
 #[derive(Debug, Clone, Copy)]
-pub struct Refused(pub &'static str);
+pub struct Refused(pub ErrorCode);
 
 impl ApiError {
-    /// An error with a status, a code and a message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            extra: Map::new(),
-        }
+    /// An error with a code and a message; its status is the code's.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError(slotgate_api::ApiError::new(code, message))
     }
 
     /// 400 `invalid_request`, naming the field.
     pub fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("{field}: {message}"),
-        )
+        Self::new(ErrorCode::InvalidRequest, format!("{field}: {message}"))
     }
 
     /// 401: no key, or a key nobody issued.
     pub fn unauthorized() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "send a valid key as `Authorization: Bearer <key>`",
         )
     }
 
     /// 404 for an org the caller may not see, exactly as for one that does not exist.
     pub fn org_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "org_not_found", "org not found")
+        Self::new(ErrorCode::OrgNotFound, "org not found")
     }
 
-    fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_string(), value);
-        self
+    /// 500: a fault of the server. The detail goes to the log, never to the caller.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
     }
 
     /// The error code.
-    pub fn code(&self) -> &'static str {
-        self.code
+    pub fn code(&self) -> ErrorCode {
+        self.0.code
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError(e.into())
     }
 }
 
@@ -72,31 +64,49 @@ impl From<slotgate_core::Error> for ApiError {
     fn from(e: slotgate_core::Error) -> Self {
         use slotgate_core::Error as E;
         let message = e.to_string();
+        let error = |code| slotgate_api::ApiError::new(code, message.clone());
+        ApiError(match e {
+            E::Invalid { field, message } => return ApiError::invalid(field, message),
+            E::OrgNotFound => return ApiError::org_not_found(),
+            E::OrgExists => error(ErrorCode::OrgExists),
+            E::CallNotFound => error(ErrorCode::CallNotFound),
+            E::CallEnded { call } => slotgate_api::ApiError {
+                call: Some(Box::new((*call).into())),
+                ..error(ErrorCode::CallEnded)
+            },
+            E::CallIdConflict => error(ErrorCode::CallIdConflict),
+            E::LimitBelowReservations { reserved } => slotgate_api::ApiError {
+                reserved: Some(reserved),
+                ..error(ErrorCode::LimitBelowReservations)
+            },
+            E::ReservationsExceedLimit { available } => slotgate_api::ApiError {
+                available: Some(available),
+                ..error(ErrorCode::ReservationsExceedLimit)
+            },
+            E::QueueFull { cap } => slotgate_api::ApiError {
+                cap: Some(cap),
+                ..error(ErrorCode::QueueFull)
+            },
+            other => return ApiError::internal(other),
+        })
+    }
+}
+
+impl From<service::Error> for ApiError {
+    fn from(e: service::Error) -> Self {
+        use service::Error as E;
         match e {
-            E::Invalid { field, message } => ApiError::invalid(field, message),
-            E::OrgNotFound => ApiError::org_not_found(),
-            E::OrgExists => ApiError::new(StatusCode::CONFLICT, "org_exists", message),
-            E::CallNotFound => ApiError::new(StatusCode::NOT_FOUND, "call_not_found", message),
-            E::CallEnded { call } => ApiError::new(StatusCode::GONE, "call_ended", message)
-                .with("call", json!(wire::call(*call))),
-            E::CallIdConflict => ApiError::new(StatusCode::CONFLICT, "call_id_conflict", message),
-            E::LimitBelowReservations { reserved } => {
-                ApiError::new(StatusCode::CONFLICT, "limit_below_reservations", message)
-                    .with("reserved", json!(reserved))
+            E::Refused(e) => e.into(),
+            E::Invalid(e) => e.into(),
+            E::Denied(d) => d.into(),
+            E::OperatorOnly => {
+                ApiError::new(ErrorCode::Forbidden, "only the operator key may do this")
             }
-            E::ReservationsExceedLimit { available } => {
-                ApiError::new(StatusCode::CONFLICT, "reservations_exceed_limit", message)
-                    .with("available", json!(available))
+            E::KeyNotFound => {
+                ApiError::new(ErrorCode::KeyNotFound, "no key with this id in this org")
             }
-            E::QueueFull { cap } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message)
-                    .with("cap", json!(cap))
-            }
-            other => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                other.to_string(),
-            ),
+            E::Store(e) => e.into(),
+            other => ApiError::internal(other),
         }
     }
 }
@@ -105,11 +115,9 @@ impl From<Denied> for ApiError {
     fn from(d: Denied) -> Self {
         match d {
             Denied::Hidden => ApiError::org_not_found(),
-            Denied::Forbidden => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this key's role may not do this",
-            ),
+            Denied::Forbidden => {
+                ApiError::new(ErrorCode::Forbidden, "this key's role may not do this")
+            }
         }
     }
 }
@@ -118,8 +126,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
+            ErrorCode::StoreUnavailable,
             "the store failed; the change was not acknowledged",
         )
     }
@@ -127,16 +134,11 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = Map::new();
-        error.insert("code".into(), json!(self.code));
-        error.insert("message".into(), json!(self.message));
-        // Extra fields sit in the error object and, for clients that read them
-        // there, beside it at the top level too.
-        let mut body = self.extra.clone();
-        error.extend(self.extra);
-        body.insert("error".into(), Value::Object(error));
-        let mut response = (self.status, Json(Value::Object(body))).into_response();
-        response.extensions_mut().insert(Refused(self.code));
+        let code = self.0.code;
+        let status = StatusCode::from_u16(code.status())
+            .expect("every error code's status is a valid HTTP status");
+        let mut response = (status, Json(ErrorBody { error: self.0 })).into_response();
+        response.extensions_mut().insert(Refused(code));
         response
     }
 }

@@ -7,10 +7,11 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use slotgate_api::ErrorCode;
 
 use super::error::ApiError;
 use crate::auth::Principal;
-use crate::state::Shared;
+use crate::service::Service;
 
 /// A JSON body. Malformed JSON, unknown fields, wrong types and out-of-range
 /// numbers are 400 `invalid_request` naming the field; an empty body reads as `{}`.
@@ -23,11 +24,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    e.body_text(),
-                )
+                ApiError::new(ErrorCode::PayloadTooLarge, e.body_text())
             } else {
                 ApiError::invalid("body", e.body_text())
             }
@@ -69,34 +66,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 #[derive(Debug)]
 pub struct Auth(pub Principal);
 
-impl FromRequestParts<Arc<Shared>> for Auth {
+impl FromRequestParts<Arc<Service>> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<Shared>) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(ApiError::unauthorized)?;
-        state
-            .keys
-            .authenticate(token)
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Service>) -> Result<Self, ApiError> {
+        caller(&parts.headers, state)
             .map(Auth)
             .ok_or_else(ApiError::unauthorized)
     }
 }
 
-/// A number of seconds from a body or query, checked against a range.
-pub fn seconds(field: &str, v: f64, min: f64, max: f64) -> Result<std::time::Duration, ApiError> {
-    if !v.is_finite() || v < min || v > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be {min} to {max} seconds, got {v}"),
-        ));
-    }
-    Ok(std::time::Duration::from_secs_f64(v))
+/// Who sends these headers' `Authorization: Bearer <key>`, if anybody.
+pub fn caller(headers: &axum::http::HeaderMap, service: &Service) -> Option<Principal> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))?;
+    service.authenticate(token.trim())
 }
 
 /// Parses a query parameter, naming it on failure.

@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse};
 use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::ApiError;
+use super::extract::caller;
 use crate::auth::Principal;
-use crate::state::Shared;
+use crate::service::Service;
+use slotgate_api::ErrorCode;
 
 /// 200 once the server is serving.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "serving")))]
@@ -21,22 +23,13 @@ pub async fn healthz() -> &'static str {
 /// Prometheus metrics; with `--metrics-auth`, for the operator key only.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition"), (status = 401, description = "with --metrics-auth, no operator key")))]
 pub async fn metrics(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<Service>>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if s.metrics_auth {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !matches!(
-            token.and_then(|t| s.keys.authenticate(t.trim())),
-            Some(Principal::Operator)
-        ) {
-            return Err(ApiError::unauthorized());
-        }
+    if s.metrics_need_operator() && !matches!(caller(&headers, &s), Some(Principal::Operator)) {
+        return Err(ApiError::unauthorized());
     }
-    let text = s.read(|e| s.metrics.render(e)).await?;
+    let text = s.metrics_text().await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
@@ -61,13 +54,7 @@ pub async fn asset(Path(file): Path<String>) -> Result<impl IntoResponse, ApiErr
             include_str!("../../assets/app.css"),
             "text/css; charset=utf-8",
         ),
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such asset",
-            ))
-        }
+        _ => return Err(ApiError::new(ErrorCode::NotFound, "no such asset")),
     };
     Ok((
         [

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{Durable, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
 use crate::auth::{KeyRecord, Role};
-use crate::wire;
+use crate::clock;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS orgs (
@@ -168,7 +168,7 @@ impl Store for SqliteStore {
         org: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
+    ) -> Result<Vec<slotgate_api::Event>, StoreError> {
         let conn = self
             .reader
             .lock()
@@ -253,7 +253,7 @@ fn ms(t: Timestamp) -> i64 {
 }
 
 fn purge(conn: &Connection, retention: Retention) -> rusqlite::Result<()> {
-    let now = ms(wire::now());
+    let now = ms(clock::now());
     conn.execute(
         "DELETE FROM calls WHERE state = 'ended' AND ended_at < ?1",
         [now - retention.ended_calls.as_millis() as i64],
@@ -292,7 +292,8 @@ fn apply(
         Write::Events(events) => {
             for (e, by) in events {
                 apply_event(txn, e)?;
-                let body = wire::event_json(e, by.as_deref());
+                let body = serde_json::to_string(&e.to_api(by.as_deref()))
+                    .expect("an event renders to JSON");
                 exec(
                     txn,
                     "INSERT INTO events (org, seq, at, body) VALUES (?1, ?2, ?3, ?4)",
@@ -520,7 +521,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Snapshot> {
                 id: r.get(0)?,
                 org: OrgId::new(&org).map_err(|_| bad(&org))?,
                 name: r.get(2)?,
-                role: Role::parse(&role).ok_or_else(|| bad(&role))?,
+                role: role.parse::<Role>().map_err(|_| bad(&role))?,
                 hash: hash.try_into().map_err(|_| bad("key hash"))?,
                 created_at: ts(r.get(5)?),
             })

@@ -1,0 +1,186 @@
+//! Events on the wire: every state change of an org, with its org-wide `seq`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resources::Time;
+use crate::types::{CallType, EndReason, PerType, Slot};
+
+/// One state change of an org (`GET .../events`, the SSE stream).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Event {
+    /// Org-wide, increasing from 1 with no gaps.
+    pub seq: u64,
+    /// The org it happened in.
+    pub org: String,
+    /// When it happened.
+    pub at: Time,
+    /// What happened; its name is the event's `type`.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened, by the event's `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The org exists with this limit.
+    #[serde(rename = "org.created")]
+    OrgCreated {
+        /// Its limit.
+        limit: u32,
+        /// The id of the key that made it (null for the operator).
+        by: Option<String>,
+    },
+    /// A call arrived and had to wait.
+    #[serde(rename = "call.queued")]
+    CallQueued {
+        /// The call.
+        call: String,
+        /// Its agent.
+        agent: String,
+        /// Its type.
+        call_type: CallType,
+        /// Its position on arrival.
+        position: u64,
+        /// Its lease length, in ms.
+        lease_ttl_ms: u64,
+        /// When its `max_wait` runs out, if it has one.
+        max_wait_expires_at: Option<Time>,
+    },
+    /// A call took a slot.
+    #[serde(rename = "call.admitted")]
+    CallAdmitted {
+        /// The call.
+        call: String,
+        /// Its agent.
+        agent: String,
+        /// Its type.
+        call_type: CallType,
+        /// The part of the pool it took.
+        slot: Slot,
+        /// How long it waited in the queue (0 when admitted on arrival).
+        waited_ms: u64,
+        /// Its lease length, in ms.
+        lease_ttl_ms: u64,
+    },
+    /// A call ended, once and for all.
+    #[serde(rename = "call.ended")]
+    CallEnded {
+        /// The call.
+        call: String,
+        /// Its agent.
+        agent: String,
+        /// Its type.
+        call_type: CallType,
+        /// Why.
+        reason: EndReason,
+    },
+    /// The org's limit changed.
+    #[serde(rename = "org.limit_changed")]
+    LimitChanged {
+        /// The limit before.
+        old: u32,
+        /// The limit now.
+        new: u32,
+        /// The id of the key that changed it (null for the operator).
+        by: Option<String>,
+    },
+    /// An agent's reservations changed.
+    #[serde(rename = "agent.reservations_changed")]
+    ReservationsChanged {
+        /// The agent.
+        agent: String,
+        /// Its reservations before.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::types::PerTypeSchema))]
+        old: PerType<u32>,
+        /// Its reservations now.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::types::PerTypeSchema))]
+        new: PerType<u32>,
+        /// The id of the key that changed them (null for the operator).
+        by: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// The event's `type`, e.g. `call.admitted`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            EventKind::OrgCreated { .. } => "org.created",
+            EventKind::CallQueued { .. } => "call.queued",
+            EventKind::CallAdmitted { .. } => "call.admitted",
+            EventKind::CallEnded { .. } => "call.ended",
+            EventKind::LimitChanged { .. } => "org.limit_changed",
+            EventKind::ReservationsChanged { .. } => "agent.reservations_changed",
+        }
+    }
+
+    /// The call it is about, for `call.*` events.
+    pub fn call(&self) -> Option<&str> {
+        match self {
+            EventKind::CallQueued { call, .. }
+            | EventKind::CallAdmitted { call, .. }
+            | EventKind::CallEnded { call, .. } => Some(call),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /v1/orgs/{org}/events`: a page of events, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventPage {
+    /// The events.
+    pub events: Vec<Event>,
+    /// The `after` of the next request.
+    pub next: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_one_flat_object_tagged_by_its_type() {
+        let e = Event {
+            seq: 7,
+            org: "acme".into(),
+            at: "2026-11-23T20:00:00.123Z".into(),
+            kind: EventKind::CallAdmitted {
+                call: "c1".into(),
+                agent: "sales".into(),
+                call_type: CallType::Chat,
+                slot: Slot::Reserved,
+                waited_ms: 1500,
+                lease_ttl_ms: 30_000,
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "seq": 7, "org": "acme", "type": "call.admitted", "at": "2026-11-23T20:00:00.123Z",
+                "call": "c1", "agent": "sales", "call_type": "chat", "slot": "reserved",
+                "waited_ms": 1500, "lease_ttl_ms": 30_000,
+            })
+        );
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
+    }
+
+    #[test]
+    fn configuration_events_carry_who_made_them() {
+        let json = r#"{"seq": 2, "org": "acme", "type": "org.limit_changed", "at": "t", "old": 5, "new": 9, "by": "k1"}"#;
+        let e: Event = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::LimitChanged {
+                old: 5,
+                new: 9,
+                by: Some("k1".into())
+            }
+        );
+        assert_eq!(e.kind.name(), "org.limit_changed");
+    }
+}

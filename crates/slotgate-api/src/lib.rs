@@ -1,0 +1,46 @@
+//! slotgate's HTTP API contract (API.md) as Rust types: the one definition
+//! the server, the CLI and the Rust client compile against, so a renamed
+//! field is a compile error rather than a surprise at run time.
+//!
+//! It holds no I/O and no async runtime: shapes, names, ranges and the check
+//! of each field. With the `openapi` feature every type carries its OpenAPI
+//! schema, from which the server publishes `/v1/openapi.json`.
+//!
+//! ```
+//! use slotgate_api::{AcquireCall, CallType, ErrorBody, ErrorCode};
+//!
+//! let body: AcquireCall = serde_json::from_str(r#"{"agent": "agent-a", "type": "inbound"}"#)?;
+//! assert_eq!(body.call_type, CallType::Inbound);
+//! assert_eq!(body.lease_ttl().unwrap().as_secs(), 60);
+//!
+//! let refused: ErrorBody = serde_json::from_str(
+//!     r#"{"error": {"code": "reservations_exceed_limit", "message": "...", "available": 3}}"#)?;
+//! assert_eq!((refused.error.code, refused.error.available), (ErrorCode::ReservationsExceedLimit, Some(3)));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`types`]: the closed sets (call type, slot, state, end reason, role) and a value per call type.
+//! - [`limits`]: every range of the API as a constant, and the check of each field.
+//! - [`requests`]: request bodies; [`resources`]: answers and list pages; [`events`]: the event stream.
+//! - [`error`]: error codes with their statuses, and the error body.
+//! - [`time`]: times as the API writes them.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod events;
+pub mod limits;
+pub mod requests;
+pub mod resources;
+pub mod time;
+pub mod types;
+
+pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
+pub use events::{Event, EventKind, EventPage};
+pub use requests::{AcquireCall, CreateKey, CreateOrg, Heartbeat, SetLimit, SetReservations};
+pub use resources::{
+    Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Sample, Time,
+};
+pub use types::{CallState, CallType, EndReason, PerType, Reservations, Role, Slot};

@@ -1,0 +1,129 @@
+//! The API's number and id ranges, as named constants, and the one check of
+//! each field against them. Handlers, the engine and clients use these; no
+//! range is written anywhere else.
+
+use std::time::Duration;
+
+use crate::error::{FieldError, Result};
+
+/// The highest org limit (0 to 1,000,000).
+pub const MAX_LIMIT: u32 = 1_000_000;
+/// The shortest lease a call may ask for.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(5);
+/// The longest lease a call may ask for.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
+/// The lease a call gets when it does not ask.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
+/// The longest a queued call may ask to wait (`max_wait_s`): a week.
+pub const MAX_MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest one request may block (`wait_s` of acquire, get and events).
+pub const MAX_REQUEST_WAIT: Duration = Duration::from_secs(60);
+/// A list's page size when none is asked for.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+/// The largest page size.
+pub const MAX_PAGE_SIZE: usize = 10_000;
+/// The longest id (org, agent, call, key name).
+pub const MAX_ID_LEN: usize = 128;
+
+/// Checks an id (org, agent, call, key name): 1 to 128 characters of
+/// `A-Z a-z 0-9 . _ : -`.
+pub fn check_id(field: &'static str, s: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+    if s.is_empty() || s.len() > MAX_ID_LEN {
+        let got = s.chars().count();
+        return Err(FieldError::new(
+            field,
+            format!("must be 1 to {MAX_ID_LEN} characters, got {got}"),
+        ));
+    }
+    match s.chars().find(|&c| !allowed(c)) {
+        Some(bad) => Err(FieldError::new(
+            field,
+            format!("may only hold A-Z a-z 0-9 . _ : - (found {bad:?})"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks a number of seconds against `min..=max` and makes it a duration.
+pub fn seconds(field: &'static str, v: f64, min: Duration, max: Duration) -> Result<Duration> {
+    let (lo, hi) = (min.as_secs_f64(), max.as_secs_f64());
+    if !v.is_finite() || v < lo || v > hi {
+        return Err(FieldError::new(
+            field,
+            format!("must be {lo} to {hi} seconds, got {v}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// A lease length in seconds (`lease_ttl_s`): 5 to 3600.
+pub fn lease_ttl(v: f64) -> Result<Duration> {
+    seconds("lease_ttl_s", v, MIN_LEASE_TTL, MAX_LEASE_TTL)
+}
+
+/// The longest a call may stay queued (`max_wait_s`): more than 0, at most a week.
+pub fn max_wait(v: f64) -> Result<Duration> {
+    if v <= 0.0 {
+        return Err(FieldError::new(
+            "max_wait_s",
+            format!("must be more than 0 seconds, got {v}"),
+        ));
+    }
+    seconds("max_wait_s", v, Duration::ZERO, MAX_MAX_WAIT)
+}
+
+/// How long a request may block (`wait_s`): 0 to 60.
+pub fn request_wait(v: f64) -> Result<Duration> {
+    seconds("wait_s", v, Duration::ZERO, MAX_REQUEST_WAIT)
+}
+
+/// An org limit: 0 to 1,000,000.
+pub fn limit(v: u32) -> Result<u32> {
+    if v > MAX_LIMIT {
+        return Err(FieldError::new(
+            "limit",
+            format!("must be 0 to {MAX_LIMIT}, got {v}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A list's page size (`limit` of a list): 1 to 10,000.
+pub fn page_size(v: usize) -> Result<usize> {
+    if v == 0 || v > MAX_PAGE_SIZE {
+        return Err(FieldError::new(
+            "limit",
+            format!("must be 1 to {MAX_PAGE_SIZE}, got {v}"),
+        ));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_take_the_api_alphabet_and_length() {
+        assert!(check_id("agent", "agent-a.b_c:1").is_ok());
+        assert!(check_id("agent", &"a".repeat(128)).is_ok());
+        assert_eq!(check_id("agent", "").unwrap_err().field, "agent");
+        assert!(check_id("agent", &"a".repeat(129)).is_err());
+        assert!(check_id("org", "a b").is_err());
+        assert!(check_id("org", "é").is_err());
+    }
+
+    #[test]
+    fn seconds_are_checked_against_their_range() {
+        assert_eq!(lease_ttl(5.0).unwrap(), MIN_LEASE_TTL);
+        assert_eq!(lease_ttl(4.9).unwrap_err().field, "lease_ttl_s");
+        assert!(lease_ttl(f64::NAN).is_err());
+        assert!(max_wait(0.0).is_err());
+        assert!(max_wait(0.001).is_ok());
+        assert!(request_wait(60.0).is_ok());
+        assert!(request_wait(60.5).is_err());
+        assert!(limit(MAX_LIMIT).is_ok() && limit(MAX_LIMIT + 1).is_err());
+        assert!(page_size(0).is_err() && page_size(MAX_PAGE_SIZE).is_ok());
+    }
+}

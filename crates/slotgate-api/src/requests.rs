@@ -1,0 +1,134 @@
+//! What the API takes: every request body, with the check of each field.
+//!
+//! Bodies refuse unknown fields. Ids and numbers are checked by the methods
+//! here, so a handler and a client check them the same way.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::limits;
+use crate::types::{CallType, PerType, Role};
+
+/// `POST /v1/orgs`: a new org on a plan of `limit` concurrent calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    /// The new org's id.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
+    pub id: String,
+    /// Its concurrency limit.
+    #[cfg_attr(feature = "openapi", schema(maximum = 1_000_000))]
+    pub limit: u32,
+}
+
+/// `PUT /v1/orgs/{org}/limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetLimit {
+    /// The new limit; not below the sum of the org's reservations.
+    #[cfg_attr(feature = "openapi", schema(maximum = 1_000_000))]
+    pub limit: u32,
+}
+
+/// `PUT /v1/orgs/{org}/agents/{agent}/reservations`: slots per call type; a missing type means 0.
+pub type SetReservations = PerType<u32>;
+
+/// `POST /v1/orgs/{org}/calls`: a call asks for a slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AcquireCall {
+    /// The call's id; give one to retry safely. The server makes one if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
+    pub id: Option<String>,
+    /// The agent the call is for.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
+    pub agent: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub call_type: CallType,
+    /// Lease length in seconds, 5 to 3600 (default 60), renewed by heartbeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 3600))]
+    pub lease_ttl_s: Option<f64>,
+    /// The longest it may wait in the queue before it ends `timed_out`, in seconds (at most a week).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
+    pub max_wait_s: Option<f64>,
+    /// How long this request may block for admission, 0 to 60 s (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 60))]
+    pub wait_s: Option<f64>,
+}
+
+impl AcquireCall {
+    /// A request for a slot of `call_type` for `agent`, with the defaults.
+    pub fn new(agent: impl Into<String>, call_type: CallType) -> Self {
+        AcquireCall {
+            id: None,
+            agent: agent.into(),
+            call_type,
+            lease_ttl_s: None,
+            max_wait_s: None,
+            wait_s: None,
+        }
+    }
+
+    /// The lease asked for, checked (the default if none).
+    pub fn lease_ttl(&self) -> Result<Duration> {
+        self.lease_ttl_s
+            .map_or(Ok(limits::DEFAULT_LEASE_TTL), limits::lease_ttl)
+    }
+
+    /// The `max_wait` asked for, checked.
+    pub fn max_wait(&self) -> Result<Option<Duration>> {
+        self.max_wait_s.map(limits::max_wait).transpose()
+    }
+
+    /// How long the request may block, checked (0 if not asked).
+    pub fn wait(&self) -> Result<Duration> {
+        limits::request_wait(self.wait_s.unwrap_or(0.0))
+    }
+}
+
+/// `POST /v1/orgs/{org}/calls/{id}/heartbeat` (body optional).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// A new lease length in seconds, 5 to 3600; the call's current one if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 3600))]
+    pub lease_ttl_s: Option<f64>,
+}
+
+impl Heartbeat {
+    /// The new lease asked for, checked.
+    pub fn lease_ttl(&self) -> Result<Option<Duration>> {
+        self.lease_ttl_s.map(limits::lease_ttl).transpose()
+    }
+}
+
+/// `POST /v1/orgs/{org}/keys`: a new org key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// What it may do.
+    pub role: Role,
+    /// A name for people.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
+    pub name: String,
+}
+
+impl CreateKey {
+    /// Checks the name.
+    pub fn check(&self) -> Result<()> {
+        limits::check_id("name", &self.name)
+    }
+}

@@ -1,0 +1,184 @@
+//! What the API answers with: an org's concurrency snapshot, an agent, a
+//! call, a key, and the pages that list them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{CallState, CallType, EndReason, PerType, Role, Slot};
+
+/// An RFC 3339 UTC time with milliseconds, e.g. `2026-11-23T20:00:00.000Z`.
+pub type Time = String;
+
+/// An org's concurrency snapshot: what the dashboard draws.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Org {
+    /// The org's id.
+    pub id: String,
+    /// Its concurrency limit `L`.
+    pub limit: u32,
+    /// Sum of all reservations `R`.
+    pub reserved: u32,
+    /// Shared capacity `S = L - R`.
+    pub shared: u32,
+    /// Active calls `N`.
+    pub active: u32,
+    /// Queued calls.
+    pub queued: u32,
+    /// Active calls counted against the shared pool (may exceed `shared` after a change).
+    pub shared_in_use: u32,
+    /// Every agent with a reservation, an active call or a queued call, by id.
+    pub agents: Vec<Agent>,
+}
+
+/// One agent's reservations and usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Agent {
+    /// The agent's id.
+    pub id: String,
+    /// Slots reserved per call type.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::types::PerTypeSchema))]
+    pub reserved: PerType<u32>,
+    /// Active calls per call type.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::types::PerTypeSchema))]
+    pub active: PerType<u32>,
+    /// Queued calls per call type.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::types::PerTypeSchema))]
+    pub queued: PerType<u32>,
+    /// Sum of its four reservations.
+    pub reserved_total: u32,
+    /// Active calls in its reserved slots: sum of `min(active, reserved)` per type.
+    pub reserved_in_use: u32,
+    /// Active calls in the shared pool: sum of `max(0, active - reserved)` per type.
+    pub shared_in_use: u32,
+}
+
+/// One call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Call {
+    /// Its id, unique in its org.
+    pub id: String,
+    /// The agent it is for.
+    pub agent: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub call_type: CallType,
+    /// Queued, active or ended.
+    pub state: CallState,
+    /// The part of the pool it was admitted to; null if it never was.
+    pub slot: Option<Slot>,
+    /// 1-based place in the org's queue, while queued.
+    pub position: Option<u64>,
+    /// When it joined the queue; null if it was admitted on arrival.
+    pub queued_at: Option<Time>,
+    /// When it became active.
+    pub admitted_at: Option<Time>,
+    /// When an active call's lease runs out unless renewed by a heartbeat.
+    pub lease_expires_at: Option<Time>,
+    /// When a queued call is abandoned unless held (null while a wait holds it).
+    #[serde(default)]
+    pub hold_expires_at: Option<Time>,
+    /// When a queued call with `max_wait_s` gives up.
+    #[serde(default)]
+    pub max_wait_expires_at: Option<Time>,
+    /// The lease length heartbeats renew, in seconds.
+    #[serde(default)]
+    pub lease_ttl_s: f64,
+    /// When it ended.
+    pub ended_at: Option<Time>,
+    /// Why it ended.
+    pub end_reason: Option<EndReason>,
+}
+
+impl Call {
+    /// Holding a slot?
+    pub fn is_active(&self) -> bool {
+        self.state == CallState::Active
+    }
+
+    /// Waiting for one?
+    pub fn is_queued(&self) -> bool {
+        self.state == CallState::Queued
+    }
+}
+
+/// An org key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyInfo {
+    /// The key's id, for revoking it.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// When it was made.
+    pub created_at: Time,
+}
+
+/// A new key with its secret, shown only in this answer (the store keeps a hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewKey {
+    /// The key's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// The secret, for `Authorization: Bearer`.
+    pub key: String,
+}
+
+/// `GET /v1/orgs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrgList {
+    /// The orgs, by id.
+    pub orgs: Vec<Org>,
+    /// The cursor of the next page, null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/orgs/{org}/calls`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallList {
+    /// Active calls (oldest admission first), then queued calls in queue order.
+    pub calls: Vec<Call>,
+    /// The cursor of the next page, null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/orgs/{org}/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyList {
+    /// The org's keys, oldest first.
+    pub keys: Vec<KeyInfo>,
+    /// The cursor of the next page, null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One sample of an org's recent past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sample {
+    /// When, in ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Active calls then.
+    pub active: u32,
+    /// Queued calls then.
+    pub queued: u32,
+}
+
+/// `GET /v1/orgs/{org}/history`: active and queued calls of the last 15 minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HistoryPage {
+    /// Seconds between samples.
+    pub interval_s: u64,
+    /// Oldest first (since the server started).
+    pub samples: Vec<Sample>,
+}

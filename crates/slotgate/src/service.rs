@@ -1,0 +1,311 @@
+//! slotgate's use cases, one method each: everything the HTTP API (or any
+//! other front end) asks of the engine, the store and the keys.
+//!
+//! Every method takes the caller ([`Principal`]) and checks first that it may
+//! act. A change runs on the engine under one lock with the clock's `now`; its
+//! events go to the store in order, still under the lock; the method answers
+//! only once they are durable (a 2xx means durable). A read answers once
+//! everything it may have seen is durable, so no answer shows a change that a
+//! crash could take back. What each method waits for is in its doc.
+//!
+//! # Layout
+//!
+//! - here: the service, its errors, and how a change becomes durable;
+//! - `service/orgs.rs`: orgs, limits, reservations, the recent past;
+//! - `service/calls.rs`: acquire, waiting in the queue, heartbeat, release, lists;
+//! - `service/keys.rs`: org keys; `service/events.rs`: the event log and its stream;
+//! - `service/waiters.rs`: long-polls waiting for a call to leave the queue.
+
+mod calls;
+mod events;
+mod keys;
+mod orgs;
+mod waiters;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use slotgate_api::FieldError;
+use slotgate_core::{CallId, Engine, Event, EventKind, OrgId, Timestamp};
+use tokio::sync::watch;
+
+pub use self::calls::{Admission, CallFilter};
+use self::waiters::Waiters;
+use crate::auth::{Denied, Keys, Principal};
+use crate::clock;
+use crate::driver::Driver;
+use crate::history::History;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError, Write};
+
+/// Why a use case was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine refused (the admission rules, an unknown org or call, ...).
+    #[error(transparent)]
+    Refused(#[from] slotgate_core::Error),
+    /// A field of the request is not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The caller may not do this (or may not see the org).
+    #[error("denied: {0:?}")]
+    Denied(Denied),
+    /// Only the operator key may do this.
+    #[error("only the operator key may do this")]
+    OperatorOnly,
+    /// The org has no key with this id.
+    #[error("no key with this id in this org")]
+    KeyNotFound,
+    /// The store could not make the change durable; nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A fault of the server.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<Denied> for Error {
+    fn from(d: Denied) -> Self {
+        Error::Denied(d)
+    }
+}
+
+/// The result of a use case.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A page of a list: `limit` items from `offset` (the previous page's cursor).
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// How many items, at most.
+    pub limit: usize,
+    /// Where to start.
+    pub offset: usize,
+}
+
+impl Page {
+    /// This page of `items`, and the cursor of the next page (none on the last).
+    pub fn cut<T>(&self, items: Vec<T>) -> (Vec<T>, Option<String>) {
+        let total = items.len();
+        let end = self.offset.saturating_add(self.limit).min(total);
+        let next = (end < total).then(|| end.to_string());
+        let items = items
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect();
+        (items, next)
+    }
+}
+
+/// The service: the engine, the store, the keys and what watches them.
+#[derive(Debug)]
+pub struct Service {
+    /// The admission engine. A `std` mutex: every command is a short,
+    /// CPU-only critical section with no `.await` inside.
+    engine: Mutex<Engine>,
+    /// Where changes become durable.
+    store: Arc<dyn Store>,
+    /// Accepted keys.
+    keys: Keys,
+    /// Long-polls waiting on calls, woken when their call changes.
+    waiters: Waiters,
+    /// Counters and histograms for `/metrics`.
+    metrics: Metrics,
+    /// Recent samples of each org, for the dashboard's chart.
+    history: History,
+    /// When the deadline driver must next wake the engine.
+    driver: Driver,
+    /// Whether `/metrics` asks for the operator key (`--metrics-auth`).
+    metrics_auth: bool,
+    /// Set to `true` when the server begins to shut down.
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A change run on the engine and submitted to the store, not yet durable.
+struct Ran<R> {
+    /// What the command returned.
+    result: R,
+    /// The store's ticket to await: the change is durable then.
+    ticket: u64,
+    /// Calls admitted or ended by the command, whose waiters to wake.
+    changed: Vec<(OrgId, CallId)>,
+}
+
+impl Service {
+    /// The service around a restored engine and its store.
+    pub fn new(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        keys: Keys,
+        metrics_auth: bool,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Service {
+            engine: Mutex::new(engine),
+            store,
+            keys,
+            waiters: Waiters::default(),
+            metrics: Metrics::default(),
+            history: History::default(),
+            driver: Driver::default(),
+            metrics_auth,
+            shutdown,
+        }
+    }
+
+    /// Who sends `token` (a bearer key), if anybody.
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        self.keys.authenticate(token)
+    }
+
+    /// Whether `/metrics` asks for the operator key.
+    pub fn metrics_need_operator(&self) -> bool {
+        self.metrics_auth
+    }
+
+    /// The request counters, for the HTTP layer to record latencies and refusals.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text of `/metrics`, once what it shows is durable.
+    pub async fn metrics_text(&self) -> Result<String> {
+        self.observe(|e| self.metrics.render(e)).await
+    }
+
+    /// Stores whatever the engine changed on its own (calls that timed out
+    /// while the server was down), like any change; answers once submitted.
+    pub fn settle(&self) {
+        self.execute(None, |_, _| ());
+    }
+
+    /// Resolves when the server begins to shut down: long-polls answer with
+    /// what they have and event streams end, so shutdown never waits on them.
+    /// Never resolves when nothing can signal shutdown.
+    pub async fn shutting_down(&self) {
+        let mut rx = self.shutdown.clone();
+        if rx.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Resolves when the server shuts down or whatever could signal it is gone:
+    /// the background tasks (driver, sampler) stop then.
+    async fn stopped(&self) {
+        let mut rx = self.shutdown.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    /// Waits until every change submitted so far is durable (at shutdown).
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.store.durable(self.store.last_ticket()).await?)
+    }
+
+    /// Runs the deadline driver until shutdown: expires leases, abandoned
+    /// queue entries and `max_wait`s when they are due, even with no traffic.
+    pub async fn drive_deadlines(&self) {
+        self.driver
+            .run(
+                || {
+                    let engine = self.engine();
+                    let next = engine.poll_timeout();
+                    self.driver.sleep_until(next);
+                    next
+                },
+                || self.change(None, |e, now| e.handle_timeout(now)),
+                self.stopped(),
+            )
+            .await;
+    }
+
+    /// Samples every org for the dashboard's chart until shutdown.
+    pub async fn sample_history(&self) {
+        self.history
+            .run(
+                || {
+                    let e = self.engine();
+                    e.org_ids()
+                        .into_iter()
+                        .filter_map(|id| e.org(id.as_str()).ok())
+                        .map(|o| (o.id.to_string(), o.active, o.queued))
+                        .collect()
+                },
+                self.stopped(),
+            )
+            .await;
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine
+            .lock()
+            .expect("the engine lock is never poisoned: engine commands do not panic")
+    }
+
+    /// Reads the engine. Answers once everything the read may have seen is
+    /// durable, so no answer shows a change that could be lost.
+    async fn observe<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R> {
+        let (result, ticket) = {
+            let engine = self.engine();
+            (f(&engine), self.store.last_ticket())
+        };
+        self.store.durable(ticket).await?;
+        Ok(result)
+    }
+
+    /// Runs a command on the engine now and submits its events to the store,
+    /// without waiting; `by` is the key id recorded on configuration events.
+    fn execute<R>(&self, by: Option<&str>, f: impl FnOnce(&mut Engine, Timestamp) -> R) -> Ran<R> {
+        let mut engine = self.engine();
+        let result = f(&mut engine, clock::now());
+        let mut changed = Vec::new();
+        let events: Vec<(Event, Option<String>)> = engine
+            .drain_events()
+            .map(|e| {
+                self.metrics.observe(&e);
+                let who = match &e.kind {
+                    EventKind::CallAdmitted { call, .. } | EventKind::CallEnded { call, .. } => {
+                        changed.push((e.org.clone(), call.clone()));
+                        None
+                    }
+                    EventKind::CallQueued { .. } => None,
+                    _ => by.map(str::to_string),
+                };
+                (e, who)
+            })
+            .collect();
+        let ticket = if events.is_empty() {
+            self.store.last_ticket()
+        } else {
+            self.store.submit(Write::Events(events))
+        };
+        // Under the lock, like the driver's own reading: no deadline slips between the two.
+        self.driver.note(engine.poll_timeout());
+        drop(engine);
+        Ran {
+            result,
+            ticket,
+            changed,
+        }
+    }
+
+    /// Runs a command ([`Service::execute`]), waits until it is durable, then
+    /// wakes the long-polls of the calls it admitted or ended.
+    async fn change<R>(
+        &self,
+        by: Option<&str>,
+        f: impl FnOnce(&mut Engine, Timestamp) -> R,
+    ) -> Result<R> {
+        let ran = self.execute(by, f);
+        self.store.durable(ran.ticket).await?;
+        for (org, call) in &ran.changed {
+            self.waiters.wake(org, call);
+        }
+        Ok(ran.result)
+    }
+
+    /// Submits a change of keys and waits until it is durable.
+    async fn write(&self, write: Write) -> Result<()> {
+        let ticket = self.store.submit(write);
+        Ok(self.store.durable(ticket).await?)
+    }
+}

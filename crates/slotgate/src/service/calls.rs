@@ -1,0 +1,215 @@
+//! Calls: acquire (with a wait in the queue), read, heartbeat, release, lists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slotgate_api::{limits, AcquireCall, Call, CallList, CallState, Heartbeat};
+use slotgate_core::{AcquireRequest, Acquired, AgentId, CallId, CallView, OrgId, WaitToken};
+
+use super::{Page, Result, Service};
+use crate::auth::{random_hex, Action, Principal};
+
+/// How an acquire ended: the API answers 201, 202 and 200 for these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Admitted, at once or within the request's wait.
+    Admitted,
+    /// Queued; the call has its position.
+    Queued,
+    /// The id exists already with the same agent and type: its current state.
+    Existing,
+}
+
+/// Which live calls to list.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// Active or queued only (both when `None`).
+    pub state: Option<CallState>,
+    /// Only this agent's.
+    pub agent: Option<String>,
+}
+
+impl Service {
+    /// Asks for a slot. Durable before it returns. With `wait_s`, a queued
+    /// call waits up to that long for admission, and the open wait holds its
+    /// place in the queue (a client that hangs up lets the hold run out).
+    pub async fn acquire(
+        self: &Arc<Self>,
+        p: &Principal,
+        org: &str,
+        body: AcquireCall,
+    ) -> Result<(Admission, Call)> {
+        p.check(org, Action::Calls)?;
+        let id = match &body.id {
+            Some(id) => CallId::new(id)?,
+            None => CallId::new(&format!("call_{}", random_hex(12)))?,
+        };
+        let mut req = AcquireRequest::new(id, AgentId::new(&body.agent)?, body.call_type);
+        req.lease_ttl = body.lease_ttl()?;
+        req.max_wait = body.max_wait()?;
+        let wait = body.wait()?;
+        let (admission, call) = match self
+            .change(None, |e, now| e.acquire(org, req, now))
+            .await??
+        {
+            Acquired::Admitted(c) => (Admission::Admitted, c),
+            Acquired::Queued(c) => (Admission::Queued, c),
+            Acquired::Existing(c) => (Admission::Existing, c),
+        };
+        if call.state != CallState::Queued || wait.is_zero() {
+            return Ok((admission, call.into()));
+        }
+        let call = self
+            .wait_while_queued(&OrgId::new(org)?, call.id, wait)
+            .await?;
+        let admission = match (admission, call.state) {
+            (Admission::Queued, CallState::Active) => Admission::Admitted,
+            (admission, _) => admission,
+        };
+        Ok((admission, call.into()))
+    }
+
+    /// A call. With `wait_s` (0 to 60 s), a queued call is held while it
+    /// waits up to that long to leave the queue, and the answer is its state then.
+    pub async fn call(
+        self: &Arc<Self>,
+        p: &Principal,
+        org: &str,
+        id: &str,
+        wait_s: Option<f64>,
+    ) -> Result<Call> {
+        p.check(org, Action::Calls)?;
+        let wait = limits::request_wait(wait_s.unwrap_or(0.0))?;
+        let call = self.observe(|e| e.call(org, id)).await??;
+        if call.state != CallState::Queued || wait.is_zero() {
+            return Ok(call.into());
+        }
+        Ok(self
+            .wait_while_queued(&OrgId::new(org)?, call.id, wait)
+            .await?
+            .into())
+    }
+
+    /// Renews a call's lease (or a queued call's hold); durable before it
+    /// returns. An ended call is refused with the call as it ended.
+    pub async fn heartbeat(
+        &self,
+        p: &Principal,
+        org: &str,
+        id: &str,
+        body: Heartbeat,
+    ) -> Result<Call> {
+        p.check(org, Action::Calls)?;
+        let ttl = body.lease_ttl()?;
+        let call = self
+            .change(None, |e, now| e.heartbeat(org, id, ttl, now))
+            .await??;
+        Ok(call.into())
+    }
+
+    /// Ends a call: `released` if active (its slot goes to the oldest
+    /// admissible queued call before this returns), `cancelled` if queued;
+    /// an ended call answers as it ended. Durable before it returns.
+    pub async fn release(&self, p: &Principal, org: &str, id: &str) -> Result<Call> {
+        p.check(org, Action::Calls)?;
+        Ok(self
+            .change(None, |e, now| e.release(org, id, now))
+            .await??
+            .into())
+    }
+
+    /// A page of live calls: active ones (oldest admission first), then
+    /// queued ones in queue order.
+    pub async fn calls(
+        &self,
+        p: &Principal,
+        org: &str,
+        filter: CallFilter,
+        page: Page,
+    ) -> Result<CallList> {
+        p.check(org, Action::Calls)?;
+        let agent = filter.agent.as_deref().map(AgentId::new).transpose()?;
+        let state = filter.state;
+        let (calls, next_cursor) = self
+            .observe(|e| -> slotgate_core::Result<_> {
+                let mut calls = Vec::new();
+                if state != Some(CallState::Queued) {
+                    calls.extend(e.active_calls(org)?);
+                }
+                if state != Some(CallState::Active) {
+                    calls.extend(e.queued_calls(org)?);
+                }
+                calls.retain(|c| agent.as_ref().is_none_or(|a| &c.agent == a));
+                Ok(page.cut(calls))
+            })
+            .await??;
+        Ok(CallList {
+            calls: calls.into_iter().map(Into::into).collect(),
+            next_cursor,
+        })
+    }
+
+    /// Holds a queued call with an open wait until it leaves the queue,
+    /// `wait` passes or the server shuts down.
+    async fn wait_while_queued(
+        self: &Arc<Self>,
+        org: &OrgId,
+        call: CallId,
+        wait: Duration,
+    ) -> Result<CallView> {
+        let guard = self.waiters.register(org.clone(), call.clone());
+        let notified = guard.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let ran = self.execute(None, |e, now| e.open_wait(org.as_str(), call.as_str(), now));
+        let mut hold = OpenWait {
+            service: self.clone(),
+            org: org.clone(),
+            call: call.clone(),
+            open: ran.result.as_ref().ok().map(|(_, token)| *token),
+        };
+        self.store.durable(ran.ticket).await?;
+        let (view, token) = ran.result?;
+        if view.state == CallState::Queued {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = notified => {}
+                _ = self.shutting_down() => {}
+            }
+        }
+        // Close the wait whatever happened: it starts the call's hold if still queued.
+        hold.open = None;
+        let view = self
+            .change(None, |e, now| {
+                e.close_wait(org.as_str(), call.as_str(), token, now)
+            })
+            .await??;
+        Ok(view)
+    }
+}
+
+/// An open wait on a call. If the request goes away first (the client hung
+/// up), dropping this closes the wait, so the call's hold starts running and
+/// an unheld call is abandoned in time.
+struct OpenWait {
+    service: Arc<Service>,
+    org: OrgId,
+    call: CallId,
+    /// The engine's token while the wait is open.
+    open: Option<WaitToken>,
+}
+
+impl Drop for OpenWait {
+    fn drop(&mut self) {
+        if let Some(token) = self.open {
+            let (s, org, call) = (self.service.clone(), self.org.clone(), self.call.clone());
+            tokio::spawn(async move {
+                let _ = s
+                    .change(None, |e, now| {
+                        e.close_wait(org.as_str(), call.as_str(), token, now)
+                    })
+                    .await;
+            });
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Orgs, their limits and their agents' reservations, and the recent past.
+
+use slotgate_api::{
+    Agent, CreateOrg, FieldError, HistoryPage, Org, OrgList, Reservations, SetLimit,
+};
+use slotgate_core::{AgentId, OrgId};
+
+use super::{Error, Page, Result, Service};
+use crate::auth::{Action, Principal};
+use crate::history;
+
+impl Service {
+    /// Creates an org on a plan of `limit` slots (operator only); durable before it returns.
+    pub async fn create_org(&self, p: &Principal, body: CreateOrg) -> Result<Org> {
+        operator_only(p)?;
+        // The body's field is `id`; the engine's error names the org.
+        let id = OrgId::new(&body.id).map_err(|e| match e {
+            slotgate_core::Error::Invalid { message, .. } => FieldError::new("id", message).into(),
+            other => Error::from(other),
+        })?;
+        let org = self
+            .change(Some(p.key_id()), |e, now| e.create_org(id, body.limit, now))
+            .await??;
+        Ok(org.into())
+    }
+
+    /// A page of orgs, by id (operator only).
+    pub async fn orgs(&self, p: &Principal, page: Page) -> Result<OrgList> {
+        operator_only(p)?;
+        let (orgs, next_cursor) = self
+            .observe(|e| {
+                let (ids, next) = page.cut(e.org_ids());
+                let orgs = ids
+                    .iter()
+                    .filter_map(|id| e.org(id.as_str()).ok())
+                    .map(Org::from)
+                    .collect();
+                (orgs, next)
+            })
+            .await?;
+        Ok(OrgList { orgs, next_cursor })
+    }
+
+    /// An org's concurrency snapshot.
+    pub async fn org(&self, p: &Principal, org: &str) -> Result<Org> {
+        p.check(org, Action::Read)?;
+        Ok(self.observe(|e| e.org(org)).await??.into())
+    }
+
+    /// Sets an org's limit (operator only). Never ends an active call: a
+    /// lower limit only stops admissions until enough calls end.
+    pub async fn set_limit(&self, p: &Principal, org: &str, body: SetLimit) -> Result<Org> {
+        p.check(org, Action::SetLimit)?;
+        let view = self
+            .change(Some(p.key_id()), |e, now| e.set_limit(org, body.limit, now))
+            .await??;
+        Ok(view.into())
+    }
+
+    /// One agent (zeros if never seen).
+    pub async fn agent(&self, p: &Principal, org: &str, agent: &str) -> Result<Agent> {
+        p.check(org, Action::Read)?;
+        let agent = AgentId::new(agent)?;
+        Ok(self.observe(|e| e.agent(org, &agent)).await??.into())
+    }
+
+    /// Sets an agent's reservations; queued calls they admit are admitted
+    /// before it returns. Durable before it returns.
+    pub async fn set_reservations(
+        &self,
+        p: &Principal,
+        org: &str,
+        agent: &str,
+        r: Reservations,
+    ) -> Result<Agent> {
+        p.check(org, Action::Configure)?;
+        let agent = AgentId::new(agent)?;
+        let view = self
+            .change(Some(p.key_id()), |e, now| {
+                e.set_reservations(org, &agent, r, now)
+            })
+            .await??;
+        Ok(view.into())
+    }
+
+    /// Removes an agent's reservations: its slots return to the shared pool at once.
+    pub async fn remove_reservations(
+        &self,
+        p: &Principal,
+        org: &str,
+        agent: &str,
+    ) -> Result<Agent> {
+        p.check(org, Action::Configure)?;
+        let agent = AgentId::new(agent)?;
+        let view = self
+            .change(Some(p.key_id()), |e, now| e.remove_agent(org, &agent, now))
+            .await??;
+        Ok(view.into())
+    }
+
+    /// Active and queued calls of the last 15 minutes, for charts (in memory: since the server started).
+    pub async fn history(&self, p: &Principal, org: &str) -> Result<HistoryPage> {
+        p.check(org, Action::Read)?;
+        self.observe(|e| e.org(org)).await??;
+        Ok(HistoryPage {
+            interval_s: history::INTERVAL.as_secs(),
+            samples: self.history.of(org),
+        })
+    }
+}
+
+fn operator_only(p: &Principal) -> Result<()> {
+    match p {
+        Principal::Operator => Ok(()),
+        Principal::Org { .. } => Err(Error::OperatorOnly),
+    }
+}
