@@ -20,7 +20,9 @@ const WEEK_S: f64 = 7.0 * 86_400.0;
 const CALLS: f64 = 10_000_000.0;
 const MEAN_S: f64 = 51.0; // 10M calls a week at 51 s: ~843 erlangs on 1,000 slots
 
-fn week() -> SimConfig {
+/// The week at `limit`: 1,000 leaves the ~843 erlangs almost never waiting;
+/// 870 makes calls queue, dispatch and give up.
+fn week(limit: u32) -> SimConfig {
     let mut streams = Vec::new();
     // Agents differ in size: weight 1 + (a % 10); types split 50/30/20.
     let weights: Vec<f64> = (0..100).map(|a| 1.0 + (a % 10) as f64).collect();
@@ -59,7 +61,7 @@ fn week() -> SimConfig {
         }
     }
     SimConfig {
-        limit: 1_000,
+        limit,
         streams,
         horizon_s: WEEK_S,
         warmup_s: 0.0,
@@ -90,19 +92,22 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() {
-    let cfg = week();
     let runs: usize = std::env::var("RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    for run in 1..=runs {
+    let plan = [1_000, 870]
+        .into_iter()
+        .flat_map(|limit| (1..=runs).map(move |run| (limit, run)));
+    for (limit, run) in plan {
+        let cfg = week(limit);
         let (start, cpu) = (Instant::now(), cpu_seconds());
         let report = simulate(&cfg).expect("the week simulates");
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu;
         let calls = report.org.calls.mean;
         println!(
-            "run {run}: one week, limit 1,000, 100 agents: {calls:.0} calls in {secs:.2} s wall, {cpu:.2} s CPU \
+            "run {run}: one week, limit {limit}, 100 agents: {calls:.0} calls in {secs:.2} s wall, {cpu:.2} s CPU \
              ({:.0} ns/call wall, {:.2} M calls/s); occupancy {:.3}, service level {:.3}, abandoned {:.4}, lost {}",
             secs * 1e9 / calls,
             calls / secs / 1e6,

@@ -12,6 +12,16 @@
 //! - [`plan`]: the limit and reservations that meet a target per call type,
 //!   from Erlang on the pooled traffic, checked and adjusted by simulation.
 //!
+//! ```
+//! use slotgate_plan::ErlangC;
+//!
+//! // 200 calls an hour lasting 3 minutes (10 erlangs) on 14 slots:
+//! let q = ErlangC::new(14, 200.0 / 3600.0, 180.0)?;
+//! assert!(q.service_level(20.0) > 0.8); // 80% admitted within 20 s
+//! assert!(q.mean_wait_s() < 10.0);
+//! # Ok::<(), slotgate_plan::Error>(())
+//! ```
+//!
 //! # Layout
 //!
 //! - [`erlang`]: closed forms and sizing for one pool.

@@ -77,7 +77,8 @@ pub struct SimReport {
     pub streams: Vec<StreamReport>,
     /// Per call type with traffic, in the API's order.
     pub types: Vec<TypeReport>,
-    /// The whole org.
+    /// The whole org. Its service level counts each call against its own
+    /// stream's time, so with different times per type it is a blend.
     pub org: Metrics,
     /// Mean busy slots over the limit.
     pub occupancy: Estimate,

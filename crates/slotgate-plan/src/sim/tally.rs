@@ -6,10 +6,12 @@ const SUB_BITS: u32 = 6;
 const SUB: u64 = 1 << SUB_BITS;
 
 /// Waits in milliseconds, log-linear buckets: exact below 64 ms, then 64
-/// buckets per doubling. Bounded memory whatever the number of calls.
+/// buckets per doubling. Bounded memory whatever the number of calls; `u32`
+/// counts (one replication of one group never has 4 billion calls) keep the
+/// histograms of hundreds of streams small enough to stay in cache.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct WaitHistogram {
-    counts: Vec<u64>,
+    counts: Vec<u32>,
     total: u64,
 }
 
@@ -61,7 +63,7 @@ impl WaitHistogram {
         let rank = ((p * self.total as f64).ceil() as u64).clamp(1, self.total);
         let mut seen = 0;
         for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
+            seen += u64::from(c);
             if seen >= rank {
                 return value_of(i);
             }
