@@ -124,6 +124,23 @@ fn arrivals_by_hour_and_log_normal_durations_come_out_at_their_rates() {
 }
 
 #[test]
+fn empirical_durations_are_drawn_from_the_sample() {
+    // Durations 30 s or 90 s, equally often: mean 60 s. Ample slots: busy = λ · 60 s.
+    let mut spec = stream("agent-a", CallType::Chat, 0, 600.0, 1.0);
+    spec.duration = DurationDist::Empirical {
+        samples_s: vec![30.0, 90.0],
+    };
+    let report = simulate(&config(100, vec![spec])).unwrap();
+    let m = &report.org;
+    assert!(
+        m.busy_slots.contains(600.0 / 3600.0 * 60.0),
+        "{:?}",
+        m.busy_slots
+    );
+    assert_eq!(m.prob_wait.mean, 0.0);
+}
+
+#[test]
 fn a_seed_gives_the_same_report_on_any_number_of_threads() {
     let mut cfg = config(
         5,
