@@ -96,7 +96,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let plan = [1_000, 870]
+    // LIMITS=870 runs one case only (e.g. under a profiler).
+    let limits: Vec<u32> = std::env::var("LIMITS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 870]);
+    let plan = limits
         .into_iter()
         .flat_map(|limit| (1..=runs).map(move |run| (limit, run)));
     for (limit, run) in plan {
