@@ -186,6 +186,7 @@ pub type Reservations = PerType<u32>;
 #[cfg(feature = "openapi")]
 #[derive(Debug, utoipa::ToSchema)]
 #[schema(as = PerType)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct PerTypeSchema {
     /// For `webcall` calls (0 if absent in a request).

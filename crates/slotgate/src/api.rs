@@ -4,6 +4,7 @@
 //! [`Service`] and map its answer. They live by resource: `api/orgs.rs`
 //! (orgs, limits, reservations), `api/calls.rs`, `api/keys.rs`,
 //! `api/events.rs`, `api/ops.rs` (health, metrics, OpenAPI, dashboard).
+//! `api/openapi.rs` completes the OpenAPI document the annotations generate.
 //! Errors become HTTP in `api/error.rs` only.
 
 pub mod calls;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod keys;
+pub mod openapi;
 pub mod ops;
 pub mod orgs;
 
@@ -26,51 +28,14 @@ use axum::Router;
 use slotgate_api::limits;
 use slotgate_api::ErrorCode;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::OpenApi;
 
 use self::error::{ApiError, Refused};
 use self::extract::query_param;
+pub use self::openapi::ApiDoc;
 use crate::service::{Page, Service};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// The OpenAPI document, generated from the handlers' annotations.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "slotgate", description = "Concurrency control for AI agents on live calls."),
-    paths(
-        orgs::create, orgs::list, orgs::get, orgs::set_limit, orgs::agent, orgs::reserve, orgs::unreserve,
-        orgs::history,
-        calls::acquire, calls::get, calls::heartbeat, calls::release, calls::list,
-        keys::create, keys::list, keys::revoke,
-        events::list, events::stream,
-        ops::healthz, ops::metrics,
-    ),
-    modifiers(&BearerAuth)
-)]
-#[derive(Debug)]
-pub struct ApiDoc;
-
-#[derive(Debug)]
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
-        };
-        let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-        api.security = Some(vec![SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
-    }
-}
 
 /// The whole application, ready to serve.
 pub fn router(state: Arc<Service>) -> Router {

@@ -905,3 +905,107 @@ async fn health_metrics_openapi_and_unknown_routes() {
     assert_eq!(s, StatusCode::OK);
     assert!(v.as_str().unwrap().contains("<html"));
 }
+
+/// The published document is complete: every `/v1` operation declares its
+/// path parameters (with the id pattern), needs the key, and answers its
+/// errors with the error body; `/healthz` and `/metrics` need no key.
+#[tokio::test]
+async fn openapi_declares_path_parameters_errors_and_public_routes() {
+    let app = app();
+    let (s, doc) = app.op(Method::GET, "/v1/openapi.json", Value::Null).await;
+    assert_eq!(s, StatusCode::OK);
+    let id_pattern = "^[A-Za-z0-9._:-]{1,128}$";
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            if ["/healthz", "/metrics", "/v1/openapi.json"].contains(&path.as_str()) {
+                assert_eq!(op["security"], json!([]), "{at} needs no key");
+                continue;
+            }
+            operations += 1;
+            let responses = op["responses"].as_object().unwrap();
+            let mut errors = vec!["400", "401", "503"];
+            if path.contains("{org}") {
+                errors.push("404");
+            }
+            if op.get("requestBody").is_some() {
+                errors.push("413");
+            }
+            for status in errors {
+                assert!(responses.contains_key(status), "{at} lacks {status}");
+            }
+            for (status, response) in responses {
+                if status.as_str() >= "400" {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{at} answers {status} without the error body"
+                    );
+                }
+            }
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            for name in path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            {
+                let p = params
+                    .iter()
+                    .find(|p| p["name"] == name && p["in"] == "path")
+                    .unwrap_or_else(|| panic!("{at} does not declare {name}"));
+                assert_eq!(p["required"], true, "{at}: {name}");
+                assert_eq!(p["schema"]["pattern"], id_pattern, "{at}: {name}");
+            }
+            let id = op["operationId"].as_str().unwrap();
+            assert_eq!(
+                paths
+                    .values()
+                    .flat_map(|i| i.as_object().unwrap().values())
+                    .filter(|o| o["operationId"] == id)
+                    .count(),
+                1,
+                "operation id {id} is not unique"
+            );
+        }
+    }
+    assert_eq!(operations, 18, "every /v1 operation is published");
+    // Operation-specific answers and ranges.
+    let op = |path: &str, method: &str| &doc["paths"][path][method];
+    let calls = op("/v1/orgs/{org}/calls", "post");
+    for status in ["200", "201", "202", "409", "429"] {
+        assert!(
+            calls["responses"].get(status).is_some(),
+            "acquire lacks {status}"
+        );
+    }
+    let heartbeat = op("/v1/orgs/{org}/calls/{id}/heartbeat", "post");
+    assert!(heartbeat["responses"].get("410").is_some());
+    assert!(op("/v1/orgs", "post")["responses"].get("403").is_some());
+    let events = op("/v1/orgs/{org}/events", "get")["parameters"]
+        .as_array()
+        .unwrap();
+    let param = |name: &str| events.iter().find(|p| p["name"] == name).unwrap();
+    assert_eq!(param("wait_s")["schema"]["maximum"], 60);
+    assert_eq!(param("limit")["schema"]["maximum"], 10000);
+    assert_eq!(param("after")["schema"]["minimum"], 0);
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["AcquireCall"]["properties"]["lease_ttl_s"]["minimum"],
+        5
+    );
+    assert_eq!(
+        schemas["CreateOrg"]["properties"]["limit"]["maximum"],
+        1_000_000
+    );
+    // Links lead from what an operation made to what can be done with it.
+    let link = &calls["responses"]["201"]["links"]["release_call"];
+    assert_eq!(link["operationId"], "release_call");
+    assert_eq!(link["parameters"]["id"], "$response.body#/id");
+    // Every reference resolves.
+    let text = doc.to_string();
+    for name in text.split("#/components/schemas/").skip(1) {
+        let name = name.split('"').next().unwrap();
+        assert!(schemas.get(name).is_some(), "dangling reference to {name}");
+    }
+}

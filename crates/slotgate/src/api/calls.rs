@@ -10,13 +10,16 @@ use slotgate_api::{AcquireCall, Call, CallList, CallState, Heartbeat};
 
 use super::error::ApiError;
 use super::extract::{only_params, query_param, ApiJson, Auth};
+use super::openapi::{ListedState, PageParams};
 use super::page_param;
 use crate::service::{Admission, CallFilter, Service};
 
 /// Acquire a slot for a call: 201 active, 202 queued, 200 existing.
-#[utoipa::path(post, path = "/v1/orgs/{org}/calls", request_body = AcquireCall,
-    responses((status = 201, body = Call), (status = 202, body = Call), (status = 200, body = Call),
-              (status = 409, description = "call_id_conflict"), (status = 429, description = "queue_full")))]
+#[utoipa::path(post, path = "/v1/orgs/{org}/calls", operation_id = "acquire_call", request_body = AcquireCall,
+    responses((status = 201, body = Call, description = "admitted"), (status = 202, body = Call, description = "queued, with its position"),
+              (status = 200, body = Call, description = "the id exists with this agent and type: its current state"),
+              (status = 409, description = "call_id_conflict: the id exists with another agent or type"),
+              (status = 429, description = "queue_full: the org's queue is at its cap, with `cap`")))]
 pub async fn acquire(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -33,7 +36,8 @@ pub async fn acquire(
 }
 
 /// Read a call; with `wait_s`, block while it is queued (the wait holds it).
-#[utoipa::path(get, path = "/v1/orgs/{org}/calls/{id}", params(("wait_s" = Option<f64>, Query, description = "block up to this many seconds while queued")),
+#[utoipa::path(get, path = "/v1/orgs/{org}/calls/{id}", operation_id = "get_call",
+    params(("wait_s" = Option<f64>, Query, minimum = 0, maximum = 60, description = "block up to this many seconds while queued (default 0)")),
     responses((status = 200, body = Call), (status = 404, description = "call_not_found")))]
 pub async fn get(
     State(s): State<Arc<Service>>,
@@ -47,8 +51,9 @@ pub async fn get(
 }
 
 /// Renew a call's lease (or a queued call's hold). 410 if it ended.
-#[utoipa::path(post, path = "/v1/orgs/{org}/calls/{id}/heartbeat", request_body = Heartbeat,
-    responses((status = 200, body = Call), (status = 410, description = "call_ended, with the call"), (status = 404, description = "call_not_found")))]
+#[utoipa::path(post, path = "/v1/orgs/{org}/calls/{id}/heartbeat", operation_id = "heartbeat_call", request_body = Option<Heartbeat>,
+    responses((status = 200, body = Call), (status = 410, description = "call_ended, with the call as it ended under `call`"),
+              (status = 404, description = "call_not_found")))]
 pub async fn heartbeat(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -59,7 +64,8 @@ pub async fn heartbeat(
 }
 
 /// End a call: `released` if active, `cancelled` if queued; an ended call answers as it ended.
-#[utoipa::path(delete, path = "/v1/orgs/{org}/calls/{id}", responses((status = 200, body = Call), (status = 404, description = "call_not_found")))]
+#[utoipa::path(delete, path = "/v1/orgs/{org}/calls/{id}", operation_id = "release_call",
+    responses((status = 200, body = Call), (status = 404, description = "call_not_found")))]
 pub async fn release(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -69,9 +75,10 @@ pub async fn release(
 }
 
 /// List live calls, optionally by state and agent.
-#[utoipa::path(get, path = "/v1/orgs/{org}/calls",
-    params(("state" = Option<String>, Query, description = "active or queued"), ("agent" = Option<String>, Query, description = "an agent id"),
-           ("limit" = Option<usize>, Query, description = "page size, default 1000, at most 10000"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+#[utoipa::path(get, path = "/v1/orgs/{org}/calls", operation_id = "list_calls",
+    params(("state" = inline(Option<ListedState>), Query, description = "only active or only queued calls"),
+           ("agent" = Option<String>, Query, pattern = r"^[A-Za-z0-9._:-]{1,128}$", description = "only this agent's calls"),
+           PageParams),
     responses((status = 200, body = CallList)))]
 pub async fn list(
     State(s): State<Arc<Service>>,

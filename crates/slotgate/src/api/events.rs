@@ -16,9 +16,10 @@ use super::extract::{only_params, query_param, Auth};
 use crate::service::Service;
 
 /// Events after a seq; with `wait_s`, waits for one when there are none.
-#[utoipa::path(get, path = "/v1/orgs/{org}/events",
-    params(("after" = Option<u64>, Query, description = "return events with a larger seq"), ("limit" = Option<usize>, Query, description = "at most this many (default 1000, at most 10000)"),
-           ("wait_s" = Option<f64>, Query, description = "long-poll up to this many seconds when none are newer")),
+#[utoipa::path(get, path = "/v1/orgs/{org}/events", operation_id = "list_events",
+    params(("after" = Option<u64>, Query, minimum = 0, description = "return events with a larger seq (default 0)"),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "at most this many (default 1000)"),
+           ("wait_s" = Option<f64>, Query, minimum = 0, maximum = 60, description = "long-poll up to this many seconds when none are newer (default 0)")),
     responses((status = 200, body = EventPage)))]
 pub async fn list(
     State(s): State<Arc<Service>>,
@@ -34,9 +35,9 @@ pub async fn list(
 }
 
 /// The org's events as `text/event-stream`, from `after` (default: only new ones).
-#[utoipa::path(get, path = "/v1/orgs/{org}/events/stream",
-    params(("after" = Option<u64>, Query, description = "replay events with a larger seq first (or send Last-Event-ID)")),
-    responses((status = 200, description = "text/event-stream of events")))]
+#[utoipa::path(get, path = "/v1/orgs/{org}/events/stream", operation_id = "stream_events",
+    params(("after" = Option<u64>, Query, minimum = 0, description = "replay events with a larger seq first (or send Last-Event-ID)")),
+    responses((status = 200, description = "server-sent events, each an Event as its data", content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,

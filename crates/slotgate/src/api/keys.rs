@@ -10,11 +10,13 @@ use slotgate_api::{CreateKey, KeyList, NewKey};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth};
+use super::openapi::PageParams;
 use super::page_param;
 use crate::service::Service;
 
 /// Create an org key (operator or org admin).
-#[utoipa::path(post, path = "/v1/orgs/{org}/keys", request_body = CreateKey, responses((status = 201, body = NewKey)))]
+#[utoipa::path(post, path = "/v1/orgs/{org}/keys", operation_id = "create_key", request_body = CreateKey,
+    responses((status = 201, body = NewKey), (status = 403, description = "forbidden: operator or org admin only")))]
 pub async fn create(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -28,7 +30,8 @@ pub async fn create(
 }
 
 /// List an org's keys (no secrets).
-#[utoipa::path(get, path = "/v1/orgs/{org}/keys", responses((status = 200, body = KeyList)))]
+#[utoipa::path(get, path = "/v1/orgs/{org}/keys", operation_id = "list_keys", params(PageParams),
+    responses((status = 200, body = KeyList), (status = 403, description = "forbidden: operator or org admin only")))]
 pub async fn list(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -40,7 +43,9 @@ pub async fn list(
 }
 
 /// Revoke a key: it stops working at once.
-#[utoipa::path(delete, path = "/v1/orgs/{org}/keys/{id}", responses((status = 204), (status = 404, description = "key_not_found")))]
+#[utoipa::path(delete, path = "/v1/orgs/{org}/keys/{id}", operation_id = "revoke_key",
+    responses((status = 204, description = "revoked"), (status = 403, description = "forbidden: operator or org admin only"),
+              (status = 404, description = "key_not_found")))]
 pub async fn revoke(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,

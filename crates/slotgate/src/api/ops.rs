@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse};
 use axum::Json;
-use utoipa::OpenApi;
 
 use super::error::ApiError;
 use super::extract::caller;
@@ -15,13 +14,16 @@ use crate::service::Service;
 use slotgate_api::ErrorCode;
 
 /// 200 once the server is serving.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "serving")))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", responses((status = 200, description = "serving", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// Prometheus metrics; with `--metrics-auth`, for the operator key only.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition"), (status = 401, description = "with --metrics-auth, no operator key")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+              (status = 401, description = "unauthorized: with --metrics-auth, no operator key", body = slotgate_api::ErrorBody),
+              (status = 503, description = "store_unavailable", body = slotgate_api::ErrorBody)))]
 pub async fn metrics(
     State(s): State<Arc<Service>>,
     headers: HeaderMap,
@@ -34,8 +36,10 @@ pub async fn metrics(
 }
 
 /// This API, as OpenAPI 3, generated from the handlers.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(super::ApiDoc::openapi())
+#[utoipa::path(get, path = "/v1/openapi.json", operation_id = "openapi",
+    responses((status = 200, description = "this document", content_type = "application/json", body = Object)))]
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::document())
 }
 
 /// The dashboard's page. Its assets are compiled into the binary.

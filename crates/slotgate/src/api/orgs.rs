@@ -10,12 +10,14 @@ use slotgate_api::{Agent, CreateOrg, HistoryPage, Org, OrgList, SetLimit, SetRes
 
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth};
+use super::openapi::PageParams;
 use super::page_param;
 use crate::service::Service;
 
 /// Create an org (operator).
-#[utoipa::path(post, path = "/v1/orgs", request_body = CreateOrg,
-    responses((status = 201, body = Org), (status = 409, description = "org_exists")))]
+#[utoipa::path(post, path = "/v1/orgs", operation_id = "create_org", request_body = CreateOrg,
+    responses((status = 201, body = Org), (status = 403, description = "forbidden: operator only"),
+              (status = 409, description = "org_exists: an org with this id exists")))]
 pub async fn create(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -25,7 +27,8 @@ pub async fn create(
 }
 
 /// List orgs (operator).
-#[utoipa::path(get, path = "/v1/orgs", responses((status = 200, body = OrgList)))]
+#[utoipa::path(get, path = "/v1/orgs", operation_id = "list_orgs", params(PageParams),
+    responses((status = 200, body = OrgList), (status = 403, description = "forbidden: operator only")))]
 pub async fn list(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -36,7 +39,7 @@ pub async fn list(
 }
 
 /// An org's concurrency snapshot.
-#[utoipa::path(get, path = "/v1/orgs/{org}", responses((status = 200, body = Org)))]
+#[utoipa::path(get, path = "/v1/orgs/{org}", operation_id = "get_org", responses((status = 200, body = Org)))]
 pub async fn get(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -46,8 +49,9 @@ pub async fn get(
 }
 
 /// Set an org's limit (operator).
-#[utoipa::path(put, path = "/v1/orgs/{org}/limit", request_body = SetLimit,
-    responses((status = 200, body = Org), (status = 409, description = "limit_below_reservations")))]
+#[utoipa::path(put, path = "/v1/orgs/{org}/limit", operation_id = "set_limit", request_body = SetLimit,
+    responses((status = 200, body = Org), (status = 403, description = "forbidden: operator only"),
+              (status = 409, description = "limit_below_reservations, with `reserved`")))]
 pub async fn set_limit(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -58,7 +62,7 @@ pub async fn set_limit(
 }
 
 /// Active and queued calls of the last 15 minutes, for charts.
-#[utoipa::path(get, path = "/v1/orgs/{org}/history", responses((status = 200, body = HistoryPage)))]
+#[utoipa::path(get, path = "/v1/orgs/{org}/history", operation_id = "get_history", responses((status = 200, body = HistoryPage)))]
 pub async fn history(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -68,7 +72,7 @@ pub async fn history(
 }
 
 /// One agent (zeros if never seen).
-#[utoipa::path(get, path = "/v1/orgs/{org}/agents/{agent}", responses((status = 200, body = Agent)))]
+#[utoipa::path(get, path = "/v1/orgs/{org}/agents/{agent}", operation_id = "get_agent", responses((status = 200, body = Agent)))]
 pub async fn agent(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -78,8 +82,10 @@ pub async fn agent(
 }
 
 /// Set an agent's reservations.
-#[utoipa::path(put, path = "/v1/orgs/{org}/agents/{agent}/reservations", request_body = slotgate_api::types::PerTypeSchema,
-    responses((status = 200, body = Agent), (status = 409, description = "reservations_exceed_limit")))]
+#[utoipa::path(put, path = "/v1/orgs/{org}/agents/{agent}/reservations", operation_id = "set_reservations",
+    request_body = slotgate_api::types::PerTypeSchema,
+    responses((status = 200, body = Agent), (status = 403, description = "forbidden: operator or org admin only"),
+              (status = 409, description = "reservations_exceed_limit, with `available`")))]
 pub async fn reserve(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -90,7 +96,8 @@ pub async fn reserve(
 }
 
 /// Remove an agent's reservations: its slots return to the shared pool.
-#[utoipa::path(delete, path = "/v1/orgs/{org}/agents/{agent}/reservations", responses((status = 200, body = Agent)))]
+#[utoipa::path(delete, path = "/v1/orgs/{org}/agents/{agent}/reservations", operation_id = "remove_reservations",
+    responses((status = 200, body = Agent), (status = 403, description = "forbidden: operator or org admin only")))]
 pub async fn unreserve(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,

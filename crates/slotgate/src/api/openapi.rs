@@ -1,0 +1,324 @@
+//! The OpenAPI document of `/v1/openapi.json`, generated from the handlers'
+//! annotations and the contract crate's schemas, then completed here in one
+//! place with what every operation shares: its path parameters (with the id
+//! pattern), the errors every `/v1` operation may answer (each with the error
+//! body), the bearer key, and the links a client (or schemathesis' stateful
+//! phase) follows from a created resource to what can be done with it.
+//! Each annotation declares only what is its own (201s, 409, 410, 429, ...).
+
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, ObjectBuilder, Ref, RefOr, Required, Schema, Type};
+use utoipa::{Modify, OpenApi};
+
+use super::{calls, events, keys, ops, orgs};
+
+/// The pattern of every id (org, agent, call, key, key name); see `limits::check_id`.
+pub const ID_PATTERN: &str = r"^[A-Za-z0-9._:-]{1,128}$";
+
+/// Paths anyone may call, without a key.
+const PUBLIC: &[&str] = &["/healthz", "/metrics", "/v1/openapi.json"];
+
+/// The errors every `/v1` operation may answer, besides its own.
+const COMMON_ERRORS: &[(u16, &str)] = &[
+    (
+        400,
+        "invalid_request: a parameter or the body is malformed or out of range; the message names it",
+    ),
+    (401, "unauthorized: no key, or a key nobody issued"),
+    (
+        503,
+        "store_unavailable: the store cannot take or confirm the change now; retry",
+    ),
+];
+
+/// The error of every operation on an org (a path with `{org}`).
+const ORG_NOT_FOUND: (u16, &str) = (
+    404,
+    "org_not_found: no such org, or one this key may not see",
+);
+
+/// The error of every operation that takes a body.
+const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "payload_too_large: the body is over 64 KiB");
+
+/// The API as OpenAPI 3.1.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "slotgate", description = "Concurrency control for AI agents on live calls."),
+    paths(
+        orgs::create, orgs::list, orgs::get, orgs::set_limit, orgs::agent, orgs::reserve, orgs::unreserve,
+        orgs::history,
+        calls::acquire, calls::get, calls::heartbeat, calls::release, calls::list,
+        keys::create, keys::list, keys::revoke,
+        events::list, events::stream,
+        ops::healthz, ops::metrics, ops::openapi,
+    ),
+    components(schemas(slotgate_api::ErrorBody)),
+    modifiers(&Complete)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// The document as served: [`ApiDoc`], with its links spelled as OpenAPI
+/// spells them. utoipa 5.5 writes a link's fields in snake case
+/// (`operation_id`, `request_body`), which no OpenAPI tool reads.
+pub fn document() -> serde_json::Value {
+    let mut doc =
+        serde_json::to_value(ApiDoc::openapi()).expect("an OpenAPI document renders to JSON");
+    let responses = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+        for link in links.into_iter().flat_map(|l| l.values_mut()) {
+            let Some(link) = link.as_object_mut() else {
+                continue;
+            };
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(snake) {
+                    link.insert(camel.to_string(), v);
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// Completes the generated document: see the module's doc.
+#[derive(Debug)]
+struct Complete;
+
+impl Modify for Complete {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        api.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+        for (path, item) in api.paths.paths.iter_mut() {
+            for op in operations(item) {
+                if PUBLIC.contains(&path.as_str()) {
+                    op.security = Some(Vec::new());
+                    continue;
+                }
+                declare_path_params(path, op);
+                let mut errors = COMMON_ERRORS.to_vec();
+                if path.contains("{org}") {
+                    errors.push(ORG_NOT_FOUND);
+                }
+                if op.request_body.is_some() {
+                    errors.push(PAYLOAD_TOO_LARGE);
+                }
+                for (status, description) in errors {
+                    add_error(op, status, description);
+                }
+                // Errors an annotation declared with a description only get the body too.
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let error = status.parse::<u16>().is_ok_and(|s| s >= 400);
+                    if let (true, RefOr::T(response)) = (error, response) {
+                        with_error_body(response);
+                    }
+                }
+            }
+        }
+        add_links(api);
+    }
+}
+
+/// Every operation of a path.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Declares each `{name}` of `path` on `op`, unless its annotation did: a
+/// required string of the id pattern.
+fn declare_path_params(path: &str, op: &mut Operation) {
+    let params = op.parameters.get_or_insert_with(Vec::new);
+    for name in path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+    {
+        let declared = params
+            .iter()
+            .any(|p| p.name == name && p.parameter_in == ParameterIn::Path);
+        if !declared {
+            params.push(path_param(path, name));
+        }
+    }
+}
+
+fn path_param(path: &str, name: &str) -> Parameter {
+    let description = match name {
+        "org" => "The org's id.",
+        "agent" => "The agent's id.",
+        "id" if path.contains("/keys/") => "The key's id (from its creation or the key list).",
+        "id" => "The call's id.",
+        _ => "An id.",
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(ID_PATTERN)),
+        ))
+        .build()
+}
+
+/// Adds an error answer, or names this error in one the annotation declared.
+fn add_error(op: &mut Operation, status: u16, description: &str) {
+    let responses = &mut op.responses.responses;
+    match responses.get_mut(&status.to_string()) {
+        Some(RefOr::T(existing)) => {
+            let code = description.split(':').next().unwrap_or_default();
+            if !existing.description.contains(code) {
+                existing.description = format!("{}; {description}", existing.description);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let response = ResponseBuilder::new().description(description).build();
+            responses.insert(status.to_string(), RefOr::T(response));
+        }
+    }
+}
+
+/// Gives an error answer the API's error body, unless it has a body already.
+fn with_error_body(response: &mut Response) {
+    if response.content.is_empty() {
+        let schema: RefOr<Schema> = Ref::from_schema_name("ErrorBody").into();
+        response
+            .content
+            .insert("application/json".to_string(), Content::new(Some(schema)));
+    }
+}
+
+/// What can be done with what an operation made.
+struct Links {
+    /// The operation that makes something.
+    from: &'static str,
+    /// The operations a client may call on it next.
+    to: &'static [&'static str],
+    /// Their path parameters, as runtime expressions.
+    params: &'static [(&'static str, &'static str)],
+}
+
+/// Every link of the document.
+const LINKS: &[Links] = &[
+    Links {
+        from: "create_org",
+        to: &[
+            "get_org",
+            "set_limit",
+            "get_history",
+            "list_calls",
+            "acquire_call",
+            "list_keys",
+            "create_key",
+            "list_events",
+        ],
+        params: &[("org", "$response.body#/id")],
+    },
+    Links {
+        from: "acquire_call",
+        to: &["get_call", "heartbeat_call", "release_call"],
+        params: &[("org", "$request.path.org"), ("id", "$response.body#/id")],
+    },
+    Links {
+        from: "set_reservations",
+        to: &["get_agent", "remove_reservations"],
+        params: &[
+            ("org", "$request.path.org"),
+            ("agent", "$response.body#/id"),
+        ],
+    },
+    Links {
+        from: "create_key",
+        to: &["revoke_key"],
+        params: &[("org", "$request.path.org"), ("id", "$response.body#/id")],
+    },
+];
+
+/// Adds [`LINKS`] to every 2xx answer of their source operations.
+fn add_links(api: &mut utoipa::openapi::OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        for op in operations(item) {
+            let Some(links) = LINKS
+                .iter()
+                .find(|l| op.operation_id.as_deref() == Some(l.from))
+            else {
+                continue;
+            };
+            for (status, response) in op.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if !status.starts_with('2') {
+                    continue;
+                }
+                for target in links.to {
+                    let mut link = LinkBuilder::new().operation_id(*target);
+                    for (name, value) in links.params {
+                        link = link.parameter(*name, *value);
+                    }
+                    response
+                        .links
+                        .insert((*target).to_string(), link.build().into());
+                }
+            }
+        }
+    }
+}
+
+/// The query of a list, for the document: what [`super::page_param`] reads.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Page size, default 1000.
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<usize>,
+    /// Where to start: the `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}$")]
+    cursor: Option<String>,
+}
+
+/// The states a call list filters by (ended calls are not listed).
+#[derive(Debug, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ListedState {
+    /// Holding a slot.
+    Active,
+    /// Waiting for one.
+    Queued,
+}
