@@ -29,3 +29,6 @@ SLOTGATE_BIN="$PWD/target/debug/slotgate" node --test "$browser/dashboard.test.m
 
 echo "== Python client"
 SLOTGATE_BIN="$PWD/target/debug/slotgate" clients/python/test.sh
+
+echo "== OpenAPI conformance (schemathesis)"
+scripts/schemathesis.sh
