@@ -11,6 +11,7 @@ pub mod calls;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod headers;
 pub mod keys;
 pub mod openapi;
 pub mod ops;
@@ -71,6 +72,7 @@ pub fn router(state: Arc<Service>) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(headers::security))
         .with_state(state)
 }
 

@@ -50,9 +50,28 @@ async function api(method, path, body, key = OP) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
+// A page that records every Content-Security-Policy violation and every
+// uncaught error: `done(p)` fails the test on any, so the whole dashboard is
+// tested under the policy the server sends.
 async function page(width = 1280, height = 900) {
   const context = await browser.newContext({ viewport: { width, height } });
-  return context.newPage();
+  const p = await context.newPage();
+  p.problems = [];
+  await p.exposeFunction("reportViolation", (v) => p.problems.push(`CSP violation: ${v}`));
+  await p.addInitScript(() => document.addEventListener("securitypolicyviolation",
+    (e) => window.reportViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`)));
+  p.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) p.problems.push(m.text());
+  });
+  p.on("pageerror", (e) => p.problems.push(`uncaught: ${e.message}`));
+  return p;
+}
+
+async function done(p) {
+  // Violations are reported asynchronously: let the last ones arrive.
+  await p.waitForTimeout(100);
+  assert.deepEqual(p.problems, [], "no CSP violation and no uncaught error");
+  await p.context().close();
 }
 
 before(async () => {
@@ -131,6 +150,40 @@ test("an org key signs in by link; add, refuse, edit and remove reservations; ca
   await p.waitForFunction(() => !document.querySelector('[data-agent="agent-a"]'));
   assert.equal(await shared(p).getAttribute("data-slots"), "20");
   await api("DELETE", "/orgs/acme/calls/live-1");
+  await done(p);
+});
+
+test("the dashboard runs under its security policy, and a violation would be caught", async () => {
+  const p = await page();
+  const headers = (await p.goto(base + "/")).headers();
+  const csp = headers["content-security-policy"];
+  for (const d of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) {
+    assert.ok(csp.includes(d), `${d} in ${csp}`);
+  }
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  assert.equal(headers["x-content-type-options"], "nosniff");
+  assert.equal(headers["referrer-policy"], "no-referrer");
+  await p.locator("#signin").waitFor();
+  const cache = await p.evaluate(async () => (await fetch("/v1/openapi.json")).headers.get("cache-control"));
+  assert.equal(cache, "no-store", "API answers are not cached");
+  // The detector of the other tests works: an inline script and a style
+  // attribute are blocked and reported.
+  await p.evaluate(() => {
+    const s = document.createElement("script");
+    s.textContent = "window.inlineRan = true";
+    document.body.append(s);
+    document.body.setAttribute("style", "color: red");
+  });
+  await p.waitForTimeout(200);
+  assert.equal(await p.evaluate(() => window.inlineRan), undefined, "inline script does not run");
+  assert.ok(p.problems.some((m) => /script-src/.test(m)), p.problems.join("\n"));
+  assert.ok(p.problems.some((m) => /style-src/.test(m)), p.problems.join("\n"));
+  // No page of another origin may frame the dashboard.
+  const framer = await page();
+  const refused = new Promise((ok) => framer.on("console", (m) => { if (/frame-ancestors/.test(m.text())) ok(m.text()); }));
+  await framer.setContent(`<iframe src="${base}/"></iframe>`);
+  assert.match(await refused, /frame-ancestors 'none'/);
+  await framer.context().close();
   await p.context().close();
 });
 
@@ -150,7 +203,7 @@ test("the operator key lists orgs and changes a limit, refusals explained", asyn
   await p.getByRole("button", { name: "Set limit" }).click();
   await p.waitForFunction(() => document.getElementById("stat-limit").textContent === "9");
   assert.equal((await api("GET", "/orgs/beta")).body.limit, 9);
-  await p.context().close();
+  await done(p);
 });
 
 test("keyboard, labels, and a phone-sized screen", async () => {
@@ -171,7 +224,7 @@ test("keyboard, labels, and a phone-sized screen", async () => {
   assert.equal(await p.locator("#editor").evaluate((d) => d.open), true);
   await p.keyboard.press("Escape");
   assert.equal(await p.locator("#editor").evaluate((d) => d.open), false);
-  await p.context().close();
+  await done(p);
 });
 
 test("the seed example renders (README screenshot)", async () => {
@@ -205,5 +258,5 @@ test("the seed example renders (README screenshot)", async () => {
   assert.equal(await shared(p).getAttribute("data-slots"), "3");
   assert.ok((await p.locator("#chart path").count()) === 2, "the chart draws active and queued");
   await p.screenshot({ path: join(root, "target/dashboard.png"), fullPage: true });
-  await p.context().close();
+  await done(p);
 });
