@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+command -v curl >/dev/null 2>&1 || need+=(curl)   # the README test runs its curl lines
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   sudo_cmd=""

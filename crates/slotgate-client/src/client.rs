@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use slotgate_api::{
-    CallList, CallState, CreateKey, CreateOrg, Heartbeat, KeyList, OrgList, Reservations, Role,
-    SetLimit,
+    AcquireCall, CallList, CallState, CreateKey, CreateOrg, Heartbeat, KeyList, OrgList,
+    Reservations, Role, SetLimit,
 };
 
 use crate::error::{Error, Result};
@@ -271,6 +271,22 @@ impl Client {
             )
             .await?
             .1)
+    }
+
+    /// Starts a call with one request: no waiting beyond its `wait_s`, no
+    /// heartbeats (see [`Client::acquire`] for a held slot). Answers the
+    /// status (201 admitted, 202 queued, 200 the id existed) and the call.
+    /// Retried on transient failures only when it carries an id.
+    pub async fn start_call(&self, org: &str, body: &AcquireCall) -> Result<(u16, Call)> {
+        let path = format!("/orgs/{}/calls", enc(org));
+        let wait = Duration::from_secs_f64(body.wait_s.unwrap_or(0.0).clamp(0.0, 60.0));
+        let value = json_value(body)?;
+        let (status, call) = if body.id.is_some() {
+            self.call(Method::POST, &path, Some(value), wait).await?
+        } else {
+            self.send(Method::POST, &path, Some(&value), wait).await?
+        };
+        Ok((status.as_u16(), call))
     }
 
     /// One call; with `wait`, blocks while it is queued (and holds it).

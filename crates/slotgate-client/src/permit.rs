@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Method;
 use slotgate_api::{AcquireCall, CallState, CallType, ErrorCode};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::{enc, Client};
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::Call;
 
@@ -127,11 +126,7 @@ impl Client {
             max_wait_s: req.max_wait.map(|w| w.as_secs_f64()),
             ..AcquireCall::new(req.agent.clone(), req.call_type)
         };
-        let body = serde_json::to_value(&body).map_err(|e| Error::Decode(e.to_string()))?;
-        let path = format!("/orgs/{}/calls", enc(org));
-        let (_, mut call): (_, Call) = self
-            .call(Method::POST, &path, Some(body), Duration::ZERO)
-            .await?;
+        let (_, mut call) = self.start_call(org, &body).await?;
         let mut position = None;
         loop {
             match call.state {

@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 // The same spawning code as the end-to-end tests: the real binary, its ready line.
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use common::OP;
+use support::OPERATOR_KEY as OP;
 
 #[derive(Debug, Clone, Copy)]
 struct Opts {
@@ -158,7 +158,7 @@ async fn drive<L: Limiter>(
 
 /// The real server, started from the binary on a free port with a fresh data dir.
 struct Slotgate {
-    child: Child,
+    child: tokio::process::Child,
     base: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -169,7 +169,8 @@ impl Slotgate {
         // The data dir sits on the project's disk (not a tmpfs), so fsyncs are real.
         let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
         let dir = tempfile::tempdir_in(target).expect("a temp dir under target/");
-        let (child, url) = common::spawn(dir.path()).await;
+        let (child, port, _log) = support::spawn(dir.path()).await;
+        let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .build()
@@ -204,8 +205,8 @@ impl Slotgate {
 
 impl Drop for Slotgate {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // kill_on_drop is set too; this makes it immediate.
+        let _ = self.child.start_kill();
     }
 }
 

@@ -4,11 +4,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::commands::{self, ClientCommand, Conn};
+use crate::commands::{self, ClientCommand, Conn, Failure};
 use crate::server::{ready_line, Server, Settings};
 
 /// slotgate: concurrency control for AI agents on live calls.
@@ -50,66 +53,150 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
-    #[arg(long, env = "SLOTGATE_LISTEN", default_value = "127.0.0.1:7878")]
+    #[arg(
+        long,
+        env = "SLOTGATE_LISTEN",
+        hide_env_values = true,
+        default_value = "127.0.0.1:7878"
+    )]
     pub listen: SocketAddr,
     /// Directory of the embedded store. One server per directory.
-    #[arg(long, env = "SLOTGATE_DATA_DIR", default_value = "./slotgate-data")]
+    #[arg(
+        long,
+        env = "SLOTGATE_DATA_DIR",
+        hide_env_values = true,
+        default_value = "./slotgate-data"
+    )]
     pub data_dir: PathBuf,
-    /// Store: `sqlite` (embedded, in --data-dir) or `redis://host:port/db` (many replicas).
-    #[arg(long, env = "SLOTGATE_STORE", default_value = "sqlite")]
+    /// Store: `sqlite`, embedded in --data-dir (PostgreSQL for many replicas is planned).
+    #[arg(
+        long,
+        env = "SLOTGATE_STORE",
+        hide_env_values = true,
+        default_value = "sqlite"
+    )]
     pub store: String,
     /// How long ended calls stay readable and their ids idempotent (e.g. 24h, 90m).
-    #[arg(long, env = "SLOTGATE_ENDED_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SLOTGATE_ENDED_RETENTION", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub ended_retention: Duration,
     /// How long events stay readable through the events API.
-    #[arg(long, env = "SLOTGATE_EVENT_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SLOTGATE_EVENT_RETENTION", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
     /// Most calls one org may have queued; more are refused with 429 queue_full.
-    #[arg(long, env = "SLOTGATE_QUEUE_CAP", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "SLOTGATE_QUEUE_CAP",
+        hide_env_values = true,
+        default_value_t = 100_000
+    )]
     pub queue_cap: u32,
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
-    #[arg(long, env = "SLOTGATE_METRICS_AUTH")]
+    #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
+    /// Log lines as text (coloured on a terminal only) or as JSON objects, for log collectors.
+    /// `RUST_LOG` sets the level (default `info`; `debug` logs every request).
+    #[arg(long, env = "SLOTGATE_LOG_FORMAT", hide_env_values = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line each, coloured only on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logs to stderr at `RUST_LOG`'s level (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+    }
+}
+
+/// The command line. `serve` takes none of the connection options; it gets
+/// hidden ones of the same names, so the global ones are not shown in its help.
+fn parse() -> Cli {
+    let command = Cli::command().mut_subcommand("serve", |serve| {
+        commands::CONN_ARGS.into_iter().fold(serve, |serve, id| {
+            let arg = clap::Arg::new(id).long(id).hide(true);
+            serve.arg(if id == "json" {
+                arg.action(clap::ArgAction::SetTrue)
+            } else {
+                arg
+            })
+        })
+    });
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs the command line; returns the process's exit code.
-pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+pub fn main() -> ExitCode {
+    let cli = parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime can be built");
-    let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Client(cmd) => runtime
-            .block_on(commands::run(&cli.conn, cmd))
-            .map(|text| println!("{text}")),
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(args.log_format);
+            match runtime.block_on(serve(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Client(cmd) => {
+            init_logging(LogFormat::Text);
+            runtime.block_on(client(&cli.conn, cmd))
+        }
+    }
+}
+
+/// Runs a client subcommand: errors in words (or as the API's error object
+/// with `--json`) on stderr; a closed stdout ends it quietly, as Unix tools do.
+async fn client(conn: &Conn, cmd: ClientCommand) -> ExitCode {
+    let mut source = None;
+    let result = match conn.key() {
+        Ok((key, from)) => {
+            source = Some(from);
+            commands::run(conn, &key, cmd).await
+        }
+        Err(e) => Err(e),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::ExitCode::FAILURE
+        Ok(code) => code,
+        // The reader is gone (`| head`): nothing to say, and nobody to say it to.
+        Err(Failure::StdoutClosed) => ExitCode::from(141),
+        Err(f) if conn.json => {
+            eprintln!("{}", commands::error_json(&f, &conn.url));
+            ExitCode::FAILURE
+        }
+        Err(f) => {
+            eprintln!("error: {}", commands::explain(&f, &conn.url, source));
+            ExitCode::FAILURE
         }
     }
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.store != "sqlite" {
-        return Err(if args.store.starts_with("redis://") {
-            "the Redis store is not in this build yet; run with --store sqlite (the default)".into()
-        } else {
-            format!(
-                "--store must be `sqlite` or `redis://host:port/db`, got {:?}",
-                args.store
-            )
-        });
+        return Err(format!(
+            "--store must be `sqlite` (the embedded store; PostgreSQL is not in this build yet), got {:?}",
+            args.store
+        ));
     }
     let settings = Settings {
         data_dir: args.data_dir,
@@ -119,6 +206,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
     };
+    // Listen first: a taken port must not leave a new data directory and a
+    // new operator key behind.
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server::start(&settings, stop_rx.clone()).map_err(|e| e.to_string())?;
     if let Some(key) = &server.generated_operator_key {
@@ -127,13 +220,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             settings.data_dir.join("operator.key").display()
         );
     }
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("{}", ready_line(addr));
     tokio::spawn(async move {
-        shutdown_signal().await;
+        commands::stop_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
@@ -141,19 +230,4 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .serve(listener, stop_rx)
         .await
         .map_err(|e| e.to_string())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM can be handled");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -1,56 +1,77 @@
-//! The operator's subcommands (`org`, `reserve`, `calls`, `keys`, `status`...),
-//! spoken through the Rust client, printed as tables or JSON.
+//! The client subcommands (`org`, `reserve`, `calls`, `acquire`, `hold`,
+//! `keys`, `status`...), spoken through the Rust client, printed as tables
+//! or JSON.
+//!
+//! - `commands/output.rs`: printing, `--json`, errors in words;
+//! - `commands/status.rs`: the concurrency bar; `commands/hold.rs`: `hold`.
+
+pub mod hold;
+pub mod output;
+pub mod status;
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
-use slotgate_client::{CallFilter, CallState, Client, Org, Reservations, Role};
+use slotgate_client::{Acquire, CallFilter, CallState, CallType, Client, Org, Reservations, Role};
+
+pub use self::hold::stop_signal;
+use self::output::{count, emit};
+pub use self::output::{error_json, explain, Failure, KeySource};
 
 /// Where the server is and which key to use; shared by every client subcommand.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection (every command but serve)")]
 pub struct Conn {
     /// The server's base URL.
     #[arg(
         long,
         env = "SLOTGATE_URL",
         default_value = "http://127.0.0.1:7878",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub url: String,
     /// The key to use. Without it, ./slotgate-data/operator.key is read if present.
     #[arg(long, env = "SLOTGATE_KEY", global = true, hide_env_values = true)]
     pub key: Option<String>,
-    /// Print JSON instead of tables (for scripts).
+    /// Print JSON instead of tables (for scripts); errors too, as the API's error object.
     #[arg(long, global = true)]
     pub json: bool,
 }
+
+/// The names of the connection options, to hide where they do not apply.
+pub const CONN_ARGS: [&str; 3] = ["url", "key", "json"];
 
 /// `slotgate org ...`
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     /// Create an org with a limit (operator key).
+    #[command(after_help = "Example: slotgate org create acme --limit 20")]
     Create {
         /// The org's id.
         id: String,
-        /// Its concurrency limit (plan).
-        #[arg(long)]
+        /// Its concurrency limit (plan), 0 to 1,000,000.
+        #[arg(long, allow_negative_numbers = true, value_parser = slots)]
         limit: u32,
     },
     /// List orgs (operator key).
+    #[command(after_help = "Example: slotgate org list")]
     List,
     /// Show an org: limit, reservations, usage, agents.
+    #[command(after_help = "Example: slotgate org show acme")]
     Show {
         /// The org's id.
         id: String,
     },
     /// Set an org's limit (operator key).
+    #[command(after_help = "Example: slotgate org limit acme 30")]
     Limit {
         /// The org's id.
         id: String,
-        /// The new limit.
+        /// The new limit; not below the sum of reservations.
+        #[arg(allow_negative_numbers = true, value_parser = slots)]
         limit: u32,
     },
 }
@@ -59,6 +80,9 @@ pub enum OrgCommand {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a key for an org; its secret is printed once.
+    #[command(
+        after_help = "Example: slotgate keys create acme --role runtime --name orchestrator"
+    )]
     Create {
         /// The org.
         org: String,
@@ -70,11 +94,13 @@ pub enum KeysCommand {
         name: String,
     },
     /// List an org's keys (no secrets).
+    #[command(after_help = "Example: slotgate keys list acme")]
     List {
         /// The org.
         org: String,
     },
     /// Revoke a key: it stops working at once.
+    #[command(after_help = "Example: slotgate keys revoke acme KEY_ID")]
     Revoke {
         /// The org.
         org: String,
@@ -91,17 +117,39 @@ pub struct ReserveArgs {
     /// The agent.
     pub agent: String,
     /// Reserved browser voice calls.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = slots)]
     pub webcall: u32,
     /// Reserved chats.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = slots)]
     pub chat: u32,
     /// Reserved outbound telephony calls.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = slots)]
     pub outbound: u32,
     /// Reserved inbound telephony calls.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = slots)]
     pub inbound: u32,
+}
+
+/// `slotgate acquire` and `slotgate hold`: the call and how it waits.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The org.
+    pub org: String,
+    /// The agent the call is for.
+    #[arg(long)]
+    pub agent: String,
+    /// Its type.
+    #[arg(long = "type", value_parser = parse_call_type)]
+    pub call_type: CallType,
+    /// The call's id (give one to retry safely); made up if absent.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Lease length in seconds (5 to 3600), renewed by heartbeats.
+    #[arg(long, default_value_t = 60.0)]
+    pub lease_ttl: f64,
+    /// Give up (the call ends `timed_out`) after this many seconds in the queue.
+    #[arg(long)]
+    pub max_wait: Option<f64>,
 }
 
 /// The client subcommands.
@@ -111,8 +159,10 @@ pub enum ClientCommand {
     #[command(subcommand)]
     Org(OrgCommand),
     /// Reserve slots for an agent, per call type (missing types are 0).
+    #[command(after_help = "Example: slotgate reserve acme agent-a --chat 3 --inbound 2")]
     Reserve(ReserveArgs),
     /// Remove an agent's reservations; its slots return to the shared pool.
+    #[command(after_help = "Example: slotgate unreserve acme agent-a")]
     Unreserve {
         /// The org.
         org: String,
@@ -120,6 +170,7 @@ pub enum ClientCommand {
         agent: String,
     },
     /// List live calls: active ones, then queued ones in queue order.
+    #[command(after_help = "Example: slotgate calls acme --state queued")]
     Calls {
         /// The org.
         org: String,
@@ -130,7 +181,49 @@ pub enum ClientCommand {
         #[arg(long)]
         agent: Option<String>,
     },
+    /// Start a call: prints whether it is active (with its slot) or queued (with its position).
+    ///
+    /// The call keeps its slot while heartbeats renew its lease (`slotgate
+    /// heartbeat`) and until `slotgate release`; a queued call stays queued
+    /// for one lease unless something waits on it (`--wait`).
+    #[command(
+        after_help = "Example: slotgate acquire acme --agent agent-a --type chat --id c1 --wait 10"
+    )]
+    Acquire {
+        /// The call.
+        #[command(flatten)]
+        call: CallArgs,
+        /// Wait up to this many seconds (0 to 60) for admission if queued.
+        #[arg(long, default_value_t = 0.0)]
+        wait: f64,
+    },
+    /// Run a command while holding a slot: the shell's `flock`, with slots.
+    ///
+    /// Waits in the queue (showing its position), runs COMMAND while holding
+    /// the slot with heartbeats, and releases it when COMMAND ends, also on
+    /// Ctrl-C or SIGTERM. Exits with COMMAND's status; if the slot is lost,
+    /// says so, stops COMMAND and exits 75.
+    #[command(
+        after_help = "Example: slotgate hold acme --agent agent-a --type outbound -- ./dial.sh +15551234567"
+    )]
+    Hold {
+        /// The call.
+        #[command(flatten)]
+        call: CallArgs,
+        /// The command to run, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Renew a call's lease (or a queued call's place).
+    #[command(after_help = "Example: slotgate heartbeat acme c1")]
+    Heartbeat {
+        /// The org.
+        org: String,
+        /// The call's id.
+        call: String,
+    },
     /// End a call: released if active, cancelled if queued.
+    #[command(after_help = "Example: slotgate release acme c1")]
     Release {
         /// The org.
         org: String,
@@ -141,6 +234,7 @@ pub enum ClientCommand {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// The concurrency bar and the agents table, in the terminal.
+    #[command(after_help = "Example: slotgate status acme --watch")]
     Status {
         /// The org.
         org: String,
@@ -150,13 +244,19 @@ pub enum ClientCommand {
     },
 }
 
-fn key(conn: &Conn) -> Result<String, String> {
-    if let Some(k) = &conn.key {
-        return Ok(k.clone());
+/// A number of slots: a whole number from 0 to 1,000,000.
+fn slots(s: &str) -> Result<u32, String> {
+    match s.parse::<i64>() {
+        Ok(n) if (0..=i64::from(slotgate_api::limits::MAX_LIMIT)).contains(&n) => Ok(n as u32),
+        _ => Err(format!(
+            "must be a whole number from 0 to {}, got {s:?}",
+            slotgate_api::limits::MAX_LIMIT
+        )),
     }
-    std::fs::read_to_string("slotgate-data/operator.key")
-        .map(|k| k.trim().to_string())
-        .map_err(|_| "no key: pass --key or set SLOTGATE_KEY (or run from the directory holding slotgate-data/)".into())
+}
+
+fn parse_call_type(s: &str) -> Result<CallType, String> {
+    s.parse().map_err(|e: slotgate_api::FieldError| e.message)
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -170,67 +270,57 @@ fn parse_live_state(s: &str) -> Result<CallState, String> {
     }
 }
 
-fn explain(e: slotgate_client::Error, url: &str) -> String {
-    match e {
-        slotgate_client::Error::Api { error: a, .. } => {
-            let mut s = format!("{} ({})", a.message, a.code);
-            if let Some(n) = a.available {
-                let _ = write!(s, "; available: {n}");
-            }
-            if let Some(n) = a.reserved {
-                let _ = write!(s, "; reserved: {n}");
-            }
-            s
+impl Conn {
+    /// The key to use and where it came from.
+    pub fn key(&self) -> Result<(String, KeySource), Failure> {
+        if let Some(k) = &self.key {
+            let from_env = std::env::var("SLOTGATE_KEY").is_ok_and(|e| &e == k);
+            let source = if from_env {
+                KeySource::Env
+            } else {
+                KeySource::Flag
+            };
+            return Ok((k.clone(), source));
         }
-        slotgate_client::Error::Transport(t) => {
-            let mut s = format!("cannot reach slotgate at {url}: {t}");
-            let mut cause = std::error::Error::source(&t);
-            while let Some(c) = cause {
-                let _ = write!(s, ": {c}");
-                cause = c.source();
-            }
-            s
-        }
-        other => other.to_string(),
-    }
-}
-
-fn out<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> String {
-    if json {
-        serde_json::to_string_pretty(value).expect("API values serialize")
-    } else {
-        human()
-    }
-}
-
-/// Runs a client subcommand; the text to print, or the error in words.
-pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
-    let client = Client::new(&conn.url, &key(conn)?);
-    let e = |err| explain(err, &conn.url);
-    let json = conn.json;
-    Ok(match cmd {
-        ClientCommand::Org(OrgCommand::Create { id, limit }) => {
-            let org = client.create_org(&id, limit).await.map_err(e)?;
-            out(json, &org, || {
-                format!("created org {} with limit {}", org.id, org.limit)
+        std::fs::read_to_string("slotgate-data/operator.key")
+            .map(|k| (k.trim().to_string(), KeySource::File))
+            .map_err(|_| {
+                Failure::Other(
+                    "no key: pass --key or set SLOTGATE_KEY (or run from the directory holding slotgate-data/)".into(),
+                )
             })
+    }
+}
+
+/// Runs a client subcommand and prints its result; the exit code.
+pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode, Failure> {
+    let client = Client::new(&conn.url, key);
+    let json = conn.json;
+    match cmd {
+        ClientCommand::Org(OrgCommand::Create { id, limit }) => {
+            let org = client.create_org(&id, limit).await?;
+            emit(json, &org, || {
+                format!("created org {} with limit {}", org.id, org.limit)
+            })?;
         }
         ClientCommand::Org(OrgCommand::List) => {
-            let orgs = client.orgs().await.map_err(e)?;
-            out(json, &orgs, || orgs_table(&orgs))
+            let orgs = client.orgs().await?;
+            emit(json, &orgs, || orgs_table(&orgs))?;
         }
         ClientCommand::Org(OrgCommand::Show { id }) => {
-            let org = client.org(&id).await.map_err(e)?;
-            out(json, &org, || status(&org, false))
+            let org = client.org(&id).await?;
+            emit(json, &org, || {
+                status::render(&org, status::Look::of_stdout())
+            })?;
         }
         ClientCommand::Org(OrgCommand::Limit { id, limit }) => {
-            let org = client.set_limit(&id, limit).await.map_err(e)?;
-            out(json, &org, || {
+            let org = client.set_limit(&id, limit).await?;
+            emit(json, &org, || {
                 format!(
                     "org {} now has limit {} (shared {})",
                     org.id, org.limit, org.shared
                 )
-            })
+            })?;
         }
         ClientCommand::Reserve(r) => {
             let per = Reservations {
@@ -239,11 +329,8 @@ pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
                 outbound: r.outbound,
                 inbound: r.inbound,
             };
-            let a = client
-                .set_reservations(&r.org, &r.agent, per)
-                .await
-                .map_err(e)?;
-            out(json, &a, || {
+            let a = client.set_reservations(&r.org, &r.agent, per).await?;
+            emit(json, &a, || {
                 format!(
                     "{} reserves {} (webcall {}, chat {}, outbound {}, inbound {})",
                     a.id,
@@ -253,20 +340,17 @@ pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
                     a.reserved.outbound,
                     a.reserved.inbound
                 )
-            })
+            })?;
         }
         ClientCommand::Unreserve { org, agent } => {
-            let a = client.remove_agent(&org, &agent).await.map_err(e)?;
-            out(json, &a, || {
+            let a = client.remove_agent(&org, &agent).await?;
+            emit(json, &a, || {
                 format!("{} has no reservations; its slots are shared again", a.id)
-            })
+            })?;
         }
         ClientCommand::Calls { org, state, agent } => {
-            let calls = client
-                .calls(&org, &CallFilter { state, agent })
-                .await
-                .map_err(e)?;
-            out(json, &calls, || {
+            let calls = client.calls(&org, &CallFilter { state, agent }).await?;
+            emit(json, &calls, || {
                 let mut t = String::from(
                     "CALL                 AGENT            TYPE      STATE    SLOT      POSITION\n",
                 );
@@ -282,32 +366,83 @@ pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
                         c.position.map_or("-".into(), |p| p.to_string())
                     );
                 }
-                let _ = write!(t, "{} calls", calls.len());
-                t
-            })
+                t + &count(calls.len(), "call")
+            })?;
+        }
+        ClientCommand::Acquire { call, wait } => {
+            let (status, c) = client
+                .start_call(&call.org, &acquire_body(&call, Some(wait)))
+                .await?;
+            emit(json, &c, || {
+                match c.state {
+                CallState::Active => format!(
+                    "call {} is active in a {} slot{}",
+                    c.id,
+                    c.slot.map_or("?", |s| s.as_str()),
+                    if status == 200 { " (it existed already)" } else { "" }
+                ),
+                CallState::Queued => format!(
+                    "call {} is queued at position {}; heartbeat it within its lease ({} s) to keep its place",
+                    c.id,
+                    c.position.unwrap_or(0),
+                    c.lease_ttl_s
+                ),
+                CallState::Ended => format!(
+                    "call {} has ended ({})",
+                    c.id,
+                    c.end_reason.map_or("?", |r| r.as_str())
+                ),
+            }
+            })?;
+        }
+        ClientCommand::Hold { call, command } => {
+            let mut req = Acquire::new(&call.agent, call.call_type)
+                .lease_ttl(Duration::from_secs_f64(call.lease_ttl.clamp(5.0, 3600.0)));
+            if let Some(id) = &call.id {
+                req = req.id(id);
+            }
+            if let Some(w) = call.max_wait {
+                req = req.max_wait(Duration::from_secs_f64(w.max(0.001)));
+            }
+            return hold::run(&client, &call.org, req, &command).await;
+        }
+        ClientCommand::Heartbeat { org, call } => {
+            let c = client.heartbeat(&org, &call, None).await?;
+            emit(json, &c, || {
+                let until = c
+                    .lease_expires_at
+                    .as_deref()
+                    .or(c.hold_expires_at.as_deref());
+                format!(
+                    "call {} ({}) renewed{}",
+                    c.id,
+                    c.state,
+                    until.map_or(String::new(), |t| format!(" until {t}"))
+                )
+            })?;
         }
         ClientCommand::Release { org, call } => {
-            let c = client.release(&org, &call).await.map_err(e)?;
-            out(json, &c, || {
+            let c = client.release(&org, &call).await?;
+            emit(json, &c, || {
                 format!(
                     "call {} ended: {}",
                     c.id,
                     c.end_reason.map_or("?", |r| r.as_str())
                 )
-            })
+            })?;
         }
         ClientCommand::Keys(KeysCommand::Create { org, role, name }) => {
-            let k = client.create_key(&org, role, &name).await.map_err(e)?;
-            out(json, &k, || {
+            let k = client.create_key(&org, role, &name).await?;
+            emit(json, &k, || {
                 format!(
                     "key {} ({}, {}) created; its secret, shown only now:\n{}",
                     k.id, k.name, k.role, k.key
                 )
-            })
+            })?;
         }
         ClientCommand::Keys(KeysCommand::List { org }) => {
-            let keys = client.keys(&org).await.map_err(e)?;
-            out(json, &keys, || {
+            let keys = client.keys(&org).await?;
+            emit(json, &keys, || {
                 let mut t =
                     String::from("ID                NAME                 ROLE     CREATED\n");
                 for k in &keys {
@@ -317,29 +452,31 @@ pub async fn run(conn: &Conn, cmd: ClientCommand) -> Result<String, String> {
                         k.id, k.name, k.role, k.created_at
                     );
                 }
-                let _ = write!(t, "{} keys", keys.len());
-                t
-            })
+                t + &count(keys.len(), "key")
+            })?;
         }
         ClientCommand::Keys(KeysCommand::Revoke { org, id }) => {
-            client.revoke_key(&org, &id).await.map_err(e)?;
-            out(json, &serde_json::json!({"revoked": id}), || {
+            client.revoke_key(&org, &id).await?;
+            emit(json, &serde_json::json!({"revoked": id}), || {
                 format!("key {id} revoked")
-            })
+            })?;
         }
         ClientCommand::Status { org, watch } => {
-            let color = std::io::stdout().is_terminal();
-            loop {
-                let o = client.org(&org).await.map_err(e)?;
-                let text = out(json, &o, || status(&o, color));
-                if !watch {
-                    break text;
-                }
-                print!("\x1b[2J\x1b[H{text}\n\n(updating every 2 s; Ctrl-C to stop)\n");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
+            status::run(&client, &org, watch, json, &conn.url).await?;
         }
-    })
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The acquire request of `slotgate acquire`.
+fn acquire_body(call: &CallArgs, wait: Option<f64>) -> slotgate_api::AcquireCall {
+    slotgate_api::AcquireCall {
+        id: call.id.clone(),
+        lease_ttl_s: Some(call.lease_ttl),
+        max_wait_s: call.max_wait,
+        wait_s: wait,
+        ..slotgate_api::AcquireCall::new(call.agent.clone(), call.call_type)
+    }
 }
 
 fn orgs_table(orgs: &[Org]) -> String {
@@ -351,87 +488,5 @@ fn orgs_table(orgs: &[Org]) -> String {
             o.id, o.limit, o.reserved, o.shared, o.active, o.queued
         );
     }
-    let _ = write!(t, "{} orgs", orgs.len());
-    t
-}
-
-const BAR: usize = 60;
-const COLORS: [u8; 6] = [34, 35, 32, 36, 33, 31];
-
-/// The org as text: its numbers, the concurrency bar and the agents table.
-pub fn status(o: &Org, color: bool) -> String {
-    let mut t = format!(
-        "{}  limit {} · reserved {} · shared {} · active {} · queued {}\n",
-        o.id, o.limit, o.reserved, o.shared, o.active, o.queued
-    );
-    // One segment per agent with a reservation, then shared; '#' in use, '.' free.
-    let reserved: Vec<_> = o.agents.iter().filter(|a| a.reserved_total > 0).collect();
-    let width = |slots: u32| {
-        if o.limit == 0 {
-            0
-        } else {
-            (slots as usize * BAR).div_ceil(o.limit as usize)
-        }
-    };
-    let mut bar = String::from("[");
-    let mut legend = String::new();
-    let paint = |s: &str, i: usize| {
-        if color {
-            format!("\x1b[{}m{s}\x1b[0m", COLORS[i % COLORS.len()])
-        } else {
-            s.to_string()
-        }
-    };
-    for (i, a) in reserved.iter().enumerate() {
-        let w = width(a.reserved_total).max(1);
-        let used = (a.reserved_in_use as usize * w)
-            .div_ceil(a.reserved_total.max(1) as usize)
-            .min(w);
-        let mark = (b'A' + (i % 26) as u8) as char;
-        bar.push_str(&paint(
-            &format!("{}{}", mark.to_string().repeat(used), ".".repeat(w - used)),
-            i,
-        ));
-        bar.push('|');
-        let _ = write!(
-            legend,
-            "{mark} {} {}/{}   ",
-            a.id, a.reserved_in_use, a.reserved_total
-        );
-    }
-    let w = width(o.shared);
-    let used = if o.shared == 0 {
-        0
-    } else {
-        (o.shared_in_use.min(o.shared) as usize * w)
-            .div_ceil(o.shared as usize)
-            .min(w)
-    };
-    bar.push_str(&format!("{}{}", "#".repeat(used), ".".repeat(w - used)));
-    bar.push(']');
-    let _ = write!(legend, "# shared {}/{}", o.shared_in_use, o.shared);
-    let _ = writeln!(t, "{bar}\n{legend}");
-    if o.queued > 0 {
-        let _ = writeln!(t, "{} queued", o.queued);
-    }
-    let _ = writeln!(
-        t,
-        "\nAGENT                 WEBCALL     CHAT        OUTBOUND    INBOUND     ACTIVE  QUEUED"
-    );
-    for a in &o.agents {
-        let cell = |r: u32, n: u32, q: u32| format!("{r} {n}/{q}");
-        let _ = writeln!(
-            t,
-            "{:<20}  {:<10}  {:<10}  {:<10}  {:<10}  {:>6}  {:>6}",
-            a.id,
-            cell(a.reserved.webcall, a.active.webcall, a.queued.webcall),
-            cell(a.reserved.chat, a.active.chat, a.queued.chat),
-            cell(a.reserved.outbound, a.active.outbound, a.queued.outbound),
-            cell(a.reserved.inbound, a.active.inbound, a.queued.inbound),
-            a.active.total(),
-            a.queued.total()
-        );
-    }
-    let _ = write!(t, "(per type: reserved, then active/queued)");
-    t
+    t + &count(orgs.len(), "org")
 }

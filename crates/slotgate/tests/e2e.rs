@@ -6,6 +6,7 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -1420,4 +1421,58 @@ async fn every_400_names_the_offending_body_field() {
         let message = v["error"]["message"].as_str().unwrap_or("");
         assert!(message.starts_with(field), "{body}: names {field}: {v}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
+    let s = Server::start().await;
+    assert!(
+        !s.stderr().contains('\x1b'),
+        "no colour codes in a log file: {:?}",
+        s.stderr()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = |listen: &str, extra: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_slotgate"));
+        c.args(["serve", "--listen", listen, "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .env_remove("SLOTGATE_OPERATOR_KEY");
+        c
+    };
+    let out = serve(&format!("127.0.0.1:{}", s.port), &[])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot listen on"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("operator key"));
+    assert!(
+        !data.exists(),
+        "a server that cannot listen creates no data directory"
+    );
+    let mut json = serve("127.0.0.1:0", &["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(json.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    json.kill().unwrap();
+    json.wait().unwrap();
+    let line: Value = serde_json::from_str(&first).expect("a JSON log line");
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ready on"),
+        "{first}"
+    );
 }

@@ -210,13 +210,12 @@ fn client(key: Option<&str>) -> Client {
 /// Starts `slotgate serve --listen 127.0.0.1:0 --data-dir DIR` and waits for
 /// `slotgate ready on http://127.0.0.1:PORT`; returns the child, the port and
 /// its stderr (collected in the background from then on).
-async fn spawn(dir: &Path) -> (Child, u16, Arc<Mutex<String>>) {
+pub async fn spawn(dir: &Path) -> (Child, u16, Arc<Mutex<String>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_slotgate"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("SLOTGATE_OPERATOR_KEY", OPERATOR_KEY)
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
