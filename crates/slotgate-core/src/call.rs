@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::ids::CallId;
+use crate::id::CallId;
 use crate::time::Timestamp;
 use crate::timers::{Deadlines, Link, Nodes, Timer, TimerKind};
 use crate::types::{CallState, EndReason, Slot};

@@ -29,7 +29,7 @@ use crate::call::{Call, Phase};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::fifo::Fifo;
-use crate::ids::{AgentId, OrgId};
+use crate::id::{AgentId, OrgId};
 use crate::index::CallIndex;
 use crate::time::Timestamp;
 use crate::timers::Timers;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{group_agent, group_id, group_type, Org};
 use crate::call::{Call, Phase, Waiting, MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
-use crate::engine::{AcquireRequest, Acquired, WaitToken};
+use crate::command::{AcquireRequest, Acquired, WaitToken};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::time::Timestamp;

@@ -9,7 +9,7 @@ use super::{group_id, Org};
 use crate::call::{Call, Phase, Waiting};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::ids::AgentId;
+use crate::id::AgentId;
 use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
 use crate::types::{CallType, Reservations};

@@ -3,7 +3,7 @@
 use super::{group_agent, group_id, group_type, Org};
 use crate::call::Phase;
 use crate::error::Result;
-use crate::ids::AgentId;
+use crate::id::AgentId;
 use crate::types::{CallState, CallType, PerType};
 use crate::view::{AgentView, CallView, OrgView};
 
