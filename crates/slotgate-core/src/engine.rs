@@ -6,9 +6,7 @@
 //! retention) are the engine's to track and the driver's to honour: the driver
 //! sleeps until [`Engine::poll_timeout`] and then calls [`Engine::handle_timeout`].
 
-use std::collections::BTreeSet;
-
-use hashbrown::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 pub use crate::command::{AcquireRequest, Acquired, Config, WaitToken};
@@ -75,12 +73,7 @@ impl Engine {
         if self.orgs.contains_key(&id) {
             return Err(Error::OrgExists);
         }
-        let config = OrgConfig {
-            queue_cap: self.config.queue_cap,
-            retention_ms: u64::try_from(self.config.ended_retention.as_millis())
-                .unwrap_or(u64::MAX),
-        };
-        let org = Org::new(id.clone(), limit, config, now, &mut self.events)?;
+        let org = Org::new(id.clone(), limit, self.org_config(), now, &mut self.events)?;
         let view = org.view();
         self.orgs.insert(
             id,

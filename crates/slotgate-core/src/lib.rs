@@ -33,10 +33,11 @@
 //! - [`engine`]: the multi-org engine, its commands and its clock handling;
 //!   `command`: what those commands take and answer ([`Config`],
 //!   [`AcquireRequest`], [`Acquired`], [`WaitToken`]).
-//! - `org`: one org's counts, admission rule and dispatch (`org.rs`), a call's
-//!   life in it (`org/lifecycle.rs`) and its read views (`org/views.rs`).
-//! - `timers`: an org's deadlines, earliest first; `fifo`: a group's queued
-//!   calls in arrival order; `index`: an org's call ids; `call`: a call's record.
+//! - `org`: one org's calls, their lives and deadlines, dispatch, read views,
+//!   and rebuilding from a store.
+//! - `pool`: an org's counts, the admission rule and the queue (which call
+//!   dispatch admits next, positions); `timers`: an org's deadlines, earliest
+//!   first; `call`: a call's record and phases.
 //! - [`ids`] (checks; the types in `id`), [`types`] (the API's closed sets,
 //!   from `slotgate-api`), [`time`]: validated domain values.
 //! - [`view`], [`event`]: what the engine reports, and `contract`: the same in the
@@ -44,8 +45,8 @@
 //! - [`error`]: every refusal.
 //!
 //! Modules depend one way: the vocabulary (`time`, `id`, `types`) first, then
-//! `view`, `error` and the checks (`ids`), then `command`, the org's
-//! parts and `org`, and `engine` last.
+//! `view`, `error` and the checks (`ids`), then `command`, the org's parts
+//! (`pool`, `timers`, `call`) and `org`, `contract`, and `engine` last.
 
 #![forbid(unsafe_code)]
 
@@ -55,11 +56,10 @@ mod contract;
 pub mod engine;
 pub mod error;
 pub mod event;
-mod fifo;
 mod id;
 pub mod ids;
-mod index;
 mod org;
+mod pool;
 pub mod restore;
 pub mod time;
 mod timers;
