@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::id::{AgentId, CallId};
 use crate::pool::GroupId;
 use crate::time::Timestamp;
-use crate::timers::{Filed, TimerKind, Wanted};
+use crate::timers::{Filed, TimerKind, Timers, Wanted};
 use crate::types::{CallState, EndReason, Slot};
 use crate::view::CallView;
 
@@ -115,6 +115,12 @@ impl Call {
             ],
             Phase::Ended { .. } => [None, None],
         }
+    }
+
+    /// Brings the call's entries in `timers` in line with its phase.
+    pub(crate) fn refile(&mut self, timers: &mut Timers) {
+        let wanted = self.deadlines();
+        timers.refile(&self.id, &mut self.filed, wanted);
     }
 
     /// The lease length.

@@ -6,13 +6,13 @@
 //! retention) are the engine's to track and the driver's to honour: the driver
 //! sleeps until [`Engine::poll_timeout`] and then calls [`Engine::handle_timeout`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub use crate::command::{AcquireRequest, Acquired, Config, WaitToken};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::id::{AgentId, OrgId};
+use crate::id::{AgentId, IdMap, OrgId};
 use crate::org::{Org, OrgConfig};
 use crate::restore::RestoredCall;
 use crate::time::Timestamp;
@@ -30,7 +30,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
-    orgs: HashMap<OrgId, Entry>,
+    orgs: IdMap<OrgId, Entry>,
     /// Each org's next deadline, so the engine's is the first one: O(log orgs).
     deadlines: BTreeSet<(Timestamp, OrgId)>,
     /// Events not yet drained by the driver.
@@ -45,7 +45,7 @@ impl Engine {
     pub fn new(config: Config) -> Self {
         Engine {
             config,
-            orgs: HashMap::new(),
+            orgs: IdMap::default(),
             deadlines: BTreeSet::new(),
             events: Vec::new(),
             clock: Timestamp::default(),

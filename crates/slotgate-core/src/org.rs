@@ -6,15 +6,15 @@
 //! them. Rebuilding from a store (`restore_*`, then [`Org::resume`]) files
 //! calls through the same steps as live commands, without events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::call::{check_lease_ttl, check_max_wait, Call, Phase, Waiting};
 use crate::command::{AcquireRequest, Acquired, WaitToken};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
-use crate::id::{AgentId, CallId, OrgId};
-use crate::pool::{GroupId, Pool};
+use crate::id::{AgentId, CallId, IdMap, OrgId};
+use crate::pool::Pool;
 use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
 use crate::timers::{TimerKind, Timers};
@@ -38,7 +38,7 @@ pub(crate) struct Org {
     /// The counts, the admission rule and the queue.
     pool: Pool,
     /// Every call the org knows: queued, active, and ended within retention.
-    calls: HashMap<CallId, Call>,
+    calls: IdMap<CallId, Call>,
     /// Deadlines of queued and active calls.
     timers: Timers,
     /// Ended calls in the order they end, with the instant they are forgotten.
@@ -62,7 +62,7 @@ impl Org {
             id,
             config,
             pool: Pool::new(limit)?,
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             timers: Timers::default(),
             retained: VecDeque::new(),
             next_seq: 1,
@@ -132,16 +132,15 @@ impl Org {
             Some(w) => now.add_millis(check_max_wait(w)?),
             None => Timestamp::NEVER,
         };
-        let admit = self
-            .pool
-            .admissible(self.pool.find_group(&req.agent, req.call_type));
+        let group = self.pool.find_group(&req.agent, req.call_type);
+        let admit = self.pool.admissible(group);
         if !admit && self.pool.queued() >= self.config.queue_cap as usize {
             return Err(Error::QueueFull {
                 cap: self.config.queue_cap,
             });
         }
 
-        let g = self.pool.group_of(&req.agent, req.call_type);
+        let g = group.unwrap_or_else(|| self.pool.group_of(&req.agent, req.call_type));
         let lease_until = now.add_millis(u64::from(lease_ttl_ms));
         if admit {
             let slot = self.pool.occupy(g);
@@ -150,34 +149,34 @@ impl Org {
                 admitted_at: now,
                 lease_expires_at: lease_until,
             };
-            self.insert_call(Call::new(req.id.clone(), g, lease_ttl_ms, None, phase));
-            self.emit_admitted(&req.id, slot, now, out);
-            return Ok(Acquired::Admitted(self.view_of(req.id.as_str())));
+            let call = Call::new(req.id, g, lease_ttl_ms, None, phase);
+            let view = call.view(&req.agent, None);
+            let kind = admitted_event(&call, &req.agent, slot, now);
+            self.insert_call(call);
+            self.emit(now, kind, out);
+            return Ok(Acquired::Admitted(view));
         }
-        let waiting = Waiting {
-            seq: 0, // set by `enqueue`
+        let phase = Phase::Queued(Waiting {
+            seq: self.take_seq(),
             hold_until: lease_until,
             waits: 0,
             max_wait_at,
-        };
-        let call = Call::new(
-            req.id.clone(),
-            g,
-            lease_ttl_ms,
-            Some(now),
-            Phase::Queued(waiting),
-        );
-        self.enqueue(call);
+        });
+        let call = Call::new(req.id, g, lease_ttl_ms, Some(now), phase);
+        // The newest queued call is the last.
+        let position = self.pool.queued() as u64 + 1;
+        let view = call.view(&req.agent, Some(position));
         let kind = EventKind::CallQueued {
-            call: req.id.clone(),
+            call: call.id.clone(),
             agent: req.agent,
             call_type: req.call_type,
-            position: self.pool.queued() as u64,
+            position,
             lease_ttl_ms: u64::from(lease_ttl_ms),
             max_wait_expires_at: max_wait_at.finite(),
         };
+        self.insert_call(call);
         self.emit(now, kind, out);
-        Ok(Acquired::Queued(self.view_of(req.id.as_str())))
+        Ok(Acquired::Queued(view))
     }
 
     /// The caller ends its call: `released` if active, `cancelled` if queued.
@@ -193,10 +192,8 @@ impl Org {
             Phase::Active { .. } => EndReason::Released,
             Phase::Ended { .. } => return Ok(self.view_of(id)),
         };
-        self.end(id, reason, now, out);
-        let view = self.view_of(id);
+        let view = self.end(id, reason, now, out);
         self.dispatch(now, out);
-        self.forget_if_unretained(id);
         Ok(view)
     }
 
@@ -287,7 +284,6 @@ impl Org {
                     TimerKind::Lease => EndReason::Expired,
                 };
                 self.end(id.as_str(), reason, at, out);
-                self.forget_if_unretained(id.as_str());
             }
             self.dispatch(at, out);
         }
@@ -322,16 +318,19 @@ impl Org {
         let lease_ttl_ms = u32::try_from(c.lease_ttl.as_millis())
             .map_err(|_| Error::invalid("lease_ttl_s", "too long"))?;
         let g = self.pool.group_of(&c.agent, c.call_type);
-        let call = |phase| Call::new(c.id.clone(), g, lease_ttl_ms, c.queued_at, phase);
+        let call = |phase| Call::new(c.id, g, lease_ttl_ms, c.queued_at, phase);
         match c.state {
             RestoredState::Queued {
                 max_wait_expires_at,
-            } => self.enqueue(call(Phase::Queued(Waiting {
-                seq: 0, // set by `enqueue`
-                hold_until: Timestamp::NEVER,
-                waits: 0,
-                max_wait_at: max_wait_expires_at.unwrap_or(Timestamp::NEVER),
-            }))),
+            } => {
+                let phase = Phase::Queued(Waiting {
+                    seq: self.take_seq(),
+                    hold_until: Timestamp::NEVER,
+                    waits: 0,
+                    max_wait_at: max_wait_expires_at.unwrap_or(Timestamp::NEVER),
+                });
+                self.insert_call(call(phase));
+            }
             RestoredState::Active { slot, admitted_at } => {
                 // The slot is the one reported at admission; the counts are today's.
                 self.pool.occupy(g);
@@ -346,15 +345,12 @@ impl Org {
                 admitted_at,
                 ended_at,
                 reason,
-            } => {
-                self.insert_call(call(Phase::Ended {
-                    slot,
-                    admitted_at,
-                    ended_at,
-                    reason,
-                }));
-                self.retain(&c.id, ended_at);
-            }
+            } => self.retain(call(Phase::Ended {
+                slot,
+                admitted_at,
+                ended_at,
+                reason,
+            })),
         }
         Ok(())
     }
@@ -445,23 +441,21 @@ impl Org {
         self.calls.get(id).ok_or(Error::CallNotFound)
     }
 
-    /// Files a new call and its deadlines.
-    fn insert_call(&mut self, call: Call) {
-        let id = call.id.clone();
-        let previous = self.calls.insert(id.clone(), call);
-        debug_assert!(previous.is_none(), "a new id");
-        self.update_call(id.as_str(), |_| {});
+    /// The next queue sequence number.
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
     }
 
-    /// Files a new queued call: the next seq, the pool's queue, the call table.
-    fn enqueue(&mut self, mut call: Call) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Phase::Queued(w) = &mut call.phase {
-            w.seq = seq;
+    /// Files a new call: its deadlines, its place in the queue if it is
+    /// queued, and the call table.
+    fn insert_call(&mut self, mut call: Call) {
+        call.refile(&mut self.timers);
+        if let Phase::Queued(w) = &call.phase {
+            self.pool.enqueue(w.seq, call.id.clone(), call.group);
         }
-        self.pool.enqueue(seq, call.id.clone(), call.group);
-        self.insert_call(call);
+        let previous = self.calls.insert(call.id.clone(), call);
+        debug_assert!(previous.is_none(), "a new id");
     }
 
     /// Changes one known call and keeps its deadlines in step. All changes to a
@@ -469,8 +463,7 @@ impl Org {
     fn update_call<R>(&mut self, id: &str, change: impl FnOnce(&mut Call) -> R) -> R {
         let call = self.calls.get_mut(id).expect("the call is known");
         let result = change(call);
-        let wanted = call.deadlines();
-        self.timers.refile(&call.id, &mut call.filed, wanted);
+        call.refile(&mut self.timers);
         result
     }
 
@@ -496,38 +489,31 @@ impl Org {
     fn dispatch(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         while let Some(seq) = self.pool.next_admissible() {
             let id = self.pool.dequeue(seq);
-            let g = self.calls[id.as_str()].group;
-            let slot = self.pool.occupy(g);
-            self.update_call(id.as_str(), |call| {
-                call.phase = Phase::Active {
-                    slot,
-                    admitted_at: now,
-                    lease_expires_at: now.add_millis(call.lease_ttl_ms()),
-                }
-            });
-            self.emit_admitted(&id, slot, now, out);
+            let call = self.calls.get_mut(&id).expect("a queued call is known");
+            let slot = self.pool.occupy(call.group);
+            call.phase = Phase::Active {
+                slot,
+                admitted_at: now,
+                lease_expires_at: now.add_millis(call.lease_ttl_ms()),
+            };
+            call.refile(&mut self.timers);
+            let kind = admitted_event(call, self.pool.agent_id(call.group), slot, now);
+            self.emit(now, kind, out);
         }
     }
 
-    /// Emits `call.admitted` for a call just made active.
-    fn emit_admitted(&mut self, id: &CallId, slot: Slot, now: Timestamp, out: &mut Vec<Event>) {
-        let call = &self.calls[id];
-        let kind = EventKind::CallAdmitted {
-            call: id.clone(),
-            agent: self.pool.agent_id(call.group).clone(),
-            call_type: call.group.call_type,
-            slot,
-            waited_ms: call.queued_at.map_or(0, |q| now.millis_since(q)),
-            lease_ttl_ms: call.lease_ttl_ms(),
-        };
-        self.emit(now, kind, out);
-    }
-
     /// Ends a live call once: frees its slot or its queue place, records the
-    /// reason, emits `call.ended`. The caller dispatches afterwards.
-    fn end(&mut self, id: &str, reason: EndReason, now: Timestamp, out: &mut Vec<Event>) {
-        let call = &self.calls[id];
-        let g: GroupId = call.group;
+    /// reason, emits `call.ended`, and keeps the call for the retention window
+    /// or forgets it. Returns the call as it ended. The caller dispatches afterwards.
+    fn end(
+        &mut self,
+        id: &str,
+        reason: EndReason,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> CallView {
+        let mut call = self.calls.remove(id).expect("a live call is known");
+        let g = call.group;
         let (slot, admitted_at) = match call.phase {
             Phase::Queued(Waiting { seq, .. }) => {
                 self.pool.dequeue(seq);
@@ -541,37 +527,36 @@ impl Org {
             }
             Phase::Ended { .. } => unreachable!("a call ends once: callers check it is live"),
         };
-        self.update_call(id, |call| {
-            call.phase = Phase::Ended {
-                slot,
-                admitted_at,
-                ended_at: now,
-                reason,
-            }
-        });
-        let call_id = self.calls[id].id.clone();
+        call.phase = Phase::Ended {
+            slot,
+            admitted_at,
+            ended_at: now,
+            reason,
+        };
+        call.refile(&mut self.timers);
+        let agent = self.pool.agent_id(g);
+        let view = call.view(agent, None);
         let kind = EventKind::CallEnded {
-            call: call_id.clone(),
-            agent: self.pool.agent_id(g).clone(),
+            call: call.id.clone(),
+            agent: agent.clone(),
             call_type: g.call_type,
             reason,
         };
         self.emit(now, kind, out);
-        self.retain(&call_id, now);
+        self.retain(call);
+        view
     }
 
-    /// Keeps an ended call readable for the retention window from `ended_at`.
-    fn retain(&mut self, id: &CallId, ended_at: Timestamp) {
+    /// Keeps an ended call readable for the retention window from its end;
+    /// with no window, it is forgotten at once.
+    fn retain(&mut self, call: Call) {
+        let Phase::Ended { ended_at, .. } = call.phase else {
+            unreachable!("only ended calls are retained")
+        };
         if self.config.retention_ms > 0 {
             let until = ended_at.add_millis(self.config.retention_ms);
-            self.retained.push_back((until, id.clone()));
-        }
-    }
-
-    /// With no retention window, an ended call is forgotten at once.
-    fn forget_if_unretained(&mut self, id: &str) {
-        if self.config.retention_ms == 0 {
-            self.calls.remove(id);
+            self.retained.push_back((until, call.id.clone()));
+            self.calls.insert(call.id.clone(), call);
         }
     }
 
@@ -584,6 +569,18 @@ impl Org {
             at,
             kind,
         });
+    }
+}
+
+/// `call.admitted` for `call`, just made active in `slot`.
+fn admitted_event(call: &Call, agent: &AgentId, slot: Slot, now: Timestamp) -> EventKind {
+    EventKind::CallAdmitted {
+        call: call.id.clone(),
+        agent: agent.clone(),
+        call_type: call.group.call_type,
+        slot,
+        waited_ms: call.queued_at.map_or(0, |q| now.millis_since(q)),
+        lease_ttl_ms: call.lease_ttl_ms(),
     }
 }
 

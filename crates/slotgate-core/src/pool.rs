@@ -12,12 +12,12 @@
 //! group's oldest call. So the oldest admissible call is found in O(log q): the
 //! oldest of the org when the shared pool has room, else the oldest ready one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use wabi_tree::OSBTreeMap;
 
 use crate::error::{Error, Result};
-use crate::id::{AgentId, CallId};
+use crate::id::{AgentId, CallId, IdMap};
 use crate::types::{CallType, PerType, Reservations, Slot, MAX_LIMIT};
 use crate::view::AgentView;
 
@@ -74,7 +74,7 @@ pub(crate) struct Pool {
     /// Every agent seen, by index; never removed (a removed agent has zeros).
     agents: Vec<Agent>,
     /// Agent id -> index in `agents`.
-    agent_index: HashMap<AgentId, u32>,
+    agent_index: IdMap<AgentId, u32>,
     /// All queued calls, `seq -> (call, group)`; ranks are positions.
     queue: OSBTreeMap<u64, (CallId, GroupId)>,
     /// Groups with reserved room and a queued call, by `(oldest seq, group)`.
@@ -91,7 +91,7 @@ impl Pool {
             active: 0,
             shared_in_use: 0,
             agents: Vec::new(),
-            agent_index: HashMap::new(),
+            agent_index: IdMap::default(),
             queue: OSBTreeMap::new(),
             ready: BTreeSet::new(),
         })
