@@ -38,7 +38,10 @@ pub(crate) struct Org {
     /// The counts, the admission rule and the queue.
     pool: Pool,
     /// Every call the org knows: queued, active, and ended within retention.
-    calls: IdMap<CallId, Call>,
+    /// Boxed, so the table's slots are small: a profile of acquire+release on
+    /// 10,000 calls spent most of its time on cache misses in a table of
+    /// 144-byte slots, and a freed box is the next one allocated.
+    calls: IdMap<CallId, Box<Call>>,
     /// Deadlines of queued and active calls.
     timers: Timers,
     /// Ended calls in the order they end, with the instant they are forgotten.
@@ -345,12 +348,12 @@ impl Org {
                 admitted_at,
                 ended_at,
                 reason,
-            } => self.retain(call(Phase::Ended {
+            } => self.retain(Box::new(call(Phase::Ended {
                 slot,
                 admitted_at,
                 ended_at,
                 reason,
-            })),
+            }))),
         }
         Ok(())
     }
@@ -438,7 +441,7 @@ impl Org {
     // ---- The steps every command is made of. ----
 
     fn get(&self, id: &str) -> Result<&Call> {
-        self.calls.get(id).ok_or(Error::CallNotFound)
+        self.calls.get(id).map(|c| &**c).ok_or(Error::CallNotFound)
     }
 
     /// The next queue sequence number.
@@ -454,7 +457,7 @@ impl Org {
         if let Phase::Queued(w) = &call.phase {
             self.pool.enqueue(w.seq, call.id.clone(), call.group);
         }
-        let previous = self.calls.insert(call.id.clone(), call);
+        let previous = self.calls.insert(call.id.clone(), Box::new(call));
         debug_assert!(previous.is_none(), "a new id");
     }
 
@@ -549,7 +552,7 @@ impl Org {
 
     /// Keeps an ended call readable for the retention window from its end;
     /// with no window, it is forgotten at once.
-    fn retain(&mut self, call: Call) {
+    fn retain(&mut self, call: Box<Call>) {
         let Phase::Ended { ended_at, .. } = call.phase else {
             unreachable!("only ended calls are retained")
         };
