@@ -131,10 +131,6 @@ fn acquire_release(c: &mut Criterion) {
         &mut g,
         "baseline: std HashMap (SipHash) insert+remove + counter",
     );
-    baseline::<hashbrown::DefaultHashBuilder>(
-        &mut g,
-        "baseline: HashMap with the engine's hasher (foldhash) insert+remove + counter",
-    );
 
     let sem = tokio::sync::Semaphore::new(20_000);
     let _held: Vec<_> = (0..10_000).map(|_| sem.try_acquire().unwrap()).collect();

@@ -1,11 +1,14 @@
-//! A call's record inside its org.
+//! A call's record inside its org: its phase, its deadlines, and its view.
 
 use std::time::Duration;
 
-use crate::ids::CallId;
+use crate::error::{Error, Result};
+use crate::id::{AgentId, CallId};
+use crate::pool::GroupId;
 use crate::time::Timestamp;
-use crate::timers::{Deadlines, Link, Nodes, Timer, TimerKind};
+use crate::timers::{Filed, TimerKind, Timers, Wanted};
 use crate::types::{CallState, EndReason, Slot};
+use crate::view::CallView;
 
 /// The shortest lease a call may ask for (API.md: `lease_ttl_s` 5 to 3600).
 pub const MIN_LEASE_TTL: Duration = Duration::from_secs(5);
@@ -17,18 +20,18 @@ pub const MAX_MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// One call, in whatever phase it is.
 #[derive(Debug)]
 pub(crate) struct Call {
-    /// Its id, also the key of the org's call index.
+    /// Its id: the key it is filed under in the org and in its deadlines.
     pub(crate) id: CallId,
-    /// Its (agent, type) group: see `org::GroupId`.
-    pub(crate) group: u32,
+    /// Its (agent, type) group, whose counts it moves.
+    pub(crate) group: GroupId,
     /// The lease length, in ms: an active call's lease, and how long a queued call may go unheld.
     pub(crate) lease_ttl_ms: u32,
     /// When it joined the queue; `None` if admitted on arrival.
     pub(crate) queued_at: Option<Timestamp>,
     /// Where it is in its life.
     pub(crate) phase: Phase,
-    /// Its places in the org's deadline lists (see `timers.rs`).
-    pub(crate) links: [Link; 2],
+    /// The entries it has in the org's deadlines, so they can be removed exactly.
+    pub(crate) filed: Filed,
 }
 
 /// A call's phase, with the data only that phase has.
@@ -72,6 +75,24 @@ pub(crate) struct Waiting {
 }
 
 impl Call {
+    /// A new call with no deadlines filed yet.
+    pub(crate) fn new(
+        id: CallId,
+        group: GroupId,
+        lease_ttl_ms: u32,
+        queued_at: Option<Timestamp>,
+        phase: Phase,
+    ) -> Call {
+        Call {
+            id,
+            group,
+            lease_ttl_ms,
+            queued_at,
+            phase,
+            filed: [None, None],
+        }
+    }
+
     /// Queued, active or ended.
     pub(crate) fn state(&self) -> CallState {
         match self.phase {
@@ -81,58 +102,108 @@ impl Call {
         }
     }
 
-    /// The queue state, if queued.
-    pub(crate) fn waiting(&self) -> Option<&Waiting> {
-        match &self.phase {
-            Phase::Queued(w) => Some(w),
-            _ => None,
-        }
-    }
-
-    /// The deadlines this call has now, as the org's timers must hold them
-    /// (`key` is its key in the org's call table).
-    pub(crate) fn deadlines(&self, key: u32) -> Deadlines {
-        let timer = |at: Timestamp, kind, span| {
-            (at != Timestamp::NEVER).then_some(Timer {
-                at,
-                kind,
-                call: key,
-                span,
-            })
-        };
-        let ttl = self.lease_ttl_ms();
+    /// The deadlines this call has now, by slot (see [`Wanted`]).
+    pub(crate) fn deadlines(&self) -> Wanted {
+        let at = |at: Timestamp, kind| (at != Timestamp::NEVER).then_some((at, kind));
         match &self.phase {
             Phase::Active {
                 lease_expires_at, ..
-            } => [timer(*lease_expires_at, TimerKind::Lease, ttl), None],
-            Phase::Queued(w) => {
-                let max_wait = self.queued_at.map_or(0, |q| w.max_wait_at.millis_since(q));
-                [
-                    timer(w.max_wait_at, TimerKind::MaxWait, max_wait),
-                    timer(w.hold_until, TimerKind::Hold, ttl),
-                ]
-            }
+            } => [at(*lease_expires_at, TimerKind::Lease), None],
+            Phase::Queued(w) => [
+                at(w.max_wait_at, TimerKind::MaxWait),
+                at(w.hold_until, TimerKind::Hold),
+            ],
             Phase::Ended { .. } => [None, None],
         }
+    }
+
+    /// Brings the call's entries in `timers` in line with its phase.
+    pub(crate) fn refile(&mut self, timers: &mut Timers) {
+        let wanted = self.deadlines();
+        timers.refile(&self.id, &mut self.filed, wanted);
     }
 
     /// The lease length.
     pub(crate) fn lease_ttl_ms(&self) -> u64 {
         u64::from(self.lease_ttl_ms)
     }
+
+    /// The call as the API shows it; `position` is its place if queued.
+    pub(crate) fn view(&self, agent: &AgentId, position: Option<u64>) -> CallView {
+        let mut view = CallView {
+            id: self.id.clone(),
+            agent: agent.clone(),
+            call_type: self.group.call_type,
+            state: self.state(),
+            slot: None,
+            position: None,
+            queued_at: self.queued_at,
+            admitted_at: None,
+            lease_expires_at: None,
+            hold_expires_at: None,
+            max_wait_expires_at: None,
+            lease_ttl_ms: self.lease_ttl_ms(),
+            ended_at: None,
+            end_reason: None,
+        };
+        match &self.phase {
+            Phase::Queued(w) => {
+                view.position = position;
+                view.hold_expires_at = w.hold_until.finite();
+                view.max_wait_expires_at = w.max_wait_at.finite();
+            }
+            Phase::Active {
+                slot,
+                admitted_at,
+                lease_expires_at,
+            } => {
+                view.slot = Some(*slot);
+                view.admitted_at = Some(*admitted_at);
+                view.lease_expires_at = Some(*lease_expires_at);
+            }
+            Phase::Ended {
+                slot,
+                admitted_at,
+                ended_at,
+                reason,
+            } => {
+                view.slot = *slot;
+                view.admitted_at = *admitted_at;
+                view.ended_at = Some(*ended_at);
+                view.end_reason = Some(*reason);
+            }
+        }
+        view
+    }
 }
 
-/// The org's deadline lists run through its call table.
-impl Nodes for slab::Slab<Call> {
-    fn links(&mut self, call: u32) -> &mut [Link; 2] {
-        &mut self[call as usize].links
+/// Checks a requested lease length; returns it in ms.
+pub(crate) fn check_lease_ttl(ttl: Duration) -> Result<u32> {
+    if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&ttl) {
+        return Err(Error::invalid(
+            "lease_ttl_s",
+            format!(
+                "must be {} to {} seconds, got {:?}",
+                MIN_LEASE_TTL.as_secs(),
+                MAX_LEASE_TTL.as_secs(),
+                ttl
+            ),
+        ));
     }
+    Ok(ttl.as_millis() as u32)
+}
 
-    fn at(&self, call: u32, slot: usize) -> u64 {
-        let deadline = self[call as usize].deadlines(call)[slot];
-        deadline
-            .expect("a linked deadline is current")
-            .at
-            .as_millis()
+/// Checks a requested `max_wait`; returns it in ms.
+pub(crate) fn check_max_wait(w: Duration) -> Result<u64> {
+    if w.is_zero() || w > MAX_MAX_WAIT {
+        return Err(Error::invalid(
+            "max_wait_s",
+            format!(
+                "must be more than 0 and at most {} seconds, got {:?}",
+                MAX_MAX_WAIT.as_secs(),
+                w
+            ),
+        ));
     }
+    Ok(w.as_millis() as u64)
 }

@@ -7,93 +7,17 @@
 //! sleeps until [`Engine::poll_timeout`] and then calls [`Engine::handle_timeout`].
 
 use std::collections::BTreeSet;
-
-use hashbrown::HashMap;
 use std::time::Duration;
 
+pub use crate::command::{AcquireRequest, Acquired, Config, WaitToken};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::ids::{AgentId, CallId, OrgId};
+use crate::id::{AgentId, IdMap, OrgId};
 use crate::org::{Org, OrgConfig};
 use crate::restore::RestoredCall;
 use crate::time::Timestamp;
-use crate::types::{CallType, Reservations};
+use crate::types::Reservations;
 use crate::view::{AgentView, CallView, OrgView};
-
-/// Engine-wide settings.
-#[derive(Debug, Clone, Copy)]
-pub struct Config {
-    /// Most calls one org may have queued; beyond it acquire answers
-    /// [`Error::QueueFull`] and queues nothing.
-    pub queue_cap: u32,
-    /// How long an ended call stays readable and its id idempotent.
-    pub ended_retention: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            queue_cap: 100_000,
-            ended_retention: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-/// A call asking for a slot.
-#[derive(Debug, Clone)]
-pub struct AcquireRequest {
-    /// The call's id: retries with the same id are idempotent.
-    pub id: CallId,
-    /// The agent it is for.
-    pub agent: AgentId,
-    /// Its type.
-    pub call_type: CallType,
-    /// The lease length (5 s to 1 h), renewed by heartbeats; also how long it may sit unheld in the queue.
-    pub lease_ttl: Duration,
-    /// The longest it may wait in the queue; `None` waits as long as it is held.
-    pub max_wait: Option<Duration>,
-}
-
-impl AcquireRequest {
-    /// The API's default lease length.
-    pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
-
-    /// A request with the default lease and no `max_wait`.
-    pub fn new(id: CallId, agent: AgentId, call_type: CallType) -> Self {
-        AcquireRequest {
-            id,
-            agent,
-            call_type,
-            lease_ttl: Self::DEFAULT_LEASE_TTL,
-            max_wait: None,
-        }
-    }
-}
-
-/// Names the one call a wait was opened on, so that closing the wait cannot
-/// touch a later call that reuses the id. Returned by [`Engine::open_wait`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitToken(pub(crate) u64);
-
-/// The outcome of an acquire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Acquired {
-    /// A new call, admitted at once.
-    Admitted(CallView),
-    /// A new call, queued.
-    Queued(CallView),
-    /// The id exists with the same agent and type: its current state.
-    Existing(CallView),
-}
-
-impl Acquired {
-    /// The call, whatever the outcome.
-    pub fn call(&self) -> &CallView {
-        match self {
-            Acquired::Admitted(c) | Acquired::Queued(c) | Acquired::Existing(c) => c,
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -106,7 +30,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
-    orgs: HashMap<OrgId, Entry>,
+    orgs: IdMap<OrgId, Entry>,
     /// Each org's next deadline, so the engine's is the first one: O(log orgs).
     deadlines: BTreeSet<(Timestamp, OrgId)>,
     /// Events not yet drained by the driver.
@@ -121,7 +45,7 @@ impl Engine {
     pub fn new(config: Config) -> Self {
         Engine {
             config,
-            orgs: HashMap::new(),
+            orgs: IdMap::default(),
             deadlines: BTreeSet::new(),
             events: Vec::new(),
             clock: Timestamp::default(),
@@ -149,12 +73,7 @@ impl Engine {
         if self.orgs.contains_key(&id) {
             return Err(Error::OrgExists);
         }
-        let config = OrgConfig {
-            queue_cap: self.config.queue_cap,
-            retention_ms: u64::try_from(self.config.ended_retention.as_millis())
-                .unwrap_or(u64::MAX),
-        };
-        let org = Org::new(id.clone(), limit, config, now, &mut self.events)?;
+        let org = Org::new(id.clone(), limit, self.org_config(), now, &mut self.events)?;
         let view = org.view();
         self.orgs.insert(
             id,

@@ -1,6 +1,6 @@
 //! Events: every state change of an org, in order, for the driver to persist and stream.
 
-use crate::ids::{AgentId, CallId, OrgId};
+use crate::id::{AgentId, CallId, OrgId};
 use crate::time::Timestamp;
 use crate::types::{CallType, EndReason, Reservations, Slot};
 

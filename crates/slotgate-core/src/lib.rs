@@ -30,28 +30,36 @@
 //!
 //! # Layout
 //!
-//! - [`engine`]: the multi-org engine, its commands and its clock handling.
-//! - `org`: one org's counts, admission rule and dispatch (`org.rs`), a call's
-//!   life in it (`org/lifecycle.rs`) and its read views (`org/views.rs`).
-//! - `timers`: an org's deadlines, earliest first; `fifo`: a group's queued
-//!   calls in arrival order; `index`: an org's call ids.
-//! - `call`: a call's record and phases.
-//! - [`ids`], [`types`], [`time`]: validated domain values.
+//! - [`engine`]: the multi-org engine, its commands and its clock handling;
+//!   `command`: what those commands take and answer ([`Config`],
+//!   [`AcquireRequest`], [`Acquired`], [`WaitToken`]).
+//! - `org`: one org's calls, their lives and deadlines, dispatch, read views,
+//!   and rebuilding from a store.
+//! - `pool`: an org's counts, the admission rule and the queue (which call
+//!   dispatch admits next, positions); `timers`: an org's deadlines, earliest
+//!   first; `call`: a call's record and phases.
+//! - [`ids`] (checks; the types in `id`), [`types`] (the API's closed sets,
+//!   from `slotgate-api`), [`time`]: validated domain values.
 //! - [`view`], [`event`]: what the engine reports, and `contract`: the same in the
 //!   API's shapes (`slotgate-api`); [`restore`]: what a store gives back.
 //! - [`error`]: every refusal.
+//!
+//! Modules depend one way: the vocabulary (`time`, `id`, `types`) first, then
+//! `view`, `error` and the checks (`ids`), then `command`, the org's parts
+//! (`pool`, `timers`, `call`) and `org`, `contract`, and `engine` last.
 
 #![forbid(unsafe_code)]
 
 mod call;
+mod command;
 mod contract;
 pub mod engine;
 pub mod error;
 pub mod event;
-mod fifo;
+mod id;
 pub mod ids;
-mod index;
 mod org;
+mod pool;
 pub mod restore;
 pub mod time;
 mod timers;
@@ -59,7 +67,8 @@ pub mod types;
 pub mod view;
 
 pub use call::{MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
-pub use engine::{AcquireRequest, Acquired, Config, Engine, WaitToken};
+pub use command::{AcquireRequest, Acquired, Config, WaitToken};
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use event::{Event, EventKind};
 pub use ids::{AgentId, CallId, OrgId};

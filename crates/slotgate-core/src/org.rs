@@ -1,79 +1,25 @@
-//! One org: its counts, its queue, and the admission rule of SEMANTICS.md.
+//! One org: its calls' lives (arrival, holds, deadlines, one end each),
+//! dispatch after every change that can free capacity, and its read views.
 //!
-//! The org keeps counts, never slot assignments: `n(a,t)` and `r(a,t)` per
-//! (agent, type) group, and the derived totals `N`, `R` and `shared_in_use`,
-//! each updated by the delta of the one group that changed. The admission rule
-//! reads only these, so every decision is O(1) in the number of agents.
-//!
-//! The queue is an order-statistic tree of sequence numbers (positions in
-//! O(log q)) plus one FIFO per group. A group with reserved room and a queued
-//! call is *ready*; the ready set is ordered by each group's oldest call. So
-//! dispatch finds the oldest admissible call in O(log q): the oldest queued call
-//! of the org when the shared pool has room, else the oldest head of a ready group.
-//!
-//! Calls' life (acquire, end, heartbeat, deadlines) is in `org/lifecycle.rs`,
-//! read views in `org/views.rs`, rebuilding from a store in `org/restore.rs`.
+//! The counts and the queue are the [`Pool`]'s, the deadlines the [`Timers`]';
+//! the org owns the calls (`id -> record`) and keeps those two in step with
+//! them. Rebuilding from a store (`restore_*`, then [`Org::resume`]) files
+//! calls through the same steps as live commands, without events.
 
-mod lifecycle;
-mod restore;
-mod views;
+use std::collections::VecDeque;
+use std::time::Duration;
 
-use std::collections::{BTreeSet, VecDeque};
-
-use hashbrown::HashMap;
-
-use slab::Slab;
-use wabi_tree::OSBTreeMap;
-
-use crate::call::{Call, Phase};
+use crate::call::{check_lease_ttl, check_max_wait, Call, Phase, Waiting};
+use crate::command::{AcquireRequest, Acquired, WaitToken};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
-use crate::fifo::Fifo;
-use crate::ids::{AgentId, OrgId};
-use crate::index::CallIndex;
+use crate::id::{AgentId, CallId, IdMap, OrgId};
+use crate::pool::Pool;
+use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
-use crate::timers::Timers;
-use crate::types::{CallType, Reservations, Slot, MAX_LIMIT};
-use crate::view::AgentView;
-
-/// An (agent, type) pair, as `agent index * 4 + type index`.
-pub(crate) type GroupId = u32;
-
-fn group_id(agent: u32, t: CallType) -> GroupId {
-    agent * 4 + t.index() as u32
-}
-
-fn group_type(g: GroupId) -> CallType {
-    CallType::ALL[(g % 4) as usize]
-}
-
-fn group_agent(g: GroupId) -> usize {
-    (g / 4) as usize
-}
-
-/// The calls of one agent and one type.
-#[derive(Debug, Default)]
-pub(crate) struct Group {
-    /// `r(a,t)`: slots reserved for this group.
-    reserved: u32,
-    /// `n(a,t)`: active calls of this group.
-    active: u32,
-    /// Queued calls of this group, `(seq, call key)`, oldest first.
-    queue: Fifo,
-    /// The key under which this group sits in the org's ready set, if it does.
-    ready_at: Option<u64>,
-}
-
-impl Group {
-    /// Active calls counted against the shared pool: `max(0, n - r)`.
-    fn shared_in_use(&self) -> u32 {
-        self.active.saturating_sub(self.reserved)
-    }
-
-    fn has_reserved_room(&self) -> bool {
-        self.active < self.reserved
-    }
-}
+use crate::timers::{TimerKind, Timers};
+use crate::types::{CallState, EndReason, Reservations, Slot};
+use crate::view::{AgentView, CallView, OrgView};
 
 /// Settings an org takes from its engine.
 #[derive(Debug, Clone, Copy)]
@@ -89,33 +35,21 @@ pub(crate) struct OrgConfig {
 pub(crate) struct Org {
     id: OrgId,
     config: OrgConfig,
-    /// `L`.
-    limit: u32,
-    /// `R`: sum of all groups' `reserved`.
-    reserved: u32,
-    /// `N`: sum of all groups' `active`.
-    active: u32,
-    /// Sum of all groups' `shared_in_use()`.
-    shared_in_use: u32,
-    /// Agent ids by agent index; an agent's groups are `4 * index .. 4 * index + 4`.
-    agents: Vec<AgentId>,
-    agent_index: HashMap<AgentId, u32>,
-    groups: Vec<Group>,
+    /// The counts, the admission rule and the queue.
+    pool: Pool,
     /// Every call the org knows: queued, active, and ended within retention.
-    calls: Slab<Call>,
-    call_index: CallIndex,
-    /// All queued calls, `seq -> call key`; ranks are positions.
-    queue: OSBTreeMap<u64, u32>,
-    /// Groups with reserved room and a queued call, by `(oldest seq, group)`.
-    ready: BTreeSet<(u64, GroupId)>,
+    /// Boxed, so the table's slots are small: a profile of acquire+release on
+    /// 10,000 calls spent most of its time on cache misses in a table of
+    /// 144-byte slots, and a freed box is the next one allocated.
+    calls: IdMap<CallId, Box<Call>>,
+    /// Deadlines of queued and active calls.
+    timers: Timers,
+    /// Ended calls in the order they end, with the instant they are forgotten.
+    retained: VecDeque<(Timestamp, CallId)>,
     /// The next queue sequence number.
     next_seq: u64,
     /// The seq of the last event emitted.
     event_seq: u64,
-    /// Deadlines of queued and active calls.
-    timers: Timers,
-    /// Ended calls in the order they end, with the instant they are forgotten.
-    retained: VecDeque<(Timestamp, u32)>,
 }
 
 impl Org {
@@ -127,25 +61,15 @@ impl Org {
         now: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<Self> {
-        check_limit(limit)?;
         let mut org = Org {
             id,
             config,
-            limit,
-            reserved: 0,
-            active: 0,
-            shared_in_use: 0,
-            agents: Vec::new(),
-            agent_index: HashMap::new(),
-            groups: Vec::new(),
-            calls: Slab::new(),
-            call_index: CallIndex::default(),
-            queue: OSBTreeMap::new(),
-            ready: BTreeSet::new(),
-            next_seq: 1,
-            event_seq: 0,
+            pool: Pool::new(limit)?,
+            calls: IdMap::default(),
             timers: Timers::default(),
             retained: VecDeque::new(),
+            next_seq: 1,
+            event_seq: 0,
         };
         org.emit(now, EventKind::OrgCreated { limit }, out);
         Ok(org)
@@ -156,17 +80,6 @@ impl Org {
         &self.id
     }
 
-    /// `S = L - R`. Never negative: `R <= L` is kept by every change.
-    fn shared_capacity(&self) -> u32 {
-        self.limit - self.reserved
-    }
-
-    /// The admission rule: may a call of group `g` become active now?
-    fn admissible(&self, g: Option<&Group>) -> bool {
-        let reserved_room = g.is_some_and(Group::has_reserved_room);
-        self.active < self.limit && (reserved_room || self.shared_in_use < self.shared_capacity())
-    }
-
     /// Sets the limit. Refused below the sum of reservations; nothing changes then.
     pub(crate) fn set_limit(
         &mut self,
@@ -174,15 +87,8 @@ impl Org {
         now: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<()> {
-        check_limit(limit)?;
-        if limit < self.reserved {
-            return Err(Error::LimitBelowReservations {
-                reserved: self.reserved,
-            });
-        }
-        let old = self.limit;
+        let old = self.pool.set_limit(limit)?;
         if old != limit {
-            self.limit = limit;
             self.emit(now, EventKind::LimitChanged { old, new: limit }, out);
             self.dispatch(now, out);
         }
@@ -198,176 +104,463 @@ impl Org {
         now: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<AgentView> {
-        let old = self.reservations_of(agent);
-        let others = u64::from(self.reserved) - old.total();
-        if others + new.total() > u64::from(self.limit) {
-            return Err(Error::ReservationsExceedLimit {
-                available: self.limit - others as u32,
-            });
-        }
+        let old = self.pool.set_reservations(agent, new)?;
         if old != new {
-            let a = self.agent_or_insert(agent);
-            for t in CallType::ALL {
-                self.update_group(group_id(a, t), |g| g.reserved = new.get(t));
-            }
-            self.emit(
-                now,
-                EventKind::ReservationsChanged {
-                    agent: agent.clone(),
-                    old,
-                    new,
-                },
-                out,
-            );
+            let agent = agent.clone();
+            self.emit(now, EventKind::ReservationsChanged { agent, old, new }, out);
             self.dispatch(now, out);
         }
-        Ok(self.agent_view(agent))
+        Ok(self.pool.agent_view(agent))
     }
 
-    fn reservations_of(&self, agent: &AgentId) -> Reservations {
-        match self.agent_index.get(agent) {
-            Some(&a) => Reservations::from_fn(|t| self.groups[group_id(a, t) as usize].reserved),
-            None => Reservations::default(),
+    /// A call arrives: it is admitted if the rule allows, else queued. A known
+    /// id is an idempotent retry (its current state) or a conflict.
+    pub(crate) fn acquire(
+        &mut self,
+        req: AcquireRequest,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<Acquired> {
+        if let Some(call) = self.calls.get(req.id.as_str()) {
+            let g = call.group;
+            if *self.pool.agent_id(g) != req.agent || g.call_type != req.call_type {
+                return Err(Error::CallIdConflict);
+            }
+            // A retry is a sign of life: it holds a queued call like a heartbeat.
+            self.renew(req.id.as_str(), None, now);
+            return Ok(Acquired::Existing(self.view_of(req.id.as_str())));
         }
-    }
-
-    /// The agent's index, creating the agent on first sight.
-    fn agent_or_insert(&mut self, agent: &AgentId) -> u32 {
-        match self.agent_index.get(agent) {
-            Some(&a) => a,
-            None => self.insert_agent(agent),
-        }
-    }
-
-    /// Adds an agent never seen before, with no reservations.
-    fn insert_agent(&mut self, agent: &AgentId) -> u32 {
-        let a = u32::try_from(self.agents.len()).expect("fewer than 2^30 agents per org");
-        self.agents.push(agent.clone());
-        self.agent_index.insert(agent.clone(), a);
-        self.groups.extend((0..4).map(|_| Group::default()));
-        a
-    }
-
-    /// Changes one group and keeps every derived total and the ready set in step.
-    /// All changes to `reserved`, `active` or a group's queue go through here.
-    fn update_group(&mut self, g: GroupId, change: impl FnOnce(&mut Group)) {
-        let group = &mut self.groups[g as usize];
-        let (reserved, shared) = (group.reserved, group.shared_in_use());
-        change(group);
-        self.reserved = self.reserved - reserved + group.reserved;
-        self.shared_in_use = self.shared_in_use - shared + group.shared_in_use();
-
-        let want = if group.has_reserved_room() {
-            group.queue.first().map(|(seq, _)| seq)
-        } else {
-            None
+        let lease_ttl_ms = check_lease_ttl(req.lease_ttl)?;
+        let max_wait_at = match req.max_wait {
+            Some(w) => now.add_millis(check_max_wait(w)?),
+            None => Timestamp::NEVER,
         };
-        if want != group.ready_at {
-            if let Some(seq) = group.ready_at {
-                self.ready.remove(&(seq, g));
-            }
-            if let Some(seq) = want {
-                self.ready.insert((seq, g));
-            }
-            group.ready_at = want;
+        let group = self.pool.find_group(&req.agent, req.call_type);
+        let admit = self.pool.admissible(group);
+        if !admit && self.pool.queued() >= self.config.queue_cap as usize {
+            return Err(Error::QueueFull {
+                cap: self.config.queue_cap,
+            });
         }
+
+        let g = group.unwrap_or_else(|| self.pool.group_of(&req.agent, req.call_type));
+        let lease_until = now.add_millis(u64::from(lease_ttl_ms));
+        if admit {
+            let slot = self.pool.occupy(g);
+            let phase = Phase::Active {
+                slot,
+                admitted_at: now,
+                lease_expires_at: lease_until,
+            };
+            let call = Call::new(req.id, g, lease_ttl_ms, None, phase);
+            let view = call.view(&req.agent, None);
+            let kind = admitted_event(&call, &req.agent, slot, now);
+            self.insert_call(call);
+            self.emit(now, kind, out);
+            return Ok(Acquired::Admitted(view));
+        }
+        let phase = Phase::Queued(Waiting {
+            seq: self.take_seq(),
+            hold_until: lease_until,
+            waits: 0,
+            max_wait_at,
+        });
+        let call = Call::new(req.id, g, lease_ttl_ms, Some(now), phase);
+        // The newest queued call is the last.
+        let position = self.pool.queued() as u64 + 1;
+        let view = call.view(&req.agent, Some(position));
+        let kind = EventKind::CallQueued {
+            call: call.id.clone(),
+            agent: req.agent,
+            call_type: req.call_type,
+            position,
+            lease_ttl_ms: u64::from(lease_ttl_ms),
+            max_wait_expires_at: max_wait_at.finite(),
+        };
+        self.insert_call(call);
+        self.emit(now, kind, out);
+        Ok(Acquired::Queued(view))
+    }
+
+    /// The caller ends its call: `released` if active, `cancelled` if queued.
+    /// An ended call is returned as it ended.
+    pub(crate) fn end_by_caller(
+        &mut self,
+        id: &str,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<CallView> {
+        let reason = match self.get(id)?.phase {
+            Phase::Queued(_) => EndReason::Cancelled,
+            Phase::Active { .. } => EndReason::Released,
+            Phase::Ended { .. } => return Ok(self.view_of(id)),
+        };
+        let view = self.end(id, reason, now, out);
+        self.dispatch(now, out);
+        Ok(view)
+    }
+
+    /// Renews an active call's lease, or a queued call's hold; `lease_ttl` replaces the call's.
+    pub(crate) fn heartbeat(
+        &mut self,
+        id: &str,
+        lease_ttl: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<CallView> {
+        let call = self.get(id)?;
+        let ttl = lease_ttl.map(check_lease_ttl).transpose()?;
+        if call.state() == CallState::Ended {
+            return Err(Error::CallEnded {
+                call: Box::new(self.view_of(id)),
+            });
+        }
+        self.renew(id, ttl, now);
+        Ok(self.view_of(id))
+    }
+
+    /// A wait (long-poll) opens on a call: while any is open, a queued call is
+    /// held. The token names this call by its place in the queue's arrival
+    /// order (0 when it is not queued: closing that wait changes nothing).
+    pub(crate) fn open_wait(&mut self, id: &str) -> Result<(CallView, WaitToken)> {
+        self.get(id)?;
+        let seq = self.update_call(id, |call| match &mut call.phase {
+            Phase::Queued(w) => {
+                w.waits += 1;
+                w.hold_until = Timestamp::NEVER;
+                w.seq
+            }
+            _ => 0,
+        });
+        Ok((self.view_of(id), WaitToken(seq)))
+    }
+
+    /// A wait closes. When the last one closes on a still queued call, its hold
+    /// runs for one `lease_ttl` from `now`. A token of another call changes nothing.
+    pub(crate) fn close_wait(
+        &mut self,
+        id: &str,
+        token: WaitToken,
+        now: Timestamp,
+    ) -> Result<CallView> {
+        self.get(id)?;
+        self.update_call(id, |call| {
+            let at = now.add_millis(call.lease_ttl_ms());
+            match &mut call.phase {
+                Phase::Queued(w) if w.seq == token.0 => {
+                    w.waits = w.waits.saturating_sub(1);
+                    if w.waits == 0 {
+                        w.hold_until = at;
+                    }
+                }
+                _ => {}
+            }
+        });
+        Ok(self.view_of(id))
+    }
+
+    /// The next instant the org needs [`Org::handle_timeout`], if any.
+    pub(crate) fn poll_timeout(&self) -> Option<Timestamp> {
+        let timer = self.timers.first().map(|(d, _)| d.at);
+        let purge = self.retained.front().map(|&(at, _)| at);
+        match (timer, purge) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles every deadline up to `now`, one instant at a time and in order:
+    /// at each instant, queued calls' deadlines, then leases, then one dispatch
+    /// at that instant. Then forgets ended calls past retention.
+    pub(crate) fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        while let Some(at) = self
+            .timers
+            .first()
+            .map(|(d, _)| d.at)
+            .filter(|&at| at <= now)
+        {
+            // Ending a call takes all its deadlines out, this one included.
+            while let Some((d, id)) = self.timers.first().filter(|(d, _)| d.at == at) {
+                let id = id.clone();
+                let reason = match d.kind {
+                    TimerKind::MaxWait => EndReason::TimedOut,
+                    TimerKind::Hold => EndReason::Abandoned,
+                    TimerKind::Lease => EndReason::Expired,
+                };
+                self.end(id.as_str(), reason, at, out);
+            }
+            self.dispatch(at, out);
+        }
+        while let Some((at, _)) = self.retained.front() {
+            if *at > now {
+                break;
+            }
+            let (_, id) = self.retained.pop_front().expect("just looked");
+            self.calls.remove(id.as_str());
+        }
+    }
+
+    // ---- Rebuilding from a store: no events, no dispatch until resumed. ----
+
+    /// Sets where the org's event numbering resumes.
+    pub(crate) fn restore_event_seq(&mut self, last_seq: u64) {
+        self.event_seq = self.event_seq.max(last_seq);
+    }
+
+    /// Restores an agent's reservations, refused (unchanged) if they would exceed the limit.
+    pub(crate) fn restore_reservations(&mut self, agent: &AgentId, r: Reservations) -> Result<()> {
+        self.pool.set_reservations(agent, r).map(drop)
+    }
+
+    /// Restores one call. Queued calls must come in queue order, ended calls in
+    /// the order they ended. Leases and holds start when the org is resumed;
+    /// only a `max_wait` runs already.
+    pub(crate) fn restore_call(&mut self, c: RestoredCall) -> Result<()> {
+        if self.calls.contains_key(c.id.as_str()) {
+            return Err(Error::CallIdConflict);
+        }
+        let lease_ttl_ms = u32::try_from(c.lease_ttl.as_millis())
+            .map_err(|_| Error::invalid("lease_ttl_s", "too long"))?;
+        let g = self.pool.group_of(&c.agent, c.call_type);
+        let call = |phase| Call::new(c.id, g, lease_ttl_ms, c.queued_at, phase);
+        match c.state {
+            RestoredState::Queued {
+                max_wait_expires_at,
+            } => {
+                let phase = Phase::Queued(Waiting {
+                    seq: self.take_seq(),
+                    hold_until: Timestamp::NEVER,
+                    waits: 0,
+                    max_wait_at: max_wait_expires_at.unwrap_or(Timestamp::NEVER),
+                });
+                self.insert_call(call(phase));
+            }
+            RestoredState::Active { slot, admitted_at } => {
+                // The slot is the one reported at admission; the counts are today's.
+                self.pool.occupy(g);
+                self.insert_call(call(Phase::Active {
+                    slot,
+                    admitted_at,
+                    lease_expires_at: Timestamp::NEVER,
+                }));
+            }
+            RestoredState::Ended {
+                slot,
+                admitted_at,
+                ended_at,
+                reason,
+            } => self.retain(Box::new(call(Phase::Ended {
+                slot,
+                admitted_at,
+                ended_at,
+                reason,
+            }))),
+        }
+        Ok(())
+    }
+
+    /// Starts the restored org's clocks at `now`: every active lease and every
+    /// queue hold runs one `lease_ttl` from now; `max_wait`s keep their instant.
+    /// Then dispatches, in case the restored state left room.
+    pub(crate) fn resume(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let ids: Vec<CallId> = self.calls.keys().cloned().collect();
+        for id in ids {
+            self.update_call(id.as_str(), |call| {
+                let at = now.add_millis(call.lease_ttl_ms());
+                match &mut call.phase {
+                    Phase::Active {
+                        lease_expires_at, ..
+                    } => *lease_expires_at = at,
+                    Phase::Queued(w) => {
+                        w.hold_until = at;
+                        w.waits = 0;
+                    }
+                    Phase::Ended { .. } => {}
+                }
+            });
+        }
+        self.dispatch(now, out);
+    }
+
+    // ---- Read views. ----
+
+    /// The org's concurrency snapshot.
+    pub(crate) fn view(&self) -> OrgView {
+        OrgView {
+            id: self.id.clone(),
+            limit: self.pool.limit(),
+            reserved: self.pool.reserved(),
+            shared: self.pool.shared_capacity(),
+            active: self.pool.active(),
+            queued: self.pool.queued() as u32,
+            shared_in_use: self.pool.shared_in_use(),
+            agents: self.pool.agent_views(),
+        }
+    }
+
+    /// One agent's view; an agent never seen has zeros everywhere.
+    pub(crate) fn agent_view(&self, agent: &AgentId) -> AgentView {
+        self.pool.agent_view(agent)
+    }
+
+    /// One call by id.
+    pub(crate) fn call_view(&self, id: &str) -> Result<CallView> {
+        self.get(id)?;
+        Ok(self.view_of(id))
+    }
+
+    /// Queued calls in queue order.
+    pub(crate) fn queued_calls(&self) -> impl Iterator<Item = CallView> + '_ {
+        (1..).zip(self.pool.queued_ids()).map(|(position, id)| {
+            let call = &self.calls[id];
+            call.view(self.pool.agent_id(call.group), Some(position))
+        })
+    }
+
+    /// Active calls, oldest admission first (ties by id).
+    pub(crate) fn active_calls(&self) -> Vec<CallView> {
+        let mut calls: Vec<CallView> = self
+            .calls
+            .keys()
+            .filter(|id| self.calls[*id].state() == CallState::Active)
+            .map(|id| self.view_of(id.as_str()))
+            .collect();
+        calls.sort_by(|a, b| (a.admitted_at, &a.id).cmp(&(b.admitted_at, &b.id)));
+        calls
+    }
+
+    /// A known call's view, with its queue position if queued: O(log q).
+    fn view_of(&self, id: &str) -> CallView {
+        let call = &self.calls[id];
+        let position = match &call.phase {
+            Phase::Queued(w) => Some(self.pool.position(w.seq)),
+            _ => None,
+        };
+        call.view(self.pool.agent_id(call.group), position)
+    }
+
+    // ---- The steps every command is made of. ----
+
+    fn get(&self, id: &str) -> Result<&Call> {
+        self.calls.get(id).map(|c| &**c).ok_or(Error::CallNotFound)
+    }
+
+    /// The next queue sequence number.
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
+    /// Files a new call: its deadlines, its place in the queue if it is
+    /// queued, and the call table.
+    fn insert_call(&mut self, mut call: Call) {
+        call.refile(&mut self.timers);
+        if let Phase::Queued(w) = &call.phase {
+            self.pool.enqueue(w.seq, call.id.clone(), call.group);
+        }
+        let previous = self.calls.insert(call.id.clone(), Box::new(call));
+        debug_assert!(previous.is_none(), "a new id");
+    }
+
+    /// Changes one known call and keeps its deadlines in step. All changes to a
+    /// known call's phase or deadlines go through here.
+    fn update_call<R>(&mut self, id: &str, change: impl FnOnce(&mut Call) -> R) -> R {
+        let call = self.calls.get_mut(id).expect("the call is known");
+        let result = change(call);
+        call.refile(&mut self.timers);
+        result
+    }
+
+    /// Pushes the deadlines out: an active call's lease, or an unwaited queued call's hold.
+    fn renew(&mut self, id: &str, ttl: Option<u32>, now: Timestamp) {
+        self.update_call(id, |call| {
+            if let Some(ttl) = ttl {
+                call.lease_ttl_ms = ttl;
+            }
+            let at = now.add_millis(call.lease_ttl_ms());
+            match &mut call.phase {
+                Phase::Active {
+                    lease_expires_at, ..
+                } => *lease_expires_at = at,
+                Phase::Queued(w) if w.waits == 0 => w.hold_until = at,
+                Phase::Queued(_) | Phase::Ended { .. } => {}
+            }
+        });
     }
 
     /// Admits queued calls while any is admissible, oldest admissible first.
     /// Runs after every operation that can free capacity.
     fn dispatch(&mut self, now: Timestamp, out: &mut Vec<Event>) {
-        while self.active < self.limit {
-            let next = if self.shared_in_use < self.shared_capacity() {
-                // Every queued call is admissible: the oldest of the org goes.
-                self.queue.first_key_value().map(|(_, &key)| key)
-            } else {
-                // Only calls with reserved room are: the oldest of those goes.
-                self.ready.first().map(|&(seq, g)| {
-                    let (first, key) = self.groups[g as usize].queue.first().expect("ready");
-                    debug_assert_eq!(first, seq, "a ready group is filed by its oldest call");
-                    key
-                })
-            };
-            let Some(key) = next else { break };
-            self.admit_queued(key, now, out);
-        }
-    }
-
-    /// Takes a queued call out of the queue and makes it active.
-    fn admit_queued(&mut self, key: u32, now: Timestamp, out: &mut Vec<Event>) {
-        let call = &self.calls[key as usize];
-        let (g, seq) = (
-            call.group,
-            call.waiting().expect("dispatch picks queued calls").seq,
-        );
-        self.queue.remove(&seq);
-        self.update_group(g, |group| {
-            group.queue.remove(seq);
-        });
-        let slot = self.occupy(g);
-        self.admitted(key, slot, now, out);
-    }
-
-    /// Counts one more active call in group `g`; returns the slot it takes:
-    /// `reserved` if the group had reserved room just before, else `shared`.
-    fn occupy(&mut self, g: GroupId) -> Slot {
-        let slot = if self.groups[g as usize].has_reserved_room() {
-            Slot::Reserved
-        } else {
-            Slot::Shared
-        };
-        self.update_group(g, |group| group.active += 1);
-        self.active += 1;
-        slot
-    }
-
-    /// Makes a counted call active: its lease starts now; emits `call.admitted`.
-    fn admitted(&mut self, key: u32, slot: Slot, now: Timestamp, out: &mut Vec<Event>) {
-        self.update_call(key, |call| {
+        while let Some(seq) = self.pool.next_admissible() {
+            let id = self.pool.dequeue(seq);
+            let call = self.calls.get_mut(&id).expect("a queued call is known");
+            let slot = self.pool.occupy(call.group);
             call.phase = Phase::Active {
                 slot,
                 admitted_at: now,
                 lease_expires_at: now.add_millis(call.lease_ttl_ms()),
-            }
-        });
-        self.emit_admitted(key, slot, now, out);
+            };
+            call.refile(&mut self.timers);
+            let kind = admitted_event(call, self.pool.agent_id(call.group), slot, now);
+            self.emit(now, kind, out);
+        }
     }
 
-    /// Emits `call.admitted` for a call just made active.
-    fn emit_admitted(&mut self, key: u32, slot: Slot, now: Timestamp, out: &mut Vec<Event>) {
-        let call = &self.calls[key as usize];
+    /// Ends a live call once: frees its slot or its queue place, records the
+    /// reason, emits `call.ended`, and keeps the call for the retention window
+    /// or forgets it. Returns the call as it ended. The caller dispatches afterwards.
+    fn end(
+        &mut self,
+        id: &str,
+        reason: EndReason,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> CallView {
+        let mut call = self.calls.remove(id).expect("a live call is known");
         let g = call.group;
-        let kind = EventKind::CallAdmitted {
-            call: call.id.clone(),
-            agent: self.agents[group_agent(g)].clone(),
-            call_type: group_type(g),
+        let (slot, admitted_at) = match call.phase {
+            Phase::Queued(Waiting { seq, .. }) => {
+                self.pool.dequeue(seq);
+                (None, None)
+            }
+            Phase::Active {
+                slot, admitted_at, ..
+            } => {
+                self.pool.vacate(g);
+                (Some(slot), Some(admitted_at))
+            }
+            Phase::Ended { .. } => unreachable!("a call ends once: callers check it is live"),
+        };
+        call.phase = Phase::Ended {
             slot,
-            waited_ms: call.queued_at.map_or(0, |q| now.millis_since(q)),
-            lease_ttl_ms: call.lease_ttl_ms(),
+            admitted_at,
+            ended_at: now,
+            reason,
+        };
+        call.refile(&mut self.timers);
+        let agent = self.pool.agent_id(g);
+        let view = call.view(agent, None);
+        let kind = EventKind::CallEnded {
+            call: call.id.clone(),
+            agent: agent.clone(),
+            call_type: g.call_type,
+            reason,
         };
         self.emit(now, kind, out);
+        self.retain(call);
+        view
     }
 
-    /// Files a new call under `key` (the call table's vacant key) and `hash`
-    /// (of its id), with its deadlines.
-    fn insert_call(&mut self, key: u32, hash: u64, call: Call) {
-        let deadlines = call.deadlines(key);
-        let at = self.calls.insert(call);
-        debug_assert_eq!(at, key as usize, "filed under the vacant key");
-        self.timers
-            .replace(&mut self.calls, [None, None], deadlines);
-        self.call_index.insert(&self.calls, hash, key);
-    }
-
-    /// Changes one call and keeps the org's deadlines in step with it. All
-    /// changes to a known call's phase or deadlines go through here.
-    fn update_call<R>(&mut self, key: u32, change: impl FnOnce(&mut Call) -> R) -> R {
-        let call = &mut self.calls[key as usize];
-        let old = call.deadlines(key);
-        let result = change(call);
-        let new = call.deadlines(key);
-        self.timers.replace(&mut self.calls, old, new);
-        result
+    /// Keeps an ended call readable for the retention window from its end;
+    /// with no window, it is forgotten at once.
+    fn retain(&mut self, call: Box<Call>) {
+        let Phase::Ended { ended_at, .. } = call.phase else {
+            unreachable!("only ended calls are retained")
+        };
+        if self.config.retention_ms > 0 {
+            let until = ended_at.add_millis(self.config.retention_ms);
+            self.retained.push_back((until, call.id.clone()));
+            self.calls.insert(call.id.clone(), call);
+        }
     }
 
     /// Appends an event with the org's next seq.
@@ -382,12 +575,62 @@ impl Org {
     }
 }
 
-fn check_limit(limit: u32) -> Result<()> {
-    if limit > MAX_LIMIT {
-        return Err(Error::invalid(
-            "limit",
-            format!("must be 0 to {MAX_LIMIT}, got {limit}"),
-        ));
+/// `call.admitted` for `call`, just made active in `slot`.
+fn admitted_event(call: &Call, agent: &AgentId, slot: Slot, now: Timestamp) -> EventKind {
+    EventKind::CallAdmitted {
+        call: call.id.clone(),
+        agent: agent.clone(),
+        call_type: call.group.call_type,
+        slot,
+        waited_ms: call.queued_at.map_or(0, |q| now.millis_since(q)),
+        lease_ttl_ms: call.lease_ttl_ms(),
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::CallType;
+
+    /// The deadlines every live call has now, counted from the calls themselves.
+    fn live_deadlines(org: &Org) -> usize {
+        org.calls
+            .values()
+            .map(|c| c.deadlines().iter().flatten().count())
+            .sum()
+    }
+
+    #[test]
+    fn renewals_admissions_and_ends_leave_exactly_the_current_deadlines() {
+        let config = OrgConfig {
+            queue_cap: 1_000,
+            retention_ms: 0,
+        };
+        let mut out = Vec::new();
+        let t = Timestamp::from_millis;
+        let mut org = Org::new(OrgId::new("o").unwrap(), 2, config, t(1), &mut out).unwrap();
+        for n in 0..6 {
+            let mut req = AcquireRequest::new(
+                CallId::new(&format!("c{n}")).unwrap(),
+                AgentId::new("a").unwrap(),
+                CallType::Chat,
+            );
+            req.max_wait = Some(Duration::from_secs(600));
+            org.acquire(req, t(1), &mut out).unwrap();
+        }
+        // 2 leases, 4 queued calls with a hold and a max_wait each.
+        assert_eq!((org.timers.len(), live_deadlines(&org)), (10, 10));
+        for round in 0..1_000 {
+            for n in 0..6 {
+                org.heartbeat(&format!("c{n}"), None, t(2 + round)).unwrap();
+            }
+        }
+        assert_eq!(org.timers.len(), 10, "a thousand renewals add no entries");
+        org.open_wait("c5").unwrap();
+        assert_eq!(org.timers.len(), 9, "an open wait holds: no hold deadline");
+        org.end_by_caller("c0", t(2_000), &mut out).unwrap();
+        // c0 gone, c2 admitted: 1 + 1 leases, c3 and c4 with two each, c5 with its max_wait.
+        assert_eq!((org.timers.len(), live_deadlines(&org)), (7, 7));
+        assert_eq!(org.poll_timeout(), org.timers.first().map(|(d, _)| d.at));
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::ids::{AgentId, CallId};
+use crate::id::{AgentId, CallId};
 use crate::time::Timestamp;
 use crate::types::{CallType, EndReason, Slot};
 

@@ -3,7 +3,7 @@
 //! Views are computed from the engine's counts on demand ("derived, never
 //! stored twice"), so they are always consistent with the admission rule.
 
-use crate::ids::{AgentId, CallId, OrgId};
+use crate::id::{AgentId, CallId, OrgId};
 use crate::time::Timestamp;
 use crate::types::{CallState, CallType, EndReason, PerType, Reservations, Slot};
 

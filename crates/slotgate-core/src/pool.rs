@@ -1,0 +1,358 @@
+//! One org's slots: the counts of SEMANTICS.md's admission rule and the queue
+//! in arrival order, and which queued call dispatch admits next.
+//!
+//! The pool keeps counts, never slot assignments: `n(a,t)` and `r(a,t)` per
+//! (agent, type) group, and the derived totals `N`, `R` and `shared_in_use`,
+//! each updated by the delta of the one group that changed. The admission rule
+//! reads only these, so every decision is O(1) in the number of agents.
+//!
+//! The queue is an order-statistic tree of sequence numbers (positions in
+//! O(log q)) plus each group's set of queued sequence numbers. A group with
+//! reserved room and a queued call is *ready*; the ready set is ordered by each
+//! group's oldest call. So the oldest admissible call is found in O(log q): the
+//! oldest of the org when the shared pool has room, else the oldest ready one.
+
+use std::collections::BTreeSet;
+
+use wabi_tree::OSBTreeMap;
+
+use crate::error::{Error, Result};
+use crate::id::{AgentId, CallId, IdMap};
+use crate::types::{CallType, PerType, Reservations, Slot, MAX_LIMIT};
+use crate::view::AgentView;
+
+/// An (agent, type) pair: the agent by its index in the org.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub(crate) struct GroupId {
+    agent: u32,
+    /// The type of the group's calls.
+    pub(crate) call_type: CallType,
+}
+
+/// The calls of one agent and one type.
+#[derive(Debug, Default)]
+struct Group {
+    /// `r(a,t)`: slots reserved for this group.
+    reserved: u32,
+    /// `n(a,t)`: active calls of this group.
+    active: u32,
+    /// Sequence numbers of this group's queued calls.
+    queue: BTreeSet<u64>,
+    /// The key under which this group sits in the ready set, if it does.
+    ready_at: Option<u64>,
+}
+
+impl Group {
+    /// Active calls counted against the shared pool: `max(0, n - r)`.
+    fn shared_in_use(&self) -> u32 {
+        self.active.saturating_sub(self.reserved)
+    }
+
+    fn has_reserved_room(&self) -> bool {
+        self.active < self.reserved
+    }
+}
+
+/// An agent and its four groups, by [`CallType::index`].
+#[derive(Debug)]
+struct Agent {
+    id: AgentId,
+    groups: [Group; 4],
+}
+
+/// One org's counts and queue.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// `L`.
+    limit: u32,
+    /// `R`: sum of all groups' `reserved`.
+    reserved: u32,
+    /// `N`: sum of all groups' `active`.
+    active: u32,
+    /// Sum of all groups' `shared_in_use()`.
+    shared_in_use: u32,
+    /// Every agent seen, by index; never removed (a removed agent has zeros).
+    agents: Vec<Agent>,
+    /// Agent id -> index in `agents`.
+    agent_index: IdMap<AgentId, u32>,
+    /// All queued calls, `seq -> (call, group)`; ranks are positions.
+    queue: OSBTreeMap<u64, (CallId, GroupId)>,
+    /// Groups with reserved room and a queued call, by `(oldest seq, group)`.
+    ready: BTreeSet<(u64, GroupId)>,
+}
+
+impl Pool {
+    /// A pool of `limit` slots with no agents. Refused above [`MAX_LIMIT`].
+    pub(crate) fn new(limit: u32) -> Result<Pool> {
+        check_limit(limit)?;
+        Ok(Pool {
+            limit,
+            reserved: 0,
+            active: 0,
+            shared_in_use: 0,
+            agents: Vec::new(),
+            agent_index: IdMap::default(),
+            queue: OSBTreeMap::new(),
+            ready: BTreeSet::new(),
+        })
+    }
+
+    /// `L`.
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// `R`.
+    pub(crate) fn reserved(&self) -> u32 {
+        self.reserved
+    }
+
+    /// `N`.
+    pub(crate) fn active(&self) -> u32 {
+        self.active
+    }
+
+    /// Active calls counted against the shared pool.
+    pub(crate) fn shared_in_use(&self) -> u32 {
+        self.shared_in_use
+    }
+
+    /// `S = L - R`. Never negative: `R <= L` is kept by every change.
+    pub(crate) fn shared_capacity(&self) -> u32 {
+        self.limit - self.reserved
+    }
+
+    /// Queued calls.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Sets the limit; returns the old one. Refused below the sum of
+    /// reservations; nothing changes then.
+    pub(crate) fn set_limit(&mut self, limit: u32) -> Result<u32> {
+        check_limit(limit)?;
+        if limit < self.reserved {
+            return Err(Error::LimitBelowReservations {
+                reserved: self.reserved,
+            });
+        }
+        Ok(std::mem::replace(&mut self.limit, limit))
+    }
+
+    /// Sets an agent's four reservations; returns the old ones. Refused if the
+    /// sum would exceed the limit; nothing changes then.
+    pub(crate) fn set_reservations(
+        &mut self,
+        agent: &AgentId,
+        new: Reservations,
+    ) -> Result<Reservations> {
+        let old = self.reservations_of(agent);
+        let others = u64::from(self.reserved) - old.total();
+        if others + new.total() > u64::from(self.limit) {
+            return Err(Error::ReservationsExceedLimit {
+                available: self.limit - others as u32,
+            });
+        }
+        if old != new {
+            let a = self.agent_or_insert(agent);
+            for t in CallType::ALL {
+                self.update_group(group(a, t), |g| g.reserved = new.get(t));
+            }
+        }
+        Ok(old)
+    }
+
+    fn reservations_of(&self, agent: &AgentId) -> Reservations {
+        match self.agent_index.get(agent) {
+            Some(&a) => Reservations::from_fn(|t| self.group(group(a, t)).reserved),
+            None => Reservations::default(),
+        }
+    }
+
+    /// The group of `(agent, t)`, if the agent was ever seen.
+    pub(crate) fn find_group(&self, agent: &AgentId, t: CallType) -> Option<GroupId> {
+        self.agent_index.get(agent).map(|&a| group(a, t))
+    }
+
+    /// The group of `(agent, t)`, adding the agent on first sight.
+    pub(crate) fn group_of(&mut self, agent: &AgentId, t: CallType) -> GroupId {
+        group(self.agent_or_insert(agent), t)
+    }
+
+    fn agent_or_insert(&mut self, agent: &AgentId) -> u32 {
+        if let Some(&a) = self.agent_index.get(agent) {
+            return a;
+        }
+        let a = u32::try_from(self.agents.len()).expect("fewer than 2^32 agents per org");
+        self.agents.push(Agent {
+            id: agent.clone(),
+            groups: Default::default(),
+        });
+        self.agent_index.insert(agent.clone(), a);
+        a
+    }
+
+    /// The agent of a group.
+    pub(crate) fn agent_id(&self, g: GroupId) -> &AgentId {
+        &self.agents[g.agent as usize].id
+    }
+
+    fn group(&self, g: GroupId) -> &Group {
+        &self.agents[g.agent as usize].groups[g.call_type.index()]
+    }
+
+    /// The admission rule: may a call of group `g` (`None`: an agent never
+    /// seen, so no reservation) become active now?
+    pub(crate) fn admissible(&self, g: Option<GroupId>) -> bool {
+        let reserved_room = g.is_some_and(|g| self.group(g).has_reserved_room());
+        self.active < self.limit && (reserved_room || self.shared_in_use < self.shared_capacity())
+    }
+
+    /// Counts one more active call in group `g`; returns the slot it takes:
+    /// `reserved` if the group had reserved room just before, else `shared`.
+    pub(crate) fn occupy(&mut self, g: GroupId) -> Slot {
+        let slot = if self.group(g).has_reserved_room() {
+            Slot::Reserved
+        } else {
+            Slot::Shared
+        };
+        self.update_group(g, |group| group.active += 1);
+        self.active += 1;
+        slot
+    }
+
+    /// Counts one fewer active call in group `g`.
+    pub(crate) fn vacate(&mut self, g: GroupId) {
+        self.update_group(g, |group| group.active -= 1);
+        self.active -= 1;
+    }
+
+    /// Queues call `id` of group `g` under `seq`, above every seq queued before.
+    pub(crate) fn enqueue(&mut self, seq: u64, id: CallId, g: GroupId) {
+        self.queue.insert(seq, (id, g));
+        self.update_group(g, |group| {
+            group.queue.insert(seq);
+        });
+    }
+
+    /// Takes the queued call with `seq` out of the queue; returns its id.
+    pub(crate) fn dequeue(&mut self, seq: u64) -> CallId {
+        let (id, g) = self.queue.remove(&seq).expect("a queued call is queued");
+        self.update_group(g, |group| {
+            group.queue.remove(&seq);
+        });
+        id
+    }
+
+    /// The seq of the queued call dispatch admits next: the oldest admissible one.
+    pub(crate) fn next_admissible(&self) -> Option<u64> {
+        if self.active >= self.limit {
+            None
+        } else if self.shared_in_use < self.shared_capacity() {
+            // Every queued call is admissible: the oldest of the org goes.
+            self.queue.first_key_value().map(|(&seq, _)| seq)
+        } else {
+            // Only calls with reserved room are: the oldest of those goes.
+            self.ready.first().map(|&(seq, _)| seq)
+        }
+    }
+
+    /// 1 + the number of queued calls that arrived before `seq`: O(log q).
+    pub(crate) fn position(&self, seq: u64) -> u64 {
+        let rank = self
+            .queue
+            .rank_of(&seq)
+            .expect("a queued call is in the queue");
+        rank as u64 + 1
+    }
+
+    /// Queued calls' ids, in queue order.
+    pub(crate) fn queued_ids(&self) -> impl Iterator<Item = &CallId> + '_ {
+        self.queue.values().map(|(id, _)| id)
+    }
+
+    /// Changes one group and keeps every derived total and the ready set in step.
+    /// All changes to `reserved`, `active` or a group's queue go through here.
+    fn update_group(&mut self, g: GroupId, change: impl FnOnce(&mut Group)) {
+        let group = &mut self.agents[g.agent as usize].groups[g.call_type.index()];
+        let (reserved, shared) = (group.reserved, group.shared_in_use());
+        change(group);
+        self.reserved = self.reserved - reserved + group.reserved;
+        self.shared_in_use = self.shared_in_use - shared + group.shared_in_use();
+
+        let want = if group.has_reserved_room() {
+            group.queue.first().copied()
+        } else {
+            None
+        };
+        if want != group.ready_at {
+            if let Some(seq) = group.ready_at {
+                self.ready.remove(&(seq, g));
+            }
+            if let Some(seq) = want {
+                self.ready.insert((seq, g));
+            }
+            group.ready_at = want;
+        }
+    }
+
+    /// One agent's view; an agent never seen has zeros everywhere.
+    pub(crate) fn agent_view(&self, agent: &AgentId) -> AgentView {
+        match self.agent_index.get(agent) {
+            Some(&a) => self.agent_view_of(&self.agents[a as usize]),
+            None => AgentView {
+                id: agent.clone(),
+                reserved: PerType::default(),
+                active: PerType::default(),
+                queued: PerType::default(),
+                reserved_total: 0,
+                reserved_in_use: 0,
+                shared_in_use: 0,
+            },
+        }
+    }
+
+    /// Every agent with a reservation, an active call or a queued call, by id.
+    pub(crate) fn agent_views(&self) -> Vec<AgentView> {
+        let mut views: Vec<AgentView> = self
+            .agents
+            .iter()
+            .filter(|a| {
+                a.groups
+                    .iter()
+                    .any(|g| g.reserved > 0 || g.active > 0 || !g.queue.is_empty())
+            })
+            .map(|a| self.agent_view_of(a))
+            .collect();
+        views.sort_by(|x, y| x.id.cmp(&y.id));
+        views
+    }
+
+    fn agent_view_of(&self, agent: &Agent) -> AgentView {
+        let group = |t: CallType| &agent.groups[t.index()];
+        let sum = |f: &dyn Fn(&Group) -> u32| agent.groups.iter().map(f).sum::<u32>();
+        AgentView {
+            id: agent.id.clone(),
+            reserved: PerType::from_fn(|t| group(t).reserved),
+            active: PerType::from_fn(|t| group(t).active),
+            queued: PerType::from_fn(|t| group(t).queue.len() as u32),
+            reserved_total: sum(&|g| g.reserved),
+            reserved_in_use: sum(&|g| g.active.min(g.reserved)),
+            shared_in_use: sum(&Group::shared_in_use),
+        }
+    }
+}
+
+fn group(agent: u32, call_type: CallType) -> GroupId {
+    GroupId { agent, call_type }
+}
+
+fn check_limit(limit: u32) -> Result<()> {
+    if limit > MAX_LIMIT {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be 0 to {MAX_LIMIT}, got {limit}"),
+        ));
+    }
+    Ok(())
+}
