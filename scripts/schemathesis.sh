@@ -7,7 +7,8 @@
 # undocumented status, content type or body, and no schema error.
 #
 # Bounded: at most SCHEMATHESIS_MAX_EXAMPLES cases per operation and phase
-# (default 30) and SCHEMATHESIS_MAX_TIME seconds in all (default 150).
+# (default 30) and SCHEMATHESIS_MAX_TIME seconds in all (default 150). Further
+# arguments go to `schemathesis run` (e.g. `--report har`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,7 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
 fi
 
 bin=target/debug/slotgate
-[ -x "$bin" ] || cargo build -p slotgate
+cargo build -q -p slotgate
 
 work=$(mktemp -d)
 key="op-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
@@ -108,5 +109,6 @@ PYTHONPATH="$work" SCHEMATHESIS_HOOKS=slotgate_hooks \
   --max-time "$max_time" \
   --request-timeout 10 \
   --workers 2 \
-  --seed 1
+  --seed 1 \
+  "$@"
 echo "schemathesis ran $(($(date +%s) - start)) s"

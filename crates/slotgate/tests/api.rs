@@ -981,6 +981,13 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
     }
     let heartbeat = op("/v1/orgs/{org}/calls/{id}/heartbeat", "post");
     assert!(heartbeat["responses"].get("410").is_some());
+    // Its body may be left out, but is not `null`.
+    let body = &heartbeat["requestBody"];
+    assert_ne!(body["required"], true);
+    assert_eq!(
+        body["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Heartbeat"
+    );
     assert!(op("/v1/orgs", "post")["responses"].get("403").is_some());
     let events = op("/v1/orgs/{org}/events", "get")["parameters"]
         .as_array()
@@ -1007,5 +1014,38 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
     for name in text.split("#/components/schemas/").skip(1) {
         let name = name.split('"').next().unwrap();
         assert!(schemas.get(name).is_some(), "dangling reference to {name}");
+    }
+}
+
+/// A path parameter that is not UTF-8 once decoded is refused in the API's
+/// error shape (it was axum's plain-text 400; found by schemathesis' content
+/// type check).
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_invalid_request() {
+    let app = app();
+    app.org(2).await;
+    for path in [
+        "/v1/orgs/%FF",
+        "/v1/orgs/acme/calls/%C3%28",
+        "/v1/orgs/acme/agents/%FF/reservations",
+    ] {
+        let method = if path.ends_with("reservations") {
+            Method::DELETE
+        } else {
+            Method::GET
+        };
+        let (s, v) = app.op(method, path, Value::Null).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{path}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("path: "),
+            "{v}"
+        );
     }
 }

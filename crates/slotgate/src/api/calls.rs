@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use slotgate_api::{AcquireCall, Call, CallList, CallState, Heartbeat};
 
 use super::error::ApiError;
-use super::extract::{only_params, query_param, ApiJson, Auth};
+use super::extract::{only_params, query_param, ApiJson, ApiPath, Auth};
 use super::openapi::{ListedState, PageParams};
 use super::page_param;
 use crate::service::{Admission, CallFilter, Service};
@@ -23,7 +23,7 @@ use crate::service::{Admission, CallFilter, Service};
 pub async fn acquire(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(body): ApiJson<AcquireCall>,
 ) -> Result<(StatusCode, Json<Call>), ApiError> {
     let (admission, call) = s.acquire(&p, &org, body).await?;
@@ -42,7 +42,7 @@ pub async fn acquire(
 pub async fn get(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path((org, id)): Path<(String, String)>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Call>, ApiError> {
     only_params(&q, &["wait_s"])?;
@@ -57,7 +57,7 @@ pub async fn get(
 pub async fn heartbeat(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path((org, id)): Path<(String, String)>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Heartbeat>,
 ) -> Result<Json<Call>, ApiError> {
     Ok(Json(s.heartbeat(&p, &org, &id, body).await?))
@@ -69,7 +69,7 @@ pub async fn heartbeat(
 pub async fn release(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path((org, id)): Path<(String, String)>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Call>, ApiError> {
     Ok(Json(s.release(&p, &org, &id).await?))
 }
@@ -83,7 +83,7 @@ pub async fn release(
 pub async fn list(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<CallList>, ApiError> {
     let page = page_param(&q, &["state", "agent"])?;

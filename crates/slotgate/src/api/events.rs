@@ -5,14 +5,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::{Stream, StreamExt};
 use slotgate_api::EventPage;
 
 use super::error::ApiError;
-use super::extract::{only_params, query_param, Auth};
+use super::extract::{only_params, query_param, ApiPath, Auth};
 use crate::service::Service;
 
 /// Events after a seq; with `wait_s`, waits for one when there are none.
@@ -24,7 +24,7 @@ use crate::service::Service;
 pub async fn list(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<EventPage>, ApiError> {
     only_params(&q, &["after", "limit", "wait_s"])?;
@@ -41,7 +41,7 @@ pub async fn list(
 pub async fn stream(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {

@@ -1,9 +1,9 @@
-//! Request extractors that answer in the API's error shape: JSON bodies, keys, ids.
+//! Request extractors that answer in the API's error shape: JSON bodies, path parameters, keys.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -56,8 +56,56 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 } else {
                     path
                 };
-                Err(ApiError::invalid(&field, e.into_inner()))
+                Err(ApiError::invalid(&field, in_api_words(&e.into_inner())))
             }
+        }
+    }
+}
+
+/// A JSON error in the API's words: `must be a whole number, got "20"`, not
+/// serde's `invalid type: string "20", expected u32`.
+fn in_api_words(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    // Drop serde_json's " at line 1 column 14": the field is named already.
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    let Some(rest) = text
+        .strip_prefix("invalid type: ")
+        .or_else(|| text.strip_prefix("invalid value: "))
+    else {
+        return text.replace("u32", "whole number").replace("f64", "number");
+    };
+    let Some((got, expected)) = rest.split_once(", expected ") else {
+        return text.to_string();
+    };
+    let wanted = match expected {
+        "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "f64" | "f32" => "a number",
+        "a string" => "a string",
+        e if e.starts_with("struct") || e.starts_with("a map") => "an object",
+        e if e.starts_with("a sequence") => "a list",
+        "a boolean" => "true or false",
+        other => other,
+    };
+    let got = got
+        .trim_start_matches("string ")
+        .trim_start_matches("integer ")
+        .trim_start_matches("floating point ")
+        .trim_matches('`');
+    format!("must be {wanted}, got {got}")
+}
+
+/// Path parameters. One that is not UTF-8 once percent-decoded is 400
+/// `invalid_request` in the API's error body, like any other bad field.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(ApiError::invalid("path", e.body_text())),
         }
     }
 }
@@ -115,5 +163,26 @@ pub fn only_params(
             ),
         )),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_api_words;
+
+    #[test]
+    fn json_errors_are_said_in_the_apis_words() {
+        let said = |json: &str| {
+            in_api_words(&serde_json::from_str::<slotgate_api::CreateOrg>(json).unwrap_err())
+        };
+        assert_eq!(
+            said(r#"{"id": "a", "limit": "20"}"#),
+            r#"must be a whole number, 0 or more, got "20""#
+        );
+        assert_eq!(
+            said(r#"{"id": "a", "limit": -1}"#),
+            "must be a whole number, 0 or more, got -1"
+        );
+        assert_eq!(said(r#"{"id": 7, "limit": 1}"#), "must be a string, got 7");
     }
 }

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use slotgate_api::{CreateKey, KeyList, NewKey};
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Auth};
+use super::extract::{ApiJson, ApiPath, Auth};
 use super::openapi::PageParams;
 use super::page_param;
 use crate::service::Service;
@@ -20,7 +20,7 @@ use crate::service::Service;
 pub async fn create(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     Ok((
@@ -35,7 +35,7 @@ pub async fn create(
 pub async fn list(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<KeyList>, ApiError> {
     let page = page_param(&q, &[])?;
@@ -49,7 +49,7 @@ pub async fn list(
 pub async fn revoke(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path((org, id)): Path<(String, String)>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     s.revoke_key(&p, &org, &id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -9,6 +9,7 @@
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, ObjectBuilder, Ref, RefOr, Required, Schema, Type};
 use utoipa::{Modify, OpenApi};
@@ -117,6 +118,7 @@ impl Modify for Complete {
                     continue;
                 }
                 declare_path_params(path, op);
+                optional_body_is_absent_not_null(op);
                 let mut errors = COMMON_ERRORS.to_vec();
                 if path.contains("{org}") {
                     errors.push(ORG_NOT_FOUND);
@@ -154,6 +156,27 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     ]
     .into_iter()
     .flatten()
+}
+
+/// An optional body (`Option<T>` in an annotation) may be left out, not sent
+/// as `null`: utoipa writes its schema as "null or T", the server takes T or
+/// nothing. The body stays optional (`required` unset).
+fn optional_body_is_absent_not_null(op: &mut Operation) {
+    let Some(body) = op.request_body.as_mut() else {
+        return;
+    };
+    for content in body.content.values_mut() {
+        if let Some(RefOr::T(Schema::OneOf(one))) = &content.schema {
+            let mut not_null = one.items.iter().filter(|s| !is_null(s));
+            if let (Some(schema), None) = (not_null.next(), not_null.next()) {
+                content.schema = Some(schema.clone());
+            }
+        }
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
 }
 
 /// Declares each `{name}` of `path` on `op`, unless its annotation did: a

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use slotgate_api::{Agent, CreateOrg, HistoryPage, Org, OrgList, SetLimit, SetReservations};
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Auth};
+use super::extract::{ApiJson, ApiPath, Auth};
 use super::openapi::PageParams;
 use super::page_param;
 use crate::service::Service;
@@ -43,7 +43,7 @@ pub async fn list(
 pub async fn get(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<Json<Org>, ApiError> {
     Ok(Json(s.org(&p, &org).await?))
 }
@@ -55,7 +55,7 @@ pub async fn get(
 pub async fn set_limit(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(body): ApiJson<SetLimit>,
 ) -> Result<Json<Org>, ApiError> {
     Ok(Json(s.set_limit(&p, &org, body).await?))
@@ -66,7 +66,7 @@ pub async fn set_limit(
 pub async fn history(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     Ok(Json(s.history(&p, &org).await?))
 }
@@ -76,7 +76,7 @@ pub async fn history(
 pub async fn agent(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path((org, agent)): Path<(String, String)>,
+    ApiPath((org, agent)): ApiPath<(String, String)>,
 ) -> Result<Json<Agent>, ApiError> {
     Ok(Json(s.agent(&p, &org, &agent).await?))
 }
@@ -89,7 +89,7 @@ pub async fn agent(
 pub async fn reserve(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path((org, agent)): Path<(String, String)>,
+    ApiPath((org, agent)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<SetReservations>,
 ) -> Result<Json<Agent>, ApiError> {
     Ok(Json(s.set_reservations(&p, &org, &agent, body).await?))
@@ -101,7 +101,7 @@ pub async fn reserve(
 pub async fn unreserve(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Path((org, agent)): Path<(String, String)>,
+    ApiPath((org, agent)): ApiPath<(String, String)>,
 ) -> Result<Json<Agent>, ApiError> {
     Ok(Json(s.remove_reservations(&p, &org, &agent).await?))
 }
