@@ -2,26 +2,40 @@
 //!
 //! ```sh
 //! cargo run --release -- serve &                       # in one terminal
-//! KEY=$(cat slotgate-data/operator.key)
-//! curl -s -X POST localhost:7878/v1/orgs -H "Authorization: Bearer $KEY" -d '{"id":"acme","limit":1}'
-//! SLOTGATE_KEY=$KEY cargo run -p slotgate-client --example hold_a_slot -- acme agent-a chat 5
+//! slotgate org create example --limit 1                # from the same directory
+//! SLOTGATE_KEY=$(cat slotgate-data/operator.key) \
+//!   cargo run -p slotgate-client --example hold_a_slot -- example agent-a chat 5
 //! ```
-//! Run it twice at once: the second waits in the queue, printing its position,
-//! and gets the slot when the first lets go.
+//! Run it twice at once: the second waits in the queue, printing its position
+//! at once and whenever it changes, and gets the slot when the first lets go.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use slotgate_client::{Acquire, CallType, Client};
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [org, agent, call_type, secs] = args.as_slice() else {
         return Err("usage: hold_a_slot ORG AGENT TYPE SECONDS".into());
     };
     let url = std::env::var("SLOTGATE_URL").unwrap_or_else(|_| "http://127.0.0.1:7878".into());
-    let key = std::env::var("SLOTGATE_KEY").map_err(|_| "set SLOTGATE_KEY")?;
+    let key = std::env::var("SLOTGATE_KEY").map_err(|_| "set SLOTGATE_KEY to a key of the org")?;
     let call_type: CallType = call_type.parse()?;
+    let seconds: f64 = secs
+        .parse()
+        .map_err(|_| format!("SECONDS must be a number, got {secs:?}"))?;
     let client = Client::new(&url, &key);
     let permit = client
         .acquire(
@@ -37,8 +51,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         permit.call().slot.map_or("?", |s| s.as_str())
     );
     tokio::select! {
-        _ = tokio::time::sleep(Duration::from_secs(secs.parse()?)) => {}
-        ended = permit.lost() => println!("lost the slot: {:?}", ended.end_reason),
+        _ = tokio::time::sleep(Duration::from_secs_f64(seconds)) => {}
+        ended = permit.lost() => println!("lost the slot: {}", ended.end_reason.map_or("ended", |r| r.as_str())),
     }
     let ended = permit.release().await?;
     println!("released: {}", ended.end_reason.map_or("?", |r| r.as_str()));
