@@ -102,12 +102,28 @@ async fn track(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respo
         .map_or("unmatched".to_string(), |p| {
             format!("{} {}", req.method(), p.as_str())
         });
+    let org = req
+        .uri()
+        .path()
+        .strip_prefix("/v1/orgs/")
+        .and_then(|rest| rest.split('/').next())
+        .map(str::to_string);
     let start = Instant::now();
     let response = next.run(req).await;
-    s.metrics().request(&route, start.elapsed());
+    let took = start.elapsed();
+    s.metrics().request(&route, took);
     if let Some(Refused(code)) = response.extensions().get::<Refused>() {
         s.metrics().refused(code.as_str());
     }
+    // Faults of the server are logged where they happen (warn/error); every
+    // request, at debug. No header, so no key material.
+    tracing::debug!(
+        route,
+        status = response.status().as_u16(),
+        latency_ms = took.as_secs_f64() * 1000.0,
+        org = org.as_deref().unwrap_or("-"),
+        "request"
+    );
     response
 }
 

@@ -1455,24 +1455,46 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
         "a server that cannot listen creates no data directory"
     );
     let mut json = serve("127.0.0.1:0", &["--log-format", "json"])
+        .env("RUST_LOG", "info,slotgate::api=debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(json.stderr.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
+    let mut log = std::io::BufRead::lines(std::io::BufReader::new(json.stderr.take().unwrap()));
+    let mut next_line = || -> Value {
+        let line = log.next().unwrap().unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"))
+    };
+    let ready = next_line();
+    let message = ready["fields"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let base = message
+        .split("ready on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next());
+    let base = base.unwrap_or_else(|| panic!("the ready line: {ready}"));
+    let secret = "not-a-key-but-secret";
+    let status = reqwest::Client::new()
+        .get(format!("{base}/v1/orgs/nope"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let request = next_line();
     json.kill().unwrap();
     json.wait().unwrap();
-    let line: Value = serde_json::from_str(&first).expect("a JSON log line");
+    let fields = &request["fields"];
+    assert_eq!(
+        (&fields["route"], &fields["status"], &fields["org"]),
+        (&json!("GET /v1/orgs/{org}"), &json!(401), &json!("nope")),
+        "{request}"
+    );
     assert!(
-        line["fields"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("ready on"),
-        "{first}"
+        !request.to_string().contains(secret),
+        "no key material in logs"
     );
 }
