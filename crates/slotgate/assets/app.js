@@ -5,7 +5,11 @@
 const TYPES = ["webcall", "chat", "outbound", "inbound"];
 const COLORS = ["#0b5cad", "#8250df", "#1a7f37", "#bf3989", "#9a6700", "#0a7f8f", "#cf222e", "#6639ba", "#116329", "#953800"];
 const POLL_MS = 1500;
-const WINDOW_MS = 15 * 60 * 1000;
+// The chart shows the smallest of these windows that holds all its samples:
+// the server keeps 15 minutes.
+const WINDOWS_MS = [1, 2, 5, 10, 15].map((m) => m * 60 * 1000);
+const WINDOW_MS = WINDOWS_MS[WINDOWS_MS.length - 1];
+const PAGE = 20; // calls per page of the queue and of an agent's active calls
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, attrs = {}, ...children) => {
@@ -19,6 +23,36 @@ const el = (tag, attrs = {}, ...children) => {
   for (const c of children) e.append(c);
   return e;
 };
+
+// The server's clock, estimated from the Date headers of its answers (whole
+// seconds, written between request and answer), so that "waiting 12 s" and
+// the chart agree with the server's timestamps even if this machine's clock
+// is off.
+const clock = {
+  lo: -Infinity,
+  hi: Infinity,
+  observe(sent, received, date) {
+    const d = Date.parse(date);
+    if (Number.isNaN(d)) return;
+    const lo = d - received, hi = d + 1000 - sent;
+    if (lo > this.hi || hi < this.lo) { this.lo = lo; this.hi = hi; return; } // a clock jumped: start over
+    this.lo = Math.max(this.lo, lo);
+    this.hi = Math.min(this.hi, hi);
+  },
+  now() { return Date.now() + (Number.isFinite(this.lo) ? (this.lo + this.hi) / 2 : 0); },
+};
+
+// "45 s", "3 min 05 s", "2 h 10 min".
+function duration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return s % 60 ? `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s` : `${s / 60} min`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor(s / 60) % 60).padStart(2, "0")} min`;
+}
+
+const since = (time) => duration(clock.now() - Date.parse(time));
+const until = (time) => duration(Date.parse(time) - clock.now());
+const capital = (t) => t[0].toUpperCase() + t.slice(1);
 
 const session = {
   get key() { return sessionStorage.getItem("slotgate.key"); },
@@ -42,11 +76,13 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
+  const sent = Date.now();
   const res = await fetch("/v1" + path, {
     method,
     headers: { "Authorization": "Bearer " + session.key, "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  clock.observe(sent, Date.now(), res.headers.get("Date"));
   const text = await res.text();
   const data = text ? JSON.parse(text) : null;
   if (!res.ok) throw new ApiError(res.status, data);
@@ -131,9 +167,9 @@ async function openOrgs() {
     const data = await api("GET", "/orgs");
     const body = $("orgs-body");
     body.replaceChildren(...data.orgs.map((o) => el("tr", {},
-      el("td", {}, el("a", { href: "#org=" + encodeURIComponent(o.id) }, o.id)),
-      el("td", {}, String(o.limit)), el("td", {}, String(o.reserved)),
-      el("td", {}, String(o.active)), el("td", {}, String(o.queued)))));
+      cell("th", "Org", el("a", { href: "#org=" + encodeURIComponent(o.id) }, o.id)),
+      cell("td", "Limit", String(o.limit)), cell("td", "Reserved", String(o.reserved)),
+      cell("td", "Active", String(o.active)), cell("td", "Queued", String(o.queued)))));
     $("orgs-empty").hidden = data.orgs.length > 0;
   } catch (e) {
     fail(e);
@@ -154,6 +190,8 @@ async function openOrg(org) {
   $("limit-form").hidden = !session.operator;
   series.length = 0;
   shownAgents = "";
+  expanded.clear();
+  queue.reset();
   try {
     const h = await api("GET", `/orgs/${encodeURIComponent(org)}/history`);
     for (const s of h.samples) series.push({ t: s.at_ms, active: s.active, queued: s.queued });
@@ -167,11 +205,17 @@ async function openOrg(org) {
 async function refresh() {
   if (!current) return;
   try {
-    const view = await api("GET", `/orgs/${encodeURIComponent(current.id)}`);
+    const shown = current;
+    const view = await api("GET", `/orgs/${encodeURIComponent(shown.id)}`);
+    if (current !== shown) return; // another org was opened meanwhile
     current.view = view;
-    series.push({ t: Date.now(), active: view.active, queued: view.queued });
-    while (series.length && series[0].t < Date.now() - WINDOW_MS) series.shift();
+    series.push({ t: clock.now(), active: view.active, queued: view.queued });
+    while (series.length && series[0].t < clock.now() - WINDOW_MS) series.shift();
     render(view);
+    await Promise.all([
+      queue.refresh(view.queued),
+      ...[...expanded.values()].map((list) => list.refresh(list.total(view))),
+    ]);
     $("live").textContent = "Live · updated " + new Date().toLocaleTimeString();
     $("global-error").textContent = "";
   } catch (e) {
@@ -200,6 +244,7 @@ function render(v) {
   $("stat-active").textContent = v.active;
   $("stat-queued").textContent = v.queued;
   if (document.activeElement !== $("limit-input")) $("limit-input").value = v.limit;
+  $("queue-count").textContent = v.queued ? `${v.queued} waiting, first come first served` : "";
   renderBar(v);
   renderAgents(v);
   renderChart();
@@ -243,26 +288,164 @@ function renderBar(v) {
 
 let shownAgents = "";
 
+const sum = (perType) => TYPES.reduce((n, t) => n + perType[t], 0);
+
+// An agent's colour: its own if it reserves slots, the shared pool's if not.
+function dot(agent) {
+  const a = current && current.view && current.view.agents.find((x) => x.id === agent);
+  return el("span", { class: "dot", style: `background: ${a && a.reserved_total ? colorOf(agent) : "var(--shared)"}` });
+}
+
+// A table cell: its value in one element, and its column's head in
+// `data-label`, which a narrow screen shows beside the value (app.css).
+function cell(tag, label, ...value) {
+  return el(tag, { "data-label": label, ...(tag === "th" ? { scope: "row" } : {}) }, el("span", { class: "val" }, ...value));
+}
+
 function renderAgents(v) {
   // Re-render only on change, and not under an open menu (it would take the focus away).
   const key = JSON.stringify(v.agents);
   if (key === shownAgents || openMenu !== null) return;
   shownAgents = key;
-  const rows = v.agents.map((a) => {
-    const cells = TYPES.map((t) => el("td", {},
+  for (const id of expanded.keys()) if (!v.agents.some((a) => a.id === id)) expanded.delete(id);
+  const rows = v.agents.flatMap((a) => {
+    const cells = TYPES.map((t) => cell("td", capital(t),
       String(a.reserved[t]), " ", el("span", { class: "sub" }, `${a.active[t]}/${a.queued[t]}`)));
-    const sum = (o) => TYPES.reduce((n, t) => n + o[t], 0);
-    return el("tr", { "data-agent-row": a.id },
-      el("td", {}, el("span", { class: "dot", style: `background: ${a.reserved_total ? colorOf(a.id) : "var(--shared)"}` }), a.id),
+    const row = el("tr", { "data-agent-row": a.id },
+      cell("th", "Agent", dot(a.id), a.id),
       ...cells,
-      el("td", {}, String(a.reserved_total)),
-      el("td", {}, String(sum(a.active))),
-      el("td", {}, String(sum(a.queued))),
-      el("td", {}, agentMenu(a)));
+      cell("td", "Reserved", String(a.reserved_total)),
+      cell("td", "Active", callsToggle(a)),
+      cell("td", "Queued", String(sum(a.queued))),
+      cell("td", "Actions", agentMenu(a)));
+    return expanded.has(a.id) ? [row, expanded.get(a.id).row] : [row];
   });
-  $("agents-body").replaceChildren(...rows);
+  keepFocus($("agents-body"), () => $("agents-body").replaceChildren(...rows));
   $("agents-empty").hidden = v.agents.length > 0;
   $("known-agents").replaceChildren(...v.agents.map((a) => el("option", { value: a.id })));
+}
+
+// Rebuilds the children of `container`, keeping the focus on the control
+// with the same `data-focus` key, so a live update never steals it.
+function keepFocus(container, rebuild) {
+  const focused = container.contains(document.activeElement) ? document.activeElement.dataset.focus : undefined;
+  rebuild();
+  if (focused) container.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus();
+}
+
+// ---- lists of calls, a page at a time ----------------------------------------
+
+// A table of calls from `GET /calls?...` (queued ones in queue order), PAGE at a
+// time with Previous / Next, refreshed with the rest of the view. `columns`
+// are [heading, cell(call)]; on a narrow screen each row is a card and each
+// cell carries its heading.
+function callList({ name, query, columns, empty }) {
+  const body = el("tbody");
+  const table = el("table", { class: "grid cards calls", "aria-label": name },
+    el("thead", {}, el("tr", {}, ...columns.map(([h]) => el("th", { scope: "col" }, h)))), body);
+  const none = el("p", { class: "hint" }, empty);
+  const range = el("span", { class: "range" });
+  const prev = el("button", { type: "button", class: "quiet", "data-focus": `${name}:prev`, onclick: () => move(-PAGE) }, "Previous");
+  const next = el("button", { type: "button", class: "quiet", "data-focus": `${name}:next`, onclick: () => move(PAGE) }, "Next");
+  const pager = el("nav", { class: "pager", "aria-label": `${name}, pages` }, prev, range, next);
+  const root = el("div", { class: "calls-list" }, el("div", { class: "table-scroll" }, table), none, pager);
+  let offset = 0;
+  let total = 0;
+
+  function show(calls, more) {
+    body.replaceChildren(...calls.map((c) => el("tr", { "data-call": c.id },
+      ...columns.map(([h, value], i) => cell(i ? "td" : "th", h, ...[value(c)].flat())))));
+    table.hidden = calls.length === 0;
+    none.hidden = calls.length > 0;
+    range.textContent = calls.length ? `${offset + 1}–${offset + calls.length} of ${Math.max(total, offset + calls.length)}` : "";
+    const hadFocus = document.activeElement;
+    prev.disabled = offset === 0;
+    next.disabled = !more;
+    pager.hidden = offset === 0 && !more;
+    if (hadFocus === next && next.disabled) prev.focus();
+    if (hadFocus === prev && prev.disabled && !next.disabled) next.focus();
+  }
+
+  // `count`: how many calls the list has, from the org's snapshot.
+  async function refresh(count) {
+    total = count;
+    const org = current;
+    const at = offset;
+    if (!org) return;
+    if (total === 0 && at === 0) return show([], false);
+    const page = await api("GET",
+      `/orgs/${encodeURIComponent(org.id)}/calls?${query}&limit=${PAGE}&cursor=${at}`);
+    if (current !== org || offset !== at) return; // the org or the page changed meanwhile
+    if (page.calls.length === 0 && at > 0) { offset = Math.max(0, at - PAGE); return refresh(count); }
+    show(page.calls, page.next_cursor != null);
+  }
+
+  function move(by) {
+    offset = Math.max(0, offset + by);
+    refresh(total).catch(fail);
+  }
+
+  show([], false);
+  return { root, refresh, reset() { offset = 0; total = 0; show([], false); } };
+}
+
+const queue = callList({
+  name: "Queue",
+  query: "state=queued",
+  empty: "No call is waiting: every call has a slot.",
+  columns: [
+    ["Position", (c) => String(c.position)],
+    ["Call", (c) => c.id],
+    ["Agent", (c) => [dot(c.agent), c.agent]],
+    ["Type", (c) => capital(c.type)],
+    ["Waiting", (c) => (c.queued_at ? since(c.queued_at) : "–")],
+    ["Max wait", (c) => (c.max_wait_expires_at
+      ? `${duration(Date.parse(c.max_wait_expires_at) - Date.parse(c.queued_at))}, ${until(c.max_wait_expires_at)} left`
+      : "none")],
+  ],
+});
+$("queue-list").append(queue.root);
+
+// The agents whose active calls are open, by id: their lists, in a row under theirs.
+const expanded = new Map();
+const detailId = (agent) => `active-calls-of-${agent}`;
+
+function agentCalls(agent) {
+  const list = callList({
+    name: `Active calls of ${agent}`,
+    query: `state=active&agent=${encodeURIComponent(agent)}`,
+    empty: `${agent} has no active call.`,
+    columns: [
+      ["Call", (c) => c.id],
+      ["Type", (c) => capital(c.type)],
+      ["Slot", (c) => (c.slot ? capital(c.slot) : "–")],
+      ["Active for", (c) => (c.admitted_at ? since(c.admitted_at) : "–")],
+      ["Lease ends in", (c) => (c.lease_expires_at ? until(c.lease_expires_at) : "–")],
+    ],
+  });
+  list.row = el("tr", { class: "detail", id: detailId(agent) }, el("td", { colspan: "9" }, list.root));
+  list.total = (v) => sum((v.agents.find((a) => a.id === agent) || { active: { webcall: 0, chat: 0, outbound: 0, inbound: 0 } }).active);
+  return list;
+}
+
+// The Active number of an agent's row opens (and closes) its active calls.
+function callsToggle(a) {
+  const open = expanded.has(a.id);
+  const n = sum(a.active);
+  return el("button", {
+    type: "button", class: "count", "aria-expanded": String(open), ...(open ? { "aria-controls": detailId(a.id) } : {}),
+    "aria-label": `Active calls of ${a.id}: ${n}`, "data-focus": `calls:${a.id}`,
+    onclick: () => toggleCalls(a.id),
+  }, String(n), el("span", { class: "chevron", "aria-hidden": "true" }));
+}
+
+async function toggleCalls(agent) {
+  closeMenu();
+  if (expanded.has(agent)) expanded.delete(agent); else expanded.set(agent, agentCalls(agent));
+  shownAgents = ""; // draw (or take away) its row now
+  renderAgents(current.view);
+  const list = expanded.get(agent);
+  if (list) await list.refresh(list.total(current.view)).catch(fail);
 }
 
 let openMenu = null;
@@ -273,7 +456,7 @@ function agentMenu(a) {
     el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openRemover(a); } }, "Remove agent")));
   const toggle = el("button", {
     type: "button", class: "quiet", "aria-haspopup": "menu", "aria-expanded": "false",
-    "aria-label": `Actions for ${a.id}`,
+    "aria-label": `Actions for ${a.id}`, "data-focus": `menu:${a.id}`,
     onclick: () => {
       const open = list.hidden;
       closeMenu();
@@ -326,7 +509,7 @@ function checkEditor() {
   let bad = "";
   for (const t of TYPES) {
     const n = Number(form.elements[t].value);
-    if (!Number.isInteger(n) || n < 0) bad = `${t[0].toUpperCase() + t.slice(1)} must be a whole number, 0 or more.`;
+    if (!Number.isInteger(n) || n < 0) bad = `${capital(t)} must be a whole number, 0 or more.`;
     else total += n;
   }
   $("editor-available").textContent = v
@@ -412,14 +595,24 @@ $("limit-form").addEventListener("submit", async (ev) => {
 
 // ---- chart -------------------------------------------------------------------
 
+// "60 seconds" / "60 s", "5 minutes" / "5 min": the chart's title and its axis
+// say the same window.
+function spanWords(ms) {
+  const s = Math.round(ms / 1000);
+  return s < 120 ? { long: `${s} seconds`, short: `${s} s` } : { long: `${s / 60} minutes`, short: `${s / 60} min` };
+}
+
 function renderChart() {
   const svg = $("chart");
   const W = 900, H = 200, pad = 6;
-  const now = Date.now();
-  // The last 15 minutes, or since the first sample if that is more recent (at least a minute).
-  const span = Math.min(WINDOW_MS, Math.max(60 * 1000, series.length ? now - series[0].t : 0));
-  const max = Math.max(1, current && current.view ? current.view.limit : 1, ...series.map((s) => Math.max(s.active, s.queued)));
-  const x = (t) => ((t - (now - span)) / span) * W;
+  const now = clock.now();
+  // The smallest window that holds every sample: the last minute at first,
+  // up to the 15 minutes the server keeps.
+  const age = series.length ? now - series[0].t : 0;
+  const span = WINDOWS_MS.find((w) => w >= age) || WINDOW_MS;
+  const lim = current && current.view ? current.view.limit : 0;
+  const max = Math.max(1, lim, ...series.map((s) => Math.max(s.active, s.queued)));
+  const x = (t) => Math.max(0, ((t - (now - span)) / span) * W);
   const y = (n) => H - pad - (n / max) * (H - 2 * pad);
   // Steps: each sample holds until the next one; the last holds until now.
   const line = (key) => series.map((s, i) => {
@@ -427,29 +620,39 @@ function renderChart() {
     return `${i ? "L" : "M"}${x(s.t).toFixed(1)},${y(s[key]).toFixed(1)} L${x(next).toFixed(1)},${y(s[key]).toFixed(1)}`;
   }).join(" ");
   const ns = "http://www.w3.org/2000/svg";
-  const path = (d, color) => {
+  const path = (d, color, name) => {
     const p = document.createElementNS(ns, "path");
     p.setAttribute("d", d);
     p.setAttribute("fill", "none");
     p.setAttribute("stroke", color);
     p.setAttribute("stroke-width", "2");
     p.setAttribute("vector-effect", "non-scaling-stroke");
+    p.dataset.series = name;
     return p;
   };
   const limitLine = document.createElementNS(ns, "line");
-  const lim = current && current.view ? current.view.limit : 0;
   limitLine.setAttribute("x1", "0"); limitLine.setAttribute("x2", String(W));
   limitLine.setAttribute("y1", String(y(lim))); limitLine.setAttribute("y2", String(y(lim)));
-  limitLine.setAttribute("stroke", "#8c959f"); limitLine.setAttribute("stroke-dasharray", "4 4");
+  limitLine.setAttribute("stroke", "#57606a"); limitLine.setAttribute("stroke-width", "1.5");
+  limitLine.setAttribute("stroke-dasharray", "6 4");
   limitLine.setAttribute("vector-effect", "non-scaling-stroke");
-  const children = [limitLine];
-  if (series.length) children.push(path(line("queued"), "#c2410c"), path(line("active"), "#0b5cad"));
+  limitLine.dataset.series = "limit";
+  const children = [];
+  if (series.length) children.push(path(line("queued"), "#c2410c", "queued"), path(line("active"), "#0b5cad", "active"));
+  // Last, so on top: at full use the active line runs along the limit.
+  children.push(limitLine);
   svg.replaceChildren(...children);
+  // The limit's label, level with its line, right of the plot.
+  const label = $("chart-limit");
+  label.textContent = `limit ${lim}`;
+  label.style.top = `${((100 * y(lim)) / H).toFixed(2)}%`; // CSSOM: allowed by the page's CSP
+  const words = spanWords(span);
+  $("chart-title").textContent = `Last ${words.long}`;
+  $("chart-from").textContent = `${words.short} ago`;
   $("chart-max").textContent = `0 to ${max} calls`;
-  $("chart-from").textContent = span >= 120 * 1000 ? `${Math.round(span / 60000)} min ago` : `${Math.round(span / 1000)} s ago`;
   const last = series[series.length - 1];
   svg.setAttribute("aria-label", last
-    ? `Active and queued calls over the last 15 minutes; now ${last.active} active, ${last.queued} queued, limit ${lim}.`
+    ? `Active and queued calls over the last ${words.long}; now ${last.active} active, ${last.queued} queued, limit ${lim}.`
     : "No samples yet.");
 }
 

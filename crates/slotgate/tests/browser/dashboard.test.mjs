@@ -227,6 +227,150 @@ test("keyboard, labels, and a phone-sized screen", async () => {
   await done(p);
 });
 
+// The rows of a list of calls as text, cell by cell (without the card labels,
+// which are CSS).
+const rowsOf = (p, table) => p.locator(table).evaluate((t) =>
+  [...t.tBodies[0].rows].map((r) => [...r.cells].map((c) => c.textContent.trim())));
+
+// At a phone's width: every cell of every row is shown whole inside the
+// screen, under a label that is its column's head; nothing scrolls sideways.
+async function assertCards(p, table) {
+  const problems = await p.locator(table).evaluate((t) => {
+    const heads = [...t.tHead.rows[0].cells].map((c) => c.textContent.trim());
+    const out = [];
+    for (const r of t.tBodies[0].rows) {
+      if (r.classList.contains("detail")) continue;
+      [...r.cells].forEach((c, i) => {
+        const box = c.getBoundingClientRect();
+        const style = getComputedStyle(c);
+        const label = getComputedStyle(c, "::before").content;
+        if (box.width === 0 || box.height === 0 || style.visibility !== "visible") out.push(`${heads[i]} of ${r.cells[0].textContent} is hidden`);
+        if (box.left < 0 || box.right > window.innerWidth) out.push(`${heads[i]} of ${r.cells[0].textContent} is off screen (${box.left}..${box.right})`);
+        if (c.scrollWidth > c.clientWidth + 1) out.push(`${heads[i]} of ${r.cells[0].textContent} is cut (${c.scrollWidth} > ${c.clientWidth})`);
+        if (label !== JSON.stringify(heads[i])) out.push(`${heads[i]} of ${r.cells[0].textContent} is labelled ${label}`);
+      });
+    }
+    return out;
+  });
+  assert.deepEqual(problems, []);
+}
+
+test("the queue page by page, an agent's active calls, the limit line, cards on a phone", async () => {
+  assert.equal((await api("POST", "/orgs", { id: "busy", limit: 3 })).status, 201);
+  await api("PUT", "/orgs/busy/agents/agent-a/reservations", { chat: 2 });
+  const place = (id, agent, type, extra = {}) =>
+    api("POST", "/orgs/busy/calls", { id, agent, type, lease_ttl_s: 3600, ...extra });
+  for (const [id, agent, type] of [["a-1", "agent-a", "chat"], ["a-2", "agent-a", "chat"], ["b-1", "agent-b", "webcall"]]) {
+    assert.equal((await place(id, agent, type)).status, 201);
+  }
+  // 25 queued: agent-b and agent-c by turns, every third with a max_wait of 10 minutes.
+  const TYPES = ["webcall", "chat", "outbound", "inbound"];
+  const queued = Array.from({ length: 25 }, (_, i) => ({
+    id: `q-${i + 1}`, agent: i % 2 ? "agent-c" : "agent-b", type: TYPES[i % 4], maxWait: (i + 1) % 3 === 0,
+  }));
+  for (const q of queued) {
+    const r = await place(q.id, q.agent, q.type, q.maxWait ? { max_wait_s: 600 } : {});
+    assert.equal(r.status, 202);
+  }
+  const order = (await api("GET", "/orgs/busy/calls?state=queued")).body.calls.map((c) => c.id);
+  assert.deepEqual(order, queued.map((q) => q.id), "the API's queue order");
+
+  const p = await page();
+  await p.goto(`${base}/#org=busy&key=${OP}`);
+  const queueTable = '#queue-list table';
+  const queuePager = p.getByRole("navigation", { name: "Queue, pages" });
+  await p.waitForFunction(() => document.querySelectorAll("#queue-list tbody tr").length === 20);
+
+  // Page 1: positions 1 to 20 in queue order, with agent, type, wait and max_wait.
+  const expectRows = (rows, from) => rows.forEach((cells, i) => {
+    const q = queued[from + i];
+    assert.deepEqual(cells.slice(0, 4), [String(from + i + 1), q.id, q.agent, q.type[0].toUpperCase() + q.type.slice(1)]);
+    assert.match(cells[4], /^\d+ s$/, `waiting of ${q.id}`);
+    if (q.maxWait) assert.match(cells[5], /^10 min, 9 min \d\d s left$/, `max wait of ${q.id}`);
+    else assert.equal(cells[5], "none", `max wait of ${q.id}`);
+  });
+  let rows = await rowsOf(p, queueTable);
+  assert.equal(rows.length, 20);
+  expectRows(rows, 0);
+  assert.equal(await queuePager.locator(".range").textContent(), "1–20 of 25");
+  assert.equal(await queuePager.getByRole("button", { name: "Previous" }).isDisabled(), true);
+  assert.match(await p.locator("#queue-count").textContent(), /^25 waiting/);
+
+  // Page 2: the last 5.
+  await queuePager.getByRole("button", { name: "Next" }).click();
+  await p.waitForFunction(() => document.querySelectorAll("#queue-list tbody tr").length === 5);
+  rows = await rowsOf(p, queueTable);
+  expectRows(rows, 20);
+  assert.equal(await queuePager.locator(".range").textContent(), "21–25 of 25");
+  assert.equal(await queuePager.getByRole("button", { name: "Next" }).isDisabled(), true);
+
+  // The queue moves live: the first call gives up, everyone moves up one.
+  await api("DELETE", "/orgs/busy/calls/q-1");
+  await p.waitForFunction(() => document.querySelector("#queue-list tbody tr th")?.textContent === "21"
+    && document.querySelectorAll("#queue-list tbody tr").length === 4);
+  rows = await rowsOf(p, queueTable);
+  assert.deepEqual(rows.map((r) => [r[0], r[1]]), [["21", "q-22"], ["22", "q-23"], ["23", "q-24"], ["24", "q-25"]]);
+  await queuePager.getByRole("button", { name: "Previous" }).click();
+  await p.waitForFunction(() => document.querySelector("#queue-list tbody tr td")?.textContent === "q-2");
+  rows = await rowsOf(p, queueTable);
+  assert.deepEqual(rows.map((r) => r[1]), queued.slice(1, 21).map((q) => q.id));
+
+  // Each row's "..." button says whose actions it holds.
+  const menus = await p.locator("[data-agent-row]").evaluateAll((rs) =>
+    rs.map((r) => [r.dataset.agentRow, r.querySelector(".menu > button").getAttribute("aria-label")]));
+  assert.deepEqual(menus, ["agent-a", "agent-b", "agent-c"].map((a) => [a, `Actions for ${a}`]));
+
+  // An agent's active calls, on demand.
+  const toggle = p.getByRole("button", { name: "Active calls of agent-a: 2" });
+  assert.equal(await toggle.getAttribute("aria-expanded"), "false");
+  await toggle.click();
+  assert.equal(await toggle.getAttribute("aria-expanded"), "true");
+  const detail = 'table[aria-label="Active calls of agent-a"]';
+  await p.waitForFunction((d) => document.querySelector(d)?.tBodies[0].rows.length === 2, detail);
+  rows = await rowsOf(p, detail);
+  assert.deepEqual(rows.map((r) => r.slice(0, 3)), [["a-1", "Chat", "Reserved"], ["a-2", "Chat", "Reserved"]]);
+  assert.match(rows[0][3], /^\d+ s$/);
+  assert.match(rows[0][4], /^\d+ min \d\d s$|^60 min$/, "lease ends in about an hour");
+  assert.equal(await toggle.evaluate((b) => document.activeElement === b), true, "the focus stays on the button");
+  await p.getByRole("button", { name: "Active calls of agent-b: 1" }).click();
+  await p.waitForFunction(() => document.querySelector('table[aria-label="Active calls of agent-b"]')?.tBodies[0].rows.length === 1);
+  assert.deepEqual((await rowsOf(p, 'table[aria-label="Active calls of agent-b"]'))[0].slice(0, 3), ["b-1", "Webcall", "Shared"]);
+  // It follows the calls live, and closes again.
+  await api("DELETE", "/orgs/busy/calls/a-2");
+  await p.waitForFunction((d) => document.querySelector(d)?.tBodies[0].rows.length === 1, detail);
+  await p.getByRole("button", { name: "Active calls of agent-b: 1" }).click();
+  await p.waitForFunction(() => !document.querySelector('table[aria-label="Active calls of agent-b"]'));
+  // (q-2 took a-2's slot: the shared one, since agent-a has reserved room.)
+
+  // The chart: the limit line is drawn last (on top of the active line, which
+  // runs along it at full use) and labelled; title and axis name one window.
+  await p.waitForFunction(() => document.querySelectorAll("#chart path").length === 2);
+  const layers = await p.locator("#chart").evaluate((svg) => [...svg.children].map((c) => c.dataset.series));
+  assert.deepEqual(layers, ["queued", "active", "limit"]);
+  assert.equal(await p.locator("#chart-limit").textContent(), "limit 3");
+  assert.equal(await p.locator("#chart-limit").isVisible(), true);
+  assert.equal(await p.locator("#chart-title").textContent(), "Last 60 seconds");
+  assert.equal(await p.locator("#chart-from").textContent(), "60 s ago");
+  await done(p);
+
+  // At 390 px: the agents and the queue are cards with every field, nothing
+  // hidden, nothing scrolling sideways.
+  const phone = await page(390, 844);
+  await phone.goto(`${base}/#org=busy&key=${OP}`);
+  await phone.waitForFunction(() => document.querySelectorAll("#queue-list tbody tr").length === 20);
+  await phone.getByRole("button", { name: "Active calls of agent-a: 1" }).click();
+  await phone.waitForFunction(() => document.querySelector('table[aria-label="Active calls of agent-a"]')?.tBodies[0].rows.length === 1);
+  const overflow = await phone.evaluate(() => [document.documentElement.scrollWidth - window.innerWidth,
+    ...[...document.querySelectorAll(".table-scroll")].map((s) => s.scrollWidth - s.clientWidth)]);
+  assert.ok(overflow.every((o) => o <= 0), `wider than the phone: ${overflow}`);
+  await assertCards(phone, "#agents");
+  await assertCards(phone, queueTable);
+  await assertCards(phone, 'table[aria-label="Active calls of agent-a"]');
+  await phone.screenshot({ path: join(root, "target/dashboard-phone.png"), fullPage: true });
+  await done(phone);
+  for (const c of (await api("GET", "/orgs/busy/calls")).body.calls) await api("DELETE", `/orgs/busy/calls/${c.id}`);
+});
+
 test("the seed example renders (README screenshot)", async () => {
   await api("POST", "/orgs", { id: "seed", limit: 20 });
   await api("PUT", "/orgs/seed/agents/agent-a/reservations", { webcall: 2, chat: 3, outbound: 4, inbound: 3 });
