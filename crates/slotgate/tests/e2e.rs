@@ -1498,3 +1498,29 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
         "no key material in logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_answers_and_errors_end_with_a_newline_and_keep_extras_inside_error() {
+    let s = Server::start().await;
+    let text = |path: &'static str, body: Value| {
+        let req = s.client.put(s.url(path)).json(&body);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    create_org(&s, "acme", 2).await;
+    let ok = text("/v1/orgs/acme/limit", json!({"limit": 3})).await;
+    assert!(ok.ends_with("}\n"), "{ok:?}");
+    reserve(&s, "acme", "a", json!({"chat": 3})).await;
+    let refused = text("/v1/orgs/acme/limit", json!({"limit": 1})).await;
+    assert!(refused.ends_with("}\n"), "{refused:?}");
+    let body: Value = serde_json::from_str(&refused).unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {"code": "limit_below_reservations", "message": body["error"]["message"], "reserved": 3}})
+    );
+    let bad = text("/v1/orgs/acme/limit", json!({"limit": "20"})).await;
+    let body: Value = serde_json::from_str(&bad).unwrap();
+    assert_eq!(
+        body["error"]["message"], "limit: must be a whole number, 0 or more, got \"20\"",
+        "in the API's words, no Rust type names"
+    );
+}
