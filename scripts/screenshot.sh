@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Renders the README's dashboard picture (docs/dashboard.png) from the seed
-# example of SEMANTICS.md, by running the browser tests against the real binary.
+# example of SEMANTICS.md, by running the browser test of that example against
+# the real binary. The example's story (calls end, the queue moves, a call
+# arrives) is stretched over most of a minute, so that the chart's caption,
+# "Last 60 seconds", and its axis, "60 s ago", describe what it shows (the
+# test checks both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -p slotgate
 (cd crates/slotgate/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
-SLOTGATE_BIN="$PWD/target/debug/slotgate" node --test crates/slotgate/tests/browser/dashboard.test.mjs
+rm -f target/dashboard.png
+DASHBOARD_STORY_S=50 SLOTGATE_BIN="$PWD/target/debug/slotgate" \
+  node --test --test-name-pattern="README screenshot" crates/slotgate/tests/browser/dashboard.test.mjs
 cp target/dashboard.png docs/dashboard.png
 echo "docs/dashboard.png updated"

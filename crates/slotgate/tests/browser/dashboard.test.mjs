@@ -371,6 +371,39 @@ test("the queue page by page, an agent's active calls, the limit line, cards on 
   for (const c of (await api("GET", "/orgs/busy/calls")).body.calls) await api("DELETE", `/orgs/busy/calls/${c.id}`);
 });
 
+test("the chart's title and axis name the same window, the one its samples fill", async () => {
+  await api("POST", "/orgs", { id: "past", limit: 5 });
+  const p = await page();
+  // The server keeps 15 minutes of samples: pretend it has `age` of them.
+  let age = 0;
+  await p.route("**/v1/orgs/past/history", (route) => {
+    const now = Date.now();
+    const samples = [];
+    for (let t = now - age; t < now; t += 2000) samples.push({ at_ms: t, active: 1, queued: 0 });
+    route.fulfill({ contentType: "application/json", body: JSON.stringify({ interval_s: 2, samples }) });
+  });
+  for (const [ageS, windowS, title, axis] of [
+    [0, 60, "Last 60 seconds", "60 s ago"],
+    [45, 60, "Last 60 seconds", "60 s ago"],
+    [90, 120, "Last 2 minutes", "2 min ago"],
+    [4 * 60, 300, "Last 5 minutes", "5 min ago"],
+    [14 * 60, 900, "Last 15 minutes", "15 min ago"],
+  ]) {
+    age = ageS * 1000;
+    await p.goto(`${base}/#org=past&key=${OP}`);
+    await p.reload();
+    await p.locator("#chart path").first().waitFor({ state: "attached" });
+    assert.equal(await p.locator("#chart-title").textContent(), title, `${ageS} s of samples`);
+    assert.equal(await p.locator("#chart-from").textContent(), axis, `${ageS} s of samples`);
+    assert.match(await p.locator("#chart").getAttribute("aria-label"), new RegExp(`over the ${title.toLowerCase()};`));
+    // The oldest sample is drawn where the axis says it is (within a few seconds).
+    const left = await p.locator('#chart path[data-series="active"]').evaluate((e) => e.getBBox().x);
+    const want = 900 * (1 - ageS / windowS);
+    assert.ok(Math.abs(left - want) <= 900 * 4 / windowS, `${ageS} s of samples start at ${left} of 900, not ${want}`);
+  }
+  await done(p);
+});
+
 test("the seed example renders (README screenshot)", async () => {
   await api("POST", "/orgs", { id: "seed", limit: 20 });
   await api("PUT", "/orgs/seed/agents/agent-a/reservations", { webcall: 2, chat: 3, outbound: 4, inbound: 3 });
@@ -392,15 +425,21 @@ test("the seed example renders (README screenshot)", async () => {
   await p.goto(`${base}/#org=seed&key=${OP}`);
   await seg(p, "agent-b").waitFor();
   // Some calls end and the queue moves, so that the chart has a story to tell.
-  await p.waitForTimeout(3000);
+  // Its length: a few seconds in the test run; scripts/screenshot.sh makes it
+  // most of the chart's first window (60 s), so the picture shows that minute.
+  const story = Number(process.env.DASHBOARD_STORY_S || 8.5) * 1000;
+  await p.waitForTimeout(story * 0.35);
   for (const id of ["seed-0", "seed-13", "seed-19"]) await api("DELETE", `/orgs/seed/calls/${id}`);
-  await p.waitForTimeout(3000);
+  await p.waitForTimeout(story * 0.35);
   await api("POST", "/orgs/seed/calls", { id: "seed-late", agent: "agent-c", type: "chat", lease_ttl_s: 3600 });
-  await p.waitForTimeout(2500);
+  await p.waitForTimeout(story * 0.3);
   assert.equal(await seg(p, "agent-a").getAttribute("data-slots"), "12");
   assert.equal(await seg(p, "agent-b").getAttribute("data-slots"), "5");
   assert.equal(await shared(p).getAttribute("data-slots"), "3");
   assert.ok((await p.locator("#chart path").count()) === 2, "the chart draws active and queued");
+  // The picture's caption and axis name the window its samples fill.
+  assert.equal(await p.locator("#chart-title").textContent(), "Last 60 seconds");
+  assert.equal(await p.locator("#chart-from").textContent(), "60 s ago");
   await p.screenshot({ path: join(root, "target/dashboard.png"), fullPage: true });
   await done(p);
 });
