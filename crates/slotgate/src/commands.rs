@@ -422,13 +422,48 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             })?;
         }
         ClientCommand::Release { org, call } => {
+            // Which queued calls took the freed slot: those queued before and active after.
+            let live = |state| CallFilter {
+                state: Some(state),
+                agent: None,
+            };
+            let queued: Vec<String> = client
+                .calls(&org, &live(CallState::Queued))
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
             let c = client.release(&org, &call).await?;
+            let admitted = if queued.is_empty() {
+                Vec::new()
+            } else {
+                client
+                    .calls(&org, &live(CallState::Active))
+                    .await?
+                    .into_iter()
+                    .filter(|a| queued.contains(&a.id))
+                    .collect()
+            };
             emit(json, &c, || {
-                format!(
+                let mut t = format!(
                     "call {} ended: {}",
                     c.id,
                     c.end_reason.map_or("?", |r| r.as_str())
-                )
+                );
+                for a in &admitted {
+                    let _ = write!(
+                        t,
+                        "\ncall {} ({}, {}) was admitted from the queue into a {} slot",
+                        a.id,
+                        a.agent,
+                        a.call_type,
+                        a.slot.map_or("?", |s| s.as_str())
+                    );
+                }
+                if admitted.is_empty() && !queued.is_empty() {
+                    t.push_str("\nno queued call could take the freed slot");
+                }
+                t
             })?;
         }
         ClientCommand::Keys(KeysCommand::Create { org, role, name }) => {

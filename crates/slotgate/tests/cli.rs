@@ -192,7 +192,13 @@ async fn acquire_heartbeat_and_release_a_call_from_the_shell() {
     );
     assert!(ok(&call("c1")).contains("existed already"));
     assert!(ok(&["heartbeat", "acme", "c2"]).contains("call c2 (queued) renewed"));
-    assert!(ok(&["release", "acme", "c1"]).contains("call c1 ended: released"));
+    let released = ok(&["release", "acme", "c1"]);
+    assert!(
+        released.contains("call c1 ended: released")
+            && released
+                .contains("call c2 (a, chat) was admitted from the queue into a shared slot"),
+        "{released}"
+    );
     let c2 = Client::new(&s.base, OP)
         .call_info("acme", "c2", Duration::ZERO)
         .await
