@@ -14,6 +14,7 @@ pub struct Event {
     /// The org it happened in.
     pub org: String,
     /// When it happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Time,
     /// What happened; its name is the event's `type`.
     #[serde(flatten)]
@@ -48,6 +49,7 @@ pub enum EventKind {
         /// Its lease length, in ms.
         lease_ttl_ms: u64,
         /// When its `max_wait` runs out, if it has one.
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
         max_wait_expires_at: Option<Time>,
     },
     /// A call took a slot.

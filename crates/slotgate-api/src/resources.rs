@@ -71,21 +71,27 @@ pub struct Call {
     /// 1-based place in the org's queue, while queued.
     pub position: Option<u64>,
     /// When it joined the queue; null if it was admitted on arrival.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub queued_at: Option<Time>,
     /// When it became active.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub admitted_at: Option<Time>,
     /// When an active call's lease runs out unless renewed by a heartbeat.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub lease_expires_at: Option<Time>,
     /// When a queued call is abandoned unless held (null while a wait holds it).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub hold_expires_at: Option<Time>,
     /// When a queued call with `max_wait_s` gives up.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub max_wait_expires_at: Option<Time>,
     /// The lease length heartbeats renew, in seconds.
     #[serde(default)]
     pub lease_ttl_s: f64,
     /// When it ended.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub ended_at: Option<Time>,
     /// Why it ended.
     pub end_reason: Option<EndReason>,
@@ -114,6 +120,7 @@ pub struct KeyInfo {
     /// What it may do.
     pub role: Role,
     /// When it was made.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Time,
 }
 

@@ -184,9 +184,9 @@ pub type Reservations = PerType<u32>;
 /// The OpenAPI schema of a count per call type ([`PerType<u32>`] on the wire),
 /// named `PerType`: the generic type itself has no derived schema.
 #[cfg(feature = "openapi")]
-#[derive(Debug, utoipa::ToSchema)]
+#[derive(Debug, Default, utoipa::ToSchema)]
 #[schema(as = PerType)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct PerTypeSchema {
     /// For `webcall` calls (0 if absent in a request).
