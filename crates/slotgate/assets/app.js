@@ -462,9 +462,10 @@ function agentMenu(a) {
       closeMenu();
       if (open) {
         list.hidden = false;
+        place(list, toggle);
         toggle.setAttribute("aria-expanded", "true");
         openMenu = a.id;
-        list.querySelector("button").focus();
+        list.querySelector("button").focus({ preventScroll: true });
       }
     },
   }, "…");
@@ -479,6 +480,22 @@ function closeMenu() {
 
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeMenu(); });
 document.addEventListener("click", (ev) => { if (!ev.target.closest(".menu")) closeMenu(); });
+// An open menu is placed on the page, not in its table (whose scrolling box
+// would clip it): it follows its button when the page moves.
+let placed = null; // {list, button} of the open menu
+const follow = () => { if (placed && !placed.list.hidden) place(placed.list, placed.button); };
+window.addEventListener("scroll", follow, { passive: true, capture: true });
+window.addEventListener("resize", follow);
+
+// Puts an open menu under its button, right edges aligned; above it if there
+// is no room below. CSSOM (not a style attribute), which the page's CSP allows.
+function place(list, button) {
+  placed = { list, button };
+  const r = button.getBoundingClientRect();
+  const below = r.bottom + 4 + list.offsetHeight <= window.innerHeight;
+  list.style.right = `${document.documentElement.clientWidth - r.right}px`;
+  list.style.top = below ? `${r.bottom + 4}px` : `${Math.max(0, r.top - 4 - list.offsetHeight)}px`;
+}
 
 // ---- add / edit reservations -------------------------------------------------
 

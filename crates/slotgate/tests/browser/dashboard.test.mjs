@@ -99,7 +99,8 @@ test("an org key signs in by link; add, refuse, edit and remove reservations; ca
   const p = await page();
   await p.goto(`${base}/#org=acme&key=${admin}`);
   await p.locator("#org").waitFor();
-  assert.equal(await p.locator("#stat-limit").textContent(), "20");
+  // The section shows at once; its numbers once the first snapshot has come.
+  await p.waitForFunction(() => document.getElementById("stat-limit").textContent === "20");
   assert.equal(await shared(p).getAttribute("data-slots"), "20");
   assert.ok(!(await p.evaluate(() => location.href)).includes(admin), "the key leaves the address bar");
 
@@ -366,6 +367,17 @@ test("the queue page by page, an agent's active calls, the limit line, cards on 
   await assertCards(phone, "#agents");
   await assertCards(phone, queueTable);
   await assertCards(phone, 'table[aria-label="Active calls of agent-a"]');
+  // A card's "..." menu opens whole, on top, not clipped by the table's box.
+  await phone.getByRole("button", { name: "Actions for agent-c" }).click();
+  for (const name of ["Edit reservations", "Remove agent"]) {
+    const hit = await phone.getByRole("menuitem", { name }).evaluate((item) => {
+      const r = item.getBoundingClientRect();
+      return r.right <= window.innerWidth && r.bottom <= window.innerHeight
+        && document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2) === item;
+    });
+    assert.equal(hit, true, `${name} is shown whole and on top`);
+  }
+  await phone.keyboard.press("Escape");
   await phone.screenshot({ path: join(root, "target/dashboard-phone.png"), fullPage: true });
   await done(phone);
   for (const c of (await api("GET", "/orgs/busy/calls")).body.calls) await api("DELETE", `/orgs/busy/calls/${c.id}`);
