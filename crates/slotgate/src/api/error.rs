@@ -138,7 +138,29 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(code.status())
             .expect("every error code's status is a valid HTTP status");
         let mut response = (status, Json(ErrorBody { error: self.0 })).into_response();
+        if code == ErrorCode::StoreUnavailable {
+            // API.md: a 503 says when to try again.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         response.extensions_mut().insert(Refused(code));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_failure_is_503_with_retry_after_and_the_error_body() {
+        let response = ApiError::from(StoreError("disk full".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let response = ApiError::from(crate::service::Error::KeyNotFound).into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(response.headers().get("retry-after").is_none());
     }
 }
