@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use slotgate_api::{AcquireCall, CallState, CallType, ErrorCode};
+use slotgate_api::{AcquireCall, CallState, CallType, ErrorCode, EventKind};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -127,17 +127,16 @@ impl Client {
             ..AcquireCall::new(req.agent.clone(), req.call_type)
         };
         let (_, mut call) = self.start_call(org, &body).await?;
-        let mut position = None;
+        let position = Positions::new(req.on_position.clone());
+        // While queued, calls ahead leave the queue long before a long-poll
+        // returns: a watcher of the org's events reports each new position.
+        let _watcher = (call.is_queued() && req.on_position.is_some())
+            .then(|| position.watch(self.clone(), org.to_string(), id.clone()));
         loop {
             match call.state {
                 CallState::Active => break,
                 CallState::Queued => {
-                    if call.position != position {
-                        position = call.position;
-                        if let (Some(f), Some(p)) = (&req.on_position, position) {
-                            f(p);
-                        }
-                    }
+                    position.seen(call.position);
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         // Cancels it, or frees the slot if it was admitted at the last moment.
                         self.release(org, &id).await?;
@@ -149,6 +148,74 @@ impl Client {
             }
         }
         Ok(Permit::start(self.clone(), org.to_string(), call, &req))
+    }
+}
+
+/// The queue positions reported to `on_position`, each change once.
+#[derive(Clone)]
+struct Positions {
+    report: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// The last position reported. `std` mutex: a compare and a store, no await.
+    last: Arc<std::sync::Mutex<Option<u64>>>,
+}
+
+/// Aborts the task it holds when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Positions {
+    fn new(report: Option<Arc<dyn Fn(u64) + Send + Sync>>) -> Self {
+        Positions {
+            report,
+            last: Arc::default(),
+        }
+    }
+
+    /// Reports `position` if it is new.
+    fn seen(&self, position: Option<u64>) {
+        let (Some(report), Some(p)) = (&self.report, position) else {
+            return;
+        };
+        let mut last = self
+            .last
+            .lock()
+            .expect("the position lock is never poisoned");
+        if *last != Some(p) {
+            *last = Some(p);
+            report(p);
+        }
+    }
+
+    /// Reads the call again whenever some call of the org is admitted or
+    /// ends (which is when positions move), until dropped. Without the
+    /// events (a failed stream), the long-polls' answers still report.
+    fn watch(&self, client: Client, org: String, id: String) -> AbortOnDrop {
+        let positions = self.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let Ok(mut events) = client.event_stream(&org, None).await else {
+                return;
+            };
+            // A move between the first answer and the stream's start.
+            if let Ok(call) = client.call_info(&org, &id, Duration::ZERO).await {
+                positions.seen(call.position);
+            }
+            while let Some(Ok(event)) = events.next().await {
+                if matches!(
+                    event.kind,
+                    EventKind::CallAdmitted { .. } | EventKind::CallEnded { .. }
+                ) {
+                    match client.call_info(&org, &id, Duration::ZERO).await {
+                        Ok(call) if call.is_queued() => positions.seen(call.position),
+                        _ => return,
+                    }
+                }
+            }
+        }))
     }
 }
 

@@ -247,3 +247,42 @@ async fn events_health_metrics_and_openapi_through_the_client() {
         .get("/v1/orgs/{org}/calls")
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_permit_hears_its_position_move_as_calls_ahead_leave() {
+    let s = server().await;
+    let c = Client::new(&s.base, OP);
+    c.create_org("acme", 1).await.unwrap();
+    let _first = c
+        .acquire("acme", Acquire::new("a", CallType::Chat).id("first"))
+        .await
+        .unwrap();
+    let queue = |id: &'static str, seen: Arc<Mutex<Vec<u64>>>| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let req = Acquire::new("b", CallType::Chat)
+                .id(id)
+                .on_position(move |p| seen.lock().unwrap().push(p));
+            c.acquire("acme", req).await
+        })
+    };
+    let (second, third) = (Arc::default(), Arc::new(Mutex::new(Vec::new())));
+    let _second = queue("second", second);
+    while c.call_info("acme", "second", Duration::ZERO).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _third = queue("third", third.clone());
+    while third.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.release("acme", "second").await.unwrap();
+    // Well before the third's long-poll (20 s) returns: the event watcher tells it.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while third.lock().unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the new position is reported while the call still waits");
+    assert_eq!(*third.lock().unwrap(), vec![2, 1]);
+}
