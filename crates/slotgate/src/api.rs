@@ -4,7 +4,8 @@
 //! [`Service`] and map its answer. They live by resource: `api/orgs.rs`
 //! (orgs, limits, reservations), `api/calls.rs`, `api/keys.rs`,
 //! `api/events.rs`, `api/ops.rs` (health, metrics, OpenAPI, dashboard).
-//! `api/openapi.rs` completes the OpenAPI document the annotations generate.
+//! `api/openapi.rs` completes the OpenAPI document the annotations generate;
+//! `api/headers.rs` sets the security headers every answer carries.
 //! Errors become HTTP in `api/error.rs` only.
 
 pub mod calls;
