@@ -396,3 +396,33 @@ fn serve_help_lists_only_what_serve_takes_and_commands_show_an_example() {
         "no empty env values: {reserve}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_watch_says_the_server_is_away_and_keeps_trying() {
+    let mut s = server().await;
+    Client::new(&s.base, OP)
+        .create_org("acme", 4)
+        .await
+        .unwrap();
+    let mut child = slotgate(&s, &["status", "acme", "--watch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    s.kill9().await;
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(err).lines();
+        lines.next().unwrap().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        line.contains("cannot reach slotgate") && line.contains("retrying in 2 s"),
+        "{line}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still watching");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
