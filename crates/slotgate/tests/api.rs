@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -1052,4 +1052,123 @@ async fn a_path_parameter_that_is_not_utf8_is_invalid_request() {
             "{v}"
         );
     }
+}
+
+// The security headers (issue 12, item 16): the dashboard's page and assets
+// run under a Content-Security-Policy that allows only their own script, style
+// and API and forbids framing; every answer is `nosniff` and `no-referrer`;
+// API answers are `no-store`.
+
+impl App {
+    /// The status and headers of `GET path` (with `key`).
+    async fn get_headers(&self, path: &str, key: Option<&str>) -> (StatusCode, HeaderMap) {
+        let mut req = Request::builder().uri(path);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        (resp.status(), resp.headers().clone())
+    }
+}
+
+fn header<'h>(h: &'h HeaderMap, name: &str) -> &'h str {
+    h.get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+/// The policy's directives, by name.
+fn csp(h: &HeaderMap) -> Vec<(String, Vec<String>)> {
+    header(h, "content-security-policy")
+        .split(';')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let mut words = d.split_whitespace().map(String::from);
+            (words.next().unwrap(), words.collect())
+        })
+        .collect()
+}
+
+fn directive(h: &HeaderMap, name: &str) -> Vec<String> {
+    csp(h)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name} in the policy"))
+        .1
+}
+
+/// The page's policy: only its own origin, nothing inline, no framing.
+fn assert_page_policy(h: &HeaderMap) {
+    assert_eq!(directive(h, "default-src"), ["'self'"]);
+    for name in ["script-src", "style-src", "connect-src"] {
+        assert_eq!(directive(h, name), ["'self'"], "{name}");
+    }
+    assert_eq!(directive(h, "frame-ancestors"), ["'none'"]);
+    let policy = header(h, "content-security-policy");
+    for loose in ["unsafe-inline", "unsafe-eval", "*", "data:", "http:"] {
+        assert!(!policy.contains(loose), "{loose} in {policy}");
+    }
+    assert_common(h);
+}
+
+fn assert_common(h: &HeaderMap) {
+    assert_eq!(header(h, "x-content-type-options"), "nosniff");
+    assert_eq!(header(h, "referrer-policy"), "no-referrer");
+    assert_eq!(header(h, "x-frame-options"), "DENY");
+}
+
+#[tokio::test]
+async fn the_dashboard_page_runs_under_a_strict_policy() {
+    let app = app();
+    let (status, h) = app.get_headers("/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(header(&h, "content-type").starts_with("text/html"));
+    assert_page_policy(&h);
+}
+
+#[tokio::test]
+async fn the_assets_run_under_the_same_policy_and_are_not_sniffed() {
+    let app = app();
+    for (file, kind) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
+        let (status, h) = app.get_headers(&format!("/assets/{file}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{file}");
+        assert!(header(&h, "content-type").starts_with(kind), "{file}");
+        assert_page_policy(&h);
+    }
+    // An unknown asset is refused with the same headers.
+    let (status, h) = app.get_headers("/assets/nope.js", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_page_policy(&h);
+}
+
+#[tokio::test]
+async fn api_answers_are_never_cached() {
+    let app = app();
+    // A success, a refusal, and an endpoint that does not exist.
+    for (path, key, want) in [
+        ("/v1/orgs", Some(OP), StatusCode::OK),
+        ("/v1/orgs", None, StatusCode::UNAUTHORIZED),
+        ("/v1/openapi.json", None, StatusCode::OK),
+        ("/v1/nope", Some(OP), StatusCode::NOT_FOUND),
+    ] {
+        let (status, h) = app.get_headers(path, key).await;
+        assert_eq!(status, want, "{path}");
+        assert_eq!(header(&h, "cache-control"), "no-store", "{path}");
+        assert_common(&h);
+    }
+}
+
+#[tokio::test]
+async fn the_page_itself_may_be_revalidated() {
+    // `no-store` is for API answers; the dashboard's files keep their own caching.
+    let app = app();
+    let (_, h) = app.get_headers("/assets/app.js", None).await;
+    assert_eq!(header(&h, "cache-control"), "no-cache");
 }
