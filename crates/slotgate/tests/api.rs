@@ -258,7 +258,7 @@ async fn reservations_are_set_refused_with_what_is_available_and_removed() {
 }
 
 #[tokio::test]
-async fn calls_are_admitted_queued_retried_renewed_and_ended() {
+async fn calls_are_admitted_queued_retried_and_renewed() {
     let app = app_with_cap(2);
     app.org(1).await;
     let (s, a1) = app.acquire("a1", "A", "chat").await;
@@ -304,7 +304,19 @@ async fn calls_are_admitted_queued_retried_renewed_and_ended() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "the body is optional");
+}
 
+#[tokio::test]
+async fn calls_are_listed_cancelled_released_and_ended_once() {
+    let app = app_with_cap(2);
+    app.org(1).await;
+    for (id, agent, t) in [
+        ("a1", "A", "chat"),
+        ("q1", "B", "inbound"),
+        ("q2", "B", "inbound"),
+    ] {
+        app.acquire(id, agent, t).await;
+    }
     let (_, v) = app
         .op(Method::GET, "/v1/orgs/acme/calls?state=queued", Value::Null)
         .await;
@@ -626,7 +638,14 @@ async fn keys_have_roles_and_see_only_their_org() {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
 
+#[tokio::test]
+async fn keys_are_listed_without_secrets_and_revoked_at_once() {
+    let app = app();
+    app.org(5).await;
+    let admin = app.key("admin").await;
+    let runtime = app.key("runtime").await;
     let (s, v) = app
         .as_key(&admin, Method::GET, "/v1/orgs/acme/keys", Value::Null)
         .await;
