@@ -520,6 +520,24 @@ async fn a_call_without_an_id_gets_one() {
 }
 
 #[tokio::test]
+async fn an_acquire_whose_max_wait_passes_while_it_waits_answers_200_with_its_end() {
+    let app = app();
+    app.org(0).await;
+    let (s, v) = app
+        .op(
+            Method::POST,
+            "/v1/orgs/acme/calls",
+            json!({"id": "t1", "agent": "A", "type": "chat", "max_wait_s": 0.2, "wait_s": 5}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].clone(), v["end_reason"].clone()),
+        (StatusCode::OK, json!("ended"), json!("timed_out")),
+        "202 means queued; this call is not: {v}"
+    );
+}
+
+#[tokio::test]
 async fn a_waiting_acquire_is_admitted_when_a_slot_frees() {
     let app = app();
     app.org(1).await;

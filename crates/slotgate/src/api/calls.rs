@@ -30,7 +30,8 @@ pub async fn acquire(
     let status = match admission {
         Admission::Admitted => StatusCode::CREATED,
         Admission::Queued => StatusCode::ACCEPTED,
-        Admission::Existing => StatusCode::OK,
+        // 202 means queued: a call that ended while it waited answers 200 with its end.
+        Admission::Existing | Admission::EndedWhileWaiting => StatusCode::OK,
     };
     Ok((status, Json(call)))
 }

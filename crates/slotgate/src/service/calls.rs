@@ -18,6 +18,9 @@ pub enum Admission {
     Queued,
     /// The id exists already with the same agent and type: its current state.
     Existing,
+    /// It queued and ended while the request waited (its `max_wait` passed):
+    /// no longer queued, never admitted.
+    EndedWhileWaiting,
 }
 
 /// Which live calls to list.
@@ -64,6 +67,7 @@ impl Service {
             .await?;
         let admission = match (admission, call.state) {
             (Admission::Queued, CallState::Active) => Admission::Admitted,
+            (Admission::Queued, CallState::Ended) => Admission::EndedWhileWaiting,
             (admission, _) => admission,
         };
         Ok((admission, call.into()))
