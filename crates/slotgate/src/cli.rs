@@ -68,7 +68,7 @@ pub struct ServeArgs {
         default_value = "./slotgate-data"
     )]
     pub data_dir: PathBuf,
-    /// Store: `sqlite`, embedded in --data-dir (PostgreSQL for many replicas is planned).
+    /// Store: `sqlite`, the embedded store in --data-dir.
     #[arg(
         long,
         env = "SLOTGATE_STORE",
@@ -194,7 +194,7 @@ async fn client(conn: &Conn, cmd: ClientCommand) -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.store != "sqlite" {
         return Err(format!(
-            "--store must be `sqlite` (the embedded store; PostgreSQL is not in this build yet), got {:?}",
+            "--store must be `sqlite` (the embedded store in --data-dir), got {:?}",
             args.store
         ));
     }

@@ -11,7 +11,6 @@ pub mod status;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use slotgate_client::{Acquire, CallFilter, CallState, CallType, Client, Org, Reservations, Role};
@@ -87,7 +86,7 @@ pub enum KeysCommand {
         /// The org.
         org: String,
         /// `admin` (everything but the limit) or `runtime` (calls, and reading the org).
-        #[arg(long, value_parser = parse_role)]
+        #[arg(long, value_parser = parse_api::<Role>)]
         role: Role,
         /// A name for people.
         #[arg(long)]
@@ -139,7 +138,7 @@ pub struct CallArgs {
     #[arg(long)]
     pub agent: String,
     /// Its type.
-    #[arg(long = "type", value_parser = parse_call_type)]
+    #[arg(long = "type", value_parser = parse_api::<CallType>)]
     pub call_type: CallType,
     /// The call's id (give one to retry safely); made up if absent.
     #[arg(long)]
@@ -255,11 +254,8 @@ fn slots(s: &str) -> Result<u32, String> {
     }
 }
 
-fn parse_call_type(s: &str) -> Result<CallType, String> {
-    s.parse().map_err(|e: slotgate_api::FieldError| e.message)
-}
-
-fn parse_role(s: &str) -> Result<Role, String> {
+/// One of the API's closed sets (a call type, a role), refused in its words.
+fn parse_api<T: std::str::FromStr<Err = slotgate_api::FieldError>>(s: &str) -> Result<T, String> {
     s.parse().map_err(|e: slotgate_api::FieldError| e.message)
 }
 
@@ -396,13 +392,16 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             })?;
         }
         ClientCommand::Hold { call, command } => {
+            // The API's own checks, so a bad value is refused here as the server would.
+            let body = acquire_body(&call, None);
+            let invalid = |e: slotgate_api::FieldError| Failure::Other(e.to_string());
             let mut req = Acquire::new(&call.agent, call.call_type)
-                .lease_ttl(Duration::from_secs_f64(call.lease_ttl.clamp(5.0, 3600.0)));
+                .lease_ttl(body.lease_ttl().map_err(invalid)?);
             if let Some(id) = &call.id {
                 req = req.id(id);
             }
-            if let Some(w) = call.max_wait {
-                req = req.max_wait(Duration::from_secs_f64(w.max(0.001)));
+            if let Some(w) = body.max_wait().map_err(invalid)? {
+                req = req.max_wait(w);
             }
             return hold::run(&client, &call.org, req, &command).await;
         }

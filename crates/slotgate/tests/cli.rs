@@ -237,6 +237,26 @@ async fn hold_runs_the_command_in_a_slot_and_exits_with_its_status() {
         "released when the command ended"
     );
     assert_eq!(c.org("acme").await.unwrap().active, 0);
+    let (code, _, err) = cli(
+        &s,
+        &[
+            "hold",
+            "acme",
+            "--agent",
+            "a",
+            "--type",
+            "chat",
+            "--lease-ttl",
+            "2",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("lease_ttl_s: must be 5 to 3600 seconds, got 2"),
+        "refused as the server would: {err}"
+    );
 }
 
 /// Starts `slotgate hold ... -- sleep 60` as call `id`; returns once it holds the slot.
