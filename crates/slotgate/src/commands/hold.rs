@@ -25,6 +25,8 @@ pub async fn run(
     let (program, args) = command
         .split_first()
         .ok_or_else(|| Failure::Other("give the command to run after `--`".into()))?;
+    // Listened to from the start: a Ctrl-C between two waits is not lost.
+    let mut interrupted = Interrupts::new();
     let terminal = std::io::stderr().is_terminal();
     // A client-made id, so that a Ctrl-C while queued can cancel the call.
     let id = req
@@ -41,7 +43,7 @@ pub async fn run(
     let permit = tokio::select! {
         permit = client.acquire(org, req) => permit?,
         // Interrupted while queued: cancel the call (or free its slot, if it just got one).
-        _ = stop_signal() => {
+        _ = interrupted.recv() => {
             client.release(org, &id).await?;
             return Ok(ExitCode::from(130));
         }
@@ -73,7 +75,7 @@ pub async fn run(
             stop(&mut child).await;
             return Ok(ExitCode::from(LOST));
         }
-        _ = stop_signal() => {
+        _ = interrupted.recv() => {
             stop(&mut child).await;
             permit.release().await?;
             return Ok(ExitCode::from(130));
@@ -107,6 +109,40 @@ async fn stop(child: &mut tokio::process::Child) {
         }
     }
     let _ = child.kill().await;
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened to for as long as this lives.
+struct Interrupts {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Interrupts {
+                int: signal(SignalKind::interrupt()).expect("SIGINT can be handled"),
+                term: signal(SignalKind::terminate()).expect("SIGTERM can be handled"),
+            }
+        }
+        #[cfg(not(unix))]
+        Interrupts {}
+    }
+
+    /// Resolves on the next signal, or on one that came since the last call.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.
