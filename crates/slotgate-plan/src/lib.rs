@@ -9,6 +9,8 @@
 //!   (`slotgate_core::Engine` on a simulated clock), for what has no closed
 //!   form: reservations beside a shared pool, arrivals by hour, log-normal
 //!   durations.
+//! - [`traffic`]: what recorded calls say (rates by hour, durations, waits,
+//!   patience), the planner's input when none is given.
 //! - [`plan`]: the limit and reservations that meet a target per call type,
 //!   from Erlang on the pooled traffic, checked and adjusted by simulation.
 //!
@@ -27,7 +29,8 @@
 //! - [`erlang`]: closed forms and sizing for one pool.
 //! - [`sim`]: the simulator (`config`, `run`: one replication, `tally`,
 //!   `report`); `rng`: its seedable random source; [`stats`]: confidence intervals.
-//! - [`plan`]: the planner.
+//! - [`plan`]: the planner; [`whatif`]: the current configuration beside changes to it.
+//! - [`traffic`]: observed traffic, from recorded calls.
 //! - [`error`]: every refusal.
 
 #![forbid(unsafe_code)]
@@ -44,9 +47,16 @@ pub mod plan;
 mod rng;
 pub mod sim;
 pub mod stats;
+pub mod traffic;
+pub mod whatif;
 
 pub use erlang::{erlang_b, erlang_b_load, ErlangA, ErlangC, PoolTraffic};
 pub use error::{Error, Result};
-pub use plan::{plan, Plan, PlanRequest, Target, TrafficSpec};
+pub use plan::{
+    plan, Alternative, CheckSettings, Plan, PlanRequest, Reservation, Target, TrafficSpec,
+    TypeOutcome,
+};
 pub use sim::{simulate, SimConfig, SimReport};
 pub use stats::Estimate;
+pub use traffic::{observe, CallRecord, Traffic};
+pub use whatif::{compare, Comparison, OrgConfig, Scenario, SimulateRequest, WhatIf};

@@ -30,13 +30,12 @@ use slotgate_core::CallType;
 
 use crate::erlang::PoolTraffic;
 use crate::error::{check_at_least, check_positive, check_probability, Error, Result};
-use crate::sim::{
-    call_type_name, simulate, Arrivals, DurationDist, Patience, SimConfig, SimReport, StreamSpec,
-};
+use crate::sim::{simulate, Arrivals, DurationDist, Patience, SimConfig, SimReport, StreamSpec};
 use crate::stats::Estimate;
 
 /// What to plan for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanRequest {
     /// The traffic per (agent, type).
     pub traffic: Vec<TrafficSpec>,
@@ -51,11 +50,11 @@ pub struct PlanRequest {
 
 /// One (agent, type)'s traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrafficSpec {
     /// The agent.
     pub agent: String,
     /// The call type.
-    #[serde(with = "call_type_name")]
     pub call_type: CallType,
     /// Mean calls per hour (Poisson).
     pub calls_per_hour: f64,
@@ -74,9 +73,9 @@ pub struct TrafficSpec {
 /// A service-level target: `service_level` of the type's calls admitted
 /// within `within_s` seconds (e.g. inbound 0.8 within 20 s).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Target {
     /// The call type.
-    #[serde(with = "call_type_name")]
     pub call_type: CallType,
     /// The share to admit in time, 0 to 1.
     pub service_level: f64,
@@ -86,6 +85,7 @@ pub struct Target {
 
 /// The simulation budget of each check.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckSettings {
     /// Simulated seconds measured per replication.
     pub horizon_s: f64,
@@ -117,11 +117,11 @@ impl Default for CheckSettings {
 
 /// A recommended reservation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reservation {
     /// The agent.
     pub agent: String,
     /// The call type.
-    #[serde(with = "call_type_name")]
     pub call_type: CallType,
     /// Slots to reserve.
     pub reserved: u32,
@@ -129,9 +129,9 @@ pub struct Reservation {
 
 /// One call type's outcome at one limit, from simulation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TypeOutcome {
     /// The call type.
-    #[serde(with = "call_type_name")]
     pub call_type: CallType,
     /// Its target, if it has one.
     pub target: Option<Target>,
@@ -145,6 +145,7 @@ pub struct TypeOutcome {
 
 /// The org at one limit: what each type gets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alternative {
     /// The limit.
     pub limit: u32,
@@ -158,6 +159,7 @@ pub struct Alternative {
 
 /// The planner's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plan {
     /// The recommended limit: the smallest found to meet every target in simulation.
     pub limit: u32,
@@ -274,7 +276,14 @@ struct Checker<'r> {
 impl Checker<'_> {
     fn run(&mut self, limit: u32, reservations: &[Reservation]) -> Result<SimReport> {
         self.simulations += 1;
-        simulate(&sim_config(self.req, limit, reservations))
+        let req = self.req;
+        simulate(&sim_config(
+            &req.traffic,
+            &req.targets,
+            &req.check,
+            limit,
+            reservations,
+        ))
     }
 
     fn meets(&mut self, limit: u32, reservations: &[Reservation]) -> Result<bool> {
@@ -332,19 +341,53 @@ fn meets_targets(req: &PlanRequest, report: &SimReport) -> bool {
 /// The service level's time reported for a type with no target.
 const UNTARGETED_WITHIN_S: f64 = 20.0;
 
-/// The simulation of `req`'s traffic at `limit` with `reservations`; each
-/// type's service level is measured at its own target's time.
-fn sim_config(req: &PlanRequest, limit: u32, reservations: &[Reservation]) -> SimConfig {
-    let streams = req
-        .traffic
+/// The simulation of `traffic` at `limit` with `reservations`; each type's
+/// service level is measured at its target's time. A reservation of an
+/// (agent, type) without traffic is simulated as a stream with no arrivals,
+/// so its slots still leave the shared pool.
+pub(crate) fn sim_config(
+    traffic: &[TrafficSpec],
+    targets: &[Target],
+    check: &CheckSettings,
+    limit: u32,
+    reservations: &[Reservation],
+) -> SimConfig {
+    let reserved = |agent: &str, t: CallType| {
+        reservations
+            .iter()
+            .find(|r| r.agent == agent && r.call_type == t)
+            .map_or(0, |r| r.reserved)
+    };
+    let within = |t: CallType| {
+        targets
+            .iter()
+            .find(|x| x.call_type == t)
+            .map(|x| x.within_s)
+    };
+    let idle = reservations
+        .iter()
+        .filter(|r| {
+            !traffic
+                .iter()
+                .any(|s| s.agent == r.agent && s.call_type == r.call_type)
+        })
+        .map(|r| StreamSpec {
+            agent: r.agent.clone(),
+            call_type: r.call_type,
+            reserved: r.reserved,
+            arrivals: Arrivals::Poisson {
+                calls_per_hour: 0.0,
+            },
+            duration: DurationDist::Exponential { mean_s: 1.0 },
+            patience: Patience::Unlimited,
+            service_level_within_s: within(r.call_type),
+        });
+    let streams = traffic
         .iter()
         .map(|s| StreamSpec {
             agent: s.agent.clone(),
             call_type: s.call_type,
-            reserved: reservations
-                .iter()
-                .find(|r| r.agent == s.agent && r.call_type == s.call_type)
-                .map_or(0, |r| r.reserved),
+            reserved: reserved(&s.agent, s.call_type),
             arrivals: Arrivals::Poisson {
                 calls_per_hour: s.calls_per_hour,
             },
@@ -361,23 +404,20 @@ fn sim_config(req: &PlanRequest, limit: u32, reservations: &[Reservation]) -> Si
                 Some(mean_s) => Patience::Exponential { mean_s },
                 None => Patience::Unlimited,
             },
-            service_level_within_s: req
-                .targets
-                .iter()
-                .find(|t| t.call_type == s.call_type)
-                .map(|t| t.within_s),
+            service_level_within_s: within(s.call_type),
         })
+        .chain(idle)
         .collect();
     SimConfig {
         limit,
         streams,
-        horizon_s: req.check.horizon_s,
-        warmup_s: req.check.warmup_s,
-        replications: req.check.replications,
-        seed: req.check.seed,
+        horizon_s: check.horizon_s,
+        warmup_s: check.warmup_s,
+        replications: check.replications,
+        seed: check.seed,
         service_level_within_s: UNTARGETED_WITHIN_S,
-        confidence: req.check.confidence,
-        threads: req.check.threads,
+        confidence: check.confidence,
+        threads: check.threads,
     }
 }
 
@@ -439,21 +479,8 @@ fn validate(req: &PlanRequest) -> Result<()> {
     if req.targets.is_empty() {
         return Err(Error::invalid("targets", "needs at least one target"));
     }
+    validate_targets(&req.targets)?;
     for t in &req.targets {
-        check_probability("service_level", t.service_level)?;
-        check_at_least("within_s", t.within_s, 0.0)?;
-        if req
-            .targets
-            .iter()
-            .filter(|u| u.call_type == t.call_type)
-            .count()
-            > 1
-        {
-            return Err(Error::invalid(
-                "targets",
-                format!("{} has two targets", t.call_type),
-            ));
-        }
         if !req
             .traffic
             .iter()
@@ -465,7 +492,41 @@ fn validate(req: &PlanRequest) -> Result<()> {
             ));
         }
     }
-    for s in &req.traffic {
+    validate_traffic(&req.traffic)
+}
+
+/// Each target in range, at most one per type.
+pub(crate) fn validate_targets(targets: &[Target]) -> Result<()> {
+    for t in targets {
+        check_probability("service_level", t.service_level)?;
+        check_at_least("within_s", t.within_s, 0.0)?;
+        if targets
+            .iter()
+            .filter(|u| u.call_type == t.call_type)
+            .count()
+            > 1
+        {
+            return Err(Error::invalid(
+                "targets",
+                format!("{} has two targets", t.call_type),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each stream in range, at most one per (agent, type).
+pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
+    for (i, s) in traffic.iter().enumerate() {
+        if traffic[..i]
+            .iter()
+            .any(|o| o.agent == s.agent && o.call_type == s.call_type)
+        {
+            return Err(Error::invalid(
+                "traffic",
+                format!("{}/{} appears twice", s.agent, s.call_type),
+            ));
+        }
         check_at_least("calls_per_hour", s.calls_per_hour, 0.0)?;
         check_positive("mean_duration_s", s.mean_duration_s)?;
         if let Some(sd) = s.duration_sd_s {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// An estimate from independent replications: their mean, and the half-width
 /// of the confidence interval around it (`mean ± half_width`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Estimate {
     /// The mean over replications.
     pub mean: f64,

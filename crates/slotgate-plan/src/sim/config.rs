@@ -8,6 +8,7 @@ use crate::error::{check_at_least, check_positive, check_probability, Error, Res
 /// One simulated org: its configuration, its traffic, and how long and how
 /// often to run it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SimConfig {
     /// The org's limit `L`.
     pub limit: u32,
@@ -35,11 +36,11 @@ pub struct SimConfig {
 
 /// The calls of one agent and one type, and the slots reserved for them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamSpec {
     /// The agent's id, as the engine takes it.
     pub agent: String,
     /// The call type.
-    #[serde(with = "call_type_name")]
     pub call_type: CallType,
     /// `r(agent, type)`: slots reserved for these calls.
     #[serde(default)]
@@ -59,6 +60,7 @@ pub struct StreamSpec {
 
 /// A Poisson arrival process, steady or by hour of day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Arrivals {
     /// The same rate all day.
@@ -91,6 +93,7 @@ impl Arrivals {
 
 /// How long calls last once admitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DurationDist {
     /// Exponential: what Erlang C and A assume.
@@ -129,6 +132,7 @@ impl DurationDist {
 
 /// How long a queued call waits before giving up (sent as its `max_wait`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Patience {
     /// Waits as long as it takes.
@@ -225,20 +229,5 @@ impl StreamSpec {
             check_at_least("service_level_within_s", t, 0.0)?;
         }
         Ok(())
-    }
-}
-
-/// Call types by their API names (`"inbound"`), for serde.
-pub(crate) mod call_type_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use slotgate_core::CallType;
-
-    pub(crate) fn serialize<S: Serializer>(t: &CallType, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(t.as_str())
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CallType, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
     }
 }

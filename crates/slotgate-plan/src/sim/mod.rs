@@ -17,7 +17,6 @@ mod tally;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-pub(crate) use config::call_type_name;
 pub use config::{Arrivals, DurationDist, Patience, SimConfig, StreamSpec};
 pub use report::{Metrics, SimReport, StreamReport, TypeReport};
 

@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 use slotgate_core::CallType;
 
-use crate::sim::config::call_type_name;
 use crate::sim::tally::Tally;
 use crate::stats::Estimate;
 
@@ -13,6 +12,7 @@ use crate::stats::Estimate;
 /// "Calls" are those that arrived in the measured window. A call's wait runs
 /// from its arrival to its admission, or to its giving up (`max_wait`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Metrics {
     /// Calls per replication.
     pub calls: Estimate,
@@ -40,11 +40,11 @@ pub struct Metrics {
 
 /// One (agent, type)'s results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamReport {
     /// The agent.
     pub agent: String,
     /// The call type.
-    #[serde(with = "call_type_name")]
     pub call_type: CallType,
     /// Its reservation, as simulated.
     pub reserved: u32,
@@ -54,9 +54,9 @@ pub struct StreamReport {
 
 /// One call type's results, all agents together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TypeReport {
     /// The call type.
-    #[serde(with = "call_type_name")]
     pub call_type: CallType,
     /// Its measures.
     pub metrics: Metrics,
@@ -64,6 +64,7 @@ pub struct TypeReport {
 
 /// A simulation's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SimReport {
     /// The limit simulated.
     pub limit: u32,
