@@ -22,6 +22,10 @@ pub const MAX_REQUEST_WAIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_PAGE_SIZE: usize = 1000;
 /// The largest page size.
 pub const MAX_PAGE_SIZE: usize = 10_000;
+/// The longest window of observed traffic (`window`).
+pub const MAX_TRAFFIC_WINDOW: Duration = Duration::from_secs(400 * 24 * 3600);
+/// The observed traffic's window when none is asked for: a week.
+pub const DEFAULT_TRAFFIC_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The longest id (org, agent, call, key name).
 pub const MAX_ID_LEN: usize = 128;
 
@@ -43,6 +47,24 @@ pub fn check_id(field: &'static str, s: &str) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// A window of observed traffic (`window`): a duration such as `7d`, `12h`
+/// or `90s`, from 1 s to 400 days.
+pub fn traffic_window(v: &str) -> Result<Duration> {
+    let d = humantime::parse_duration(v).map_err(|e| {
+        FieldError::new(
+            "window",
+            format!("must be a duration such as 7d, 12h or 90s: {e}"),
+        )
+    })?;
+    if d < Duration::from_secs(1) || d > MAX_TRAFFIC_WINDOW {
+        return Err(FieldError::new(
+            "window",
+            format!("must be 1s to 400d, got {v}"),
+        ));
+    }
+    Ok(d)
 }
 
 /// Checks a number of seconds against `min..=max` and makes it a duration.

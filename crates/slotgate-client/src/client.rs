@@ -12,6 +12,9 @@ use slotgate_api::{
 };
 
 use crate::error::{Error, Result};
+
+/// How long a plan or a simulation may run on the server.
+pub const PLANNING_TIMEOUT: Duration = Duration::from_secs(600);
 use crate::{Agent, Call, Event, EventPage, KeyInfo, NewKey, Org};
 
 /// How a transient failure is retried: attempts and the first pause (doubling).
@@ -227,6 +230,43 @@ impl Client {
                 None => return Ok(all),
             }
         }
+    }
+
+    /// The org's observed traffic over `window` (e.g. "7d"; the server's default if `None`).
+    pub async fn traffic(&self, org: &str, window: Option<&str>) -> Result<slotgate_plan::Traffic> {
+        let query = window.map_or(String::new(), |w| format!("?window={}", enc(w)));
+        self.get(&format!("/orgs/{}/traffic{query}", enc(org)))
+            .await
+    }
+
+    /// The org's plan for `body`'s targets. Simulation takes a while: the
+    /// request may run up to [`PLANNING_TIMEOUT`]. Changes nothing, so it is retried.
+    pub async fn plan(
+        &self,
+        org: &str,
+        body: &slotgate_plan::PlanBody,
+    ) -> Result<slotgate_plan::PlanAnswer> {
+        self.planning(&format!("/orgs/{}/plan", enc(org)), body)
+            .await
+    }
+
+    /// The org simulated as configured now and with `body`'s what-ifs; may
+    /// run up to [`PLANNING_TIMEOUT`]. Changes nothing, so it is retried.
+    pub async fn simulate(
+        &self,
+        org: &str,
+        body: &slotgate_plan::SimulateBody,
+    ) -> Result<slotgate_plan::SimulateAnswer> {
+        self.planning(&format!("/orgs/{}/simulate", enc(org)), body)
+            .await
+    }
+
+    async fn planning<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        let body = json_value(body)?;
+        Ok(self
+            .call(Method::POST, path, Some(body), PLANNING_TIMEOUT)
+            .await?
+            .1)
     }
 
     /// An org's snapshot.

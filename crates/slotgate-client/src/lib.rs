@@ -59,3 +59,4 @@ pub use slotgate_api::{
     Agent, Call, CallState, CallType, EndReason, Event, EventKind, EventPage, KeyInfo, NewKey, Org,
     PerType, Reservations, Role, Slot,
 };
+pub use slotgate_plan as plan;

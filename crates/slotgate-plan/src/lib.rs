@@ -31,6 +31,7 @@
 //!   `report`); `rng`: its seedable random source; [`stats`]: confidence intervals.
 //! - [`plan`]: the planner; [`whatif`]: the current configuration beside changes to it.
 //! - [`traffic`]: observed traffic, from recorded calls.
+//! - [`body`]: the bodies and answers of the server's planning endpoints.
 //! - [`error`]: every refusal.
 
 #![forbid(unsafe_code)]
@@ -41,6 +42,7 @@
     rust_2018_idioms
 )]
 
+pub mod body;
 pub mod erlang;
 pub mod error;
 pub mod plan;
@@ -50,6 +52,7 @@ pub mod stats;
 pub mod traffic;
 pub mod whatif;
 
+pub use body::{PlanAnswer, PlanBody, SimulateAnswer, SimulateBody};
 pub use erlang::{erlang_b, erlang_b_load, ErlangA, ErlangC, PoolTraffic};
 pub use error::{Error, Result};
 pub use plan::{

@@ -51,6 +51,7 @@ pub struct PlanRequest {
 /// One (agent, type)'s traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct TrafficSpec {
     /// The agent.
     pub agent: String,
@@ -74,6 +75,7 @@ pub struct TrafficSpec {
 /// within `within_s` seconds (e.g. inbound 0.8 within 20 s).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Target {
     /// The call type.
     pub call_type: CallType,
@@ -83,9 +85,10 @@ pub struct Target {
     pub within_s: f64,
 }
 
-/// The simulation budget of each check.
+/// The simulation budget of each check; a field left out takes its default.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
 pub struct CheckSettings {
     /// Simulated seconds measured per replication.
     pub horizon_s: f64,
@@ -99,6 +102,16 @@ pub struct CheckSettings {
     pub threads: u32,
     /// The confidence level of the reported intervals.
     pub confidence: f64,
+}
+
+impl CheckSettings {
+    /// About how many calls one check of `traffic` simulates, all
+    /// replications together: what its run time grows with (about a
+    /// microsecond a call).
+    pub fn simulated_calls(&self, traffic: &[TrafficSpec]) -> f64 {
+        let per_s: f64 = traffic.iter().map(|s| s.calls_per_hour / 3600.0).sum();
+        per_s * (self.horizon_s + self.warmup_s) * f64::from(self.replications)
+    }
 }
 
 impl Default for CheckSettings {

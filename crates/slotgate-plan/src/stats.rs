@@ -7,11 +7,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Estimate {
-    /// The mean over replications.
+    /// The mean over replications; null (NaN) when no replication measured it
+    /// (a group with no calls).
+    #[serde(deserialize_with = "nan_if_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub mean: f64,
     /// Half the confidence interval's width: `t_{(1+level)/2, n-1} · s/√n`.
-    /// Infinite with a single replication (no spread to measure).
+    /// Infinite with a single replication (no spread to measure); JSON
+    /// writes a value that is not finite as null.
+    #[serde(deserialize_with = "nan_if_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub half_width: f64,
+}
+
+/// JSON has no NaN or infinity and serde_json writes them as null: read null back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl Estimate {

@@ -3,7 +3,7 @@
 //! Handlers only authenticate, parse, call one use case of the
 //! [`Service`] and map its answer. They live by resource: `api/orgs.rs`
 //! (orgs, limits, reservations), `api/calls.rs`, `api/keys.rs`,
-//! `api/events.rs`, `api/ops.rs` (health, metrics, OpenAPI, dashboard).
+//! `api/events.rs`, `api/planning.rs` (traffic, plan, simulate), `api/ops.rs` (health, metrics, OpenAPI, dashboard).
 //! `api/openapi.rs` completes the OpenAPI document the annotations generate;
 //! `api/headers.rs` sets the security headers every answer carries.
 //! Errors become HTTP in `api/error.rs` only.
@@ -17,6 +17,7 @@ pub mod keys;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
+pub mod planning;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +62,9 @@ pub fn router(state: Arc<Service>) -> Router {
         .route("/orgs/{org}/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/orgs/{org}/events", get(events::list))
         .route("/orgs/{org}/events/stream", get(events::stream))
+        .route("/orgs/{org}/traffic", get(planning::traffic))
+        .route("/orgs/{org}/plan", post(planning::plan))
+        .route("/orgs/{org}/simulate", post(planning::simulate))
         .route("/openapi.json", get(ops::openapi));
     Router::new()
         .nest("/v1", v1)

@@ -3,10 +3,12 @@
 //! or JSON.
 //!
 //! - `commands/output.rs`: printing, `--json`, errors in words;
-//! - `commands/status.rs`: the concurrency bar; `commands/hold.rs`: `hold`.
+//! - `commands/status.rs`: the concurrency bar; `commands/hold.rs`: `hold`;
+//! - `commands/planning.rs`: `traffic`, `plan`, `simulate`.
 
 pub mod hold;
 pub mod output;
+pub mod planning;
 pub mod status;
 
 use std::fmt::Write as _;
@@ -232,6 +234,56 @@ pub enum ClientCommand {
     /// Org keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The org's observed traffic per agent and type: calls per hour,
+    /// durations, waits, give-ups and patience.
+    #[command(after_help = "Example: slotgate traffic acme --window 7d")]
+    Traffic {
+        /// The org.
+        org: String,
+        /// How far back (e.g. 7d, 12h, 90s); default 7d.
+        #[arg(long)]
+        window: Option<String>,
+    },
+    /// Recommend a limit and reservations that meet service-level targets.
+    ///
+    /// From the org's observed traffic (or --traffic FILE), sizes the pool
+    /// by Erlang's formulas, reserves slots for the types with the strictest
+    /// targets, and checks the result by simulating the org through the real
+    /// admission engine. Prints the recommendation and the limits around it,
+    /// so you see what one slot more or less buys. Changes nothing.
+    #[command(
+        after_help = "Example: slotgate plan acme --target inbound=80%/20s --target outbound=95%/5m"
+    )]
+    Plan {
+        /// The org.
+        org: String,
+        /// Traffic and targets.
+        #[command(flatten)]
+        traffic: planning::TrafficArgs,
+        /// The highest limit worth considering (default 10,000).
+        #[arg(long)]
+        max_limit: Option<u32>,
+    },
+    /// Simulate the org as configured now beside a what-if (a limit, reservations).
+    ///
+    /// Runs the org's traffic (observed, or --traffic FILE) through the real
+    /// admission engine on a simulated clock, for the current limit and
+    /// reservations and for the changes given, on the same random traffic,
+    /// and prints service level, waits, abandonment and slot usage side by
+    /// side. Changes nothing.
+    #[command(
+        after_help = "Example: slotgate simulate acme --limit 25 --reserve agent-a:inbound=4 --target inbound=80%/20s"
+    )]
+    Simulate {
+        /// The org.
+        org: String,
+        /// Traffic and targets.
+        #[command(flatten)]
+        traffic: planning::TrafficArgs,
+        /// The change to compare.
+        #[command(flatten)]
+        what_if: planning::WhatIfArgs,
+    },
     /// The concurrency bar and the agents table, in the terminal.
     #[command(after_help = "Example: slotgate status acme --watch")]
     Status {
@@ -498,6 +550,19 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
         ClientCommand::Status { org, watch } => {
             status::run(&client, &org, watch, json, &conn.url).await?;
         }
+        ClientCommand::Traffic { org, window } => {
+            planning::traffic(&client, &org, window.as_deref(), json).await?;
+        }
+        ClientCommand::Plan {
+            org,
+            traffic,
+            max_limit,
+        } => planning::plan(&client, &org, traffic, max_limit, json).await?,
+        ClientCommand::Simulate {
+            org,
+            traffic,
+            what_if,
+        } => planning::simulate(&client, &org, traffic, what_if, json).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,12 +14,14 @@
 //! - `service/orgs.rs`: orgs, limits, reservations, the recent past;
 //! - `service/calls.rs`: acquire, waiting in the queue, heartbeat, release, lists;
 //! - `service/keys.rs`: org keys; `service/events.rs`: the event log and its stream;
+//! - `service/planning.rs`: observed traffic, the plan, what-if simulations;
 //! - `service/waiters.rs`: long-polls waiting for a call to leave the queue.
 
 mod calls;
 mod events;
 mod keys;
 mod orgs;
+mod planning;
 mod waiters;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -119,6 +121,8 @@ pub struct Service {
     metrics_auth: bool,
     /// Set to `true` when the server begins to shut down.
     shutdown: watch::Receiver<bool>,
+    /// One plan or simulation at a time.
+    planner: tokio::sync::Semaphore,
 }
 
 /// A change run on the engine and submitted to the store, not yet durable.
@@ -150,6 +154,7 @@ impl Service {
             driver: Driver::default(),
             metrics_auth,
             shutdown,
+            planner: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -308,4 +313,14 @@ impl Service {
         let ticket = self.store.submit(write);
         Ok(self.store.durable(ticket).await?)
     }
+}
+
+/// Runs a store read on the blocking threads, never on the async runtime's.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(Error::from)
 }

@@ -12,7 +12,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
-use slotgate_core::{AgentId, Event, OrgId, Reservations, RestoredCall};
+use slotgate_core::{AgentId, Event, OrgId, Reservations, RestoredCall, Timestamp};
 
 use crate::auth::KeyRecord;
 
@@ -100,6 +100,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The seq of an org's newest stored event (0 if none).
     fn last_event(&self, org: &str) -> Result<u64, StoreError>;
+
+    /// The org's calls that arrived at `since` or later, as far back as the
+    /// store keeps ended calls (`--ended-retention`), in no particular order.
+    fn calls_since(
+        &self,
+        org: &str,
+        since: Timestamp,
+    ) -> Result<Vec<slotgate_plan::CallRecord>, StoreError>;
 
     /// Events of an org after `after`, oldest first, at most `limit`.
     fn events(

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{Content, ObjectBuilder, Ref, RefOr, Required, Schema, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{calls, events, keys, ops, orgs};
+use super::{calls, events, keys, ops, orgs, planning};
 
 /// The pattern of every id (org, agent, call, key, key name); see `limits::check_id`.
 pub const ID_PATTERN: &str = r"^[A-Za-z0-9._:-]{1,128}$";
@@ -54,6 +54,7 @@ const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "payload_too_large: the body is ove
         calls::acquire, calls::get, calls::heartbeat, calls::release, calls::list,
         keys::create, keys::list, keys::revoke,
         events::list, events::stream,
+        planning::traffic, planning::plan, planning::simulate,
         ops::healthz, ops::metrics, ops::openapi,
     ),
     components(schemas(slotgate_api::ErrorBody)),

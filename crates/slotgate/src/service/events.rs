@@ -6,9 +6,8 @@ use futures_util::stream::{self, Stream};
 use slotgate_api::{limits, Event, EventPage};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Error, Result, Service};
+use super::{blocking, Result, Service};
 use crate::auth::{Action, Principal};
-use crate::store::StoreError;
 
 impl Service {
     /// Events after `after`, oldest first, at most `limit` (1 to 10,000,
@@ -113,14 +112,4 @@ impl Service {
         let (s, org) = (self.clone(), org.to_string());
         blocking(move || s.store.events(&org, after, limit)).await
     }
-}
-
-/// Runs a store read on the blocking threads, never on the async runtime's.
-async fn blocking<T: Send + 'static>(
-    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(read)
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(Error::from)
 }

@@ -17,6 +17,7 @@ use slotgate_core::{
     AgentId, CallId, CallType, EndReason, EventKind, OrgId, Reservations, RestoredCall,
     RestoredState, Slot, Timestamp,
 };
+use slotgate_plan::CallRecord;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{Durable, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
@@ -107,6 +108,13 @@ impl SqliteStore {
         })
     }
 
+    /// The read connection.
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader
+            .lock()
+            .expect("the reader lock is never poisoned: no panics under it")
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -115,10 +123,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let conn = self
-            .reader
-            .lock()
-            .expect("the reader lock is never poisoned: no panics under it");
+        let conn = self.reader();
         load(&conn).map_err(err)
     }
 
@@ -150,10 +155,7 @@ impl Store for SqliteStore {
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
-        let conn = self
-            .reader
-            .lock()
-            .expect("the reader lock is never poisoned: no panics under it");
+        let conn = self.reader();
         conn.query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org = ?1",
             [org],
@@ -163,16 +165,43 @@ impl Store for SqliteStore {
         .map_err(err)
     }
 
+    fn calls_since(&self, org: &str, since: Timestamp) -> Result<Vec<CallRecord>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT agent, type, COALESCE(queued_at, admitted_at), admitted_at, ended_at, end_reason
+                 FROM calls WHERE org = ?1 AND COALESCE(queued_at, admitted_at) >= ?2",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![org, ms(since)], |r| {
+                let when = |i| {
+                    r.get::<_, Option<i64>>(i)
+                        .map(|t| t.map(|t| t.max(0) as u64))
+                };
+                Ok(CallRecord {
+                    agent: r.get(0)?,
+                    call_type: parse_type(&r.get::<_, String>(1)?)?,
+                    arrived_ms: when(2)?.unwrap_or(0),
+                    admitted_ms: when(3)?,
+                    ended_ms: when(4)?,
+                    end_reason: r
+                        .get::<_, Option<String>>(5)?
+                        .map(|s| parse_reason(&s))
+                        .transpose()?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)
+    }
+
     fn events(
         &self,
         org: &str,
         after: u64,
         limit: usize,
     ) -> Result<Vec<slotgate_api::Event>, StoreError> {
-        let conn = self
-            .reader
-            .lock()
-            .expect("the reader lock is never poisoned: no panics under it");
+        let conn = self.reader();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT body FROM events WHERE org = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -426,6 +455,10 @@ fn parse_slot(s: Option<String>) -> rusqlite::Result<Option<Slot>> {
     }
 }
 
+fn parse_type(s: &str) -> rusqlite::Result<CallType> {
+    s.parse().map_err(|_| bad(s))
+}
+
 fn parse_reason(s: &str) -> rusqlite::Result<EndReason> {
     EndReason::ALL
         .into_iter()
@@ -496,7 +529,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Snapshot> {
                 Ok(RestoredCall {
                     id: CallId::new(&id).map_err(|_| bad(&id))?,
                     agent: AgentId::new(&agent).map_err(|_| bad(&agent))?,
-                    call_type: call_type.parse::<CallType>().map_err(|_| bad(&call_type))?,
+                    call_type: parse_type(&call_type)?,
                     queued_at,
                     lease_ttl: Duration::from_millis(r.get::<_, i64>(7)? as u64),
                     state,

@@ -1,0 +1,246 @@
+//! Capacity planning for an org: its observed traffic, the plan, and what-if simulations.
+//!
+//! The traffic comes from the store's recorded calls; the plan and the
+//! simulations run in `slotgate-plan`, on the blocking threads, one at a time
+//! and on one thread each, so planning never takes the cores the call path
+//! needs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slotgate_api::{limits, FieldError};
+use slotgate_core::Timestamp;
+use slotgate_plan::{
+    CheckSettings, OrgConfig, PlanAnswer, PlanBody, PlanRequest, Reservation, SimulateAnswer,
+    SimulateBody, SimulateRequest, Traffic, TrafficSpec,
+};
+
+use super::{Error, Result, Service};
+use crate::auth::{Action, Principal};
+use crate::clock;
+
+/// The most calls one simulated check may run, all replications together
+/// (about 2 s of one core; a plan runs from a few to a few dozen checks).
+const MAX_SIMULATED_CALLS: f64 = 2_000_000.0;
+/// The plan's ceiling when the body gives none.
+const DEFAULT_MAX_LIMIT: u32 = 10_000;
+
+impl Service {
+    /// The org's traffic over the last `window` (default 7 days; `7d`,
+    /// `12h`, `90s`), from its recorded calls. Ended calls are kept for
+    /// `--ended-retention`: a window reaching further back sees no calls there.
+    pub async fn traffic(
+        self: &Arc<Self>,
+        p: &Principal,
+        org: &str,
+        window: Option<&str>,
+    ) -> Result<Traffic> {
+        p.check(org, Action::Read)?;
+        let window = match window {
+            Some(w) => limits::traffic_window(w)?,
+            None => limits::DEFAULT_TRAFFIC_WINDOW,
+        };
+        self.observed(org, window).await
+    }
+
+    /// Plans the org's limit and reservations for `body`'s targets, from the
+    /// given traffic or the observed one; changes nothing.
+    pub async fn plan(
+        self: &Arc<Self>,
+        p: &Principal,
+        org: &str,
+        body: PlanBody,
+    ) -> Result<PlanAnswer> {
+        let (traffic, check, current) = self
+            .prepare(p, org, body.traffic, body.window, body.check)
+            .await?;
+        let max_limit = body.max_limit.unwrap_or(DEFAULT_MAX_LIMIT);
+        if !(1..=limits::MAX_LIMIT).contains(&max_limit) {
+            let range = format!("must be 1 to {}, got {max_limit}", limits::MAX_LIMIT);
+            return Err(FieldError::new("max_limit", range).into());
+        }
+        let req = PlanRequest {
+            traffic: traffic.clone(),
+            targets: body.targets,
+            max_limit,
+            check,
+        };
+        let plan = self.planning(move || slotgate_plan::plan(&req)).await?;
+        Ok(PlanAnswer {
+            current,
+            traffic,
+            plan,
+        })
+    }
+
+    /// Simulates the org as configured now and with each of `body`'s
+    /// what-ifs, on the given or observed traffic; changes nothing.
+    pub async fn simulate(
+        self: &Arc<Self>,
+        p: &Principal,
+        org: &str,
+        body: SimulateBody,
+    ) -> Result<SimulateAnswer> {
+        let (traffic, check, current) = self
+            .prepare(p, org, body.traffic, body.window, body.check)
+            .await?;
+        let req = SimulateRequest {
+            traffic: traffic.clone(),
+            targets: body.targets,
+            what_if: body.what_if,
+            check,
+        };
+        let comparison = self
+            .planning(move || slotgate_plan::compare(&current, &req))
+            .await?;
+        Ok(SimulateAnswer {
+            traffic,
+            scenarios: comparison.scenarios,
+        })
+    }
+
+    /// What a plan and a simulation start from: the traffic, the check
+    /// settings the server runs, and the org's configuration now.
+    async fn prepare(
+        self: &Arc<Self>,
+        p: &Principal,
+        org: &str,
+        traffic: Option<Vec<TrafficSpec>>,
+        window: Option<String>,
+        check: Option<CheckSettings>,
+    ) -> Result<(Vec<TrafficSpec>, CheckSettings, OrgConfig)> {
+        p.check(org, Action::Read)?;
+        let traffic = self.given_or_observed(org, traffic, window).await?;
+        let check = server_check(check, &traffic)?;
+        let current = self.current(org).await?;
+        Ok((traffic, check, current))
+    }
+
+    async fn observed(self: &Arc<Self>, org: &str, window: Duration) -> Result<Traffic> {
+        self.observe(|e| e.org(org).map(|_| ())).await??;
+        let to = clock::now();
+        let from = Timestamp::from_millis(
+            to.as_millis()
+                .saturating_sub(window.as_millis().min(u128::from(u64::MAX)) as u64),
+        );
+        let (s, org) = (self.clone(), org.to_string());
+        let calls = super::blocking(move || s.store.calls_since(&org, from)).await?;
+        Ok(slotgate_plan::observe(
+            calls,
+            from.as_millis(),
+            to.as_millis(),
+        ))
+    }
+
+    async fn given_or_observed(
+        self: &Arc<Self>,
+        org: &str,
+        given: Option<Vec<TrafficSpec>>,
+        window: Option<String>,
+    ) -> Result<Vec<TrafficSpec>> {
+        if let Some(traffic) = given {
+            if window.is_some() {
+                return Err(FieldError::new(
+                    "window",
+                    "observes traffic; give either traffic or window, not both",
+                )
+                .into());
+            }
+            return Ok(traffic);
+        }
+        let window = match window.as_deref() {
+            Some(w) => limits::traffic_window(w)?,
+            None => limits::DEFAULT_TRAFFIC_WINDOW,
+        };
+        let specs = self.observed(org, window).await?.specs();
+        if specs.is_empty() {
+            return Err(FieldError::new(
+                "traffic",
+                "the org has no ended calls in the window to learn from: give traffic, or a longer window",
+            )
+            .into());
+        }
+        Ok(specs)
+    }
+
+    /// The org's limit and reservations now.
+    async fn current(&self, org: &str) -> Result<OrgConfig> {
+        let view = self.observe(|e| e.org(org)).await??;
+        let reservations = view
+            .agents
+            .iter()
+            .flat_map(|a| {
+                slotgate_core::CallType::ALL
+                    .into_iter()
+                    .filter(|&t| a.reserved.get(t) > 0)
+                    .map(|t| Reservation {
+                        agent: a.id.to_string(),
+                        call_type: t,
+                        reserved: a.reserved.get(t),
+                    })
+            })
+            .collect();
+        Ok(OrgConfig {
+            limit: view.limit,
+            reservations,
+        })
+    }
+
+    /// Runs `work` on the blocking threads once no other planning runs.
+    async fn planning<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> slotgate_plan::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _turn = self
+            .planner
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(planning_error)
+    }
+}
+
+/// The body's check settings on one thread, within the simulation budget.
+fn server_check(check: Option<CheckSettings>, traffic: &[TrafficSpec]) -> Result<CheckSettings> {
+    let check = CheckSettings {
+        threads: 1,
+        ..check.unwrap_or_default()
+    };
+    if check.replications < 2 {
+        return Err(FieldError::new(
+            "check.replications",
+            "must be at least 2, for confidence intervals",
+        )
+        .into());
+    }
+    let calls = check.simulated_calls(traffic);
+    if calls > MAX_SIMULATED_CALLS {
+        return Err(FieldError::new(
+            "check.horizon_s",
+            format!(
+                "each check would simulate about {calls:.0} calls, more than {MAX_SIMULATED_CALLS:.0}: \
+                 shorten horizon_s or use fewer replications"
+            ),
+        )
+        .into());
+    }
+    Ok(check)
+}
+
+fn planning_error(e: slotgate_plan::Error) -> Error {
+    match e {
+        slotgate_plan::Error::Invalid { field, message } => FieldError::new(field, message).into(),
+        slotgate_plan::Error::Unreachable { ceiling } => FieldError::new(
+            "max_limit",
+            format!(
+                "no limit up to {ceiling} meets the targets: raise max_limit or relax a target"
+            ),
+        )
+        .into(),
+        slotgate_plan::Error::Engine(e) => Error::Refused(e),
+        e => Error::Internal(e.to_string()),
+    }
+}
