@@ -300,6 +300,20 @@ struct Ledger {
     refusals: Vec<String>,
 }
 
+impl Ledger {
+    /// An agent's chat reservation was sent, not yet answered.
+    fn reservation_sent(&mut self, agent: &str, chat: u32) {
+        let history = self.reservations.entry(agent.to_string()).or_default();
+        history.push((chat, false));
+    }
+
+    /// The agent's last reservation sent was answered 200.
+    fn reservation_acked(&mut self, agent: &str) {
+        let last = self.reservations.get_mut(agent).and_then(|h| h.last_mut());
+        last.expect("recorded when sent").1 = true;
+    }
+}
+
 /// The values that may be stored: the last acknowledged one (or `initial`),
 /// or one sent after it without an answer.
 fn allowed(history: &[(u32, bool)], initial: u32) -> Vec<u32> {
@@ -349,10 +363,17 @@ impl StreamClient {
         Some(answer)
     }
 
-    /// `DELETE /v1{path}`: whether it was answered `want`.
-    async fn delete(&self, path: &str, want: u16, what: &str) -> bool {
+    /// [`StreamClient::send`]: whether it was answered `want`.
+    async fn answered(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        want: u16,
+        what: &str,
+    ) -> bool {
         let want = [want];
-        let answer = self.send(Method::DELETE, path, Value::Null, &want, what);
+        let answer = self.send(method, path, body, &want, what);
         answer.await.is_some()
     }
 
@@ -377,7 +398,11 @@ impl StreamClient {
             if i % 2 == 0 {
                 self.ledger().release_sent.insert(id.clone());
                 let path = format!("/orgs/acme/calls/{id}");
-                if !self.delete(&path, 200, &format!("release {id}")).await {
+                let what = format!("release {id}");
+                if !self
+                    .answered(Method::DELETE, &path, Value::Null, 200, &what)
+                    .await
+                {
                     break;
                 }
                 self.ledger().released.insert(id);
@@ -397,34 +422,20 @@ impl StreamClient {
         for i in 0u32.. {
             let agent = format!("r{}", i % 3);
             let chat = (i / 3 + 1) % 3;
-            let history = (chat, false);
-            (self.ledger().reservations.entry(agent.clone()))
-                .or_default()
-                .push(history);
+            self.ledger().reservation_sent(&agent, chat);
             let path = format!("/orgs/acme/agents/{agent}/reservations");
             let what = format!("reserve {agent}={chat}");
             let body = json!({"chat": chat});
-            if self
-                .send(Method::PUT, &path, body, &[200], &what)
-                .await
-                .is_none()
-            {
+            if !self.answered(Method::PUT, &path, body, 200, &what).await {
                 break;
             }
-            let acked = |l: &mut Ledger| {
-                l.reservations
-                    .get_mut(&agent)?
-                    .last_mut()
-                    .map(|r| r.1 = true)
-            };
-            acked(&mut self.ledger()).expect("the reservation was recorded when sent");
+            self.ledger().reservation_acked(&agent);
             let limit = 8 + i % 5;
             self.ledger().limits.push((limit, false));
             let (body, what) = (json!({"limit": limit}), format!("limit {limit}"));
-            if self
-                .send(Method::PUT, "/orgs/acme/limit", body, &[200], &what)
+            if !self
+                .answered(Method::PUT, "/orgs/acme/limit", body, 200, &what)
                 .await
-                .is_none()
             {
                 break;
             }
@@ -453,7 +464,11 @@ impl StreamClient {
             }
             self.ledger().revoke_sent.insert(id.clone());
             let path = format!("/orgs/acme/keys/{id}");
-            if !self.delete(&path, 204, &format!("revoke {id}")).await {
+            let what = format!("revoke {id}");
+            if !self
+                .answered(Method::DELETE, &path, Value::Null, 204, &what)
+                .await
+            {
                 break;
             }
             self.ledger().revoked.insert(id);
