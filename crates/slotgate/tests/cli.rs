@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use slotgate_client::{Acquire, CallState, CallType, Client, Org};
+use slotgate_client::{Acquire, Call, CallState, CallType, Client, Org};
 
 mod support;
 
@@ -81,12 +81,8 @@ async fn every_cli_subcommand_as_a_process() {
         calls.contains("c1") && calls.contains("reserved") && calls.ends_with("\n1 call\n"),
         "{calls}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&["org", "show", "acme", "--json"])).unwrap();
-    assert_eq!(
-        (json["limit"].clone(), json["active"].clone()),
-        (serde_json::json!(30), serde_json::json!(1))
-    );
+    let org: Org = serde_json::from_str(&ok(&["org", "show", "acme", "--json"])).unwrap();
+    assert_eq!((org.limit, org.active), (30, 1));
     let status = ok(&["status", "acme"]);
     assert!(
         status.contains("limit 30 · reserved 12 · shared 18 · active 1"),
@@ -208,9 +204,8 @@ async fn acquire_heartbeat_and_release_a_call_from_the_shell() {
         CallState::Active,
         "the queued call took the freed slot"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&["--json", "heartbeat", "acme", "c2"])).unwrap();
-    assert_eq!(json["state"], "active");
+    let c2: Call = serde_json::from_str(&ok(&["--json", "heartbeat", "acme", "c2"])).unwrap();
+    assert_eq!(c2.state, CallState::Active);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -243,6 +243,7 @@ async fn events_health_metrics_and_openapi_through_the_client() {
         .await
         .unwrap()
         .contains("slotgate_ends_total{org=\"acme\",reason=\"released\"} 1"));
+    // The OpenAPI document is not one of the API's types: it stays JSON.
     assert!(c.openapi().await.unwrap()["paths"]
         .get("/v1/orgs/{org}/calls")
         .is_some());

@@ -2,350 +2,188 @@
 //! data directory, driven over HTTP as a user would (see `support/mod.rs`).
 //! Killed with -9, or stopped with SIGTERM, and restarted where durability is
 //! the point. No assertion depends on wall-clock timing; waits are generous.
+//! Answers are read as the API's types (`slotgate_api`); raw JSON is read only
+//! where the wire format itself is the point, and says so.
 
 mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{Server, OPERATOR_KEY};
+use slotgate_api::{Call, CallState, CallType, EndReason, ErrorBody, ErrorCode, EventKind};
+use slotgate_api::{KeyList, NewKey, Org, PerType, Role, Slot};
+use support::{eventually, q, Answer, Server, OPERATOR_KEY};
+
+use CallState::{Active, Ended, Queued};
+use CallType::{Chat, Inbound, Outbound, Webcall};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// Creates an org (operator); it must answer 201.
-async fn create_org(s: &Server, id: &str, limit: u32) -> Value {
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/orgs",
-            Some(&json!({"id": id, "limit": limit})),
-        )
-        .await;
-    assert_eq!(status, 201, "create org {id}: {body}");
-    body
-}
-
-/// Sets an agent's reservations (operator); it must answer 200.
-async fn reserve(s: &Server, org: &str, agent: &str, r: Value) -> Value {
-    let (status, body) = s
-        .call(
-            Method::PUT,
-            &format!("/orgs/{org}/agents/{agent}/reservations"),
-            Some(&r),
-        )
-        .await;
-    assert_eq!(status, 200, "reserve {agent} {r}: {body}");
-    body
-}
-
-/// `POST /orgs/{org}/calls` with the operator key.
-async fn acquire(s: &Server, org: &str, id: &str, agent: &str, t: &str) -> (u16, Value) {
-    s.call(
-        Method::POST,
-        &format!("/orgs/{org}/calls"),
-        Some(&json!({"id": id, "agent": agent, "type": t})),
-    )
-    .await
-}
-
-/// `DELETE /orgs/{org}/calls/{id}`; it must answer 200.
-async fn release(s: &Server, org: &str, id: &str) -> Value {
-    let (status, body) = s
-        .call(Method::DELETE, &format!("/orgs/{org}/calls/{id}"), None)
-        .await;
-    assert_eq!(status, 200, "release {id}: {body}");
-    body
-}
-
-async fn get_call(s: &Server, org: &str, id: &str) -> Value {
-    s.get_ok(&format!("/orgs/{org}/calls/{id}")).await
-}
-
-async fn org(s: &Server, org: &str) -> Value {
-    s.get_ok(&format!("/orgs/{org}")).await
-}
-
-/// The org snapshot's numbers, by name.
-fn nums(v: &Value, keys: &[&str]) -> Vec<u64> {
-    keys.iter()
-        .map(|k| {
-            v[*k]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{k} is a number in {v}"))
-        })
-        .collect()
+/// `[limit, reserved, shared, active, queued, shared_in_use]` of an org snapshot.
+fn figures(o: &Org) -> [u32; 6] {
+    [
+        o.limit,
+        o.reserved,
+        o.shared,
+        o.active,
+        o.queued,
+        o.shared_in_use,
+    ]
 }
 
 /// `[active, queued, shared_in_use]` of an org snapshot.
-fn load(v: &Value) -> Vec<u64> {
-    nums(v, &["active", "queued", "shared_in_use"])
+fn load(o: &Org) -> [u32; 3] {
+    [o.active, o.queued, o.shared_in_use]
 }
 
-/// The error code of an error answer (empty when none).
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
+/// The fields of a call that an idempotent answer must repeat exactly.
+fn stable(mut c: Call) -> Call {
+    // A retry counts as a sign of life and may renew the lease or the hold.
+    c.lease_expires_at = None;
+    c.hold_expires_at = None;
+    c
 }
 
-/// `(status, state, slot, position)` of a call answer.
-fn brief(r: &(u16, Value)) -> (u16, &str, Option<&str>, Option<u64>) {
-    (
-        r.0,
-        r.1["state"].as_str().unwrap_or("?"),
-        r.1["slot"].as_str(),
-        r.1["position"].as_u64(),
-    )
+// ---------------------------------------------------------------------------
+// 1. The seed scenario of SEMANTICS.md, step by step
+// ---------------------------------------------------------------------------
+
+/// acme with limit 20; A reserves 12 (2 webcall, 3 chat, 4 outbound, 3 inbound), B 5.
+async fn seed_org(s: &Server) {
+    s.create_org("acme", 20).await;
+    let a = json!({"webcall": 2, "chat": 3, "outbound": 4, "inbound": 3});
+    assert_eq!(s.reserve("acme", "A", a).await.reserved_total, 12);
+    let b = json!({"webcall": 1, "chat": 1, "outbound": 2, "inbound": 1});
+    assert_eq!(s.reserve("acme", "B", b).await.reserved_total, 5);
+    assert_eq!(figures(&s.org("acme").await), [20, 17, 3, 0, 0, 0]);
 }
 
-/// Every live call of an org (all pages), in the list's order: active, then queued in queue order.
-async fn all_calls(s: &Server, org: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = s
-            .get_ok(&format!("/orgs/{org}/calls?limit=50{cursor}"))
-            .await;
-        out.extend(page["calls"].as_array().expect("calls").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => return out,
+/// Steps 1 to 3: reserved slots first, then shared, and a reservation holds
+/// even when shared is full.
+async fn seed_fill(s: &Server) {
+    // 1. A's 12 calls, one per reserved slot of their type: all reserved.
+    //    a1-a2 webcall, a3-a5 chat, a6-a9 outbound, a10-a12 inbound.
+    let mut n = 0;
+    for (t, count) in [(Webcall, 2), (Chat, 3), (Outbound, 4), (Inbound, 3)] {
+        for _ in 0..count {
+            n += 1;
+            let r = s.acquire("acme", &format!("a{n}"), "A", t).await;
+            let want = (201, Active, Some(Slot::Reserved), None);
+            assert_eq!(r.brief(), want, "a{n}: {r}");
         }
     }
-}
+    assert_eq!(load(&s.org("acme").await), [12, 0, 0], "step 1");
 
-/// The queued calls' ids of an org, in queue order, with their positions.
-async fn queue(s: &Server, org: &str) -> Vec<(String, u64)> {
-    s.get_ok(&format!("/orgs/{org}/calls?state=queued")).await["calls"]
-        .as_array()
-        .expect("calls")
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_string(),
-                c["position"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
+    // 2. Three more inbound calls of A: shared.
+    for i in 13..=15 {
+        let r = s.acquire("acme", &format!("a{i}"), "A", Inbound).await;
+        let want = (201, Active, Some(Slot::Shared), None);
+        assert_eq!(r.brief(), want, "a{i}: {r}");
+    }
+    assert_eq!(load(&s.org("acme").await), [15, 0, 3], "step 2");
+    let a = s.agent("acme", "A").await;
+    let a_use = [a.reserved_total, a.reserved_in_use, a.shared_in_use];
+    assert_eq!(a_use, [12, 12, 3]);
+    let active = PerType {
+        webcall: 2,
+        chat: 3,
+        outbound: 4,
+        inbound: 6,
+    };
+    assert_eq!(a.active, active);
 
-fn q(ids: &[&str]) -> Vec<(String, u64)> {
-    ids.iter()
+    // 3. B's five calls matching its reservation: reserved, although shared is full.
+    for (i, t) in [Webcall, Chat, Outbound, Outbound, Inbound]
+        .into_iter()
         .enumerate()
-        .map(|(i, id)| (id.to_string(), i as u64 + 1))
-        .collect()
+    {
+        let r = s.acquire("acme", &format!("b{}", i + 1), "B", t).await;
+        let want = (201, Active, Some(Slot::Reserved), None);
+        assert_eq!(r.brief(), want, "b{}: {r}", i + 1);
+    }
+    assert_eq!(load(&s.org("acme").await), [20, 0, 3], "step 3");
 }
 
-/// Polls a condition (every 50 ms, at most `secs`), panicking with `what` if it never holds.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within {secs} s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Step 4: the org is at 20: any further call of A, B or C queues.
+async fn seed_queue(s: &Server) {
+    let calls = [
+        ("c1", "C", Chat),
+        ("b6", "B", Webcall),
+        ("a16", "A", Chat),
+        ("a17", "A", Chat),
+    ];
+    for (i, (id, agent, t)) in calls.into_iter().enumerate() {
+        let r = s.acquire("acme", id, agent, t).await;
+        let want = (202, Queued, None, Some(i as u64 + 1));
+        assert_eq!(r.brief(), want, "{id}: {r}");
+    }
+    assert_eq!(load(&s.org("acme").await), [20, 4, 3], "step 4");
+    let want = q(&["c1", "b6", "a16", "a17"]);
+    assert_eq!(s.queue("acme").await, want, "step 4");
+}
+
+/// Step 5: a freed slot goes to the call the rules name.
+async fn seed_hand_on(s: &Server) {
+    // An inbound call of A above its reservation ends (6 active, 3 reserved):
+    // the shared slot goes to the oldest queued call of the org, C's.
+    let ended = s.release("acme", "a13").await;
+    assert_eq!(
+        (ended.state, ended.end_reason),
+        (Ended, Some(EndReason::Released))
+    );
+    let c1 = s.get_call("acme", "c1").await;
+    assert_eq!((c1.state, c1.slot), (Active, Some(Slot::Shared)), "{c1:?}");
+    assert_eq!(load(&s.org("acme").await), [20, 3, 3], "step 5");
+    assert_eq!(s.queue("acme").await, q(&["b6", "a16", "a17"]), "step 5");
+
+    // One of A's reserved chat calls ends (3 active, 3 reserved): only the
+    // oldest queued call of (A, chat) may take it, not the older b6.
+    s.release("acme", "a4").await;
+    let a16 = s.get_call("acme", "a16").await;
+    let want = (Active, Some(Slot::Reserved));
+    assert_eq!((a16.state, a16.slot), want, "{a16:?}");
+    assert_eq!(load(&s.org("acme").await), [20, 2, 3], "step 5b");
+    assert_eq!(s.queue("acme").await, q(&["b6", "a17"]), "step 5b");
+}
+
+/// Step 6: B goes idle (its queued call cancelled, its five released): five
+/// free reserved slots, shared full. C's next call queues; B's slots stay B's.
+async fn seed_b_idle(s: &Server) {
+    let b6 = s.release("acme", "b6").await;
+    assert_eq!(b6.end_reason, Some(EndReason::Cancelled), "{b6:?}");
+    for i in 1..=5 {
+        s.release("acme", &format!("b{i}")).await;
+    }
+    assert_eq!(load(&s.org("acme").await), [15, 1, 3], "B idle");
+    let r = s.acquire("acme", "c2", "C", Chat).await;
+    assert_eq!(r.brief(), (202, Queued, None, Some(2)), "c2: {r}");
+    let snap = s.org("acme").await;
+    let want = [20, 17, 3, 15, 2, 3];
+    assert_eq!(figures(&snap), want, "step 6: {snap:?}");
+    assert_eq!(s.queue("acme").await, q(&["a17", "c2"]), "step 6");
+    let b = s.agent("acme", "B").await;
+    let b_use = [b.reserved_total, b.reserved_in_use, b.shared_in_use];
+    assert_eq!(b_use, [5, 0, 0], "{b:?}");
+    let agents: Vec<&str> = snap.agents.iter().map(|a| a.id.as_str()).collect();
+    for id in ["A", "B", "C"] {
+        assert!(agents.contains(&id), "{id} is listed: {snap:?}");
     }
 }
-
-// ---------------------------------------------------------------------------
-// 1. The seed scenario of SEMANTICS.md
-// ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_scenario_walk_through_over_http() {
     let s = Server::start().await;
-    create_org(&s, "acme", 20).await;
-    let a = reserve(
-        &s,
-        "acme",
-        "A",
-        json!({"webcall": 2, "chat": 3, "outbound": 4, "inbound": 3}),
-    )
-    .await;
-    assert_eq!(a["reserved_total"], 12);
-    let b = reserve(
-        &s,
-        "acme",
-        "B",
-        json!({"webcall": 1, "chat": 1, "outbound": 2, "inbound": 1}),
-    )
-    .await;
-    assert_eq!(b["reserved_total"], 5);
-    let snap = org(&s, "acme").await;
-    assert_eq!(
-        nums(
-            &snap,
-            &[
-                "limit",
-                "reserved",
-                "shared",
-                "active",
-                "queued",
-                "shared_in_use"
-            ]
-        ),
-        [20, 17, 3, 0, 0, 0]
-    );
-
-    // 1. A's 12 calls, one per reserved slot of their type: all reserved.
-    //    a1-a2 webcall, a3-a5 chat, a6-a9 outbound, a10-a12 inbound.
-    let mut n = 0;
-    for (t, count) in [("webcall", 2), ("chat", 3), ("outbound", 4), ("inbound", 3)] {
-        for _ in 0..count {
-            n += 1;
-            let r = acquire(&s, "acme", &format!("a{n}"), "A", t).await;
-            assert_eq!(
-                brief(&r),
-                (201, "active", Some("reserved"), None),
-                "a{n}: {}",
-                r.1
-            );
-        }
-    }
-    assert_eq!(load(&org(&s, "acme").await), [12, 0, 0], "step 1");
-
-    // 2. Three more inbound calls of A: shared.
-    for i in 13..=15 {
-        let r = acquire(&s, "acme", &format!("a{i}"), "A", "inbound").await;
-        assert_eq!(
-            brief(&r),
-            (201, "active", Some("shared"), None),
-            "a{i}: {}",
-            r.1
-        );
-    }
-    let snap = org(&s, "acme").await;
-    assert_eq!(load(&snap), [15, 0, 3], "step 2");
-    let a = s.get_ok("/orgs/acme/agents/A").await;
-    assert_eq!(
-        nums(&a, &["reserved_total", "reserved_in_use", "shared_in_use"]),
-        [12, 12, 3]
-    );
-    assert_eq!(
-        a["active"],
-        json!({"webcall": 2, "chat": 3, "outbound": 4, "inbound": 6})
-    );
-
-    // 3. B's five calls matching its reservation: reserved, although shared is full.
-    for (i, t) in ["webcall", "chat", "outbound", "outbound", "inbound"]
-        .iter()
-        .enumerate()
-    {
-        let r = acquire(&s, "acme", &format!("b{}", i + 1), "B", t).await;
-        assert_eq!(
-            brief(&r),
-            (201, "active", Some("reserved"), None),
-            "b{}: {}",
-            i + 1,
-            r.1
-        );
-    }
-    assert_eq!(load(&org(&s, "acme").await), [20, 0, 3], "step 3");
-
-    // 4. The org is at 20: any further call of A, B or C queues.
-    for (i, (id, agent, t)) in [
-        ("c1", "C", "chat"),
-        ("b6", "B", "webcall"),
-        ("a16", "A", "chat"),
-        ("a17", "A", "chat"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let r = acquire(&s, "acme", id, agent, t).await;
-        assert_eq!(
-            brief(&r),
-            (202, "queued", None, Some(i as u64 + 1)),
-            "{id}: {}",
-            r.1
-        );
-    }
-    assert_eq!(load(&org(&s, "acme").await), [20, 4, 3], "step 4");
-    assert_eq!(
-        queue(&s, "acme").await,
-        q(&["c1", "b6", "a16", "a17"]),
-        "step 4"
-    );
-
-    // 5. An inbound call of A above its reservation ends (6 active, 3 reserved):
-    //    the shared slot goes to the oldest queued call of the org, C's.
-    let ended = release(&s, "acme", "a13").await;
-    assert_eq!(
-        (&ended["state"], &ended["end_reason"]),
-        (&json!("ended"), &json!("released"))
-    );
-    let c1 = get_call(&s, "acme", "c1").await;
-    assert_eq!(
-        (&c1["state"], &c1["slot"]),
-        (&json!("active"), &json!("shared")),
-        "{c1}"
-    );
-    assert_eq!(load(&org(&s, "acme").await), [20, 3, 3], "step 5");
-    assert_eq!(queue(&s, "acme").await, q(&["b6", "a16", "a17"]), "step 5");
-
-    //    One of A's reserved chat calls ends (3 active, 3 reserved): only the
-    //    oldest queued call of (A, chat) may take it, not the older b6.
-    release(&s, "acme", "a4").await;
-    let a16 = get_call(&s, "acme", "a16").await;
-    assert_eq!(
-        (&a16["state"], &a16["slot"]),
-        (&json!("active"), &json!("reserved")),
-        "{a16}"
-    );
-    assert_eq!(load(&org(&s, "acme").await), [20, 2, 3], "step 5b");
-    assert_eq!(queue(&s, "acme").await, q(&["b6", "a17"]), "step 5b");
-
-    // 6. B goes idle (its queued call cancelled, its five released): five free
-    //    reserved slots, shared full. C's next call queues; B's slots stay B's.
-    let b6 = release(&s, "acme", "b6").await;
-    assert_eq!(b6["end_reason"], "cancelled", "{b6}");
-    for i in 1..=5 {
-        release(&s, "acme", &format!("b{i}")).await;
-    }
-    assert_eq!(load(&org(&s, "acme").await), [15, 1, 3], "B idle");
-    let r = acquire(&s, "acme", "c2", "C", "chat").await;
-    assert_eq!(brief(&r), (202, "queued", None, Some(2)), "c2: {}", r.1);
-    let snap = org(&s, "acme").await;
-    assert_eq!(
-        nums(
-            &snap,
-            &[
-                "limit",
-                "reserved",
-                "shared",
-                "active",
-                "queued",
-                "shared_in_use"
-            ]
-        ),
-        [20, 17, 3, 15, 2, 3],
-        "step 6: {snap}"
-    );
-    assert_eq!(queue(&s, "acme").await, q(&["a17", "c2"]), "step 6");
-    let b = s.get_ok("/orgs/acme/agents/B").await;
-    assert_eq!(
-        nums(&b, &["reserved_total", "reserved_in_use", "shared_in_use"]),
-        [5, 0, 0],
-        "{b}"
-    );
-    let agents: Vec<&str> = snap["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap())
-        .collect();
-    for id in ["A", "B", "C"] {
-        assert!(agents.contains(&id), "{id} is listed: {snap}");
-    }
+    seed_org(&s).await;
+    seed_fill(&s).await;
+    seed_queue(&s).await;
+    seed_hand_on(&s).await;
+    seed_b_idle(&s).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -355,49 +193,39 @@ async fn seed_scenario_walk_through_over_http() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lease_expiry_hands_the_slot_to_a_long_polling_waiter() {
     let s = Server::start().await;
-    create_org(&s, "acme", 1).await;
-    let r = s
-        .call(
-            Method::POST,
-            "/orgs/acme/calls",
-            Some(&json!({"id": "a1", "agent": "A", "type": "chat", "lease_ttl_s": 5})),
-        )
-        .await;
-    assert_eq!(brief(&r).0, 201, "{}", r.1);
-    assert_eq!(r.1["state"], "active");
-    let r = acquire(&s, "acme", "q1", "B", "chat").await;
-    assert_eq!(brief(&r), (202, "queued", None, Some(1)), "{}", r.1);
+    s.create_org("acme", 1).await;
+    let body = json!({"id": "a1", "agent": "A", "type": "chat", "lease_ttl_s": 5});
+    let r = s.op(Method::POST, "/v1/orgs/acme/calls", Some(&body)).await;
+    assert_eq!(r.status, 201, "{r}");
+    assert_eq!(r.json::<Call>().state, Active);
+    let r = s.acquire("acme", "q1", "B", Chat).await;
+    assert_eq!(r.brief(), (202, Queued, None, Some(1)), "{r}");
 
     // Nobody heartbeats a1. q1's long-poll holds it and returns once it is admitted.
-    let (status, q1) = s
-        .call(Method::GET, "/orgs/acme/calls/q1?wait_s=20", None)
-        .await;
-    assert_eq!(status, 200, "{q1}");
+    let path = "/v1/orgs/acme/calls/q1?wait_s=20";
+    let r = s.op(Method::GET, path, None).await.ok(200);
+    let q1: Call = r.json();
     assert_eq!(
-        (&q1["state"], &q1["slot"], &q1["position"]),
-        (&json!("active"), &json!("shared"), &Value::Null),
-        "the long-poll returns q1 admitted: {q1}"
+        (q1.state, q1.slot, q1.position),
+        (Active, Some(Slot::Shared), None),
+        "the long-poll returns q1 admitted: {r}"
     );
 
-    let a1 = get_call(&s, "acme", "a1").await;
-    assert_eq!(
-        (&a1["state"], &a1["end_reason"]),
-        (&json!("ended"), &json!("expired")),
-        "{a1}"
-    );
-    let (status, body) = s
-        .call(Method::POST, "/orgs/acme/calls/a1/heartbeat", None)
-        .await;
-    assert_eq!((status, code(&body)), (410, "call_ended"), "{body}");
-    let call = &body["error"]["call"];
-    assert_eq!(call["id"], "a1", "{body}");
-    assert_eq!(call["state"], "ended", "{body}");
-    assert_eq!(call["end_reason"], "expired", "{body}");
+    let a1 = s.get_call("acme", "a1").await;
+    let want = (Ended, Some(EndReason::Expired));
+    assert_eq!((a1.state, a1.end_reason), want, "{a1:?}");
+    let path = "/v1/orgs/acme/calls/a1/heartbeat";
+    let r = s.op(Method::POST, path, None).await;
+    assert_eq!(r.refusal(), (410, ErrorCode::CallEnded), "{r}");
+    let call = r.error().call.expect("a 410 carries the call");
+    assert_eq!(call.id, "a1", "{r}");
+    assert_eq!((call.state, call.end_reason), want, "{r}");
+    // The wire format: the call sits inside `error` and nowhere else in the body.
     assert!(
-        body.get("call").is_none(),
-        "the call sits inside `error` only: {body}"
+        r.value().get("call").is_none(),
+        "the call sits inside `error` only: {r}"
     );
-    assert_eq!(load(&org(&s, "acme").await), [1, 0, 1]);
+    assert_eq!(load(&s.org("acme").await), [1, 0, 1]);
 }
 
 // ---------------------------------------------------------------------------
@@ -407,43 +235,37 @@ async fn lease_expiry_hands_the_slot_to_a_long_polling_waiter() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_acquire_long_poll_is_woken_by_a_release() {
     let s = Arc::new(Server::start().await);
-    create_org(&s, "acme", 1).await;
-    let r = acquire(&s, "acme", "a1", "A", "chat").await;
-    assert_eq!(brief(&r).0, 201, "{}", r.1);
+    s.create_org("acme", 1).await;
+    let r = s.acquire("acme", "a1", "A", Chat).await;
+    assert_eq!(r.status, 201, "{r}");
 
     let waiter = {
         let s = s.clone();
-        tokio::spawn(async move {
-            s.call(
-                Method::POST,
-                "/orgs/acme/calls",
-                Some(&json!({"id": "q1", "agent": "B", "type": "chat", "wait_s": 30})),
-            )
-            .await
-        })
+        let body = json!({"id": "q1", "agent": "B", "type": "chat", "wait_s": 30});
+        tokio::spawn(async move { s.op(Method::POST, "/v1/orgs/acme/calls", Some(&body)).await })
     };
     // q1 is queued (its acquire is waiting) before a1 is released.
     eventually(20, "q1 is queued", || {
         let s = s.clone();
         async move {
-            let (status, c) = s.call(Method::GET, "/orgs/acme/calls/q1", None).await;
-            status == 200 && c["state"] == "queued"
+            let r = s.op(Method::GET, "/v1/orgs/acme/calls/q1", None).await;
+            r.status == 200 && r.json::<Call>().state == Queued
         }
     })
     .await;
-    release(&s, "acme", "a1").await;
+    s.release("acme", "a1").await;
 
     let r = tokio::time::timeout(Duration::from_secs(60), waiter)
         .await
         .expect("the long-poll returns")
         .expect("the waiter task");
     assert_eq!(
-        brief(&r),
-        (201, "active", Some("shared"), None),
-        "the acquire returns q1 admitted: {}",
-        r.1
+        r.brief(),
+        (201, Active, Some(Slot::Shared), None),
+        "the acquire returns q1 admitted: {r}"
     );
-    assert_eq!(get_call(&s, "acme", "a1").await["end_reason"], "released");
+    let a1 = s.get_call("acme", "a1").await;
+    assert_eq!(a1.end_reason, Some(EndReason::Released));
 }
 
 // ---------------------------------------------------------------------------
@@ -456,7 +278,7 @@ struct Ledger {
     /// Every call id ever sent in an acquire.
     sent: HashSet<String>,
     /// Acquires answered 2xx, with the state answered.
-    acquired: HashMap<String, String>,
+    acquired: HashMap<String, CallState>,
     /// Releases sent (answered or not).
     release_sent: HashSet<String>,
     /// Releases answered 200.
@@ -464,9 +286,9 @@ struct Ledger {
     /// Per call task, the next id it would have sent (never sent).
     unsent: Vec<String>,
     /// Per agent, the chat reservations in the order sent, and whether answered 200.
-    reservations: HashMap<String, Vec<(u64, bool)>>,
+    reservations: HashMap<String, Vec<(u32, bool)>>,
     /// Limits in the order sent, and whether answered 200.
-    limits: Vec<(u64, bool)>,
+    limits: Vec<(u32, bool)>,
     /// Org keys created with an answer: name -> (id, secret).
     keys: HashMap<String, (String, String)>,
     /// Key names sent in a create.
@@ -478,9 +300,23 @@ struct Ledger {
     refusals: Vec<String>,
 }
 
+impl Ledger {
+    /// An agent's chat reservation was sent, not yet answered.
+    fn reservation_sent(&mut self, agent: &str, chat: u32) {
+        let history = self.reservations.entry(agent.to_string()).or_default();
+        history.push((chat, false));
+    }
+
+    /// The agent's last reservation sent was answered 200.
+    fn reservation_acked(&mut self, agent: &str) {
+        let last = self.reservations.get_mut(agent).and_then(|h| h.last_mut());
+        last.expect("recorded when sent").1 = true;
+    }
+}
+
 /// The values that may be stored: the last acknowledged one (or `initial`),
 /// or one sent after it without an answer.
-fn allowed(history: &[(u64, bool)], initial: u64) -> Vec<u64> {
+fn allowed(history: &[(u32, bool)], initial: u32) -> Vec<u32> {
     let last_ack = history.iter().rposition(|(_, ok)| *ok);
     let mut ok = vec![last_ack.map_or(initial, |i| history[i].0)];
     ok.extend(
@@ -491,202 +327,172 @@ fn allowed(history: &[(u64, bool)], initial: u64) -> Vec<u64> {
     ok
 }
 
-const TYPES: [&str; 4] = ["webcall", "chat", "outbound", "inbound"];
+/// One client of the stream, with the ledger they all write to.
+#[derive(Clone)]
+struct StreamClient {
+    http: reqwest::Client,
+    base: String,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl StreamClient {
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap()
+    }
+
+    /// Sends one request to `/v1{path}` with the operator key. `None` when the
+    /// server is gone (no answer, or one cut short) or answered other than
+    /// `want` (recorded as a refusal of `what`): either way the client stops.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        want: &[u16],
+        what: &str,
+    ) -> Option<Answer> {
+        let mut req = self.http.request(method, format!("{}/v1{path}", self.base));
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let answer = Answer::read(req.send().await.ok()?).await.ok()?;
+        if !want.contains(&answer.status) {
+            self.ledger().refusals.push(format!("{what}: {answer}"));
+            return None;
+        }
+        Some(answer)
+    }
+
+    /// [`StreamClient::send`]: whether it was answered `want`.
+    async fn answered(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        want: u16,
+        what: &str,
+    ) -> bool {
+        let want = [want];
+        let answer = self.send(method, path, body, &want, what);
+        answer.await.is_some()
+    }
+
+    /// Acquires calls `t{task}-0`, `-1`, ... and releases every other one.
+    async fn calls(self, task: usize) {
+        for i in 0usize.. {
+            let id = format!("t{task}-{i}");
+            self.ledger().sent.insert(id.clone());
+            let body = json!({
+                "id": id, "agent": format!("agent{task}"), "type": CallType::ALL[i % 4], "lease_ttl_s": 600,
+            });
+            let what = format!("acquire {id}");
+            let want = [200, 201, 202];
+            let Some(a) = self
+                .send(Method::POST, "/orgs/acme/calls", body, &want, &what)
+                .await
+            else {
+                break;
+            };
+            let state = a.json::<Call>().state;
+            self.ledger().acquired.insert(id.clone(), state);
+            if i % 2 == 0 {
+                self.ledger().release_sent.insert(id.clone());
+                let path = format!("/orgs/acme/calls/{id}");
+                let what = format!("release {id}");
+                if !self
+                    .answered(Method::DELETE, &path, Value::Null, 200, &what)
+                    .await
+                {
+                    break;
+                }
+                self.ledger().released.insert(id);
+            }
+        }
+        // The id this task would have sent next: it must not exist.
+        let mut l = self.ledger();
+        let next = (0..)
+            .map(|i| format!("t{task}-{i}"))
+            .find(|id| !l.sent.contains(id))
+            .unwrap();
+        l.unsent.push(next);
+    }
+
+    /// Reservations of r0..r2 (chat) and the limit, in turn.
+    async fn admin(self) {
+        for i in 0u32.. {
+            let agent = format!("r{}", i % 3);
+            let chat = (i / 3 + 1) % 3;
+            self.ledger().reservation_sent(&agent, chat);
+            let path = format!("/orgs/acme/agents/{agent}/reservations");
+            let what = format!("reserve {agent}={chat}");
+            let body = json!({"chat": chat});
+            if !self.answered(Method::PUT, &path, body, 200, &what).await {
+                break;
+            }
+            self.ledger().reservation_acked(&agent);
+            let limit = 8 + i % 5;
+            self.ledger().limits.push((limit, false));
+            let (body, what) = (json!({"limit": limit}), format!("limit {limit}"));
+            if !self
+                .answered(Method::PUT, "/orgs/acme/limit", body, 200, &what)
+                .await
+            {
+                break;
+            }
+            self.ledger().limits.last_mut().unwrap().1 = true;
+        }
+    }
+
+    /// Creates runtime keys and revokes every other one.
+    async fn keys(self) {
+        for i in 0usize.. {
+            let name = format!("k{i}");
+            self.ledger().key_names_sent.insert(name.clone());
+            let body = json!({"role": Role::Runtime, "name": name});
+            let what = format!("key {name}");
+            let Some(a) = self
+                .send(Method::POST, "/orgs/acme/keys", body, &[201], &what)
+                .await
+            else {
+                break;
+            };
+            let key: NewKey = a.json();
+            let id = key.id.clone();
+            self.ledger().keys.insert(name, (key.id, key.key));
+            if i % 2 == 1 {
+                continue;
+            }
+            self.ledger().revoke_sent.insert(id.clone());
+            let path = format!("/orgs/acme/keys/{id}");
+            let what = format!("revoke {id}");
+            if !self
+                .answered(Method::DELETE, &path, Value::Null, 204, &what)
+                .await
+            {
+                break;
+            }
+            self.ledger().revoked.insert(id);
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_stream_loses_no_acknowledged_change_and_invents_none() {
     let mut s = Server::start().await;
-    create_org(&s, "acme", 8).await;
+    s.create_org("acme", 8).await;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let mut tasks = Vec::new();
-
-    // Four clients: acquire, and release every other call.
-    for task in 0..4usize {
-        let (client, base, ledger) = (s.client.clone(), s.base.clone(), ledger.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in 0usize.. {
-                let id = format!("t{task}-{i}");
-                ledger.lock().unwrap().sent.insert(id.clone());
-                let body = json!({
-                    "id": id, "agent": format!("agent{task}"), "type": TYPES[i % 4], "lease_ttl_s": 600,
-                });
-                let r = client
-                    .post(format!("{base}/v1/orgs/acme/calls"))
-                    .json(&body)
-                    .send()
-                    .await;
-                let answer = match r {
-                    Ok(r) => (r.status().as_u16(), r.json::<Value>().await),
-                    Err(_) => break,
-                };
-                match answer {
-                    (200..=202, Ok(call)) => {
-                        let state = call["state"].as_str().unwrap_or("?").to_string();
-                        ledger.lock().unwrap().acquired.insert(id.clone(), state);
-                    }
-                    (_, Err(_)) => break,
-                    (status, Ok(v)) => {
-                        ledger
-                            .lock()
-                            .unwrap()
-                            .refusals
-                            .push(format!("acquire {id}: {status} {v}"));
-                        break;
-                    }
-                }
-                if i % 2 == 0 {
-                    ledger.lock().unwrap().release_sent.insert(id.clone());
-                    let r = client
-                        .delete(format!("{base}/v1/orgs/acme/calls/{id}"))
-                        .send()
-                        .await;
-                    let answer = match r {
-                        Ok(r) => (r.status().as_u16(), r.json::<Value>().await),
-                        Err(_) => break,
-                    };
-                    match answer {
-                        (200, Ok(_)) => {
-                            ledger.lock().unwrap().released.insert(id);
-                        }
-                        (_, Err(_)) => break,
-                        (status, Ok(v)) => {
-                            ledger
-                                .lock()
-                                .unwrap()
-                                .refusals
-                                .push(format!("release {id}: {status} {v}"));
-                            break;
-                        }
-                    }
-                }
-            }
-            // The id this task would have sent next: it must not exist.
-            let mut l = ledger.lock().unwrap();
-            let next = (0..)
-                .map(|i| format!("t{task}-{i}"))
-                .find(|id| !l.sent.contains(id))
-                .unwrap();
-            l.unsent.push(next);
-        }));
-    }
-
-    // One admin client: reservations of r0..r2 (chat) and the limit, in turn.
-    {
-        let (client, base, ledger) = (s.client.clone(), s.base.clone(), ledger.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in 0u64.. {
-                let agent = format!("r{}", i % 3);
-                let chat = (i / 3 + 1) % 3;
-                ledger
-                    .lock()
-                    .unwrap()
-                    .reservations
-                    .entry(agent.clone())
-                    .or_default()
-                    .push((chat, false));
-                let r = client
-                    .put(format!("{base}/v1/orgs/acme/agents/{agent}/reservations"))
-                    .json(&json!({"chat": chat}))
-                    .send()
-                    .await;
-                let ok = match r {
-                    Ok(r) => (r.status().as_u16(), r.json::<Value>().await),
-                    Err(_) => break,
-                };
-                match ok {
-                    (200, Ok(_)) => {
-                        let mut l = ledger.lock().unwrap();
-                        l.reservations
-                            .get_mut(&agent)
-                            .unwrap()
-                            .last_mut()
-                            .unwrap()
-                            .1 = true;
-                    }
-                    (_, Err(_)) => break,
-                    (status, Ok(v)) => {
-                        let msg = format!("reserve {agent}={chat}: {status} {v}");
-                        ledger.lock().unwrap().refusals.push(msg);
-                        break;
-                    }
-                }
-                let limit = 8 + i % 5;
-                ledger.lock().unwrap().limits.push((limit, false));
-                let r = client
-                    .put(format!("{base}/v1/orgs/acme/limit"))
-                    .json(&json!({"limit": limit}))
-                    .send()
-                    .await;
-                let ok = match r {
-                    Ok(r) => (r.status().as_u16(), r.json::<Value>().await),
-                    Err(_) => break,
-                };
-                match ok {
-                    (200, Ok(_)) => ledger.lock().unwrap().limits.last_mut().unwrap().1 = true,
-                    (_, Err(_)) => break,
-                    (status, Ok(v)) => {
-                        let msg = format!("limit {limit}: {status} {v}");
-                        ledger.lock().unwrap().refusals.push(msg);
-                        break;
-                    }
-                }
-            }
-        }));
-    }
-
-    // One key manager: creates runtime keys and revokes every other one.
-    {
-        let (client, base, ledger) = (s.client.clone(), s.base.clone(), ledger.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in 0usize.. {
-                let name = format!("k{i}");
-                ledger.lock().unwrap().key_names_sent.insert(name.clone());
-                let r = client
-                    .post(format!("{base}/v1/orgs/acme/keys"))
-                    .json(&json!({"role": "runtime", "name": name}))
-                    .send()
-                    .await;
-                let answer = match r {
-                    Ok(r) => (r.status().as_u16(), r.json::<Value>().await),
-                    Err(_) => break,
-                };
-                let id = match answer {
-                    (201, Ok(k)) => {
-                        let id = k["id"].as_str().unwrap().to_string();
-                        let secret = k["key"].as_str().unwrap().to_string();
-                        let mut l = ledger.lock().unwrap();
-                        l.keys.insert(name, (id.clone(), secret));
-                        id
-                    }
-                    (_, Err(_)) => break,
-                    (status, Ok(v)) => {
-                        let msg = format!("key {name}: {status} {v}");
-                        ledger.lock().unwrap().refusals.push(msg);
-                        break;
-                    }
-                };
-                if i % 2 == 1 {
-                    continue;
-                }
-                ledger.lock().unwrap().revoke_sent.insert(id.clone());
-                let r = client
-                    .delete(format!("{base}/v1/orgs/acme/keys/{id}"))
-                    .send()
-                    .await;
-                match r.map(|r| r.status().as_u16()) {
-                    Ok(204) => {
-                        ledger.lock().unwrap().revoked.insert(id);
-                    }
-                    Ok(status) => {
-                        let msg = format!("revoke {id}: {status}");
-                        ledger.lock().unwrap().refusals.push(msg);
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
-        }));
-    }
+    let client = StreamClient {
+        http: s.client.clone(),
+        base: s.base.clone(),
+        ledger: ledger.clone(),
+    };
+    // Four clients acquire and release; one admin changes reservations and the
+    // limit; one key manager creates and revokes keys.
+    let mut tasks: Vec<_> = (0..4)
+        .map(|task| tokio::spawn(client.clone().calls(task)))
+        .collect();
+    tasks.push(tokio::spawn(client.clone().admin()));
+    tasks.push(tokio::spawn(client.keys()));
 
     // Let the stream run until plenty has been acknowledged, then kill -9 mid-stream.
     {
@@ -726,142 +532,127 @@ async fn kill_9_mid_stream_loses_no_acknowledged_change_and_invents_none() {
     );
     s.restart().await;
 
-    // Every acknowledged acquire exists, in a state consistent with what was answered or later.
+    let listed = check_calls(&s, &ledger).await;
+    check_snapshot(&s, &ledger, &listed).await;
+    check_keys(&s, &ledger).await;
+    check_events(&s, &ledger).await;
+
+    // And the restarted server carries on.
+    let r = s.acquire("acme", "after-restart", "agent9", Chat).await;
+    assert!(matches!(r.status, 201 | 202), "{r}");
+}
+
+/// Every acknowledged acquire exists, in a state consistent with what was
+/// answered or later; nothing that was never sent exists. Returns every live
+/// call, as listed.
+async fn check_calls(s: &Server, ledger: &Ledger) -> Vec<Call> {
     for (id, answered) in &ledger.acquired {
-        let (status, call) = s
-            .call(Method::GET, &format!("/orgs/acme/calls/{id}"), None)
-            .await;
-        assert_eq!(status, 200, "acknowledged call {id} exists: {call}");
-        let state = call["state"].as_str().unwrap();
+        let call = s.get_call("acme", id).await;
         if ledger.released.contains(id) {
-            assert_eq!(state, "ended", "acknowledged release of {id}: {call}");
-            let reason = call["end_reason"].as_str().unwrap();
+            assert_eq!(call.state, Ended, "acknowledged release of {id}: {call:?}");
+            let reason = call.end_reason;
             assert!(
-                reason == "released" || reason == "cancelled",
-                "{id}: {call}"
+                matches!(reason, Some(EndReason::Released | EndReason::Cancelled)),
+                "{id}: {call:?}"
             );
         } else if !ledger.release_sent.contains(id) {
-            assert_ne!(state, "ended", "{id} was never released: {call}");
-            if answered == "active" {
-                assert_eq!(state, "active", "{id} was answered active: {call}");
+            assert_ne!(call.state, Ended, "{id} was never released: {call:?}");
+            if *answered == Active {
+                assert_eq!(call.state, Active, "{id} was answered active: {call:?}");
             }
         }
     }
-    // Nothing that was never sent exists.
     for id in &ledger.unsent {
-        let (status, body) = s
-            .call(Method::GET, &format!("/orgs/acme/calls/{id}"), None)
-            .await;
-        assert_eq!(
-            (status, code(&body)),
-            (404, "call_not_found"),
-            "{id} was never sent: {body}"
-        );
+        let path = format!("/v1/orgs/acme/calls/{id}");
+        let r = s.op(Method::GET, &path, None).await;
+        let want = (404, ErrorCode::CallNotFound);
+        assert_eq!(r.refusal(), want, "{id} was never sent: {r}");
     }
-    let listed = all_calls(&s, "acme").await;
+    let listed = s.all_calls("acme").await;
     for c in &listed {
-        let id = c["id"].as_str().unwrap();
-        assert!(ledger.sent.contains(id), "a call nobody sent: {c}");
+        assert!(ledger.sent.contains(&c.id), "a call nobody sent: {c:?}");
     }
     // Every acknowledged call never released is listed (it is live).
-    let listed_ids: HashSet<&str> = listed.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let listed_ids: HashSet<&str> = listed.iter().map(|c| c.id.as_str()).collect();
     for id in ledger.acquired.keys() {
         if !ledger.release_sent.contains(id) {
             assert!(listed_ids.contains(id.as_str()), "{id} is live and listed");
         }
     }
+    listed
+}
 
-    // The snapshot agrees with the list; the queue's positions are 1..n in order.
-    let snap = org(&s, "acme").await;
-    let active = listed.iter().filter(|c| c["state"] == "active").count() as u64;
+/// The snapshot agrees with the list; the queue's positions are 1..n in order;
+/// no queued call is admissible; the limit and reservations are ones sent.
+async fn check_snapshot(s: &Server, ledger: &Ledger, listed: &[Call]) {
+    let snap = s.org("acme").await;
+    let count = |f: &dyn Fn(&Call) -> bool| listed.iter().filter(|c| f(c)).count() as u32;
+    let active = count(&|c| c.state == Active);
     let queued: Vec<u64> = listed
         .iter()
-        .filter(|c| c["state"] == "queued")
-        .map(|c| c["position"].as_u64().unwrap())
+        .filter(|c| c.state == Queued)
+        .map(|c| c.position.expect("a queued call has a position"))
         .collect();
-    assert_eq!(
-        nums(&snap, &["active", "queued"]),
-        [active, queued.len() as u64],
-        "{snap}"
-    );
+    let want = [active, queued.len() as u32];
+    assert_eq!([snap.active, snap.queued], want, "{snap:?}");
     assert_eq!(
         queued,
         (1..=queued.len() as u64).collect::<Vec<_>>(),
         "positions are 1..n in list order"
     );
-    for agent in snap["agents"].as_array().unwrap() {
-        let id = agent["id"].as_str().unwrap();
-        for t in TYPES {
-            for state in ["active", "queued"] {
-                let n = listed
-                    .iter()
-                    .filter(|c| c["agent"] == id && c["type"] == t && c["state"] == state)
-                    .count() as u64;
-                assert_eq!(agent[state][t], n, "{id} {state} {t}: {snap}");
+    for agent in &snap.agents {
+        for t in CallType::ALL {
+            for (state, counts) in [(Active, &agent.active), (Queued, &agent.queued)] {
+                let n = count(&|c| c.agent == agent.id && c.call_type == t && c.state == state);
+                assert_eq!(counts.get(t), n, "{} {state} {t}: {snap:?}", agent.id);
             }
         }
     }
     // The calling agents have no reservations: a queued call is admissible iff
     // N < L and shared_in_use < S. None may be.
-    let [limit, shared, n, shared_in_use] =
-        nums(&snap, &["limit", "shared", "active", "shared_in_use"])[..]
-    else {
-        unreachable!()
-    };
     assert!(
-        queued.is_empty() || !(n < limit && shared_in_use < shared),
-        "a queued call is admissible after the restart: {snap}"
+        queued.is_empty() || !(snap.active < snap.limit && snap.shared_in_use < snap.shared),
+        "a queued call is admissible after the restart: {snap:?}"
     );
+    let limit = snap.limit;
     assert!(
         allowed(&ledger.limits, 8).contains(&limit),
         "limit {limit} vs sent {:?}",
         ledger.limits
     );
     for (agent, history) in &ledger.reservations {
-        let a = s.get_ok(&format!("/orgs/acme/agents/{agent}")).await;
-        let chat = a["reserved"]["chat"].as_u64().unwrap();
+        let chat = s.agent("acme", agent).await.reserved.chat;
         assert!(
             allowed(history, 0).contains(&chat),
             "{agent}: chat reservation {chat} vs sent {history:?}"
         );
     }
+}
 
-    // Acknowledged keys work, acknowledged revocations hold, no key was invented.
+/// Acknowledged keys work, acknowledged revocations hold, no key was invented.
+async fn check_keys(s: &Server, ledger: &Ledger) {
     for (name, (id, secret)) in &ledger.keys {
-        let (status, body) = s
-            .call_as(Some(secret), Method::GET, "/orgs/acme", None)
+        let r = s
+            .send(Some(secret), Method::GET, "/v1/orgs/acme", None)
             .await;
         if ledger.revoked.contains(id) {
-            assert_eq!(status, 401, "revoked key {name} is refused: {body}");
+            assert_eq!(r.status, 401, "revoked key {name} is refused: {r}");
         } else if !ledger.revoke_sent.contains(id) {
-            assert_eq!(status, 200, "acknowledged key {name} works: {body}");
+            assert_eq!(r.status, 200, "acknowledged key {name} works: {r}");
         }
     }
-    let keys = s.get_ok("/orgs/acme/keys").await;
-    for k in keys["keys"].as_array().unwrap() {
-        let name = k["name"].as_str().unwrap();
-        assert!(
-            ledger.key_names_sent.contains(name),
-            "a key nobody made: {k}"
-        );
+    let keys: KeyList = s.get("/v1/orgs/acme/keys").await;
+    for k in &keys.keys {
+        let sent = ledger.key_names_sent.contains(&k.name);
+        assert!(sent, "a key nobody made: {k:?}");
     }
+}
 
-    // The event log: contiguous, and only about calls that were sent; every
-    // acknowledged acquire and release is in it.
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = s
-            .get_ok(&format!("/orgs/acme/events?after={after}&limit=1000"))
-            .await;
-        let got = page["events"].as_array().unwrap();
-        if got.is_empty() {
-            break;
-        }
-        events.extend(got.iter().cloned());
-        after = page["next"].as_u64().unwrap();
-    }
-    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+/// The event log: contiguous, and only about calls that were sent; every
+/// acknowledged acquire and release is in it.
+async fn check_events(s: &Server, ledger: &Ledger) {
+    let events = s.all_events("acme").await;
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(
         seqs,
         (1..=seqs.len() as u64).collect::<Vec<_>>(),
@@ -870,177 +661,199 @@ async fn kill_9_mid_stream_loses_no_acknowledged_change_and_invents_none() {
     let mut arrived = HashSet::new();
     let mut ended = HashSet::new();
     for e in &events {
-        let Some(call) = e["call"].as_str() else {
+        let Some(call) = e.kind.call() else {
             continue;
         };
-        assert!(
-            ledger.sent.contains(call),
-            "an event about a call nobody sent: {e}"
-        );
-        match e["type"].as_str().unwrap() {
-            "call.queued" | "call.admitted" => {
+        let sent = ledger.sent.contains(call);
+        assert!(sent, "an event about a call nobody sent: {e:?}");
+        match e.kind {
+            EventKind::CallQueued { .. } | EventKind::CallAdmitted { .. } => {
                 arrived.insert(call.to_string());
             }
-            "call.ended" => assert!(ended.insert(call.to_string()), "ended twice: {e}"),
+            EventKind::CallEnded { .. } => {
+                assert!(ended.insert(call.to_string()), "ended twice: {e:?}")
+            }
             _ => {}
         }
     }
     for id in ledger.acquired.keys() {
-        assert!(
-            arrived.contains(id),
-            "no event for acknowledged acquire {id}"
-        );
+        let seen = arrived.contains(id);
+        assert!(seen, "no event for acknowledged acquire {id}");
     }
     for id in &ledger.released {
         assert!(ended.contains(id), "no event for acknowledged release {id}");
     }
-
-    // And the restarted server carries on.
-    let r = acquire(&s, "acme", "after-restart", "agent9", "chat").await;
-    assert!(matches!(r.0, 201 | 202), "{}", r.1);
 }
 
 // ---------------------------------------------------------------------------
 // 5. Auth matrix
 // ---------------------------------------------------------------------------
 
+/// The secrets of the keys the auth tests use.
+struct Keys {
+    admin: String,
+    runtime: String,
+    other_runtime: String,
+}
+
+/// Orgs acme and other (limit 5 each); an admin and a runtime key of acme,
+/// a runtime key of other.
+async fn auth_setup(s: &Server) -> Keys {
+    s.create_org("acme", 5).await;
+    s.create_org("other", 5).await;
+    let new_key = |org, role, name| async move {
+        let k = s.new_key(org, role, name).await;
+        assert_eq!(k.role, role);
+        k.key
+    };
+    Keys {
+        admin: new_key("acme", Role::Admin, "admin-1").await,
+        runtime: new_key("acme", Role::Runtime, "runtime-1").await,
+        other_runtime: new_key("other", Role::Runtime, "runtime-other").await,
+    }
+}
+
+/// One row of the matrix: key, method, path (under `/v1`), body, status, error code.
+type Case<'a> = (
+    Option<&'a str>,
+    Method,
+    &'a str,
+    Option<Value>,
+    u16,
+    Option<ErrorCode>,
+);
+
+/// Who may do what, in order (the calls `rt1` and `ad1` are made on the way).
+fn auth_cases<'a>(k: &'a Keys, bad_secret: &'a str) -> Vec<Case<'a>> {
+    use ErrorCode::{Forbidden as F, OrgNotFound as NF, Unauthorized as U};
+    use Method as M;
+    let (admin, runtime, other) = (Some(&*k.admin), Some(&*k.runtime), Some(&*k.other_runtime));
+    let op = Some(OPERATOR_KEY);
+    let res = || Some(json!({"chat": 1}));
+    let call = |id: &str| Some(json!({"id": id, "agent": "a", "type": "chat"}));
+    let anon_call = || Some(json!({"agent": "a", "type": "chat"}));
+    let limit = || Some(json!({"limit": 9}));
+    #[rustfmt::skip]
+    let cases = vec![
+        // Missing or unknown key: 401.
+        (None, M::GET, "/orgs/acme", None, 401, Some(U)),
+        (None, M::POST, "/orgs/acme/calls", anon_call(), 401, Some(U)),
+        (Some("nope"), M::GET, "/orgs/acme", None, 401, Some(U)),
+        (Some(bad_secret), M::GET, "/orgs/acme", None, 401, Some(U)),
+        // Another org's key: 404 as if it did not exist.
+        (runtime, M::GET, "/orgs/other", None, 404, Some(NF)),
+        (runtime, M::POST, "/orgs/other/calls", anon_call(), 404, Some(NF)),
+        (other, M::GET, "/orgs/acme", None, 404, Some(NF)),
+        (admin, M::PUT, "/orgs/other/agents/a/reservations", res(), 404, Some(NF)),
+        // Runtime: calls and reading, nothing else.
+        (runtime, M::PUT, "/orgs/acme/agents/a/reservations", res(), 403, Some(F)),
+        (runtime, M::DELETE, "/orgs/acme/agents/a/reservations", None, 403, Some(F)),
+        (runtime, M::PUT, "/orgs/acme/limit", limit(), 403, Some(F)),
+        (runtime, M::POST, "/orgs/acme/keys", Some(json!({"role": "admin", "name": "x"})), 403, Some(F)),
+        (runtime, M::GET, "/orgs/acme", None, 200, None),
+        (runtime, M::GET, "/orgs/acme/agents/a", None, 200, None),
+        (runtime, M::POST, "/orgs/acme/calls", call("rt1"), 201, None),
+        (runtime, M::GET, "/orgs/acme/calls/rt1", None, 200, None),
+        (runtime, M::POST, "/orgs/acme/calls/rt1/heartbeat", None, 200, None),
+        (runtime, M::GET, "/orgs/acme/calls", None, 200, None),
+        (runtime, M::DELETE, "/orgs/acme/calls/rt1", None, 200, None),
+        // Admin: everything in its org but the limit.
+        (admin, M::PUT, "/orgs/acme/limit", limit(), 403, Some(F)),
+        (admin, M::POST, "/orgs", Some(json!({"id": "mine", "limit": 1})), 403, Some(F)),
+        (admin, M::GET, "/orgs", None, 403, Some(F)),
+        (admin, M::PUT, "/orgs/acme/agents/a/reservations", res(), 200, None),
+        (admin, M::POST, "/orgs/acme/keys", Some(json!({"role": "runtime", "name": "by-admin"})), 201, None),
+        (admin, M::GET, "/orgs/acme/keys", None, 200, None),
+        (admin, M::POST, "/orgs/acme/calls", call("ad1"), 201, None),
+        // Operator: everything, everywhere.
+        (op, M::POST, "/orgs", Some(json!({"id": "third", "limit": 1})), 201, None),
+        (op, M::GET, "/orgs", None, 200, None),
+        (op, M::PUT, "/orgs/other/limit", Some(json!({"limit": 7})), 200, None),
+        (op, M::PUT, "/orgs/other/agents/b/reservations", res(), 200, None),
+        (op, M::POST, "/orgs/other/calls", Some(json!({"id": "op1", "agent": "b", "type": "chat"})), 201, None),
+        (op, M::POST, "/orgs/other/keys", Some(json!({"role": "admin", "name": "by-op"})), 201, None),
+        (op, M::DELETE, "/orgs/other/agents/b/reservations", None, 200, None),
+    ];
+    cases
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn auth_matrix() {
     let s = Server::start().await;
-    create_org(&s, "acme", 5).await;
-    create_org(&s, "other", 5).await;
-    let new_key = |org: &'static str, role: &'static str, name: &'static str| {
-        let s = &s;
-        async move {
-            let (status, k) = s
-                .call(
-                    Method::POST,
-                    &format!("/orgs/{org}/keys"),
-                    Some(&json!({"role": role, "name": name})),
-                )
-                .await;
-            assert_eq!(status, 201, "{k}");
-            assert_eq!(k["role"], role);
-            (
-                k["id"].as_str().unwrap().to_string(),
-                k["key"].as_str().unwrap().to_string(),
-            )
-        }
-    };
-    let (_, admin) = new_key("acme", "admin", "admin-1").await;
-    let (_, runtime) = new_key("acme", "runtime", "runtime-1").await;
-    let (_, other_runtime) = new_key("other", "runtime", "runtime-other").await;
-
+    let keys = auth_setup(&s).await;
+    let runtime = &keys.runtime;
     let bad_secret = format!("{}x", &runtime[..runtime.len() - 1]);
-    let op = OPERATOR_KEY.to_string();
-    let res = json!({"chat": 1});
-    let call = json!({"agent": "a", "type": "chat"});
-    type Case<'a> = (
-        Option<&'a str>,
-        Method,
-        &'a str,
-        Option<Value>,
-        u16,
-        &'a str,
-    );
-    #[rustfmt::skip]
-    let cases: Vec<Case<'_>> = vec![
-        // Missing or unknown key: 401.
-        (None, Method::GET, "/orgs/acme", None, 401, "unauthorized"),
-        (None, Method::POST, "/orgs/acme/calls", Some(call.clone()), 401, "unauthorized"),
-        (Some("nope"), Method::GET, "/orgs/acme", None, 401, "unauthorized"),
-        (Some(&bad_secret), Method::GET, "/orgs/acme", None, 401, "unauthorized"),
-        // Another org's key: 404 as if it did not exist.
-        (Some(&runtime), Method::GET, "/orgs/other", None, 404, "org_not_found"),
-        (Some(&runtime), Method::POST, "/orgs/other/calls", Some(call.clone()), 404, "org_not_found"),
-        (Some(&other_runtime), Method::GET, "/orgs/acme", None, 404, "org_not_found"),
-        (Some(&admin), Method::PUT, "/orgs/other/agents/a/reservations", Some(res.clone()), 404, "org_not_found"),
-        // Runtime: calls and reading, nothing else.
-        (Some(&runtime), Method::PUT, "/orgs/acme/agents/a/reservations", Some(res.clone()), 403, "forbidden"),
-        (Some(&runtime), Method::DELETE, "/orgs/acme/agents/a/reservations", None, 403, "forbidden"),
-        (Some(&runtime), Method::PUT, "/orgs/acme/limit", Some(json!({"limit": 9})), 403, "forbidden"),
-        (Some(&runtime), Method::POST, "/orgs/acme/keys", Some(json!({"role": "admin", "name": "x"})), 403, "forbidden"),
-        (Some(&runtime), Method::GET, "/orgs/acme", None, 200, ""),
-        (Some(&runtime), Method::GET, "/orgs/acme/agents/a", None, 200, ""),
-        (Some(&runtime), Method::POST, "/orgs/acme/calls", Some(json!({"id": "rt1", "agent": "a", "type": "chat"})), 201, ""),
-        (Some(&runtime), Method::GET, "/orgs/acme/calls/rt1", None, 200, ""),
-        (Some(&runtime), Method::POST, "/orgs/acme/calls/rt1/heartbeat", None, 200, ""),
-        (Some(&runtime), Method::GET, "/orgs/acme/calls", None, 200, ""),
-        (Some(&runtime), Method::DELETE, "/orgs/acme/calls/rt1", None, 200, ""),
-        // Admin: everything in its org but the limit.
-        (Some(&admin), Method::PUT, "/orgs/acme/limit", Some(json!({"limit": 9})), 403, "forbidden"),
-        (Some(&admin), Method::POST, "/orgs", Some(json!({"id": "mine", "limit": 1})), 403, "forbidden"),
-        (Some(&admin), Method::GET, "/orgs", None, 403, "forbidden"),
-        (Some(&admin), Method::PUT, "/orgs/acme/agents/a/reservations", Some(res.clone()), 200, ""),
-        (Some(&admin), Method::POST, "/orgs/acme/keys", Some(json!({"role": "runtime", "name": "by-admin"})), 201, ""),
-        (Some(&admin), Method::GET, "/orgs/acme/keys", None, 200, ""),
-        (Some(&admin), Method::POST, "/orgs/acme/calls", Some(json!({"id": "ad1", "agent": "a", "type": "chat"})), 201, ""),
-        // Operator: everything, everywhere.
-        (Some(&op), Method::POST, "/orgs", Some(json!({"id": "third", "limit": 1})), 201, ""),
-        (Some(&op), Method::GET, "/orgs", None, 200, ""),
-        (Some(&op), Method::PUT, "/orgs/other/limit", Some(json!({"limit": 7})), 200, ""),
-        (Some(&op), Method::PUT, "/orgs/other/agents/b/reservations", Some(res.clone()), 200, ""),
-        (Some(&op), Method::POST, "/orgs/other/calls", Some(json!({"id": "op1", "agent": "b", "type": "chat"})), 201, ""),
-        (Some(&op), Method::POST, "/orgs/other/keys", Some(json!({"role": "admin", "name": "by-op"})), 201, ""),
-        (Some(&op), Method::DELETE, "/orgs/other/agents/b/reservations", None, 200, ""),
-    ];
-    for (key, method, path, body, status, err) in cases {
+    for (key, method, path, body, status, err) in auth_cases(&keys, &bad_secret) {
         let who = key.map_or("no key".to_string(), |k| k.chars().take(10).collect());
         let what = format!("{who} {method} {path}");
-        let (got, answer) = s.call_as(key, method, path, body.as_ref()).await;
-        assert_eq!((got, code(&answer)), (status, err), "{what}: {answer}");
+        let path = format!("/v1{path}");
+        let answer = s.send(key, method, &path, body.as_ref()).await;
+        // A success carries no error body; a refusal carries its code.
+        let code = answer.value().get("error").map(|_| answer.error().code);
+        assert_eq!((answer.status, code), (status, err), "{what}: {answer}");
     }
 
     // The refused changes changed nothing; the allowed ones did.
-    let acme = org(&s, "acme").await;
-    assert_eq!(nums(&acme, &["limit", "reserved", "active"]), [5, 1, 1]);
-    assert_eq!(org(&s, "other").await["limit"], 7);
+    let acme = s.org("acme").await;
+    assert_eq!([acme.limit, acme.reserved, acme.active], [5, 1, 1]);
+    assert_eq!(s.org("other").await.limit, 7);
+}
 
-    // Another org looks exactly like a missing one.
-    let hidden = s
-        .call_as(Some(&runtime), Method::GET, "/orgs/other", None)
-        .await;
-    let missing = s
-        .call_as(Some(&runtime), Method::GET, "/orgs/nowhere", None)
-        .await;
+#[tokio::test(flavor = "multi_thread")]
+async fn another_org_looks_exactly_like_a_missing_one() {
+    let s = Server::start().await;
+    let keys = auth_setup(&s).await;
+    let runtime = Some(keys.runtime.as_str());
+    let s = &s;
+    let answer = |key, path| async move {
+        let a = s.send(key, Method::GET, path, None).await;
+        (a.status, a.json::<ErrorBody>())
+    };
+    let hidden = answer(runtime, "/v1/orgs/other").await;
+    let missing = answer(runtime, "/v1/orgs/nowhere").await;
     assert_eq!(hidden, missing);
     assert_eq!(
-        s.call(Method::GET, "/orgs/nowhere", None).await,
+        answer(Some(OPERATOR_KEY), "/v1/orgs/nowhere").await,
         missing,
         "the operator's 404 for a missing org is the same"
     );
+}
 
-    // A revoked key gets 401 at once.
-    let (kid, doomed) = new_key("acme", "runtime", "doomed").await;
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_key_is_refused_at_once() {
+    let s = Server::start().await;
+    let keys = auth_setup(&s).await;
+    let k = s.new_key("acme", Role::Runtime, "doomed").await;
+    assert_eq!(k.role, Role::Runtime);
+    let (kid, doomed) = (k.id, Some(k.key.as_str()));
+    let r = s.send(doomed, Method::GET, "/v1/orgs/acme", None).await;
+    assert_eq!(r.status, 200, "{r}");
+    let path = format!("/v1/orgs/acme/keys/{kid}");
+    let r = s.send(Some(&keys.admin), Method::DELETE, &path, None).await;
+    assert_eq!(r.status, 204, "an admin revokes a key: {r}");
+    let r = s.send(doomed, Method::GET, "/v1/orgs/acme", None).await;
+    assert_eq!(r.refusal(), (401, ErrorCode::Unauthorized), "{r}");
+    let call = json!({"agent": "a", "type": "chat"});
     let r = s
-        .call_as(Some(&doomed), Method::GET, "/orgs/acme", None)
+        .send(doomed, Method::POST, "/v1/orgs/acme/calls", Some(&call))
         .await;
-    assert_eq!(r.0, 200, "{}", r.1);
-    let (status, body) = s
-        .call_as(
-            Some(&admin),
-            Method::DELETE,
-            &format!("/orgs/acme/keys/{kid}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204, "an admin revokes a key: {body}");
-    let r = s
-        .call_as(Some(&doomed), Method::GET, "/orgs/acme", None)
-        .await;
-    assert_eq!((r.0, code(&r.1)), (401, "unauthorized"), "{}", r.1);
-    let r = s
-        .call_as(Some(&doomed), Method::POST, "/orgs/acme/calls", Some(&call))
-        .await;
-    assert_eq!((r.0, code(&r.1)), (401, "unauthorized"), "{}", r.1);
-    let keys = s.get_ok("/orgs/acme/keys").await;
+    assert_eq!(r.refusal(), (401, ErrorCode::Unauthorized), "{r}");
+    let r = s.op(Method::GET, "/v1/orgs/acme/keys", None).await.ok(200);
+    let listed: KeyList = r.json();
     assert!(
-        keys["keys"]
+        listed.keys.iter().all(|k| k.id != kid),
+        "the revoked key is gone: {r}"
+    );
+    // The wire format: no listed key carries a `key` field (a secret), which
+    // the typed `KeyInfo` has no field for.
+    let raw = r.value();
+    assert!(
+        raw["keys"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|k| k["id"] != kid.as_str() && k.get("key").is_none()),
-        "the revoked key is gone and no secret is listed: {keys}"
+            .all(|k| k.get("key").is_none()),
+        "no secret is listed: {r}"
     );
 }
 
@@ -1051,10 +864,10 @@ async fn auth_matrix() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_inputs_are_400_naming_the_field_and_change_nothing() {
     let s = Server::start().await;
-    create_org(&s, "acme", 5).await;
-    reserve(&s, "acme", "A", json!({"chat": 1})).await;
-    assert_eq!(acquire(&s, "acme", "live", "A", "chat").await.0, 201);
-    let before = (org(&s, "acme").await, all_calls(&s, "acme").await);
+    s.create_org("acme", 5).await;
+    s.reserve("acme", "A", json!({"chat": 1})).await;
+    assert_eq!(s.acquire("acme", "live", "A", Chat).await.status, 201);
+    let before = (s.org("acme").await, s.all_calls("acme").await);
 
     let long_id = "x".repeat(129);
     let long_body = format!(r#"{{"id": "{long_id}", "agent": "a", "type": "chat"}}"#);
@@ -1092,131 +905,103 @@ async fn bad_inputs_are_400_naming_the_field_and_change_nothing() {
     ];
     for (method, path, body, field) in table {
         let what = format!("{method} {path} {}", &body[..body.len().min(60)]);
-        let (status, v) = s.raw(method, path, body).await;
-        assert_eq!((status, code(&v)), (400, "invalid_request"), "{what}: {v}");
-        let message = v["error"]["message"].as_str().unwrap_or("");
+        let r = s.op_text(method, &format!("/v1{path}"), body).await;
+        assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{what}: {r}");
         // The message reads `FIELD: what is wrong`.
         assert!(
-            message.starts_with(&format!("{field}: ")),
-            "{what}: the message names {field}: {v}"
+            r.error().message.starts_with(&format!("{field}: ")),
+            "{what}: the message names {field}: {r}"
         );
     }
 
     // Over 64 KiB: 413, whatever the endpoint.
     let pad = "x".repeat(70 * 1024);
+    let limit = format!(r#"{{"limit": 3, "pad": "{pad}"}}"#);
+    let call = format!(r#"{{"id": "big", "agent": "a", "type": "chat", "pad": "{pad}"}}"#);
     for (method, path, body) in [
-        (
-            Method::PUT,
-            "/orgs/acme/limit",
-            format!(r#"{{"limit": 3, "pad": "{pad}"}}"#),
-        ),
-        (
-            Method::POST,
-            "/orgs/acme/calls",
-            format!(r#"{{"id": "big", "agent": "a", "type": "chat", "pad": "{pad}"}}"#),
-        ),
+        (Method::PUT, "/v1/orgs/acme/limit", limit),
+        (Method::POST, "/v1/orgs/acme/calls", call),
     ] {
-        let (status, v) = s.raw(method.clone(), path, body).await;
-        assert_eq!(
-            (status, code(&v)),
-            (413, "payload_too_large"),
-            "{method} {path}: {v}"
-        );
+        let r = s.op_text(method.clone(), path, &body).await;
+        let want = (413, ErrorCode::PayloadTooLarge);
+        assert_eq!(r.refusal(), want, "{method} {path}: {r}");
     }
 
-    let after = (org(&s, "acme").await, all_calls(&s, "acme").await);
+    let after = (s.org("acme").await, s.all_calls("acme").await);
     assert_eq!(after, before, "nothing changed");
-    let (status, v) = s.call(Method::GET, "/orgs/big", None).await;
-    assert_eq!((status, code(&v)), (404, "org_not_found"));
-    let (status, v) = s.call(Method::GET, "/orgs/acme/calls/big", None).await;
-    assert_eq!((status, code(&v)), (404, "call_not_found"));
+    let r = s.op(Method::GET, "/v1/orgs/big", None).await;
+    assert_eq!(r.refusal(), (404, ErrorCode::OrgNotFound));
+    let r = s.op(Method::GET, "/v1/orgs/acme/calls/big", None).await;
+    assert_eq!(r.refusal(), (404, ErrorCode::CallNotFound));
 }
 
 // ---------------------------------------------------------------------------
 // 7. Idempotency
 // ---------------------------------------------------------------------------
 
-/// The fields of a call that an idempotent answer must repeat exactly.
-fn stable(c: &Value) -> Value {
-    let mut c = c.clone();
-    let obj = c.as_object_mut().expect("a call object");
-    // A retry counts as a sign of life and may renew the lease or the hold.
-    for renewed in ["lease_expires_at", "hold_expires_at"] {
-        obj.remove(renewed);
-    }
-    c
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn acquire_and_release_are_idempotent() {
     let s = Server::start().await;
-    create_org(&s, "acme", 1).await;
-    create_org(&s, "globex", 1).await;
+    s.create_org("acme", 1).await;
+    s.create_org("globex", 1).await;
 
     // Active: the same acquire again is 200 with the same call.
-    let first = acquire(&s, "acme", "c1", "A", "chat").await;
-    assert_eq!(brief(&first).0, 201, "{}", first.1);
-    let again = acquire(&s, "acme", "c1", "A", "chat").await;
-    assert_eq!(again.0, 200, "{}", again.1);
-    assert_eq!(stable(&again.1), stable(&first.1));
+    let first = s.acquire("acme", "c1", "A", Chat).await;
+    assert_eq!(first.status, 201, "{first}");
+    let again = s.acquire("acme", "c1", "A", Chat).await;
+    assert_eq!(again.status, 200, "{again}");
+    let first: Call = first.json();
+    assert_eq!(stable(again.json()), stable(first.clone()));
 
     // Queued: 200, still queued, same position; nothing queued twice.
-    let q1 = acquire(&s, "acme", "q1", "B", "chat").await;
-    assert_eq!(brief(&q1), (202, "queued", None, Some(1)), "{}", q1.1);
-    let q2 = acquire(&s, "acme", "q2", "B", "chat").await;
-    assert_eq!(brief(&q2), (202, "queued", None, Some(2)), "{}", q2.1);
-    let q1_again = acquire(&s, "acme", "q1", "B", "chat").await;
-    assert_eq!(q1_again.0, 200, "{}", q1_again.1);
-    assert_eq!(stable(&q1_again.1), stable(&q1.1));
-    assert_eq!(load(&org(&s, "acme").await), [1, 2, 1]);
-    assert_eq!(queue(&s, "acme").await, q(&["q1", "q2"]));
+    let q1 = s.acquire("acme", "q1", "B", Chat).await;
+    assert_eq!(q1.brief(), (202, Queued, None, Some(1)), "{q1}");
+    let q2 = s.acquire("acme", "q2", "B", Chat).await;
+    assert_eq!(q2.brief(), (202, Queued, None, Some(2)), "{q2}");
+    let q1_again = s.acquire("acme", "q1", "B", Chat).await;
+    assert_eq!(q1_again.status, 200, "{q1_again}");
+    assert_eq!(stable(q1_again.json()), stable(q1.json()));
+    assert_eq!(load(&s.org("acme").await), [1, 2, 1]);
+    assert_eq!(s.queue("acme").await, q(&["q1", "q2"]));
 
     // The same id with another agent or type: 409, nothing changes.
-    for (agent, t) in [("Z", "chat"), ("A", "webcall")] {
-        let r = acquire(&s, "acme", "c1", agent, t).await;
-        assert_eq!((r.0, code(&r.1)), (409, "call_id_conflict"), "{}", r.1);
+    for (agent, t) in [("Z", Chat), ("A", Webcall)] {
+        let r = s.acquire("acme", "c1", agent, t).await;
+        assert_eq!(r.refusal(), (409, ErrorCode::CallIdConflict), "{r}");
     }
-    assert_eq!(stable(&get_call(&s, "acme", "c1").await), stable(&first.1));
+    assert_eq!(stable(s.get_call("acme", "c1").await), stable(first));
 
     // DELETE twice: 200 both times, the second answer unchanged.
-    let d1 = release(&s, "acme", "c1").await;
+    let d1 = s.release("acme", "c1").await;
     assert_eq!(
-        (&d1["state"], &d1["end_reason"]),
-        (&json!("ended"), &json!("released"))
+        (d1.state, d1.end_reason),
+        (Ended, Some(EndReason::Released))
     );
-    let d2 = release(&s, "acme", "c1").await;
+    let d2 = s.release("acme", "c1").await;
     assert_eq!(d2, d1, "a second release answers the call as it ended");
     // The release admitted q1 (once): q2 moves up.
-    assert_eq!(get_call(&s, "acme", "q1").await["state"], "active");
-    assert_eq!(queue(&s, "acme").await, q(&["q2"]));
+    assert_eq!(s.get_call("acme", "q1").await.state, Active);
+    assert_eq!(s.queue("acme").await, q(&["q2"]));
     // Cancelling a queued call twice is idempotent too.
-    let c1 = release(&s, "acme", "q2").await;
-    assert_eq!(c1["end_reason"], "cancelled", "{c1}");
-    assert_eq!(release(&s, "acme", "q2").await, c1);
+    let c1 = s.release("acme", "q2").await;
+    assert_eq!(c1.end_reason, Some(EndReason::Cancelled), "{c1:?}");
+    assert_eq!(s.release("acme", "q2").await, c1);
     // An ended id is still idempotent: 200, ended, not a new call.
-    let r = acquire(&s, "acme", "c1", "A", "chat").await;
-    assert_eq!(
-        (r.0, r.1["state"].as_str()),
-        (200, Some("ended")),
-        "{}",
-        r.1
-    );
-    assert_eq!(load(&org(&s, "acme").await), [1, 0, 1]);
+    let r = s.acquire("acme", "c1", "A", Chat).await;
+    assert_eq!((r.status, r.json::<Call>().state), (200, Ended), "{r}");
+    assert_eq!(load(&s.org("acme").await), [1, 0, 1]);
 
     // The same id in two orgs: independent calls, no conflict.
-    let x = acquire(&s, "globex", "c1", "Z", "webcall").await;
-    assert_eq!(brief(&x), (201, "active", Some("shared"), None), "{}", x.1);
-    assert_eq!(release(&s, "globex", "c1").await["end_reason"], "released");
+    let x = s.acquire("globex", "c1", "Z", Webcall).await;
+    assert_eq!(x.brief(), (201, Active, Some(Slot::Shared), None), "{x}");
+    let x = s.release("globex", "c1").await;
+    assert_eq!(x.end_reason, Some(EndReason::Released));
+    let acme_c1 = s.get_call("acme", "c1").await;
+    assert_eq!(acme_c1, d1, "acme's c1 is untouched");
+    let y = s.acquire("globex", "y", "Z", Webcall).await;
     assert_eq!(
-        get_call(&s, "acme", "c1").await,
-        d1,
-        "acme's c1 is untouched"
-    );
-    let y = acquire(&s, "globex", "y", "Z", "webcall").await;
-    assert_eq!(
-        y.0, 201,
-        "globex's slot was freed by its own release: {}",
-        y.1
+        y.status, 201,
+        "globex's slot was freed by its own release: {y}"
     );
 }
 
@@ -1227,12 +1012,8 @@ async fn acquire_and_release_are_idempotent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
     let s = Server::start().await;
-    create_org(&s, "acme", 3).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_slotgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(s.data_dir())
-        .env("SLOTGATE_OPERATOR_KEY", OPERATOR_KEY)
-        .stdin(std::process::Stdio::null())
+    s.create_org("acme", 3).await;
+    let out = tokio::process::Command::from(support::serve_command("127.0.0.1:0", s.data_dir()))
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(30), out)
@@ -1250,7 +1031,7 @@ async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
     assert!(err.contains(&dir), "stderr names {dir}: {err}");
     assert!(err.contains(&pid), "stderr names pid {pid}: {err}");
     // The first one is unaffected.
-    assert_eq!(org(&s, "acme").await["limit"], 3);
+    assert_eq!(s.org("acme").await.limit, 3);
 }
 
 // ---------------------------------------------------------------------------
@@ -1260,40 +1041,37 @@ async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_exits_0_and_everything_is_there_after_restart() {
     let mut s = Server::start().await;
-    create_org(&s, "acme", 3).await;
-    reserve(&s, "acme", "A", json!({"chat": 1, "inbound": 1})).await;
-    let (status, key) = s
-        .call(
-            Method::POST,
-            "/orgs/acme/keys",
-            Some(&json!({"role": "runtime", "name": "rt"})),
-        )
+    s.create_org("acme", 3).await;
+    s.reserve("acme", "A", json!({"chat": 1, "inbound": 1}))
         .await;
-    assert_eq!(status, 201, "{key}");
-    let runtime = key["key"].as_str().unwrap().to_string();
-    assert_eq!(acquire(&s, "acme", "a1", "A", "chat").await.0, 201);
-    assert_eq!(acquire(&s, "acme", "b1", "B", "chat").await.0, 201);
-    assert_eq!(acquire(&s, "acme", "b2", "B", "webcall").await.0, 202);
-    assert_eq!(acquire(&s, "acme", "c1", "C", "chat").await.0, 202);
-    assert_eq!(acquire(&s, "acme", "e1", "C", "chat").await.0, 202);
-    release(&s, "acme", "e1").await;
-    let before = org(&s, "acme").await;
-    let calls_before: Vec<Value> = all_calls(&s, "acme").await.iter().map(stable).collect();
+    let runtime = s.new_key("acme", Role::Runtime, "rt").await.key;
+    for (id, agent, t, status) in [
+        ("a1", "A", Chat, 201),
+        ("b1", "B", Chat, 201),
+        ("b2", "B", Webcall, 202),
+        ("c1", "C", Chat, 202),
+        ("e1", "C", Chat, 202),
+    ] {
+        assert_eq!(s.acquire("acme", id, agent, t).await.status, status, "{id}");
+    }
+    s.release("acme", "e1").await;
+    let before = s.org("acme").await;
+    let calls_before: Vec<Call> = s.all_calls("acme").await.into_iter().map(stable).collect();
 
     let status = s.terminate().await;
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0: {status}");
 
     s.restart().await;
-    assert_eq!(org(&s, "acme").await, before);
-    let calls_after: Vec<Value> = all_calls(&s, "acme").await.iter().map(stable).collect();
+    assert_eq!(s.org("acme").await, before);
+    let calls_after: Vec<Call> = s.all_calls("acme").await.into_iter().map(stable).collect();
     assert_eq!(calls_after, calls_before);
-    assert_eq!(queue(&s, "acme").await, q(&["b2", "c1"]));
-    let e1 = get_call(&s, "acme", "e1").await;
-    assert_eq!(e1["end_reason"], "cancelled", "{e1}");
+    assert_eq!(s.queue("acme").await, q(&["b2", "c1"]));
+    let e1 = s.get_call("acme", "e1").await;
+    assert_eq!(e1.end_reason, Some(EndReason::Cancelled), "{e1:?}");
     let r = s
-        .call_as(Some(&runtime), Method::GET, "/orgs/acme", None)
+        .send(Some(&runtime), Method::GET, "/v1/orgs/acme", None)
         .await;
-    assert_eq!(r.0, 200, "the org key survives the restart: {}", r.1);
+    assert_eq!(r.status, 200, "the org key survives the restart: {r}");
 }
 
 // ---------------------------------------------------------------------------
@@ -1303,7 +1081,7 @@ async fn sigterm_exits_0_and_everything_is_there_after_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_poll_whose_client_hangs_up_stops_holding_the_call() {
     let s = Server::start().await;
-    create_org(&s, "acme", 0).await;
+    s.create_org("acme", 0).await;
     // The client gives up after 1 s on a wait of 30 s: its connection closes mid-wait.
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
@@ -1317,14 +1095,15 @@ async fn a_long_poll_whose_client_hangs_up_stops_holding_the_call() {
         .send()
         .await;
     assert!(r.is_err(), "the client timed out");
-    assert_eq!(get_call(&s, "acme", "q1").await["state"], "queued");
+    assert_eq!(s.get_call("acme", "q1").await.state, Queued);
 
     // Unheld once the server sees the hang-up: abandoned one lease_ttl later, not held for 30 s.
     eventually(20, "q1 is abandoned", || async {
-        get_call(&s, "acme", "q1").await["state"] == "ended"
+        s.get_call("acme", "q1").await.state == Ended
     })
     .await;
-    assert_eq!(get_call(&s, "acme", "q1").await["end_reason"], "abandoned");
+    let q1 = s.get_call("acme", "q1").await;
+    assert_eq!(q1.end_reason, Some(EndReason::Abandoned));
 }
 
 // ---------------------------------------------------------------------------
@@ -1334,8 +1113,8 @@ async fn a_long_poll_whose_client_hangs_up_stops_holding_the_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_exits_promptly_while_streams_and_long_polls_are_open() {
     let mut s = Server::start().await;
-    create_org(&s, "acme", 1).await;
-    assert_eq!(acquire(&s, "acme", "holder", "a", "chat").await.0, 201);
+    s.create_org("acme", 1).await;
+    assert_eq!(s.acquire("acme", "holder", "a", Chat).await.status, 201);
     let stream = s
         .client
         .get(s.url("/v1/orgs/acme/events/stream"))
@@ -1348,9 +1127,7 @@ async fn sigterm_exits_promptly_while_streams_and_long_polls_are_open() {
         let (client, url) = (s.client.clone(), s.url("/v1/orgs/acme/calls"));
         tokio::spawn(async move {
             let body = json!({"id": "waiter", "agent": "a", "type": "chat", "wait_s": 60});
-            let resp = client.post(url).json(&body).send().await?;
-            let status = resp.status().as_u16();
-            Ok::<_, reqwest::Error>((status, resp.json::<Value>().await?))
+            Answer::read(client.post(url).json(&body).send().await?).await
         })
     };
     let polling = {
@@ -1359,23 +1136,19 @@ async fn sigterm_exits_promptly_while_streams_and_long_polls_are_open() {
         tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) })
     };
     eventually(20, "the waiter is queued", || async {
-        let (_, call) = s.call(Method::GET, "/orgs/acme/calls/waiter", None).await;
-        call["state"] == "queued"
+        let r = s.op(Method::GET, "/v1/orgs/acme/calls/waiter", None).await;
+        r.status == 200 && r.json::<Call>().state == Queued
     })
     .await;
     // `terminate` gives up (and fails the test) after 30 s: the long-polls
     // must answer at once rather than run out their 60 s.
     let status = s.terminate().await;
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0: {status}");
-    let (code, call) = waiting
+    let r = waiting
         .await
         .unwrap()
         .expect("the queued acquire is answered");
-    assert_eq!(
-        (code, call["state"].as_str()),
-        (202, Some("queued")),
-        "{call}"
-    );
+    assert_eq!((r.status, r.json::<Call>().state), (202, Queued), "{r}");
     assert_eq!(
         polling.await.unwrap().expect("the long-poll is answered"),
         200
@@ -1386,40 +1159,43 @@ async fn sigterm_exits_promptly_while_streams_and_long_polls_are_open() {
 #[tokio::test(flavor = "multi_thread")]
 async fn trailing_garbage_after_a_json_body_is_refused() {
     let s = Server::start().await;
-    create_org(&s, "acme", 5).await;
+    s.create_org("acme", 5).await;
     for body in [r#"{"limit": 6}garbage"#, r#"{"limit": 7} {"limit": 8}"#] {
-        let (status, v) = s.raw(Method::PUT, "/orgs/acme/limit", body).await;
-        assert_eq!((status, code(&v)), (400, "invalid_request"), "{body}: {v}");
+        let r = s.op_text(Method::PUT, "/v1/orgs/acme/limit", body).await;
+        assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{body}: {r}");
     }
-    assert_eq!(org(&s, "acme").await["limit"], 5, "nothing changed");
+    assert_eq!(s.org("acme").await.limit, 5, "nothing changed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_method_gets_the_error_body() {
     let s = Server::start().await;
-    create_org(&s, "acme", 1).await;
-    let (status, v) = s.call(Method::PATCH, "/orgs/acme", None).await;
-    assert_eq!(status, 405);
-    assert!(!code(&v).is_empty(), "an error body with a code: {v}");
+    s.create_org("acme", 1).await;
+    let r = s.op(Method::PATCH, "/v1/orgs/acme", None).await;
+    assert_eq!(
+        r.refusal(),
+        (405, ErrorCode::MethodNotAllowed),
+        "an error body with a code: {r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_400_names_the_offending_body_field() {
     let s = Server::start().await;
-    create_org(&s, "acme", 1).await;
+    s.create_org("acme", 1).await;
     for (path, body, field) in [
-        ("/orgs", r#"{"id": "a b", "limit": 1}"#, "id:"),
-        ("/orgs", r#"{"id": "ok", "limit": 1e400}"#, "limit:"),
+        ("/v1/orgs", r#"{"id": "a b", "limit": 1}"#, "id:"),
+        ("/v1/orgs", r#"{"id": "ok", "limit": 1e400}"#, "limit:"),
         (
-            "/orgs/acme/calls",
+            "/v1/orgs/acme/calls",
             r#"{"agent": "a", "type": "chat", "lease_ttl_s": 1e400}"#,
             "lease_ttl_s:",
         ),
     ] {
-        let (status, v) = s.raw(Method::POST, path, body).await;
-        assert_eq!((status, code(&v)), (400, "invalid_request"), "{body}: {v}");
-        let message = v["error"]["message"].as_str().unwrap_or("");
-        assert!(message.starts_with(field), "{body}: names {field}: {v}");
+        let r = s.op_text(Method::POST, path, body).await;
+        assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{body}: {r}");
+        let named = r.error().message.starts_with(field);
+        assert!(named, "{body}: names {field}: {r}");
     }
 }
 
@@ -1434,11 +1210,8 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let serve = |listen: &str, extra: &[&str]| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_slotgate"));
-        c.args(["serve", "--listen", listen, "--data-dir"])
-            .arg(&data)
-            .args(extra)
-            .env_remove("SLOTGATE_OPERATOR_KEY");
+        let mut c = support::serve_command(listen, &data);
+        c.args(extra).env_remove("SLOTGATE_OPERATOR_KEY");
         c
     };
     let out = serve(&format!("127.0.0.1:{}", s.port), &[])
@@ -1454,6 +1227,7 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
         !data.exists(),
         "a server that cannot listen creates no data directory"
     );
+    // Log lines are not API answers: they are read as JSON, field by field.
     let mut json = serve("127.0.0.1:0", &["--log-format", "json"])
         .env("RUST_LOG", "info,slotgate::api=debug")
         .stdout(Stdio::null())
@@ -1499,25 +1273,28 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
     );
 }
 
+/// The wire format itself (a trailing newline, the exact error object), so
+/// these answers are read as text and raw JSON, not as the API's types.
 #[tokio::test(flavor = "multi_thread")]
 async fn json_answers_and_errors_end_with_a_newline_and_keep_extras_inside_error() {
     let s = Server::start().await;
-    let text = |path: &'static str, body: Value| {
-        let req = s.client.put(s.url(path)).json(&body);
-        async move { req.send().await.unwrap().text().await.unwrap() }
+    let s = &s;
+    let text = |body: Value| async move {
+        let r = s.op(Method::PUT, "/v1/orgs/acme/limit", Some(&body)).await;
+        r.text
     };
-    create_org(&s, "acme", 2).await;
-    let ok = text("/v1/orgs/acme/limit", json!({"limit": 3})).await;
+    s.create_org("acme", 2).await;
+    let ok = text(json!({"limit": 3})).await;
     assert!(ok.ends_with("}\n"), "{ok:?}");
-    reserve(&s, "acme", "a", json!({"chat": 3})).await;
-    let refused = text("/v1/orgs/acme/limit", json!({"limit": 1})).await;
+    s.reserve("acme", "a", json!({"chat": 3})).await;
+    let refused = text(json!({"limit": 1})).await;
     assert!(refused.ends_with("}\n"), "{refused:?}");
     let body: Value = serde_json::from_str(&refused).unwrap();
     assert_eq!(
         body,
         json!({"error": {"code": "limit_below_reservations", "message": body["error"]["message"], "reserved": 3}})
     );
-    let bad = text("/v1/orgs/acme/limit", json!({"limit": "20"})).await;
+    let bad = text(json!({"limit": "20"})).await;
     let body: Value = serde_json::from_str(&bad).unwrap();
     assert_eq!(
         body["error"]["message"], "limit: must be a whole number, 0 or more, got \"20\"",

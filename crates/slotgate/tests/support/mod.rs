@@ -1,17 +1,28 @@
-//! The real `slotgate serve` binary for the end-to-end tests: a free port, a
-//! fresh temporary data directory, an HTTP client with the operator key, and
-//! the child killed when the [`Server`] is dropped.
+//! The real `slotgate serve` binary for the HTTP and end-to-end tests: a free
+//! port, a fresh temporary data directory, an HTTP client with the operator
+//! key, and the child killed when the [`Server`] is dropped.
+//!
+//! Every test server starts through [`serve_command`], the one place that
+//! says how `slotgate serve` is run (so a store URL, issue 10, is added there
+//! once). Answers come back as an [`Answer`] whose body the tests read as the
+//! API's own types (`slotgate_api`): `answer.json::<Call>()`, or
+//! `answer.refusal()` for `(status, ErrorCode)`.
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::fmt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, Method};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use slotgate_api::{Agent, ApiError, Call, CallList, ErrorBody, ErrorCode, Event, EventPage};
+use slotgate_api::{CallState, CallType, NewKey, Org, Role, Slot};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -21,13 +32,15 @@ pub const OPERATOR_KEY: &str = "e2e-support-operator-key";
 /// How long a server may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// No request of these tests legitimately takes this long (the longest wait is 30 s).
+/// No request of these tests legitimately takes this long (the longest wait is 60 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A running `slotgate serve` on a temporary data directory.
 pub struct Server {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// The options beyond the defaults it was started with (kept for restarts).
+    extra: Vec<String>,
     /// `http://127.0.0.1:PORT` of the current process.
     pub base: String,
     /// The port parsed from the ready line.
@@ -43,11 +56,18 @@ pub struct Server {
 impl Server {
     /// Starts a server on a fresh data directory and waits until it is ready.
     pub async fn start() -> Server {
+        Server::start_with(&[]).await
+    }
+
+    /// [`Server::start`] with more `serve` options, e.g. `["--queue-cap", "2"]`.
+    pub async fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let (child, port, stderr) = spawn(dir.path()).await;
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, port, stderr) = spawn_with(dir.path(), &extra).await;
         Server {
             child: Some(child),
             dir,
+            extra,
             base: format!("http://127.0.0.1:{port}"),
             port,
             client: client(Some(OPERATOR_KEY)),
@@ -107,16 +127,182 @@ impl Server {
         }
     }
 
-    /// A new process on the same data directory (after [`Server::kill9`] or
-    /// [`Server::terminate`]), on a new free port; waits until it is ready.
+    /// A new process on the same data directory and options (after
+    /// [`Server::kill9`] or [`Server::terminate`]), on a new free port; waits
+    /// until it is ready.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
-        let (child, port, stderr) = spawn(self.dir.path()).await;
+        let (child, port, stderr) = spawn_with(self.dir.path(), &self.extra).await;
         self.child = Some(child);
         self.port = port;
         self.base = format!("http://127.0.0.1:{port}");
         self.stderr = stderr;
     }
+
+    // -- Requests: the status, headers and body of the answer ----------------
+
+    /// A request to `path` (the whole path, e.g. `/v1/orgs` or `/metrics`)
+    /// with `key` (none when `None`) and an optional body sent as JSON text.
+    /// `Err` only when no answer came (connection refused or cut).
+    pub async fn try_send(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut req = self.anon.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.header(CONTENT_TYPE, "application/json").body(b);
+        }
+        Answer::read(req.send().await?).await
+    }
+
+    /// [`Server::try_send`] with a JSON body, which must get an answer.
+    pub async fn send(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Answer {
+        self.send_text(key, method, path, body.map(Value::to_string))
+            .await
+    }
+
+    /// [`Server::try_send`], which must get an answer.
+    pub async fn send_text(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Answer {
+        let what = format!("{method} {path}");
+        self.try_send(key, method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: no answer: {e}"))
+    }
+
+    /// A request with the operator key (`path` whole, e.g. `/v1/orgs`).
+    pub async fn op(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        self.send(Some(OPERATOR_KEY), method, path, body).await
+    }
+
+    /// A request with the operator key and a raw body (for bad input).
+    pub async fn op_text(&self, method: Method, path: &str, body: &str) -> Answer {
+        let body = (!body.is_empty()).then(|| body.to_string());
+        self.send_text(Some(OPERATOR_KEY), method, path, body).await
+    }
+
+    /// `GET path` with the operator key, which must answer 200 with a `T`.
+    pub async fn get<T: DeserializeOwned + Serialize>(&self, path: &str) -> T {
+        self.op(Method::GET, path, None).await.ok(200).json()
+    }
+
+    // -- The operator's steps most tests take, typed -------------------------
+
+    /// Creates an org; it must answer 201.
+    pub async fn create_org(&self, id: &str, limit: u32) -> Org {
+        let body = json!({"id": id, "limit": limit});
+        self.op(Method::POST, "/v1/orgs", Some(&body))
+            .await
+            .ok(201)
+            .json()
+    }
+
+    /// Sets an agent's reservations (`{"chat": 1, ...}`); it must answer 200.
+    pub async fn reserve(&self, org: &str, agent: &str, r: Value) -> Agent {
+        let path = format!("/v1/orgs/{org}/agents/{agent}/reservations");
+        self.op(Method::PUT, &path, Some(&r)).await.ok(200).json()
+    }
+
+    /// `POST /v1/orgs/{org}/calls` for call `id`.
+    pub async fn acquire(&self, org: &str, id: &str, agent: &str, t: CallType) -> Answer {
+        let body = json!({"id": id, "agent": agent, "type": t});
+        self.op(Method::POST, &format!("/v1/orgs/{org}/calls"), Some(&body))
+            .await
+    }
+
+    /// `DELETE /v1/orgs/{org}/calls/{id}`; it must answer 200.
+    pub async fn release(&self, org: &str, id: &str) -> Call {
+        let path = format!("/v1/orgs/{org}/calls/{id}");
+        self.op(Method::DELETE, &path, None).await.ok(200).json()
+    }
+
+    /// An org's snapshot.
+    pub async fn org(&self, org: &str) -> Org {
+        self.get(&format!("/v1/orgs/{org}")).await
+    }
+
+    /// An agent of an org.
+    pub async fn agent(&self, org: &str, agent: &str) -> Agent {
+        self.get(&format!("/v1/orgs/{org}/agents/{agent}")).await
+    }
+
+    /// A call of an org.
+    pub async fn get_call(&self, org: &str, id: &str) -> Call {
+        self.get(&format!("/v1/orgs/{org}/calls/{id}")).await
+    }
+
+    /// A new key of an org; it must answer 201.
+    pub async fn new_key(&self, org: &str, role: Role, name: &str) -> NewKey {
+        let body = json!({"role": role, "name": name});
+        let path = format!("/v1/orgs/{org}/keys");
+        self.op(Method::POST, &path, Some(&body))
+            .await
+            .ok(201)
+            .json()
+    }
+
+    /// Every live call of an org (all pages), in the list's order: active,
+    /// then queued in queue order.
+    pub async fn all_calls(&self, org: &str) -> Vec<Call> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page: CallList = self
+                .get(&format!("/v1/orgs/{org}/calls?limit=50{cursor}"))
+                .await;
+            out.extend(page.calls);
+            match page.next_cursor {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => return out,
+            }
+        }
+    }
+
+    /// The queued calls' ids of an org, in queue order, with their positions.
+    pub async fn queue(&self, org: &str) -> Vec<(String, u64)> {
+        let page: CallList = self
+            .get(&format!("/v1/orgs/{org}/calls?state=queued"))
+            .await;
+        let position = |c: &Call| c.position.expect("a queued call has a position");
+        page.calls
+            .iter()
+            .map(|c| (c.id.clone(), position(c)))
+            .collect()
+    }
+
+    /// Every event of an org still kept, oldest first (all pages).
+    pub async fn all_events(&self, org: &str) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let path = format!("/v1/orgs/{org}/events?after={after}&limit=1000");
+            let page: EventPage = self.get(&path).await;
+            if page.events.is_empty() {
+                return events;
+            }
+            events.extend(page.events);
+            after = page.next;
+        }
+    }
+
+    // -- The first harness's calls, kept for the tests that use them ---------
 
     /// A request to `/v1{path}` with `key` (none when `None`) and an optional
     /// JSON body; the status and the JSON answer (`null` if not JSON). `Err`
@@ -128,17 +314,9 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), reqwest::Error> {
-        let mut req = self.anon.request(method, self.url(&format!("/v1{path}")));
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        let (path, body) = (format!("/v1{path}"), body.map(Value::to_string));
+        let answer = self.try_send(key, method, &path, body).await;
+        answer.map(|a| (a.status, a.value()))
     }
 
     /// [`Server::try_call`] that must get an answer.
@@ -149,10 +327,8 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let what = format!("{method} {path}");
-        self.try_call(key, method, path, body)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: no answer: {e}"))
+        let a = self.send(key, method, &format!("/v1{path}"), body).await;
+        (a.status, a.value())
     }
 
     /// A request with the operator key that must get an answer.
@@ -167,19 +343,13 @@ impl Server {
         body
     }
 
-    /// A request with the operator key, with a raw body (for bad input).
+    /// A request to `/v1{path}` with the operator key, with a raw body (for bad input).
     pub async fn raw(&self, method: Method, path: &str, body: impl Into<String>) -> (u16, Value) {
-        let resp = self
-            .client
-            .request(method, self.url(&format!("/v1{path}")))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.into())
-            .send()
-            .await
-            .expect("the server answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("the answer's body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let path = format!("/v1{path}");
+        let a = self
+            .send_text(Some(OPERATOR_KEY), method, &path, Some(body.into()))
+            .await;
+        (a.status, a.value())
     }
 }
 
@@ -189,6 +359,97 @@ impl Drop for Server {
             // kill_on_drop is set too; this makes it explicit and immediate.
             let _ = child.start_kill();
         }
+    }
+}
+
+/// An answer: its status, headers and body, read as the API's types.
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Answer {
+    /// Reads a whole answer.
+    pub async fn read(resp: reqwest::Response) -> Result<Answer, reqwest::Error> {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await?;
+        Ok(Answer {
+            status,
+            headers,
+            text,
+        })
+    }
+
+    /// Asserts the status is `want` (showing the body if not); the answer.
+    #[track_caller]
+    pub fn ok(self, want: u16) -> Answer {
+        assert_eq!(self.status, want, "{self}");
+        self
+    }
+
+    /// The body as the API's type `T`. It must be exactly a `T` on the wire:
+    /// written back, it is the same JSON, so no field the answer carries is
+    /// lost or made up by a default, and a typed assertion checks no less
+    /// than one on the raw JSON did.
+    #[track_caller]
+    pub fn json<T: DeserializeOwned + Serialize>(&self) -> T {
+        let typed: T = serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not a {}: {e}: {self}", std::any::type_name::<T>()));
+        let again = serde_json::to_value(&typed).expect("an API type serializes");
+        assert_eq!(
+            again,
+            self.value(),
+            "the answer is not exactly a {}",
+            std::any::type_name::<T>()
+        );
+        typed
+    }
+
+    /// The body as untyped JSON (`null` if it is not JSON), for the few checks
+    /// of the wire format itself.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// The error of an error answer.
+    #[track_caller]
+    pub fn error(&self) -> ApiError {
+        self.json::<ErrorBody>().error
+    }
+
+    /// `(status, error code)` of an error answer.
+    #[track_caller]
+    pub fn refusal(&self) -> (u16, ErrorCode) {
+        (self.status, self.error().code)
+    }
+
+    /// `(status, state, slot, position)` of a call answer.
+    #[track_caller]
+    pub fn brief(&self) -> (u16, CallState, Option<Slot>, Option<u64>) {
+        let c: Call = self.json();
+        (self.status, c.state, c.slot, c.position)
+    }
+
+    /// A header's value; panics if it is absent.
+    #[track_caller]
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header: {self}"))
+            .to_str()
+            .expect("a header of text")
+    }
+}
+
+impl fmt::Display for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.text)
     }
 }
 
@@ -207,16 +468,30 @@ fn client(key: Option<&str>) -> Client {
         .expect("an HTTP client")
 }
 
+/// `slotgate serve --listen LISTEN --data-dir DIR` with the operator key:
+/// the one place that says how the tests run the server (a store URL goes
+/// here). The caller adds options and pipes, and spawns or runs it.
+pub fn serve_command(listen: &str, dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_slotgate"));
+    c.args(["serve", "--listen", listen, "--data-dir"])
+        .arg(dir)
+        .env("SLOTGATE_OPERATOR_KEY", OPERATOR_KEY)
+        .stdin(Stdio::null());
+    c
+}
+
 /// Starts `slotgate serve --listen 127.0.0.1:0 --data-dir DIR` and waits for
 /// `slotgate ready on http://127.0.0.1:PORT`; returns the child, the port and
 /// its stderr (collected in the background from then on).
 pub async fn spawn(dir: &Path) -> (Child, u16, Arc<Mutex<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slotgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("SLOTGATE_OPERATOR_KEY", OPERATOR_KEY)
+    spawn_with(dir, &[]).await
+}
+
+/// [`spawn`] with more `serve` options.
+pub async fn spawn_with(dir: &Path, extra: &[String]) -> (Child, u16, Arc<Mutex<String>>) {
+    let mut child = Command::from(serve_command("127.0.0.1:0", dir))
+        .args(extra)
         .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -267,4 +542,28 @@ fn ready_port(line: &str) -> Option<u16> {
     let rest = line.split("slotgate ready on http://").nth(1)?;
     let addr = rest.split(|c: char| c.is_whitespace() || c == '/').next()?;
     addr.rsplit(':').next()?.parse().ok()
+}
+
+/// `[(id, 1), (id, 2), ...]`: a queue as [`Server::queue`] reads it.
+pub fn q(ids: &[&str]) -> Vec<(String, u64)> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| (id.to_string(), i as u64 + 1))
+        .collect()
+}
+
+/// Polls a condition (every 50 ms, at most `secs`), panicking with `what` if it never holds.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {secs} s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
