@@ -610,7 +610,7 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
             );
         }
     }
-    assert_eq!(operations, 18, "every /v1 operation is published");
+    assert_eq!(operations, 21, "every /v1 operation is published");
 }
 
 /// `op` at `path` answers 400, 401, 503 (and 404 under an org, 413 with a
