@@ -265,7 +265,7 @@ pub fn plan(req: &PlanRequest) -> Result<Plan> {
 
     let reserved: u32 = reservations.iter().map(|r| r.reserved).sum();
     let mut alternatives = Vec::new();
-    for l in limit.saturating_sub(2).max(reserved)
+    for l in limit.saturating_sub(2).max(reserved).max(1)
         ..=limit.saturating_add(2).min(req.max_limit.max(limit))
     {
         let report = checker.run(l, &reservations)?;

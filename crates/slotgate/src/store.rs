@@ -109,6 +109,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         since: Timestamp,
     ) -> Result<Vec<slotgate_plan::CallRecord>, StoreError>;
 
+    /// The earliest time from which the store holds every call of the org
+    /// that arrived (for rates over a window): the org's creation while its
+    /// event is kept, and never before `now` minus the ended-call retention.
+    fn calls_complete_since(&self, org: &str, now: Timestamp) -> Result<Timestamp, StoreError>;
+
     /// Events of an org after `after`, oldest first, at most `limit`.
     fn events(
         &self,

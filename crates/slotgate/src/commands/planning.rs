@@ -196,7 +196,11 @@ fn pct(x: f64) -> String {
 fn traffic_table(org: &str, t: &Traffic) -> String {
     let mut out = format!(
         "traffic of {org} over the last {}\n",
-        humantime::format_duration(std::time::Duration::from_secs(t.window_s as u64))
+        humantime::format_duration(if t.window_s < 10.0 {
+            std::time::Duration::from_millis((t.window_s * 1000.0) as u64)
+        } else {
+            std::time::Duration::from_secs(t.window_s as u64)
+        })
     );
     out.push_str("AGENT            TYPE      CALLS  PER HOUR  DURATION MEAN  P90     WAITED  WAIT P90  GAVE UP  PATIENCE\n");
     for s in &t.streams {

@@ -27,8 +27,10 @@ const DEFAULT_MAX_LIMIT: u32 = 10_000;
 
 impl Service {
     /// The org's traffic over the last `window` (default 7 days; `7d`,
-    /// `12h`, `90s`), from its recorded calls. Ended calls are kept for
-    /// `--ended-retention`: a window reaching further back sees no calls there.
+    /// `12h`, `90s`), from its recorded calls. The window starts no earlier
+    /// than the store holds every call: the org's creation, and
+    /// `--ended-retention` ago (so rates are never diluted by time with no
+    /// record); the answer's `from_ms` and `window_s` say what was covered.
     pub async fn traffic(
         self: &Arc<Self>,
         p: &Principal,
@@ -119,12 +121,16 @@ impl Service {
     async fn observed(self: &Arc<Self>, org: &str, window: Duration) -> Result<Traffic> {
         self.observe(|e| e.org(org).map(|_| ())).await??;
         let to = clock::now();
-        let from = Timestamp::from_millis(
-            to.as_millis()
-                .saturating_sub(window.as_millis().min(u128::from(u64::MAX)) as u64),
-        );
+        let asked = to
+            .as_millis()
+            .saturating_sub(window.as_millis().min(u128::from(u64::MAX)) as u64);
         let (s, org) = (self.clone(), org.to_string());
-        let calls = super::blocking(move || s.store.calls_since(&org, from)).await?;
+        let (from, calls) = super::blocking(move || {
+            let complete = s.store.calls_complete_since(&org, to)?;
+            let from = Timestamp::from_millis(asked.max(complete.as_millis()));
+            Ok((from, s.store.calls_since(&org, from)?))
+        })
+        .await?;
         Ok(slotgate_plan::observe(
             calls,
             from.as_millis(),

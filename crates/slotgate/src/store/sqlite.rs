@@ -69,6 +69,7 @@ pub struct SqliteStore {
     durable: watch::Receiver<Result<u64, StoreError>>,
     reader: Arc<Mutex<Connection>>,
     published: broadcast::Sender<Stored>,
+    retention: Retention,
 }
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -105,6 +106,7 @@ impl SqliteStore {
             durable,
             reader: Arc::new(Mutex::new(reader)),
             published,
+            retention,
         })
     }
 
@@ -163,6 +165,22 @@ impl Store for SqliteStore {
         )
         .map(|n| n as u64)
         .map_err(err)
+    }
+
+    fn calls_complete_since(&self, org: &str, now: Timestamp) -> Result<Timestamp, StoreError> {
+        let kept = now
+            .as_millis()
+            .saturating_sub(self.retention.ended_calls.as_millis() as u64);
+        let created: Option<i64> = self
+            .reader()
+            .query_row(
+                "SELECT MIN(at) FROM events WHERE org = ?1 AND seq = 1",
+                [org],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        let created = created.map_or(0, |t| t.max(0) as u64);
+        Ok(Timestamp::from_millis(kept.max(created)))
     }
 
     fn calls_since(&self, org: &str, since: Timestamp) -> Result<Vec<CallRecord>, StoreError> {
