@@ -86,6 +86,11 @@ pub struct Observed {
     /// Mean patience in the queue, seconds (total waiting time / calls that
     /// gave up); null if none gave up: calls wait as long as it takes.
     pub patience_s: Option<f64>,
+    /// Share of the calls admitted within the report's
+    /// `service_level_within_s` (a call that gave up first, or has waited
+    /// longer, counts against; one still queued for less is left out); null
+    /// with no such call.
+    pub service_level: Option<f64>,
 }
 
 /// One agent and type's traffic.
@@ -122,6 +127,8 @@ pub struct Traffic {
     pub to_ms: u64,
     /// The window's length, seconds.
     pub window_s: f64,
+    /// The time of the service levels: admitted within this many seconds.
+    pub service_level_within_s: f64,
     /// Per agent and type, by agent then type.
     pub streams: Vec<StreamTraffic>,
     /// Per type with calls.
@@ -132,16 +139,23 @@ const HOUR_MS: u64 = 3_600_000;
 const DAY_MS: u64 = 24 * HOUR_MS;
 
 /// The traffic of `calls` between `from_ms` and `to_ms`: only calls that
-/// arrived in the window count; events after `to_ms` are ignored.
-pub fn observe(calls: impl IntoIterator<Item = CallRecord>, from_ms: u64, to_ms: u64) -> Traffic {
+/// arrived in the window count; events after `to_ms` are ignored. Service
+/// levels count calls admitted within `within_s` seconds.
+pub fn observe(
+    calls: impl IntoIterator<Item = CallRecord>,
+    from_ms: u64,
+    to_ms: u64,
+    within_s: f64,
+) -> Traffic {
     let to_ms = to_ms.max(from_ms);
+    let within_ms = (within_s.max(0.0) * 1000.0) as u64;
     let mut streams: BTreeMap<(String, CallType), Tally> = BTreeMap::new();
     for c in calls {
         if c.arrived_ms < from_ms || c.arrived_ms >= to_ms {
             continue;
         }
         let key = (c.agent.clone(), c.call_type);
-        streams.entry(key).or_default().add(&c, to_ms);
+        streams.entry(key).or_default().add(&c, to_ms, within_ms);
     }
     let mut types: BTreeMap<CallType, Tally> = BTreeMap::new();
     for ((_, t), tally) in &streams {
@@ -152,6 +166,7 @@ pub fn observe(calls: impl IntoIterator<Item = CallRecord>, from_ms: u64, to_ms:
         from_ms,
         to_ms,
         window_s: (to_ms - from_ms) as f64 / 1000.0,
+        service_level_within_s: within_ms as f64 / 1000.0,
         streams: streams
             .into_iter()
             .map(|((agent, call_type), t)| StreamTraffic {
@@ -219,10 +234,13 @@ struct Tally {
     gave_up_after: Vec<u64>,
     /// Total time queued calls spent waiting, up to admission, giving up or the window's end.
     waiting_ms: u64,
+    /// Calls whose service level is known, and those admitted in time.
+    judged: u64,
+    in_time: u64,
 }
 
 impl Tally {
-    fn add(&mut self, c: &CallRecord, to_ms: u64) {
+    fn add(&mut self, c: &CallRecord, to_ms: u64, within_ms: u64) {
         self.calls += 1;
         self.by_hour[((c.arrived_ms % DAY_MS) / HOUR_MS) as usize] += 1;
         let ended = c.ended_ms.filter(|&e| e <= to_ms);
@@ -230,6 +248,8 @@ impl Tally {
         if let Some(a) = admitted {
             let wait = a.saturating_sub(c.arrived_ms);
             self.waits.push(wait);
+            self.judged += 1;
+            self.in_time += u64::from(wait <= within_ms);
             if wait > 0 {
                 self.queued += 1;
                 self.waiting_ms += wait;
@@ -248,6 +268,7 @@ impl Tally {
             let until = if gave_up { ended } else { None }.unwrap_or(to_ms);
             let waited = until.saturating_sub(c.arrived_ms);
             self.waiting_ms += waited;
+            self.judged += u64::from(gave_up || waited > within_ms);
             if gave_up {
                 self.gave_up_after.push(waited);
             }
@@ -264,6 +285,8 @@ impl Tally {
         self.waits.extend_from_slice(&other.waits);
         self.gave_up_after.extend_from_slice(&other.gave_up_after);
         self.waiting_ms += other.waiting_ms;
+        self.judged += other.judged;
+        self.in_time += other.in_time;
     }
 
     fn finish(mut self, from_ms: u64, to_ms: u64, covered: &[u64; 24]) -> Observed {
@@ -289,6 +312,7 @@ impl Tally {
             waited: share(self.queued),
             gave_up: share(gave_up),
             patience_s: (gave_up > 0).then(|| self.waiting_ms as f64 / 1000.0 / gave_up as f64),
+            service_level: (self.judged > 0).then(|| self.in_time as f64 / self.judged as f64),
             duration: summary(&mut self.durations),
             wait: summary(&mut self.waits),
             gave_up_after: summary(&mut self.gave_up_after),
@@ -370,7 +394,7 @@ mod tests {
             call("b", CallType::Chat, 3 * h, Some(3 * h)),
             call("a", CallType::Inbound, 5 * h, Some(5 * h)),
         ];
-        let t = observe(calls, 0, 4 * h);
+        let t = observe(calls, 0, 4 * h, 5.0);
         assert_eq!(t.streams.len(), 2);
         let a = &t.streams[0].observed;
         assert_eq!((a.calls, t.streams[0].agent.as_str()), (4, "a"));
@@ -389,6 +413,8 @@ mod tests {
         assert_eq!((w.count, w.max_s), (3, 10.0));
         // 10 s + 20 s of waiting, one giving up.
         assert_eq!(a.patience_s, Some(30.0));
+        // Admitted within 5 s: the two admitted at once, of four (one waited 10 s, one gave up).
+        assert_eq!(a.service_level, Some(0.5));
         assert_eq!(a.gave_up_after.map(|g| g.mean_s), Some(20.0));
         // Chat's call is still active: no duration, no spec.
         assert_eq!(t.streams[1].observed.duration, None);
@@ -410,8 +436,15 @@ mod tests {
 
     #[test]
     fn a_call_still_queued_counts_its_wait_so_far_and_no_give_up() {
-        let t = observe([call("a", CallType::Outbound, 1_000, None)], 0, 11_000);
+        let t = observe(
+            [call("a", CallType::Outbound, 1_000, None)],
+            0,
+            11_000,
+            20.0,
+        );
         let o = &t.streams[0].observed;
+        // Queued 10 s, less than 20: not judged yet.
+        assert_eq!(o.service_level, None);
         assert_eq!((o.waited, o.gave_up, o.patience_s), (1.0, 0.0, None));
         assert_eq!(o.wait, None);
     }

@@ -95,7 +95,7 @@ let timer = null;
 let current = null; // the org on screen
 
 function show(section) {
-  for (const id of ["signin", "orgs", "org"]) $(id).hidden = id !== section;
+  for (const id of ["signin", "orgs", "org", "plan"]) $(id).hidden = id !== section;
   $("signout").hidden = section === "signin";
   $("live").hidden = section !== "org";
 }
@@ -118,6 +118,7 @@ async function route() {
   }
   if (!session.key) return showSignin();
   const org = params.get("org") || (!session.operator && session.org);
+  if (org && params.get("view") === "plan") return openPlan(org);
   if (org) return openOrg(org);
   if (session.operator) return openOrgs();
   return showSignin();
@@ -187,6 +188,7 @@ async function openOrg(org) {
     ...(session.operator ? [el("a", { href: "#" }, "Orgs"), " / "] : []),
     document.createTextNode(org));
   $("org-title").textContent = "Concurrency · " + org;
+  $("plan-link").href = `#org=${encodeURIComponent(org)}&view=plan`;
   $("limit-form").hidden = !session.operator;
   series.length = 0;
   shownAgents = "";
@@ -672,5 +674,199 @@ function renderChart() {
     ? `Active and queued calls over the last ${words.long}; now ${last.active} active, ${last.queued} queued, limit ${lim}.`
     : "No samples yet.");
 }
+
+// ---- the Plan view of an org ------------------------------------------------
+
+const DEFAULT_TARGETS = { inbound: [80, 20], webcall: [80, 20], chat: [80, 60], outbound: [95, 300] };
+const TYPE_COLORS = { webcall: "#0b5cad", chat: "#8250df", outbound: "#1a7f37", inbound: "#bf3989" };
+const svgEl = (tag, attrs) => {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  return e;
+};
+const percent = (x) => x == null ? "–" : `${(100 * x).toFixed(1)}%`;
+let plan = null; // the plan on screen: {org, answer}
+
+async function openPlan(org) {
+  current = null;
+  plan = null;
+  show("plan");
+  $("crumbs").replaceChildren(
+    ...(session.operator ? [el("a", { href: "#" }, "Orgs"), " / "] : []),
+    el("a", { href: "#org=" + encodeURIComponent(org) }, org), " / Plan");
+  $("plan-title").textContent = "Plan · " + org;
+  $("plan-form").dataset.org = org;
+  $("plan-result").hidden = true;
+  $("plan-error").textContent = $("plan-status").textContent = "";
+  if (!$("plan-targets").children.length) {
+    $("plan-targets").replaceChildren(...TYPES.flatMap((t) => [
+      el("label", {}, el("input", { type: "checkbox", name: `on-${t}`, ...(t === "inbound" || t === "outbound" ? { checked: "" } : {}) }), " " + capital(t)),
+      el("label", {}, el("input", { type: "number", name: `share-${t}`, min: "1", max: "100", step: "any", value: DEFAULT_TARGETS[t][0], "aria-label": `${capital(t)}: percent admitted` }), " % within"),
+      el("label", {}, el("input", { type: "number", name: `within-${t}`, min: "0", step: "any", value: DEFAULT_TARGETS[t][1], "aria-label": `${capital(t)}: seconds` }), " s"),
+    ]));
+  }
+  await showTraffic(org);
+}
+
+function targets() {
+  const f = $("plan-form");
+  return TYPES.filter((t) => f.elements[`on-${t}`].checked).map((t) => ({
+    call_type: t,
+    service_level: Number(f.elements[`share-${t}`].value) / 100,
+    within_s: Number(f.elements[`within-${t}`].value),
+  }));
+}
+
+async function showTraffic(org) {
+  const base = `/orgs/${encodeURIComponent(org)}/traffic?window=${$("plan-window").value}`;
+  try {
+    const within = [...new Set(targets().map((t) => t.within_s))];
+    const byWithin = await Promise.all((within.length ? within : [20]).map((w) => api("GET", `${base}&within_s=${w}`)));
+    const t = byWithin[0];
+    const level = (type) => {
+      const target = targets().find((x) => x.call_type === type);
+      const report = byWithin[Math.max(0, within.indexOf(target ? target.within_s : 20))];
+      const o = report.types.find((x) => x.call_type === type);
+      return o ? `${percent(o.service_level)} within ${report.service_level_within_s} s` : "–";
+    };
+    $("traffic-body").replaceChildren(...t.types.map((x) => el("tr", { "data-type": x.call_type },
+      cell("th", "Type", capital(x.call_type)), cell("td", "Calls", String(x.calls)),
+      cell("td", "Per hour", x.calls_per_hour.toFixed(1)),
+      cell("td", "Mean duration", x.duration ? `${x.duration.mean_s.toFixed(0)} s` : "–"),
+      cell("td", "Waited", percent(x.waited)), cell("td", "Gave up", percent(x.gave_up)),
+      cell("td", "Service level", level(x.call_type)))));
+    if (!t.types.length) $("traffic-body").replaceChildren(el("tr", {}, el("td", { colspan: "7" }, "No calls in this window.")));
+    renderHours(t);
+  } catch (e) {
+    $("plan-error").textContent = refusal(e);
+  }
+}
+
+// Calls per hour of the day, one bar per type side by side.
+function renderHours(t) {
+  const W = 900, H = 160, pad = 4, slot = W / 24;
+  const rows = t.types.map((x) => [x.call_type, x.calls_per_hour_by_hour]);
+  const max = Math.max(1, ...rows.flatMap(([, hours]) => hours.map((v) => v || 0)));
+  const bars = rows.flatMap(([type, hours], i) => hours.map((v, h) => {
+    const w = (slot - 2) / rows.length, height = ((v || 0) / max) * (H - 2 * pad);
+    return svgEl("rect", { x: (h * slot + 1 + i * w).toFixed(1), y: (H - pad - height).toFixed(1), width: w.toFixed(1), height: height.toFixed(1), fill: TYPE_COLORS[type], "data-type": type });
+  }));
+  $("traffic-chart").replaceChildren(...bars);
+  $("traffic-max").textContent = `0 to ${max.toFixed(0)} calls per hour`;
+  $("traffic-chart").setAttribute("aria-label", rows.length
+    ? `Calls per hour by hour of day for ${rows.map(([type]) => type).join(", ")}; busiest ${max.toFixed(0)} per hour.`
+    : "No calls in this window.");
+}
+
+$("plan-window").addEventListener("change", () => showTraffic($("plan-form").dataset.org));
+
+$("plan-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const org = $("plan-form").dataset.org;
+  const path = (what) => `/orgs/${encodeURIComponent(org)}/${what}`;
+  $("plan-error").textContent = $("apply-status").textContent = $("apply-error").textContent = "";
+  $("plan-status").textContent = "Planning: simulating the candidates…";
+  $("plan-run").disabled = true;
+  try {
+    await showTraffic(org);
+    const lookBack = $("plan-window").value;
+    const answer = await api("POST", path("plan"), { targets: targets(), window: lookBack });
+    const p = answer.plan;
+    // Service level against the limit, with the recommended reservations,
+    // from a little below both the current and the recommended limit to a little above.
+    // Never below what the reservations (the current ones, with the plan's over them) add up to.
+    const planned = (r) => p.reservations.some((q) => q.agent === r.agent && q.call_type === r.call_type);
+    const reserved = [...answer.current.reservations.filter((r) => !planned(r)), ...p.reservations]
+      .reduce((n, r) => n + r.reserved, 0);
+    const lo = Math.max(1, reserved, Math.min(p.limit, answer.current.limit) - 3);
+    const hi = Math.max(lo, p.limit, answer.current.limit) + 3;
+    // At most about ten limits, the current and the recommended among them.
+    const step = Math.max(1, Math.ceil((hi - lo) / 10));
+    const limits = new Set([p.limit, answer.current.limit].filter((l) => l >= lo));
+    for (let l = lo; l <= hi; l += step) limits.add(l);
+    const what_if = [...limits].sort((a, b) => a - b)
+      .map((l) => ({ name: `limit ${l}`, limit: l, reservations: p.reservations }));
+    const sim = await api("POST", path("simulate"), {
+      window: lookBack, targets: targets(), what_if,
+    });
+    plan = { org, answer };
+    renderPlan(answer, sim);
+    $("plan-status").textContent = `Planned from ${answer.traffic.length} streams of observed traffic in ${p.simulations} simulations.`;
+  } catch (e) {
+    $("plan-status").textContent = "";
+    $("plan-error").textContent = refusal(e);
+  } finally {
+    $("plan-run").disabled = false;
+  }
+});
+
+function renderPlan(answer, sim) {
+  const p = answer.plan;
+  $("plan-result").hidden = false;
+  $("recommend-text").textContent = `Limit ${p.limit} (now ${answer.current.limit}). ` + (p.reservations.length
+    ? "Reserve:" : "No reservations: a shared pool meets every target.");
+  $("recommend-list").replaceChildren(...p.reservations.map((r) => el("li", { "data-agent": r.agent },
+    `${r.agent}: ${r.reserved} ${r.call_type}`)));
+  const rec = p.alternatives.find((a) => a.limit === p.limit);
+  if (rec) {
+    $("recommend-text").textContent += " " + rec.types.map((t) =>
+      `${capital(t.call_type)}: ${percent(t.service_level.mean)} admitted in time.`).join(" ");
+  }
+  renderLevels(answer, sim);
+}
+
+function renderLevels(answer, sim) {
+  const W = 900, H = 200, pad = 6;
+  const points = sim.scenarios.filter((s) => s.name !== "current");
+  const lo = points[0].limit, hi = points[points.length - 1].limit;
+  const x = (l) => hi > lo ? ((l - lo) / (hi - lo)) * W : W / 2;
+  const y = (v) => H - pad - v * (H - 2 * pad);
+  const types = [...new Set(points.flatMap((s) => s.report.types.map((t) => t.call_type)))];
+  const lines = types.map((type) => svgEl("path", {
+    d: points.map((s, i) => {
+      const t = s.report.types.find((r) => r.call_type === type);
+      return `${i ? "L" : "M"}${x(s.limit).toFixed(1)},${y(t ? t.metrics.service_level.mean || 0 : 0).toFixed(1)}`;
+    }).join(" "),
+    fill: "none", stroke: TYPE_COLORS[type], "stroke-width": 2, "vector-effect": "non-scaling-stroke", "data-type": type,
+  }));
+  const marker = (l, name, dash) => svgEl("line", {
+    x1: x(l), x2: x(l), y1: 0, y2: H, stroke: "#57606a", "stroke-width": 1.5, "stroke-dasharray": dash,
+    "vector-effect": "non-scaling-stroke", "data-marker": name,
+  });
+  $("level-chart").replaceChildren(...lines, marker(answer.current.limit, "current", "6 4"), marker(answer.plan.limit, "recommended", "0"));
+  $("level-from").textContent = `limit ${lo}`;
+  $("level-to").textContent = `limit ${hi}`;
+  $("level-legend").replaceChildren(...types.flatMap((t) => [el("span", { class: "swatch", style: `background:${TYPE_COLORS[t]}` }), ` ${t} `]),
+    ` · dashed: now (${answer.current.limit}) · solid: recommended (${answer.plan.limit})`);
+  $("level-chart").setAttribute("aria-label",
+    `Simulated service level of ${types.join(", ")} for limits ${lo} to ${hi}; now ${answer.current.limit}, recommended ${answer.plan.limit}.`);
+}
+
+// Applies the recommendation through the usual API: the reservations (each
+// agent's other types kept), and the limit when this key may set it.
+$("plan-apply").addEventListener("click", async () => {
+  if (!plan) return;
+  const { org, answer } = plan;
+  const p = answer.plan;
+  const enc = encodeURIComponent;
+  $("apply-status").textContent = $("apply-error").textContent = "";
+  try {
+    const raise = p.limit > answer.current.limit;
+    if (raise && session.operator) await api("PUT", `/orgs/${enc(org)}/limit`, { limit: p.limit });
+    const agents = [...new Set(p.reservations.map((r) => r.agent))];
+    for (const agent of agents) {
+      const now = await api("GET", `/orgs/${enc(org)}/agents/${enc(agent)}`);
+      const reserved = { ...now.reserved };
+      for (const r of p.reservations.filter((r) => r.agent === agent)) reserved[r.call_type] = r.reserved;
+      await api("PUT", `/orgs/${enc(org)}/agents/${enc(agent)}/reservations`, reserved);
+    }
+    if (!raise && p.limit !== answer.current.limit && session.operator) await api("PUT", `/orgs/${enc(org)}/limit`, { limit: p.limit });
+    const limitNote = p.limit === answer.current.limit || session.operator ? "" : ` Ask the operator to set the limit to ${p.limit}.`;
+    $("apply-status").textContent = `Applied: ${agents.length ? p.reservations.map((r) => `${r.agent} ${r.call_type} ${r.reserved}`).join(", ") : "no reservations"}` +
+      (session.operator && p.limit !== answer.current.limit ? `; limit ${p.limit}.` : ".") + limitNote;
+  } catch (e) {
+    $("apply-error").textContent = refusal(e);
+  }
+});
 
 route();

@@ -8,13 +8,14 @@ use axum::Json;
 use slotgate_plan::{PlanAnswer, PlanBody, SimulateAnswer, SimulateBody, Traffic};
 
 use super::error::ApiError;
-use super::extract::{only_params, ApiJson, ApiPath, Auth};
+use super::extract::{only_params, query_param, ApiJson, ApiPath, Auth};
 use crate::service::Service;
 
 /// The org's observed traffic per agent and type: arrival rates (overall and
 /// by hour of day, UTC), call durations, queue waits and give-ups.
 #[utoipa::path(get, path = "/v1/orgs/{org}/traffic", operation_id = "get_traffic",
-    params(("window" = Option<String>, Query, description = "how far back, e.g. 7d, 12h, 90s (1s to 400d; default 7d)")),
+    params(("window" = Option<String>, Query, description = "how far back, e.g. 7d, 12h, 90s (1s to 400d; default 7d)"),
+           ("within_s" = Option<f64>, Query, minimum = 0, maximum = 604800, description = "service levels count calls admitted within this many seconds (default 20)")),
     responses((status = 200, body = Traffic)))]
 pub async fn traffic(
     State(s): State<Arc<Service>>,
@@ -22,9 +23,10 @@ pub async fn traffic(
     ApiPath(org): ApiPath<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Traffic>, ApiError> {
-    only_params(&q, &["window"])?;
+    only_params(&q, &["window", "within_s"])?;
     let window = q.get("window").map(String::as_str);
-    Ok(Json(s.traffic(&p, &org, window).await?))
+    let within_s = query_param::<f64>(&q, "within_s")?;
+    Ok(Json(s.traffic(&p, &org, window, within_s).await?))
 }
 
 /// Recommend the org's limit and reservations for service-level targets per

@@ -22,6 +22,11 @@ use crate::clock;
 /// The most calls one simulated check may run, all replications together
 /// (about 2 s of one core; a plan runs from a few to a few dozen checks).
 const MAX_SIMULATED_CALLS: f64 = 2_000_000.0;
+/// The most calls a check with the default settings simulates (a fraction
+/// of a second): a busy org's simulated day is shortened to fit.
+const FITTED_SIMULATED_CALLS: f64 = 250_000.0;
+/// The time of observed service levels when none is asked: admitted within 20 s.
+const DEFAULT_WITHIN_S: f64 = 20.0;
 /// The plan's ceiling when the body gives none.
 const DEFAULT_MAX_LIMIT: u32 = 10_000;
 
@@ -36,13 +41,20 @@ impl Service {
         p: &Principal,
         org: &str,
         window: Option<&str>,
+        within_s: Option<f64>,
     ) -> Result<Traffic> {
         p.check(org, Action::Read)?;
         let window = match window {
             Some(w) => limits::traffic_window(w)?,
             None => limits::DEFAULT_TRAFFIC_WINDOW,
         };
-        self.observed(org, window).await
+        let within = limits::seconds(
+            "within_s",
+            within_s.unwrap_or(DEFAULT_WITHIN_S),
+            Duration::ZERO,
+            limits::MAX_MAX_WAIT,
+        )?;
+        self.observed(org, window, within).await
     }
 
     /// Plans the org's limit and reservations for `body`'s targets, from the
@@ -118,7 +130,12 @@ impl Service {
         Ok((traffic, check, current))
     }
 
-    async fn observed(self: &Arc<Self>, org: &str, window: Duration) -> Result<Traffic> {
+    async fn observed(
+        self: &Arc<Self>,
+        org: &str,
+        window: Duration,
+        within: Duration,
+    ) -> Result<Traffic> {
         self.observe(|e| e.org(org).map(|_| ())).await??;
         let to = clock::now();
         let asked = to
@@ -135,6 +152,7 @@ impl Service {
             calls,
             from.as_millis(),
             to.as_millis(),
+            within.as_secs_f64(),
         ))
     }
 
@@ -158,7 +176,8 @@ impl Service {
             Some(w) => limits::traffic_window(w)?,
             None => limits::DEFAULT_TRAFFIC_WINDOW,
         };
-        let specs = self.observed(org, window).await?.specs();
+        let within = Duration::from_secs_f64(DEFAULT_WITHIN_S);
+        let specs = self.observed(org, window, within).await?.specs();
         if specs.is_empty() {
             return Err(FieldError::new(
                 "traffic",
@@ -210,8 +229,11 @@ impl Service {
 }
 
 /// The body's check settings on one thread, within the simulation budget.
+/// Without settings, the defaults (a day per replication), shortened for a
+/// busy org so that a check simulates at most [`FITTED_SIMULATED_CALLS`].
 fn server_check(check: Option<CheckSettings>, traffic: &[TrafficSpec]) -> Result<CheckSettings> {
-    let check = CheckSettings {
+    let fitted = check.is_none();
+    let mut check = CheckSettings {
         threads: 1,
         ..check.unwrap_or_default()
     };
@@ -223,7 +245,11 @@ fn server_check(check: Option<CheckSettings>, traffic: &[TrafficSpec]) -> Result
         .into());
     }
     let calls = check.simulated_calls(traffic);
-    if calls > MAX_SIMULATED_CALLS {
+    if fitted && calls > FITTED_SIMULATED_CALLS {
+        let shorter = FITTED_SIMULATED_CALLS / calls;
+        check.horizon_s *= shorter;
+        check.warmup_s *= shorter;
+    } else if calls > MAX_SIMULATED_CALLS {
         return Err(FieldError::new(
             "check.horizon_s",
             format!(

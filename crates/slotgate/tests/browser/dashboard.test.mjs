@@ -455,3 +455,41 @@ test("the seed example renders (README screenshot)", async () => {
   await p.screenshot({ path: join(root, "target/dashboard.png"), fullPage: true });
   await done(p);
 });
+
+test("the Plan view: observed traffic by hour, a recommendation checked by simulation, applied through the API", async () => {
+  await api("POST", "/orgs", { id: "plans", limit: 10 });
+  // A burst of short calls: inbound for agent-a, outbound for agent-b.
+  const streams = [["agent-a", "inbound", 30], ["agent-b", "outbound", 15]];
+  await Promise.all(streams.map(async ([agent, type, n]) => {
+    for (let i = 0; i < n; i++) {
+      const id = `${agent}-${i}`;
+      assert.equal((await api("POST", "/orgs/plans/calls", { id, agent, type })).status, 201);
+      await new Promise((ok) => setTimeout(ok, 20));
+      assert.equal((await api("DELETE", `/orgs/plans/calls/${id}`)).status, 200);
+    }
+  }));
+  const p = await page(1280, 1100);
+  await p.goto(`${base}/#org=plans&key=${OP}`);
+  await p.locator("#plan-link").click();
+  await p.locator('#traffic-body tr[data-type="inbound"]').waitFor();
+  assert.equal(await p.locator('#traffic-body tr[data-type="inbound"] [data-label="Calls"]').textContent(), "30");
+  assert.equal(await p.locator('#traffic-body tr[data-type="outbound"] [data-label="Calls"]').textContent(), "15");
+  assert.match(await p.locator('#traffic-body tr[data-type="inbound"] [data-label="Service level"]').textContent(), /^100\.0% within 20 s$/);
+  assert.ok(await p.locator('#traffic-chart rect[data-type="inbound"]').count() === 24, "an inbound bar per hour");
+  await p.getByLabel("Inbound: percent admitted").fill("90");
+  await p.getByRole("button", { name: "Plan", exact: true }).click();
+  await p.locator("#plan-result:not([hidden]), #plan-error:not(:empty)").first().waitFor({ timeout: 60000 });
+  assert.equal(await p.locator("#plan-error").textContent(), "");
+  const text = await p.locator("#recommend-text").textContent();
+  const limit = Number(text.match(/^Limit (\d+) \(now 10\)/)[1]);
+  assert.ok(limit >= 1 && limit < 10, text);
+  assert.match(text, /Inbound: [\d.]+% admitted in time/);
+  assert.equal(await p.locator('#level-chart path[data-type="inbound"]').count(), 1);
+  assert.equal(await p.locator('#level-chart [data-marker="current"]').count(), 1);
+  assert.equal(await p.locator('#level-chart [data-marker="recommended"]').count(), 1);
+  await p.screenshot({ path: join(root, "target/plan.png"), fullPage: true });
+  await p.getByRole("button", { name: "Apply" }).click();
+  await p.locator("#apply-status").filter({ hasText: "Applied" }).waitFor();
+  assert.equal((await api("GET", "/orgs/plans")).body.limit, limit, "the operator's apply set the limit");
+  await done(p);
+});
