@@ -69,6 +69,15 @@ pub struct TrafficSpec {
     /// as long as it takes.
     #[serde(default)]
     pub patience_s: Option<f64>,
+    /// Calls per hour for each hour of the day (24 values, UTC hour 0
+    /// first): simulations follow them (a Poisson process whose rate changes
+    /// by the hour); the formulas use `calls_per_hour`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_hour_by_hour: Option<Vec<f64>>,
+    /// Observed durations, seconds: simulations draw from them instead of
+    /// the log-normal or exponential; the formulas use `mean_duration_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_samples_s: Option<Vec<f64>>,
 }
 
 /// A service-level target: `service_level` of the type's calls admitted
@@ -401,15 +410,23 @@ pub(crate) fn sim_config(
             agent: s.agent.clone(),
             call_type: s.call_type,
             reserved: reserved(&s.agent, s.call_type),
-            arrivals: Arrivals::Poisson {
-                calls_per_hour: s.calls_per_hour,
+            arrivals: match &s.calls_per_hour_by_hour {
+                Some(hours) => Arrivals::Hourly {
+                    calls_per_hour: hours.clone(),
+                },
+                None => Arrivals::Poisson {
+                    calls_per_hour: s.calls_per_hour,
+                },
             },
-            duration: match s.duration_sd_s {
-                Some(sd_s) => DurationDist::LogNormal {
+            duration: match (&s.duration_samples_s, s.duration_sd_s) {
+                (Some(samples), _) => DurationDist::Empirical {
+                    samples_s: samples.clone(),
+                },
+                (None, Some(sd_s)) => DurationDist::LogNormal {
                     mean_s: s.mean_duration_s,
                     sd_s,
                 },
-                None => DurationDist::Exponential {
+                (None, None) => DurationDist::Exponential {
                     mean_s: s.mean_duration_s,
                 },
             },
@@ -547,6 +564,29 @@ pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
         }
         if let Some(p) = s.patience_s {
             check_positive("patience_s", p)?;
+        }
+        if let Some(hours) = &s.calls_per_hour_by_hour {
+            if hours.len() != 24 {
+                let got = hours.len();
+                return Err(Error::invalid(
+                    "calls_per_hour_by_hour",
+                    format!("needs 24 values, one per hour, got {got}"),
+                ));
+            }
+            for &r in hours {
+                check_at_least("calls_per_hour_by_hour", r, 0.0)?;
+            }
+        }
+        if let Some(samples) = &s.duration_samples_s {
+            if samples.is_empty() {
+                return Err(Error::invalid(
+                    "duration_samples_s",
+                    "needs at least one duration",
+                ));
+            }
+            for &d in samples {
+                check_at_least("duration_samples_s", d, 0.0)?;
+            }
         }
     }
     Ok(())

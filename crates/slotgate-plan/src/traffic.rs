@@ -104,7 +104,16 @@ pub struct StreamTraffic {
     /// What its calls did.
     #[serde(flatten)]
     pub observed: Observed,
+    /// Up to [`MAX_DURATION_SAMPLES`] of its durations, seconds, spread over
+    /// their distribution: what simulations of this traffic draw from. Not
+    /// part of the API's answer.
+    #[serde(skip)]
+    pub duration_samples_s: Vec<f64>,
 }
+
+/// The most observed durations a stream's traffic carries into a simulation
+/// (its quantiles to 0.1%).
+pub const MAX_DURATION_SAMPLES: usize = 1000;
 
 /// One call type's traffic, all agents together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,9 +178,10 @@ pub fn observe(
         service_level_within_s: within_ms as f64 / 1000.0,
         streams: streams
             .into_iter()
-            .map(|((agent, call_type), t)| StreamTraffic {
+            .map(|((agent, call_type), mut t)| StreamTraffic {
                 agent,
                 call_type,
+                duration_samples_s: spread(&mut t.durations, MAX_DURATION_SAMPLES),
                 observed: t.finish(from_ms, to_ms, &covered),
             })
             .collect(),
@@ -189,9 +199,9 @@ pub fn observe(
 
 impl Traffic {
     /// The planner's input: each (agent, type) with arrivals and at least one
-    /// ended call, as Poisson arrivals at the observed rate, log-normal
-    /// durations with the observed mean and deviation (exponential if they
-    /// do not vary), and the observed patience.
+    /// ended call, as Poisson arrivals at the observed rate (by hour of day
+    /// when the window covers every hour), the observed durations (their
+    /// mean and deviation for the formulas), and the observed patience.
     pub fn specs(&self) -> Vec<TrafficSpec> {
         self.streams
             .iter()
@@ -204,6 +214,13 @@ impl Traffic {
                     mean_duration_s: d.mean_s,
                     duration_sd_s: (d.sd_s > 0.0).then_some(d.sd_s),
                     patience_s: s.observed.patience_s,
+                    calls_per_hour_by_hour: s
+                        .observed
+                        .calls_per_hour_by_hour
+                        .iter()
+                        .copied()
+                        .collect(),
+                    duration_samples_s: Some(s.duration_samples_s.clone()),
                 })
             })
             .collect()
@@ -320,6 +337,17 @@ impl Tally {
     }
 }
 
+/// At most `n` of `ms`, in seconds, evenly spread over their sorted order
+/// (so their quantiles are kept).
+fn spread(ms: &mut [u64], n: usize) -> Vec<f64> {
+    ms.sort_unstable();
+    let step = ms.len().div_ceil(n).max(1);
+    ms.iter()
+        .step_by(step)
+        .map(|&v| v as f64 / 1000.0)
+        .collect()
+}
+
 /// Mean, deviation and nearest-rank percentiles of `ms`, in seconds.
 fn summary(ms: &mut [u64]) -> Option<Summary> {
     if ms.is_empty() {
@@ -420,6 +448,9 @@ mod tests {
         assert_eq!(t.streams[1].observed.duration, None);
         let specs = t.specs();
         assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].duration_samples_s, Some(vec![30.0, 60.0, 120.0]));
+        // Four hours of the day observed: no rate for the others, so none by hour.
+        assert_eq!(specs[0].calls_per_hour_by_hour, None);
         assert_eq!(
             (
                 specs[0].calls_per_hour,
@@ -447,6 +478,23 @@ mod tests {
         assert_eq!(o.service_level, None);
         assert_eq!((o.waited, o.gave_up, o.patience_s), (1.0, 0.0, None));
         assert_eq!(o.wait, None);
+    }
+
+    #[test]
+    fn a_day_gives_rates_by_hour_and_many_durations_are_spread_over_their_quantiles() {
+        let calls = (0..2400u64).map(|i| {
+            let at = i * 36_000; // every 36 s for a day
+            ended(
+                call("a", CallType::Chat, at, Some(at)),
+                at + 1000 + i,
+                EndReason::Released,
+            )
+        });
+        let specs = observe(calls, 0, DAY_MS, 20.0).specs();
+        assert_eq!(specs[0].calls_per_hour_by_hour, Some(vec![100.0; 24]));
+        let samples = specs[0].duration_samples_s.as_ref().unwrap();
+        assert_eq!(samples.len(), 800); // every third of 2400
+        assert_eq!((samples[0], samples[799]), (1.0, 3.397));
     }
 
     #[test]

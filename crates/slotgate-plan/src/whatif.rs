@@ -137,6 +137,8 @@ mod tests {
                 mean_duration_s: 120.0,
                 duration_sd_s: None,
                 patience_s: None,
+                calls_per_hour_by_hour: None,
+                duration_samples_s: None,
             })
             .collect()
     }

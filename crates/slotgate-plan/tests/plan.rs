@@ -21,6 +21,8 @@ fn traffic(
         mean_duration_s: mean_s,
         duration_sd_s: None,
         patience_s,
+        calls_per_hour_by_hour: None,
+        duration_samples_s: None,
     }
 }
 
