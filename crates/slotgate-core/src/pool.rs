@@ -11,15 +11,21 @@
 //! reserved room and a queued call is *ready*; the ready set is ordered by each
 //! group's oldest call. So the oldest admissible call is found in O(log q): the
 //! oldest of the org when the shared pool has room, else the oldest ready one.
+//!
+//! It also keeps how long each kind of slot is held (the shared pool, each
+//! group's reserved slots: [`SlotUse`]), so a queued call's expected wait is
+//! its place in the queues it waits in times the gap between frees.
 
 use std::collections::BTreeSet;
 
-use wabi_tree::OSBTreeMap;
+use wabi_tree::{OSBTreeMap, OSBTreeSet};
 
 use crate::error::{Error, Result};
 use crate::id::{AgentId, CallId, IdMap};
+use crate::time::Timestamp;
 use crate::types::{CallType, PerType, Reservations, Slot, MAX_LIMIT};
 use crate::view::AgentView;
+use crate::wait::{expected_wait_ms, Path, SlotUse};
 
 /// An (agent, type) pair: the agent by its index in the org.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -36,16 +42,24 @@ struct Group {
     reserved: u32,
     /// `n(a,t)`: active calls of this group.
     active: u32,
-    /// Sequence numbers of this group's queued calls.
-    queue: BTreeSet<u64>,
+    /// Sequence numbers of this group's queued calls; ranks are places in
+    /// the group's queue, for the expected wait through its reserved slots.
+    queue: OSBTreeSet<u64>,
     /// The key under which this group sits in the ready set, if it does.
     ready_at: Option<u64>,
+    /// How long this group's reserved slots are held, for expected waits.
+    reserved_use: SlotUse,
 }
 
 impl Group {
     /// Active calls counted against the shared pool: `max(0, n - r)`.
     fn shared_in_use(&self) -> u32 {
         self.active.saturating_sub(self.reserved)
+    }
+
+    /// Active calls sitting in reserved slots: `min(n, r)`.
+    fn reserved_in_use(&self) -> u32 {
+        self.active.min(self.reserved)
     }
 
     fn has_reserved_room(&self) -> bool {
@@ -79,6 +93,8 @@ pub(crate) struct Pool {
     queue: OSBTreeMap<u64, (CallId, GroupId)>,
     /// Groups with reserved room and a queued call, by `(oldest seq, group)`.
     ready: BTreeSet<(u64, GroupId)>,
+    /// How long shared slots are held, for expected waits.
+    shared_use: SlotUse,
 }
 
 impl Pool {
@@ -94,6 +110,7 @@ impl Pool {
             agent_index: IdMap::default(),
             queue: OSBTreeMap::new(),
             ready: BTreeSet::new(),
+            shared_use: SlotUse::default(),
         })
     }
 
@@ -139,12 +156,13 @@ impl Pool {
         Ok(std::mem::replace(&mut self.limit, limit))
     }
 
-    /// Sets an agent's four reservations; returns the old ones. Refused if the
-    /// sum would exceed the limit; nothing changes then.
+    /// Sets an agent's four reservations at `now`; returns the old ones.
+    /// Refused if the sum would exceed the limit; nothing changes then.
     pub(crate) fn set_reservations(
         &mut self,
         agent: &AgentId,
         new: Reservations,
+        now: Timestamp,
     ) -> Result<Reservations> {
         let old = self.reservations_of(agent);
         let others = u64::from(self.reserved) - old.total();
@@ -156,6 +174,7 @@ impl Pool {
         if old != new {
             let a = self.agent_or_insert(agent);
             for t in CallType::ALL {
+                self.track_use(group(a, t), now);
                 self.update_group(group(a, t), |g| g.reserved = new.get(t));
             }
         }
@@ -201,6 +220,10 @@ impl Pool {
         &self.agents[g.agent as usize].groups[g.call_type.index()]
     }
 
+    fn group_mut(&mut self, g: GroupId) -> &mut Group {
+        &mut self.agents[g.agent as usize].groups[g.call_type.index()]
+    }
+
     /// The admission rule: may a call of group `g` (`None`: an agent never
     /// seen, so no reservation) become active now?
     pub(crate) fn admissible(&self, g: Option<GroupId>) -> bool {
@@ -208,23 +231,76 @@ impl Pool {
         self.active < self.limit && (reserved_room || self.shared_in_use < self.shared_capacity())
     }
 
-    /// Counts one more active call in group `g`; returns the slot it takes:
-    /// `reserved` if the group had reserved room just before, else `shared`.
-    pub(crate) fn occupy(&mut self, g: GroupId) -> Slot {
+    /// Counts one more active call in group `g` from `now`; returns the slot
+    /// it takes: `reserved` if the group had reserved room just before, else `shared`.
+    pub(crate) fn occupy(&mut self, g: GroupId, now: Timestamp) -> Slot {
         let slot = if self.group(g).has_reserved_room() {
             Slot::Reserved
         } else {
             Slot::Shared
         };
+        self.track_use(g, now);
         self.update_group(g, |group| group.active += 1);
         self.active += 1;
         slot
     }
 
-    /// Counts one fewer active call in group `g`.
-    pub(crate) fn vacate(&mut self, g: GroupId) {
+    /// Counts one fewer active call in group `g` from `now`, and a free of
+    /// the slot it leaves: shared if the group had calls above its
+    /// reservation, else one of its reserved slots.
+    pub(crate) fn vacate(&mut self, g: GroupId, now: Timestamp) {
+        self.track_use(g, now);
+        if self.group(g).shared_in_use() > 0 {
+            self.shared_use.freed();
+        } else {
+            self.group_mut(g).reserved_use.freed();
+        }
         self.update_group(g, |group| group.active -= 1);
         self.active -= 1;
+    }
+
+    /// Counts the use of the shared pool and of `g`'s reserved slots up to
+    /// `now`, before a change to `g`'s counts.
+    fn track_use(&mut self, g: GroupId, now: Timestamp) {
+        self.shared_use.advance(self.shared_in_use, now);
+        let group = self.group_mut(g);
+        group.reserved_use.advance(group.reserved_in_use(), now);
+    }
+
+    /// The expected wait of the queued call `seq` of group `g`, at `position`
+    /// in the org's queue, as of `now`: O(log q). `None` while neither kind
+    /// of slot it can take has enough history (see [`crate::wait`]).
+    pub(crate) fn expected_wait_ms(
+        &self,
+        seq: u64,
+        g: GroupId,
+        position: u64,
+        now: Timestamp,
+    ) -> Option<u64> {
+        // Every call ahead in the org takes a shared free first, and slots in
+        // use above the shared capacity (after a change) must free before any.
+        let over = self.shared_in_use.saturating_sub(self.shared_capacity());
+        let shared = self
+            .shared_use
+            .gap_ms(self.shared_in_use, now)
+            .map(|gap_ms| Path {
+                needed: position + u64::from(over),
+                gap_ms,
+            });
+        // Only the calls ahead in its own group take its group's reserved frees.
+        let group = self.group(g);
+        let reserved = group
+            .reserved_use
+            .gap_ms(group.reserved_in_use(), now)
+            .map(|gap_ms| Path {
+                needed: group
+                    .queue
+                    .rank_of(&seq)
+                    .expect("a queued call is in its group's queue") as u64
+                    + 1,
+                gap_ms,
+            });
+        expected_wait_ms([shared, reserved])
     }
 
     /// Queues call `id` of group `g` under `seq`, above every seq queued before.

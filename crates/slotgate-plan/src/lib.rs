@@ -26,7 +26,8 @@
 //!
 //! - [`erlang`]: closed forms and sizing for one pool.
 //! - [`sim`]: the simulator (`config`, `run`: one replication, `tally`,
-//!   `report`); `rng`: its seedable random source; [`stats`]: confidence intervals.
+//!   `report`, `estimates`: the engine's expected waits against real ones);
+//!   `rng`: its seedable random source; [`stats`]: confidence intervals.
 //! - [`plan`]: the planner.
 //! - [`error`]: every refusal.
 
