@@ -11,9 +11,9 @@ fn time(t: Timestamp) -> slotgate_api::Time {
     rfc3339(t.as_millis())
 }
 
-/// Milliseconds as the API's seconds, to the tenth: an estimate claims no more.
+/// Milliseconds as the API's seconds.
 fn seconds(ms: u64) -> f64 {
-    ((ms + 50) / 100) as f64 / 10.0
+    ms as f64 / 1000.0
 }
 
 impl From<CallView> for slotgate_api::Call {
