@@ -2,7 +2,8 @@
 //! `support/mod.rs`): null until the org's slots have freed often enough to
 //! say how long they are held, then a number that grows with the position,
 //! the same in the acquire answer, `GET` of the call, the calls list and the
-//! `call.queued` event; null for active calls.
+//! `call.queued` event; null for active calls. The CLI's `acquire` and
+//! `calls` print it, and the Rust client's `on_queue` reports it.
 //!
 //! History is built with real time between releases (about 100 ms each),
 //! since the estimate is learnt from how long slots were held; the
@@ -10,11 +11,14 @@
 
 mod support;
 
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::Server;
+use slotgate_client::{Acquire, CallType, Client, QueueStatus};
+use support::{Server, OPERATOR_KEY};
 
 const ORG: &str = "est";
 /// Frees an org's shared pool needs before it has estimates
@@ -43,6 +47,32 @@ async fn release(s: &Server, id: &str) {
     assert_eq!(status, 200, "release {id}: {body}");
 }
 
+/// The CLI against the server; its stdout, after checking it succeeded.
+fn cli(s: &Server, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slotgate"))
+        .args(args)
+        .env("SLOTGATE_URL", &s.base)
+        .env("SLOTGATE_KEY", OPERATOR_KEY)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the CLI runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    stdout
+}
+
+fn cli_acquire(s: &Server, id: &str) -> String {
+    cli(
+        s,
+        &[
+            "acquire", ORG, "--agent", "agent-a", "--type", "chat", "--id", id,
+        ],
+    )
+}
+
 fn estimate(call: &Value) -> Option<f64> {
     let v = &call["estimated_wait_s"];
     assert!(v.is_null() || v.is_f64() || v.is_u64(), "{call}");
@@ -61,10 +91,11 @@ async fn queued_events(s: &Server) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn queued_calls_carry_an_estimated_wait_once_the_org_has_history() {
+/// An org of 2 slots whose shared pool has just enough history: two calls
+/// active, one queued (`w8`); checks that before the history, a queued call
+/// had no estimate (also in the CLI). Returns the active calls' ids.
+async fn org_with_history(s: &Server) -> Vec<String> {
     assert_eq!(MIN_FREES, slotgate_core::MIN_FREES);
-    let s = Server::start().await;
     let (status, body) = s
         .call(Method::POST, "/orgs", Some(&json!({"id": ORG, "limit": 2})))
         .await;
@@ -73,24 +104,33 @@ async fn queued_calls_carry_an_estimated_wait_once_the_org_has_history() {
     // Before any history: a queued call has a position, no estimate.
     let mut active = vec!["h0".to_string(), "h1".to_string()];
     for id in &active {
-        let (status, call) = acquire(&s, id).await;
+        let (status, call) = acquire(s, id).await;
         assert_eq!(status, 201, "{call}");
         assert_eq!(estimate(&call), None, "active: {call}");
     }
-    let first = queue(&s, "w0").await;
+    let out = cli_acquire(s, "w0");
+    assert!(
+        out.contains("call w0 is queued at position 1 (expected wait not known yet)"),
+        "{out}"
+    );
+    let first = s.get_ok(&format!("/orgs/{ORG}/calls/w0")).await;
     assert_eq!(first["position"], 1);
     assert_eq!(estimate(&first), None, "no history yet: {first}");
-    let got = s.get_ok(&format!("/orgs/{ORG}/calls/w0")).await;
-    assert_eq!(estimate(&got), None, "{got}");
 
     // History: each release frees a shared slot, which the queued call takes.
     for i in 0..MIN_FREES {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        release(&s, &active.remove(0)).await;
+        release(s, &active.remove(0)).await;
         active.push(format!("w{i}"));
-        queue(&s, &format!("w{}", i + 1)).await;
+        queue(s, &format!("w{}", i + 1)).await;
     }
+    active
+}
 
+#[tokio::test]
+async fn queued_calls_carry_an_estimated_wait_once_the_org_has_history() {
+    let s = Server::start().await;
+    let active = org_with_history(&s).await;
     // Three queued now: estimates, growing with the position.
     let w9 = queue(&s, "w9").await;
     queue(&s, "w10").await;
@@ -135,4 +175,46 @@ async fn queued_calls_carry_an_estimated_wait_once_the_org_has_history() {
     assert!(of("w1")["estimated_wait_s"].is_null(), "{}", of("w1"));
     let (e9, e10) = (estimate(of("w9")).unwrap(), estimate(of("w10")).unwrap());
     assert!(0.0 < e9 && e9 < e10, "{e9} {e10}");
+}
+
+#[tokio::test]
+async fn the_cli_and_the_rust_client_show_the_estimated_wait() {
+    let s = Server::start().await;
+    let active = org_with_history(&s).await;
+    // The CLI says it, in the acquire answer and the calls table.
+    let out = cli_acquire(&s, "w11");
+    assert!(
+        out.contains("call w11 is queued at position 2 (expected wait ~")
+            || out.contains("call w11 is queued at position 2 (expected wait <1 s)"),
+        "{out}"
+    );
+    let table = cli(&s, &["calls", ORG]);
+    assert!(table.contains("EXPECTED WAIT"), "{table}");
+    let w11 = table.lines().find(|l| l.starts_with("w11 ")).expect(&table);
+    assert!(w11.contains('~') || w11.contains("<1 s"), "{table}");
+
+    // The Rust client reports it with each position while it waits.
+    let heard: Arc<Mutex<Vec<QueueStatus>>> = Arc::default();
+    let client = Client::new(&s.base, OPERATOR_KEY);
+    let report = heard.clone();
+    let waiting = tokio::spawn(async move {
+        let req = Acquire::new("agent-a", CallType::Chat)
+            .id("rc")
+            .on_queue(move |q| report.lock().unwrap().push(q));
+        client.acquire(ORG, req).await
+    });
+    while heard.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in ["w8", "w11", &active[0]] {
+        release(&s, id).await;
+    }
+    let permit = waiting.await.unwrap().expect("admitted");
+    let heard = heard.lock().unwrap().clone();
+    assert_eq!(heard[0].position, 3, "{heard:?}");
+    assert!(
+        heard.iter().all(|q| q.estimated_wait.is_some()),
+        "{heard:?}"
+    );
+    permit.release().await.unwrap();
 }
