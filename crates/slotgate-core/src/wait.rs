@@ -46,7 +46,8 @@ impl SlotUse {
     /// before the number in use changes, with the number before the change.
     pub(crate) fn advance(&mut self, in_use: u32, now: Timestamp) {
         if now > self.since {
-            self.busy_ms += u64::from(in_use) * now.millis_since(self.since);
+            let used = u64::from(in_use).saturating_mul(now.millis_since(self.since));
+            self.busy_ms = self.busy_ms.saturating_add(used);
             self.since = now;
         }
     }
@@ -69,7 +70,8 @@ impl SlotUse {
         if self.frees.len() < MIN_FREES || in_use == 0 {
             return None;
         }
-        let busy_now = self.busy_ms + u64::from(in_use) * now.millis_since(self.since);
+        let since = u64::from(in_use).saturating_mul(now.millis_since(self.since));
+        let busy_now = self.busy_ms.saturating_add(since);
         let holding_ms = (busy_now - oldest) as f64 / (self.frees.len() - 1) as f64;
         Some(holding_ms / f64::from(in_use))
     }

@@ -150,3 +150,25 @@ fn a_command_that_arrives_after_a_deadline_sees_what_the_deadline_did() {
         slotgate_core::Acquired::Admitted(_)
     ));
 }
+
+#[test]
+fn a_restored_engine_has_no_history_of_frees_so_no_expected_waits_yet() {
+    let mut e = Engine::new(Config::default());
+    e.create_org(OrgId::new("acme").unwrap(), 1, t(0)).unwrap();
+    acquire(&mut e, "a0", "A", CallType::Chat, t(0));
+    for i in 1..=slotgate_core::MIN_FREES as u64 {
+        acquire(&mut e, &format!("a{i}"), "A", CallType::Chat, t(i));
+        e.release("acme", &format!("a{}", i - 1), t(i + 1)).unwrap();
+    }
+    acquire(&mut e, "q", "A", CallType::Chat, t(20));
+    assert!(e
+        .call("acme", "q", t(20))
+        .unwrap()
+        .estimated_wait_ms
+        .is_some());
+
+    let mut r = restore(&e);
+    r.resume(t(30));
+    let q = r.call("acme", "q", t(30)).unwrap();
+    assert_eq!((q.position, q.estimated_wait_ms), (Some(1), None));
+}
