@@ -428,8 +428,7 @@ impl Org {
     pub(crate) fn active_calls(&self) -> Vec<CallView> {
         let mut calls: Vec<CallView> = self
             .calls
-            .keys()
-            .map(|id| &self.calls[id])
+            .values()
             .filter(|call| call.state() == CallState::Active)
             .map(|call| call.view(self.pool.agent_id(call.group), None))
             .collect();

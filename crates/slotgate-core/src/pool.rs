@@ -278,11 +278,13 @@ impl Pool {
         now: Timestamp,
     ) -> Option<u64> {
         // Every call ahead in the org takes a shared free first, and slots in
-        // use above the shared capacity (after a change) must free before any.
+        // use above the shared capacity (after a change) must free before any;
+        // with no shared capacity, no shared free ever admits it.
         let over = self.shared_in_use.saturating_sub(self.shared_capacity());
         let shared = self
             .shared_use
             .gap_ms(self.shared_in_use, now)
+            .filter(|_| self.shared_capacity() > 0)
             .map(|gap_ms| Path {
                 needed: position + u64::from(over),
                 gap_ms,
