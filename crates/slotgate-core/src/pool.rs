@@ -42,13 +42,25 @@ struct Group {
     reserved: u32,
     /// `n(a,t)`: active calls of this group.
     active: u32,
-    /// Sequence numbers of this group's queued calls; ranks are places in
-    /// the group's queue, for the expected wait through its reserved slots.
-    queue: OSBTreeSet<u64>,
+    /// Sequence numbers of this group's queued calls.
+    queue: BTreeSet<u64>,
     /// The key under which this group sits in the ready set, if it does.
     ready_at: Option<u64>,
-    /// How long this group's reserved slots are held, for expected waits.
-    reserved_use: SlotUse,
+    /// For expected waits through its reserved slots, while (and only while)
+    /// it has some. Boxed and kept apart: most groups reserve nothing, and an
+    /// order-statistic set costs dispatch about twice what a `BTreeSet` does
+    /// (`benches/engine.rs`), so the others pay for neither.
+    reserved_wait: Option<Box<ReservedWait>>,
+}
+
+/// What a group with reserved slots keeps for the expected wait through them.
+#[derive(Debug)]
+struct ReservedWait {
+    /// The group's queued calls' seqs again, ranked: a call's place among
+    /// them in O(log q).
+    ranked: OSBTreeSet<u64>,
+    /// How long its reserved slots are held.
+    slots: SlotUse,
 }
 
 impl Group {
@@ -64,6 +76,49 @@ impl Group {
 
     fn has_reserved_room(&self) -> bool {
         self.active < self.reserved
+    }
+
+    fn enqueue(&mut self, seq: u64) {
+        self.queue.insert(seq);
+        if let Some(w) = &mut self.reserved_wait {
+            w.ranked.insert(seq);
+        }
+    }
+
+    fn dequeue(&mut self, seq: u64) {
+        self.queue.remove(&seq);
+        if let Some(w) = &mut self.reserved_wait {
+            w.ranked.remove(&seq);
+        }
+    }
+
+    /// Keeps `reserved_wait` while, and only while, the group reserves slots;
+    /// its history starts at `now`.
+    fn track_reserved_wait(&mut self, now: Timestamp) {
+        match (self.reserved > 0, self.reserved_wait.is_some()) {
+            (true, false) => {
+                self.reserved_wait = Some(Box::new(ReservedWait {
+                    ranked: self.queue.iter().copied().collect(),
+                    slots: SlotUse::starting(now),
+                }));
+            }
+            (false, true) => self.reserved_wait = None,
+            _ => {}
+        }
+    }
+
+    /// The expected wait of its queued call `seq` through its reserved slots alone.
+    fn reserved_path(&self, seq: u64, now: Timestamp) -> Option<Path> {
+        let w = self.reserved_wait.as_ref()?;
+        let gap_ms = w.slots.gap_ms(self.reserved_in_use(), now)?;
+        let rank = w
+            .ranked
+            .rank_of(&seq)
+            .expect("a queued call is in its group's queue");
+        Some(Path {
+            needed: rank as u64 + 1,
+            gap_ms,
+        })
     }
 }
 
@@ -175,7 +230,10 @@ impl Pool {
             let a = self.agent_or_insert(agent);
             for t in CallType::ALL {
                 self.track_use(group(a, t), now);
-                self.update_group(group(a, t), |g| g.reserved = new.get(t));
+                self.update_group(group(a, t), |g| {
+                    g.reserved = new.get(t);
+                    g.track_reserved_wait(now);
+                });
             }
         }
         Ok(old)
@@ -250,10 +308,10 @@ impl Pool {
     /// reservation, else one of its reserved slots.
     pub(crate) fn vacate(&mut self, g: GroupId, now: Timestamp) {
         self.track_use(g, now);
-        if self.group(g).shared_in_use() > 0 {
-            self.shared_use.freed();
-        } else {
-            self.group_mut(g).reserved_use.freed();
+        let group = self.group_mut(g);
+        match &mut group.reserved_wait {
+            Some(w) if group.active <= group.reserved => w.slots.freed(),
+            _ => self.shared_use.freed(),
         }
         self.update_group(g, |group| group.active -= 1);
         self.active -= 1;
@@ -264,7 +322,10 @@ impl Pool {
     fn track_use(&mut self, g: GroupId, now: Timestamp) {
         self.shared_use.advance(self.shared_in_use, now);
         let group = self.group_mut(g);
-        group.reserved_use.advance(group.reserved_in_use(), now);
+        let in_use = group.reserved_in_use();
+        if let Some(w) = &mut group.reserved_wait {
+            w.slots.advance(in_use, now);
+        }
     }
 
     /// The expected wait of the queued call `seq` of group `g`, at `position`
@@ -290,35 +351,20 @@ impl Pool {
                 gap_ms,
             });
         // Only the calls ahead in its own group take its group's reserved frees.
-        let group = self.group(g);
-        let reserved = group
-            .reserved_use
-            .gap_ms(group.reserved_in_use(), now)
-            .map(|gap_ms| Path {
-                needed: group
-                    .queue
-                    .rank_of(&seq)
-                    .expect("a queued call is in its group's queue") as u64
-                    + 1,
-                gap_ms,
-            });
+        let reserved = self.group(g).reserved_path(seq, now);
         expected_wait_ms([shared, reserved])
     }
 
     /// Queues call `id` of group `g` under `seq`, above every seq queued before.
     pub(crate) fn enqueue(&mut self, seq: u64, id: CallId, g: GroupId) {
         self.queue.insert(seq, (id, g));
-        self.update_group(g, |group| {
-            group.queue.insert(seq);
-        });
+        self.update_group(g, |group| group.enqueue(seq));
     }
 
     /// Takes the queued call with `seq` out of the queue; returns its id.
     pub(crate) fn dequeue(&mut self, seq: u64) -> CallId {
         let (id, g) = self.queue.remove(&seq).expect("a queued call is queued");
-        self.update_group(g, |group| {
-            group.queue.remove(&seq);
-        });
+        self.update_group(g, |group| group.dequeue(seq));
         id
     }
 

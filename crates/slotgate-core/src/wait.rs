@@ -42,6 +42,14 @@ pub(crate) struct SlotUse {
 }
 
 impl SlotUse {
+    /// No use and no frees yet, counting from `now`.
+    pub(crate) fn starting(now: Timestamp) -> SlotUse {
+        SlotUse {
+            since: now,
+            ..SlotUse::default()
+        }
+    }
+
     /// Counts `in_use` slots busy from the last update until `now`. Called
     /// before the number in use changes, with the number before the change.
     pub(crate) fn advance(&mut self, in_use: u32, now: Timestamp) {
