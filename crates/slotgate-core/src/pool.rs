@@ -480,3 +480,38 @@ fn check_limit(limit: u32) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reservation_made_while_calls_wait_ranks_them_for_the_reserved_path() {
+        let t = Timestamp::from_millis;
+        let agent = AgentId::new("r").unwrap();
+        let mut pool = Pool::new(2).unwrap();
+        let g = pool.group_of(&agent, CallType::Chat);
+        pool.occupy(g, t(0));
+        pool.occupy(g, t(0));
+        for seq in [1, 2] {
+            pool.enqueue(seq, CallId::new(&format!("q{seq}")).unwrap(), g);
+        }
+        // All 2 slots reserved for the group that waits: no shared path left.
+        let chat = Reservations {
+            chat: 2,
+            ..Default::default()
+        };
+        pool.set_reservations(&agent, chat, t(0)).unwrap();
+        pool.enqueue(3, CallId::new("q3").unwrap(), g);
+        // Its reserved slots free one a second, each held 2 s.
+        for s in 1..=crate::MIN_FREES as u64 {
+            pool.vacate(g, t(s * 1000));
+            pool.occupy(g, t(s * 1000));
+        }
+        let now = t(crate::MIN_FREES as u64 * 1000);
+        let waits: Vec<_> = (1..=3)
+            .map(|seq| pool.expected_wait_ms(seq, g, seq, now))
+            .collect();
+        assert_eq!(waits, [Some(1000), Some(2000), Some(3000)]);
+    }
+}
