@@ -2,7 +2,8 @@
 //! from its recent frees, and from that how long a queued call will wait.
 //!
 //! A kind of slot is the org's shared pool, or the reserved slots of one
-//! (agent, type) group. For each the org keeps [`SlotUse`]: a running total
+//! (agent, type) group that has some (kept only while it has). For each the
+//! org keeps [`SlotUse`]: a running total
 //! of slot-milliseconds in use (the integral of the slots in use over time)
 //! and that total at each of the last [`FREES_KEPT`] frees. Their ratio is
 //! the mean time a slot stays in use before it frees, so a pool of `n` busy
