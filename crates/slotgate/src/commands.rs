@@ -418,8 +418,15 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
                     .lease_expires_at
                     .as_deref()
                     .or(c.hold_expires_at.as_deref());
+                let place = match c.position.filter(|_| c.is_queued()) {
+                    Some(p) => format!(
+                        "; position {p}, expected wait {}",
+                        wait_text(c.estimated_wait_s)
+                    ),
+                    None => String::new(),
+                };
                 format!(
-                    "call {} ({}) renewed{}",
+                    "call {} ({}) renewed{}{place}",
                     c.id,
                     c.state,
                     until.map_or(String::new(), |t| format!(" until {t}"))

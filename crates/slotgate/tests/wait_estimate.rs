@@ -188,6 +188,11 @@ async fn the_cli_and_the_rust_client_show_the_estimated_wait() {
             || out.contains("call w11 is queued at position 2 (expected wait <1 s)"),
         "{out}"
     );
+    let renewed = cli(&s, &["heartbeat", ORG, "w11"]);
+    assert!(
+        renewed.contains("; position 2, expected wait ~") || renewed.contains("wait <1 s"),
+        "{renewed}"
+    );
     let table = cli(&s, &["calls", ORG]);
     assert!(table.contains("EXPECTED WAIT"), "{table}");
     let w11 = table.lines().find(|l| l.starts_with("w11 ")).expect(&table);
