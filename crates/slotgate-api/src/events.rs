@@ -6,7 +6,7 @@ use crate::resources::Time;
 use crate::types::{CallType, EndReason, PerType, Slot};
 
 /// One state change of an org (`GET .../events`, the SSE stream).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Org-wide, increasing from 1 with no gaps.
@@ -22,7 +22,7 @@ pub struct Event {
 }
 
 /// What happened, by the event's `type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type")]
 #[non_exhaustive]
@@ -46,6 +46,11 @@ pub enum EventKind {
         call_type: CallType,
         /// Its position on arrival.
         position: u64,
+        /// Its expected wait on arrival, in seconds; null with too little
+        /// history (as the call's `estimated_wait_s`).
+        #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+        estimated_wait_s: Option<f64>,
         /// Its lease length, in ms.
         lease_ttl_ms: u64,
         /// When its `max_wait` runs out, if it has one.
@@ -131,7 +136,7 @@ impl EventKind {
 }
 
 /// `GET /v1/orgs/{org}/events`: a page of events, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPage {
     /// The events.

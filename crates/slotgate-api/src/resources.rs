@@ -70,6 +70,17 @@ pub struct Call {
     pub slot: Option<Slot>,
     /// 1-based place in the org's queue, while queued.
     pub position: Option<u64>,
+    /// While queued: about how many seconds until it is admitted, as of this
+    /// answer. Estimated from how long the slots this call can take (the
+    /// shared pool, and its agent's reserved slots of its type) were held
+    /// before their recent frees (the last 64 of each), and its place among the
+    /// calls ahead that compete for them: the calls ahead in the org's queue for
+    /// shared slots, the calls ahead of its agent and type for reserved ones.
+    /// Null while none of those slots has freed at least 8 times since the
+    /// service started (too little history to say), and for active and ended calls.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+    pub estimated_wait_s: Option<f64>,
     /// When it joined the queue; null if it was admitted on arrival.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub queued_at: Option<Time>,

@@ -42,7 +42,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             org,
             Acquire::new(agent, call_type)
                 .lease_ttl(Duration::from_secs(15))
-                .on_position(|p| println!("queued: position {p}")),
+                .on_queue(|q| match q.estimated_wait {
+                    Some(w) => println!(
+                        "queued: position {}, about {} s to wait",
+                        q.position,
+                        w.as_secs()
+                    ),
+                    None => println!("queued: position {}", q.position),
+                }),
         )
         .await?;
     println!(

@@ -2,9 +2,10 @@
 //! call slot as easily and safely as a `tokio::sync::Semaphore` permit.
 //!
 //! [`Client::acquire`] waits through the org's queue (long-polling, which
-//! holds the queue entry), reports position changes if asked, and returns a
-//! [`Permit`]. The permit heartbeats its lease in the background and gives the
-//! slot back when dropped or on [`Permit::release`]. If the lease is lost
+//! holds the queue entry), reports its place in the queue if asked (position
+//! and expected wait, [`QueueStatus`]), and returns a [`Permit`]. The permit
+//! heartbeats its lease in the background and gives the slot back when
+//! dropped or on [`Permit::release`]. If the lease is lost
 //! anyway (the caller was partitioned longer than the lease), [`Permit::lost`]
 //! says so instead of failing silently. Every acquire carries a call id, so a
 //! request retried after a timeout never takes a second slot; transient
@@ -18,7 +19,7 @@
 //! let client = Client::new("http://127.0.0.1:7878", "sgk_...runtime key...");
 //! let permit = client
 //!     .acquire("acme", Acquire::new("agent-a", CallType::Inbound).id("CA123").lease_ttl(Duration::from_secs(30))
-//!         .on_position(|p| println!("queued, position {p}")))
+//!         .on_queue(|q| println!("queued, position {}, about {:?} to wait", q.position, q.estimated_wait)))
 //!     .await?;
 //! println!("admitted to a {} slot", permit.call().slot.map_or("?", |s| s.as_str()));
 //! tokio::select! {
@@ -53,7 +54,7 @@ pub mod permit;
 
 pub use client::{CallFilter, Client, EventStream, Retry};
 pub use error::{ApiError, Error, ErrorCode, Result};
-pub use permit::{Acquire, Permit};
+pub use permit::{Acquire, Permit, QueueStatus};
 pub use slotgate_api as api;
 pub use slotgate_api::{
     Agent, Call, CallState, CallType, EndReason, Event, EventKind, EventPage, KeyInfo, NewKey, Org,

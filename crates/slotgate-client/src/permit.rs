@@ -32,8 +32,31 @@ pub struct Acquire {
     pub max_wait: Option<Duration>,
     /// Client-side limit: give up (and cancel the call) after this long.
     pub timeout: Option<Duration>,
-    /// Called with the queue position whenever it changes.
-    pub on_position: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// Called with the call's place in the queue (position and expected
+    /// wait) at once and whenever its position changes.
+    pub on_queue: Option<Arc<dyn Fn(QueueStatus) + Send + Sync>>,
+}
+
+/// Where a queued call stands, as [`Acquire::on_queue`] hears it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueStatus {
+    /// 1-based place in the org's queue.
+    pub position: u64,
+    /// About how long until it is admitted, as of this report (the call's
+    /// `estimated_wait_s`); `None` while the org has too little history.
+    pub estimated_wait: Option<Duration>,
+}
+
+impl QueueStatus {
+    /// A queued call's status; `None` if it is not queued.
+    pub fn of(call: &Call) -> Option<QueueStatus> {
+        Some(QueueStatus {
+            position: call.position.filter(|_| call.is_queued())?,
+            estimated_wait: call
+                .estimated_wait_s
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+        })
+    }
 }
 
 impl std::fmt::Debug for Acquire {
@@ -58,7 +81,7 @@ impl Acquire {
             heartbeat_every: None,
             max_wait: None,
             timeout: None,
-            on_position: None,
+            on_queue: None,
         }
     }
 
@@ -92,9 +115,15 @@ impl Acquire {
         self
     }
 
-    /// Reports queue positions to `f`.
-    pub fn on_position(mut self, f: impl Fn(u64) + Send + Sync + 'static) -> Acquire {
-        self.on_position = Some(Arc::new(f));
+    /// Reports queue positions to `f` (as [`Acquire::on_queue`], the position only).
+    pub fn on_position(self, f: impl Fn(u64) + Send + Sync + 'static) -> Acquire {
+        self.on_queue(move |q| f(q.position))
+    }
+
+    /// Reports the call's place in the queue to `f`: its position and
+    /// expected wait, at once and whenever the position changes.
+    pub fn on_queue(mut self, f: impl Fn(QueueStatus) + Send + Sync + 'static) -> Acquire {
+        self.on_queue = Some(Arc::new(f));
         self
     }
 }
@@ -127,16 +156,16 @@ impl Client {
             ..AcquireCall::new(req.agent.clone(), req.call_type)
         };
         let (_, mut call) = self.start_call(org, &body).await?;
-        let position = Positions::new(req.on_position.clone());
+        let position = Positions::new(req.on_queue.clone());
         // While queued, calls ahead leave the queue long before a long-poll
         // returns: a watcher of the org's events reports each new position.
-        let _watcher = (call.is_queued() && req.on_position.is_some())
+        let _watcher = (call.is_queued() && req.on_queue.is_some())
             .then(|| position.watch(self.clone(), org.to_string(), id.clone()));
         loop {
             match call.state {
                 CallState::Active => break,
                 CallState::Queued => {
-                    position.seen(call.position);
+                    position.seen(&call);
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         // Cancels it, or frees the slot if it was admitted at the last moment.
                         self.release(org, &id).await?;
@@ -151,10 +180,10 @@ impl Client {
     }
 }
 
-/// The queue positions reported to `on_position`, each change once.
+/// The queue positions reported to `on_queue`, each change once.
 #[derive(Clone)]
 struct Positions {
-    report: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    report: Option<Arc<dyn Fn(QueueStatus) + Send + Sync>>,
     /// The last position reported. `std` mutex: a compare and a store, no await.
     last: Arc<std::sync::Mutex<Option<u64>>>,
 }
@@ -169,25 +198,25 @@ impl Drop for AbortOnDrop {
 }
 
 impl Positions {
-    fn new(report: Option<Arc<dyn Fn(u64) + Send + Sync>>) -> Self {
+    fn new(report: Option<Arc<dyn Fn(QueueStatus) + Send + Sync>>) -> Self {
         Positions {
             report,
             last: Arc::default(),
         }
     }
 
-    /// Reports `position` if it is new.
-    fn seen(&self, position: Option<u64>) {
-        let (Some(report), Some(p)) = (&self.report, position) else {
+    /// Reports where `call` stands if its position is new.
+    fn seen(&self, call: &Call) {
+        let (Some(report), Some(status)) = (&self.report, QueueStatus::of(call)) else {
             return;
         };
         let mut last = self
             .last
             .lock()
             .expect("the position lock is never poisoned");
-        if *last != Some(p) {
-            *last = Some(p);
-            report(p);
+        if *last != Some(status.position) {
+            *last = Some(status.position);
+            report(status);
         }
     }
 
@@ -202,7 +231,7 @@ impl Positions {
             };
             // A move between the first answer and the stream's start.
             if let Ok(call) = client.call_info(&org, &id, Duration::ZERO).await {
-                positions.seen(call.position);
+                positions.seen(&call);
             }
             while let Some(Ok(event)) = events.next().await {
                 if matches!(
@@ -210,7 +239,7 @@ impl Positions {
                     EventKind::CallAdmitted { .. } | EventKind::CallEnded { .. }
                 ) {
                     match client.call_info(&org, &id, Duration::ZERO).await {
-                        Ok(call) if call.is_queued() => positions.seen(call.position),
+                        Ok(call) if call.is_queued() => positions.seen(&call),
                         _ => return,
                     }
                 }

@@ -128,8 +128,8 @@ impl Call {
         u64::from(self.lease_ttl_ms)
     }
 
-    /// The call as the API shows it; `position` is its place if queued.
-    pub(crate) fn view(&self, agent: &AgentId, position: Option<u64>) -> CallView {
+    /// The call as the API shows it; `place` is its place if queued.
+    pub(crate) fn view(&self, agent: &AgentId, place: Option<Place>) -> CallView {
         let mut view = CallView {
             id: self.id.clone(),
             agent: agent.clone(),
@@ -137,6 +137,7 @@ impl Call {
             state: self.state(),
             slot: None,
             position: None,
+            estimated_wait_ms: None,
             queued_at: self.queued_at,
             admitted_at: None,
             lease_expires_at: None,
@@ -148,7 +149,10 @@ impl Call {
         };
         match &self.phase {
             Phase::Queued(w) => {
-                view.position = position;
+                if let Some(place) = place {
+                    view.position = Some(place.position);
+                    view.estimated_wait_ms = place.estimated_wait_ms;
+                }
                 view.hold_expires_at = w.hold_until.finite();
                 view.max_wait_expires_at = w.max_wait_at.finite();
             }
@@ -175,6 +179,15 @@ impl Call {
         }
         view
     }
+}
+
+/// Where a queued call stands: its place in the org's queue and its expected wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Place {
+    /// 1-based place in the org's queue.
+    pub(crate) position: u64,
+    /// Expected wait in ms, if there is enough history.
+    pub(crate) estimated_wait_ms: Option<u64>,
 }
 
 /// Checks a requested lease length; returns it in ms.

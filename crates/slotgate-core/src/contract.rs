@@ -11,6 +11,11 @@ fn time(t: Timestamp) -> slotgate_api::Time {
     rfc3339(t.as_millis())
 }
 
+/// Milliseconds as the API's seconds.
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
 impl From<CallView> for slotgate_api::Call {
     fn from(c: CallView) -> Self {
         slotgate_api::Call {
@@ -20,6 +25,7 @@ impl From<CallView> for slotgate_api::Call {
             state: c.state,
             slot: c.slot,
             position: c.position,
+            estimated_wait_s: c.estimated_wait_ms.map(seconds),
             queued_at: c.queued_at.map(time),
             admitted_at: c.admitted_at.map(time),
             lease_expires_at: c.lease_expires_at.map(time),
@@ -74,6 +80,7 @@ impl Event {
                 agent,
                 call_type,
                 position,
+                estimated_wait_ms,
                 lease_ttl_ms,
                 max_wait_expires_at,
             } => K::CallQueued {
@@ -81,6 +88,7 @@ impl Event {
                 agent: agent.to_string(),
                 call_type: *call_type,
                 position: *position,
+                estimated_wait_s: estimated_wait_ms.map(seconds),
                 lease_ttl_ms: *lease_ttl_ms,
                 max_wait_expires_at: max_wait_expires_at.map(time),
             },

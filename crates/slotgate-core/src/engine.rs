@@ -148,7 +148,7 @@ impl Engine {
         call: &str,
         now: Timestamp,
     ) -> Result<(CallView, WaitToken)> {
-        self.with_org(org, now, |o, _, _| o.open_wait(call))
+        self.with_org(org, now, |o, now, _| o.open_wait(call, now))
     }
 
     /// A wait closes; when none is left on a queued call, its hold runs one
@@ -190,12 +190,14 @@ impl Engine {
         agent: &AgentId,
         r: Reservations,
     ) -> Result<()> {
-        self.get_mut(org)?.restore_reservations(agent, r)
+        let now = self.clock;
+        self.get_mut(org)?.restore_reservations(agent, r, now)
     }
 
     /// Restores one call (no event). Queued calls in queue order, ended calls in the order they ended.
     pub fn restore_call(&mut self, org: &str, call: RestoredCall) -> Result<()> {
-        self.get_mut(org)?.restore_call(call)
+        let now = self.clock;
+        self.get_mut(org)?.restore_call(call, now)
     }
 
     /// Starts the restored engine at `now`: leases and queue holds get one
@@ -255,14 +257,19 @@ impl Engine {
         Ok(self.get(org)?.agent_view(agent))
     }
 
-    /// One call of an org.
-    pub fn call(&self, org: &str, call: &str) -> Result<CallView> {
-        self.get(org)?.call_view(call)
+    /// One call of an org, as of `now` (a queued call's expected wait
+    /// counts to then; never earlier than the engine's clock).
+    pub fn call(&self, org: &str, call: &str, now: Timestamp) -> Result<CallView> {
+        self.get(org)?.call_view(call, self.clock.max(now))
     }
 
-    /// An org's queued calls, in queue order.
-    pub fn queued_calls(&self, org: &str) -> Result<impl Iterator<Item = CallView> + '_> {
-        Ok(self.get(org)?.queued_calls())
+    /// An org's queued calls, in queue order, as of `now` (as [`Engine::call`]).
+    pub fn queued_calls(
+        &self,
+        org: &str,
+        now: Timestamp,
+    ) -> Result<impl Iterator<Item = CallView> + '_> {
+        Ok(self.get(org)?.queued_calls(self.clock.max(now)))
     }
 
     /// An org's active calls, oldest admission first.

@@ -36,6 +36,8 @@ pub enum EventKind {
         call_type: CallType,
         /// Its position on arrival.
         position: u64,
+        /// Its expected wait on arrival, in ms (see [`crate::CallView::estimated_wait_ms`]).
+        estimated_wait_ms: Option<u64>,
         /// Its lease length, in ms (for a store to restore the call).
         lease_ttl_ms: u64,
         /// When its `max_wait` runs out, if it has one.

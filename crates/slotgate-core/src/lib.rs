@@ -37,7 +37,8 @@
 //!   and rebuilding from a store.
 //! - `pool`: an org's counts, the admission rule and the queue (which call
 //!   dispatch admits next, positions); `timers`: an org's deadlines, earliest
-//!   first; `call`: a call's record and phases.
+//!   first; `call`: a call's record and phases; `wait`: how long slots are
+//!   held, and a queued call's expected wait from that.
 //! - [`ids`] (checks; the types in `id`), [`types`] (the API's closed sets,
 //!   from `slotgate-api`), [`time`]: validated domain values.
 //! - [`view`], [`event`]: what the engine reports, and `contract`: the same in the
@@ -65,6 +66,7 @@ pub mod time;
 mod timers;
 pub mod types;
 pub mod view;
+mod wait;
 
 pub use call::{MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
 pub use command::{AcquireRequest, Acquired, Config, WaitToken};
@@ -76,3 +78,4 @@ pub use restore::{RestoredCall, RestoredState};
 pub use time::Timestamp;
 pub use types::{CallState, CallType, EndReason, PerType, Reservations, Slot, MAX_LIMIT};
 pub use view::{AgentView, CallView, OrgView};
+pub use wait::{FREES_KEPT, MIN_FREES};

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::call::{check_lease_ttl, check_max_wait, Call, Phase, Waiting};
+use crate::call::{check_lease_ttl, check_max_wait, Call, Phase, Place, Waiting};
 use crate::command::{AcquireRequest, Acquired, WaitToken};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
@@ -104,7 +104,7 @@ impl Org {
         now: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<AgentView> {
-        let old = self.pool.set_reservations(agent, new)?;
+        let old = self.pool.set_reservations(agent, new, now)?;
         if old != new {
             let agent = agent.clone();
             self.emit(now, EventKind::ReservationsChanged { agent, old, new }, out);
@@ -128,7 +128,7 @@ impl Org {
             }
             // A retry is a sign of life: it holds a queued call like a heartbeat.
             self.renew(req.id.as_str(), None, now);
-            return Ok(Acquired::Existing(self.view_of(req.id.as_str())));
+            return Ok(Acquired::Existing(self.view_of(req.id.as_str(), now)));
         }
         let lease_ttl_ms = check_lease_ttl(req.lease_ttl)?;
         let max_wait_at = match req.max_wait {
@@ -146,7 +146,7 @@ impl Org {
         let g = group.unwrap_or_else(|| self.pool.group_of(&req.agent, req.call_type));
         let lease_until = now.add_millis(u64::from(lease_ttl_ms));
         if admit {
-            let slot = self.pool.occupy(g);
+            let slot = self.pool.occupy(g, now);
             let phase = Phase::Active {
                 slot,
                 admitted_at: now,
@@ -165,19 +165,18 @@ impl Org {
             waits: 0,
             max_wait_at,
         });
-        let call = Call::new(req.id, g, lease_ttl_ms, Some(now), phase);
-        // The newest queued call is the last.
-        let position = self.pool.queued() as u64 + 1;
-        let view = call.view(&req.agent, Some(position));
+        let call = Call::new(req.id.clone(), g, lease_ttl_ms, Some(now), phase);
+        self.insert_call(call);
+        let view = self.view_of(req.id.as_str(), now);
         let kind = EventKind::CallQueued {
-            call: call.id.clone(),
+            call: req.id,
             agent: req.agent,
             call_type: req.call_type,
-            position,
+            position: view.position.expect("a queued call has a position"),
+            estimated_wait_ms: view.estimated_wait_ms,
             lease_ttl_ms: u64::from(lease_ttl_ms),
             max_wait_expires_at: max_wait_at.finite(),
         };
-        self.insert_call(call);
         self.emit(now, kind, out);
         Ok(Acquired::Queued(view))
     }
@@ -193,7 +192,7 @@ impl Org {
         let reason = match self.get(id)?.phase {
             Phase::Queued(_) => EndReason::Cancelled,
             Phase::Active { .. } => EndReason::Released,
-            Phase::Ended { .. } => return Ok(self.view_of(id)),
+            Phase::Ended { .. } => return Ok(self.view_of(id, now)),
         };
         let view = self.end(id, reason, now, out);
         self.dispatch(now, out);
@@ -211,17 +210,17 @@ impl Org {
         let ttl = lease_ttl.map(check_lease_ttl).transpose()?;
         if call.state() == CallState::Ended {
             return Err(Error::CallEnded {
-                call: Box::new(self.view_of(id)),
+                call: Box::new(self.view_of(id, now)),
             });
         }
         self.renew(id, ttl, now);
-        Ok(self.view_of(id))
+        Ok(self.view_of(id, now))
     }
 
     /// A wait (long-poll) opens on a call: while any is open, a queued call is
     /// held. The token names this call by its place in the queue's arrival
     /// order (0 when it is not queued: closing that wait changes nothing).
-    pub(crate) fn open_wait(&mut self, id: &str) -> Result<(CallView, WaitToken)> {
+    pub(crate) fn open_wait(&mut self, id: &str, now: Timestamp) -> Result<(CallView, WaitToken)> {
         self.get(id)?;
         let seq = self.update_call(id, |call| match &mut call.phase {
             Phase::Queued(w) => {
@@ -231,7 +230,7 @@ impl Org {
             }
             _ => 0,
         });
-        Ok((self.view_of(id), WaitToken(seq)))
+        Ok((self.view_of(id, now), WaitToken(seq)))
     }
 
     /// A wait closes. When the last one closes on a still queued call, its hold
@@ -255,7 +254,7 @@ impl Org {
                 _ => {}
             }
         });
-        Ok(self.view_of(id))
+        Ok(self.view_of(id, now))
     }
 
     /// The next instant the org needs [`Org::handle_timeout`], if any.
@@ -307,14 +306,20 @@ impl Org {
     }
 
     /// Restores an agent's reservations, refused (unchanged) if they would exceed the limit.
-    pub(crate) fn restore_reservations(&mut self, agent: &AgentId, r: Reservations) -> Result<()> {
-        self.pool.set_reservations(agent, r).map(drop)
+    pub(crate) fn restore_reservations(
+        &mut self,
+        agent: &AgentId,
+        r: Reservations,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.pool.set_reservations(agent, r, now).map(drop)
     }
 
     /// Restores one call. Queued calls must come in queue order, ended calls in
     /// the order they ended. Leases and holds start when the org is resumed;
-    /// only a `max_wait` runs already.
-    pub(crate) fn restore_call(&mut self, c: RestoredCall) -> Result<()> {
+    /// only a `max_wait` runs already. `now` is the engine's clock, where the
+    /// history of slot use (for expected waits) starts.
+    pub(crate) fn restore_call(&mut self, c: RestoredCall, now: Timestamp) -> Result<()> {
         if self.calls.contains_key(c.id.as_str()) {
             return Err(Error::CallIdConflict);
         }
@@ -336,7 +341,7 @@ impl Org {
             }
             RestoredState::Active { slot, admitted_at } => {
                 // The slot is the one reported at admission; the counts are today's.
-                self.pool.occupy(g);
+                self.pool.occupy(g, now);
                 self.insert_call(call(Phase::Active {
                     slot,
                     admitted_at,
@@ -402,40 +407,55 @@ impl Org {
         self.pool.agent_view(agent)
     }
 
-    /// One call by id.
-    pub(crate) fn call_view(&self, id: &str) -> Result<CallView> {
+    /// One call by id, as of `now`.
+    pub(crate) fn call_view(&self, id: &str, now: Timestamp) -> Result<CallView> {
         self.get(id)?;
-        Ok(self.view_of(id))
+        Ok(self.view_of(id, now))
     }
 
-    /// Queued calls in queue order.
-    pub(crate) fn queued_calls(&self) -> impl Iterator<Item = CallView> + '_ {
-        (1..).zip(self.pool.queued_ids()).map(|(position, id)| {
-            let call = &self.calls[id];
-            call.view(self.pool.agent_id(call.group), Some(position))
-        })
+    /// Queued calls in queue order, as of `now`.
+    pub(crate) fn queued_calls(&self, now: Timestamp) -> impl Iterator<Item = CallView> + '_ {
+        (1..)
+            .zip(self.pool.queued_ids())
+            .map(move |(position, id)| {
+                let call = &self.calls[id];
+                let place = self.place(call, position, now);
+                call.view(self.pool.agent_id(call.group), place)
+            })
     }
 
     /// Active calls, oldest admission first (ties by id).
     pub(crate) fn active_calls(&self) -> Vec<CallView> {
         let mut calls: Vec<CallView> = self
             .calls
-            .keys()
-            .filter(|id| self.calls[*id].state() == CallState::Active)
-            .map(|id| self.view_of(id.as_str()))
+            .values()
+            .filter(|call| call.state() == CallState::Active)
+            .map(|call| call.view(self.pool.agent_id(call.group), None))
             .collect();
         calls.sort_by(|a, b| (a.admitted_at, &a.id).cmp(&(b.admitted_at, &b.id)));
         calls
     }
 
-    /// A known call's view, with its queue position if queued: O(log q).
-    fn view_of(&self, id: &str) -> CallView {
+    /// A known call's view as of `now`, with its queue position and
+    /// expected wait if queued: O(log q).
+    fn view_of(&self, id: &str, now: Timestamp) -> CallView {
         let call = &self.calls[id];
-        let position = match &call.phase {
-            Phase::Queued(w) => Some(self.pool.position(w.seq)),
+        let place = match &call.phase {
+            Phase::Queued(w) => self.place(call, self.pool.position(w.seq), now),
             _ => None,
         };
-        call.view(self.pool.agent_id(call.group), position)
+        call.view(self.pool.agent_id(call.group), place)
+    }
+
+    /// Where a queued call at `position` stands as of `now`; `None` if it is not queued.
+    fn place(&self, call: &Call, position: u64, now: Timestamp) -> Option<Place> {
+        let Phase::Queued(w) = &call.phase else {
+            return None;
+        };
+        Some(Place {
+            position,
+            estimated_wait_ms: self.pool.expected_wait_ms(w.seq, call.group, position, now),
+        })
     }
 
     // ---- The steps every command is made of. ----
@@ -493,7 +513,7 @@ impl Org {
         while let Some(seq) = self.pool.next_admissible() {
             let id = self.pool.dequeue(seq);
             let call = self.calls.get_mut(&id).expect("a queued call is known");
-            let slot = self.pool.occupy(call.group);
+            let slot = self.pool.occupy(call.group, now);
             call.phase = Phase::Active {
                 slot,
                 admitted_at: now,
@@ -525,7 +545,7 @@ impl Org {
             Phase::Active {
                 slot, admitted_at, ..
             } => {
-                self.pool.vacate(g);
+                self.pool.vacate(g, now);
                 (Some(slot), Some(admitted_at))
             }
             Phase::Ended { .. } => unreachable!("a call ends once: callers check it is live"),
@@ -626,7 +646,7 @@ mod tests {
             }
         }
         assert_eq!(org.timers.len(), 10, "a thousand renewals add no entries");
-        org.open_wait("c5").unwrap();
+        org.open_wait("c5", t(2_000)).unwrap();
         assert_eq!(org.timers.len(), 9, "an open wait holds: no hold deadline");
         org.end_by_caller("c0", t(2_000), &mut out).unwrap();
         // c0 gone, c2 admitted: 1 + 1 leases, c3 and c4 with two each, c5 with its max_wait.

@@ -11,15 +11,21 @@
 //! reserved room and a queued call is *ready*; the ready set is ordered by each
 //! group's oldest call. So the oldest admissible call is found in O(log q): the
 //! oldest of the org when the shared pool has room, else the oldest ready one.
+//!
+//! It also keeps how long each kind of slot is held (the shared pool, each
+//! group's reserved slots: [`SlotUse`]), so a queued call's expected wait is
+//! its place in the queues it waits in times the gap between frees.
 
 use std::collections::BTreeSet;
 
-use wabi_tree::OSBTreeMap;
+use wabi_tree::{OSBTreeMap, OSBTreeSet};
 
 use crate::error::{Error, Result};
 use crate::id::{AgentId, CallId, IdMap};
+use crate::time::Timestamp;
 use crate::types::{CallType, PerType, Reservations, Slot, MAX_LIMIT};
 use crate::view::AgentView;
+use crate::wait::{expected_wait_ms, Path, SlotUse};
 
 /// An (agent, type) pair: the agent by its index in the org.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -40,6 +46,21 @@ struct Group {
     queue: BTreeSet<u64>,
     /// The key under which this group sits in the ready set, if it does.
     ready_at: Option<u64>,
+    /// For expected waits through its reserved slots, while (and only while)
+    /// it has some. Boxed and kept apart: most groups reserve nothing, and an
+    /// order-statistic set costs dispatch about twice what a `BTreeSet` does
+    /// (`benches/engine.rs`), so the others pay for neither.
+    reserved_wait: Option<Box<ReservedWait>>,
+}
+
+/// What a group with reserved slots keeps for the expected wait through them.
+#[derive(Debug)]
+struct ReservedWait {
+    /// The group's queued calls' seqs again, ranked: a call's place among
+    /// them in O(log q).
+    ranked: OSBTreeSet<u64>,
+    /// How long its reserved slots are held.
+    slots: SlotUse,
 }
 
 impl Group {
@@ -48,8 +69,56 @@ impl Group {
         self.active.saturating_sub(self.reserved)
     }
 
+    /// Active calls sitting in reserved slots: `min(n, r)`.
+    fn reserved_in_use(&self) -> u32 {
+        self.active.min(self.reserved)
+    }
+
     fn has_reserved_room(&self) -> bool {
         self.active < self.reserved
+    }
+
+    fn enqueue(&mut self, seq: u64) {
+        self.queue.insert(seq);
+        if let Some(w) = &mut self.reserved_wait {
+            w.ranked.insert(seq);
+        }
+    }
+
+    fn dequeue(&mut self, seq: u64) {
+        self.queue.remove(&seq);
+        if let Some(w) = &mut self.reserved_wait {
+            w.ranked.remove(&seq);
+        }
+    }
+
+    /// Keeps `reserved_wait` while, and only while, the group reserves slots;
+    /// its history starts at `now`.
+    fn track_reserved_wait(&mut self, now: Timestamp) {
+        match (self.reserved > 0, self.reserved_wait.is_some()) {
+            (true, false) => {
+                self.reserved_wait = Some(Box::new(ReservedWait {
+                    ranked: self.queue.iter().copied().collect(),
+                    slots: SlotUse::starting(now),
+                }));
+            }
+            (false, true) => self.reserved_wait = None,
+            _ => {}
+        }
+    }
+
+    /// The expected wait of its queued call `seq` through its reserved slots alone.
+    fn reserved_path(&self, seq: u64, now: Timestamp) -> Option<Path> {
+        let w = self.reserved_wait.as_ref()?;
+        let gap_ms = w.slots.gap_ms(self.reserved_in_use(), now)?;
+        let rank = w
+            .ranked
+            .rank_of(&seq)
+            .expect("a queued call is in its group's queue");
+        Some(Path {
+            needed: rank as u64 + 1,
+            gap_ms,
+        })
     }
 }
 
@@ -79,6 +148,8 @@ pub(crate) struct Pool {
     queue: OSBTreeMap<u64, (CallId, GroupId)>,
     /// Groups with reserved room and a queued call, by `(oldest seq, group)`.
     ready: BTreeSet<(u64, GroupId)>,
+    /// How long shared slots are held, for expected waits.
+    shared_use: SlotUse,
 }
 
 impl Pool {
@@ -94,6 +165,7 @@ impl Pool {
             agent_index: IdMap::default(),
             queue: OSBTreeMap::new(),
             ready: BTreeSet::new(),
+            shared_use: SlotUse::default(),
         })
     }
 
@@ -139,12 +211,13 @@ impl Pool {
         Ok(std::mem::replace(&mut self.limit, limit))
     }
 
-    /// Sets an agent's four reservations; returns the old ones. Refused if the
-    /// sum would exceed the limit; nothing changes then.
+    /// Sets an agent's four reservations at `now`; returns the old ones.
+    /// Refused if the sum would exceed the limit; nothing changes then.
     pub(crate) fn set_reservations(
         &mut self,
         agent: &AgentId,
         new: Reservations,
+        now: Timestamp,
     ) -> Result<Reservations> {
         let old = self.reservations_of(agent);
         let others = u64::from(self.reserved) - old.total();
@@ -156,7 +229,11 @@ impl Pool {
         if old != new {
             let a = self.agent_or_insert(agent);
             for t in CallType::ALL {
-                self.update_group(group(a, t), |g| g.reserved = new.get(t));
+                self.track_use(group(a, t), now);
+                self.update_group(group(a, t), |g| {
+                    g.reserved = new.get(t);
+                    g.track_reserved_wait(now);
+                });
             }
         }
         Ok(old)
@@ -201,6 +278,10 @@ impl Pool {
         &self.agents[g.agent as usize].groups[g.call_type.index()]
     }
 
+    fn group_mut(&mut self, g: GroupId) -> &mut Group {
+        &mut self.agents[g.agent as usize].groups[g.call_type.index()]
+    }
+
     /// The admission rule: may a call of group `g` (`None`: an agent never
     /// seen, so no reservation) become active now?
     pub(crate) fn admissible(&self, g: Option<GroupId>) -> bool {
@@ -208,39 +289,82 @@ impl Pool {
         self.active < self.limit && (reserved_room || self.shared_in_use < self.shared_capacity())
     }
 
-    /// Counts one more active call in group `g`; returns the slot it takes:
-    /// `reserved` if the group had reserved room just before, else `shared`.
-    pub(crate) fn occupy(&mut self, g: GroupId) -> Slot {
+    /// Counts one more active call in group `g` from `now`; returns the slot
+    /// it takes: `reserved` if the group had reserved room just before, else `shared`.
+    pub(crate) fn occupy(&mut self, g: GroupId, now: Timestamp) -> Slot {
         let slot = if self.group(g).has_reserved_room() {
             Slot::Reserved
         } else {
             Slot::Shared
         };
+        self.track_use(g, now);
         self.update_group(g, |group| group.active += 1);
         self.active += 1;
         slot
     }
 
-    /// Counts one fewer active call in group `g`.
-    pub(crate) fn vacate(&mut self, g: GroupId) {
+    /// Counts one fewer active call in group `g` from `now`, and a free of
+    /// the slot it leaves: shared if the group had calls above its
+    /// reservation, else one of its reserved slots.
+    pub(crate) fn vacate(&mut self, g: GroupId, now: Timestamp) {
+        self.track_use(g, now);
+        let group = self.group_mut(g);
+        match &mut group.reserved_wait {
+            Some(w) if group.active <= group.reserved => w.slots.freed(),
+            _ => self.shared_use.freed(),
+        }
         self.update_group(g, |group| group.active -= 1);
         self.active -= 1;
+    }
+
+    /// Counts the use of the shared pool and of `g`'s reserved slots up to
+    /// `now`, before a change to `g`'s counts.
+    fn track_use(&mut self, g: GroupId, now: Timestamp) {
+        self.shared_use.advance(self.shared_in_use, now);
+        let group = self.group_mut(g);
+        let in_use = group.reserved_in_use();
+        if let Some(w) = &mut group.reserved_wait {
+            w.slots.advance(in_use, now);
+        }
+    }
+
+    /// The expected wait of the queued call `seq` of group `g`, at `position`
+    /// in the org's queue, as of `now`: O(log q). `None` while neither kind
+    /// of slot it can take has enough history (see [`crate::wait`]).
+    pub(crate) fn expected_wait_ms(
+        &self,
+        seq: u64,
+        g: GroupId,
+        position: u64,
+        now: Timestamp,
+    ) -> Option<u64> {
+        // Every call ahead in the org takes a shared free first, and slots in
+        // use above the shared capacity (after a change) must free before any;
+        // with no shared capacity, no shared free ever admits it.
+        let over = self.shared_in_use.saturating_sub(self.shared_capacity());
+        let shared = self
+            .shared_use
+            .gap_ms(self.shared_in_use, now)
+            .filter(|_| self.shared_capacity() > 0)
+            .map(|gap_ms| Path {
+                needed: position + u64::from(over),
+                gap_ms,
+            });
+        // Only the calls ahead in its own group take its group's reserved frees.
+        let reserved = self.group(g).reserved_path(seq, now);
+        expected_wait_ms([shared, reserved])
     }
 
     /// Queues call `id` of group `g` under `seq`, above every seq queued before.
     pub(crate) fn enqueue(&mut self, seq: u64, id: CallId, g: GroupId) {
         self.queue.insert(seq, (id, g));
-        self.update_group(g, |group| {
-            group.queue.insert(seq);
-        });
+        self.update_group(g, |group| group.enqueue(seq));
     }
 
     /// Takes the queued call with `seq` out of the queue; returns its id.
     pub(crate) fn dequeue(&mut self, seq: u64) -> CallId {
         let (id, g) = self.queue.remove(&seq).expect("a queued call is queued");
-        self.update_group(g, |group| {
-            group.queue.remove(&seq);
-        });
+        self.update_group(g, |group| group.dequeue(seq));
         id
     }
 
@@ -355,4 +479,39 @@ fn check_limit(limit: u32) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reservation_made_while_calls_wait_ranks_them_for_the_reserved_path() {
+        let t = Timestamp::from_millis;
+        let agent = AgentId::new("r").unwrap();
+        let mut pool = Pool::new(2).unwrap();
+        let g = pool.group_of(&agent, CallType::Chat);
+        pool.occupy(g, t(0));
+        pool.occupy(g, t(0));
+        for seq in [1, 2] {
+            pool.enqueue(seq, CallId::new(&format!("q{seq}")).unwrap(), g);
+        }
+        // All 2 slots reserved for the group that waits: no shared path left.
+        let chat = Reservations {
+            chat: 2,
+            ..Default::default()
+        };
+        pool.set_reservations(&agent, chat, t(0)).unwrap();
+        pool.enqueue(3, CallId::new("q3").unwrap(), g);
+        // Its reserved slots free one a second, each held 2 s.
+        for s in 1..=crate::MIN_FREES as u64 {
+            pool.vacate(g, t(s * 1000));
+            pool.occupy(g, t(s * 1000));
+        }
+        let now = t(crate::MIN_FREES as u64 * 1000);
+        let waits: Vec<_> = (1..=3)
+            .map(|seq| pool.expected_wait_ms(seq, g, seq, now))
+            .collect();
+        assert_eq!(waits, [Some(1000), Some(2000), Some(3000)]);
+    }
 }

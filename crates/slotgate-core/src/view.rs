@@ -22,6 +22,14 @@ pub struct CallView {
     pub slot: Option<Slot>,
     /// 1-based place in the org's queue, while queued.
     pub position: Option<u64>,
+    /// While queued, how long until it is likely admitted, in ms, as of the
+    /// instant of the view: from how long the slots it can take (the shared
+    /// pool, its group's reserved slots) were held before their recent frees,
+    /// and its place among the calls ahead that compete for them (see
+    /// `wait.rs`). `None` while those slots have freed fewer than
+    /// [`crate::MIN_FREES`] times since the engine started, and for active
+    /// and ended calls.
+    pub estimated_wait_ms: Option<u64>,
     /// When it joined the queue; `None` if it was admitted on arrival.
     pub queued_at: Option<Timestamp>,
     /// When it became active.

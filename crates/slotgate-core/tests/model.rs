@@ -568,7 +568,7 @@ fn compare(e: &Engine, m: &Model, step: &str) {
         assert_eq!(v.agents.len(), listed, "{step}: agents listed in {name}");
 
         let queue: Vec<String> = e
-            .queued_calls(name)
+            .queued_calls(name, e.now())
             .unwrap()
             .map(|c| c.id.to_string())
             .collect();
@@ -577,7 +577,10 @@ fn compare(e: &Engine, m: &Model, step: &str) {
 
         for i in 0..12u8 {
             let id = call_id(i);
-            match (o.calls.iter().find(|c| c.id == id), e.call(name, &id)) {
+            match (
+                o.calls.iter().find(|c| c.id == id),
+                e.call(name, &id, e.now()),
+            ) {
                 (None, Err(Error::CallNotFound)) => {}
                 (Some(c), Ok(view)) => {
                     let ms = |t: Option<Timestamp>| t.map(Timestamp::as_millis);
@@ -587,6 +590,10 @@ fn compare(e: &Engine, m: &Model, step: &str) {
                         view.position,
                         (c.st == St::Queued).then(|| o.position(c)),
                         "{step}: position of {name}/{id}"
+                    );
+                    assert!(
+                        c.st == St::Queued || view.estimated_wait_ms.is_none(),
+                        "{step}: an estimate on {name}/{id}, not queued"
                     );
                     assert_eq!(
                         ms(view.queued_at),

@@ -35,7 +35,7 @@ fn restore(from: &Engine) -> Engine {
         to.restore_reservations("acme", &a.id, a.reserved).unwrap();
     }
     let active = from.active_calls("acme").unwrap();
-    let queued: Vec<_> = from.queued_calls("acme").unwrap().collect();
+    let queued: Vec<_> = from.queued_calls("acme", from.now()).unwrap().collect();
     for c in active.into_iter().chain(queued) {
         let state = match c.state {
             CallState::Active => RestoredState::Active {
@@ -84,7 +84,7 @@ fn a_restored_engine_has_the_same_org_queue_and_grace_on_leases() {
     let (before, after) = (e.org("acme").unwrap(), r.org("acme").unwrap());
     assert_eq!(before, after);
     let ids = |e: &Engine| {
-        e.queued_calls("acme")
+        e.queued_calls("acme", e.now())
             .unwrap()
             .map(|c| (c.id, c.position))
             .collect::<Vec<_>>()
@@ -100,10 +100,10 @@ fn a_restored_engine_has_the_same_org_queue_and_grace_on_leases() {
         );
         assert_eq!(
             c.admitted_at,
-            e.call("acme", c.id.as_str()).unwrap().admitted_at
+            e.call("acme", c.id.as_str(), e.now()).unwrap().admitted_at
         );
     }
-    let w1 = r.call("acme", "w1").unwrap();
+    let w1 = r.call("acme", "w1", r.now()).unwrap();
     assert_eq!(w1.hold_expires_at, Some(restart + Duration::from_secs(30)));
     assert_eq!(
         w1.max_wait_expires_at,
@@ -149,4 +149,26 @@ fn a_command_that_arrives_after_a_deadline_sees_what_the_deadline_did() {
         e.acquire("acme", next, t(6)).unwrap(),
         slotgate_core::Acquired::Admitted(_)
     ));
+}
+
+#[test]
+fn a_restored_engine_has_no_history_of_frees_so_no_expected_waits_yet() {
+    let mut e = Engine::new(Config::default());
+    e.create_org(OrgId::new("acme").unwrap(), 1, t(0)).unwrap();
+    acquire(&mut e, "a0", "A", CallType::Chat, t(0));
+    for i in 1..=slotgate_core::MIN_FREES as u64 {
+        acquire(&mut e, &format!("a{i}"), "A", CallType::Chat, t(i));
+        e.release("acme", &format!("a{}", i - 1), t(i + 1)).unwrap();
+    }
+    acquire(&mut e, "q", "A", CallType::Chat, t(20));
+    assert!(e
+        .call("acme", "q", t(20))
+        .unwrap()
+        .estimated_wait_ms
+        .is_some());
+
+    let mut r = restore(&e);
+    r.resume(t(30));
+    let q = r.call("acme", "q", t(30)).unwrap();
+    assert_eq!((q.position, q.estimated_wait_ms), (Some(1), None));
 }

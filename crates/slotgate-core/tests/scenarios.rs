@@ -164,7 +164,7 @@ impl Script {
                 self.engine.handle_timeout(self.now);
                 "ok".into()
             }
-            ["call", org, call] => outcome(e.call(org, call).map(|c| call_text(&c))),
+            ["call", org, call] => outcome(e.call(org, call, self.now).map(|c| call_text(&c))),
             ["expect", org, pairs @ ..] => {
                 let v = e.org(org).unwrap();
                 for pair in pairs {
@@ -184,12 +184,12 @@ impl Script {
             }
             ["queue", org, calls @ ..] => {
                 let got: Vec<String> = e
-                    .queued_calls(org)
+                    .queued_calls(org, self.now)
                     .unwrap()
                     .map(|c| c.id.to_string())
                     .collect();
                 assert_eq!(got, calls.to_vec(), "queue of {org}");
-                for (i, c) in e.queued_calls(org).unwrap().enumerate() {
+                for (i, c) in e.queued_calls(org, self.now).unwrap().enumerate() {
                     assert_eq!(c.position, Some(i as u64 + 1), "position of {}", c.id);
                 }
                 "ok".into()

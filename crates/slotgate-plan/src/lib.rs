@@ -28,7 +28,8 @@
 //!
 //! - [`erlang`]: closed forms and sizing for one pool.
 //! - [`sim`]: the simulator (`config`, `run`: one replication, `tally`,
-//!   `report`); `rng`: its seedable random source; [`stats`]: confidence intervals.
+//!   `report`, `estimates`: the engine's expected waits against real ones);
+//!   `rng`: its seedable random source; [`stats`]: confidence intervals.
 //! - [`plan`]: the planner; [`whatif`]: the current configuration beside changes to it.
 //! - [`traffic`]: observed traffic, from recorded calls.
 //! - [`body`]: the bodies and answers of the server's planning endpoints.

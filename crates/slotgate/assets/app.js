@@ -50,6 +50,16 @@ function duration(ms) {
   return `${Math.floor(s / 3600)} h ${String(Math.floor(s / 60) % 60).padStart(2, "0")} min`;
 }
 
+// A queued call's expected wait (`estimated_wait_s`), as the CLI writes it:
+// "~40 s", "~12 min", "~2.5 h"; null (too little history) is "not known yet".
+function expectedWait(s) {
+  if (s == null) return "not known yet";
+  if (s < 1) return "<1 s";
+  if (s < 90) return `~${Math.round(s)} s`;
+  if (s < 5400) return `~${Math.round(s / 60)} min`;
+  return `~${(s / 3600).toFixed(1)} h`;
+}
+
 const since = (time) => duration(clock.now() - Date.parse(time));
 const until = (time) => duration(Date.parse(time) - clock.now());
 const capital = (t) => t[0].toUpperCase() + t.slice(1);
@@ -404,6 +414,7 @@ const queue = callList({
     ["Max wait", (c) => (c.max_wait_expires_at
       ? `${duration(Date.parse(c.max_wait_expires_at) - Date.parse(c.queued_at))}, ${until(c.max_wait_expires_at)} left`
       : "none")],
+    ["Expected wait", (c) => expectedWait(c.estimated_wait_s)],
   ],
 });
 $("queue-list").append(queue.root);

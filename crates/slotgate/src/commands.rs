@@ -18,7 +18,7 @@ use clap::{Args, Subcommand};
 use slotgate_client::{Acquire, CallFilter, CallState, CallType, Client, Org, Reservations, Role};
 
 pub use self::hold::stop_signal;
-use self::output::{count, emit};
+use self::output::{count, emit, wait_text};
 pub use self::output::{error_json, explain, Failure, KeySource};
 
 /// Where the server is and which key to use; shared by every client subcommand.
@@ -400,18 +400,23 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             let calls = client.calls(&org, &CallFilter { state, agent }).await?;
             emit(json, &calls, || {
                 let mut t = String::from(
-                    "CALL                 AGENT            TYPE      STATE    SLOT      POSITION\n",
+                    "CALL                 AGENT            TYPE      STATE    SLOT      POSITION  EXPECTED WAIT\n",
                 );
                 for c in &calls {
                     let _ = writeln!(
                         t,
-                        "{:<20} {:<16} {:<9} {:<8} {:<9} {}",
+                        "{:<20} {:<16} {:<9} {:<8} {:<9} {:<9} {}",
                         c.id,
                         c.agent,
                         c.call_type,
                         c.state,
                         c.slot.map_or("-", |s| s.as_str()),
-                        c.position.map_or("-".into(), |p| p.to_string())
+                        c.position.map_or("-".into(), |p| p.to_string()),
+                        if c.is_queued() {
+                            wait_text(c.estimated_wait_s)
+                        } else {
+                            "-".into()
+                        }
                     );
                 }
                 t + &count(calls.len(), "call")
@@ -430,9 +435,10 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
                     if status == 200 { " (it existed already)" } else { "" }
                 ),
                 CallState::Queued => format!(
-                    "call {} is queued at position {}; heartbeat it within its lease ({} s) to keep its place",
+                    "call {} is queued at position {} (expected wait {}); heartbeat it within its lease ({} s) to keep its place",
                     c.id,
                     c.position.unwrap_or(0),
+                    wait_text(c.estimated_wait_s),
                     c.lease_ttl_s
                 ),
                 CallState::Ended => format!(
@@ -464,8 +470,15 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
                     .lease_expires_at
                     .as_deref()
                     .or(c.hold_expires_at.as_deref());
+                let place = match c.position.filter(|_| c.is_queued()) {
+                    Some(p) => format!(
+                        "; position {p}, expected wait {}",
+                        wait_text(c.estimated_wait_s)
+                    ),
+                    None => String::new(),
+                };
                 format!(
-                    "call {} ({}) renewed{}",
+                    "call {} ({}) renewed{}{place}",
                     c.id,
                     c.state,
                     until.map_or(String::new(), |t| format!(" until {t}"))

@@ -249,9 +249,15 @@ impl Service {
     /// Reads the engine. Answers once everything the read may have seen is
     /// durable, so no answer shows a change that could be lost.
     async fn observe<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R> {
+        self.observe_at(|e, _| f(e)).await
+    }
+
+    /// Reads the engine as of now (for what depends on the time of reading,
+    /// such as a queued call's expected wait), as [`Service::observe`] does.
+    async fn observe_at<R>(&self, f: impl FnOnce(&Engine, Timestamp) -> R) -> Result<R> {
         let (result, ticket) = {
             let engine = self.engine();
-            (f(&engine), self.store.last_ticket())
+            (f(&engine, clock::now()), self.store.last_ticket())
         };
         self.store.durable(ticket).await?;
         Ok(result)

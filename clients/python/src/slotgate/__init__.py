@@ -52,6 +52,7 @@ from ._types import (
     Org,
     Page,
     PerType,
+    Position,
     Slot,
 )
 
@@ -96,6 +97,7 @@ __all__ = [
     "PayloadTooLarge",
     "PerType",
     "Permit",
+    "Position",
     "PositionCallback",
     "QueueFull",
     "QueueTimeout",

@@ -61,6 +61,7 @@ from ._types import (
     NewKey,
     Org,
     Page,
+    Position,
     Slot,
 )
 
@@ -68,8 +69,9 @@ log = logging.getLogger("slotgate")
 
 T = TypeVar("T")
 
-#: `on_position`: called with the queue position, at once and on every change.
-PositionCallback = Callable[[int], Any]
+#: `on_position`: called with the queue position (a :class:`Position`, an int
+#: with the call's `estimated_wait_s`), at once and on every change.
+PositionCallback = Callable[[Position], Any]
 #: `on_lost`: called with the ended call (None if heartbeats failed past the
 #: lease without an answer); may be a coroutine function.
 LostCallback = Callable[[Optional[Call]], Any]
@@ -570,7 +572,8 @@ class AsyncClient:
 
         Entering acquires (with `id`, or one made here, so retries are safe)
         and waits through the queue with long-polls, calling `on_position`
-        with the queue position at once and on every change; a `max_wait`
+        with the queue position (a :class:`Position`, which carries the
+        expected wait too) at once and on every change; a `max_wait`
         that passes raises :class:`QueueTimeout`. Inside, the lease is renewed
         in the background every third of `lease_ttl`; if the slot is lost
         (the call ended, or heartbeats failed for a whole lease) the permit's
@@ -606,7 +609,7 @@ class _Positions:
             return
         self.last = call.position
         try:
-            await _maybe_await(self.callback(call.position))
+            await _maybe_await(self.callback(Position(call.position, call.estimated_wait_s)))
         except Exception:
             log.exception("slotgate: on_position raised")
 
@@ -655,6 +658,11 @@ class AsyncPermit:
     @property
     def position(self) -> Optional[int]:
         return self.call.position if self.call else None
+
+    @property
+    def estimated_wait_s(self) -> Optional[float]:
+        """While queued, the expected wait as last seen (see :attr:`Call.estimated_wait_s`)."""
+        return self.call.estimated_wait_s if self.call else None
 
     @property
     def active(self) -> bool:

@@ -402,6 +402,10 @@ class Permit:
         return self._permit.position
 
     @property
+    def estimated_wait_s(self) -> Optional[float]:
+        return self._permit.estimated_wait_s
+
+    @property
     def active(self) -> bool:
         return self._permit.active
 

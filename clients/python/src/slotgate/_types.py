@@ -167,6 +167,22 @@ class Org:
         )
 
 
+class Position(int):
+    """A queued call's position, as `on_position` hears it: an ``int`` that
+    also carries the call's expected wait at that moment.
+
+    ``estimated_wait_s`` is the call's `estimated_wait_s` (None while the org
+    has too little history). Callbacks that take an ``int`` work unchanged.
+    """
+
+    estimated_wait_s: Optional[float]
+
+    def __new__(cls, position: int, estimated_wait_s: Optional[float] = None) -> Position:
+        p = super().__new__(cls, position)
+        p.estimated_wait_s = estimated_wait_s
+        return p
+
+
 @dataclass(frozen=True)
 class Call:
     """One call, as the server reports it."""
@@ -185,6 +201,11 @@ class Call:
     hold_expires_at: Optional[datetime] = None
     max_wait_expires_at: Optional[datetime] = None
     lease_ttl_s: Optional[float] = None
+    #: While queued: about how many seconds until it is admitted, as of the
+    #: answer, from how long the slots it can take were held before their
+    #: recent frees and the calls ahead of it; None while the org has too
+    #: little history (and for active and ended calls).
+    estimated_wait_s: Optional[float] = None
 
     @property
     def active(self) -> bool:
@@ -217,6 +238,7 @@ class Call:
             hold_expires_at=parse_time(d.get("hold_expires_at")),
             max_wait_expires_at=parse_time(d.get("max_wait_expires_at")),
             lease_ttl_s=_opt_float(d.get("lease_ttl_s")),
+            estimated_wait_s=_opt_float(d.get("estimated_wait_s")),
         )
 
 
@@ -272,6 +294,8 @@ class Event:
     call_type: Optional[CallType] = None
     slot: Optional[Slot] = None
     position: Optional[int] = None
+    #: `call.queued`: the call's expected wait on arrival (None: too little history).
+    estimated_wait_s: Optional[float] = None
     waited_ms: Optional[int] = None
     reason: Optional[EndReason] = None
     by: Optional[str] = None
@@ -302,6 +326,7 @@ class Event:
             call_type=None if ct is None else CallType(ct),
             slot=None if slot is None else Slot(slot),
             position=_opt_int(d.get("position")),
+            estimated_wait_s=_opt_float(d.get("estimated_wait_s")),
             waited_ms=_opt_int(d.get("waited_ms")),
             reason=None if reason is None else EndReason(reason),
             by=_opt_str(d.get("by")),

@@ -7,9 +7,13 @@
 //! interval over independent replications. Replications run on threads
 //! (`std::thread::scope`), each with its own engine and seed, so the answer
 //! depends on the seed only, never on the thread count.
+//!
+//! [`wait_estimates`] runs the same org to check the engine's expected waits
+//! against the waits calls really had.
 
 mod alias;
 mod config;
+mod estimates;
 mod report;
 mod run;
 mod tally;
@@ -18,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 pub use config::{Arrivals, DurationDist, Patience, SimConfig, StreamSpec};
+pub use estimates::{wait_estimates, WaitSample};
 pub use report::{Metrics, SimReport, StreamReport, TypeReport};
 
 use crate::error::Result;
@@ -59,7 +64,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<SimReport> {
 }
 
 /// Replication `i`'s seed: well apart from every other replication's.
-fn replication_seed(seed: u64, i: u64) -> u64 {
+pub(crate) fn replication_seed(seed: u64, i: u64) -> u64 {
     let mut x = seed ^ i.wrapping_mul(0xD1B5_4A32_D192_ED03);
     splitmix64(&mut x)
 }

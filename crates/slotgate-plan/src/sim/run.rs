@@ -18,8 +18,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use slotgate_core::{
-    AcquireRequest, AgentId, CallId, Config, EndReason, Engine, EventKind, OrgId, Reservations,
-    Timestamp, MAX_LEASE_TTL, MAX_MAX_WAIT,
+    AcquireRequest, AgentId, CallId, Config, EndReason, Engine, Event, EventKind, OrgId,
+    Reservations, Timestamp, MAX_LEASE_TTL, MAX_MAX_WAIT,
 };
 
 use crate::error::Result;
@@ -29,7 +29,7 @@ use crate::sim::config::{DurationDist, Patience, SimConfig};
 use crate::sim::tally::Tally;
 
 /// The org's id inside the simulation's private engine.
-const ORG: &str = "sim";
+pub(crate) const ORG: &str = "sim";
 /// How often a live call is heartbeated: well inside its 1 h lease and hold.
 const KEEPALIVE_MS: u64 = 30 * 60 * 1000;
 
@@ -97,7 +97,7 @@ pub(crate) struct Model {
     /// Per hour: total calls per second, and a table to pick which stream an
     /// arrival belongs to (`None` in an hour with no calls).
     hours: Vec<(f64, Option<Alias>)>,
-    warmup_ms: u64,
+    pub(crate) warmup_ms: u64,
     end_ms: u64,
 }
 
@@ -223,8 +223,19 @@ impl Arrivals<'_> {
     }
 }
 
+/// What watches a replication besides its tallies: a hook to measure the
+/// engine itself (e.g. its expected waits against the real ones). `()` watches nothing.
+pub(crate) trait Observer {
+    /// Every event the engine emits, in order, as the simulator reads it.
+    fn event(&mut self, _event: &Event) {}
+    /// The engine after each step of the simulation, at `now_ms`.
+    fn settled(&mut self, _engine: &Engine, _now_ms: u64) {}
+}
+
+impl Observer for () {}
+
 /// The simulator's own state in one replication.
-struct Run<'m> {
+struct Run<'m, O> {
     model: &'m Model,
     engine: Engine,
     rng: Rng,
@@ -239,10 +250,21 @@ struct Run<'m> {
     unresolved: u64,
     /// Queued calls that have a `max_wait` (and so will leave on their own).
     queued_with_patience: u64,
+    observer: O,
 }
 
 /// Runs one replication with `seed`; returns each stream's tally.
 pub(crate) fn replicate(model: &Model, seed: u64) -> Result<Vec<Tally>> {
+    replicate_observed(model, seed, ()).map(|(tallies, ())| tallies)
+}
+
+/// Runs one replication with `seed`, shown to `observer`; returns each
+/// stream's tally and the observer.
+pub(crate) fn replicate_observed<O: Observer>(
+    model: &Model,
+    seed: u64,
+    observer: O,
+) -> Result<(Vec<Tally>, O)> {
     let mut engine = Engine::new(Config {
         queue_cap: u32::MAX,
         ended_retention: Duration::ZERO,
@@ -264,6 +286,7 @@ pub(crate) fn replicate(model: &Model, seed: u64) -> Result<Vec<Tally>> {
         tallies: vec![Tally::default(); model.streams.len()],
         unresolved: 0,
         queued_with_patience: 0,
+        observer,
     };
     let mut arrivals = Arrivals { model, next_s: 0.0 };
     arrivals.advance(&mut run.rng);
@@ -305,12 +328,13 @@ pub(crate) fn replicate(model: &Model, seed: u64) -> Result<Vec<Tally>> {
             run.arrive(stream, next)?;
             arrivals.advance(&mut run.rng);
         }
+        run.observer.settled(&run.engine, next);
     }
     run.strand_the_rest();
-    Ok(run.tallies)
+    Ok((run.tallies, run.observer))
 }
 
-impl Run<'_> {
+impl<O: Observer> Run<'_, O> {
     /// A call of `stream` arrives at `at`.
     fn arrive(&mut self, stream: u32, at: u64) -> Result<()> {
         let measured = at >= self.model.warmup_ms;
@@ -399,6 +423,7 @@ impl Run<'_> {
     fn absorb_events(&mut self) {
         let (model, calls, tallies) = (self.model, &mut self.calls, &mut self.tallies);
         for event in self.engine.drain_events() {
+            self.observer.event(&event);
             let at = event.at.as_millis();
             match event.kind {
                 EventKind::CallQueued { call, .. } => {

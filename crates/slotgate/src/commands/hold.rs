@@ -10,7 +10,7 @@ use std::time::Duration;
 use slotgate_client::{Acquire, Client};
 use tokio::process::Command;
 
-use super::output::Failure;
+use super::output::{wait_text, Failure};
 
 /// Exit status when the slot was lost while the command ran (EX_TEMPFAIL).
 pub const LOST: u8 = 75;
@@ -33,11 +33,13 @@ pub async fn run(
         .id
         .clone()
         .unwrap_or_else(|| format!("hold_{}", crate::auth::random_hex(12)));
-    let req = req.id(&id).on_position(move |p| {
+    let req = req.id(&id).on_queue(move |q| {
+        let wait = wait_text(q.estimated_wait.map(|w| w.as_secs_f64()));
+        let line = format!("queued: position {}, expected wait {wait}", q.position);
         if terminal {
-            eprint!("\rqueued: position {p}   ");
+            eprint!("\r{line:<60}");
         } else {
-            eprintln!("queued: position {p}");
+            eprintln!("{line}");
         }
     });
     let permit = tokio::select! {

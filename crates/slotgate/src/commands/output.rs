@@ -85,6 +85,18 @@ pub fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// A queued call's expected wait (`estimated_wait_s`) for people: `~40 s`,
+/// `~12 min`, `~2.5 h`; `not known yet` while the org has too little history.
+pub fn wait_text(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "not known yet".into(),
+        Some(s) if s < 1.0 => "<1 s".into(),
+        Some(s) if s < 90.0 => format!("~{} s", s.round()),
+        Some(s) if s < 90.0 * 60.0 => format!("~{} min", (s / 60.0).round()),
+        Some(s) => format!("~{:.1} h", s / 3600.0),
+    }
+}
+
 /// The failure as the API's error object (for `--json`): refusals as the
 /// server sent them, other failures with a code of their own.
 pub fn error_json(f: &Failure, url: &str) -> String {
@@ -134,5 +146,25 @@ pub fn explain(f: &Failure, url: &str, key: Option<KeySource>) -> String {
             s
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_waits_read_in_a_fitting_unit() {
+        let cases = [
+            (None, "not known yet"),
+            (Some(0.4), "<1 s"),
+            (Some(40.4), "~40 s"),
+            (Some(89.0), "~89 s"),
+            (Some(700.0), "~12 min"),
+            (Some(9000.0), "~2.5 h"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(wait_text(s), want, "{s:?}");
+        }
     }
 }

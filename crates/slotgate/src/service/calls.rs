@@ -84,7 +84,7 @@ impl Service {
     ) -> Result<Call> {
         p.check(org, Action::Calls)?;
         let wait = limits::request_wait(wait_s.unwrap_or(0.0))?;
-        let call = self.observe(|e| e.call(org, id)).await??;
+        let call = self.observe_at(|e, now| e.call(org, id, now)).await??;
         if call.state != CallState::Queued || wait.is_zero() {
             return Ok(call.into());
         }
@@ -135,13 +135,13 @@ impl Service {
         let agent = filter.agent.as_deref().map(AgentId::new).transpose()?;
         let state = filter.state;
         let (calls, next_cursor) = self
-            .observe(|e| -> slotgate_core::Result<_> {
+            .observe_at(|e, now| -> slotgate_core::Result<_> {
                 let mut calls = Vec::new();
                 if state != Some(CallState::Queued) {
                     calls.extend(e.active_calls(org)?);
                 }
                 if state != Some(CallState::Active) {
-                    calls.extend(e.queued_calls(org)?);
+                    calls.extend(e.queued_calls(org, now)?);
                 }
                 calls.retain(|c| agent.as_ref().is_none_or(|a| &c.agent == a));
                 Ok(page.cut(calls))

@@ -289,6 +289,7 @@ test("the queue page by page, an agent's active calls, the limit line, cards on 
     assert.match(cells[4], /^\d+ s$/, `waiting of ${q.id}`);
     if (q.maxWait) assert.match(cells[5], /^10 min, 9 min \d\d s left$/, `max wait of ${q.id}`);
     else assert.equal(cells[5], "none", `max wait of ${q.id}`);
+    assert.equal(cells[6], "not known yet", `expected wait of ${q.id}: no slot has freed yet`);
   });
   let rows = await rowsOf(p, queueTable);
   assert.equal(rows.length, 20);
@@ -381,6 +382,34 @@ test("the queue page by page, an agent's active calls, the limit line, cards on 
   await phone.screenshot({ path: join(root, "target/dashboard-phone.png"), fullPage: true });
   await done(phone);
   for (const c of (await api("GET", "/orgs/busy/calls")).body.calls) await api("DELETE", `/orgs/busy/calls/${c.id}`);
+});
+
+test("the queue shows each call's expected wait once the org's slots have freed often enough", async () => {
+  assert.equal((await api("POST", "/orgs", { id: "steady", limit: 1 })).status, 201);
+  const place = (id) => api("POST", "/orgs/steady/calls", { id, agent: "agent-a", type: "chat", lease_ttl_s: 3600 });
+  assert.equal((await place("h")).status, 201);
+  // 8 frees (the engine's MIN_FREES), each after about 150 ms in use.
+  let active = "h";
+  for (let i = 0; i < 8; i++) {
+    assert.equal((await place(`w-${i}`)).status, 202);
+    await new Promise((ok) => setTimeout(ok, 150));
+    await api("DELETE", `/orgs/steady/calls/${active}`);
+    active = `w-${i}`;
+  }
+  for (let i = 0; i < 12; i++) assert.equal((await place(`q-${i + 1}`)).status, 202);
+  const listed = (await api("GET", "/orgs/steady/calls?state=queued")).body.calls;
+  assert.ok(listed.every((c) => c.estimated_wait_s > 0), "the API has an estimate for each");
+
+  const p = await page();
+  await p.goto(`${base}/#org=steady&key=${OP}`);
+  await p.waitForFunction(() => document.querySelectorAll("#queue-list tbody tr").length === 12);
+  const heads = await p.locator("#queue-list thead th").allTextContents();
+  assert.equal(heads[6], "Expected wait");
+  const waits = (await rowsOf(p, "#queue-list table")).map((cells) => cells[6]);
+  for (const w of waits) assert.match(w, /^(<1 s|~\d+ s)$/);
+  assert.match(waits[11], /^~\d+ s$/, "twelve calls ahead of a slot that frees every ~0.15 s: a second or more");
+  await done(p);
+  for (const c of (await api("GET", "/orgs/steady/calls")).body.calls) await api("DELETE", `/orgs/steady/calls/${c.id}`);
 });
 
 test("the chart's title and axis name the same window, the one its samples fill", async () => {
