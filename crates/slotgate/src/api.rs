@@ -6,13 +6,14 @@
 //! `api/events.rs`, `api/planning.rs` (traffic, plan, simulate), `api/ops.rs` (health, metrics, OpenAPI, dashboard).
 //! `api/openapi.rs` completes the OpenAPI document the annotations generate;
 //! `api/headers.rs` sets the security headers every answer carries.
-//! Errors become HTTP in `api/error.rs` only.
+//! Errors become HTTP in `api/error.rs` only; `api/json.rs` writes every JSON answer.
 
 pub mod calls;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod headers;
+pub mod json;
 pub mod keys;
 pub mod openapi;
 pub mod ops;
@@ -78,7 +79,6 @@ pub fn router(state: Arc<Service>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(headers::security))
-        .layer(middleware::map_response(end_json_with_newline))
         .with_state(state)
 }
 
@@ -98,28 +98,6 @@ async fn method_not_allowed() -> ApiError {
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("a request handler panicked").into_response()
-}
-
-/// Ends every JSON body with a newline, as text tools expect (`curl` output
-/// then ends its line). JSON answers are small; event streams are not JSON.
-async fn end_json_with_newline(response: Response) -> Response {
-    let json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !json {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(bytes) => {
-            let mut text = bytes.to_vec();
-            text.push(b'\n');
-            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-            Response::from_parts(parts, axum::body::Body::from(text))
-        }
-        Err(e) => ApiError::internal(format!("reading an answer's body: {e}")).into_response(),
-    }
 }
 
 /// Records latency per route and counts refusals.

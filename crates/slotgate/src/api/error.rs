@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use super::json::Json;
 use slotgate_api::{ErrorBody, ErrorCode, FieldError};
 
 use crate::auth::Denied;

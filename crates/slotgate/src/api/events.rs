@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::Json;
+use super::json::Json;
 use futures_util::stream::{Stream, StreamExt};
 use slotgate_api::EventPage;
 

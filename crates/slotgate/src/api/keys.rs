@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use super::json::Json;
 use slotgate_api::{CreateKey, KeyList, NewKey};
 
 use super::error::ApiError;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse};
-use axum::Json;
+use super::json::Json;
 
 use super::error::ApiError;
 use super::extract::caller;

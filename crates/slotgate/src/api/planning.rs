@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::Json;
+use super::json::Json;
 use slotgate_plan::{PlanAnswer, PlanBody, SimulateAnswer, SimulateBody, Traffic};
 
 use super::error::ApiError;
