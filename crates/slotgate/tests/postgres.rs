@@ -113,6 +113,24 @@ async fn migrating_twice_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrators_started_together_on_a_fresh_database_do_not_race() {
     let db = PgCluster::start().await;
+    migrate_together(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrators_do_not_race_where_transactions_default_to_serializable() {
+    // A migrator that waited for the lock must still see what the one before
+    // it committed, whatever the database's default isolation level.
+    let db = PgCluster::start().await;
+    let admin = db.connect().await;
+    let serializable = "ALTER DATABASE slotgate SET default_transaction_isolation = 'serializable'";
+    admin.batch_execute(serializable).await.unwrap();
+    migrate_together(&db).await;
+}
+
+/// Four migrators on four connections to a fresh database, released at once
+/// as replicas starting together: all succeed, exactly one applies the
+/// migrations, and each version is recorded once.
+async fn migrate_together(db: &PgCluster) {
     const MIGRATORS: usize = 4;
     // Connected first, then released together, as replicas starting at once.
     let start = Arc::new(Barrier::new(MIGRATORS));
