@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every slotgate test: unit, property, scenario, HTTP, end-to-end (the
 # real binary) and the dashboard in headless Chromium. It installs what the
-# tests need and the machine lacks (Debian's chromium, the npm packages of the
-# browser tests), so it passes on a fresh Debian machine too.
+# tests need and the machine lacks (Debian's chromium and postgresql, the npm
+# packages of the browser tests), so it passes on a fresh Debian machine too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,11 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need+=(curl)   # the README test runs its curl lines
+# The PostgreSQL tests run initdb and pg_ctl themselves (tests/support/postgres.rs
+# looks on PATH, then in Debian's /usr/lib/postgresql/*/bin).
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  need+=(postgresql)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   sudo_cmd=""

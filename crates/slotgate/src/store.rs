@@ -7,6 +7,7 @@
 //! changes happened, without blocking, and a request answers only once its
 //! write is durable ([`Store::durable`]): "a 2xx answer means durable".
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;
