@@ -3,8 +3,16 @@
 //! and the same loop against the classic Redis Lua semaphore (not durable) on
 //! a `redis-server` this benchmark starts itself, in the same run.
 //!
-//! Run: `cargo bench -p slotgate --bench load` (options after `--`:
-//! `--callers 64 --seconds 10`). Figures go to BENCHMARKS.md.
+//! Run: `cargo bench -p slotgate --features load-bench --bench load`
+//! (options after `--`: `--callers 64 --seconds 10`). Figures go to
+//! BENCHMARKS.md.
+//!
+//! To compare two builds with the same load generator: `SLOTGATE_BENCH_BIN`
+//! names the `slotgate` binary to run instead of the one cargo built with this
+//! bench (e.g. another commit's `target/release/slotgate`, as an absolute path:
+//! cargo runs the bench in `crates/slotgate`; it is started with the same
+//! `serve` arguments), and `--slotgate-only` skips the HTTP ceiling
+//! and the Redis rows. Alternate the builds' runs on a shared machine.
 //!
 //! Measured, per store:
 //! - throughput of acquire+release cycles, with as many slots as callers
@@ -36,6 +44,8 @@ use support::OPERATOR_KEY as OP;
 struct Opts {
     callers: usize,
     seconds: u64,
+    /// Only the slotgate rows and the wake-up (no HTTP ceiling, no Redis).
+    slotgate_only: bool,
 }
 
 fn opts() -> Opts {
@@ -50,6 +60,7 @@ fn opts() -> Opts {
     Opts {
         callers: get("--callers", 64) as usize,
         seconds: get("--seconds", 10),
+        slotgate_only: args.iter().any(|a| a == "--slotgate-only"),
     }
 }
 
@@ -168,8 +179,9 @@ impl Slotgate {
     async fn start() -> Slotgate {
         // The data dir sits on the project's disk (not a tmpfs), so fsyncs are real.
         let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+        std::fs::create_dir_all(&target).expect("target/ (CARGO_TARGET_DIR may be elsewhere)");
         let dir = tempfile::tempdir_in(target).expect("a temp dir under target/");
-        let (child, port, _log) = support::spawn(dir.path()).await;
+        let (child, port) = spawn(dir.path()).await;
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
@@ -201,6 +213,45 @@ impl Slotgate {
             calls: format!("{}/orgs/{org}/calls", self.base),
         })
     }
+}
+
+/// `slotgate serve` as the tests run it ([`support::serve_command`]), from
+/// `SLOTGATE_BENCH_BIN` when set; waits for the ready line, returns the port.
+async fn spawn(dir: &std::path::Path) -> (tokio::process::Child, u16) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut cmd = support::serve_command("127.0.0.1:0", dir);
+    if let Some(bin) = std::env::var_os("SLOTGATE_BENCH_BIN") {
+        let mut other = Command::new(bin);
+        other.args(cmd.get_args()).stdin(Stdio::null());
+        for (k, v) in cmd.get_envs() {
+            other.env(k, v.expect("serve_command only sets variables"));
+        }
+        cmd = other;
+    }
+    let mut child = tokio::process::Command::from(cmd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the slotgate binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("slotgate prints a ready line");
+        if let Some(rest) = line.split("ready on http://").nth(1) {
+            let addr = rest
+                .split(|c: char| c.is_whitespace() || c == '/')
+                .next()
+                .unwrap();
+            break addr.rsplit(':').next().unwrap().parse().expect("a port");
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
 }
 
 impl Drop for Slotgate {
@@ -433,6 +484,9 @@ fn main() {
     rt.block_on(async {
         let n = o.callers;
         println!("load: {n} callers, {} s per run, on {} cores", o.seconds, std::thread::available_parallelism().map_or(0, |p| p.get()));
+        if let Some(bin) = std::env::var_os("SLOTGATE_BENCH_BIN") {
+            println!("server: {}", bin.to_string_lossy());
+        }
         let sg = Slotgate::start().await;
         sg.org("roomy", n as u32).await;
         sg.org("tight", (n / 2) as u32).await;
@@ -446,6 +500,10 @@ fn main() {
         let mut queued = drive(sg.org_client("tight"), n, o.seconds, None, "t").await;
         rows.push(queued.row(&format!("slotgate (durable), {} slots: half the callers queue", n / 2)));
         let mut wake = wakeups(&sg, 300).await;
+        if o.slotgate_only {
+            print_rows(rows, &mut wake);
+            return;
+        }
         let ceiling = Arc::new(Healthz {
             http: sg.http.clone(),
             url: sg.base.replace("/v1", "/healthz"),
@@ -472,16 +530,23 @@ fn main() {
             }
             None => println!("\nredis-server not found: install it (apt-get install redis-server) for the baseline"),
         }
-        println!("\n| run | cycles/s | acquire p50 ms | acquire p99 ms | release p50 ms | release p99 ms |");
-        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-        for r in rows {
-            println!("{r}");
-        }
-        println!(
-            "\nrelease-to-waiter wake-up (from sending the release to the waiter's answer), {} rounds: p50 {:.2} ms, p99 {:.2} ms",
-            wake.0.len(),
-            wake.pct(0.5),
-            wake.pct(0.99)
-        );
+        print_rows(rows, &mut wake);
     });
+}
+
+/// The rows as BENCHMARKS.md shows them, then the wake-up percentiles.
+fn print_rows(rows: Vec<String>, wake: &mut Samples) {
+    println!(
+        "\n| run | cycles/s | acquire p50 ms | acquire p99 ms | release p50 ms | release p99 ms |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in rows {
+        println!("{r}");
+    }
+    println!(
+        "\nrelease-to-waiter wake-up (from sending the release to the waiter's answer), {} rounds: p50 {:.2} ms, p99 {:.2} ms",
+        wake.0.len(),
+        wake.pct(0.5),
+        wake.pct(0.99)
+    );
 }
