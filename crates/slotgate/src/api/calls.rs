@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use super::json::Json;
 use slotgate_api::{AcquireCall, Call, CallList, CallState, Heartbeat};
 
 use super::error::ApiError;
 use super::extract::{only_params, query_param, ApiJson, ApiPath, Auth};
+use super::json::Json;
 use super::openapi::{ListedState, PageParams};
 use super::page_param;
 use crate::service::{Admission, CallFilter, Service};

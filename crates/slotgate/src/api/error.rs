@@ -1,9 +1,9 @@
 //! The one place errors become HTTP: the status of the code, and the API's
 //! error body (`slotgate_api::ErrorBody`) with the code's extras inside `error`.
 
+use super::json::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use super::json::Json;
 use slotgate_api::{ErrorBody, ErrorCode, FieldError};
 
 use crate::auth::Denied;

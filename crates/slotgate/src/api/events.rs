@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use super::json::Json;
 use futures_util::stream::{Stream, StreamExt};
 use slotgate_api::EventPage;
 
 use super::error::ApiError;
 use super::extract::{only_params, query_param, ApiPath, Auth};
+use super::json::Json;
 use crate::service::Service;
 
 /// Events after a seq; with `wait_s`, waits for one when there are none.

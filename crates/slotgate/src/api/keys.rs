@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use super::json::Json;
 use slotgate_api::{CreateKey, KeyList, NewKey};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Auth};
+use super::json::Json;
 use super::openapi::PageParams;
 use super::page_param;
 use crate::service::Service;

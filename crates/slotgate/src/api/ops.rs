@@ -5,10 +5,10 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse};
-use super::json::Json;
 
 use super::error::ApiError;
 use super::extract::caller;
+use super::json::Json;
 use crate::auth::Principal;
 use crate::service::Service;
 use slotgate_api::ErrorCode;

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use super::json::Json;
 use slotgate_plan::{PlanAnswer, PlanBody, SimulateAnswer, SimulateBody, Traffic};
 
 use super::error::ApiError;
 use super::extract::{only_params, query_param, ApiJson, ApiPath, Auth};
+use super::json::Json;
 use crate::service::Service;
 
 /// The org's observed traffic per agent and type: arrival rates (overall and
