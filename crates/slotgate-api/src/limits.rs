@@ -50,8 +50,11 @@ pub fn check_id(field: &'static str, s: &str) -> Result<()> {
 }
 
 /// A window of observed traffic (`window`): a duration such as `7d`, `12h`
-/// or `90s`, from 1 s to 400 days.
-pub fn traffic_window(v: &str) -> Result<Duration> {
+/// or `90s`, from 1 s to 400 days; a week when none is given.
+pub fn traffic_window(v: Option<&str>) -> Result<Duration> {
+    let Some(v) = v else {
+        return Ok(DEFAULT_TRAFFIC_WINDOW);
+    };
     let d = humantime::parse_duration(v).map_err(|e| {
         FieldError::new(
             "window",

@@ -8,30 +8,10 @@ use slotgate_client::{Acquire, Call, CallState, CallType, Client, Org};
 
 mod support;
 
-use support::{Server, OPERATOR_KEY as OP};
+use support::{cli, slotgate, Server, OPERATOR_KEY as OP};
 
 async fn server() -> Server {
     Server::start().await
-}
-
-/// The CLI as a process, pointed at the server with the operator key in `SLOTGATE_KEY`.
-fn slotgate(s: &Server, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_slotgate"));
-    c.args(args)
-        .env("SLOTGATE_URL", &s.base)
-        .env("SLOTGATE_KEY", OP)
-        .stdin(Stdio::null());
-    c
-}
-
-/// Runs the CLI against the server; returns (exit code, stdout, stderr).
-fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {
-    let out = slotgate(s, args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,6 @@
 //! known stream of calls, `plan` and `simulate` answer over HTTP and on the
 //! command line, and bad input is refused naming the field.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -13,7 +12,7 @@ use slotgate_client::{CallState, CallType, Client, ErrorCode};
 
 mod support;
 
-use support::{Server, OPERATOR_KEY as OP};
+use support::{cli, Server, OPERATOR_KEY as OP};
 
 /// Starts `n` calls of `agent`/`t`, one every `every`, each held for `hold`,
 /// then released; returns once all have ended.
@@ -282,21 +281,6 @@ async fn bad_planning_input_is_400_naming_the_field() {
     }
     let (status, _) = s.call(Method::GET, "/orgs/nobody/traffic", None).await;
     assert_eq!(status, 404);
-}
-
-fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_slotgate"))
-        .args(args)
-        .env("SLOTGATE_URL", &s.base)
-        .env("SLOTGATE_KEY", OP)
-        .output()
-        .unwrap();
-    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

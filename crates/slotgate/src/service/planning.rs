@@ -44,10 +44,7 @@ impl Service {
         within_s: Option<f64>,
     ) -> Result<Traffic> {
         p.check(org, Action::Read)?;
-        let window = match window {
-            Some(w) => limits::traffic_window(w)?,
-            None => limits::DEFAULT_TRAFFIC_WINDOW,
-        };
+        let window = limits::traffic_window(window)?;
         let within = limits::seconds(
             "within_s",
             within_s.unwrap_or(DEFAULT_WITHIN_S),
@@ -172,10 +169,7 @@ impl Service {
             }
             return Ok(traffic);
         }
-        let window = match window.as_deref() {
-            Some(w) => limits::traffic_window(w)?,
-            None => limits::DEFAULT_TRAFFIC_WINDOW,
-        };
+        let window = limits::traffic_window(window.as_deref())?;
         let within = Duration::from_secs_f64(DEFAULT_WITHIN_S);
         let specs = self.observed(org, window, within).await?.specs();
         if specs.is_empty() {

@@ -567,3 +567,23 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The CLI as a process, pointed at the server with the operator key in `SLOTGATE_KEY`.
+pub fn slotgate(s: &Server, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_slotgate"));
+    c.args(args)
+        .env("SLOTGATE_URL", &s.base)
+        .env("SLOTGATE_KEY", OPERATOR_KEY)
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// Runs the CLI against the server; returns (exit code, stdout, stderr).
+pub fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {
+    let out = slotgate(s, args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
