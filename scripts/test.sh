@@ -27,6 +27,11 @@ echo "== Rust tests"
 cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
 
+echo "== the HTTP and end-to-end tests again, on PostgreSQL (the conformance suite of both stores)"
+# Each test server gets a throwaway cluster of its own (tests/support/postgres.rs).
+SLOTGATE_TEST_STORE=postgres cargo test -p slotgate \
+  --test api --test e2e --test client --test cli --test planning --test wait_estimate
+
 echo "== dashboard in headless Chromium"
 browser=crates/slotgate/tests/browser
 (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)

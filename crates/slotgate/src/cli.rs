@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::commands::{self, ClientCommand, Conn, Failure};
-use crate::server::{ready_line, Server, Settings};
+use crate::server::{ready_line, Server, Settings, StoreChoice};
 
 /// slotgate: concurrency control for AI agents on live calls.
 ///
@@ -68,14 +68,17 @@ pub struct ServeArgs {
         default_value = "./slotgate-data"
     )]
     pub data_dir: PathBuf,
-    /// Store: `sqlite`, the embedded store in --data-dir.
+    /// Store: `sqlite`, the embedded store in --data-dir, or a PostgreSQL
+    /// URL (`postgres://USER:PASSWORD@HOST:5432/DB`), whose schema is created
+    /// and migrated at start; the operator key then comes from
+    /// SLOTGATE_OPERATOR_KEY.
     #[arg(
         long,
         env = "SLOTGATE_STORE",
         hide_env_values = true,
         default_value = "sqlite"
     )]
-    pub store: String,
+    pub store: StoreChoice,
     /// How long ended calls stay readable and their ids idempotent (e.g. 24h, 90m).
     #[arg(long, env = "SLOTGATE_ENDED_RETENTION", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub ended_retention: Duration,
@@ -192,13 +195,8 @@ async fn client(conn: &Conn, cmd: ClientCommand) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    if args.store != "sqlite" {
-        return Err(format!(
-            "--store must be `sqlite` (the embedded store in --data-dir), got {:?}",
-            args.store
-        ));
-    }
     let settings = Settings {
+        store: args.store,
         data_dir: args.data_dir,
         operator_key: std::env::var("SLOTGATE_OPERATOR_KEY").ok(),
         ended_retention: args.ended_retention,
@@ -213,7 +211,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = Server::start(&settings, stop_rx.clone()).map_err(|e| e.to_string())?;
+    let server = Server::start(&settings, stop_rx.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(key) = &server.generated_operator_key {
         println!(
             "operator key (shown once, saved to {}): {key}",

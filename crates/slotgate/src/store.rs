@@ -7,7 +7,9 @@
 //! changes happened, without blocking, and a request answers only once its
 //! write is durable ([`Store::durable`]): "a 2xx answer means durable".
 
+mod group_commit;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::future::Future;
@@ -16,6 +18,15 @@ use std::pin::Pin;
 use slotgate_core::{AgentId, Event, OrgId, Reservations, RestoredCall, Timestamp};
 
 use crate::auth::KeyRecord;
+
+/// How long a store keeps things the engine no longer needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Ended calls (the engine keeps them as long, for idempotent retries).
+    pub ended_calls: std::time::Duration,
+    /// Events, for the events API.
+    pub events: std::time::Duration,
+}
 
 /// One change to make durable.
 #[derive(Debug, Clone)]

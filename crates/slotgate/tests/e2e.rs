@@ -1006,7 +1006,7 @@ async fn acquire_and_release_are_idempotent() {
 }
 
 // ---------------------------------------------------------------------------
-// 8. One server per data directory
+// 8. One server per data directory (and, for now, per PostgreSQL database)
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1014,6 +1014,7 @@ async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
     let s = Server::start().await;
     s.create_org("acme", 3).await;
     let out = tokio::process::Command::from(support::serve_command("127.0.0.1:0", s.data_dir()))
+        .args(s.store_args())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(30), out)
@@ -1026,10 +1027,17 @@ async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
         "non-zero exit: {:?}\n{err}",
         out.status
     );
-    let dir = s.data_dir().display().to_string();
-    let pid = s.pid().to_string();
-    assert!(err.contains(&dir), "stderr names {dir}: {err}");
-    assert!(err.contains(&pid), "stderr names pid {pid}: {err}");
+    if support::on_postgres() {
+        assert!(
+            err.contains("another slotgate serves this database"),
+            "stderr says why: {err}"
+        );
+    } else {
+        let dir = s.data_dir().display().to_string();
+        let pid = s.pid().to_string();
+        assert!(err.contains(&dir), "stderr names {dir}: {err}");
+        assert!(err.contains(&pid), "stderr names pid {pid}: {err}");
+    }
     // The first one is unaffected.
     assert_eq!(s.org("acme").await.limit, 3);
 }

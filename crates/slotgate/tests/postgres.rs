@@ -1,14 +1,17 @@
-//! The PostgreSQL store's schema migrations (issue 10) against a real,
-//! throwaway PostgreSQL cluster of each test's own (`support/postgres.rs`),
-//! and that cluster itself.
+//! The PostgreSQL store (issue 10) against a real, throwaway PostgreSQL
+//! cluster of each test's own (`support/postgres.rs`): its schema
+//! migrations, `slotgate serve --store postgres://...` itself, and that
+//! cluster. (Everything the API promises is checked on PostgreSQL by the
+//! HTTP and end-to-end tests run with `SLOTGATE_TEST_STORE=postgres`.)
 
-#[path = "support/postgres.rs"]
-mod pg;
+mod support;
 
 use std::sync::Arc;
 
-use pg::PgCluster;
 use slotgate::store::postgres::{migrate, MigrateError, Migrated, LATEST};
+use slotgate_api::{CallState, CallType};
+use support::pg::{self, PgCluster};
+use support::Server;
 use tokio::sync::Barrier;
 
 /// The tables migration 1 creates, and the migrations' own record.
@@ -228,4 +231,110 @@ async fn dropping_the_cluster_stops_it_and_removes_its_directory() {
         pg::connect(&url).await.is_err(),
         "the server still answers at {url}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_migrates_the_database_and_commits_each_change_before_answering() {
+    let s = Server::start_on_postgres(&[]).await;
+    let db = s.postgres().expect("a PostgreSQL server");
+    let client = db.connect().await;
+    assert_eq!(tables(&client).await, TABLES, "serve created the schema");
+    assert_eq!(versions(&client).await, all_versions());
+
+    s.create_org("acme", 2).await;
+    let a = s
+        .acquire("acme", "c1", "A", CallType::Inbound)
+        .await
+        .ok(201);
+    assert_eq!(a.brief().1, CallState::Active);
+    // Answered, so committed: another connection sees the call, its events
+    // and the org's version.
+    let row = client
+        .query_one(
+            "SELECT state, slot FROM slotgate_calls WHERE org = 'acme' AND id = 'c1'",
+            &[],
+        )
+        .await
+        .expect("the call's row");
+    assert_eq!(
+        (row.get::<_, &str>(0), row.get::<_, &str>(1)),
+        ("active", "shared")
+    );
+    let version: i64 = client
+        .query_one(
+            "SELECT last_event_seq FROM slotgate_orgs WHERE id = 'acme'",
+            &[],
+        )
+        .await
+        .expect("the org's row")
+        .get(0);
+    let events: i64 = client
+        .query_one(
+            "SELECT count(*) FROM slotgate_events WHERE org = 'acme'",
+            &[],
+        )
+        .await
+        .expect("the events")
+        .get(0);
+    assert_eq!((version, events), (2, 2), "org.created and call.admitted");
+    let kinds: Vec<String> = client
+        .query(
+            "SELECT body->>'type' FROM slotgate_events WHERE org = 'acme' ORDER BY seq",
+            &[],
+        )
+        .await
+        .expect("the events")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kinds, ["org.created", "call.admitted"]);
+}
+
+/// `slotgate serve` with these options and environment; its exit status and stderr.
+async fn serve_refuses(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_slotgate"));
+    c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(args)
+        .env_remove("SLOTGATE_OPERATOR_KEY")
+        .envs(env.iter().copied());
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::from(c).kill_on_drop(true).output(),
+    )
+    .await
+    .expect("serve exits instead of serving")
+    .expect("the binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_says_what_is_missing() {
+    let db = PgCluster::start().await;
+    let url = db.url();
+    let key = [("SLOTGATE_OPERATOR_KEY", "k")];
+
+    let (ok, err) = serve_refuses(&["--store", &url], &[]).await;
+    assert!(!ok && err.contains("set SLOTGATE_OPERATOR_KEY"), "{err}");
+
+    let (ok, err) = serve_refuses(&["--store", "redis://127.0.0.1/"], &key).await;
+    assert!(!ok && err.contains("a PostgreSQL URL"), "{err}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_slotgate"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("serve --help runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("postgres://"), "{help}");
+    assert!(
+        !help.contains("redis"),
+        "no store is promised for Redis: {help}"
+    );
+
+    db.stop();
+    let (ok, err) = serve_refuses(&["--store", &url], &key).await;
+    assert!(!ok && err.contains("connecting to PostgreSQL"), "{err}");
 }

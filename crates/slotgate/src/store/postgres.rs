@@ -1,10 +1,526 @@
-//! The PostgreSQL store of issue 10, for many replicas on one database.
+//! The PostgreSQL store (`slotgate serve --store postgres://...`), written
+//! with group commit like the embedded store.
 //!
-//! Foundations of issue 10: migrations; the store itself comes next. What
-//! exists is [`migrate`], which creates and upgrades the schema (versioned
-//! migrations under a transaction-scoped lock) and refuses a database whose
-//! schema is newer than this binary knows. `slotgate serve` does not use it yet.
+//! A writer task owns one connection and commits with group commit
+//! (`group_commit.rs`): everything waiting in one transaction, one commit; a
+//! request answers only once its change is committed in PostgreSQL. Reads (start-up, the events API, observed traffic) use a
+//! second connection; they run on the blocking threads, which wait for them
+//! on the runtime.
+//!
+//! This step serves one replica per database: the writer's connection holds
+//! a session advisory lock ([`REPLICA_LOCK`]) for as long as the server runs,
+//! and a second server on the same database refuses to start. Several
+//! replicas on one database (each change under its org's row lock, the
+//! engine catching up with the log) are the next step of issue 10.
 
 mod migrate;
 
+use std::collections::HashMap;
+
+use slotgate_core::{Event, EventKind, Timestamp};
+use slotgate_plan::CallRecord;
+use tokio::runtime::Handle;
+use tokio::sync::broadcast;
+use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
+
+use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer, MAX_BATCH};
+use super::rows::{self, CallRow, KeyRow, TrafficRow};
+use super::{Durable, Retention, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
+use crate::clock;
+
+/// The session advisory lock the serving replica holds: "slotgate" + 1.
+pub const REPLICA_LOCK: i64 = MIGRATION_LOCK + 1;
+
+/// The PostgreSQL store.
+#[derive(Debug)]
+pub struct PostgresStore {
+    tickets: Tickets,
+    reader: Client,
+    runtime: Handle,
+    retention: Retention,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// Connects to `url` and drives the connection on a task of its own.
+async fn connect(url: &str) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+impl PostgresStore {
+    /// Connects to `url`, migrates the schema, takes the replica lock and
+    /// starts the writer task.
+    pub async fn open(url: &str, retention: Retention) -> Result<Self, StoreError> {
+        let mut writer = connect(url).await?;
+        migrate(&mut writer).await.map_err(err)?;
+        let locked: bool = writer
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&REPLICA_LOCK])
+            .await
+            .map_err(err)?
+            .get(0);
+        if !locked {
+            return Err(StoreError(
+                "another slotgate serves this database; for now one server per database \
+                 (several replicas on one database come with issue 10's next step)"
+                    .into(),
+            ));
+        }
+        let reader = connect(url).await?;
+        let (tickets, write) = group_commit::channel();
+        tokio::spawn(write_loop(writer, write, retention));
+        Ok(PostgresStore {
+            tickets,
+            reader,
+            runtime: Handle::current(),
+            retention,
+        })
+    }
+
+    /// Runs a read on the runtime and waits for it (on a blocking thread).
+    fn read<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.runtime.block_on(f)
+    }
+}
+
+impl Store for PostgresStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        self.read(load(&self.reader))
+    }
+
+    fn submit(&self, write: Write) -> u64 {
+        self.tickets.submit(write)
+    }
+
+    fn last_ticket(&self) -> u64 {
+        self.tickets.last()
+    }
+
+    fn durable(&self, ticket: u64) -> Durable {
+        self.tickets.durable(ticket)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Stored> {
+        self.tickets.subscribe()
+    }
+
+    fn last_event(&self, org: &str) -> Result<u64, StoreError> {
+        self.read(async {
+            let row = self
+                .reader
+                .query_one(
+                    "SELECT COALESCE(MAX(seq), 0) FROM slotgate_events WHERE org = $1",
+                    &[&org],
+                )
+                .await
+                .map_err(err)?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn calls_complete_since(&self, org: &str, now: Timestamp) -> Result<Timestamp, StoreError> {
+        let kept = now
+            .as_millis()
+            .saturating_sub(self.retention.ended_calls.as_millis() as u64);
+        let created: Option<i64> = self.read(async {
+            let row = self
+                .reader
+                .query_one(
+                    "SELECT MIN(at) FROM slotgate_events WHERE org = $1 AND seq = 1",
+                    &[&org],
+                )
+                .await
+                .map_err(err)?;
+            Ok(row.get(0))
+        })?;
+        let created = created.map_or(0, |t| t.max(0) as u64);
+        Ok(Timestamp::from_millis(kept.max(created)))
+    }
+
+    fn calls_since(&self, org: &str, since: Timestamp) -> Result<Vec<CallRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM slotgate_calls WHERE org = $1 AND COALESCE(queued_at, admitted_at) >= $2",
+            rows::TRAFFIC_COLUMNS
+        );
+        let found = self.read(async {
+            self.reader
+                .query(&sql, &[&org, &rows::ms(since)])
+                .await
+                .map_err(err)
+        })?;
+        found
+            .iter()
+            .map(|r| {
+                TrafficRow {
+                    agent: r.get(0),
+                    call_type: r.get(1),
+                    arrived_at: r.get(2),
+                    admitted_at: r.get(3),
+                    ended_at: r.get(4),
+                    end_reason: r.get(5),
+                }
+                .record()
+                .map_err(err)
+            })
+            .collect()
+    }
+
+    fn events(
+        &self,
+        org: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<slotgate_api::Event>, StoreError> {
+        let found = self.read(async {
+            self.reader
+                .query(
+                    "SELECT body::text FROM slotgate_events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    &[&org, &(after as i64), &(limit as i64)],
+                )
+                .await
+                .map_err(err)
+        })?;
+        found
+            .iter()
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(err))
+            .collect()
+    }
+}
+
+/// The writer task: batches, one transaction and one commit per batch.
+async fn write_loop(mut conn: Client, mut writer: Writer, retention: Retention) {
+    let mut batch = Vec::new();
+    let mut prepared = Prepared::new();
+    while writer.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let last = last_ticket(&batch);
+        let result = commit(&mut conn, &mut prepared, &batch).await;
+        batch.clear();
+        if !writer.finish(last, result) {
+            return;
+        }
+        if writer.purge_due() {
+            if let Err(e) = purge(&conn, retention).await {
+                tracing::warn!(error = %e, "purging old calls and events failed");
+            }
+        }
+    }
+}
+
+/// Applies a batch of writes in one transaction; the events it stored.
+async fn commit(
+    conn: &mut Client,
+    prepared: &mut Prepared,
+    batch: &[(u64, Write)],
+) -> Result<Vec<Stored>, StoreError> {
+    let txn = conn.transaction().await.map_err(err)?;
+    let mut published = Vec::new();
+    for (_, write) in batch {
+        apply(&txn, prepared, write, &mut published)
+            .await
+            .map_err(err)?;
+    }
+    for (org, seq) in newest_seqs(&published) {
+        exec(
+            &txn,
+            prepared,
+            "UPDATE slotgate_orgs SET last_event_seq = $2 WHERE id = $1",
+            &[&org, &(seq as i64)],
+        )
+        .await
+        .map_err(err)?;
+    }
+    txn.commit().await.map_err(err)?;
+    Ok(published)
+}
+
+async fn purge(conn: &Client, retention: Retention) -> Result<(), tokio_postgres::Error> {
+    let now = rows::ms(clock::now());
+    let ended = now - retention.ended_calls.as_millis() as i64;
+    let events = now - retention.events.as_millis() as i64;
+    conn.execute(
+        "DELETE FROM slotgate_calls WHERE state = 'ended' AND ended_at < $1",
+        &[&ended],
+    )
+    .await?;
+    conn.execute("DELETE FROM slotgate_events WHERE at < $1", &[&events])
+        .await?;
+    Ok(())
+}
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+/// The writer's prepared statements, by their text.
+type Prepared = HashMap<&'static str, Statement>;
+
+/// Runs one statement, prepared once per connection.
+async fn exec(
+    txn: &Transaction<'_>,
+    prepared: &mut Prepared,
+    sql: &'static str,
+    params: &[Param<'_>],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = match prepared.get(sql) {
+        Some(s) => s.clone(),
+        None => {
+            let s = txn.prepare(sql).await?;
+            prepared.insert(sql, s.clone());
+            s
+        }
+    };
+    txn.execute(&statement, params).await
+}
+
+async fn apply(
+    txn: &Transaction<'_>,
+    prepared: &mut Prepared,
+    write: &Write,
+    published: &mut Vec<Stored>,
+) -> Result<(), tokio_postgres::Error> {
+    match write {
+        Write::PutKey(k) => {
+            exec(txn, prepared,
+                "INSERT INTO slotgate_keys (id, org, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&k.id, &k.org.as_str(), &k.name, &k.role.as_str(), &&k.hash[..], &rows::ms(k.created_at)],
+            ).await?;
+        }
+        Write::DeleteKey { id } => {
+            exec(
+                txn,
+                prepared,
+                "DELETE FROM slotgate_keys WHERE id = $1",
+                &[id],
+            )
+            .await?;
+        }
+        Write::Events(events) => {
+            for (e, by) in events {
+                apply_event(txn, prepared, e).await?;
+                let body = serde_json::to_string(&e.to_api(by.as_deref()))
+                    .expect("an event renders to JSON");
+                exec(
+                    txn,
+                    prepared,
+                    "INSERT INTO slotgate_events (org, seq, at, body) VALUES ($1, $2, $3, $4::text::jsonb)",
+                    &[&e.org.as_str(), &(e.seq as i64), &rows::ms(e.at), &body],
+                )
+                .await?;
+                published.push(Stored {
+                    org: e.org.clone(),
+                    seq: e.seq,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rows an event changes.
+async fn apply_event(
+    txn: &Transaction<'_>,
+    prepared: &mut Prepared,
+    e: &Event,
+) -> Result<(), tokio_postgres::Error> {
+    let org = e.org.as_str();
+    match &e.kind {
+        EventKind::OrgCreated { limit } => {
+            exec(
+                txn,
+                prepared,
+                "INSERT INTO slotgate_orgs (id, lim, last_event_seq) VALUES ($1, $2, 0)",
+                &[&org, &(*limit as i32)],
+            )
+            .await?;
+        }
+        EventKind::LimitChanged { new, .. } => {
+            exec(
+                txn,
+                prepared,
+                "UPDATE slotgate_orgs SET lim = $2 WHERE id = $1",
+                &[&org, &(*new as i32)],
+            )
+            .await?;
+        }
+        EventKind::ReservationsChanged { agent, new, .. } => {
+            if new.total() == 0 {
+                exec(
+                    txn,
+                    prepared,
+                    "DELETE FROM slotgate_reservations WHERE org = $1 AND agent = $2",
+                    &[&org, &agent.as_str()],
+                )
+                .await?;
+            } else {
+                let [w, c, o, i] =
+                    [new.webcall, new.chat, new.outbound, new.inbound].map(|n| n as i32);
+                exec(txn, prepared,
+                    "INSERT INTO slotgate_reservations (org, agent, webcall, chat, outbound, inbound)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (org, agent) DO UPDATE SET webcall = $3, chat = $4, outbound = $5, inbound = $6",
+                    &[&org, &agent.as_str(), &w, &c, &o, &i],
+                ).await?;
+            }
+        }
+        EventKind::CallQueued {
+            call,
+            agent,
+            call_type,
+            lease_ttl_ms,
+            max_wait_expires_at,
+            ..
+        } => {
+            exec(txn, prepared,
+                // An id may come back once its ended call has left the engine's
+                // retention window; the old row is then replaced whole.
+                "INSERT INTO slotgate_calls (org, id, agent, type, state, queue_seq, queued_at, lease_ttl_ms, max_wait_at)
+                 VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)
+                 ON CONFLICT (org, id) DO UPDATE SET agent = $3, type = $4, state = 'queued', slot = NULL,
+                     queue_seq = $5, queued_at = $6, admitted_at = NULL, lease_ttl_ms = $7, max_wait_at = $8,
+                     ended_at = NULL, end_reason = NULL",
+                &[
+                    &org,
+                    &call.as_str(),
+                    &agent.as_str(),
+                    &call_type.as_str(),
+                    &(e.seq as i64),
+                    &rows::ms(e.at),
+                    &(*lease_ttl_ms as i64),
+                    &max_wait_expires_at.map(rows::ms),
+                ],
+            ).await?;
+        }
+        EventKind::CallAdmitted {
+            call,
+            agent,
+            call_type,
+            slot,
+            lease_ttl_ms,
+            ..
+        } => {
+            exec(
+                txn,
+                prepared,
+                "INSERT INTO slotgate_calls (org, id, agent, type, state, slot, admitted_at, lease_ttl_ms)
+                 VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)
+                 ON CONFLICT (org, id) DO UPDATE SET state = 'active', slot = $5, admitted_at = $6,
+                     agent = $3, type = $4, lease_ttl_ms = $7, ended_at = NULL, end_reason = NULL,
+                     queued_at = CASE slotgate_calls.state WHEN 'queued' THEN slotgate_calls.queued_at END,
+                     queue_seq = CASE slotgate_calls.state WHEN 'queued' THEN slotgate_calls.queue_seq END",
+                &[
+                    &org,
+                    &call.as_str(),
+                    &agent.as_str(),
+                    &call_type.as_str(),
+                    &slot.as_str(),
+                    &rows::ms(e.at),
+                    &(*lease_ttl_ms as i64),
+                ],
+            )
+            .await?;
+        }
+        EventKind::CallEnded { call, reason, .. } => {
+            exec(txn, prepared,
+                "UPDATE slotgate_calls SET state = 'ended', ended_at = $3, end_reason = $4 WHERE org = $1 AND id = $2",
+                &[&org, &call.as_str(), &rows::ms(e.at), &reason.as_str()],
+            ).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn call_row(r: &Row) -> CallRow {
+    CallRow {
+        id: r.get(0),
+        agent: r.get(1),
+        call_type: r.get(2),
+        state: r.get(3),
+        slot: r.get(4),
+        queued_at: r.get(5),
+        admitted_at: r.get(6),
+        lease_ttl_ms: r.get(7),
+        max_wait_at: r.get(8),
+        ended_at: r.get(9),
+        end_reason: r.get(10),
+    }
+}
+
+/// Everything, read at start (before this server writes anything).
+async fn load(conn: &Client) -> Result<Snapshot, StoreError> {
+    let orgs = conn
+        .query(
+            "SELECT id, lim, last_event_seq FROM slotgate_orgs ORDER BY id",
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    let mut snapshot = Snapshot::default();
+    let reservations_sql = "SELECT agent, webcall, chat, outbound, inbound FROM slotgate_reservations WHERE org = $1 ORDER BY agent";
+    let calls_sql = format!(
+        "SELECT {} FROM slotgate_calls WHERE org = $1 ORDER BY {}",
+        rows::CALL_COLUMNS,
+        rows::CALL_ORDER
+    );
+    for org in &orgs {
+        let id: &str = org.get(0);
+        let reservations = conn
+            .query(reservations_sql, &[&id])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| {
+                let counts = [1, 2, 3, 4].map(|i| r.get::<_, i32>(i).max(0) as u32);
+                Ok((rows::agent_id(r.get(0))?, rows::reservations(counts)))
+            })
+            .collect::<Result<Vec<_>, rows::Corrupt>>()
+            .map_err(err)?;
+        let calls = conn
+            .query(&calls_sql, &[&id])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| call_row(r).restored())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        snapshot.orgs.push(StoredOrg {
+            id: rows::org(id).map_err(err)?,
+            limit: org.get::<_, i32>(1).max(0) as u32,
+            last_event_seq: org.get::<_, i64>(2).max(0) as u64,
+            reservations,
+            calls,
+        });
+    }
+    let keys_sql = format!("SELECT {} FROM slotgate_keys", rows::KEY_COLUMNS);
+    snapshot.keys = conn
+        .query(&keys_sql, &[])
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| {
+            KeyRow {
+                id: r.get(0),
+                org: r.get(1),
+                name: r.get(2),
+                role: r.get(3),
+                hash: r.get(4),
+                created_at: r.get(5),
+            }
+            .record()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    Ok(snapshot)
+}

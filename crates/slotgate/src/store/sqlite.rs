@@ -1,27 +1,23 @@
 //! The embedded store: one SQLite file in the data directory, written with group commit.
 //!
-//! A single writer thread owns the write connection. Requests submit writes
-//! through a channel without blocking; the writer takes everything waiting,
-//! applies it in one transaction and commits once (WAL, `synchronous=FULL`: one
-//! fsync), then publishes the highest ticket now durable. So concurrent
-//! requests share one fsync, and a request answers once its ticket is durable.
+//! A single writer thread owns the write connection and commits with group
+//! commit (`group_commit.rs`): everything waiting in one transaction, one
+//! commit (WAL, `synchronous=FULL`: one fsync). So concurrent requests share
+//! one fsync, and a request answers once its ticket is durable.
 //! Reads (start-up, the events API) use their own connection.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, Transaction};
-use slotgate_core::{
-    AgentId, CallId, CallType, EndReason, EventKind, OrgId, Reservations, RestoredCall,
-    RestoredState, Slot, Timestamp,
-};
+use slotgate_core::{EventKind, Timestamp};
 use slotgate_plan::CallRecord;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::broadcast;
 
-use super::{Durable, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
-use crate::auth::{KeyRecord, Role};
+use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer, MAX_BATCH};
+use super::rows::{self, ms, CallRow, KeyRow, TrafficRow};
+use super::{Durable, Retention, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
 use crate::clock;
 
 const SCHEMA: &str = "
@@ -51,24 +47,12 @@ CREATE TABLE IF NOT EXISTS keys (
 );
 ";
 
-/// How long the store keeps things it no longer needs for the engine.
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    /// Ended calls (the engine keeps them as long, for idempotent retries).
-    pub ended_calls: Duration,
-    /// Events, for the events API.
-    pub events: Duration,
-}
-
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    tx: mpsc::UnboundedSender<(u64, Write)>,
-    submitted: AtomicU64,
-    durable: watch::Receiver<Result<u64, StoreError>>,
+    tickets: Tickets,
     reader: Arc<Mutex<Connection>>,
-    published: broadcast::Sender<Stored>,
     retention: Retention,
 }
 
@@ -91,21 +75,15 @@ impl SqliteStore {
         let writer = open(&path).map_err(err)?;
         writer.execute_batch(SCHEMA).map_err(err)?;
         let reader = open(&path).map_err(err)?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (durable_tx, durable) = watch::channel(Ok(0));
-        let (published, _) = broadcast::channel(4096);
-        let publisher = published.clone();
+        let (tickets, write) = group_commit::channel();
         std::thread::Builder::new()
             .name("slotgate-store".into())
-            .spawn(move || write_loop(writer, rx, durable_tx, publisher, retention))
+            .spawn(move || write_loop(writer, write, retention))
             .map_err(err)?;
         Ok(SqliteStore {
             path,
-            tx,
-            submitted: AtomicU64::new(0),
-            durable,
+            tickets,
             reader: Arc::new(Mutex::new(reader)),
-            published,
             retention,
         })
     }
@@ -130,30 +108,19 @@ impl Store for SqliteStore {
     }
 
     fn submit(&self, write: Write) -> u64 {
-        // Callers submit under the engine lock, so tickets follow the order of changes.
-        let ticket = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
-        // A closed channel means the writer died; `durable` then reports its error.
-        let _ = self.tx.send((ticket, write));
-        ticket
+        self.tickets.submit(write)
     }
 
     fn last_ticket(&self) -> u64 {
-        self.submitted.load(Ordering::SeqCst)
+        self.tickets.last()
     }
 
     fn durable(&self, ticket: u64) -> Durable {
-        let mut rx = self.durable.clone();
-        Box::pin(async move {
-            let seen = rx
-                .wait_for(|d| !matches!(d, Ok(n) if *n < ticket))
-                .await
-                .map_err(|_| StoreError("the store writer stopped".into()))?;
-            seen.clone().map(|_| ())
-        })
+        self.tickets.durable(ticket)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Stored> {
-        self.published.subscribe()
+        self.tickets.subscribe()
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
@@ -186,31 +153,26 @@ impl Store for SqliteStore {
     fn calls_since(&self, org: &str, since: Timestamp) -> Result<Vec<CallRecord>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT agent, type, COALESCE(queued_at, admitted_at), admitted_at, ended_at, end_reason
-                 FROM calls WHERE org = ?1 AND COALESCE(queued_at, admitted_at) >= ?2",
-            )
+            .prepare_cached(&format!(
+                "SELECT {} FROM calls WHERE org = ?1 AND COALESCE(queued_at, admitted_at) >= ?2",
+                rows::TRAFFIC_COLUMNS
+            ))
             .map_err(err)?;
-        let rows = stmt
+        let found = stmt
             .query_map(params![org, ms(since)], |r| {
-                let when = |i| {
-                    r.get::<_, Option<i64>>(i)
-                        .map(|t| t.map(|t| t.max(0) as u64))
-                };
-                Ok(CallRecord {
+                TrafficRow {
                     agent: r.get(0)?,
-                    call_type: parse_type(&r.get::<_, String>(1)?)?,
-                    arrived_ms: when(2)?.unwrap_or(0),
-                    admitted_ms: when(3)?,
-                    ended_ms: when(4)?,
-                    end_reason: r
-                        .get::<_, Option<String>>(5)?
-                        .map(|s| parse_reason(&s))
-                        .transpose()?,
-                })
+                    call_type: r.get(1)?,
+                    arrived_at: r.get(2)?,
+                    admitted_at: r.get(3)?,
+                    ended_at: r.get(4)?,
+                    end_reason: r.get(5)?,
+                }
+                .record()
+                .map_err(bad)
             })
             .map_err(err)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(err)
+        found.collect::<rusqlite::Result<_>>().map_err(err)
     }
 
     fn events(
@@ -239,55 +201,16 @@ impl Store for SqliteStore {
 }
 
 /// The writer thread: batches, one transaction and one fsync per batch.
-fn write_loop(
-    mut conn: Connection,
-    mut rx: mpsc::UnboundedReceiver<(u64, Write)>,
-    durable: watch::Sender<Result<u64, StoreError>>,
-    publish: broadcast::Sender<Stored>,
-    retention: Retention,
-) {
+fn write_loop(mut conn: Connection, mut writer: Writer, retention: Retention) {
     let mut batch = Vec::new();
-    let mut last_purge = std::time::Instant::now();
-    while rx.blocking_recv_many(&mut batch, 4096) > 0 {
-        let last = batch.last().map_or(0, |(t, _)| *t);
-        let mut published = Vec::new();
-        let result = conn.transaction().map_err(err).and_then(|txn| {
-            for (_, write) in &batch {
-                apply(&txn, write, &mut published).map_err(err)?;
-            }
-            // Each org's newest seq, once per batch (events come in seq order).
-            let mut newest = std::collections::HashMap::new();
-            for e in &published {
-                newest.insert(e.org.as_str(), e.seq);
-            }
-            for (org, seq) in newest {
-                exec(
-                    &txn,
-                    "UPDATE orgs SET last_event_seq = ?2 WHERE id = ?1",
-                    params![org, seq as i64],
-                )
-                .map_err(err)?;
-            }
-            txn.commit().map_err(err)
-        });
+    while writer.rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        let last = last_ticket(&batch);
+        let result = commit(&mut conn, &batch);
         batch.clear();
-        match result {
-            Ok(()) => {
-                // Committed: publish, then acknowledge, so that whoever was
-                // acknowledged finds its events in the stream already.
-                for event in published {
-                    let _ = publish.send(event);
-                }
-                let _ = durable.send_replace(Ok(last));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store write failed; no further change will be acknowledged");
-                let _ = durable.send_replace(Err(e));
-                return;
-            }
+        if !writer.finish(last, result) {
+            return;
         }
-        if last_purge.elapsed() > Duration::from_secs(60) {
-            last_purge = std::time::Instant::now();
+        if writer.purge_due() {
             if let Err(e) = purge(&conn, retention) {
                 tracing::warn!(error = %e, "purging old calls and events failed");
             }
@@ -295,8 +218,23 @@ fn write_loop(
     }
 }
 
-fn ms(t: Timestamp) -> i64 {
-    t.as_millis() as i64
+/// Applies a batch of writes in one transaction; the events it stored.
+fn commit(conn: &mut Connection, batch: &[(u64, Write)]) -> Result<Vec<Stored>, StoreError> {
+    let txn = conn.transaction().map_err(err)?;
+    let mut published = Vec::new();
+    for (_, write) in batch {
+        apply(&txn, write, &mut published).map_err(err)?;
+    }
+    for (org, seq) in newest_seqs(&published) {
+        exec(
+            &txn,
+            "UPDATE orgs SET last_event_seq = ?2 WHERE id = ?1",
+            params![org, seq as i64],
+        )
+        .map_err(err)?;
+    }
+    txn.commit().map_err(err)?;
+    Ok(published)
 }
 
 fn purge(conn: &Connection, retention: Retention) -> rusqlite::Result<()> {
@@ -456,32 +394,8 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
     Ok(())
 }
 
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millis(ms.max(0) as u64)
-}
-
-fn bad(what: &str) -> rusqlite::Error {
-    rusqlite::Error::InvalidColumnName(format!("stored data does not parse: {what}"))
-}
-
-fn parse_slot(s: Option<String>) -> rusqlite::Result<Option<Slot>> {
-    match s.as_deref() {
-        None => Ok(None),
-        Some("reserved") => Ok(Some(Slot::Reserved)),
-        Some("shared") => Ok(Some(Slot::Shared)),
-        Some(other) => Err(bad(other)),
-    }
-}
-
-fn parse_type(s: &str) -> rusqlite::Result<CallType> {
-    s.parse().map_err(|_| bad(s))
-}
-
-fn parse_reason(s: &str) -> rusqlite::Result<EndReason> {
-    EndReason::ALL
-        .into_iter()
-        .find(|r| r.as_str() == s)
-        .ok_or_else(|| bad(s))
+fn bad(e: rows::Corrupt) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnName(e.to_string())
 }
 
 fn load(conn: &Connection) -> rusqlite::Result<Snapshot> {
@@ -494,88 +408,66 @@ fn load(conn: &Connection) -> rusqlite::Result<Snapshot> {
             r.get::<_, i64>(2)?,
         ))
     })?;
+    let calls_sql = format!(
+        "SELECT {} FROM calls WHERE org = ?1 ORDER BY {}",
+        rows::CALL_COLUMNS,
+        rows::CALL_ORDER
+    );
     for row in rows {
         let (id, limit, last) = row?;
-        let org_id = OrgId::new(&id).map_err(|_| bad(&id))?;
         let mut res = conn.prepare_cached(
             "SELECT agent, webcall, chat, outbound, inbound FROM reservations WHERE org = ?1 ORDER BY agent",
         )?;
         let reservations = res
             .query_map([&id], |r| {
-                let agent: String = r.get(0)?;
-                let agent = AgentId::new(&agent).map_err(|_| bad(&agent))?;
-                let r = Reservations {
-                    webcall: r.get(1)?,
-                    chat: r.get(2)?,
-                    outbound: r.get(3)?,
-                    inbound: r.get(4)?,
-                };
-                Ok((agent, r))
+                let agent = rows::agent_id(&r.get::<_, String>(0)?).map_err(bad)?;
+                Ok((
+                    agent,
+                    rows::reservations([r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]),
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut calls = conn.prepare_cached(
-            "SELECT id, agent, type, state, slot, queued_at, admitted_at, lease_ttl_ms, max_wait_at, ended_at, end_reason
-             FROM calls WHERE org = ?1
-             ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END,
-                      CASE state WHEN 'ended' THEN ended_at ELSE queue_seq END",
-        )?;
+        let mut calls = conn.prepare_cached(&calls_sql)?;
         let calls = calls
             .query_map([&id], |r| {
-                let id: String = r.get(0)?;
-                let agent: String = r.get(1)?;
-                let call_type: String = r.get(2)?;
-                let state: String = r.get(3)?;
-                let slot = parse_slot(r.get(4)?)?;
-                let queued_at = r.get::<_, Option<i64>>(5)?.map(ts);
-                let admitted_at = r.get::<_, Option<i64>>(6)?.map(ts);
-                let state = match state.as_str() {
-                    "queued" => RestoredState::Queued {
-                        max_wait_expires_at: r.get::<_, Option<i64>>(8)?.map(ts),
-                    },
-                    "active" => RestoredState::Active {
-                        slot: slot.ok_or_else(|| bad("active call without slot"))?,
-                        admitted_at: admitted_at
-                            .ok_or_else(|| bad("active call without admitted_at"))?,
-                    },
-                    _ => RestoredState::Ended {
-                        slot,
-                        admitted_at,
-                        ended_at: ts(r.get(9)?),
-                        reason: parse_reason(&r.get::<_, String>(10)?)?,
-                    },
-                };
-                Ok(RestoredCall {
-                    id: CallId::new(&id).map_err(|_| bad(&id))?,
-                    agent: AgentId::new(&agent).map_err(|_| bad(&agent))?,
-                    call_type: parse_type(&call_type)?,
-                    queued_at,
-                    lease_ttl: Duration::from_millis(r.get::<_, i64>(7)? as u64),
-                    state,
-                })
+                CallRow {
+                    id: r.get(0)?,
+                    agent: r.get(1)?,
+                    call_type: r.get(2)?,
+                    state: r.get(3)?,
+                    slot: r.get(4)?,
+                    queued_at: r.get(5)?,
+                    admitted_at: r.get(6)?,
+                    lease_ttl_ms: r.get(7)?,
+                    max_wait_at: r.get(8)?,
+                    ended_at: r.get(9)?,
+                    end_reason: r.get(10)?,
+                }
+                .restored()
+                .map_err(bad)
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         snapshot.orgs.push(StoredOrg {
-            id: org_id,
+            id: rows::org(&id).map_err(bad)?,
             limit,
             last_event_seq: last as u64,
             reservations,
             calls,
         });
     }
-    let mut keys = conn.prepare("SELECT id, org, name, role, hash, created_at FROM keys")?;
+    let mut keys = conn.prepare(&format!("SELECT {} FROM keys", rows::KEY_COLUMNS))?;
     snapshot.keys = keys
         .query_map([], |r| {
-            let org: String = r.get(1)?;
-            let role: String = r.get(3)?;
-            let hash: Vec<u8> = r.get(4)?;
-            Ok(KeyRecord {
+            KeyRow {
                 id: r.get(0)?,
-                org: OrgId::new(&org).map_err(|_| bad(&org))?,
+                org: r.get(1)?,
                 name: r.get(2)?,
-                role: role.parse::<Role>().map_err(|_| bad(&role))?,
-                hash: hash.try_into().map_err(|_| bad("key hash"))?,
-                created_at: ts(r.get(5)?),
-            })
+                role: r.get(3)?,
+                hash: r.get(4)?,
+                created_at: r.get(5)?,
+            }
+            .record()
+            .map_err(bad)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(snapshot)

@@ -7,8 +7,16 @@
 //! once). Answers come back as an [`Answer`] whose body the tests read as the
 //! API's own types (`slotgate_api`): `answer.json::<Call>()`, or
 //! `answer.refusal()` for `(status, ErrorCode)`.
+//!
+//! With `SLOTGATE_TEST_STORE=postgres`, every [`Server`] runs on a PostgreSQL
+//! cluster of its own (`support/postgres.rs`: `initdb` and `pg_ctl` in a
+//! temporary directory) instead of the embedded store, so the same tests are
+//! the conformance suite of both stores.
 
 #![allow(dead_code, unreachable_pub)]
+
+#[path = "postgres.rs"]
+pub mod pg;
 
 use std::fmt;
 use std::path::Path;
@@ -51,6 +59,19 @@ pub struct Server {
     pub anon: Client,
     /// Everything the current process wrote to stderr so far.
     stderr: Arc<Mutex<String>>,
+    /// Its PostgreSQL cluster, with `SLOTGATE_TEST_STORE=postgres`; dropped
+    /// (stopped) after the server.
+    postgres: Option<pg::PgCluster>,
+}
+
+/// Whether the tests run on PostgreSQL (`SLOTGATE_TEST_STORE=postgres`)
+/// rather than the embedded store.
+pub fn on_postgres() -> bool {
+    match std::env::var("SLOTGATE_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("SLOTGATE_TEST_STORE must be sqlite or postgres, not {other:?}"),
+    }
 }
 
 impl Server {
@@ -61,8 +82,30 @@ impl Server {
 
     /// [`Server::start`] with more `serve` options, e.g. `["--queue-cap", "2"]`.
     pub async fn start_with(extra: &[&str]) -> Server {
+        let postgres = match on_postgres() {
+            true => Some(pg::PgCluster::start().await),
+            false => None,
+        };
+        Server::start_on(postgres, extra).await
+    }
+
+    /// A server on a PostgreSQL cluster of its own, whatever `SLOTGATE_TEST_STORE` says.
+    pub async fn start_on_postgres(extra: &[&str]) -> Server {
+        Server::start_on(Some(pg::PgCluster::start().await), extra).await
+    }
+
+    /// The PostgreSQL cluster the server runs on, if it does.
+    pub fn postgres(&self) -> Option<&pg::PgCluster> {
+        self.postgres.as_ref()
+    }
+
+    async fn start_on(postgres: Option<pg::PgCluster>, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let store = postgres
+            .iter()
+            .flat_map(|c| ["--store".to_string(), c.url()]);
+        let extra: Vec<String> = store.chain(extra.iter().map(|s| s.to_string())).collect();
+        // `extra` keeps the store for restarts.
         let (child, port, stderr) = spawn_with(dir.path(), &extra).await;
         Server {
             child: Some(child),
@@ -73,7 +116,17 @@ impl Server {
             client: client(Some(OPERATOR_KEY)),
             anon: client(None),
             stderr,
+            postgres,
         }
+    }
+
+    /// `--store URL` when the server runs on PostgreSQL, else nothing: what
+    /// another server needs to run on the same store.
+    pub fn store_args(&self) -> Vec<String> {
+        let url = self.postgres.as_ref().map(pg::PgCluster::url);
+        url.into_iter()
+            .flat_map(|u| ["--store".to_string(), u])
+            .collect()
     }
 
     /// The data directory.

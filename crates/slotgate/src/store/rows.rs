@@ -1,0 +1,196 @@
+//! The rows both stores keep, read back into what the engine and the keys
+//! are rebuilt from. Each store fills these plain rows from its own driver;
+//! what they mean is decided once, here.
+
+use std::time::Duration;
+
+use slotgate_core::{
+    AgentId, CallId, CallType, EndReason, OrgId, Reservations, RestoredCall, RestoredState, Slot,
+    Timestamp,
+};
+use slotgate_plan::CallRecord;
+
+use crate::auth::{KeyRecord, Role};
+
+/// The columns of a call row, in [`CallRow`]'s order.
+pub(super) const CALL_COLUMNS: &str = "id, agent, type, state, slot, queued_at, admitted_at, \
+     lease_ttl_ms, max_wait_at, ended_at, end_reason";
+
+/// The order calls are restored in: active ones, then queued ones in queue
+/// order, then ended ones in the order they ended.
+pub(super) const CALL_ORDER: &str =
+    "CASE state WHEN 'active' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, \
+     CASE state WHEN 'ended' THEN ended_at ELSE queue_seq END";
+
+/// The columns of a call as observed traffic, in [`TrafficRow`]'s order.
+pub(super) const TRAFFIC_COLUMNS: &str =
+    "agent, type, COALESCE(queued_at, admitted_at), admitted_at, ended_at, end_reason";
+
+/// The columns of a key row, in [`KeyRow`]'s order.
+pub(super) const KEY_COLUMNS: &str = "id, org, name, role, hash, created_at";
+
+/// Stored data that does not parse: the store was written by something else.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("stored data does not parse: {0}")]
+pub(super) struct Corrupt(pub(super) String);
+
+/// A time as stored: milliseconds since the Unix epoch.
+pub(super) fn ms(t: Timestamp) -> i64 {
+    t.as_millis() as i64
+}
+
+/// A stored time.
+pub(super) fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms.max(0) as u64)
+}
+
+/// A stored call type.
+pub(super) fn call_type(s: &str) -> Result<CallType, Corrupt> {
+    s.parse().map_err(|_| Corrupt(s.to_string()))
+}
+
+/// A stored end reason.
+pub(super) fn end_reason(s: &str) -> Result<EndReason, Corrupt> {
+    EndReason::ALL
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| Corrupt(s.to_string()))
+}
+
+fn slot(s: Option<&str>) -> Result<Option<Slot>, Corrupt> {
+    match s {
+        None => Ok(None),
+        Some("reserved") => Ok(Some(Slot::Reserved)),
+        Some("shared") => Ok(Some(Slot::Shared)),
+        Some(other) => Err(Corrupt(other.to_string())),
+    }
+}
+
+/// A stored agent id.
+pub(super) fn agent_id(s: &str) -> Result<AgentId, Corrupt> {
+    AgentId::new(s).map_err(|_| Corrupt(s.to_string()))
+}
+
+/// A stored org id.
+pub(super) fn org(s: &str) -> Result<OrgId, Corrupt> {
+    OrgId::new(s).map_err(|_| Corrupt(s.to_string()))
+}
+
+/// One agent's reservations as stored: webcall, chat, outbound, inbound.
+pub(super) fn reservations(counts: [u32; 4]) -> Reservations {
+    let [webcall, chat, outbound, inbound] = counts;
+    Reservations {
+        webcall,
+        chat,
+        outbound,
+        inbound,
+    }
+}
+
+/// A call row ([`CALL_COLUMNS`]).
+#[derive(Debug)]
+pub(super) struct CallRow {
+    pub(super) id: String,
+    pub(super) agent: String,
+    pub(super) call_type: String,
+    pub(super) state: String,
+    pub(super) slot: Option<String>,
+    pub(super) queued_at: Option<i64>,
+    pub(super) admitted_at: Option<i64>,
+    pub(super) lease_ttl_ms: i64,
+    pub(super) max_wait_at: Option<i64>,
+    pub(super) ended_at: Option<i64>,
+    pub(super) end_reason: Option<String>,
+}
+
+impl CallRow {
+    /// The call as the engine restores it.
+    pub(super) fn restored(self) -> Result<RestoredCall, Corrupt> {
+        let slot = slot(self.slot.as_deref())?;
+        let admitted_at = self.admitted_at.map(ts);
+        let state = match self.state.as_str() {
+            "queued" => RestoredState::Queued {
+                max_wait_expires_at: self.max_wait_at.map(ts),
+            },
+            "active" => RestoredState::Active {
+                slot: slot.ok_or_else(|| Corrupt("active call without slot".into()))?,
+                admitted_at: admitted_at
+                    .ok_or_else(|| Corrupt("active call without admitted_at".into()))?,
+            },
+            "ended" => RestoredState::Ended {
+                slot,
+                admitted_at,
+                ended_at: ts(self
+                    .ended_at
+                    .ok_or_else(|| Corrupt("ended call without ended_at".into()))?),
+                reason: end_reason(self.end_reason.as_deref().unwrap_or_default())?,
+            },
+            other => return Err(Corrupt(format!("call state {other}"))),
+        };
+        Ok(RestoredCall {
+            id: CallId::new(&self.id).map_err(|_| Corrupt(self.id.clone()))?,
+            agent: agent_id(&self.agent)?,
+            call_type: call_type(&self.call_type)?,
+            queued_at: self.queued_at.map(ts),
+            lease_ttl: Duration::from_millis(self.lease_ttl_ms.max(0) as u64),
+            state,
+        })
+    }
+}
+
+/// A call as observed traffic ([`TRAFFIC_COLUMNS`]).
+#[derive(Debug)]
+pub(super) struct TrafficRow {
+    pub(super) agent: String,
+    pub(super) call_type: String,
+    pub(super) arrived_at: Option<i64>,
+    pub(super) admitted_at: Option<i64>,
+    pub(super) ended_at: Option<i64>,
+    pub(super) end_reason: Option<String>,
+}
+
+impl TrafficRow {
+    /// The call as the planner reads it.
+    pub(super) fn record(self) -> Result<CallRecord, Corrupt> {
+        let when = |t: Option<i64>| t.map(|t| t.max(0) as u64);
+        Ok(CallRecord {
+            agent: self.agent,
+            call_type: call_type(&self.call_type)?,
+            arrived_ms: when(self.arrived_at).unwrap_or(0),
+            admitted_ms: when(self.admitted_at),
+            ended_ms: when(self.ended_at),
+            end_reason: self.end_reason.as_deref().map(end_reason).transpose()?,
+        })
+    }
+}
+
+/// A key row ([`KEY_COLUMNS`]).
+#[derive(Debug)]
+pub(super) struct KeyRow {
+    pub(super) id: String,
+    pub(super) org: String,
+    pub(super) name: String,
+    pub(super) role: String,
+    pub(super) hash: Vec<u8>,
+    pub(super) created_at: i64,
+}
+
+impl KeyRow {
+    /// The key as the server checks it.
+    pub(super) fn record(self) -> Result<KeyRecord, Corrupt> {
+        Ok(KeyRecord {
+            id: self.id,
+            org: org(&self.org)?,
+            name: self.name,
+            role: self
+                .role
+                .parse::<Role>()
+                .map_err(|_| Corrupt(self.role.clone()))?,
+            hash: self
+                .hash
+                .try_into()
+                .map_err(|_| Corrupt("key hash".into()))?,
+            created_at: ts(self.created_at),
+        })
+    }
+}
