@@ -132,6 +132,10 @@ pub fn new_key(org: OrgId, name: String, role: Role, now: Timestamp) -> (KeyReco
     (record, key)
 }
 
+fn by_id(keys: Vec<KeyRecord>) -> HashMap<String, KeyRecord> {
+    keys.into_iter().map(|k| (k.id.clone(), k)).collect()
+}
+
 /// The keys the server accepts.
 #[derive(Debug)]
 pub struct Keys {
@@ -146,7 +150,7 @@ impl Keys {
     pub fn new(operator_key: &str, org_keys: Vec<KeyRecord>) -> Self {
         Keys {
             operator: hash_key(operator_key),
-            org_keys: RwLock::new(org_keys.into_iter().map(|k| (k.id.clone(), k)).collect()),
+            org_keys: RwLock::new(by_id(org_keys)),
         }
     }
 
@@ -167,6 +171,15 @@ impl Keys {
             org: record.org.clone(),
             role: record.role,
         })
+    }
+
+    /// Replaces every org key with those stored (after the store failed).
+    pub fn replace(&self, org_keys: Vec<KeyRecord>) {
+        let mut keys = self
+            .org_keys
+            .write()
+            .expect("the keys lock is never poisoned");
+        *keys = by_id(org_keys);
     }
 
     /// Adds a key (after it is durable).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use slotgate_core::{Config, Engine};
+use slotgate_core::Config;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -93,13 +93,8 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// What is stored does not fit the engine's rules.
-    #[error("restoring org {org}: {source}")]
-    Restore {
-        /// The org.
-        org: String,
-        /// The refusal.
-        source: slotgate_core::Error,
-    },
+    #[error(transparent)]
+    Restore(#[from] crate::store::RestoreError),
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StartError {
@@ -199,33 +194,14 @@ impl Server {
         let snapshot = tokio::task::spawn_blocking(move || reader.load())
             .await
             .map_err(|e| StoreError(e.to_string()))??;
-        let mut engine = Engine::new(Config {
+        let config = Config {
             queue_cap: settings.queue_cap,
             ended_retention: settings.ended_retention,
-        });
-        for org in snapshot.orgs {
-            let name = org.id.to_string();
-            let restore_err = |source| StartError::Restore {
-                org: name.clone(),
-                source,
-            };
-            engine
-                .restore_org(org.id.clone(), org.limit, org.last_event_seq)
-                .map_err(restore_err)?;
-            for (agent, r) in &org.reservations {
-                engine
-                    .restore_reservations(org.id.as_str(), agent, *r)
-                    .map_err(restore_err)?;
-            }
-            for call in org.calls {
-                engine
-                    .restore_call(org.id.as_str(), call)
-                    .map_err(restore_err)?;
-            }
-        }
+        };
+        let (mut engine, keys) = snapshot.restore(config)?;
         // Leases get their grace from now; deadlines passed while down are handled.
         engine.resume(clock::now());
-        let keys = Keys::new(&operator, snapshot.keys);
+        let keys = Keys::new(&operator, keys);
         let service = Arc::new(Service::new(
             engine,
             store,
@@ -239,6 +215,8 @@ impl Server {
         tokio::spawn(async move { s.drive_deadlines().await });
         let s = service.clone();
         tokio::spawn(async move { s.sample_history().await });
+        let s = service.clone();
+        tokio::spawn(async move { s.recover_from_store_failures().await });
         Ok(Server {
             service,
             generated_operator_key: generated,

@@ -37,7 +37,7 @@ use crate::clock;
 use crate::driver::Driver;
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, Write};
+use crate::store::{Health, Store, StoreError, Write};
 
 /// Why a use case was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,8 @@ pub struct Service {
     driver: Driver,
     /// Whether `/metrics` asks for the operator key (`--metrics-auth`).
     metrics_auth: bool,
+    /// Whether the store works.
+    health: watch::Receiver<Health>,
     /// Set to `true` when the server begins to shut down.
     shutdown: watch::Receiver<bool>,
     /// One plan or simulation at a time.
@@ -146,6 +148,7 @@ impl Service {
     ) -> Self {
         Service {
             engine: Mutex::new(engine),
+            health: store.health(),
             store,
             keys,
             waiters: Waiters::default(),
@@ -204,6 +207,50 @@ impl Service {
     /// Waits until every change submitted so far is durable (at shutdown).
     pub async fn flush(&self) -> Result<()> {
         Ok(self.store.durable(self.store.last_ticket()).await?)
+    }
+
+    /// Whether the store commits (else every change and read answers 503).
+    pub fn store_up(&self) -> bool {
+        *self.health.borrow() == Health::Up
+    }
+
+    /// Until shutdown: whenever the store is back after a failure, reloads
+    /// the engine and the keys from it, then lets it commit again. Changes
+    /// made in memory while it was down were never acknowledged, and are
+    /// dropped with the engine that made them.
+    pub async fn recover_from_store_failures(&self) {
+        let mut health = self.store.health();
+        loop {
+            tokio::select! {
+                back = health.wait_for(|h| *h == Health::Reconnected) => if back.is_err() { return },
+                () = self.stopped() => return,
+            }
+            while let Err(e) = self.reload().await {
+                tracing::warn!(error = %e, "reloading from the store failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            tracing::info!("reloaded from the store after its failure");
+        }
+    }
+
+    /// Rebuilds the engine and the keys from the store, and resumes it.
+    async fn reload(&self) -> Result<()> {
+        let store = self.store.clone();
+        let snapshot = blocking(move || store.load()).await?;
+        let config = *self.engine().config();
+        let (mut engine, keys) = snapshot
+            .restore(config)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        engine.resume(clock::now());
+        {
+            let mut current = self.engine();
+            *current = engine;
+            self.keys.replace(keys);
+            self.store.resume();
+            self.driver.note(current.poll_timeout());
+        }
+        self.settle();
+        Ok(())
     }
 
     /// Runs the deadline driver until shutdown: expires leases, abandoned
@@ -306,6 +353,9 @@ impl Service {
         by: Option<&str>,
         f: impl FnOnce(&mut Engine, Timestamp) -> R,
     ) -> Result<R> {
+        if !self.store_up() {
+            return Err(StoreError("the store is unavailable".into()).into());
+        }
         let ran = self.execute(by, f);
         self.store.durable(ran.ticket).await?;
         for (org, call) in &ran.changed {

@@ -15,7 +15,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
-use slotgate_core::{AgentId, Event, OrgId, Reservations, RestoredCall, Timestamp};
+use slotgate_core::{AgentId, Config, Engine, Event, OrgId, Reservations, RestoredCall, Timestamp};
 
 use crate::auth::KeyRecord;
 
@@ -51,6 +51,44 @@ pub struct Snapshot {
     pub keys: Vec<KeyRecord>,
 }
 
+/// What is stored does not fit the engine's rules.
+#[derive(Debug, thiserror::Error)]
+#[error("restoring org {org}: {source}")]
+pub struct RestoreError {
+    /// The org.
+    pub org: String,
+    /// The engine's refusal.
+    pub source: slotgate_core::Error,
+}
+
+impl Snapshot {
+    /// The engine these orgs make (before [`Engine::resume`]), and the keys.
+    pub fn restore(self, config: Config) -> Result<(Engine, Vec<KeyRecord>), RestoreError> {
+        let mut engine = Engine::new(config);
+        for org in self.orgs {
+            let name = org.id.to_string();
+            let refused = |source| RestoreError {
+                org: name.clone(),
+                source,
+            };
+            engine
+                .restore_org(org.id.clone(), org.limit, org.last_event_seq)
+                .map_err(refused)?;
+            for (agent, r) in &org.reservations {
+                engine
+                    .restore_reservations(org.id.as_str(), agent, *r)
+                    .map_err(refused)?;
+            }
+            for call in org.calls {
+                engine
+                    .restore_call(org.id.as_str(), call)
+                    .map_err(refused)?;
+            }
+        }
+        Ok((engine, self.keys))
+    }
+}
+
 /// One org as stored.
 #[derive(Debug)]
 pub struct StoredOrg {
@@ -69,8 +107,20 @@ pub struct StoredOrg {
 /// A future resolving once a write is durable.
 pub type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
-/// A store failure. The server stops accepting changes after one: memory and
-/// disk would disagree otherwise.
+/// Whether the store works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Committing.
+    Up,
+    /// A commit failed (the message says why): nothing is acknowledged.
+    Down(String),
+    /// Reachable again: the service reloads its state from the store, then
+    /// calls [`Store::resume`].
+    Reconnected,
+}
+
+/// A store failure. No change is acknowledged after one until the store is
+/// back and the service has reloaded: memory and the store could disagree.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("store failure: {0}")]
 pub struct StoreError(pub String);
@@ -105,6 +155,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Resolves once every write up to `ticket` is durable.
     fn durable(&self, ticket: u64) -> Durable;
+
+    /// Whether the store works, as it changes.
+    fn health(&self) -> tokio::sync::watch::Receiver<Health>;
+
+    /// After a failure and [`Health::Reconnected`], once the engine and keys
+    /// are reloaded from the store: drops every write submitted before and
+    /// commits the next ones. Called under the engine lock.
+    fn resume(&self);
 
     /// Which events became durable, as they do, for live streams (which then
     /// read them with [`Store::events`]).

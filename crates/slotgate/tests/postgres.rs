@@ -6,12 +6,14 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use slotgate::store::postgres::{migrate, MigrateError, Migrated, LATEST};
-use slotgate_api::{CallState, CallType};
+use slotgate_api::{CallState, CallType, ErrorCode};
 use support::pg::{self, PgCluster};
-use support::Server;
+use support::{eventually, Server};
 use tokio::sync::Barrier;
 
 /// The tables migration 1 creates, and the migrations' own record.
@@ -337,4 +339,98 @@ async fn serve_on_postgres_says_what_is_missing() {
     db.stop();
     let (ok, err) = serve_refuses(&["--store", &url], &key).await;
     assert!(!ok && err.contains("connecting to PostgreSQL"), "{err}");
+}
+
+/// What a stream of acquires of new ids saw: the ids acknowledged, in order,
+/// and the 503s, as (how many acknowledged before it).
+#[derive(Default)]
+struct Seen {
+    acked: Vec<String>,
+    refused_after: Vec<usize>,
+}
+
+/// Acquires `c1`, `c2`, ... on `org` one after another until `stop`.
+async fn acquire_stream(s: Arc<Server>, org: &str, stop: Arc<AtomicBool>) -> Seen {
+    let mut seen = Seen::default();
+    for i in 1.. {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let id = format!("c{i}");
+        let a = s.acquire(org, &id, "A", CallType::Chat).await;
+        match a.status {
+            201 => seen.acked.push(id),
+            503 => {
+                assert_eq!(a.refusal().1, ErrorCode::StoreUnavailable, "{a}");
+                assert_eq!(a.header("retry-after"), "1", "{a}");
+                seen.refused_after.push(seen.acked.len());
+            }
+            _ => panic!("neither admitted nor store_unavailable: {a}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seen
+}
+
+async fn healthz(s: &Server) -> u16 {
+    let r = s.anon.get(s.url("/healthz")).send().await;
+    r.map_or(0, |r| r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_stopped_under_load_gives_503_then_the_server_recovers_by_itself() {
+    let s = Arc::new(Server::start_on_postgres(&[]).await);
+    s.create_org("acme", 100_000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(acquire_stream(s.clone(), "acme", stop.clone()));
+    let db = s.postgres().expect("a PostgreSQL server");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    tokio::task::block_in_place(|| db.stop());
+    eventually(10, "/healthz says 503", || async {
+        healthz(&s).await == 503
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| db.start_again());
+    eventually(30, "/healthz says 200 again", || async {
+        healthz(&s).await == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let seen = load.await.expect("the load ran");
+
+    let (first_refusal, last_refusal) = match seen.refused_after[..] {
+        [first, .., last] => (first, last),
+        _ => panic!("fewer than two 503s while the database was down"),
+    };
+    assert!(first_refusal > 0, "acknowledged before the failure");
+    assert!(
+        seen.acked.len() > last_refusal,
+        "acknowledged again after it, without a restart: {} acked, last 503 after {last_refusal}",
+        seen.acked.len()
+    );
+    // Every acknowledged call is committed, and the server shows exactly
+    // what is committed: nothing it admitted in memory while the database
+    // was down.
+    let client = db.connect().await;
+    let active: Vec<String> = client
+        .query(
+            "SELECT id FROM slotgate_calls WHERE org = 'acme' AND state = 'active'",
+            &[],
+        )
+        .await
+        .expect("the calls")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for id in &seen.acked {
+        assert!(
+            active.contains(id),
+            "acknowledged {id} is not in the database"
+        );
+    }
+    assert_eq!(s.org("acme").await.active as usize, active.len());
+    assert_eq!(s.all_calls("acme").await.len(), active.len());
 }

@@ -13,10 +13,18 @@ use crate::auth::Principal;
 use crate::service::Service;
 use slotgate_api::ErrorCode;
 
-/// 200 once the server is serving.
-#[utoipa::path(get, path = "/healthz", operation_id = "healthz", responses((status = 200, description = "serving", content_type = "text/plain", body = String)))]
-pub async fn healthz() -> &'static str {
-    "ok\n"
+/// 200 once the server is serving; 503 while its store cannot commit.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz",
+    responses((status = 200, description = "serving", content_type = "text/plain", body = String),
+              (status = 503, description = "store_unavailable: the store cannot commit; the server recovers by itself when it can", body = slotgate_api::ErrorBody)))]
+pub async fn healthz(State(s): State<Arc<Service>>) -> Result<&'static str, ApiError> {
+    if !s.store_up() {
+        return Err(ApiError::new(
+            ErrorCode::StoreUnavailable,
+            "the store cannot commit; the server recovers by itself when it can",
+        ));
+    }
+    Ok("ok\n")
 }
 
 /// Prometheus metrics; with `--metrics-auth`, for the operator key only.

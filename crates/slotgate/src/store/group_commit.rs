@@ -2,14 +2,23 @@
 //! channel without blocking and get a ticket; one writer takes everything
 //! waiting, commits it in one transaction, then publishes the stored events
 //! and the highest ticket now durable.
+//!
+//! When a commit fails, every write not yet committed fails with it (its
+//! request answers 503), and the store is [`Health::Down`]. A writer that can
+//! reach its database again says so ([`Health::Reconnected`]) and then
+//! commits nothing until the service, having reloaded its state from the
+//! store, calls [`Tickets::resume`]: writes made before that came from state
+//! that may differ from the store's, so they are dropped.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::{Durable, StoreError, Stored, Write};
+use super::{Durable, Health, StoreError, Stored, Write};
 
 /// How often the writer purges what is past its retention.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -17,40 +26,62 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Most writes in one transaction.
 pub(super) const MAX_BATCH: usize = 4096;
 
+/// What both ends see.
+#[derive(Debug)]
+struct Shared {
+    /// The highest ticket durable, or why the store is down.
+    durable: watch::Sender<Result<u64, StoreError>>,
+    /// Whether the store works.
+    health: watch::Sender<Health>,
+    /// The tickets the last failure dropped: never committed. Its start is
+    /// set at the failure, its end at [`Tickets::resume`].
+    dropped: Mutex<Range<u64>>,
+    /// Stored events, for live streams.
+    published: broadcast::Sender<Stored>,
+}
+
+impl Shared {
+    fn dropped(&self) -> std::sync::MutexGuard<'_, Range<u64>> {
+        self.dropped
+            .lock()
+            .expect("the dropped range's lock is never poisoned")
+    }
+}
+
 /// The requests' side: tickets, waiting for durability, the stream of stored events.
 #[derive(Debug)]
 pub(super) struct Tickets {
     tx: mpsc::UnboundedSender<(u64, Write)>,
     submitted: AtomicU64,
-    durable: watch::Receiver<Result<u64, StoreError>>,
-    published: broadcast::Sender<Stored>,
+    shared: Arc<Shared>,
 }
 
 /// The writer's side: the writes to take, and where to say what is durable.
 #[derive(Debug)]
 pub(super) struct Writer {
     /// The writes, in ticket order.
-    pub(super) rx: mpsc::UnboundedReceiver<(u64, Write)>,
-    durable: watch::Sender<Result<u64, StoreError>>,
-    published: broadcast::Sender<Stored>,
+    rx: mpsc::UnboundedReceiver<(u64, Write)>,
+    shared: Arc<Shared>,
     last_purge: Instant,
 }
 
 /// A new pair of ends.
 pub(super) fn channel() -> (Tickets, Writer) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (durable_tx, durable) = watch::channel(Ok(0));
-    let (published, _) = broadcast::channel(4096);
+    let shared = Arc::new(Shared {
+        durable: watch::channel(Ok(0)).0,
+        health: watch::channel(Health::Up).0,
+        dropped: Mutex::new(0..0),
+        published: broadcast::channel(4096).0,
+    });
     let tickets = Tickets {
         tx,
         submitted: AtomicU64::new(0),
-        durable,
-        published: published.clone(),
+        shared: shared.clone(),
     };
     let writer = Writer {
         rx,
-        durable: durable_tx,
-        published,
+        shared,
         last_purge: Instant::now(),
     };
     (tickets, writer)
@@ -71,42 +102,113 @@ impl Tickets {
         self.submitted.load(Ordering::SeqCst)
     }
 
-    /// Resolves once every write up to `ticket` is durable.
+    /// Resolves once every write up to `ticket` is durable, or fails if the
+    /// store failed before it was.
     pub(super) fn durable(&self, ticket: u64) -> Durable {
-        let mut rx = self.durable.clone();
+        let shared = self.shared.clone();
         Box::pin(async move {
-            let seen = rx
-                .wait_for(|d| !matches!(d, Ok(n) if *n < ticket))
+            let mut rx = shared.durable.subscribe();
+            rx.wait_for(|d| !matches!(d, Ok(n) if *n < ticket))
                 .await
-                .map_err(|_| StoreError("the store writer stopped".into()))?;
-            seen.clone().map(|_| ())
+                .map_err(|_| StoreError("the store writer stopped".into()))?
+                .clone()?;
+            if shared.dropped().contains(&ticket) {
+                return Err(StoreError(
+                    "the store failed before this change was committed".into(),
+                ));
+            }
+            Ok(())
         })
     }
 
     /// The stream of stored events.
     pub(super) fn subscribe(&self) -> broadcast::Receiver<Stored> {
-        self.published.subscribe()
+        self.shared.published.subscribe()
+    }
+
+    /// Whether the store works.
+    pub(super) fn health(&self) -> watch::Receiver<Health> {
+        self.shared.health.subscribe()
+    }
+
+    /// After a failure, once the caller's state is reloaded from the store:
+    /// drops every write submitted so far and commits the next ones. The
+    /// caller holds whatever orders its submissions (the engine lock).
+    pub(super) fn resume(&self) {
+        // A ticket of its own marks the reload: reads from now on wait for
+        // it (durable at once), and every ticket before it that was not
+        // committed is dropped.
+        let reload = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.dropped().end = reload;
+        let _ = self.shared.durable.send_replace(Ok(reload));
+        self.shared.health.send_replace(Health::Up);
     }
 }
 
 impl Writer {
+    /// Takes the waiting writes (at least one, waiting for it up to `idle`),
+    /// without those a failure dropped. `None` when nothing came within
+    /// `idle`; `Some(empty)` when every request end is gone (stop then).
+    pub(super) async fn next_batch(
+        &mut self,
+        batch: &mut Vec<(u64, Write)>,
+        idle: Duration,
+    ) -> Option<usize> {
+        let n = tokio::time::timeout(idle, self.rx.recv_many(batch, MAX_BATCH))
+            .await
+            .ok()?;
+        self.drop_failed(batch);
+        Some(n)
+    }
+
+    /// [`Writer::next_batch`] for a writer on a thread of its own, waiting as long as it takes.
+    pub(super) fn blocking_next_batch(&mut self, batch: &mut Vec<(u64, Write)>) -> usize {
+        let n = self.rx.blocking_recv_many(batch, MAX_BATCH);
+        self.drop_failed(batch);
+        n
+    }
+
+    fn drop_failed(&self, batch: &mut Vec<(u64, Write)>) {
+        let dropped = self.shared.dropped().clone();
+        batch.retain(|(t, _)| !dropped.contains(t));
+    }
+
+    /// After a failure, once the database is reachable again: says so, and
+    /// waits until the service has reloaded and called [`Tickets::resume`].
+    /// Writes submitted meanwhile are dropped then.
+    pub(super) async fn reconnected(&mut self) {
+        self.shared.health.send_replace(Health::Reconnected);
+        let mut health = self.shared.health.subscribe();
+        let _ = health.wait_for(|h| *h == Health::Up).await;
+    }
+
+    /// Drops the writes waiting (while the store is down: they fail).
+    pub(super) fn drop_waiting(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+
     /// Says how the batch up to ticket `last` ended. Committed: publishes its
     /// events, then acknowledges, so that whoever was acknowledged finds its
     /// events in the stream already. Failed: reports the error to every
-    /// waiting request and returns `false`: the writer stops, since memory
-    /// and the store would disagree from then on.
+    /// waiting request, marks the store down and returns `false`: memory and
+    /// the store may disagree from then on, so nothing more is committed
+    /// until the service has reloaded.
     pub(super) fn finish(&self, last: u64, result: Result<Vec<Stored>, StoreError>) -> bool {
         match result {
             Ok(published) => {
                 for event in published {
-                    let _ = self.published.send(event);
+                    let _ = self.shared.published.send(event);
                 }
-                let _ = self.durable.send_replace(Ok(last));
+                let _ = self.shared.durable.send_replace(Ok(last));
                 true
             }
             Err(e) => {
-                tracing::error!(error = %e, "store write failed; no further change will be acknowledged");
-                let _ = self.durable.send_replace(Err(e));
+                tracing::error!(error = %e, "store write failed; no change is acknowledged until it is back");
+                let committed = self.shared.durable.borrow().clone().unwrap_or(0);
+                // Up to the reload: until then, nothing more is committed.
+                *self.shared.dropped() = committed + 1..u64::MAX;
+                self.shared.health.send_replace(Health::Down(e.0.clone()));
+                let _ = self.shared.durable.send_replace(Err(e));
                 false
             }
         }

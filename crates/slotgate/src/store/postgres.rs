@@ -16,18 +16,20 @@
 mod migrate;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use slotgate_core::{Event, EventKind, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::runtime::Handle;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
 
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
 
-use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer, MAX_BATCH};
+use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{self, CallRow, KeyRow, TrafficRow};
-use super::{Durable, Retention, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
+use super::{Durable, Health, Retention, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
 use crate::clock;
 
 /// The session advisory lock the serving replica holds: "slotgate" + 1.
@@ -37,7 +39,10 @@ pub const REPLICA_LOCK: i64 = MIGRATION_LOCK + 1;
 #[derive(Debug)]
 pub struct PostgresStore {
     tickets: Tickets,
-    reader: Client,
+    /// Where the database is, to connect again after a failure.
+    url: String,
+    /// The connection reads use; opened again when lost.
+    reader: Mutex<Arc<Client>>,
     runtime: Handle,
     retention: Retention,
 }
@@ -59,30 +64,43 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
+/// How long the writer waits for writes before it checks its connection.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// How long it waits between attempts to reconnect.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The writer's connection: migrated, and holding the replica lock.
+async fn open_writer(url: &str) -> Result<Client, StoreError> {
+    let mut writer = connect(url).await?;
+    migrate(&mut writer).await.map_err(err)?;
+    let locked: bool = writer
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&REPLICA_LOCK])
+        .await
+        .map_err(err)?
+        .get(0);
+    if !locked {
+        return Err(StoreError(
+            "another slotgate serves this database; for now one server per database \
+             (several replicas on one database come with issue 10's next step)"
+                .into(),
+        ));
+    }
+    Ok(writer)
+}
+
 impl PostgresStore {
     /// Connects to `url`, migrates the schema, takes the replica lock and
     /// starts the writer task.
     pub async fn open(url: &str, retention: Retention) -> Result<Self, StoreError> {
-        let mut writer = connect(url).await?;
-        migrate(&mut writer).await.map_err(err)?;
-        let locked: bool = writer
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&REPLICA_LOCK])
-            .await
-            .map_err(err)?
-            .get(0);
-        if !locked {
-            return Err(StoreError(
-                "another slotgate serves this database; for now one server per database \
-                 (several replicas on one database come with issue 10's next step)"
-                    .into(),
-            ));
-        }
+        let writer = open_writer(url).await?;
         let reader = connect(url).await?;
         let (tickets, write) = group_commit::channel();
-        tokio::spawn(write_loop(writer, write, retention));
+        tokio::spawn(write_loop(url.to_string(), writer, write, retention));
         Ok(PostgresStore {
             tickets,
-            reader,
+            url: url.to_string(),
+            reader: Mutex::new(Arc::new(reader)),
             runtime: Handle::current(),
             retention,
         })
@@ -95,11 +113,23 @@ impl PostgresStore {
     ) -> Result<T, StoreError> {
         self.runtime.block_on(f)
     }
+
+    /// The read connection, opened again if it was lost.
+    fn reader(&self) -> Result<Arc<Client>, StoreError> {
+        let current = self.reader.lock().expect("never poisoned").clone();
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        let fresh = Arc::new(self.read(connect(&self.url))?);
+        *self.reader.lock().expect("never poisoned") = fresh.clone();
+        Ok(fresh)
+    }
 }
 
 impl Store for PostgresStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
-        self.read(load(&self.reader))
+        let reader = self.reader()?;
+        self.read(load(&reader))
     }
 
     fn submit(&self, write: Write) -> u64 {
@@ -118,10 +148,18 @@ impl Store for PostgresStore {
         self.tickets.subscribe()
     }
 
+    fn health(&self) -> watch::Receiver<Health> {
+        self.tickets.health()
+    }
+
+    fn resume(&self) {
+        self.tickets.resume()
+    }
+
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
+        let reader = self.reader()?;
         self.read(async {
-            let row = self
-                .reader
+            let row = reader
                 .query_one(
                     "SELECT COALESCE(MAX(seq), 0) FROM slotgate_events WHERE org = $1",
                     &[&org],
@@ -136,9 +174,9 @@ impl Store for PostgresStore {
         let kept = now
             .as_millis()
             .saturating_sub(self.retention.ended_calls.as_millis() as u64);
+        let reader = self.reader()?;
         let created: Option<i64> = self.read(async {
-            let row = self
-                .reader
+            let row = reader
                 .query_one(
                     "SELECT MIN(at) FROM slotgate_events WHERE org = $1 AND seq = 1",
                     &[&org],
@@ -156,8 +194,9 @@ impl Store for PostgresStore {
             "SELECT {} FROM slotgate_calls WHERE org = $1 AND COALESCE(queued_at, admitted_at) >= $2",
             rows::TRAFFIC_COLUMNS
         );
+        let reader = self.reader()?;
         let found = self.read(async {
-            self.reader
+            reader
                 .query(&sql, &[&org, &rows::ms(since)])
                 .await
                 .map_err(err)
@@ -185,8 +224,9 @@ impl Store for PostgresStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<slotgate_api::Event>, StoreError> {
+        let reader = self.reader()?;
         let found = self.read(async {
-            self.reader
+            reader
                 .query(
                     "SELECT body::text FROM slotgate_events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                     &[&org, &(after as i64), &(limit as i64)],
@@ -201,21 +241,49 @@ impl Store for PostgresStore {
     }
 }
 
-/// The writer task: batches, one transaction and one commit per batch.
-async fn write_loop(mut conn: Client, mut writer: Writer, retention: Retention) {
+/// The writer task: batches, one transaction and one commit per batch. When
+/// a commit fails, or its connection is found lost while idle, it connects
+/// again until it can, then waits for the service to reload and resume.
+async fn write_loop(url: String, mut conn: Client, mut writer: Writer, retention: Retention) {
     let mut batch = Vec::new();
     let mut prepared = Prepared::new();
-    while writer.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let last = last_ticket(&batch);
-        let result = commit(&mut conn, &mut prepared, &batch).await;
-        batch.clear();
-        if !writer.finish(last, result) {
-            return;
-        }
-        if writer.purge_due() {
+    loop {
+        let up = match writer.next_batch(&mut batch, IDLE).await {
+            Some(0) => return, // the server is gone
+            None => match conn.simple_query("SELECT 1").await {
+                Ok(_) => true,
+                Err(e) => writer.finish(0, Err(err(e))),
+            },
+            Some(_) if batch.is_empty() => true,
+            Some(_) => {
+                let last = last_ticket(&batch);
+                let result = commit(&mut conn, &mut prepared, &batch).await;
+                batch.clear();
+                writer.finish(last, result)
+            }
+        };
+        if !up {
+            conn = reconnect(&url, &mut writer).await;
+            prepared.clear();
+            writer.reconnected().await;
+            tracing::info!("the store is back; changes are acknowledged again");
+        } else if writer.purge_due() {
             if let Err(e) = purge(&conn, retention).await {
                 tracing::warn!(error = %e, "purging old calls and events failed");
             }
+        }
+    }
+}
+
+/// Connects the writer again, as soon as the database lets it; meanwhile
+/// every write submitted fails.
+async fn reconnect(url: &str, writer: &mut Writer) -> Client {
+    loop {
+        writer.drop_waiting();
+        tokio::time::sleep(RETRY).await;
+        match open_writer(url).await {
+            Ok(conn) => return conn,
+            Err(e) => tracing::debug!(error = %e, "the store is still unreachable"),
         }
     }
 }

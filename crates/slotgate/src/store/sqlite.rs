@@ -13,11 +13,11 @@ use std::time::Duration;
 use rusqlite::{params, Connection, Transaction};
 use slotgate_core::{EventKind, Timestamp};
 use slotgate_plan::CallRecord;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
-use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer, MAX_BATCH};
+use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{self, ms, CallRow, KeyRow, TrafficRow};
-use super::{Durable, Retention, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
+use super::{Durable, Health, Retention, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
 use crate::clock;
 
 const SCHEMA: &str = "
@@ -123,6 +123,14 @@ impl Store for SqliteStore {
         self.tickets.subscribe()
     }
 
+    fn health(&self) -> watch::Receiver<Health> {
+        self.tickets.health()
+    }
+
+    fn resume(&self) {
+        self.tickets.resume()
+    }
+
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
         let conn = self.reader();
         conn.query_row(
@@ -200,10 +208,14 @@ impl Store for SqliteStore {
     }
 }
 
-/// The writer thread: batches, one transaction and one fsync per batch.
+/// The writer thread: batches, one transaction and one fsync per batch. It
+/// stops at the first failure (the server then answers 503 until restarted).
 fn write_loop(mut conn: Connection, mut writer: Writer, retention: Retention) {
     let mut batch = Vec::new();
-    while writer.rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+    while writer.blocking_next_batch(&mut batch) > 0 {
+        if batch.is_empty() {
+            continue;
+        }
         let last = last_ticket(&batch);
         let result = commit(&mut conn, &batch);
         batch.clear();
