@@ -11,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::backup;
 use crate::commands::{self, ClientCommand, Conn, Failure};
 use crate::server::{ready_line, Server, Settings, StoreChoice};
 
@@ -44,22 +45,34 @@ pub enum Command {
     /// on disk before the answer; a restart on the same directory restores
     /// orgs, reservations, keys, active calls and the queue in order.
     Serve(ServeArgs),
+    /// Write a store's state as one JSON document: a backup of either store,
+    /// and the way to move the embedded store to PostgreSQL.
+    ///
+    /// It holds orgs, limits, reservations, active, queued and ended calls,
+    /// and org keys (their hashes), read as one consistent snapshot; a
+    /// server may keep running meanwhile. The event log is not included:
+    /// event numbering goes on from where it was.
+    #[command(
+        after_help = "Examples:\n  slotgate export --data-dir ./slotgate-data -o backup.json\n  slotgate export --store postgres://slotgate@db:5432/slotgate > backup.json"
+    )]
+    Export(ExportArgs),
+    /// Load a document of `slotgate export` into a new, empty store.
+    ///
+    /// Stop the servers on the store first (it takes the same lock as a
+    /// server). Nothing is written unless the whole document is valid, and
+    /// everything is written in one transaction.
+    #[command(
+        after_help = "Example (the embedded store to PostgreSQL):\n  slotgate export --data-dir ./slotgate-data -o backup.json\n  slotgate import --store postgres://slotgate@db:5432/slotgate backup.json"
+    )]
+    Import(ImportArgs),
     /// Client subcommands.
     #[command(flatten)]
     Client(ClientCommand),
 }
 
-/// `slotgate serve` options; each has an environment variable.
+/// Which store: `--store` and `--data-dir`, for `serve`, `export` and `import`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(
-        long,
-        env = "SLOTGATE_LISTEN",
-        hide_env_values = true,
-        default_value = "127.0.0.1:7878"
-    )]
-    pub listen: SocketAddr,
+pub struct StoreArgs {
     /// Directory of the embedded store. One server per directory.
     #[arg(
         long,
@@ -79,6 +92,43 @@ pub struct ServeArgs {
         default_value = "sqlite"
     )]
     pub store: StoreChoice,
+}
+
+/// `slotgate export` options.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The store to read.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Write the document to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// `slotgate import` options.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The store to fill: new or empty, and no server running on it.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The document `slotgate export` wrote (`-` for standard input).
+    pub file: PathBuf,
+}
+
+/// `slotgate serve` options; each has an environment variable.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(
+        long,
+        env = "SLOTGATE_LISTEN",
+        hide_env_values = true,
+        default_value = "127.0.0.1:7878"
+    )]
+    pub listen: SocketAddr,
+    /// Where the state is kept.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// How long ended calls stay readable and their ids idempotent (e.g. 24h, 90m).
     #[arg(long, env = "SLOTGATE_ENDED_RETENTION", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub ended_retention: Duration,
@@ -153,17 +203,30 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_format);
-            match runtime.block_on(serve(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(runtime.block_on(serve(args)))
+        }
+        Command::Export(args) => {
+            init_logging(LogFormat::Text);
+            finish(runtime.block_on(backup::export(args)))
+        }
+        Command::Import(args) => {
+            init_logging(LogFormat::Text);
+            finish(runtime.block_on(backup::import(args)))
         }
         Command::Client(cmd) => {
             init_logging(LogFormat::Text);
             runtime.block_on(client(&cli.conn, cmd))
+        }
+    }
+}
+
+/// The exit code of a local command, its error on stderr.
+fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -196,8 +259,8 @@ async fn client(conn: &Conn, cmd: ClientCommand) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = Settings {
-        store: args.store,
-        data_dir: args.data_dir,
+        store: args.store.store,
+        data_dir: args.store.data_dir,
         operator_key: std::env::var("SLOTGATE_OPERATOR_KEY").ok(),
         ended_retention: args.ended_retention,
         event_retention: args.event_retention,

@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! - [`cli`]: the `slotgate` command line; [`commands`]: its client subcommands;
-//!   [`server`]: start-up, restore, shutdown.
+//!   [`server`]: start-up, restore, shutdown; [`backup`]: `slotgate export` and `import`.
 //! - [`api`]: routes and handlers; errors become HTTP in [`api::error`] only.
 //! - [`service`]: one method per use case; the engine behind one lock, and how a change becomes durable.
 //! - [`driver`]: the task that wakes the engine at its deadlines; [`history`]: samples for the dashboard's chart.
@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod commands;

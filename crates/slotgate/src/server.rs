@@ -114,7 +114,7 @@ pub struct Server {
 }
 
 /// Takes the data directory's lock, or says who holds it.
-fn lock_data_dir(dir: &Path) -> Result<File, StartError> {
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, StartError> {
     let path = dir.join("slotgate.lock");
     let mut file = OpenOptions::new()
         .read(true)

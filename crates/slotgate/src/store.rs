@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use slotgate_core::{AgentId, Config, Engine, Event, OrgId, Reservations, RestoredCall, Timestamp};
 
+pub use self::rows::{Corrupt, Dump, DUMP_FORMAT};
 use crate::auth::KeyRecord;
 
 /// How long a store keeps things the engine no longer needs.
@@ -40,6 +41,8 @@ pub enum Write {
         /// The key's id.
         id: String,
     },
+    /// Everything of an export, into an empty store (`slotgate import`).
+    Import(Box<Dump>),
 }
 
 /// Everything needed to rebuild the server's state.
@@ -143,8 +146,15 @@ impl Stored {
 
 /// A durable backend.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Everything but the event log, as rows, read as one consistent snapshot.
+    fn dump(&self) -> Result<Dump, StoreError>;
+
     /// Reads everything back, at start.
-    fn load(&self) -> Result<Snapshot, StoreError>;
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        self.dump()?
+            .snapshot()
+            .map_err(|e| StoreError(e.to_string()))
+    }
 
     /// Queues a write; never blocks. Returns its ticket: writes are numbered in
     /// submission order, which must be the order the changes happened.

@@ -23,13 +23,13 @@ use slotgate_core::{Event, EventKind, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, watch};
-use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+use tokio_postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
-use super::rows::{self, CallRow, KeyRow, TrafficRow};
-use super::{Durable, Health, Retention, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
+use super::rows::{self, CallRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
+use super::{Durable, Health, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
 /// The session advisory lock the serving replica holds: "slotgate" + 1.
@@ -127,9 +127,12 @@ impl PostgresStore {
 }
 
 impl Store for PostgresStore {
-    fn load(&self) -> Result<Snapshot, StoreError> {
-        let reader = self.reader()?;
-        self.read(load(&reader))
+    fn dump(&self) -> Result<Dump, StoreError> {
+        // Its own connection: a transaction needs one to itself.
+        self.read(async {
+            let mut conn = connect(&self.url).await?;
+            dump(&mut conn).await.map_err(err)
+        })
     }
 
     fn submit(&self, write: Write) -> u64 {
@@ -374,6 +377,7 @@ async fn apply(
             )
             .await?;
         }
+        Write::Import(dump) => import(txn, dump).await?,
         Write::Events(events) => {
             for (e, by) in events {
                 apply_event(txn, prepared, e).await?;
@@ -392,6 +396,42 @@ async fn apply(
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// The rows of an export.
+async fn import(txn: &Transaction<'_>, dump: &Dump) -> Result<(), tokio_postgres::Error> {
+    let int = |n: u32| n as i32;
+    for o in &dump.orgs {
+        txn.execute(
+            "INSERT INTO slotgate_orgs (id, lim, last_event_seq) VALUES ($1, $2, $3)",
+            &[&o.id, &int(o.limit), &(o.last_event_seq as i64)],
+        )
+        .await?;
+        for r in &o.reservations {
+            txn.execute(
+                "INSERT INTO slotgate_reservations (org, agent, webcall, chat, outbound, inbound) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&o.id, &r.agent, &int(r.webcall), &int(r.chat), &int(r.outbound), &int(r.inbound)],
+            )
+            .await?;
+        }
+        for (seq, c) in o.queue_seqs() {
+            txn.execute(
+                "INSERT INTO slotgate_calls (org, id, agent, type, state, slot, queue_seq, queued_at, admitted_at, lease_ttl_ms, max_wait_at, ended_at, end_reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                &[&o.id, &c.id, &c.agent, &c.call_type, &c.state, &c.slot, &seq, &c.queued_at, &c.admitted_at,
+                    &c.lease_ttl_ms, &c.max_wait_at, &c.ended_at, &c.end_reason],
+            )
+            .await?;
+        }
+    }
+    for k in &dump.keys {
+        txn.execute(
+            "INSERT INTO slotgate_keys (id, org, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&k.id, &k.org, &k.name, &k.role, &k.hash, &k.created_at],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -510,6 +550,103 @@ async fn apply_event(
     Ok(())
 }
 
+/// What `slotgate export` reads: the database at `url`, without changing it
+/// (a server may be running on it).
+pub async fn dump_url(url: &str) -> Result<Dump, StoreError> {
+    let mut conn = connect(url).await?;
+    let has_schema: bool = conn
+        .query_one("SELECT to_regclass('slotgate_schema') IS NOT NULL", &[])
+        .await
+        .map_err(err)?
+        .get(0);
+    let version: Option<i32> = match has_schema {
+        false => None,
+        true => conn
+            .query_one("SELECT max(version) FROM slotgate_schema", &[])
+            .await
+            .map_err(err)?
+            .get(0),
+    };
+    match version {
+        None => Err(StoreError("no slotgate schema in this database".into())),
+        Some(v) if v > LATEST => Err(err(MigrateError::Newer {
+            found: v,
+            known: LATEST,
+        })),
+        Some(_) => dump(&mut conn).await.map_err(err),
+    }
+}
+
+/// Everything but the event log, read in one repeatable-read transaction: a
+/// consistent snapshot even while a server writes.
+async fn dump(conn: &mut Client) -> Result<Dump, tokio_postgres::Error> {
+    let txn = conn
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let mut dump = Dump {
+        format: rows::DUMP_FORMAT.into(),
+        ..Dump::default()
+    };
+    let orgs = txn
+        .query(
+            "SELECT id, lim, last_event_seq FROM slotgate_orgs ORDER BY id",
+            &[],
+        )
+        .await?;
+    let reservations_sql = "SELECT agent, webcall, chat, outbound, inbound FROM slotgate_reservations WHERE org = $1 ORDER BY agent";
+    let calls_sql = format!(
+        "SELECT {} FROM slotgate_calls WHERE org = $1 ORDER BY {}",
+        rows::CALL_COLUMNS,
+        rows::CALL_ORDER
+    );
+    let count = |r: &Row, i| r.get::<_, i32>(i).max(0) as u32;
+    for org in &orgs {
+        let id: String = org.get(0);
+        let reservations = txn
+            .query(reservations_sql, &[&id])
+            .await?
+            .iter()
+            .map(|r| ReservationRow {
+                agent: r.get(0),
+                webcall: count(r, 1),
+                chat: count(r, 2),
+                outbound: count(r, 3),
+                inbound: count(r, 4),
+            })
+            .collect();
+        let calls = txn.query(&calls_sql, &[&id]).await?;
+        dump.orgs.push(OrgRows {
+            limit: count(org, 1),
+            last_event_seq: org.get::<_, i64>(2).max(0) as u64,
+            reservations,
+            calls: calls.iter().map(call_row).collect(),
+            id,
+        });
+    }
+    let keys_sql = format!(
+        "SELECT {} FROM slotgate_keys ORDER BY id",
+        rows::KEY_COLUMNS
+    );
+    dump.keys = txn
+        .query(&keys_sql, &[])
+        .await?
+        .iter()
+        .map(|r| KeyRow {
+            id: r.get(0),
+            org: r.get(1),
+            name: r.get(2),
+            role: r.get(3),
+            hash: r.get(4),
+            created_at: r.get(5),
+        })
+        .collect();
+    txn.commit().await?;
+    Ok(dump)
+}
+
 fn call_row(r: &Row) -> CallRow {
     CallRow {
         id: r.get(0),
@@ -524,71 +661,4 @@ fn call_row(r: &Row) -> CallRow {
         ended_at: r.get(9),
         end_reason: r.get(10),
     }
-}
-
-/// Everything, read at start (before this server writes anything).
-async fn load(conn: &Client) -> Result<Snapshot, StoreError> {
-    let orgs = conn
-        .query(
-            "SELECT id, lim, last_event_seq FROM slotgate_orgs ORDER BY id",
-            &[],
-        )
-        .await
-        .map_err(err)?;
-    let mut snapshot = Snapshot::default();
-    let reservations_sql = "SELECT agent, webcall, chat, outbound, inbound FROM slotgate_reservations WHERE org = $1 ORDER BY agent";
-    let calls_sql = format!(
-        "SELECT {} FROM slotgate_calls WHERE org = $1 ORDER BY {}",
-        rows::CALL_COLUMNS,
-        rows::CALL_ORDER
-    );
-    for org in &orgs {
-        let id: &str = org.get(0);
-        let reservations = conn
-            .query(reservations_sql, &[&id])
-            .await
-            .map_err(err)?
-            .iter()
-            .map(|r| {
-                let counts = [1, 2, 3, 4].map(|i| r.get::<_, i32>(i).max(0) as u32);
-                Ok((rows::agent_id(r.get(0))?, rows::reservations(counts)))
-            })
-            .collect::<Result<Vec<_>, rows::Corrupt>>()
-            .map_err(err)?;
-        let calls = conn
-            .query(&calls_sql, &[&id])
-            .await
-            .map_err(err)?
-            .iter()
-            .map(|r| call_row(r).restored())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        snapshot.orgs.push(StoredOrg {
-            id: rows::org(id).map_err(err)?,
-            limit: org.get::<_, i32>(1).max(0) as u32,
-            last_event_seq: org.get::<_, i64>(2).max(0) as u64,
-            reservations,
-            calls,
-        });
-    }
-    let keys_sql = format!("SELECT {} FROM slotgate_keys", rows::KEY_COLUMNS);
-    snapshot.keys = conn
-        .query(&keys_sql, &[])
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|r| {
-            KeyRow {
-                id: r.get(0),
-                org: r.get(1),
-                name: r.get(2),
-                role: r.get(3),
-                hash: r.get(4),
-                created_at: r.get(5),
-            }
-            .record()
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
-    Ok(snapshot)
 }

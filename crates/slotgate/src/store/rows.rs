@@ -10,6 +10,9 @@ use slotgate_core::{
 };
 use slotgate_plan::CallRecord;
 
+use serde::{Deserialize, Serialize};
+
+use super::{Snapshot, StoredOrg};
 use crate::auth::{KeyRecord, Role};
 
 /// The columns of a call row, in [`CallRow`]'s order.
@@ -32,7 +35,7 @@ pub(super) const KEY_COLUMNS: &str = "id, org, name, role, hash, created_at";
 /// Stored data that does not parse: the store was written by something else.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("stored data does not parse: {0}")]
-pub(super) struct Corrupt(pub(super) String);
+pub struct Corrupt(pub String);
 
 /// A time as stored: milliseconds since the Unix epoch.
 pub(super) fn ms(t: Timestamp) -> i64 {
@@ -87,9 +90,109 @@ pub(super) fn reservations(counts: [u32; 4]) -> Reservations {
     }
 }
 
+/// Everything a store holds but its event log and its schema: what
+/// `slotgate export` writes and `slotgate import` reads, and what a store is
+/// loaded from at start ([`Dump::snapshot`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dump {
+    /// What this document is: [`DUMP_FORMAT`].
+    pub format: String,
+    /// Every org.
+    pub orgs: Vec<OrgRows>,
+    /// Every org key (its hash only).
+    pub keys: Vec<KeyRow>,
+}
+
+/// [`Dump::format`]: the kind of document, and its version.
+pub const DUMP_FORMAT: &str = "slotgate-export/1";
+
+/// One org's rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgRows {
+    /// Its id.
+    pub id: String,
+    /// Its limit.
+    pub limit: u32,
+    /// The seq of its newest event: its next event is one more.
+    pub last_event_seq: u64,
+    /// Agents with reservations.
+    pub reservations: Vec<ReservationRow>,
+    /// Its calls ([`CALL_ORDER`]).
+    pub calls: Vec<CallRow>,
+}
+
+/// One agent's reservations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationRow {
+    /// The agent.
+    pub agent: String,
+    /// Reserved webcall slots.
+    pub webcall: u32,
+    /// Reserved chat slots.
+    pub chat: u32,
+    /// Reserved outbound slots.
+    pub outbound: u32,
+    /// Reserved inbound slots.
+    pub inbound: u32,
+}
+
+impl OrgRows {
+    /// The queue seq each call is stored with: its place in the list, which
+    /// keeps queued calls in order (lower than any seq the org gives later,
+    /// since each call took at least one of its events).
+    pub(super) fn queue_seqs(&self) -> impl Iterator<Item = (i64, &CallRow)> {
+        (1..).zip(&self.calls)
+    }
+}
+
+impl Dump {
+    /// How many orgs, calls and keys it holds.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let calls = self.orgs.iter().map(|o| o.calls.len()).sum();
+        (self.orgs.len(), calls, self.keys.len())
+    }
+
+    /// The state these rows hold, or what in them does not parse.
+    pub fn snapshot(self) -> Result<Snapshot, Corrupt> {
+        let mut orgs = Vec::with_capacity(self.orgs.len());
+        for o in self.orgs {
+            let reservations = o
+                .reservations
+                .into_iter()
+                .map(|r| {
+                    let counts = [r.webcall, r.chat, r.outbound, r.inbound];
+                    Ok((agent_id(&r.agent)?, reservations(counts)))
+                })
+                .collect::<Result<_, Corrupt>>()?;
+            let calls = o
+                .calls
+                .into_iter()
+                .map(CallRow::restored)
+                .collect::<Result<_, _>>()?;
+            orgs.push(StoredOrg {
+                id: org(&o.id)?,
+                limit: o.limit,
+                last_event_seq: o.last_event_seq,
+                reservations,
+                calls,
+            });
+        }
+        let keys = self
+            .keys
+            .into_iter()
+            .map(KeyRow::record)
+            .collect::<Result<_, _>>()?;
+        Ok(Snapshot { orgs, keys })
+    }
+}
+
 /// A call row ([`CALL_COLUMNS`]).
-#[derive(Debug)]
-pub(super) struct CallRow {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRow {
     pub(super) id: String,
     pub(super) agent: String,
     pub(super) call_type: String,
@@ -165,12 +268,14 @@ impl TrafficRow {
 }
 
 /// A key row ([`KEY_COLUMNS`]).
-#[derive(Debug)]
-pub(super) struct KeyRow {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRow {
     pub(super) id: String,
     pub(super) org: String,
     pub(super) name: String,
     pub(super) role: String,
+    #[serde(with = "hex")]
     pub(super) hash: Vec<u8>,
     pub(super) created_at: i64,
 }
@@ -192,5 +297,25 @@ impl KeyRow {
                 .map_err(|_| Corrupt("key hash".into()))?,
             created_at: ts(self.created_at),
         })
+    }
+}
+
+/// Bytes as lowercase hex text, in a dump.
+mod hex {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.len() % 2 != 0 || !text.is_ascii() {
+            return Err(D::Error::custom("expected hex digits"));
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(D::Error::custom))
+            .collect()
     }
 }

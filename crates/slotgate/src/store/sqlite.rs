@@ -16,8 +16,8 @@ use slotgate_plan::CallRecord;
 use tokio::sync::{broadcast, watch};
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
-use super::rows::{self, ms, CallRow, KeyRow, TrafficRow};
-use super::{Durable, Health, Retention, Snapshot, Store, StoreError, Stored, StoredOrg, Write};
+use super::rows::{self, ms, CallRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
+use super::{Durable, Health, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
 const SCHEMA: &str = "
@@ -102,9 +102,8 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn load(&self) -> Result<Snapshot, StoreError> {
-        let conn = self.reader();
-        load(&conn).map_err(err)
+    fn dump(&self) -> Result<Dump, StoreError> {
+        dump(&mut self.reader()).map_err(err)
     }
 
     fn submit(&self, write: Write) -> u64 {
@@ -286,6 +285,7 @@ fn apply(
         Write::DeleteKey { id } => {
             exec(txn, "DELETE FROM keys WHERE id = ?1", [id])?;
         }
+        Write::Import(dump) => import(txn, dump)?,
         Write::Events(events) => {
             for (e, by) in events {
                 apply_event(txn, e)?;
@@ -302,6 +302,38 @@ fn apply(
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// The rows of an export.
+fn import(txn: &Transaction<'_>, dump: &Dump) -> rusqlite::Result<()> {
+    for o in &dump.orgs {
+        exec(
+            txn,
+            "INSERT INTO orgs (id, lim, last_event_seq) VALUES (?1, ?2, ?3)",
+            params![o.id, o.limit, o.last_event_seq as i64],
+        )?;
+        for r in &o.reservations {
+            exec(txn,
+                "INSERT INTO reservations (org, agent, webcall, chat, outbound, inbound) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![o.id, r.agent, r.webcall, r.chat, r.outbound, r.inbound],
+            )?;
+        }
+        for (seq, c) in o.queue_seqs() {
+            exec(txn,
+                "INSERT INTO calls (org, id, agent, type, state, slot, queue_seq, queued_at, admitted_at, lease_ttl_ms, max_wait_at, ended_at, end_reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![o.id, c.id, c.agent, c.call_type, c.state, c.slot, seq, c.queued_at, c.admitted_at,
+                    c.lease_ttl_ms, c.max_wait_at, c.ended_at, c.end_reason],
+            )?;
+        }
+    }
+    for k in &dump.keys {
+        exec(txn,
+            "INSERT INTO keys (id, org, name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![k.id, k.org, k.name, k.role, k.hash, k.created_at],
+        )?;
     }
     Ok(())
 }
@@ -410,39 +442,58 @@ fn bad(e: rows::Corrupt) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnName(e.to_string())
 }
 
-fn load(conn: &Connection) -> rusqlite::Result<Snapshot> {
-    let mut snapshot = Snapshot::default();
-    let mut orgs = conn.prepare("SELECT id, lim, last_event_seq FROM orgs ORDER BY id")?;
-    let rows = orgs.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, u32>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
+/// What `slotgate export` reads: the store in `dir`, opened read-only (a
+/// server may be running on it).
+pub fn dump_dir(dir: &Path) -> Result<Dump, StoreError> {
+    let path = dir.join("slotgate.db");
+    if !path.is_file() {
+        return Err(StoreError(format!(
+            "no slotgate store in {} (no slotgate.db there)",
+            dir.display()
+        )));
+    }
+    let mut conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    dump(&mut conn).map_err(err)
+}
+
+/// Everything but the event log, read in one transaction: a consistent
+/// snapshot even while the server writes.
+fn dump(conn: &mut Connection) -> rusqlite::Result<Dump> {
+    let txn = conn.transaction()?;
+    let mut dump = Dump {
+        format: rows::DUMP_FORMAT.into(),
+        ..Dump::default()
+    };
     let calls_sql = format!(
         "SELECT {} FROM calls WHERE org = ?1 ORDER BY {}",
         rows::CALL_COLUMNS,
         rows::CALL_ORDER
     );
-    for row in rows {
-        let (id, limit, last) = row?;
-        let mut res = conn.prepare_cached(
-            "SELECT agent, webcall, chat, outbound, inbound FROM reservations WHERE org = ?1 ORDER BY agent",
-        )?;
-        let reservations = res
+    let orgs = txn
+        .prepare("SELECT id, lim, last_event_seq FROM orgs ORDER BY id")?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<(String, u32, i64)>>>()?;
+    for (id, limit, last) in orgs {
+        let reservations = txn
+            .prepare_cached(
+                "SELECT agent, webcall, chat, outbound, inbound FROM reservations WHERE org = ?1 ORDER BY agent",
+            )?
             .query_map([&id], |r| {
-                let agent = rows::agent_id(&r.get::<_, String>(0)?).map_err(bad)?;
-                Ok((
-                    agent,
-                    rows::reservations([r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]),
-                ))
+                Ok(ReservationRow {
+                    agent: r.get(0)?,
+                    webcall: r.get(1)?,
+                    chat: r.get(2)?,
+                    outbound: r.get(3)?,
+                    inbound: r.get(4)?,
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut calls = conn.prepare_cached(&calls_sql)?;
-        let calls = calls
+        let calls = txn
+            .prepare_cached(&calls_sql)?
             .query_map([&id], |r| {
-                CallRow {
+                Ok(CallRow {
                     id: r.get(0)?,
                     agent: r.get(1)?,
                     call_type: r.get(2)?,
@@ -454,33 +505,32 @@ fn load(conn: &Connection) -> rusqlite::Result<Snapshot> {
                     max_wait_at: r.get(8)?,
                     ended_at: r.get(9)?,
                     end_reason: r.get(10)?,
-                }
-                .restored()
-                .map_err(bad)
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        snapshot.orgs.push(StoredOrg {
-            id: rows::org(&id).map_err(bad)?,
+        dump.orgs.push(OrgRows {
+            id,
             limit,
-            last_event_seq: last as u64,
+            last_event_seq: last.max(0) as u64,
             reservations,
             calls,
         });
     }
-    let mut keys = conn.prepare(&format!("SELECT {} FROM keys", rows::KEY_COLUMNS))?;
-    snapshot.keys = keys
+    dump.keys = txn
+        .prepare(&format!(
+            "SELECT {} FROM keys ORDER BY id",
+            rows::KEY_COLUMNS
+        ))?
         .query_map([], |r| {
-            KeyRow {
+            Ok(KeyRow {
                 id: r.get(0)?,
                 org: r.get(1)?,
                 name: r.get(2)?,
                 role: r.get(3)?,
                 hash: r.get(4)?,
                 created_at: r.get(5)?,
-            }
-            .record()
-            .map_err(bad)
+            })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(snapshot)
+    Ok(dump)
 }

@@ -99,7 +99,8 @@ impl Server {
         self.postgres.as_ref()
     }
 
-    async fn start_on(postgres: Option<pg::PgCluster>, extra: &[&str]) -> Server {
+    /// A server on this PostgreSQL cluster, or on the embedded store when `None`.
+    pub async fn start_on(postgres: Option<pg::PgCluster>, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = postgres
             .iter()
