@@ -24,6 +24,12 @@
 //! - the HTTP ceiling: the same loop where both requests are `GET /healthz`,
 //!   the most any HTTP API can do with this client on this machine.
 //!
+//! `--postgres` runs the slotgate rows on a PostgreSQL cluster this benchmark
+//! starts itself (`initdb` and `pg_ctl`, as the tests do) instead of the
+//! embedded store, and beside them the database's own ceiling on this
+//! machine: `pgbench` with a one-row-update script (each client its own
+//! row), at the same client count, on the same cluster.
+//!
 //! Paced runs spread the callers' start over one period, so the load is a
 //! steady rate rather than every caller at once.
 
@@ -46,6 +52,8 @@ struct Opts {
     seconds: u64,
     /// Only the slotgate rows and the wake-up (no HTTP ceiling, no Redis).
     slotgate_only: bool,
+    /// The slotgate rows on PostgreSQL, beside `pgbench`.
+    postgres: bool,
 }
 
 fn opts() -> Opts {
@@ -61,6 +69,7 @@ fn opts() -> Opts {
         callers: get("--callers", 64) as usize,
         seconds: get("--seconds", 10),
         slotgate_only: args.iter().any(|a| a == "--slotgate-only"),
+        postgres: args.iter().any(|a| a == "--postgres"),
     }
 }
 
@@ -176,12 +185,12 @@ struct Slotgate {
 }
 
 impl Slotgate {
-    async fn start() -> Slotgate {
+    async fn start(store: &[String]) -> Slotgate {
         // The data dir sits on the project's disk (not a tmpfs), so fsyncs are real.
         let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
         std::fs::create_dir_all(&target).expect("target/ (CARGO_TARGET_DIR may be elsewhere)");
         let dir = tempfile::tempdir_in(target).expect("a temp dir under target/");
-        let (child, port) = spawn(dir.path()).await;
+        let (child, port) = spawn(dir.path(), store).await;
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
@@ -217,9 +226,10 @@ impl Slotgate {
 
 /// `slotgate serve` as the tests run it ([`support::serve_command`]), from
 /// `SLOTGATE_BENCH_BIN` when set; waits for the ready line, returns the port.
-async fn spawn(dir: &std::path::Path) -> (tokio::process::Child, u16) {
+async fn spawn(dir: &std::path::Path, store: &[String]) -> (tokio::process::Child, u16) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut cmd = support::serve_command("127.0.0.1:0", dir);
+    cmd.args(store);
     if let Some(bin) = std::env::var_os("SLOTGATE_BENCH_BIN") {
         let mut other = Command::new(bin);
         other.args(cmd.get_args()).stdin(Stdio::null());
@@ -487,7 +497,15 @@ fn main() {
         if let Some(bin) = std::env::var_os("SLOTGATE_BENCH_BIN") {
             println!("server: {}", bin.to_string_lossy());
         }
-        let sg = Slotgate::start().await;
+        let postgres = match o.postgres {
+            true => Some(support::pg::PgCluster::start().await),
+            false => None,
+        };
+        let store: Vec<String> = match &postgres {
+            Some(db) => vec!["--store".into(), db.url()],
+            None => Vec::new(),
+        };
+        let sg = Slotgate::start(&store).await;
         sg.org("roomy", n as u32).await;
         sg.org("tight", (n / 2) as u32).await;
         sg.org("paced", n as u32).await;
@@ -500,7 +518,17 @@ fn main() {
         let mut queued = drive(sg.org_client("tight"), n, o.seconds, None, "t").await;
         rows.push(queued.row(&format!("slotgate (durable), {} slots: half the callers queue", n / 2)));
         let mut wake = wakeups(&sg, 300).await;
-        if o.slotgate_only {
+        if let Some(db) = &postgres {
+            let tps = pgbench(db, n, o.seconds).await;
+            rows.push(format!("| pgbench, one-row update per transaction, {n} clients (transactions/s) | {tps:.0} | | | | |"));
+            println!(
+                "\nslotgate cycles/s ÷ (pgbench transactions/s ÷ 2 transactions per cycle): {:.2} ({n} slots), {:.2} ({} slots)",
+                peak.rate() / (tps / 2.0),
+                queued.rate() / (tps / 2.0),
+                n / 2
+            );
+        }
+        if o.slotgate_only || o.postgres {
             print_rows(rows, &mut wake);
             return;
         }
@@ -532,6 +560,44 @@ fn main() {
         }
         print_rows(rows, &mut wake);
     });
+}
+
+/// The database's own ceiling: `pgbench` with `clients` clients, each
+/// updating its own row once per transaction, for `seconds`; transactions/s.
+async fn pgbench(db: &support::pg::PgCluster, clients: usize, seconds: u64) -> f64 {
+    let client = db.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE bench_rows (id integer PRIMARY KEY, n bigint NOT NULL);
+             INSERT INTO bench_rows SELECT g, 0 FROM generate_series(1, {clients}) g;"
+        ))
+        .await
+        .expect("the pgbench table");
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        script.path(),
+        "UPDATE bench_rows SET n = n + 1 WHERE id = :client_id + 1;\n",
+    )
+    .unwrap();
+    let out = Command::new("pgbench")
+        .args(["-n", "-h", "127.0.0.1", "-U", "postgres", "-j", "2"])
+        .args(["-p", &db.port.to_string(), "-c", &clients.to_string()])
+        .args(["-T", &seconds.to_string(), "-f"])
+        .arg(script.path())
+        .arg(support::pg::DATABASE)
+        .output()
+        .expect("pgbench runs (apt-get install postgresql-client)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench's output: {text}"))
 }
 
 /// The rows as BENCHMARKS.md shows them, then the wake-up percentiles.
