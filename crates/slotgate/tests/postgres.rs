@@ -434,3 +434,67 @@ async fn the_database_stopped_under_load_gives_503_then_the_server_recovers_by_i
     assert_eq!(s.org("acme").await.active as usize, active.len());
     assert_eq!(s.all_calls("acme").await.len(), active.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failover_loses_no_acknowledged_change() {
+    let primary = PgCluster::start().await;
+    let standby = primary.start_standby().await;
+    // Both hosts in one URL: the server follows whichever accepts writes.
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{}?target_session_attrs=read-write",
+        primary.port,
+        standby.port,
+        pg::DATABASE
+    );
+    let s = Arc::new(Server::start_on(None, &["--store", &url]).await);
+    s.create_org("acme", 100_000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(acquire_stream(s.clone(), "acme", stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    tokio::task::block_in_place(|| primary.stop()); // -m immediate: a crash
+    eventually(10, "/healthz says 503", || async {
+        healthz(&s).await == 503
+    })
+    .await;
+    tokio::task::block_in_place(|| standby.promote());
+    let promoted = std::time::Instant::now();
+    eventually(30, "/healthz says 200 on the new primary", || async {
+        healthz(&s).await == 200
+    })
+    .await;
+    let back_after = promoted.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let seen = load.await.expect("the load ran");
+
+    assert!(back_after < Duration::from_secs(30), "{back_after:?}");
+    let last_refusal = *seen.refused_after.last().expect("503s during the failover");
+    assert!(
+        seen.acked.len() > last_refusal,
+        "acknowledged again after it"
+    );
+    let client = standby.connect().await;
+    let active: Vec<String> = client
+        .query(
+            "SELECT id FROM slotgate_calls WHERE org = 'acme' AND state = 'active'",
+            &[],
+        )
+        .await
+        .expect("the calls")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for id in &seen.acked {
+        assert!(
+            active.contains(id),
+            "acknowledged {id} was lost in the failover"
+        );
+    }
+    assert_eq!(s.org("acme").await.active as usize, active.len());
+    eprintln!(
+        "failover: answering again {back_after:?} after the promotion; {} acknowledged, {} refused",
+        seen.acked.len(),
+        seen.refused_after.len()
+    );
+}

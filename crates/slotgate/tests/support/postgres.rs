@@ -39,27 +39,7 @@ pub struct PgCluster {
 impl PgCluster {
     /// Creates a cluster, starts it and creates the database [`DATABASE`].
     pub async fn start() -> PgCluster {
-        let bin = bin_dir();
-        let as_postgres = is_root();
-        let dir = tempfile::Builder::new()
-            .prefix("slotgate-pg-")
-            .tempdir()
-            .expect("a temporary directory");
-        if as_postgres {
-            let pg = Command::new("id")
-                .args(["-u", "postgres"])
-                .output()
-                .expect("id(1) runs");
-            let uid = String::from_utf8_lossy(&pg.stdout).trim().parse().ok();
-            assert!(uid.is_some(), "no postgres user to run PostgreSQL as");
-            std::os::unix::fs::chown(dir.path(), uid, None).expect("chown to postgres");
-        }
-        let mut cluster = PgCluster {
-            dir,
-            bin,
-            as_postgres,
-            port: 0,
-        };
+        let mut cluster = PgCluster::empty();
         let data = cluster.data_dir();
         // --no-sync: initdb need not flush what a test throws away; the server
         // itself runs with fsync on.
@@ -77,30 +57,125 @@ impl PgCluster {
                 "--no-sync",
             ],
         );
-        let socket_dir = path_str(cluster.dir.path()).to_string();
-        let conf = format!(
-            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{socket_dir}'\nfsync = on\n"
-        );
-        append(&data.join("postgresql.conf"), &conf);
-        // A free port can be taken by someone else before the server binds
-        // it: then try another.
-        for attempt in 1..=5 {
-            cluster.port = free_port();
-            if cluster.try_start() {
-                break;
-            }
-            assert!(
-                attempt < 5 && cluster.log().contains("could not bind"),
-                "PostgreSQL did not start; its log:\n{}",
-                cluster.log()
-            );
-        }
+        cluster.configure_and_start();
         let client = cluster.connect_to("postgres").await;
         client
             .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
             .await
             .expect("CREATE DATABASE");
         cluster
+    }
+
+    /// A streaming standby of this cluster (`pg_basebackup -R`), started,
+    /// and made its synchronous standby: from now on a commit on this cluster
+    /// returns once the standby has it on disk.
+    pub async fn start_standby(&self) -> PgCluster {
+        let mut standby = PgCluster::empty();
+        let data = standby.data_dir();
+        let port = self.port.to_string();
+        standby.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                path_str(&data),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "-c",
+                "fast",
+            ],
+        );
+        standby.configure_and_start();
+        let primary = self.connect_to("postgres").await;
+        for sql in [
+            "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            "SELECT pg_reload_conf()",
+        ] {
+            primary
+                .batch_execute(sql)
+                .await
+                .expect("making the standby synchronous");
+        }
+        for _ in 0..600 {
+            let sync = primary
+                .query(
+                    "SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'",
+                    &[],
+                )
+                .await
+                .expect("pg_stat_replication");
+            if !sync.is_empty() {
+                return standby;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the standby did not become synchronous; its log:\n{}",
+            standby.log()
+        );
+    }
+
+    /// Promotes a standby to primary (`pg_ctl promote`), waiting until it is.
+    pub fn promote(&self) {
+        let data = self.data_dir();
+        let (data, wait) = (path_str(&data), PG_CTL_WAIT_S);
+        self.run("pg_ctl", &["promote", "-D", data, "-w", "-t", wait]);
+    }
+
+    /// A new temporary directory for a cluster, owned by the user
+    /// PostgreSQL runs as; nothing in it yet.
+    fn empty() -> PgCluster {
+        let bin = bin_dir();
+        let as_postgres = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("slotgate-pg-")
+            .tempdir()
+            .expect("a temporary directory");
+        if as_postgres {
+            let pg = Command::new("id")
+                .args(["-u", "postgres"])
+                .output()
+                .expect("id(1) runs");
+            let uid = String::from_utf8_lossy(&pg.stdout).trim().parse().ok();
+            assert!(uid.is_some(), "no postgres user to run PostgreSQL as");
+            std::os::unix::fs::chown(dir.path(), uid, None).expect("chown to postgres");
+        }
+        PgCluster {
+            dir,
+            bin,
+            as_postgres,
+            port: 0,
+        }
+    }
+
+    /// Points the data directory's server at 127.0.0.1 and this directory's
+    /// socket, and starts it on a free port.
+    fn configure_and_start(&mut self) {
+        let socket_dir = path_str(self.dir.path()).to_string();
+        let conf = format!(
+            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{socket_dir}'\nfsync = on\n"
+        );
+        append(&self.data_dir().join("postgresql.conf"), &conf);
+        // A free port can be taken by someone else before the server binds
+        // it: then try another.
+        for attempt in 1..=5 {
+            self.port = free_port();
+            if self.try_start() {
+                break;
+            }
+            assert!(
+                attempt < 5 && self.log().contains("could not bind"),
+                "PostgreSQL did not start; its log:\n{}",
+                self.log()
+            );
+        }
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/slotgate`.
