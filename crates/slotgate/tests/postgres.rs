@@ -498,3 +498,45 @@ async fn a_primary_failover_loses_no_acknowledged_change() {
         seen.refused_after.len()
     );
 }
+
+/// Milliseconds since the Unix epoch of an API time.
+fn ms_of(t: &str) -> i64 {
+    let at = humantime::parse_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+    at.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_clock_is_ten_minutes_off_keeps_the_databases_time() {
+    let db = PgCluster::start().await;
+    let client = db.connect().await;
+    let skew = ("SLOTGATE_TEST_CLOCK_SKEW_MS", "600000");
+    let s = Server::start_on_with_env(Some(db), &[], &[skew]).await;
+    s.create_org("acme", 1).await;
+    let db_now = |c: tokio_postgres::Client| async move {
+        let row = c
+            .query_one(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                &[],
+            )
+            .await
+            .expect("the database's clock");
+        (row.get::<_, i64>(0), c)
+    };
+    let (before, client) = db_now(client).await;
+    let body = serde_json::json!({"id": "c1", "agent": "A", "type": "chat", "lease_ttl_s": 30});
+    let call: slotgate_api::Call = s
+        .op(reqwest::Method::POST, "/v1/orgs/acme/calls", Some(&body))
+        .await
+        .ok(201)
+        .json();
+    let (after, _) = db_now(client).await;
+    let admitted = ms_of(call.admitted_at.as_deref().expect("admitted"));
+    assert!(
+        (before - 1000..=after + 1000).contains(&admitted),
+        "admitted at {admitted}, the database's clock read {before} to {after}"
+    );
+    let lease = ms_of(call.lease_expires_at.as_deref().expect("a lease"));
+    assert_eq!(lease - admitted, 30_000, "the lease runs on the same clock");
+}

@@ -79,6 +79,7 @@ async fn open_writer(url: &str) -> Result<Client, StoreError> {
         .await
         .map_err(err)?
         .get(0);
+    sync_clock(&writer).await.map_err(err)?;
     if !locked {
         return Err(StoreError(
             "another slotgate serves this database; for now one server per database \
@@ -253,7 +254,8 @@ async fn write_loop(url: String, mut conn: Client, mut writer: Writer, retention
     loop {
         let up = match writer.next_batch(&mut batch, IDLE).await {
             Some(0) => return, // the server is gone
-            None => match conn.simple_query("SELECT 1").await {
+            // Idle: check the connection, and follow the database's clock.
+            None => match sync_clock(&conn).await {
                 Ok(_) => true,
                 Err(e) => writer.finish(0, Err(err(e))),
             },
@@ -276,6 +278,19 @@ async fn write_loop(url: String, mut conn: Client, mut writer: Writer, retention
             }
         }
     }
+}
+
+/// Reads the database's clock, and makes it the server's ([`clock::follow`]).
+async fn sync_clock(conn: &Client) -> Result<(), tokio_postgres::Error> {
+    let sent = clock::system_ms();
+    let row = conn
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .await?;
+    clock::follow(row.get(0), sent, clock::system_ms());
+    Ok(())
 }
 
 /// Connects the writer again, as soon as the database lets it; meanwhile

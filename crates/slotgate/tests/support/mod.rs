@@ -49,6 +49,8 @@ pub struct Server {
     dir: tempfile::TempDir,
     /// The options beyond the defaults it was started with (kept for restarts).
     extra: Vec<String>,
+    /// The environment variables it was started with (kept for restarts).
+    env: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT` of the current process.
     pub base: String,
     /// The port parsed from the ready line.
@@ -101,17 +103,31 @@ impl Server {
 
     /// A server on this PostgreSQL cluster, or on the embedded store when `None`.
     pub async fn start_on(postgres: Option<pg::PgCluster>, extra: &[&str]) -> Server {
+        Server::start_on_with_env(postgres, extra, &[]).await
+    }
+
+    /// [`Server::start_on`] with these environment variables set (kept for restarts).
+    pub async fn start_on_with_env(
+        postgres: Option<pg::PgCluster>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = postgres
             .iter()
             .flat_map(|c| ["--store".to_string(), c.url()]);
         let extra: Vec<String> = store.chain(extra.iter().map(|s| s.to_string())).collect();
         // `extra` keeps the store for restarts.
-        let (child, port, stderr) = spawn_with(dir.path(), &extra).await;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, port, stderr) = spawn_with(dir.path(), &extra, &env).await;
         Server {
             child: Some(child),
             dir,
             extra,
+            env,
             base: format!("http://127.0.0.1:{port}"),
             port,
             client: client(Some(OPERATOR_KEY)),
@@ -186,7 +202,7 @@ impl Server {
     /// until it is ready.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
-        let (child, port, stderr) = spawn_with(self.dir.path(), &self.extra).await;
+        let (child, port, stderr) = spawn_with(self.dir.path(), &self.extra, &self.env).await;
         self.child = Some(child);
         self.port = port;
         self.base = format!("http://127.0.0.1:{port}");
@@ -538,13 +554,18 @@ pub fn serve_command(listen: &str, dir: &Path) -> std::process::Command {
 /// `slotgate ready on http://127.0.0.1:PORT`; returns the child, the port and
 /// its stderr (collected in the background from then on).
 pub async fn spawn(dir: &Path) -> (Child, u16, Arc<Mutex<String>>) {
-    spawn_with(dir, &[]).await
+    spawn_with(dir, &[], &[]).await
 }
 
-/// [`spawn`] with more `serve` options.
-pub async fn spawn_with(dir: &Path, extra: &[String]) -> (Child, u16, Arc<Mutex<String>>) {
+/// [`spawn`] with more `serve` options and environment variables.
+pub async fn spawn_with(
+    dir: &Path,
+    extra: &[String],
+    env: &[(String, String)],
+) -> (Child, u16, Arc<Mutex<String>>) {
     let mut child = Command::from(serve_command("127.0.0.1:0", dir))
         .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
