@@ -67,6 +67,25 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
 /// How long the writer waits for writes before it checks its connection.
 const IDLE: Duration = Duration::from_secs(1);
 
+/// How long the idle check may take before the database counts as down.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a batch's transaction may take before the database counts as down.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `work`, or a failure if it takes longer than `limit`.
+async fn within<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(StoreError(format!(
+            "the database did not answer within {} s",
+            limit.as_secs()
+        )))
+    })
+}
+
 /// How long it waits between attempts to reconnect.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -255,14 +274,18 @@ async fn write_loop(url: String, mut conn: Client, mut writer: Writer, retention
         let up = match writer.next_batch(&mut batch, IDLE).await {
             Some(0) => return, // the server is gone
             // Idle: check the connection, and follow the database's clock.
-            None => match sync_clock(&conn).await {
-                Ok(_) => true,
-                Err(e) => writer.finish(0, Err(err(e))),
-            },
+            None => {
+                match within(PING_TIMEOUT, async { sync_clock(&conn).await.map_err(err) }).await {
+                    Ok(()) => true,
+                    Err(e) => writer.finish(0, Err(e)),
+                }
+            }
             Some(_) if batch.is_empty() => true,
             Some(_) => {
                 let last = last_ticket(&batch);
-                let result = commit(&mut conn, &mut prepared, &batch).await;
+                // A commit that never answers is a failure too: reloading
+                // from the database then finds out whether it happened.
+                let result = within(COMMIT_TIMEOUT, commit(&mut conn, &mut prepared, &batch)).await;
                 batch.clear();
                 writer.finish(last, result)
             }
@@ -299,7 +322,7 @@ async fn reconnect(url: &str, writer: &mut Writer) -> Client {
     loop {
         writer.drop_waiting();
         tokio::time::sleep(RETRY).await;
-        match open_writer(url).await {
+        match within(PING_TIMEOUT, open_writer(url)).await {
             Ok(conn) => return conn,
             Err(e) => tracing::debug!(error = %e, "the store is still unreachable"),
         }
