@@ -93,7 +93,7 @@ pub fn router(
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state);
     ServiceBuilder::new()
-        .layer(middleware::from_fn(headers::security))
+        .layer_fn(headers::Secured)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .service(routes)
