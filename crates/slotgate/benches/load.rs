@@ -518,6 +518,11 @@ fn main() {
         let mut queued = drive(sg.org_client("tight"), n, o.seconds, None, "t").await;
         rows.push(queued.row(&format!("slotgate (durable), {} slots: half the callers queue", n / 2)));
         let mut wake = wakeups(&sg, 300).await;
+        // Exact counts, for per-cycle figures of the server (CPU, instructions).
+        println!(
+            "slotgate cycles per row: {} in {:.3} s, {} in {:.3} s, {} in {:.3} s",
+            peak.cycles, peak.secs, half.cycles, half.secs, queued.cycles, queued.secs
+        );
         if let Some(db) = &postgres {
             let tps = pgbench(db, n, o.seconds).await;
             rows.push(format!("| pgbench, one-row update per transaction, {n} clients (transactions/s) | {tps:.0} | | | | |"));

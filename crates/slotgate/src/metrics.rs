@@ -115,11 +115,14 @@ impl Metrics {
 
     /// Records how long a request to `route` took.
     pub fn request(&self, route: &str, took: Duration) {
-        self.inner()
-            .latency
-            .entry(route.to_string())
-            .or_default()
-            .observe(&LATENCY_BUCKETS, took.as_secs_f64());
+        let mut m = self.inner();
+        // A route's name is copied once, on its first request.
+        if !m.latency.contains_key(route) {
+            m.latency.insert(route.to_string(), Histogram::default());
+        }
+        if let Some(h) = m.latency.get_mut(route) {
+            h.observe(&LATENCY_BUCKETS, took.as_secs_f64());
+        }
     }
 
     /// The whole exposition: gauges from `engine`, then counters and histograms.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::ServiceExt as _;
 use slotgate_core::Config;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -232,7 +233,7 @@ impl Server {
         mut shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
         let app = api::router(self.service.clone());
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             })
