@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use slotgate_core::Config;
 
-use crate::cli::{ExportArgs, ImportArgs};
 use crate::server::{lock_data_dir, StoreChoice};
 use crate::store::postgres::{self, PostgresStore};
 use crate::store::sqlite::{self, SqliteStore};
@@ -22,22 +21,26 @@ const KEEP: Retention = Retention {
     events: Duration::from_secs(24 * 3600),
 };
 
-/// `slotgate export`: the document on stdout or in `--output`.
-pub async fn export(args: ExportArgs) -> Result<(), String> {
-    let dump = match args.store.store {
+/// `slotgate export`: the document on stdout, or in `output`.
+pub async fn export(
+    store: &StoreChoice,
+    data_dir: &Path,
+    output: Option<&Path>,
+) -> Result<(), String> {
+    let dump = match store {
         StoreChoice::Sqlite => {
-            let dir = args.store.data_dir.clone();
+            let dir = data_dir.to_path_buf();
             tokio::task::spawn_blocking(move || sqlite::dump_dir(&dir))
                 .await
                 .map_err(|e| e.to_string())?
         }
-        StoreChoice::Postgres(url) => postgres::dump_url(&url).await,
+        StoreChoice::Postgres(url) => postgres::dump_url(url).await,
     }
     .map_err(|e| e.to_string())?;
     let mut text = serde_json::to_string_pretty(&dump).map_err(|e| e.to_string())?;
     text.push('\n');
     let (orgs, calls, keys) = dump.counts();
-    match &args.output {
+    match output {
         Some(path) => {
             std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
             eprintln!(
@@ -56,20 +59,20 @@ pub async fn export(args: ExportArgs) -> Result<(), String> {
 }
 
 /// `slotgate import FILE`: into a new or empty store, all or nothing.
-pub async fn import(args: ImportArgs) -> Result<(), String> {
-    let dump = read(&args.file)?;
+pub async fn import(store: &StoreChoice, data_dir: &Path, file: &Path) -> Result<(), String> {
+    let dump = read(file)?;
     // Everything must restore into an engine before anything is written.
     dump.clone()
         .snapshot()
-        .map_err(|e| format!("{}: {e}", args.file.display()))?
+        .map_err(|e| format!("{}: {e}", file.display()))?
         .restore(Config {
             queue_cap: u32::MAX,
             ..Config::default()
         })
-        .map_err(|e| format!("{}: {e}", args.file.display()))?;
-    let (_lock, store): (_, Arc<dyn Store>) = match &args.store.store {
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let (_lock, store): (_, Arc<dyn Store>) = match store {
         StoreChoice::Sqlite => {
-            let dir = &args.store.data_dir;
+            let dir = data_dir;
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
             let lock = lock_data_dir(dir).map_err(|e| e.to_string())?;
             let store = SqliteStore::open(dir, KEEP).map_err(|e| e.to_string())?;

@@ -207,11 +207,14 @@ pub fn main() -> ExitCode {
         }
         Command::Export(args) => {
             init_logging(LogFormat::Text);
-            finish(runtime.block_on(backup::export(args)))
+            let store = &args.store;
+            let output = args.output.as_deref();
+            finish(runtime.block_on(backup::export(&store.store, &store.data_dir, output)))
         }
         Command::Import(args) => {
             init_logging(LogFormat::Text);
-            finish(runtime.block_on(backup::import(args)))
+            let store = &args.store;
+            finish(runtime.block_on(backup::import(&store.store, &store.data_dir, &args.file)))
         }
         Command::Client(cmd) => {
             init_logging(LogFormat::Text);
