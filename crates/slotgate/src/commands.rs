@@ -23,7 +23,7 @@ pub use self::output::{error_json, explain, Failure, KeySource};
 
 /// Where the server is and which key to use; shared by every client subcommand.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Connection (every command but serve)")]
+#[command(next_help_heading = "Connection (every command but serve, export and import)")]
 pub struct Conn {
     /// The server's base URL.
     #[arg(
