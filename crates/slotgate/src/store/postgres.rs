@@ -23,6 +23,7 @@ use slotgate_core::{Event, EventKind, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, watch};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
@@ -31,6 +32,13 @@ use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{self, CallRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
 use super::{Durable, Health, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
+
+/// A statement's parameters, owned: `params![org, seq as i64]`.
+macro_rules! params {
+    ($($p:expr),* $(,)?) => {
+        vec![$(Box::new(($p).to_owned()) as Owned),*]
+    };
+}
 
 /// The session advisory lock the serving replica holds: "slotgate" + 1.
 pub const REPLICA_LOCK: i64 = MIGRATION_LOCK + 1;
@@ -337,21 +345,24 @@ async fn commit(
 ) -> Result<Vec<Stored>, StoreError> {
     let txn = conn.transaction().await.map_err(err)?;
     let mut published = Vec::new();
+    let mut jobs = Vec::new();
     for (_, write) in batch {
-        apply(&txn, prepared, write, &mut published)
-            .await
-            .map_err(err)?;
+        match write {
+            Write::Import(dump) => {
+                run(&txn, prepared, &mut jobs).await.map_err(err)?;
+                import(&txn, dump).await.map_err(err)?;
+            }
+            write => apply(&mut jobs, write, &mut published),
+        }
     }
     for (org, seq) in newest_seqs(&published) {
         exec(
-            &txn,
-            prepared,
+            &mut jobs,
             "UPDATE slotgate_orgs SET last_event_seq = $2 WHERE id = $1",
-            &[&org, &(seq as i64)],
-        )
-        .await
-        .map_err(err)?;
+            params![org, seq as i64],
+        );
     }
+    run(&txn, prepared, &mut jobs).await.map_err(err)?;
     txn.commit().await.map_err(err)?;
     Ok(published)
 }
@@ -370,64 +381,68 @@ async fn purge(conn: &Client, retention: Retention) -> Result<(), tokio_postgres
     Ok(())
 }
 
-type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+/// A statement's parameter, owned, so a batch's statements can be sent
+/// together before any answer comes back.
+type Owned = Box<dyn ToSql + Sync + Send>;
+
+/// A statement to run in the batch's transaction.
+struct Job {
+    sql: &'static str,
+    params: Vec<Owned>,
+}
 
 /// The writer's prepared statements, by their text.
 type Prepared = HashMap<&'static str, Statement>;
 
-/// Runs one statement, prepared once per connection.
-async fn exec(
-    txn: &Transaction<'_>,
-    prepared: &mut Prepared,
-    sql: &'static str,
-    params: &[Param<'_>],
-) -> Result<u64, tokio_postgres::Error> {
-    let statement = match prepared.get(sql) {
-        Some(s) => s.clone(),
-        None => {
-            let s = txn.prepare(sql).await?;
-            prepared.insert(sql, s.clone());
-            s
-        }
-    };
-    txn.execute(&statement, params).await
+/// Queues one statement of the batch.
+fn exec(jobs: &mut Vec<Job>, sql: &'static str, params: Vec<Owned>) {
+    jobs.push(Job { sql, params });
 }
 
-async fn apply(
+/// Runs the queued statements, in order, pipelined: all are sent before the
+/// first answer is awaited (PostgreSQL runs them one after another, as
+/// sent). Each is prepared once per connection.
+async fn run(
     txn: &Transaction<'_>,
     prepared: &mut Prepared,
-    write: &Write,
-    published: &mut Vec<Stored>,
+    jobs: &mut Vec<Job>,
 ) -> Result<(), tokio_postgres::Error> {
+    for job in jobs.iter() {
+        if !prepared.contains_key(job.sql) {
+            let statement = txn.prepare(job.sql).await?;
+            prepared.insert(job.sql, statement);
+        }
+    }
+    let sent = jobs.iter().map(|job| {
+        let params = job.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync));
+        txn.execute_raw(&prepared[job.sql], params)
+    });
+    futures_util::future::try_join_all(sent).await?;
+    jobs.clear();
+    Ok(())
+}
+
+fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>) {
     match write {
         Write::PutKey(k) => {
-            exec(txn, prepared,
+            exec(jobs,
                 "INSERT INTO slotgate_keys (id, org, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&k.id, &k.org.as_str(), &k.name, &k.role.as_str(), &&k.hash[..], &rows::ms(k.created_at)],
-            ).await?;
+                params![k.id, k.org.as_str(), k.name, k.role.as_str(), &k.hash[..], &rows::ms(k.created_at)],
+            );
         }
         Write::DeleteKey { id } => {
-            exec(
-                txn,
-                prepared,
-                "DELETE FROM slotgate_keys WHERE id = $1",
-                &[id],
-            )
-            .await?;
+            exec(jobs, "DELETE FROM slotgate_keys WHERE id = $1", params![id]);
         }
-        Write::Import(dump) => import(txn, dump).await?,
+        Write::Import(_) => unreachable!("imports run on their own (commit)"),
         Write::Events(events) => {
             for (e, by) in events {
-                apply_event(txn, prepared, e).await?;
+                apply_event(jobs, e);
                 let body = serde_json::to_string(&e.to_api(by.as_deref()))
                     .expect("an event renders to JSON");
-                exec(
-                    txn,
-                    prepared,
+                exec(jobs,
                     "INSERT INTO slotgate_events (org, seq, at, body) VALUES ($1, $2, $3, $4::text::jsonb)",
-                    &[&e.org.as_str(), &(e.seq as i64), &rows::ms(e.at), &body],
-                )
-                .await?;
+                    params![e.org.as_str(), (e.seq as i64), rows::ms(e.at), body],
+                );
                 published.push(Stored {
                     org: e.org.clone(),
                     seq: e.seq,
@@ -435,7 +450,6 @@ async fn apply(
             }
         }
     }
-    Ok(())
 }
 
 /// The rows of an export.
@@ -475,49 +489,39 @@ async fn import(txn: &Transaction<'_>, dump: &Dump) -> Result<(), tokio_postgres
 }
 
 /// The rows an event changes.
-async fn apply_event(
-    txn: &Transaction<'_>,
-    prepared: &mut Prepared,
-    e: &Event,
-) -> Result<(), tokio_postgres::Error> {
+fn apply_event(jobs: &mut Vec<Job>, e: &Event) {
     let org = e.org.as_str();
     match &e.kind {
         EventKind::OrgCreated { limit } => {
             exec(
-                txn,
-                prepared,
+                jobs,
                 "INSERT INTO slotgate_orgs (id, lim, last_event_seq) VALUES ($1, $2, 0)",
-                &[&org, &(*limit as i32)],
-            )
-            .await?;
+                params![org, (*limit as i32)],
+            );
         }
         EventKind::LimitChanged { new, .. } => {
             exec(
-                txn,
-                prepared,
+                jobs,
                 "UPDATE slotgate_orgs SET lim = $2 WHERE id = $1",
-                &[&org, &(*new as i32)],
-            )
-            .await?;
+                params![org, (*new as i32)],
+            );
         }
         EventKind::ReservationsChanged { agent, new, .. } => {
             if new.total() == 0 {
                 exec(
-                    txn,
-                    prepared,
+                    jobs,
                     "DELETE FROM slotgate_reservations WHERE org = $1 AND agent = $2",
-                    &[&org, &agent.as_str()],
-                )
-                .await?;
+                    params![org, agent.as_str()],
+                );
             } else {
                 let [w, c, o, i] =
                     [new.webcall, new.chat, new.outbound, new.inbound].map(|n| n as i32);
-                exec(txn, prepared,
+                exec(jobs,
                     "INSERT INTO slotgate_reservations (org, agent, webcall, chat, outbound, inbound)
                      VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (org, agent) DO UPDATE SET webcall = $3, chat = $4, outbound = $5, inbound = $6",
-                    &[&org, &agent.as_str(), &w, &c, &o, &i],
-                ).await?;
+                    params![org, agent.as_str(), w, c, o, i],
+                );
             }
         }
         EventKind::CallQueued {
@@ -528,7 +532,7 @@ async fn apply_event(
             max_wait_expires_at,
             ..
         } => {
-            exec(txn, prepared,
+            exec(jobs,
                 // An id may come back once its ended call has left the engine's
                 // retention window; the old row is then replaced whole.
                 "INSERT INTO slotgate_calls (org, id, agent, type, state, queue_seq, queued_at, lease_ttl_ms, max_wait_at)
@@ -536,17 +540,8 @@ async fn apply_event(
                  ON CONFLICT (org, id) DO UPDATE SET agent = $3, type = $4, state = 'queued', slot = NULL,
                      queue_seq = $5, queued_at = $6, admitted_at = NULL, lease_ttl_ms = $7, max_wait_at = $8,
                      ended_at = NULL, end_reason = NULL",
-                &[
-                    &org,
-                    &call.as_str(),
-                    &agent.as_str(),
-                    &call_type.as_str(),
-                    &(e.seq as i64),
-                    &rows::ms(e.at),
-                    &(*lease_ttl_ms as i64),
-                    &max_wait_expires_at.map(rows::ms),
-                ],
-            ).await?;
+                params![org, call.as_str(), agent.as_str(), call_type.as_str(), (e.seq as i64), rows::ms(e.at), (*lease_ttl_ms as i64), max_wait_expires_at.map(rows::ms)],
+            );
         }
         EventKind::CallAdmitted {
             call,
@@ -556,36 +551,24 @@ async fn apply_event(
             lease_ttl_ms,
             ..
         } => {
-            exec(
-                txn,
-                prepared,
+            exec(jobs,
                 "INSERT INTO slotgate_calls (org, id, agent, type, state, slot, admitted_at, lease_ttl_ms)
                  VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)
                  ON CONFLICT (org, id) DO UPDATE SET state = 'active', slot = $5, admitted_at = $6,
                      agent = $3, type = $4, lease_ttl_ms = $7, ended_at = NULL, end_reason = NULL,
                      queued_at = CASE slotgate_calls.state WHEN 'queued' THEN slotgate_calls.queued_at END,
                      queue_seq = CASE slotgate_calls.state WHEN 'queued' THEN slotgate_calls.queue_seq END",
-                &[
-                    &org,
-                    &call.as_str(),
-                    &agent.as_str(),
-                    &call_type.as_str(),
-                    &slot.as_str(),
-                    &rows::ms(e.at),
-                    &(*lease_ttl_ms as i64),
-                ],
-            )
-            .await?;
+                params![org, call.as_str(), agent.as_str(), call_type.as_str(), slot.as_str(), rows::ms(e.at), (*lease_ttl_ms as i64)],
+            );
         }
         EventKind::CallEnded { call, reason, .. } => {
-            exec(txn, prepared,
+            exec(jobs,
                 "UPDATE slotgate_calls SET state = 'ended', ended_at = $3, end_reason = $4 WHERE org = $1 AND id = $2",
-                &[&org, &call.as_str(), &rows::ms(e.at), &reason.as_str()],
-            ).await?;
+                params![org, call.as_str(), rows::ms(e.at), reason.as_str()],
+            );
         }
         _ => {}
     }
-    Ok(())
 }
 
 /// What `slotgate export` reads: the database at `url`, without changing it
