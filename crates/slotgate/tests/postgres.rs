@@ -372,6 +372,34 @@ async fn acquire_stream(s: Arc<Server>, org: &str, stop: Arc<AtomicBool>) -> See
     seen
 }
 
+/// Asserts that every call `seen` acknowledged is active in the database,
+/// and that the server shows as many active calls as the database holds
+/// (nothing it admitted only in memory); returns the database's active ids.
+async fn committed_and_shown(
+    s: &Server,
+    client: &tokio_postgres::Client,
+    seen: &Seen,
+) -> Vec<String> {
+    let active: Vec<String> = client
+        .query(
+            "SELECT id FROM slotgate_calls WHERE org = 'acme' AND state = 'active'",
+            &[],
+        )
+        .await
+        .expect("the calls")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for id in &seen.acked {
+        assert!(
+            active.contains(id),
+            "acknowledged {id} is not in the database"
+        );
+    }
+    assert_eq!(s.org("acme").await.active as usize, active.len());
+    active
+}
+
 async fn healthz(s: &Server) -> u16 {
     let r = s.anon.get(s.url("/healthz")).send().await;
     r.map_or(0, |r| r.status().as_u16())
@@ -415,23 +443,7 @@ async fn the_database_stopped_under_load_gives_503_then_the_server_recovers_by_i
     // what is committed: nothing it admitted in memory while the database
     // was down.
     let client = db.connect().await;
-    let active: Vec<String> = client
-        .query(
-            "SELECT id FROM slotgate_calls WHERE org = 'acme' AND state = 'active'",
-            &[],
-        )
-        .await
-        .expect("the calls")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for id in &seen.acked {
-        assert!(
-            active.contains(id),
-            "acknowledged {id} is not in the database"
-        );
-    }
-    assert_eq!(s.org("acme").await.active as usize, active.len());
+    let active = committed_and_shown(&s, &client, &seen).await;
     assert_eq!(s.all_calls("acme").await.len(), active.len());
 }
 
@@ -475,23 +487,7 @@ async fn a_primary_failover_loses_no_acknowledged_change() {
         "acknowledged again after it"
     );
     let client = standby.connect().await;
-    let active: Vec<String> = client
-        .query(
-            "SELECT id FROM slotgate_calls WHERE org = 'acme' AND state = 'active'",
-            &[],
-        )
-        .await
-        .expect("the calls")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for id in &seen.acked {
-        assert!(
-            active.contains(id),
-            "acknowledged {id} was lost in the failover"
-        );
-    }
-    assert_eq!(s.org("acme").await.active as usize, active.len());
+    committed_and_shown(&s, &client, &seen).await;
     eprintln!(
         "failover: answering again {back_after:?} after the promotion; {} acknowledged, {} refused",
         seen.acked.len(),
