@@ -30,11 +30,16 @@
 //! machine: `pgbench` with a one-row-update script (each client its own
 //! row), at the same client count, on the same cluster.
 //!
+//! `--replicas N` (with `--postgres`) starts N servers on that database,
+//! and the callers send each request to the next replica in turn: one
+//! leads, the others forward to it. The wake-up is then measured across
+//! replicas too (the waiter and the release on different ones).
+//!
 //! Paced runs spread the callers' start over one period, so the load is a
 //! steady rate rather than every caller at once.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +59,8 @@ struct Opts {
     slotgate_only: bool,
     /// The slotgate rows on PostgreSQL, beside `pgbench`.
     postgres: bool,
+    /// How many servers on the PostgreSQL database.
+    replicas: usize,
 }
 
 fn opts() -> Opts {
@@ -70,6 +77,7 @@ fn opts() -> Opts {
         seconds: get("--seconds", 10),
         slotgate_only: args.iter().any(|a| a == "--slotgate-only"),
         postgres: args.iter().any(|a| a == "--postgres"),
+        replicas: get("--replicas", 1).max(1) as usize,
     }
 }
 
@@ -176,31 +184,41 @@ async fn drive<L: Limiter>(
     total
 }
 
-/// The real server, started from the binary on a free port with a fresh data dir.
+/// The real server (or several replicas on one database), started from the
+/// binary on free ports with fresh data dirs.
 struct Slotgate {
-    child: tokio::process::Child,
+    children: Vec<tokio::process::Child>,
+    /// The first server's API (it leads when there are several).
     base: String,
+    /// Every server's API.
+    bases: Vec<String>,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _dirs: Vec<tempfile::TempDir>,
 }
 
 impl Slotgate {
-    async fn start(store: &[String]) -> Slotgate {
+    async fn start(store: &[String], replicas: usize) -> Slotgate {
         // The data dir sits on the project's disk (not a tmpfs), so fsyncs are real.
         let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
         std::fs::create_dir_all(&target).expect("target/ (CARGO_TARGET_DIR may be elsewhere)");
-        let dir = tempfile::tempdir_in(target).expect("a temp dir under target/");
-        let (child, port) = spawn(dir.path(), store).await;
-        let url = format!("http://127.0.0.1:{port}");
+        let (mut children, mut bases, mut dirs) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..replicas {
+            let dir = tempfile::tempdir_in(&target).expect("a temp dir under target/");
+            let (child, port) = spawn(dir.path(), store).await;
+            children.push(child);
+            bases.push(format!("http://127.0.0.1:{port}/v1"));
+            dirs.push(dir);
+        }
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .build()
             .unwrap();
         Slotgate {
-            child,
-            base: format!("{url}/v1"),
+            children,
+            base: bases[0].clone(),
+            bases,
             http,
-            _dir: dir,
+            _dirs: dirs,
         }
     }
 
@@ -219,7 +237,12 @@ impl Slotgate {
     fn org_client(&self, org: &str) -> Arc<SlotgateOrg> {
         Arc::new(SlotgateOrg {
             http: self.http.clone(),
-            calls: format!("{}/orgs/{org}/calls", self.base),
+            calls: self
+                .bases
+                .iter()
+                .map(|b| format!("{b}/orgs/{org}/calls"))
+                .collect(),
+            turn: AtomicUsize::new(0),
         })
     }
 }
@@ -267,7 +290,9 @@ async fn spawn(dir: &std::path::Path, store: &[String]) -> (tokio::process::Chil
 impl Drop for Slotgate {
     fn drop(&mut self) {
         // kill_on_drop is set too; this makes it immediate.
-        let _ = self.child.start_kill();
+        for child in &mut self.children {
+            let _ = child.start_kill();
+        }
     }
 }
 
@@ -301,9 +326,17 @@ impl Limiter for Healthz {
     }
 }
 
+/// One org's calls, on every replica: each request goes to the next in turn.
 struct SlotgateOrg {
     http: reqwest::Client,
-    calls: String,
+    calls: Vec<String>,
+    turn: AtomicUsize,
+}
+
+impl SlotgateOrg {
+    fn next(&self) -> &str {
+        &self.calls[self.turn.fetch_add(1, Ordering::Relaxed) % self.calls.len()]
+    }
 }
 
 impl Limiter for SlotgateOrg {
@@ -311,7 +344,7 @@ impl Limiter for SlotgateOrg {
         loop {
             let r = self
                 .http
-                .post(&self.calls)
+                .post(self.next())
                 .bearer_auth(OP)
                 .json(&json!({"id": id, "agent": "bench", "type": "chat", "wait_s": 30}))
                 .send()
@@ -329,7 +362,7 @@ impl Limiter for SlotgateOrg {
     async fn release(&self, id: String) {
         let r = self
             .http
-            .delete(format!("{}/{id}", self.calls))
+            .delete(format!("{}/{id}", self.next()))
             .bearer_auth(OP)
             .send()
             .await
@@ -466,7 +499,7 @@ async fn wakeups(sg: &Slotgate, rounds: usize) -> Samples {
         loop {
             let r = sg
                 .http
-                .get(format!("{}/{waiter_id}", org.calls))
+                .get(format!("{}/{waiter_id}", org.calls[0]))
                 .bearer_auth(OP)
                 .send()
                 .await
@@ -505,18 +538,26 @@ fn main() {
             Some(db) => vec!["--store".into(), db.url()],
             None => Vec::new(),
         };
-        let sg = Slotgate::start(&store).await;
+        let replicas = if o.postgres { o.replicas } else { 1 };
+        if replicas > 1 {
+            println!("{replicas} replicas on one database; each request goes to the next in turn");
+        }
+        let sg = Slotgate::start(&store, replicas).await;
         sg.org("roomy", n as u32).await;
         sg.org("tight", (n / 2) as u32).await;
         sg.org("paced", n as u32).await;
         let mut rows = Vec::new();
 
         let mut peak = drive(sg.org_client("roomy"), n, o.seconds, None, "r").await;
-        rows.push(peak.row(&format!("slotgate (durable), {n} slots")));
+        let on = match replicas {
+            1 => String::new(),
+            r => format!(", {r} replicas"),
+        };
+        rows.push(peak.row(&format!("slotgate (durable){on}, {n} slots")));
         let mut half = drive(sg.org_client("paced"), n, o.seconds, Some(peak.rate() / 2.0), "p").await;
-        rows.push(half.row(&format!("slotgate (durable), {n} slots, paced at half its peak")));
+        rows.push(half.row(&format!("slotgate (durable){on}, {n} slots, paced at half its peak")));
         let mut queued = drive(sg.org_client("tight"), n, o.seconds, None, "t").await;
-        rows.push(queued.row(&format!("slotgate (durable), {} slots: half the callers queue", n / 2)));
+        rows.push(queued.row(&format!("slotgate (durable){on}, {} slots: half the callers queue", n / 2)));
         let mut wake = wakeups(&sg, 300).await;
         // Exact counts, for per-cycle figures of the server (CPU, instructions).
         println!(

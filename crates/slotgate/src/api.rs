@@ -12,6 +12,7 @@ pub mod calls;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod forward;
 pub mod headers;
 pub mod json;
 pub mod keys;
@@ -46,7 +47,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// The whole application, ready to serve.
 ///
 /// What concerns every answer alike (the body limit, panics as 500s, the
-/// security headers) wraps the router once, from outside. `Router::layer`
+/// security headers, forwarding to the leading replica) wraps the router
+/// once, from outside. `Router::layer`
 /// would wrap each route on its own instead, and axum then clones a route's
 /// whole stack of boxed layers at each of its levels on every request: with
 /// these three among them, about 28 allocations per request. Only `track`,
@@ -91,11 +93,12 @@ pub fn router(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
-        .with_state(state);
+        .with_state(state.clone());
     ServiceBuilder::new()
         .layer_fn(headers::Secured)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer_fn(|inner| forward::Forward::new(inner, state.clone()))
         .service(routes)
 }
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use slotgate_core::Config;
 
+use crate::auth::random_hex;
 use crate::server::{lock_data_dir, StoreChoice};
-use crate::store::postgres::{self, PostgresStore};
+use crate::store::postgres::{self, PostgresStore, Replica};
 use crate::store::sqlite::{self, SqliteStore};
 use crate::store::{Dump, Retention, Store, Write, DUMP_FORMAT};
 
@@ -79,12 +80,31 @@ pub async fn import(store: &StoreChoice, data_dir: &Path, file: &Path) -> Result
             (Some(lock), Arc::new(store))
         }
         StoreChoice::Postgres(url) => {
-            let store = PostgresStore::open(url, KEEP)
+            // It takes the lead, as a server would: none may run meanwhile.
+            let me = Replica {
+                id: random_hex(16),
+                url: String::new(),
+            };
+            let store = PostgresStore::open(url, KEEP, me)
                 .await
                 .map_err(|e| e.to_string())?;
+            if !store.leads() {
+                return Err(
+                    "a slotgate server runs on this database: stop every replica first".into(),
+                );
+            }
             (None, Arc::new(store))
         }
     };
+    let result = fill(&store, dump).await;
+    // Let a server take the lead at once, rather than once this one's lapses.
+    let ticket = store.submit(Write::Resign);
+    let resigned = store.durable(ticket).await.map_err(|e| e.to_string());
+    result.and(resigned)
+}
+
+/// Writes `dump` into `store`, if the store is empty.
+async fn fill(store: &Arc<dyn Store>, dump: Dump) -> Result<(), String> {
     let reader = store.clone();
     let existing = tokio::task::spawn_blocking(move || reader.dump())
         .await

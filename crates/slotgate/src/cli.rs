@@ -129,6 +129,13 @@ pub struct ServeArgs {
     /// Where the state is kept.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// With several replicas on one PostgreSQL database: the URL the others
+    /// forward requests to while this one leads, such as
+    /// http://10.0.0.5:7878 (in Kubernetes, the pod's IP from the downward
+    /// API). By default http://LISTEN-ADDRESS, or http://$HOSTNAME:PORT when
+    /// listening on all interfaces.
+    #[arg(long, env = "SLOTGATE_ADVERTISE_URL", hide_env_values = true)]
+    pub advertise_url: Option<String>,
     /// How long ended calls stay readable and their ids idempotent (e.g. 24h, 90m).
     #[arg(long, env = "SLOTGATE_ENDED_RETENTION", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub ended_retention: Duration,
@@ -260,6 +267,16 @@ async fn client(conn: &Conn, cmd: ClientCommand) -> ExitCode {
     }
 }
 
+/// Where the other replicas reach this one, if its address says so: the
+/// address it listens on, or its host name when it listens on all.
+fn advertised(addr: SocketAddr) -> Option<String> {
+    if !addr.ip().is_unspecified() {
+        return Some(format!("http://{addr}"));
+    }
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())?;
+    Some(format!("http://{host}:{}", addr.port()))
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = Settings {
         store: args.store.store,
@@ -269,6 +286,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         event_retention: args.event_retention,
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
+        advertise_url: None,
     };
     // Listen first: a taken port must not leave a new data directory and a
     // new operator key behind.
@@ -276,6 +294,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let settings = Settings {
+        advertise_url: args.advertise_url.or_else(|| advertised(addr)),
+        ..settings
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server::start(&settings, stop_rx.clone())
         .await

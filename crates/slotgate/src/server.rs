@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::auth::{random_hex, Keys};
 use crate::service::Service;
-use crate::store::postgres::PostgresStore;
+use crate::store::postgres::{PostgresStore, Replica};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Retention, Store, StoreError};
 use crate::{api, clock};
@@ -63,6 +63,9 @@ pub struct Settings {
     pub queue_cap: u32,
     /// Whether `/metrics` asks for the operator key.
     pub metrics_auth: bool,
+    /// Where the other replicas on the same PostgreSQL database reach this
+    /// one while it leads (`--advertise-url`).
+    pub advertise_url: Option<String>,
 }
 
 /// Why the server could not start.
@@ -90,6 +93,10 @@ pub enum StartError {
     /// key, so none is generated.
     #[error("with --store postgres://..., set SLOTGATE_OPERATOR_KEY: every server on the database must accept the same operator key")]
     OperatorKeyNeeded,
+    /// With a PostgreSQL store, the other replicas must know where to
+    /// forward requests while this one leads.
+    #[error("with --store postgres://..., set --advertise-url (SLOTGATE_ADVERTISE_URL): the URL the other replicas reach this one at, such as http://10.0.0.5:7878 (it is only guessed when --listen names one address)")]
+    AdvertiseUrlNeeded,
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -187,7 +194,14 @@ impl Server {
                     .clone()
                     .filter(|k| !k.is_empty())
                     .ok_or(StartError::OperatorKeyNeeded)?;
-                let store = PostgresStore::open(url, retention).await?;
+                let me = Replica {
+                    id: random_hex(16),
+                    url: settings
+                        .advertise_url
+                        .clone()
+                        .ok_or(StartError::AdvertiseUrlNeeded)?,
+                };
+                let store = PostgresStore::open(url, retention, me).await?;
                 (Arc::new(store), operator, None, None)
             }
         };

@@ -178,7 +178,19 @@ impl Service {
 
     /// The Prometheus text of `/metrics`, once what it shows is durable.
     pub async fn metrics_text(&self) -> Result<String> {
-        self.observe(|e| self.metrics.render(e)).await
+        let role = |leads: bool| {
+            format!(
+                "# HELP slotgate_replica_leads Whether this server holds the orgs (1), or forwards to the replica that does (0).\n\
+                 # TYPE slotgate_replica_leads gauge\nslotgate_replica_leads {}\n",
+                u8::from(leads)
+            )
+        };
+        if self.leader().is_some() {
+            // The leader holds the orgs; this replica has its own counters only.
+            let empty = Engine::new(*self.engine().config());
+            return Ok(self.metrics.render(&empty) + &role(false));
+        }
+        self.observe(|e| self.metrics.render(e) + &role(true)).await
     }
 
     /// Stores whatever the engine changed on its own (calls that timed out
@@ -204,33 +216,68 @@ impl Service {
         let _ = rx.wait_for(|stop| *stop).await;
     }
 
-    /// Waits until every change submitted so far is durable (at shutdown).
+    /// At shutdown: waits until every change submitted so far is durable,
+    /// then gives up the lead, if this replica has it ([`Write::Resign`]).
     pub async fn flush(&self) -> Result<()> {
-        Ok(self.store.durable(self.store.last_ticket()).await?)
+        if !self.store_up() {
+            return Ok(());
+        }
+        Ok(self.store.durable(self.store.submit(Write::Resign)).await?)
     }
 
-    /// Whether the store commits (else every change and read answers 503).
+    /// Whether the store commits and this server may answer from memory
+    /// (else every change and read answers 503).
     pub fn store_up(&self) -> bool {
-        *self.health.borrow() == Health::Up
+        *self.health.borrow() == Health::Up && self.store.leads()
     }
 
-    /// Until shutdown: whenever the store is back after a failure, reloads
-    /// the engine and the keys from it, then lets it commit again. Changes
-    /// made in memory while it was down were never acknowledged, and are
-    /// dropped with the engine that made them.
+    /// The leading replica's URL, while another replica leads: requests go there.
+    pub fn leader(&self) -> Option<String> {
+        match &*self.health.borrow() {
+            Health::Following(url) => Some(url.clone()),
+            _ => None,
+        }
+    }
+
+    /// Until shutdown: whenever the store is back after a failure (or this
+    /// replica takes the lead), reloads the engine and the keys from it,
+    /// then lets it commit again. Changes made in memory while it was down
+    /// were never acknowledged, and are dropped with the engine that made
+    /// them. While another replica leads, the engine is empty.
     pub async fn recover_from_store_failures(&self) {
         let mut health = self.store.health();
         loop {
-            tokio::select! {
-                back = health.wait_for(|h| *h == Health::Reconnected) => if back.is_err() { return },
+            let following = tokio::select! {
+                changed = health.wait_for(|h| matches!(h, Health::Reconnected | Health::Following(_))) => {
+                    match changed {
+                        Err(_) => return,
+                        Ok(h) => *h != Health::Reconnected,
+                    }
+                }
                 () = self.stopped() => return,
+            };
+            if following {
+                self.forget();
+                tokio::select! {
+                    changed = health.wait_for(|h| !matches!(h, Health::Following(_))) => if changed.is_err() { return },
+                    () = self.stopped() => return,
+                }
+                continue;
             }
             while let Err(e) = self.reload().await {
                 tracing::warn!(error = %e, "reloading from the store failed; trying again");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
-            tracing::info!("reloaded from the store after its failure");
+            tracing::info!("loaded the state from the store; serving");
         }
+    }
+
+    /// Empties the engine, while another replica leads: its state lives
+    /// there, and this replica's copy would only age.
+    fn forget(&self) {
+        let mut engine = self.engine();
+        let config = *engine.config();
+        *engine = Engine::new(config);
     }
 
     /// Rebuilds the engine and the keys from the store, and resumes it.
@@ -264,7 +311,18 @@ impl Service {
                     self.driver.sleep_until(next);
                     next
                 },
-                || self.change(None, |e, now| e.handle_timeout(now)),
+                || async {
+                    // While the store is down or another replica leads, there
+                    // is nothing to expire here: wait until this one serves.
+                    if self
+                        .change(None, |e, now| e.handle_timeout(now))
+                        .await
+                        .is_err()
+                    {
+                        self.until_serving().await;
+                    }
+                    Ok::<(), Error>(())
+                },
                 self.stopped(),
             )
             .await;
@@ -287,6 +345,22 @@ impl Service {
             .await;
     }
 
+    /// Resolves once the store commits again and this replica serves (or at shutdown).
+    async fn until_serving(&self) {
+        let mut health = self.store.health();
+        loop {
+            tokio::select! {
+                _ = health.wait_for(|h| *h == Health::Up) => {}
+                () = self.stopped() => return,
+            }
+            if self.store_up() {
+                return;
+            }
+            // Up, but the lead is not renewed yet: at most a second away.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     fn engine(&self) -> MutexGuard<'_, Engine> {
         self.engine
             .lock()
@@ -302,6 +376,9 @@ impl Service {
     /// Reads the engine as of now (for what depends on the time of reading,
     /// such as a queued call's expected wait), as [`Service::observe`] does.
     async fn observe_at<R>(&self, f: impl FnOnce(&Engine, Timestamp) -> R) -> Result<R> {
+        if !self.store_up() {
+            return Err(StoreError("the store is unavailable".into()).into());
+        }
         let (result, ticket) = {
             let engine = self.engine();
             (f(&engine, clock::now()), self.store.last_ticket())

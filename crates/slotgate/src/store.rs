@@ -43,6 +43,9 @@ pub enum Write {
     },
     /// Everything of an export, into an empty store (`slotgate import`).
     Import(Box<Dump>),
+    /// The last write, at shutdown: with several replicas, gives up the
+    /// lead so that another replica takes over at once. Nothing for one server.
+    Resign,
 }
 
 /// Everything needed to rebuild the server's state.
@@ -117,9 +120,12 @@ pub enum Health {
     Up,
     /// A commit failed (the message says why): nothing is acknowledged.
     Down(String),
-    /// Reachable again: the service reloads its state from the store, then
-    /// calls [`Store::resume`].
+    /// Reachable again, or this replica now leads: the service reloads its
+    /// state from the store, then calls [`Store::resume`].
     Reconnected,
+    /// Another replica leads (PostgreSQL, several replicas): requests go to
+    /// it, at this URL.
+    Following(String),
 }
 
 /// A store failure. No change is acknowledged after one until the store is
@@ -168,6 +174,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Whether the store works, as it changes.
     fn health(&self) -> tokio::sync::watch::Receiver<Health>;
+
+    /// Whether this server may still answer from memory: with several
+    /// replicas, only while its lead is surely not yet another's.
+    fn leads(&self) -> bool {
+        true
+    }
 
     /// After a failure and [`Health::Reconnected`], once the engine and keys
     /// are reloaded from the store: drops every write submitted before and

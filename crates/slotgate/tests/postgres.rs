@@ -16,11 +16,12 @@ use support::pg::{self, PgCluster};
 use support::{eventually, Server};
 use tokio::sync::Barrier;
 
-/// The tables migration 1 creates, and the migrations' own record.
+/// The tables the migrations create, and the migrations' own record.
 const TABLES: &[&str] = &[
     "slotgate_calls",
     "slotgate_events",
     "slotgate_keys",
+    "slotgate_leader",
     "slotgate_orgs",
     "slotgate_reservations",
     "slotgate_schema",
@@ -349,15 +350,16 @@ struct Seen {
     refused_after: Vec<usize>,
 }
 
-/// Acquires `c1`, `c2`, ... on `org` one after another until `stop`.
-async fn acquire_stream(s: Arc<Server>, org: &str, stop: Arc<AtomicBool>) -> Seen {
+/// Acquires `c1`, `c2`, ... on `org` one after another until `stop`, each
+/// through the next of the replicas in turn.
+async fn acquire_stream(r: Arc<Vec<Server>>, org: &str, stop: Arc<AtomicBool>) -> Seen {
     let mut seen = Seen::default();
     for i in 1.. {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let id = format!("c{i}");
-        let a = s.acquire(org, &id, "A", CallType::Chat).await;
+        let a = r[i % r.len()].acquire(org, &id, "A", CallType::Chat).await;
         match a.status {
             201 => seen.acked.push(id),
             503 => {
@@ -370,6 +372,24 @@ async fn acquire_stream(s: Arc<Server>, org: &str, stop: Arc<AtomicBool>) -> See
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     seen
+}
+
+/// Three replicas on the database at `url`; the first leads.
+async fn three_replicas(url: &str) -> Arc<Vec<Server>> {
+    let mut r = Vec::new();
+    for _ in 0..3 {
+        r.push(Server::start_on(None, &["--store", url]).await);
+    }
+    Arc::new(r)
+}
+
+/// Every replica's `/healthz` status.
+async fn all_healthz(r: &[Server]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for s in r {
+        out.push(healthz(s).await);
+    }
+    out
 }
 
 /// Asserts that every call `seen` acknowledged is active in the database,
@@ -406,23 +426,23 @@ async fn healthz(s: &Server) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_database_stopped_under_load_gives_503_then_the_server_recovers_by_itself() {
-    let s = Arc::new(Server::start_on_postgres(&[]).await);
-    s.create_org("acme", 100_000).await;
+async fn the_database_stopped_under_load_gives_503_then_the_replicas_recover_by_themselves() {
+    let db = PgCluster::start().await;
+    let r = three_replicas(&db.url()).await;
+    r[0].create_org("acme", 100_000).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(acquire_stream(s.clone(), "acme", stop.clone()));
-    let db = s.postgres().expect("a PostgreSQL server");
+    let load = tokio::spawn(acquire_stream(r.clone(), "acme", stop.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     tokio::task::block_in_place(|| db.stop());
-    eventually(10, "/healthz says 503", || async {
-        healthz(&s).await == 503
+    eventually(10, "every /healthz says 503", || async {
+        all_healthz(&r).await == [503; 3]
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     tokio::task::block_in_place(|| db.start_again());
-    eventually(30, "/healthz says 200 again", || async {
-        healthz(&s).await == 200
+    eventually(30, "every /healthz says 200 again", || async {
+        all_healthz(&r).await == [200; 3]
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -439,40 +459,41 @@ async fn the_database_stopped_under_load_gives_503_then_the_server_recovers_by_i
         "acknowledged again after it, without a restart: {} acked, last 503 after {last_refusal}",
         seen.acked.len()
     );
-    // Every acknowledged call is committed, and the server shows exactly
-    // what is committed: nothing it admitted in memory while the database
-    // was down.
+    // Every acknowledged call is committed, and every replica shows exactly
+    // what is committed: nothing admitted in memory while the database was down.
     let client = db.connect().await;
-    let active = committed_and_shown(&s, &client, &seen).await;
-    assert_eq!(s.all_calls("acme").await.len(), active.len());
+    for s in r.iter() {
+        let active = committed_and_shown(s, &client, &seen).await;
+        assert_eq!(s.all_calls("acme").await.len(), active.len());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_failover_loses_no_acknowledged_change() {
     let primary = PgCluster::start().await;
     let standby = primary.start_standby().await;
-    // Both hosts in one URL: the server follows whichever accepts writes.
+    // Both hosts in one URL: the replicas follow whichever accepts writes.
     let url = format!(
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{}?target_session_attrs=read-write",
         primary.port,
         standby.port,
         pg::DATABASE
     );
-    let s = Arc::new(Server::start_on(None, &["--store", &url]).await);
-    s.create_org("acme", 100_000).await;
+    let r = three_replicas(&url).await;
+    r[0].create_org("acme", 100_000).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(acquire_stream(s.clone(), "acme", stop.clone()));
+    let load = tokio::spawn(acquire_stream(r.clone(), "acme", stop.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     tokio::task::block_in_place(|| primary.stop()); // -m immediate: a crash
-    eventually(10, "/healthz says 503", || async {
-        healthz(&s).await == 503
+    eventually(10, "every /healthz says 503", || async {
+        all_healthz(&r).await == [503; 3]
     })
     .await;
     tokio::task::block_in_place(|| standby.promote());
     let promoted = std::time::Instant::now();
-    eventually(30, "/healthz says 200 on the new primary", || async {
-        healthz(&s).await == 200
+    eventually(30, "every /healthz says 200 on the new primary", || async {
+        all_healthz(&r).await == [200; 3]
     })
     .await;
     let back_after = promoted.elapsed();
@@ -487,9 +508,11 @@ async fn a_primary_failover_loses_no_acknowledged_change() {
         "acknowledged again after it"
     );
     let client = standby.connect().await;
-    committed_and_shown(&s, &client, &seen).await;
+    for s in r.iter() {
+        committed_and_shown(s, &client, &seen).await;
+    }
     eprintln!(
-        "failover: answering again {back_after:?} after the promotion; {} acknowledged, {} refused",
+        "failover: three replicas answering again {back_after:?} after the promotion; {} acknowledged, {} refused",
         seen.acked.len(),
         seen.refused_after.len()
     );

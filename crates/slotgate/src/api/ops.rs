@@ -13,18 +13,22 @@ use crate::auth::Principal;
 use crate::service::Service;
 use slotgate_api::ErrorCode;
 
-/// 200 once the server is serving; 503 while its store cannot commit.
+/// 200 once the server is serving (or, with several replicas, forwarding to
+/// the one that leads); 503 while its store cannot commit.
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz",
-    responses((status = 200, description = "serving", content_type = "text/plain", body = String),
+    responses((status = 200, description = "serving (`ok`), or forwarding every request to the leading replica (`ok: forwarding to URL, the leading replica`)", content_type = "text/plain", body = String),
               (status = 503, description = "store_unavailable: the store cannot commit; the server recovers by itself when it can", body = slotgate_api::ErrorBody)))]
-pub async fn healthz(State(s): State<Arc<Service>>) -> Result<&'static str, ApiError> {
+pub async fn healthz(State(s): State<Arc<Service>>) -> Result<String, ApiError> {
+    if let Some(leader) = s.leader() {
+        return Ok(format!("ok: forwarding to {leader}, the leading replica\n"));
+    }
     if !s.store_up() {
         return Err(ApiError::new(
             ErrorCode::StoreUnavailable,
             "the store cannot commit; the server recovers by itself when it can",
         ));
     }
-    Ok("ok\n")
+    Ok("ok\n".to_string())
 }
 
 /// Prometheus metrics; with `--metrics-auth`, for the operator key only.

@@ -173,13 +173,25 @@ impl Writer {
         batch.retain(|(t, _)| !dropped.contains(t));
     }
 
-    /// After a failure, once the database is reachable again: says so, and
-    /// waits until the service has reloaded and called [`Tickets::resume`].
-    /// Writes submitted meanwhile are dropped then.
-    pub(super) async fn reconnected(&mut self) {
-        self.shared.health.send_replace(Health::Reconnected);
+    /// Says how the store is ([`Health::Reconnected`] after a failure, or
+    /// [`Health::Following`] another replica).
+    pub(super) fn announce(&self, health: Health) {
+        self.shared.health.send_replace(health);
+    }
+
+    /// How the store is, as last announced.
+    pub(super) fn health(&self) -> Health {
+        self.shared.health.borrow().clone()
+    }
+
+    /// After [`Health::Reconnected`]: whether the service has reloaded and
+    /// called [`Tickets::resume`] within `limit`. Writes submitted before
+    /// are dropped then.
+    pub(super) async fn resumed(&self, limit: Duration) -> bool {
         let mut health = self.shared.health.subscribe();
-        let _ = health.wait_for(|h| *h == Health::Up).await;
+        tokio::time::timeout(limit, health.wait_for(|h| *h == Health::Up))
+            .await
+            .is_ok_and(|up| up.is_ok())
     }
 
     /// Drops the writes waiting (while the store is down: they fail).
@@ -204,14 +216,21 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "store write failed; no change is acknowledged until it is back");
-                let committed = self.shared.durable.borrow().clone().unwrap_or(0);
-                // Up to the reload: until then, nothing more is committed.
-                *self.shared.dropped() = committed + 1..u64::MAX;
-                self.shared.health.send_replace(Health::Down(e.0.clone()));
-                let _ = self.shared.durable.send_replace(Err(e));
+                self.stop(Health::Down(e.0.clone()), e);
                 false
             }
         }
+    }
+
+    /// Fails every write not yet committed with `e`, and every one after
+    /// until [`Tickets::resume`]: memory and the store may disagree from
+    /// then on (a failure), or another replica leads.
+    pub(super) fn stop(&self, health: Health, e: StoreError) {
+        let committed = self.shared.durable.borrow().clone().unwrap_or(0);
+        // Up to the reload: until then, nothing more is committed.
+        *self.shared.dropped() = committed + 1..u64::MAX;
+        self.shared.health.send_replace(health);
+        let _ = self.shared.durable.send_replace(Err(e));
     }
 
     /// Whether it is time to purge (then not again for a while).

@@ -1,23 +1,36 @@
-//! The PostgreSQL store (`slotgate serve --store postgres://...`), written
-//! with group commit like the embedded store.
+//! The PostgreSQL store (`slotgate serve --store postgres://...`): any
+//! number of replicas on one database, one of which leads.
 //!
-//! A writer task owns one connection and commits with group commit
-//! (`group_commit.rs`): everything waiting in one transaction, one commit; a
-//! request answers only once its change is committed in PostgreSQL. Reads (start-up, the events API, observed traffic) use a
-//! second connection; they run on the blocking threads, which wait for them
-//! on the runtime.
+//! **The leader** applies every change, as one server does with the embedded
+//! store: its engine in memory decides, a writer task commits with group
+//! commit (`group_commit.rs`: everything waiting in one transaction, one
+//! commit), and a request answers only once its change is committed in
+//! PostgreSQL. **The other replicas follow**: they forward every request to
+//! the leader (`api/forward.rs`) and answer with its answer, so any replica
+//! answers any request exactly as one server would.
 //!
-//! This step serves one replica per database: the writer's connection holds
-//! a session advisory lock ([`REPLICA_LOCK`]) for as long as the server runs,
-//! and a second server on the same database refuses to start. Several
-//! replicas on one database (each change under its org's row lock, the
-//! engine catching up with the log) are the next step of issue 10.
+//! Who leads is one row, `slotgate_leader` (migration 2): its `term` and the
+//! leader's `url`. The leader renews the row in every transaction it commits
+//! and at least once a second (that also reads the database's clock, which
+//! deadlines follow: `clock.rs`). A follower takes over, with `term + 1`,
+//! once the row is older than [`LEASE`] by the database's clock, or at once
+//! when the leader's connection is gone from `pg_stat_activity` (it was
+//! killed); it then loads the state from the database and serves. Every transaction of the
+//! leader begins by renewing the row *where the term is still its own*, so
+//! a replica that lost the lead can never commit after its successor took
+//! over, and it stops answering from memory [`LEAD_VALID`] after its last
+//! renewal was sent, before anyone may take over. Only transaction-scoped
+//! locks are used, so a transaction-pooling PgBouncer may sit in between.
+//!
+//! Reads (start-up, the events API, observed traffic) use a second
+//! connection; they run on the blocking threads, which wait for them on the
+//! runtime.
 
 mod migrate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slotgate_core::{Event, EventKind, Timestamp};
 use slotgate_plan::CallRecord;
@@ -40,13 +53,33 @@ macro_rules! params {
     };
 }
 
-/// The session advisory lock the serving replica holds: "slotgate" + 1.
-pub const REPLICA_LOCK: i64 = MIGRATION_LOCK + 1;
+/// How long the leader's lead lasts without a renewal, by the database's
+/// clock: another replica may take over after that.
+pub const LEASE: Duration = Duration::from_secs(5);
+
+/// How long after it sent its last renewal the leader still answers from
+/// memory: well within [`LEASE`], so it stops before anyone may take over.
+pub const LEAD_VALID: Duration = Duration::from_secs(3);
+
+/// This replica, as the leader row names it.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Unique to this process.
+    pub id: String,
+    /// Where the other replicas send requests while this one leads.
+    pub url: String,
+}
+
+/// Until when this replica may answer from memory: set by each renewal of
+/// its lead, `None` while it follows.
+type Lead = Arc<Mutex<Option<Instant>>>;
 
 /// The PostgreSQL store.
 #[derive(Debug)]
 pub struct PostgresStore {
     tickets: Tickets,
+    /// Until when this replica may answer from memory.
+    lead: Lead,
     /// Where the database is, to connect again after a failure.
     url: String,
     /// The connection reads use; opened again when lost.
@@ -97,36 +130,39 @@ async fn within<T>(
 /// How long it waits between attempts to reconnect.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// The writer's connection: migrated, and holding the replica lock.
+/// A connection with the schema migrated and the database's clock followed.
 async fn open_writer(url: &str) -> Result<Client, StoreError> {
     let mut writer = connect(url).await?;
     migrate(&mut writer).await.map_err(err)?;
-    let locked: bool = writer
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&REPLICA_LOCK])
-        .await
-        .map_err(err)?
-        .get(0);
     sync_clock(&writer).await.map_err(err)?;
-    if !locked {
-        return Err(StoreError(
-            "another slotgate serves this database; for now one server per database \
-             (several replicas on one database come with issue 10's next step)"
-                .into(),
-        ));
-    }
     Ok(writer)
 }
 
 impl PostgresStore {
-    /// Connects to `url`, migrates the schema, takes the replica lock and
-    /// starts the writer task.
-    pub async fn open(url: &str, retention: Retention) -> Result<Self, StoreError> {
-        let writer = open_writer(url).await?;
+    /// Connects to `url`, migrates the schema, takes the lead if nobody
+    /// holds it, and starts the writer task. A replica that does not lead
+    /// starts as [`Health::Following`] (or [`Health::Down`] if the leader
+    /// row names nobody alive yet).
+    pub async fn open(url: &str, retention: Retention, me: Replica) -> Result<Self, StoreError> {
+        let conn = open_writer(url).await?;
         let reader = connect(url).await?;
-        let (tickets, write) = group_commit::channel();
-        tokio::spawn(write_loop(url.to_string(), writer, write, retention));
+        let (tickets, writer) = group_commit::channel();
+        let mut lead = Leadership {
+            url: url.to_string(),
+            me,
+            term: None,
+            until: Lead::default(),
+        };
+        lead.term = lead.claim(&conn).await?;
+        if lead.term.is_none() {
+            let leader = lead.leader(&conn).await?;
+            writer.stop(leader, StoreError("another replica leads".into()));
+        }
+        let until = lead.until.clone();
+        tokio::spawn(write_loop(lead, conn, writer, retention));
         Ok(PostgresStore {
             tickets,
+            lead: until,
             url: url.to_string(),
             reader: Mutex::new(Arc::new(reader)),
             runtime: Handle::current(),
@@ -185,6 +221,11 @@ impl Store for PostgresStore {
 
     fn resume(&self) {
         self.tickets.resume()
+    }
+
+    fn leads(&self) -> bool {
+        let until = *self.lead.lock().expect("never poisoned");
+        until.is_some_and(|t| Instant::now() < t)
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
@@ -272,40 +313,217 @@ impl Store for PostgresStore {
     }
 }
 
-/// The writer task: batches, one transaction and one commit per batch. When
-/// a commit fails, or its connection is found lost while idle, it connects
-/// again until it can, then waits for the service to reload and resume.
-async fn write_loop(url: String, mut conn: Client, mut writer: Writer, retention: Retention) {
+/// The writer task. While this replica leads: batches, one transaction and
+/// one commit per batch, and a renewal of the lead when idle. When a commit
+/// or a renewal fails (the database is gone, or another replica took over),
+/// it follows until it can lead again, then waits for the service to reload
+/// and resume.
+async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, retention: Retention) {
     let mut batch = Vec::new();
     let mut prepared = Prepared::new();
+    let mut conn = Some(conn);
     loop {
+        let (Some(term), Some(live)) = (lead.term, &mut conn) else {
+            conn = Some(lead.follow(conn.take(), &mut writer).await);
+            prepared.clear();
+            continue;
+        };
         let up = match writer.next_batch(&mut batch, IDLE).await {
             Some(0) => return, // the server is gone
-            // Idle: check the connection, and follow the database's clock.
-            None => {
-                match within(PING_TIMEOUT, async { sync_clock(&conn).await.map_err(err) }).await {
-                    Ok(()) => true,
-                    Err(e) => writer.finish(0, Err(e)),
-                }
-            }
+            // Idle: renew the lead, which checks the connection and follows the database's clock.
+            None => match within(PING_TIMEOUT, lead.renew(live, term)).await {
+                Ok(()) => true,
+                Err(e) => writer.finish(0, Err(e)),
+            },
             Some(_) if batch.is_empty() => true,
             Some(_) => {
                 let last = last_ticket(&batch);
+                let sent = Instant::now();
                 // A commit that never answers is a failure too: reloading
                 // from the database then finds out whether it happened.
-                let result = within(COMMIT_TIMEOUT, commit(&mut conn, &mut prepared, &batch)).await;
+                let result =
+                    within(COMMIT_TIMEOUT, commit(live, &mut prepared, &batch, term)).await;
+                if result.is_ok() {
+                    lead.renewed(sent);
+                }
+                let resigned = batch.iter().any(|(_, w)| matches!(w, Write::Resign));
                 batch.clear();
-                writer.finish(last, result)
+                let up = writer.finish(last, result);
+                if up && resigned {
+                    tracing::info!("gave up the lead: another replica takes over at once");
+                    lead.step_down();
+                    return; // the server shuts down
+                }
+                up
             }
         };
         if !up {
-            conn = reconnect(&url, &mut writer).await;
-            prepared.clear();
-            writer.reconnected().await;
-            tracing::info!("the store is back; changes are acknowledged again");
+            lead.step_down();
+            if conn.as_ref().is_some_and(Client::is_closed) {
+                conn = None;
+            }
         } else if writer.purge_due() {
-            if let Err(e) = purge(&conn, retention).await {
+            if let Err(e) = purge(live, retention).await {
                 tracing::warn!(error = %e, "purging old calls and events failed");
+            }
+        }
+    }
+}
+
+/// This replica's claim to lead, and how it renews it.
+#[derive(Debug)]
+struct Leadership {
+    /// The database.
+    url: String,
+    me: Replica,
+    /// The term this replica leads in, if it does.
+    term: Option<i64>,
+    until: Lead,
+}
+
+impl Leadership {
+    /// Takes the lead if its holder let it lapse, or its connection is gone
+    /// (it was killed), or it is this replica: the new term. Serialised with
+    /// the leader's transactions by the row lock; safe whatever the old
+    /// leader still believes, since each of its commits checks the term.
+    async fn claim(&self, conn: &Client) -> Result<Option<i64>, StoreError> {
+        let sent = Instant::now();
+        let row = conn
+            .query_opt(
+                "UPDATE slotgate_leader SET term = term + 1, holder = $1, url = $2, backend = pg_backend_pid(),
+                     renewed_at = clock_timestamp()
+                 WHERE id = 1 AND (holder = $1 OR renewed_at < clock_timestamp() - make_interval(secs => $3)
+                     OR NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend))
+                 RETURNING term",
+                &[&self.me.id, &self.me.url, &LEASE.as_secs_f64()],
+            )
+            .await
+            .map_err(err)?;
+        let term = row.map(|r| r.get::<_, i64>(0));
+        if term.is_some() {
+            self.renewed(sent);
+        }
+        Ok(term)
+    }
+
+    /// Who leads, as the health to announce: [`Health::Following`] its URL
+    /// while its lead is current, else [`Health::Down`].
+    async fn leader(&self, conn: &Client) -> Result<Health, StoreError> {
+        let row = conn
+            .query_one(
+                "SELECT url, renewed_at >= clock_timestamp() - make_interval(secs => $1) FROM slotgate_leader WHERE id = 1",
+                &[&LEASE.as_secs_f64()],
+            )
+            .await
+            .map_err(err)?;
+        let (url, current): (String, bool) = (row.get(0), row.get(1));
+        // An empty URL is `slotgate import`'s: it serves nobody.
+        Ok(if current && !url.is_empty() && url != self.me.url {
+            Health::Following(url)
+        } else {
+            Health::Down("no replica leads yet; one takes over within seconds".into())
+        })
+    }
+
+    /// Renews the lead of `term`, and follows the database's clock; fails if
+    /// another replica took over.
+    async fn renew(&self, conn: &Client, term: i64) -> Result<(), StoreError> {
+        let sent = Instant::now();
+        let before = clock::system_ms();
+        let row = conn
+            .query_opt(
+                "UPDATE slotgate_leader SET renewed_at = clock_timestamp(), backend = pg_backend_pid()
+                 WHERE id = 1 AND term = $1
+                 RETURNING (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                &[&term],
+            )
+            .await
+            .map_err(err)?
+            .ok_or_else(|| StoreError("another replica took the lead".into()))?;
+        clock::follow(row.get(0), before, clock::system_ms());
+        self.renewed(sent);
+        Ok(())
+    }
+
+    /// The lead was renewed by a statement sent at `sent`.
+    fn renewed(&self, sent: Instant) {
+        *self.until.lock().expect("never poisoned") = Some(sent + LEAD_VALID);
+    }
+
+    fn step_down(&mut self) {
+        self.term = None;
+        *self.until.lock().expect("never poisoned") = None;
+    }
+
+    /// Follows the leader until this replica can lead: connects (again)
+    /// when needed, tries to take the lead every [`RETRY`], and announces
+    /// whom requests go to meanwhile. Returns the connection it leads on,
+    /// once the service has reloaded from the database.
+    async fn follow(&mut self, mut conn: Option<Client>, writer: &mut Writer) -> Client {
+        loop {
+            writer.drop_waiting();
+            let health = match self.try_to_lead(&mut conn).await {
+                Ok(None) => {
+                    let term = self.term.expect("set by try_to_lead");
+                    tracing::info!(
+                        term,
+                        "this replica leads; loading the state from the database"
+                    );
+                    let live = conn.as_ref().expect("set by try_to_lead");
+                    if self.serve_after_reload(live, term, writer).await {
+                        return conn.expect("set by try_to_lead");
+                    }
+                    self.step_down();
+                    continue;
+                }
+                Ok(Some(health)) => health,
+                Err(e) => {
+                    conn = None;
+                    Health::Down(e.0)
+                }
+            };
+            if writer.health() != health {
+                match &health {
+                    Health::Following(url) => {
+                        tracing::info!(leader = %url, "following the leading replica")
+                    }
+                    other => tracing::debug!(health = ?other, "not leading"),
+                }
+                writer.announce(health);
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Connects if needed and takes the lead if it is free: `None` if this
+    /// replica now leads, else whom it follows.
+    async fn try_to_lead(
+        &mut self,
+        conn: &mut Option<Client>,
+    ) -> Result<Option<Health>, StoreError> {
+        if conn.is_none() {
+            *conn = Some(within(PING_TIMEOUT, open_writer(&self.url)).await?);
+        }
+        let live = conn.as_ref().expect("connected above");
+        if let Some(term) = within(PING_TIMEOUT, self.claim(live)).await? {
+            self.term = Some(term);
+            return Ok(None);
+        }
+        Ok(Some(within(PING_TIMEOUT, self.leader(live)).await?))
+    }
+
+    /// Asks the service to reload, renewing the lead meanwhile; whether it
+    /// still leads once the service resumed.
+    async fn serve_after_reload(&self, conn: &Client, term: i64, writer: &mut Writer) -> bool {
+        writer.announce(Health::Reconnected);
+        loop {
+            if writer.resumed(IDLE).await {
+                return true;
+            }
+            if let Err(e) = within(PING_TIMEOUT, self.renew(conn, term)).await {
+                tracing::warn!(error = %e, "lost the lead while loading");
+                writer.stop(Health::Down(e.0.clone()), e);
+                return false;
             }
         }
     }
@@ -324,35 +542,35 @@ async fn sync_clock(conn: &Client) -> Result<(), tokio_postgres::Error> {
     Ok(())
 }
 
-/// Connects the writer again, as soon as the database lets it; meanwhile
-/// every write submitted fails.
-async fn reconnect(url: &str, writer: &mut Writer) -> Client {
-    loop {
-        writer.drop_waiting();
-        tokio::time::sleep(RETRY).await;
-        match within(PING_TIMEOUT, open_writer(url)).await {
-            Ok(conn) => return conn,
-            Err(e) => tracing::debug!(error = %e, "the store is still unreachable"),
-        }
-    }
-}
-
 /// Applies a batch of writes in one transaction; the events it stored.
+/// First of all, it renews the lead of `term`, and fails if another
+/// replica took over: then nothing of the batch is committed.
 async fn commit(
     conn: &mut Client,
     prepared: &mut Prepared,
     batch: &[(u64, Write)],
+    term: i64,
 ) -> Result<Vec<Stored>, StoreError> {
     let txn = conn.transaction().await.map_err(err)?;
     let mut published = Vec::new();
     let mut jobs = Vec::new();
+    exec(
+        &mut jobs,
+        "UPDATE slotgate_leader SET renewed_at = clock_timestamp(), backend = pg_backend_pid() WHERE id = 1 AND term = $1",
+        params![term],
+    );
+    let mut fenced = false;
     for (_, write) in batch {
         match write {
             Write::Import(dump) => {
-                run(&txn, prepared, &mut jobs).await.map_err(err)?;
+                let ran = run(&txn, prepared, &mut jobs).await.map_err(err)?;
+                if !fenced {
+                    still_leads(&ran)?;
+                    fenced = true;
+                }
                 import(&txn, dump).await.map_err(err)?;
             }
-            write => apply(&mut jobs, write, &mut published),
+            write => apply(&mut jobs, write, &mut published, term),
         }
     }
     for (org, seq) in newest_seqs(&published) {
@@ -362,9 +580,23 @@ async fn commit(
             params![org, seq as i64],
         );
     }
-    run(&txn, prepared, &mut jobs).await.map_err(err)?;
+    let ran = run(&txn, prepared, &mut jobs).await.map_err(err)?;
+    if !fenced {
+        still_leads(&ran)?;
+    }
     txn.commit().await.map_err(err)?;
     Ok(published)
+}
+
+/// Whether the lead's renewal, the first statement `ran`, found the term
+/// still this replica's (one row): fails if not.
+fn still_leads(ran: &[u64]) -> Result<(), StoreError> {
+    match ran.first() {
+        Some(1) => Ok(()),
+        _ => Err(StoreError(
+            "another replica took the lead: nothing of this batch was committed".into(),
+        )),
+    }
 }
 
 async fn purge(conn: &Client, retention: Retention) -> Result<(), tokio_postgres::Error> {
@@ -402,11 +634,12 @@ fn exec(jobs: &mut Vec<Job>, sql: &'static str, params: Vec<Owned>) {
 /// Runs the queued statements, in order, pipelined: all are sent before the
 /// first answer is awaited (PostgreSQL runs them one after another, as
 /// sent). Each is prepared once per connection.
+/// Returns how many rows each changed.
 async fn run(
     txn: &Transaction<'_>,
     prepared: &mut Prepared,
     jobs: &mut Vec<Job>,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<Vec<u64>, tokio_postgres::Error> {
     for job in jobs.iter() {
         if !prepared.contains_key(job.sql) {
             let statement = txn.prepare(job.sql).await?;
@@ -417,12 +650,12 @@ async fn run(
         let params = job.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync));
         txn.execute_raw(&prepared[job.sql], params)
     });
-    futures_util::future::try_join_all(sent).await?;
+    let changed = futures_util::future::try_join_all(sent).await?;
     jobs.clear();
-    Ok(())
+    Ok(changed)
 }
 
-fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>) {
+fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>, term: i64) {
     match write {
         Write::PutKey(k) => {
             exec(jobs,
@@ -434,6 +667,12 @@ fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>) {
             exec(jobs, "DELETE FROM slotgate_keys WHERE id = $1", params![id]);
         }
         Write::Import(_) => unreachable!("imports run on their own (commit)"),
+        Write::Resign => {
+            exec(jobs,
+                "UPDATE slotgate_leader SET holder = '', renewed_at = 'epoch' WHERE id = 1 AND term = $1",
+                params![term],
+            );
+        }
         Write::Events(events) => {
             for (e, by) in events {
                 apply_event(jobs, e);

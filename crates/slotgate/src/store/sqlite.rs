@@ -286,6 +286,7 @@ fn apply(
             exec(txn, "DELETE FROM keys WHERE id = ?1", [id])?;
         }
         Write::Import(dump) => import(txn, dump)?,
+        Write::Resign => {}
         Write::Events(events) => {
             for (e, by) in events {
                 apply_event(txn, e)?;

@@ -207,6 +207,18 @@ impl Server {
         self.port = port;
         self.base = format!("http://127.0.0.1:{port}");
         self.stderr = stderr;
+        if self.extra.iter().any(|a| a == "--store") {
+            // On PostgreSQL it serves once it holds the lead again.
+            let s = &*self;
+            eventually(15, "the restarted server leads", || async move {
+                let r = s.anon.get(s.url("/healthz")).send().await;
+                match r {
+                    Ok(r) => r.text().await.is_ok_and(|t| t == "ok\n"),
+                    Err(_) => false,
+                }
+            })
+            .await;
+        }
     }
 
     // -- Requests: the status, headers and body of the answer ----------------

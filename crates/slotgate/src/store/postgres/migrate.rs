@@ -12,7 +12,10 @@ use tokio_postgres::{Client, IsolationLevel};
 
 /// The migrations, oldest first: `MIGRATIONS[i]` takes the schema from
 /// version `i` to `i + 1`. Append only; a released migration never changes.
-pub const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_tables.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_tables.sql"),
+    include_str!("migrations/0002_leader.sql"),
+];
 
 /// The newest schema version this binary knows.
 pub const LATEST: i32 = MIGRATIONS.len() as i32;

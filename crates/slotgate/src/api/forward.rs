@@ -1,0 +1,142 @@
+//! Followers forward. With several replicas on one PostgreSQL database, one
+//! leads and holds the orgs; every other replica sends each request to it
+//! and answers with its answer, byte for byte and streams included (long
+//! polls, the event stream), so any replica answers any request exactly as
+//! one server would.
+//!
+//! Only `/healthz` and `/metrics` are each replica's own. A request that was
+//! forwarded once is never forwarded again (two replicas that each believe
+//! the other leads answer 503 rather than pass it back and forth).
+//!
+//! One service, [`Forward`], around the whole application, like
+//! `headers.rs`: the leader pays one check of its health per request.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::{BoxFuture, Either};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use slotgate_api::ErrorCode;
+
+use super::error::ApiError;
+use crate::service::Service;
+
+/// Set on a forwarded request.
+pub const FORWARDED: HeaderName = HeaderName::from_static("x-slotgate-forwarded");
+
+/// How long connecting to the leader may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `S`, or the leader's answer while another replica leads.
+#[derive(Debug, Clone)]
+pub struct Forward<S> {
+    inner: S,
+    service: Arc<Service>,
+    client: Client<HttpConnector, Body>,
+}
+
+impl<S> Forward<S> {
+    /// `inner`, forwarding to the leader while `service` follows one.
+    pub fn new(inner: S, service: Arc<Service>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Forward {
+            inner,
+            service,
+            client,
+        }
+    }
+}
+
+impl<S> tower::Service<Request> for Forward<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let own = matches!(req.uri().path(), "/healthz" | "/metrics")
+            || req.headers().contains_key(FORWARDED);
+        match self.service.leader().filter(|_| !own) {
+            Some(leader) => Either::Right(Box::pin(forward(self.client.clone(), leader, req))),
+            None => Either::Left(self.inner.call(req)),
+        }
+    }
+}
+
+/// Sends `req` to the leader at `leader`; its answer, or 503 if it does not
+/// answer (the client retries; call ids make that safe).
+async fn forward(
+    client: Client<HttpConnector, Body>,
+    leader: String,
+    req: Request,
+) -> Result<Response, Infallible> {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let Ok(uri) = format!("{}{path}", leader.trim_end_matches('/')).parse::<Uri>() else {
+        return Ok(unavailable(&leader, "its URL is not valid"));
+    };
+    parts.uri = uri;
+    hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    parts
+        .headers
+        .insert(FORWARDED, HeaderValue::from_static("1"));
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(answer) => {
+            let (mut parts, body) = answer.into_parts();
+            hop_by_hop(&mut parts.headers);
+            Ok(Response::from_parts(parts, Body::new(body)))
+        }
+        Err(e) => Ok(unavailable(&leader, &e.to_string())),
+    }
+}
+
+fn unavailable(leader: &str, why: &str) -> Response {
+    tracing::warn!(
+        leader,
+        error = why,
+        "forwarding to the leading replica failed"
+    );
+    ApiError::new(
+        ErrorCode::StoreUnavailable,
+        format!(
+            "this replica forwards to the leading replica at {leader}, which did not answer \
+             ({why}); another replica takes over within seconds: retry"
+        ),
+    )
+    .into_response()
+}
+
+/// Removes the headers that concern one connection only (RFC 9110, 7.6.1).
+fn hop_by_hop(headers: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+}

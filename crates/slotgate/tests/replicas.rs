@@ -1,0 +1,408 @@
+//! Several replicas of the real binary on one PostgreSQL database (issue 10):
+//! one leads, the others forward to it, and together they answer exactly as
+//! one server would, through a replica's death, a hand-over at shutdown and
+//! clocks minutes apart.
+//!
+//! The database's own failures (stopped and started under load, a primary
+//! failover) are in `tests/postgres.rs`, with three replicas too.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use slotgate_api::{Call, CallState, CallType, ErrorCode, EventKind, Org};
+use support::pg::PgCluster;
+use support::{eventually, Answer, Server};
+
+/// `n` replicas on `db`, each with its environment from `env(i)`; the first
+/// leads (it starts first and finds the lead free).
+async fn replicas(
+    db: &PgCluster,
+    n: usize,
+    env: impl Fn(usize) -> Vec<(&'static str, String)>,
+) -> Vec<Server> {
+    let url = db.url();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let env = env(i);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        out.push(Server::start_on_with_env(None, &["--store", &url], &env).await);
+    }
+    out
+}
+
+async fn healthz(s: &Server) -> (u16, String) {
+    match s.anon.get(s.url("/healthz")).send().await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// A small deterministic generator, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// An answer as comparable across servers: its status and its body without
+/// what depends on when it ran (times, waits, estimates).
+fn comparable(a: &Answer) -> (u16, Value) {
+    (a.status, timeless(a.value()))
+}
+
+fn timeless(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| {
+                    k != "at" && !k.ends_with("_at") && k != "waited_ms" && k != "estimated_wait_s"
+                })
+                .map(|(k, v)| (k, timeless(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(timeless).collect()),
+        other => other,
+    }
+}
+
+/// One random operation of the API: (method, path, body).
+fn random_op(rng: &mut Rng) -> (Method, String, Option<Value>) {
+    let org = ["o1", "o2"][rng.below(2) as usize];
+    let id = format!("c{}", rng.below(10));
+    let agent = ["a", "b"][rng.below(2) as usize];
+    let types = ["webcall", "chat", "outbound", "inbound"];
+    let kind = types[rng.below(4) as usize];
+    match rng.below(20) {
+        0..=8 => (
+            Method::POST,
+            format!("/v1/orgs/{org}/calls"),
+            Some(json!({"id": id, "agent": agent, "type": kind, "lease_ttl_s": 600})),
+        ),
+        9..=13 => (Method::DELETE, format!("/v1/orgs/{org}/calls/{id}"), None),
+        14 => (
+            Method::POST,
+            format!("/v1/orgs/{org}/calls/{id}/heartbeat"),
+            None,
+        ),
+        15 => (
+            Method::PUT,
+            format!("/v1/orgs/{org}/limit"),
+            Some(json!({"limit": rng.below(5)})),
+        ),
+        16 => (
+            Method::PUT,
+            format!("/v1/orgs/{org}/agents/{agent}/reservations"),
+            Some(json!({kind: rng.below(3)})),
+        ),
+        17 => (Method::GET, format!("/v1/orgs/{org}/calls/{id}"), None),
+        18 => (Method::GET, format!("/v1/orgs/{org}"), None),
+        _ => (Method::GET, format!("/v1/orgs/{org}/calls?limit=100"), None),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_answer_every_request_as_one_server_would() {
+    let db = PgCluster::start().await;
+    let three = replicas(&db, 3, |_| Vec::new()).await;
+    // The reference: one server on the embedded store, sent the same requests.
+    let one = Server::start_on(None, &[]).await;
+    for s in [&one, &three[0]] {
+        s.create_org("o1", 3).await;
+        s.create_org("o2", 2).await;
+    }
+    let mut rng = Rng(0x5eed_1234_abcd);
+    for step in 0..240 {
+        let (method, path, body) = random_op(&mut rng);
+        let replica = rng.below(3) as usize;
+        let want = one.op(method.clone(), &path, body.as_ref()).await;
+        let got = three[replica]
+            .op(method.clone(), &path, body.as_ref())
+            .await;
+        assert_eq!(
+            comparable(&got),
+            comparable(&want),
+            "step {step}: {method} {path} {body:?} through replica {replica}\n one server: {want}\n replicas: {got}"
+        );
+    }
+    // Every replica shows the same orgs, calls and event log as the one server.
+    for org in ["o1", "o2"] {
+        let want_org: Org = one.org(org).await;
+        let want_calls = timeless(serde_json::to_value(one.all_calls(org).await).unwrap());
+        let want_events = timeless(serde_json::to_value(one.all_events(org).await).unwrap());
+        for (i, s) in three.iter().enumerate() {
+            assert_eq!(s.org(org).await, want_org, "org {org} on replica {i}");
+            let calls = timeless(serde_json::to_value(s.all_calls(org).await).unwrap());
+            assert_eq!(calls, want_calls, "calls of {org} on replica {i}");
+            let events = timeless(serde_json::to_value(s.all_events(org).await).unwrap());
+            assert_eq!(events, want_events, "events of {org} on replica {i}");
+        }
+    }
+    // One leads; the others say whom they forward to.
+    assert_eq!(healthz(&three[0]).await, (200, "ok\n".into()));
+    for s in &three[1..] {
+        let (status, text) = healthz(s).await;
+        assert_eq!(status, 200);
+        assert!(text.contains(&three[0].base), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_one_replica_is_answered_when_a_call_ends_through_another() {
+    let db = PgCluster::start().await;
+    let r = replicas(&db, 3, |_| Vec::new()).await;
+    r[0].create_org("acme", 1).await;
+    r[1].acquire("acme", "first", "A", CallType::Chat)
+        .await
+        .ok(201);
+    let queued = r[2]
+        .acquire("acme", "second", "A", CallType::Chat)
+        .await
+        .ok(202);
+    assert_eq!(queued.json::<Call>().position, Some(1));
+
+    // A long-poll held on replica 1 (a follower) ...
+    let waiter = Arc::new(r.into_iter().collect::<Vec<_>>());
+    let w = waiter.clone();
+    let poll = tokio::spawn(async move {
+        let a = w[1]
+            .op(Method::GET, "/v1/orgs/acme/calls/second?wait_s=30", None)
+            .await;
+        (a, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !poll.is_finished(),
+        "the long-poll waits while the call is queued"
+    );
+    // ... is answered when the first call ends through replica 2.
+    let released = Instant::now();
+    waiter[2].release("acme", "first").await;
+    let (a, answered) = poll.await.expect("the long-poll ran");
+    let call: Call = a.ok(200).json();
+    assert_eq!(call.state, CallState::Active);
+    let took = answered.saturating_duration_since(released);
+    eprintln!("long-poll on a follower answered {took:?} after the release was sent to another");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_runs_out_with_no_traffic_ends_once_and_admits_the_next_call() {
+    let db = PgCluster::start().await;
+    let r = replicas(&db, 3, |_| Vec::new()).await;
+    r[0].create_org("acme", 1).await;
+    let body = json!({"id": "lost", "agent": "A", "type": "chat", "lease_ttl_s": 5});
+    r[1].op(Method::POST, "/v1/orgs/acme/calls", Some(&body))
+        .await
+        .ok(201);
+    let body = json!({"id": "next", "agent": "A", "type": "chat", "lease_ttl_s": 600});
+    r[2].op(Method::POST, "/v1/orgs/acme/calls", Some(&body))
+        .await
+        .ok(202);
+    // Keep `next` held with a heartbeat; nothing else is sent.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    r[1].op(Method::POST, "/v1/orgs/acme/calls/next/heartbeat", None)
+        .await
+        .ok(200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    for (i, s) in r.iter().enumerate() {
+        assert_eq!(
+            s.get_call("acme", "lost").await.state,
+            CallState::Ended,
+            "replica {i}"
+        );
+        assert_eq!(
+            s.get_call("acme", "next").await.state,
+            CallState::Active,
+            "replica {i}"
+        );
+    }
+    let events = r[2].all_events("acme").await;
+    let ended: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::CallEnded { call, .. } if call == "lost"))
+        .collect();
+    let admitted: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::CallAdmitted { call, .. } if call == "next"))
+        .collect();
+    assert_eq!(
+        (ended.len(), admitted.len()),
+        (1, 1),
+        "once each: {events:?}"
+    );
+    assert!(
+        matches!(&ended[0].kind, EventKind::CallEnded { reason, .. } if reason.as_str() == "expired"),
+        "{:?}",
+        ended[0]
+    );
+}
+
+/// Acquires new ids, each on the next replica in turn, until `stop`; on a
+/// 503 or no answer, retries the same id on the next replica. Returns the
+/// ids acknowledged and every id ever sent.
+async fn acquire_round_robin(
+    r: Arc<Vec<Server>>,
+    live: Vec<usize>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut acked, mut sent) = (Vec::new(), Vec::new());
+    let mut turn = 0;
+    for i in 1.. {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let id = format!("c{i}");
+        sent.push(id.clone());
+        let body = json!({"id": id, "agent": "A", "type": "chat", "lease_ttl_s": 600}).to_string();
+        loop {
+            let s = &r[live[turn % live.len()]];
+            turn += 1;
+            let a = s
+                .try_send(
+                    Some(support::OPERATOR_KEY),
+                    Method::POST,
+                    "/v1/orgs/acme/calls",
+                    Some(body.clone()),
+                )
+                .await;
+            match a {
+                // 200: a retry of a call whose first answer was lost with the leader.
+                Ok(a)
+                    if a.status == 201
+                        || (a.status == 200 && a.json::<Call>().state == CallState::Active) =>
+                {
+                    acked.push(id.clone());
+                    break;
+                }
+                Ok(a) if a.status == 503 => {
+                    assert_eq!(a.refusal().1, ErrorCode::StoreUnavailable, "{a}");
+                }
+                Ok(a) => panic!("neither admitted nor store_unavailable: {a}"),
+                Err(_) => {}
+            }
+            if stop.load(Ordering::SeqCst) {
+                return (acked, sent);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (acked, sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_mid_stream_loses_no_acknowledged_change_and_skewed_clocks_change_nothing(
+) {
+    let db = PgCluster::start().await;
+    // The followers' clocks are ten minutes off, either way: whoever leads
+    // keeps the database's time.
+    let skew = |i: usize| match i {
+        0 => Vec::new(),
+        1 => vec![("SLOTGATE_TEST_CLOCK_SKEW_MS", "600000".to_string())],
+        _ => vec![("SLOTGATE_TEST_CLOCK_SKEW_MS", "-600000".to_string())],
+    };
+    let r = replicas(&db, 3, skew).await;
+    r[0].create_org("acme", 100_000).await;
+    let r = Arc::new(r);
+    let stop = Arc::new(AtomicBool::new(false));
+    // The stream goes through the followers, whose forwards fail while nobody leads.
+    let load = tokio::spawn(acquire_round_robin(r.clone(), vec![1, 2], stop.clone()));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let pid = r[0].pid();
+    let killed = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill(1) runs");
+    eventually(30, "a follower leads", || async {
+        healthz(&r[1]).await == (200, "ok\n".into()) || healthz(&r[2]).await == (200, "ok\n".into())
+    })
+    .await;
+    let took_over = killed.elapsed();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (acked, sent) = load.await.expect("the load ran");
+
+    // Every acknowledged call is there, and nothing that was never sent.
+    let calls = r[1].all_calls("acme").await;
+    let held: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
+    for id in &acked {
+        assert!(held.contains(&id.as_str()), "acknowledged {id} is lost");
+    }
+    for id in &held {
+        assert!(sent.iter().any(|s| s == id), "{id} was never sent");
+    }
+    assert!(
+        acked.len() > 10,
+        "the stream ran: {} acknowledged",
+        acked.len()
+    );
+    // The times are the database's, whichever replica decided.
+    let client = db.connect().await;
+    let now: i64 = client
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .await
+        .expect("the database's clock")
+        .get(0);
+    for c in &calls {
+        let at =
+            humantime::parse_rfc3339(c.admitted_at.as_deref().expect("active")).expect("a time");
+        let at = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(
+            (now - at).abs() < 60_000,
+            "{} admitted at {at}, the database says {now}",
+            c.id
+        );
+    }
+    eprintln!(
+        "leader killed: a follower led {took_over:?} later; {} acknowledged of {} sent",
+        acked.len(),
+        sent.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_with_sigterm_hands_over_at_once() {
+    let db = PgCluster::start().await;
+    let mut r = replicas(&db, 2, |_| Vec::new()).await;
+    r[0].create_org("acme", 5).await;
+    r[1].acquire("acme", "c1", "A", CallType::Chat)
+        .await
+        .ok(201);
+    let stopped = Instant::now();
+    assert!(r[0].terminate().await.success());
+    eventually(10, "the other replica leads", || async {
+        healthz(&r[1]).await == (200, "ok\n".into())
+    })
+    .await;
+    eprintln!(
+        "SIGTERM to the leader: the other replica led {:?} later",
+        stopped.elapsed()
+    );
+    assert!(
+        r[0].stderr().contains("gave up the lead"),
+        "{}",
+        r[0].stderr()
+    );
+    assert_eq!(r[1].get_call("acme", "c1").await.state, CallState::Active);
+    r[1].acquire("acme", "c2", "A", CallType::Chat)
+        .await
+        .ok(201);
+}
