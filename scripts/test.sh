@@ -32,6 +32,10 @@ echo "== the HTTP and end-to-end tests again, on PostgreSQL (the conformance sui
 SLOTGATE_TEST_STORE=postgres cargo test -p slotgate \
   --test api --test e2e --test client --test cli --test planning --test wait_estimate
 
+echo "== and once more through a second replica, which forwards every request to the leading one"
+SLOTGATE_TEST_STORE=replicas cargo test -p slotgate \
+  --test api --test e2e --test client --test cli --test planning --test wait_estimate
+
 echo "== dashboard in headless Chromium"
 browser=crates/slotgate/tests/browser
 (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)

@@ -565,8 +565,18 @@ fn main() {
             peak.cycles, peak.secs, half.cycles, half.secs, queued.cycles, queued.secs
         );
         if let Some(db) = &postgres {
-            let tps = pgbench(db, n, o.seconds).await;
+            let tps = pgbench(db, n, o.seconds, None).await;
             rows.push(format!("| pgbench, one-row update per transaction, {n} clients (transactions/s) | {tps:.0} | | | | |"));
+            // The database's own latency at the rate of slotgate's paced row:
+            // two transactions per cycle.
+            let mut paced = Samples::default();
+            pgbench(db, n, o.seconds, Some((2.0 * half.rate(), &mut paced))).await;
+            rows.push(format!(
+                "| pgbench, paced at the transactions of slotgate's half-peak row ({:.0}/s): one transaction's latency | | {:.2} | {:.2} | | |",
+                2.0 * half.rate(),
+                paced.pct(0.5),
+                paced.pct(0.99)
+            ));
             println!(
                 "\nslotgate cycles/s ÷ (pgbench transactions/s ÷ 2 transactions per cycle): {:.2} ({n} slots), {:.2} ({} slots)",
                 peak.rate() / (tps / 2.0),
@@ -610,12 +620,18 @@ fn main() {
 
 /// The database's own ceiling: `pgbench` with `clients` clients, each
 /// updating its own row once per transaction, for `seconds`; transactions/s.
-async fn pgbench(db: &support::pg::PgCluster, clients: usize, seconds: u64) -> f64 {
+/// Paced (`-R`) at a rate, it also collects each transaction's latency.
+async fn pgbench(
+    db: &support::pg::PgCluster,
+    clients: usize,
+    seconds: u64,
+    paced: Option<(f64, &mut Samples)>,
+) -> f64 {
     let client = db.connect().await;
     client
         .batch_execute(&format!(
-            "CREATE TABLE bench_rows (id integer PRIMARY KEY, n bigint NOT NULL);
-             INSERT INTO bench_rows SELECT g, 0 FROM generate_series(1, {clients}) g;"
+            "CREATE TABLE IF NOT EXISTS bench_rows (id integer PRIMARY KEY, n bigint NOT NULL);
+             INSERT INTO bench_rows SELECT g, 0 FROM generate_series(1, {clients}) g ON CONFLICT DO NOTHING;"
         ))
         .await
         .expect("the pgbench table");
@@ -625,11 +641,18 @@ async fn pgbench(db: &support::pg::PgCluster, clients: usize, seconds: u64) -> f
         "UPDATE bench_rows SET n = n + 1 WHERE id = :client_id + 1;\n",
     )
     .unwrap();
-    let out = Command::new("pgbench")
-        .args(["-n", "-h", "127.0.0.1", "-U", "postgres", "-j", "2"])
+    let logs = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("pgbench");
+    cmd.args(["-n", "-h", "127.0.0.1", "-U", "postgres", "-j", "2"])
         .args(["-p", &db.port.to_string(), "-c", &clients.to_string()])
         .args(["-T", &seconds.to_string(), "-f"])
-        .arg(script.path())
+        .arg(script.path());
+    if let Some((rate, _)) = &paced {
+        // -l: one line per transaction, its latency (µs) third.
+        cmd.args(["-R", &format!("{rate:.0}"), "-l", "--log-prefix"])
+            .arg(logs.path().join("tx"));
+    }
+    let out = cmd
         .arg(support::pg::DATABASE)
         .output()
         .expect("pgbench runs (apt-get install postgresql-client)");
@@ -639,6 +662,15 @@ async fn pgbench(db: &support::pg::PgCluster, clients: usize, seconds: u64) -> f
         "pgbench failed: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if let Some((_, samples)) = paced {
+        for entry in std::fs::read_dir(logs.path()).unwrap() {
+            let log = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            samples.0.extend(log.lines().filter_map(|l| {
+                let us: u64 = l.split_whitespace().nth(2)?.parse().ok()?;
+                Some(Duration::from_micros(us))
+            }));
+        }
+    }
     text.lines()
         .find_map(|l| l.strip_prefix("tps = "))
         .and_then(|l| l.split_whitespace().next())

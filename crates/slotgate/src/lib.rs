@@ -1,5 +1,5 @@
 //! slotgate, the service: the HTTP API of API.md around the admission engine
-//! (`slotgate-core`), on a durable embedded store.
+//! (`slotgate-core`), on a durable embedded store or on PostgreSQL.
 //!
 //! # Layout
 //!
@@ -9,7 +9,8 @@
 //! - [`service`]: one method per use case; the engine behind one lock, and how a change becomes durable.
 //! - [`driver`]: the task that wakes the engine at its deadlines; [`history`]: samples for the dashboard's chart.
 //! - [`store`]: what is kept and the backend interface; [`store::sqlite`]: the embedded store;
-//!   [`store::postgres`]: the PostgreSQL store (one server per database so far).
+//!   [`store::postgres`]: the PostgreSQL store, any number of replicas on one database
+//!   (one leads; the others forward every request to it: [`api::forward`]).
 //! - [`auth`]: keys and roles; [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
 //! - The API's shapes are the contract crate's (`slotgate-api`), filled from the
 //!   engine's views by `slotgate-core`.

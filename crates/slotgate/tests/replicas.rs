@@ -147,12 +147,26 @@ async fn three_replicas_answer_every_request_as_one_server_would() {
             assert_eq!(events, want_events, "events of {org} on replica {i}");
         }
     }
-    // One leads; the others say whom they forward to.
+    // One leads; the others say whom they forward to, and keep metrics of their own.
     assert_eq!(healthz(&three[0]).await, (200, "ok\n".into()));
+    let metrics = |s: &Server| {
+        let url = s.url("/metrics");
+        let http = s.anon.clone();
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let leader = metrics(&three[0]).await;
+    assert!(leader.contains("slotgate_replica_leads 1"), "{leader}");
+    assert!(
+        leader.contains("slotgate_org_limit{org=\"o1\"}"),
+        "{leader}"
+    );
     for s in &three[1..] {
         let (status, text) = healthz(s).await;
         assert_eq!(status, 200);
         assert!(text.contains(&three[0].base), "{text}");
+        let own = metrics(s).await;
+        assert!(own.contains("slotgate_replica_leads 0"), "{own}");
+        assert!(!own.contains("slotgate_org_limit{"), "{own}");
     }
 }
 

@@ -11,7 +11,11 @@
 //! With `SLOTGATE_TEST_STORE=postgres`, every [`Server`] runs on a PostgreSQL
 //! cluster of its own (`support/postgres.rs`: `initdb` and `pg_ctl` in a
 //! temporary directory) instead of the embedded store, so the same tests are
-//! the conformance suite of both stores.
+//! the conformance suite of both stores. With `SLOTGATE_TEST_STORE=replicas`,
+//! every [`Server`] is two replicas on such a cluster: the first leads, and
+//! every request goes to the second, which forwards it, so the suite checks
+//! that replicas answer as one server. Stopping and restarting the server
+//! stops and restarts both, the leader first.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -61,19 +65,38 @@ pub struct Server {
     pub anon: Client,
     /// Everything the current process wrote to stderr so far.
     stderr: Arc<Mutex<String>>,
+    /// With `SLOTGATE_TEST_STORE=replicas`, the replica that leads; `child`
+    /// and `base` are then the one that forwards to it.
+    leader: Option<Leader>,
     /// Its PostgreSQL cluster, with `SLOTGATE_TEST_STORE=postgres`; dropped
     /// (stopped) after the server.
     postgres: Option<pg::PgCluster>,
+}
+
+/// The leading replica of a [`Server`] in `SLOTGATE_TEST_STORE=replicas` mode.
+struct Leader {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT` of its current process.
+    base: String,
+    dir: tempfile::TempDir,
+    stderr: Arc<Mutex<String>>,
 }
 
 /// Whether the tests run on PostgreSQL (`SLOTGATE_TEST_STORE=postgres`)
 /// rather than the embedded store.
 pub fn on_postgres() -> bool {
     match std::env::var("SLOTGATE_TEST_STORE").as_deref() {
-        Ok("postgres") => true,
+        Ok("postgres" | "replicas") => true,
         Ok("sqlite") | Err(_) => false,
-        Ok(other) => panic!("SLOTGATE_TEST_STORE must be sqlite or postgres, not {other:?}"),
+        Ok(other) => {
+            panic!("SLOTGATE_TEST_STORE must be sqlite, postgres or replicas, not {other:?}")
+        }
     }
+}
+
+/// Whether each test server is two replicas (`SLOTGATE_TEST_STORE=replicas`).
+pub fn as_replicas() -> bool {
+    std::env::var("SLOTGATE_TEST_STORE").as_deref() == Ok("replicas")
 }
 
 impl Server {
@@ -122,6 +145,19 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let leader = match postgres.is_some() && as_replicas() {
+            true => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let (child, port, stderr) = spawn_with(dir.path(), &extra, &env).await;
+                Some(Leader {
+                    child: Some(child),
+                    base: format!("http://127.0.0.1:{port}"),
+                    dir,
+                    stderr,
+                })
+            }
+            false => None,
+        };
         let (child, port, stderr) = spawn_with(dir.path(), &extra, &env).await;
         Server {
             child: Some(child),
@@ -133,6 +169,7 @@ impl Server {
             client: client(Some(OPERATOR_KEY)),
             anon: client(None),
             stderr,
+            leader,
             postgres,
         }
     }
@@ -159,25 +196,61 @@ impl Server {
             .expect("the server is running")
     }
 
-    /// What the server wrote to stderr so far.
+    /// What the server wrote to stderr so far (both replicas' lines, as two replicas).
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        let own = self.stderr.lock().unwrap().clone();
+        match &self.leader {
+            Some(l) => l.stderr.lock().unwrap().clone() + &own,
+            None => own,
+        }
     }
 
-    /// `base` + `path`, e.g. `url("/v1/orgs")`.
+    /// `base` + `path`, e.g. `url("/v1/orgs")`. As two replicas, `/metrics`
+    /// is the leader's: each replica has its own, and the leader's shows the orgs.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        format!("{}{path}", self.metrics_base(path))
+    }
+
+    /// The base URL whose `path` to read: `base`, or, for `/metrics` as two
+    /// replicas, the leader's.
+    pub fn metrics_base(&self, path: &str) -> &str {
+        match &self.leader {
+            Some(l) if path == "/metrics" => &l.base,
+            _ => &self.base,
+        }
     }
 
     /// `SIGKILL`, and waits until the process is gone.
+    /// As two replicas, the one the requests go to dies first, then the
+    /// leader: clients see the connection cut, as with one server.
     pub async fn kill9(&mut self) {
         let mut child = self.child.take().expect("the server is running");
         child.kill().await.expect("SIGKILL is delivered");
+        if let Some(leader) = &mut self.leader {
+            let mut child = leader.child.take().expect("the leader is running");
+            child.kill().await.expect("SIGKILL is delivered");
+        }
     }
 
-    /// `SIGTERM`; waits (at most 30 s) for the exit and returns its status.
+    /// `SIGTERM`; waits (at most 30 s) for the exit and returns its status
+    /// (as two replicas: the leader's, then the other's, which must succeed).
     pub async fn terminate(&mut self) -> ExitStatus {
+        if let Some(mut child) = self.leader.as_mut().and_then(|l| l.child.take()) {
+            let status = self.stop(&mut child).await;
+            if !status.success() {
+                return status;
+            }
+            let mut child = self.child.take().expect("the server is running");
+            let other = self.stop(&mut child).await;
+            assert!(other.success(), "the other replica exits 0: {other}");
+            return status;
+        }
         let mut child = self.child.take().expect("the server is running");
+        self.stop(&mut child).await
+    }
+
+    /// `SIGTERM` to `child`; waits (at most 30 s) for the exit.
+    async fn stop(&self, child: &mut Child) -> ExitStatus {
         let pid = child.id().expect("the server is running").to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
@@ -202,20 +275,24 @@ impl Server {
     /// until it is ready.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
+        if let Some(leader) = &mut self.leader {
+            let (child, port, stderr) = spawn_with(leader.dir.path(), &self.extra, &self.env).await;
+            leader.child = Some(child);
+            leader.base = format!("http://127.0.0.1:{port}");
+            leader.stderr = stderr;
+        }
         let (child, port, stderr) = spawn_with(self.dir.path(), &self.extra, &self.env).await;
         self.child = Some(child);
         self.port = port;
         self.base = format!("http://127.0.0.1:{port}");
         self.stderr = stderr;
         if self.extra.iter().any(|a| a == "--store") {
-            // On PostgreSQL it serves once it holds the lead again.
+            // On PostgreSQL it serves once it (or, as two replicas, the
+            // one it forwards to) holds the lead again.
             let s = &*self;
-            eventually(15, "the restarted server leads", || async move {
-                let r = s.anon.get(s.url("/healthz")).send().await;
-                match r {
-                    Ok(r) => r.text().await.is_ok_and(|t| t == "ok\n"),
-                    Err(_) => false,
-                }
+            eventually(15, "the restarted server serves", || async move {
+                let r = s.client.get(s.url("/v1/orgs")).send().await;
+                r.is_ok_and(|r| r.status() == 200)
             })
             .await;
         }
