@@ -8,7 +8,8 @@
 //!   counter) and beside `tokio::sync::Semaphore`.
 //! - `dispatch`: one release that hands its slot to the oldest queued call, at
 //!   10^2, 10^4 and 10^6 queued calls.
-//! - memory: bytes per active and per queued call, counted by a global allocator.
+//! - memory: bytes per active, queued and ended (retained) call, and per org
+//!   with no calls, counted by a global allocator.
 
 // A counting allocator is the one place that needs `unsafe`: it forwards to
 // `System` unchanged and only keeps a tally.
@@ -248,6 +249,44 @@ fn bytes_per_call(calls: u64, queued: bool) -> f64 {
     per_call
 }
 
+/// Live bytes per call that ended (released) and is kept for the ended-call retention.
+fn bytes_per_ended_call(calls: u64) -> f64 {
+    let mut e = Engine::new(Config {
+        queue_cap: 2_000_000,
+        ended_retention: Duration::from_secs(24 * 3600),
+    });
+    e.create_org(OrgId::new("m").unwrap(), calls as u32, T0).unwrap();
+    let agents = agents(100);
+    for a in &agents {
+        e.set_reservations("m", a, Reservations::default(), T0)
+            .unwrap();
+    }
+    e.drain_events().for_each(drop);
+    let before = LIVE.load(Ordering::Relaxed);
+    for n in 0..calls {
+        e.acquire("m", request(n, &agents), T0).unwrap();
+        e.release("m", id(n).as_str(), T0).unwrap();
+        e.drain_events().for_each(drop);
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    drop(e);
+    (after - before) as f64 / calls as f64
+}
+
+/// Live bytes per org with a limit and no calls (ids `org-N`).
+fn bytes_per_org(orgs: u64) -> f64 {
+    let mut e = Engine::new(Config::default());
+    let before = LIVE.load(Ordering::Relaxed);
+    for n in 0..orgs {
+        let org = OrgId::new(&format!("org-{n}")).unwrap();
+        e.create_org(org, 20, T0).unwrap();
+        e.drain_events().for_each(drop);
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    drop(e);
+    (after - before) as f64 / orgs as f64
+}
+
 fn baseline_bytes_per_entry(entries: u64) -> f64 {
     let before = LIVE.load(Ordering::Relaxed);
     let map: HashMap<String, u32> = (0..entries).map(|n| (format!("call-{n}"), 0)).collect();
@@ -265,6 +304,18 @@ fn memory() {
             bytes_per_call(calls, false),
             bytes_per_call(calls, true),
             baseline_bytes_per_entry(calls),
+        );
+    }
+    for calls in [100_000u64, 1_000_000] {
+        println!(
+            "  {calls:>9} calls: ended and retained {:6.1} B/call",
+            bytes_per_ended_call(calls)
+        );
+    }
+    for orgs in [1_000u64, 100_000] {
+        println!(
+            "  {orgs:>9} orgs with no calls: {:6.1} B/org",
+            bytes_per_org(orgs)
         );
     }
     COUNTING.store(false, Ordering::Relaxed);
