@@ -255,7 +255,8 @@ fn bytes_per_ended_call(calls: u64) -> f64 {
         queue_cap: 2_000_000,
         ended_retention: Duration::from_secs(24 * 3600),
     });
-    e.create_org(OrgId::new("m").unwrap(), calls as u32, T0).unwrap();
+    e.create_org(OrgId::new("m").unwrap(), calls as u32, T0)
+        .unwrap();
     let agents = agents(100);
     for a in &agents {
         e.set_reservations("m", a, Reservations::default(), T0)

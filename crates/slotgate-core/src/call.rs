@@ -191,7 +191,7 @@ pub(crate) struct Place {
 }
 
 /// Checks a requested lease length; returns it in ms.
-pub(crate) fn check_lease_ttl(ttl: Duration) -> Result<u32> {
+pub fn check_lease_ttl(ttl: Duration) -> Result<u32> {
     if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&ttl) {
         return Err(Error::invalid(
             "lease_ttl_s",

@@ -68,7 +68,7 @@ pub mod types;
 pub mod view;
 mod wait;
 
-pub use call::{MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
+pub use call::{check_lease_ttl, MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
 pub use command::{AcquireRequest, Acquired, Config, WaitToken};
 pub use engine::Engine;
 pub use error::{Error, Result};

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::id::{AgentId, CallId};
 use crate::time::Timestamp;
-use crate::types::{CallType, EndReason, Slot};
+use crate::types::{CallState, CallType, EndReason, Slot};
+use crate::view::CallView;
 
 /// One call as a store kept it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,4 +50,38 @@ pub enum RestoredState {
         /// Why.
         reason: EndReason,
     },
+}
+
+impl RestoredCall {
+    /// An ended call as the engine shows it while it keeps it: for a store
+    /// that keeps ended calls longer than the engine (`Config::ended_retention`).
+    /// `None` for a call that has not ended.
+    pub fn ended_view(&self) -> Option<CallView> {
+        let RestoredState::Ended {
+            slot,
+            admitted_at,
+            ended_at,
+            reason,
+        } = self.state
+        else {
+            return None;
+        };
+        Some(CallView {
+            id: self.id.clone(),
+            agent: self.agent.clone(),
+            call_type: self.call_type,
+            state: CallState::Ended,
+            slot,
+            position: None,
+            estimated_wait_ms: None,
+            queued_at: self.queued_at,
+            admitted_at,
+            lease_expires_at: None,
+            hold_expires_at: None,
+            max_wait_expires_at: None,
+            lease_ttl_ms: u64::try_from(self.lease_ttl.as_millis()).unwrap_or(u64::MAX),
+            ended_at: Some(ended_at),
+            end_reason: Some(reason),
+        })
+    }
 }

@@ -172,3 +172,50 @@ fn a_restored_engine_has_no_history_of_frees_so_no_expected_waits_yet() {
     let q = r.call("acme", "q", t(30)).unwrap();
     assert_eq!((q.position, q.estimated_wait_ms), (Some(1), None));
 }
+
+#[test]
+fn an_ended_call_shows_from_the_store_as_the_engine_shows_it() {
+    let mut e = Engine::new(Config {
+        ended_retention: Duration::from_secs(3600),
+        ..Config::default()
+    });
+    e.create_org(OrgId::new("acme").unwrap(), 1, t(0)).unwrap();
+    acquire(&mut e, "a1", "A", CallType::Chat, t(0));
+    acquire(&mut e, "w1", "B", CallType::Inbound, t(1));
+    e.release("acme", "a1", t(2)).unwrap(); // released; w1 admitted
+    e.release("acme", "w1", t(3)).unwrap(); // released after a wait in the queue
+    acquire(&mut e, "q1", "C", CallType::Chat, t(4));
+    acquire(&mut e, "q2", "C", CallType::Chat, t(4));
+    e.release("acme", "q2", t(5)).unwrap(); // cancelled, never admitted
+    for id in ["a1", "w1", "q2"] {
+        let shown = e.call("acme", id, t(6)).unwrap();
+        assert_eq!(shown.state, CallState::Ended);
+        let kept = RestoredCall {
+            id: shown.id.clone(),
+            agent: shown.agent.clone(),
+            call_type: shown.call_type,
+            queued_at: shown.queued_at,
+            lease_ttl: Duration::from_millis(shown.lease_ttl_ms),
+            state: RestoredState::Ended {
+                slot: shown.slot,
+                admitted_at: shown.admitted_at,
+                ended_at: shown.ended_at.unwrap(),
+                reason: shown.end_reason.unwrap(),
+            },
+        };
+        assert_eq!(kept.ended_view(), Some(shown), "{id}");
+    }
+    let active = e.call("acme", "q1", t(6)).unwrap();
+    let live = RestoredCall {
+        id: active.id,
+        agent: active.agent,
+        call_type: active.call_type,
+        queued_at: active.queued_at,
+        lease_ttl: Duration::from_secs(30),
+        state: RestoredState::Active {
+            slot: active.slot.unwrap(),
+            admitted_at: active.admitted_at.unwrap(),
+        },
+    };
+    assert_eq!(live.ended_view(), None);
+}

@@ -106,7 +106,7 @@ pub async fn import(store: &StoreChoice, data_dir: &Path, file: &Path) -> Result
 /// Writes `dump` into `store`, if the store is empty.
 async fn fill(store: &Arc<dyn Store>, dump: Dump) -> Result<(), String> {
     let reader = store.clone();
-    let existing = tokio::task::spawn_blocking(move || reader.dump())
+    let existing = tokio::task::spawn_blocking(move || reader.dump(None))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{random_hex, Keys};
-use crate::service::Service;
+use crate::service::{self, Service};
 use crate::store::postgres::{PostgresStore, Replica};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Retention, Store, StoreError};
@@ -205,14 +205,15 @@ impl Server {
                 (Arc::new(store), operator, None, None)
             }
         };
-        let reader = store.clone();
-        let snapshot = tokio::task::spawn_blocking(move || reader.load())
-            .await
-            .map_err(|e| StoreError(e.to_string()))??;
         let config = Config {
             queue_cap: settings.queue_cap,
-            ended_retention: settings.ended_retention,
+            ended_retention: settings.ended_retention.min(ended_in_memory()),
         };
+        let reader = store.clone();
+        let since = service::ended_since(config);
+        let snapshot = tokio::task::spawn_blocking(move || reader.load(since))
+            .await
+            .map_err(|e| StoreError(e.to_string()))??;
         let (mut engine, keys) = snapshot.restore(config)?;
         // Leases get their grace from now; deadlines passed while down are handled.
         engine.resume(clock::now());
@@ -257,6 +258,19 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// How long the engine keeps ended calls in memory: long enough that an
+/// ended call's row is surely committed before the engine forgets it; the
+/// store keeps them for `--ended-retention`, and retries and reads of older
+/// ones are answered from it. Tests shorten it with
+/// `SLOTGATE_TEST_ENDED_IN_MEMORY_MS` to reach the store sooner.
+fn ended_in_memory() -> Duration {
+    let ms = std::env::var("SLOTGATE_TEST_ENDED_IN_MEMORY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
+    Duration::from_millis(ms)
 }
 
 /// The one line logged when ready.

@@ -283,8 +283,9 @@ impl Service {
     /// Rebuilds the engine and the keys from the store, and resumes it.
     async fn reload(&self) -> Result<()> {
         let store = self.store.clone();
-        let snapshot = blocking(move || store.load()).await?;
         let config = *self.engine().config();
+        let since = ended_since(config);
+        let snapshot = blocking(move || store.load(since)).await?;
         let (mut engine, keys) = snapshot
             .restore(config)
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -446,6 +447,13 @@ impl Service {
         let ticket = self.store.submit(write);
         Ok(self.store.durable(ticket).await?)
     }
+}
+
+/// From when the engine holds ended calls (its `ended_retention`, shorter
+/// than the store's): what it loads from the store.
+pub fn ended_since(config: slotgate_core::Config) -> Timestamp {
+    let kept = u64::try_from(config.ended_retention.as_millis()).unwrap_or(u64::MAX);
+    Timestamp::from_millis(clock::now().as_millis().saturating_sub(kept))
 }
 
 /// Runs a store read on the blocking threads, never on the async runtime's.

@@ -152,15 +152,21 @@ impl Stored {
 
 /// A durable backend.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Everything but the event log, as rows, read as one consistent snapshot.
-    fn dump(&self) -> Result<Dump, StoreError>;
+    /// Everything but the event log, as rows, read as one consistent
+    /// snapshot; ended calls only from `ended_since` on, if given.
+    fn dump(&self, ended_since: Option<Timestamp>) -> Result<Dump, StoreError>;
 
-    /// Reads everything back, at start.
-    fn load(&self) -> Result<Snapshot, StoreError> {
-        self.dump()?
+    /// Reads back what the engine holds, at start: everything, but ended
+    /// calls only from `ended_since` on (the engine keeps them a short while;
+    /// [`Store::ended_call`] reads the older ones).
+    fn load(&self, ended_since: Timestamp) -> Result<Snapshot, StoreError> {
+        self.dump(Some(ended_since))?
             .snapshot()
             .map_err(|e| StoreError(e.to_string()))
     }
+
+    /// An ended call the store keeps (for `--ended-retention`), if any.
+    fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError>;
 
     /// Queues a write; never blocks. Returns its ticket: writes are numbered in
     /// submission order, which must be the order the changes happened.

@@ -1005,6 +1005,52 @@ async fn acquire_and_release_are_idempotent() {
     );
 }
 
+/// Ended calls stay in the engine's memory a short while only (a minute; here
+/// 300 ms); for the rest of `--ended-retention` reads and retries are
+/// answered from the store, exactly as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_ended_longer_ago_than_memory_keeps_them_are_answered_from_the_store() {
+    let s = Server::start_with_env(&[], &[("SLOTGATE_TEST_ENDED_IN_MEMORY_MS", "300")]).await;
+    s.create_org("acme", 1).await;
+    s.acquire("acme", "c1", "A", Chat).await.ok(201);
+    s.acquire("acme", "c2", "A", Chat).await.ok(202);
+    let c1 = s.release("acme", "c1").await; // released; c2 admitted
+    let c2 = s.release("acme", "c2").await;
+    let q = s.acquire("acme", "q1", "B", Inbound).await.ok(201);
+    assert_eq!(q.json::<Call>().state, Active);
+    let q1 = s.release("acme", "q1").await;
+    assert_eq!(
+        (c1.end_reason, c2.end_reason),
+        (Some(EndReason::Released), Some(EndReason::Released))
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    for ended in [&c1, &c2, &q1] {
+        let id = ended.id.as_str();
+        assert_eq!(&s.get_call("acme", id).await, ended, "GET {id}");
+        let path = format!("/v1/orgs/acme/calls/{id}?wait_s=30");
+        let polled = s.op(Method::GET, &path, None).await.ok(200);
+        assert_eq!(&polled.json::<Call>(), ended, "a long-poll answers at once");
+        assert_eq!(&s.release("acme", id).await, ended, "release again");
+        let beat = format!("/v1/orgs/acme/calls/{id}/heartbeat");
+        let r = s.op(Method::POST, &beat, None).await;
+        assert_eq!(r.refusal(), (410, ErrorCode::CallEnded), "{r}");
+    }
+    let retry = s.acquire("acme", "c1", "A", Chat).await;
+    assert_eq!(
+        (retry.status, retry.json::<Call>()),
+        (200, c1.clone()),
+        "{retry}"
+    );
+    let other = s.acquire("acme", "c1", "B", Chat).await;
+    assert_eq!(other.refusal(), (409, ErrorCode::CallIdConflict), "{other}");
+    let r = s.op(Method::GET, "/v1/orgs/acme/calls/never", None).await;
+    assert_eq!(r.refusal().1, ErrorCode::CallNotFound, "{r}");
+    // Nothing came back to life, and new calls are admitted as ever.
+    assert_eq!(load(&s.org("acme").await), [0, 0, 0]);
+    s.acquire("acme", "c3", "A", Chat).await.ok(201);
+}
+
 // ---------------------------------------------------------------------------
 // 8. One server per data directory (several on one PostgreSQL database: tests/replicas.rs)
 // ---------------------------------------------------------------------------

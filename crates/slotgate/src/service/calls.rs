@@ -47,7 +47,17 @@ impl Service {
             Some(id) => CallId::new(id)?,
             None => CallId::new(&format!("call_{}", random_hex(12)))?,
         };
-        let mut req = AcquireRequest::new(id, AgentId::new(&body.agent)?, body.call_type);
+        let agent = AgentId::new(&body.agent)?;
+        if body.id.is_some() {
+            // A retry of a call that ended longer ago than the engine keeps it.
+            if let Some(ended) = self.ended_beyond_engine(org, &id).await? {
+                if ended.agent != agent || ended.call_type != body.call_type {
+                    return Err(slotgate_core::Error::CallIdConflict.into());
+                }
+                return Ok((Admission::Existing, ended.into()));
+            }
+        }
+        let mut req = AcquireRequest::new(id, agent, body.call_type);
         req.lease_ttl = body.lease_ttl()?;
         req.max_wait = body.max_wait()?;
         let wait = body.wait()?;
@@ -84,7 +94,10 @@ impl Service {
     ) -> Result<Call> {
         p.check(org, Action::Calls)?;
         let wait = limits::request_wait(wait_s.unwrap_or(0.0))?;
-        let call = self.observe_at(|e, now| e.call(org, id, now)).await??;
+        let call = match self.observe_at(|e, now| e.call(org, id, now)).await? {
+            Err(slotgate_core::Error::CallNotFound) => self.ended_in_store(org, id).await?,
+            found => found?,
+        };
         if call.state != CallState::Queued || wait.is_zero() {
             return Ok(call.into());
         }
@@ -105,9 +118,21 @@ impl Service {
     ) -> Result<Call> {
         p.check(org, Action::Calls)?;
         let ttl = body.lease_ttl()?;
-        let call = self
+        let call = match self
             .change(None, |e, now| e.heartbeat(org, id, ttl, now))
-            .await??;
+            .await?
+        {
+            Err(slotgate_core::Error::CallNotFound) => {
+                // As the engine answers for an ended call it still keeps.
+                let ended = self.ended_in_store(org, id).await?;
+                ttl.map(slotgate_core::check_lease_ttl).transpose()?;
+                return Err(slotgate_core::Error::CallEnded {
+                    call: Box::new(ended),
+                }
+                .into());
+            }
+            renewed => renewed?,
+        };
         Ok(call.into())
     }
 
@@ -116,10 +141,40 @@ impl Service {
     /// an ended call answers as it ended. Durable before it returns.
     pub async fn release(&self, p: &Principal, org: &str, id: &str) -> Result<Call> {
         p.check(org, Action::Calls)?;
-        Ok(self
-            .change(None, |e, now| e.release(org, id, now))
-            .await??
-            .into())
+        let call = match self.change(None, |e, now| e.release(org, id, now)).await? {
+            Err(slotgate_core::Error::CallNotFound) => self.ended_in_store(org, id).await?,
+            ended => ended?,
+        };
+        Ok(call.into())
+    }
+
+    /// A call the engine no longer holds but the store keeps: it ended
+    /// longer ago than the engine keeps ended calls, within
+    /// `--ended-retention`. Else the engine's answer: not found.
+    async fn ended_in_store(&self, org: &str, id: &str) -> Result<CallView> {
+        let store = self.store.clone();
+        let (org, id) = (org.to_string(), id.to_string());
+        let kept = super::blocking(move || store.ended_call(&org, &id)).await?;
+        Ok(kept
+            .and_then(|c| c.ended_view())
+            .ok_or(slotgate_core::Error::CallNotFound)?)
+    }
+
+    /// For an acquire with a known id: the call as it ended, if the engine
+    /// no longer holds it and the store keeps it.
+    async fn ended_beyond_engine(&self, org: &str, id: &CallId) -> Result<Option<CallView>> {
+        let held = self
+            .engine()
+            .call(org, id.as_str(), slotgate_core::Timestamp::default())
+            .is_ok();
+        if held {
+            return Ok(None);
+        }
+        match self.ended_in_store(org, id.as_str()).await {
+            Ok(ended) => Ok(Some(ended)),
+            Err(super::Error::Refused(slotgate_core::Error::CallNotFound)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// A page of live calls: active ones (oldest admission first), then

@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use slotgate_core::{Event, EventKind, Timestamp};
+use slotgate_core::{Event, EventKind, RestoredCall, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, watch};
@@ -191,12 +191,29 @@ impl PostgresStore {
 }
 
 impl Store for PostgresStore {
-    fn dump(&self) -> Result<Dump, StoreError> {
+    fn dump(&self, ended_since: Option<Timestamp>) -> Result<Dump, StoreError> {
         // Its own connection: a transaction needs one to itself.
         self.read(async {
             let mut conn = connect(&self.url).await?;
-            dump(&mut conn).await.map_err(err)
+            dump(&mut conn, ended_since).await.map_err(err)
         })
+    }
+
+    fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM slotgate_calls WHERE org = $1 AND id = $2 AND state = 'ended' AND ended_at > $3",
+            rows::CALL_COLUMNS
+        );
+        let kept = rows::ended_kept_after(self.retention);
+        let reader = self.reader()?;
+        let row = self.read(async {
+            reader
+                .query_opt(&sql, &[&org, &id, &kept])
+                .await
+                .map_err(err)
+        })?;
+        row.map(|r| call_row(&r).restored().map_err(err))
+            .transpose()
     }
 
     fn submit(&self, write: Write) -> u64 {
@@ -833,13 +850,16 @@ pub async fn dump_url(url: &str) -> Result<Dump, StoreError> {
             found: v,
             known: LATEST,
         })),
-        Some(_) => dump(&mut conn).await.map_err(err),
+        Some(_) => dump(&mut conn, None).await.map_err(err),
     }
 }
 
 /// Everything but the event log, read in one repeatable-read transaction: a
 /// consistent snapshot even while a server writes.
-async fn dump(conn: &mut Client) -> Result<Dump, tokio_postgres::Error> {
+async fn dump(
+    conn: &mut Client,
+    ended_since: Option<Timestamp>,
+) -> Result<Dump, tokio_postgres::Error> {
     let txn = conn
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -858,10 +878,12 @@ async fn dump(conn: &mut Client) -> Result<Dump, tokio_postgres::Error> {
         .await?;
     let reservations_sql = "SELECT agent, webcall, chat, outbound, inbound FROM slotgate_reservations WHERE org = $1 ORDER BY agent";
     let calls_sql = format!(
-        "SELECT {} FROM slotgate_calls WHERE org = $1 ORDER BY {}",
+        "SELECT {} FROM slotgate_calls WHERE {} ORDER BY {}",
         rows::CALL_COLUMNS,
+        rows::CALLS_KEPT,
         rows::CALL_ORDER
     );
+    let bound = rows::ended_bound(ended_since);
     let count = |r: &Row, i| r.get::<_, i32>(i).max(0) as u32;
     for org in &orgs {
         let id: String = org.get(0);
@@ -877,7 +899,7 @@ async fn dump(conn: &mut Client) -> Result<Dump, tokio_postgres::Error> {
                 inbound: count(r, 4),
             })
             .collect();
-        let calls = txn.query(&calls_sql, &[&id]).await?;
+        let calls = txn.query(&calls_sql, &[&id, &bound]).await?;
         dump.orgs.push(OrgRows {
             limit: count(org, 1),
             last_event_seq: org.get::<_, i64>(2).max(0) as u64,

@@ -19,6 +19,20 @@ use crate::auth::{KeyRecord, Role};
 pub(super) const CALL_COLUMNS: &str = "id, agent, type, state, slot, queued_at, admitted_at, \
      lease_ttl_ms, max_wait_at, ended_at, end_reason";
 
+/// Which calls a dump reads: live ones, and ended ones from `?2`/`$2` on.
+pub(super) const CALLS_KEPT: &str = "org = $1 AND (state <> 'ended' OR ended_at >= $2)";
+
+/// `ended_since` as the bound of [`CALLS_KEPT`]: every ended call when `None`.
+pub(super) fn ended_bound(ended_since: Option<Timestamp>) -> i64 {
+    ended_since.map_or(i64::MIN, ms)
+}
+
+/// Ended calls are kept (readable, idempotent) while they ended after this
+/// instant, in ms: as the engine keeps them (`ended_at + retention > now`).
+pub(super) fn ended_kept_after(retention: super::Retention) -> i64 {
+    ms(crate::clock::now()) - retention.ended_calls.as_millis() as i64
+}
+
 /// The order calls are restored in: active ones, then queued ones in queue
 /// order, then ended ones in the order they ended.
 pub(super) const CALL_ORDER: &str =

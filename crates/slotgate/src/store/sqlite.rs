@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, Transaction};
-use slotgate_core::{EventKind, Timestamp};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use slotgate_core::{EventKind, RestoredCall, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::sync::{broadcast, watch};
 
@@ -102,8 +102,22 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn dump(&self) -> Result<Dump, StoreError> {
-        dump(&mut self.reader()).map_err(err)
+    fn dump(&self, ended_since: Option<Timestamp>) -> Result<Dump, StoreError> {
+        dump(&mut self.reader(), ended_since).map_err(err)
+    }
+
+    fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM calls WHERE org = ?1 AND id = ?2 AND state = 'ended' AND ended_at > ?3",
+            rows::CALL_COLUMNS
+        );
+        let kept = rows::ended_kept_after(self.retention);
+        let conn = self.reader();
+        let row = conn
+            .prepare_cached(&sql)
+            .and_then(|mut q| q.query_row(params![org, id, kept], call_row).optional())
+            .map_err(err)?;
+        row.map(|r| r.restored().map_err(err)).transpose()
     }
 
     fn submit(&self, write: Write) -> u64 {
@@ -456,22 +470,24 @@ pub fn dump_dir(dir: &Path) -> Result<Dump, StoreError> {
     let mut conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
-    dump(&mut conn).map_err(err)
+    dump(&mut conn, None).map_err(err)
 }
 
 /// Everything but the event log, read in one transaction: a consistent
 /// snapshot even while the server writes.
-fn dump(conn: &mut Connection) -> rusqlite::Result<Dump> {
+fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Result<Dump> {
     let txn = conn.transaction()?;
     let mut dump = Dump {
         format: rows::DUMP_FORMAT.into(),
         ..Dump::default()
     };
     let calls_sql = format!(
-        "SELECT {} FROM calls WHERE org = ?1 ORDER BY {}",
+        "SELECT {} FROM calls WHERE {} ORDER BY {}",
         rows::CALL_COLUMNS,
+        rows::CALLS_KEPT,
         rows::CALL_ORDER
     );
+    let bound = rows::ended_bound(ended_since);
     let orgs = txn
         .prepare("SELECT id, lim, last_event_seq FROM orgs ORDER BY id")?
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?
@@ -493,21 +509,7 @@ fn dump(conn: &mut Connection) -> rusqlite::Result<Dump> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let calls = txn
             .prepare_cached(&calls_sql)?
-            .query_map([&id], |r| {
-                Ok(CallRow {
-                    id: r.get(0)?,
-                    agent: r.get(1)?,
-                    call_type: r.get(2)?,
-                    state: r.get(3)?,
-                    slot: r.get(4)?,
-                    queued_at: r.get(5)?,
-                    admitted_at: r.get(6)?,
-                    lease_ttl_ms: r.get(7)?,
-                    max_wait_at: r.get(8)?,
-                    ended_at: r.get(9)?,
-                    end_reason: r.get(10)?,
-                })
-            })?
+            .query_map(rusqlite::params![&id, bound], call_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         dump.orgs.push(OrgRows {
             id,
@@ -534,4 +536,21 @@ fn dump(conn: &mut Connection) -> rusqlite::Result<Dump> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(dump)
+}
+
+/// A call's row, as [`rows::CALL_COLUMNS`] selects it.
+fn call_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRow> {
+    Ok(CallRow {
+        id: r.get(0)?,
+        agent: r.get(1)?,
+        call_type: r.get(2)?,
+        state: r.get(3)?,
+        slot: r.get(4)?,
+        queued_at: r.get(5)?,
+        admitted_at: r.get(6)?,
+        lease_ttl_ms: r.get(7)?,
+        max_wait_at: r.get(8)?,
+        ended_at: r.get(9)?,
+        end_reason: r.get(10)?,
+    })
 }

@@ -107,11 +107,16 @@ impl Server {
 
     /// [`Server::start`] with more `serve` options, e.g. `["--queue-cap", "2"]`.
     pub async fn start_with(extra: &[&str]) -> Server {
+        Server::start_with_env(extra, &[]).await
+    }
+
+    /// [`Server::start_with`] with these environment variables set.
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let postgres = match on_postgres() {
             true => Some(pg::PgCluster::start().await),
             false => None,
         };
-        Server::start_on(postgres, extra).await
+        Server::start_on_with_env(postgres, extra, env).await
     }
 
     /// A server on a PostgreSQL cluster of its own, whatever `SLOTGATE_TEST_STORE` says.
