@@ -83,7 +83,7 @@ pub struct PostgresStore {
     /// Where the database is, to connect again after a failure.
     url: String,
     /// The connection reads use; opened again when lost.
-    reader: Mutex<Arc<Client>>,
+    reader: Mutex<Arc<Reader>>,
     runtime: Handle,
     retention: Retention,
 }
@@ -145,7 +145,7 @@ impl PostgresStore {
     /// row names nobody alive yet).
     pub async fn open(url: &str, retention: Retention, me: Replica) -> Result<Self, StoreError> {
         let conn = open_writer(url).await?;
-        let reader = connect(url).await?;
+        let reader = Reader::connect(url).await?;
         let (tickets, writer) = group_commit::channel();
         let mut lead = Leadership {
             url: url.to_string(),
@@ -179,14 +179,38 @@ impl PostgresStore {
     }
 
     /// The read connection, opened again if it was lost.
-    fn reader(&self) -> Result<Arc<Client>, StoreError> {
+    fn reader(&self) -> Result<Arc<Reader>, StoreError> {
         let current = self.reader.lock().expect("never poisoned").clone();
-        if !current.is_closed() {
+        if !current.client.is_closed() {
             return Ok(current);
         }
-        let fresh = Arc::new(self.read(connect(&self.url))?);
+        let fresh = Arc::new(self.read(Reader::connect(&self.url))?);
         *self.reader.lock().expect("never poisoned") = fresh.clone();
         Ok(fresh)
+    }
+}
+
+/// The connection reads use, with the statement of the one read on the
+/// request path (an acquire of an id the engine does not hold) prepared on
+/// it: one round trip per lookup, not two.
+#[derive(Debug)]
+struct Reader {
+    client: Client,
+    ended_call: Statement,
+}
+
+impl Reader {
+    async fn connect(url: &str) -> Result<Reader, StoreError> {
+        let client = connect(url).await?;
+        let sql = format!(
+            "SELECT {} FROM slotgate_calls WHERE org = $1 AND id = $2",
+            rows::CALL_COLUMNS
+        );
+        // By the primary key alone: with `state = 'ended'` or a bound on
+        // `ended_at`, the statement's generic plan, made while the table is
+        // small, can pick the partial index of ended calls and scan them all.
+        let ended_call = client.prepare(&sql).await.map_err(err)?;
+        Ok(Reader { client, ended_call })
     }
 }
 
@@ -200,20 +224,15 @@ impl Store for PostgresStore {
     }
 
     fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM slotgate_calls WHERE org = $1 AND id = $2 AND state = 'ended' AND ended_at > $3",
-            rows::CALL_COLUMNS
-        );
-        let kept = rows::ended_kept_after(self.retention);
         let reader = self.reader()?;
         let row = self.read(async {
             reader
-                .query_opt(&sql, &[&org, &id, &kept])
+                .client
+                .query_opt(&reader.ended_call, &[&org, &id])
                 .await
                 .map_err(err)
         })?;
-        row.map(|r| call_row(&r).restored().map_err(err))
-            .transpose()
+        rows::kept_ended(row.map(|r| call_row(&r)), self.retention)
     }
 
     fn submit(&self, write: Write) -> u64 {
@@ -249,6 +268,7 @@ impl Store for PostgresStore {
         let reader = self.reader()?;
         self.read(async {
             let row = reader
+                .client
                 .query_one(
                     "SELECT COALESCE(MAX(seq), 0) FROM slotgate_events WHERE org = $1",
                     &[&org],
@@ -266,6 +286,7 @@ impl Store for PostgresStore {
         let reader = self.reader()?;
         let created: Option<i64> = self.read(async {
             let row = reader
+                .client
                 .query_one(
                     "SELECT MIN(at) FROM slotgate_events WHERE org = $1 AND seq = 1",
                     &[&org],
@@ -286,6 +307,7 @@ impl Store for PostgresStore {
         let reader = self.reader()?;
         let found = self.read(async {
             reader
+                .client
                 .query(&sql, &[&org, &rows::ms(since)])
                 .await
                 .map_err(err)
@@ -316,6 +338,7 @@ impl Store for PostgresStore {
         let reader = self.reader()?;
         let found = self.read(async {
             reader
+                .client
                 .query(
                     "SELECT body::text FROM slotgate_events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                     &[&org, &(after as i64), &(limit as i64)],

@@ -27,10 +27,17 @@ pub(super) fn ended_bound(ended_since: Option<Timestamp>) -> i64 {
     ended_since.map_or(i64::MIN, ms)
 }
 
-/// Ended calls are kept (readable, idempotent) while they ended after this
-/// instant, in ms: as the engine keeps them (`ended_at + retention > now`).
-pub(super) fn ended_kept_after(retention: super::Retention) -> i64 {
-    ms(crate::clock::now()) - retention.ended_calls.as_millis() as i64
+/// A call's row, if it is an ended call still kept: as the engine keeps
+/// ended calls, while `ended_at + retention > now` (the purge deletes rows
+/// later).
+pub(super) fn kept_ended(
+    row: Option<CallRow>,
+    retention: super::Retention,
+) -> Result<Option<RestoredCall>, super::StoreError> {
+    let after = ms(crate::clock::now()) - retention.ended_calls.as_millis() as i64;
+    row.filter(|r| r.state == "ended" && r.ended_at.is_some_and(|t| t > after))
+        .map(|r| r.restored().map_err(|e| super::StoreError(e.to_string())))
+        .transpose()
 }
 
 /// The order calls are restored in: active ones, then queued ones in queue

@@ -108,16 +108,15 @@ impl Store for SqliteStore {
 
     fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM calls WHERE org = ?1 AND id = ?2 AND state = 'ended' AND ended_at > ?3",
+            "SELECT {} FROM calls WHERE org = ?1 AND id = ?2",
             rows::CALL_COLUMNS
         );
-        let kept = rows::ended_kept_after(self.retention);
         let conn = self.reader();
         let row = conn
             .prepare_cached(&sql)
-            .and_then(|mut q| q.query_row(params![org, id, kept], call_row).optional())
+            .and_then(|mut q| q.query_row([org, id], call_row).optional())
             .map_err(err)?;
-        row.map(|r| r.restored().map_err(err)).transpose()
+        rows::kept_ended(row, self.retention)
     }
 
     fn submit(&self, write: Write) -> u64 {
