@@ -263,6 +263,12 @@ impl Engine {
         self.get(org)?.call_view(call, self.clock.max(now))
     }
 
+    /// Whether the engine holds this call (queued, active, or ended within
+    /// its retention); `false` for an unknown org.
+    pub fn has_call(&self, org: &str, call: &str) -> bool {
+        self.get(org).is_ok_and(|o| o.has_call(call))
+    }
+
     /// An org's queued calls, in queue order, as of `now` (as [`Engine::call`]).
     pub fn queued_calls(
         &self,

@@ -458,6 +458,12 @@ impl Org {
         })
     }
 
+    /// Whether the org holds a call with this id (queued, active, or ended
+    /// within the retention).
+    pub(crate) fn has_call(&self, id: &str) -> bool {
+        self.calls.contains_key(id)
+    }
+
     // ---- The steps every command is made of. ----
 
     fn get(&self, id: &str) -> Result<&Call> {

@@ -264,11 +264,20 @@ impl Service {
                 }
                 continue;
             }
-            while let Err(e) = self.reload().await {
-                tracing::warn!(error = %e, "reloading from the store failed; trying again");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            // Until it resumes, or the store moves on (then the outer loop
+            // waits for what comes next).
+            while *health.borrow() == Health::Reconnected {
+                match self.reload().await {
+                    Ok(()) => {
+                        tracing::info!("loaded the state from the store; serving");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading from the store failed; trying again");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
             }
-            tracing::info!("loaded the state from the store; serving");
         }
     }
 
@@ -282,6 +291,7 @@ impl Service {
 
     /// Rebuilds the engine and the keys from the store, and resumes it.
     async fn reload(&self) -> Result<()> {
+        let generation = self.store.generation();
         let store = self.store.clone();
         let config = *self.engine().config();
         let since = ended_since(config);
@@ -292,9 +302,13 @@ impl Service {
         engine.resume(clock::now());
         {
             let mut current = self.engine();
+            if !self.store.resume(generation) {
+                return Err(Error::Internal(
+                    "the store failed or moved on while loading; loading again".into(),
+                ));
+            }
             *current = engine;
             self.keys.replace(keys);
-            self.store.resume();
             self.driver.note(current.poll_timeout());
         }
         self.settle();
@@ -377,9 +391,7 @@ impl Service {
     /// Reads the engine as of now (for what depends on the time of reading,
     /// such as a queued call's expected wait), as [`Service::observe`] does.
     async fn observe_at<R>(&self, f: impl FnOnce(&Engine, Timestamp) -> R) -> Result<R> {
-        if !self.store_up() {
-            return Err(StoreError("the store is unavailable".into()).into());
-        }
+        self.check_up()?;
         let (result, ticket) = {
             let engine = self.engine();
             (f(&engine, clock::now()), self.store.last_ticket())
@@ -431,10 +443,22 @@ impl Service {
         by: Option<&str>,
         f: impl FnOnce(&mut Engine, Timestamp) -> R,
     ) -> Result<R> {
-        if !self.store_up() {
-            return Err(StoreError("the store is unavailable".into()).into());
-        }
+        self.check_up()?;
         let ran = self.execute(by, f);
+        self.finish(ran).await
+    }
+
+    /// Fails fast while the store cannot commit (or another replica leads).
+    fn check_up(&self) -> Result<()> {
+        match self.store_up() {
+            true => Ok(()),
+            false => Err(StoreError("the store is unavailable".into()).into()),
+        }
+    }
+
+    /// Waits until a command that ran is durable, then wakes the long-polls
+    /// of the calls it admitted or ended.
+    async fn finish<R>(&self, ran: Ran<R>) -> Result<R> {
         self.store.durable(ran.ticket).await?;
         for (org, call) in &ran.changed {
             self.waiters.wake(org, call);

@@ -189,8 +189,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// After a failure and [`Health::Reconnected`], once the engine and keys
     /// are reloaded from the store: drops every write submitted before and
-    /// commits the next ones. Called under the engine lock.
-    fn resume(&self);
+    /// commits the next ones. Called under the engine lock, with the
+    /// [`Store::generation`] read before the reload began; refuses (`false`)
+    /// if the store failed or announced another reload since.
+    fn resume(&self, generation: u64) -> bool;
+
+    /// Which reload the store awaits: read it before reloading, and pass it
+    /// to [`Store::resume`].
+    fn generation(&self) -> u64;
 
     /// Which events became durable, as they do, for live streams (which then
     /// read them with [`Store::events`]).

@@ -209,6 +209,45 @@ async fn a_long_poll_on_one_replica_is_answered_when_a_call_ends_through_another
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_held_through_a_replica_that_dies_runs_out_as_if_the_client_hung_up() {
+    let db = PgCluster::start().await;
+    let mut r = replicas(&db, 3, |_| Vec::new()).await;
+    r[0].create_org("acme", 0).await;
+    // A queued call, held by a long-poll of 30 s sent through replica 1.
+    let body = json!({"id": "q1", "agent": "A", "type": "chat", "lease_ttl_s": 5, "wait_s": 30});
+    let url = r[1].url("/v1/orgs/acme/calls");
+    let http = r[1].client.clone();
+    let poll = tokio::spawn(async move { http.post(url).json(&body).send().await });
+    eventually(10, "q1 is queued", || async {
+        let a = r[2].op(Method::GET, "/v1/orgs/acme/calls/q1", None).await;
+        a.status == 200 && a.json::<Call>().state == CallState::Queued
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        r[2].get_call("acme", "q1").await.state,
+        CallState::Queued,
+        "held by the open wait beyond its lease_ttl"
+    );
+
+    r[1].kill9().await;
+    assert!(
+        poll.await.expect("the poll ran").is_err(),
+        "its replica died"
+    );
+    eventually(20, "q1 is abandoned", || async {
+        r[2].get_call("acme", "q1").await.state == CallState::Ended
+    })
+    .await;
+    let q1 = r[0].get_call("acme", "q1").await;
+    assert_eq!(
+        q1.end_reason.map(|e| e.as_str()),
+        Some("abandoned"),
+        "{q1:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_that_runs_out_with_no_traffic_ends_once_and_admits_the_next_call() {
     let db = PgCluster::start().await;
     let r = replicas(&db, 3, |_| Vec::new()).await;

@@ -50,6 +50,9 @@ impl<S> Forward<S> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
+        // A leader that vanishes from the network (no FIN) is noticed, and
+        // the requests held on it fail, rather than hang for hours.
+        connector.set_keepalive(Some(Duration::from_secs(10)));
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Forward {
             inner,

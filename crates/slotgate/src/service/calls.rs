@@ -47,24 +47,34 @@ impl Service {
             Some(id) => CallId::new(id)?,
             None => CallId::new(&format!("call_{}", random_hex(12)))?,
         };
-        let agent = AgentId::new(&body.agent)?;
-        if body.id.is_some() {
-            // A retry of a call that ended longer ago than the engine keeps it.
+        let mut req = AcquireRequest::new(id.clone(), AgentId::new(&body.agent)?, body.call_type);
+        req.lease_ttl = body.lease_ttl()?;
+        req.max_wait = body.max_wait()?;
+        let wait = body.wait()?;
+        // A named id the engine does not hold may be a retry of a call that
+        // ended longer ago than the engine keeps ended calls: the store
+        // answers for it. Whether the engine holds it is checked under the
+        // same lock as the acquire, so it cannot forget the call in between.
+        let mut looked_up = body.id.is_none();
+        let acquired = loop {
+            self.check_up()?;
+            let ran = self.execute(None, |e, now| {
+                (looked_up || e.has_call(org, id.as_str()))
+                    .then(|| e.acquire(org, req.clone(), now))
+            });
+            // Nothing ran (and nothing was seen) without the id: no wait.
+            if ran.result.is_some() {
+                break self.finish(ran).await?.expect("checked above")?;
+            }
             if let Some(ended) = self.ended_beyond_engine(org, &id).await? {
-                if ended.agent != agent || ended.call_type != body.call_type {
+                if ended.agent != req.agent || ended.call_type != req.call_type {
                     return Err(slotgate_core::Error::CallIdConflict.into());
                 }
                 return Ok((Admission::Existing, ended.into()));
             }
-        }
-        let mut req = AcquireRequest::new(id, agent, body.call_type);
-        req.lease_ttl = body.lease_ttl()?;
-        req.max_wait = body.max_wait()?;
-        let wait = body.wait()?;
-        let (admission, call) = match self
-            .change(None, |e, now| e.acquire(org, req, now))
-            .await??
-        {
+            looked_up = true;
+        };
+        let (admission, call) = match acquired {
             Acquired::Admitted(c) => (Admission::Admitted, c),
             Acquired::Queued(c) => (Admission::Queued, c),
             Acquired::Existing(c) => (Admission::Existing, c),
@@ -160,16 +170,9 @@ impl Service {
             .ok_or(slotgate_core::Error::CallNotFound)?)
     }
 
-    /// For an acquire with a known id: the call as it ended, if the engine
-    /// no longer holds it and the store keeps it.
+    /// The call as it ended, if the store keeps it (for an acquire of an id
+    /// the engine does not hold).
     async fn ended_beyond_engine(&self, org: &str, id: &CallId) -> Result<Option<CallView>> {
-        let held = self
-            .engine()
-            .call(org, id.as_str(), slotgate_core::Timestamp::default())
-            .is_ok();
-        if held {
-            return Ok(None);
-        }
         match self.ended_in_store(org, id.as_str()).await {
             Ok(ended) => Ok(Some(ended)),
             Err(super::Error::Refused(slotgate_core::Error::CallNotFound)) => Ok(None),

@@ -38,6 +38,9 @@ struct Shared {
     dropped: Mutex<Range<u64>>,
     /// Stored events, for live streams.
     published: broadcast::Sender<Stored>,
+    /// Counts [`Health::Reconnected`] announcements and failures: a reload
+    /// resumes the store only if none came since it began.
+    generation: AtomicU64,
 }
 
 impl Shared {
@@ -73,6 +76,7 @@ pub(super) fn channel() -> (Tickets, Writer) {
         health: watch::channel(Health::Up).0,
         dropped: Mutex::new(0..0),
         published: broadcast::channel(4096).0,
+        generation: AtomicU64::new(0),
     });
     let tickets = Tickets {
         tx,
@@ -134,14 +138,35 @@ impl Tickets {
     /// After a failure, once the caller's state is reloaded from the store:
     /// drops every write submitted so far and commits the next ones. The
     /// caller holds whatever orders its submissions (the engine lock).
-    pub(super) fn resume(&self) {
-        // A ticket of its own marks the reload: reads from now on wait for
-        // it (durable at once), and every ticket before it that was not
-        // committed is dropped.
-        let reload = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
-        self.shared.dropped().end = reload;
-        let _ = self.shared.durable.send_replace(Ok(reload));
-        self.shared.health.send_replace(Health::Up);
+    ///
+    /// Only if the store is still [`Health::Reconnected`] as of
+    /// `generation` (read before the reload began): a reload that a newer
+    /// failure or a newer lead overtook must not resume, since what it
+    /// loaded may be older than the store. Returns whether it resumed.
+    pub(super) fn resume(&self, generation: u64) -> bool {
+        let shared = &self.shared;
+        // Checked and set under the health's own lock: the writer bumps the
+        // generation before it announces, so no announcement slips between.
+        shared.health.send_if_modified(|health| {
+            if *health != Health::Reconnected
+                || shared.generation.load(Ordering::SeqCst) != generation
+            {
+                return false;
+            }
+            // A ticket of its own marks the reload: reads from now on wait
+            // for it (durable at once), and every ticket before it that was
+            // not committed is dropped.
+            let reload = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
+            shared.dropped().end = reload;
+            let _ = shared.durable.send_replace(Ok(reload));
+            *health = Health::Up;
+            true
+        })
+    }
+
+    /// The generation to pass to [`Tickets::resume`], read before reloading.
+    pub(super) fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::SeqCst)
     }
 }
 
@@ -176,6 +201,9 @@ impl Writer {
     /// Says how the store is ([`Health::Reconnected`] after a failure, or
     /// [`Health::Following`] another replica).
     pub(super) fn announce(&self, health: Health) {
+        if health == Health::Reconnected {
+            self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        }
         self.shared.health.send_replace(health);
     }
 
@@ -226,6 +254,7 @@ impl Writer {
     /// until [`Tickets::resume`]: memory and the store may disagree from
     /// then on (a failure), or another replica leads.
     pub(super) fn stop(&self, health: Health, e: StoreError) {
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
         let committed = self.shared.durable.borrow().clone().unwrap_or(0);
         // Up to the reload: until then, nothing more is committed.
         *self.shared.dropped() = committed + 1..u64::MAX;

@@ -13,9 +13,10 @@
 //! leader's `url`. The leader renews the row in every transaction it commits
 //! and at least once a second (that also reads the database's clock, which
 //! deadlines follow: `clock.rs`). A follower takes over, with `term + 1`,
-//! once the row is older than [`LEASE`] by the database's clock, or at once
-//! when the leader's connection is gone from `pg_stat_activity` (it was
-//! killed); it then loads the state from the database and serves. Every transaction of the
+//! once the row is older than [`LEASE`] by the database's clock, or older
+//! than [`LEAD_VALID`] when the leader's connection is gone from
+//! `pg_stat_activity` (it was killed); it then loads the state from the
+//! database and serves. Every transaction of the
 //! leader begins by renewing the row *where the term is still its own*, so
 //! a replica that lost the lead can never commit after its successor took
 //! over, and it stops answering from memory [`LEAD_VALID`] after its last
@@ -225,13 +226,14 @@ impl Store for PostgresStore {
 
     fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError> {
         let reader = self.reader()?;
-        let row = self.read(async {
+        // On the request path: bounded, so a hung connection answers 503.
+        let row = self.read(within(PING_TIMEOUT, async {
             reader
                 .client
                 .query_opt(&reader.ended_call, &[&org, &id])
                 .await
                 .map_err(err)
-        })?;
+        }))?;
         rows::kept_ended(row.map(|r| call_row(&r)), self.retention)
     }
 
@@ -255,8 +257,12 @@ impl Store for PostgresStore {
         self.tickets.health()
     }
 
-    fn resume(&self) {
-        self.tickets.resume()
+    fn resume(&self, generation: u64) -> bool {
+        self.tickets.resume(generation)
+    }
+
+    fn generation(&self) -> u64 {
+        self.tickets.generation()
     }
 
     fn leads(&self) -> bool {
@@ -403,8 +409,18 @@ async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, rete
                 conn = None;
             }
         } else if writer.purge_due() {
-            if let Err(e) = purge(live, retention).await {
+            // Bounded like a commit: a purge that hangs would hold up the
+            // lead's renewals.
+            let purged = within(COMMIT_TIMEOUT, async {
+                purge(live, retention).await.map_err(err)
+            })
+            .await;
+            if let Err(e) = purged {
                 tracing::warn!(error = %e, "purging old calls and events failed");
+                if !writer.finish(0, Err(e)) {
+                    lead.step_down();
+                    conn = None;
+                }
             }
         }
     }
@@ -422,10 +438,12 @@ struct Leadership {
 }
 
 impl Leadership {
-    /// Takes the lead if its holder let it lapse, or its connection is gone
-    /// (it was killed), or it is this replica: the new term. Serialised with
-    /// the leader's transactions by the row lock; safe whatever the old
-    /// leader still believes, since each of its commits checks the term.
+    /// Takes the lead if its holder let it lapse ([`LEASE`]), or its
+    /// connection is gone (it was killed) and it has not renewed for
+    /// [`LEAD_VALID`] (so it no longer answers from memory), or it is this
+    /// replica: the new term. Serialised with the leader's transactions by
+    /// the row lock; safe whatever the old leader still believes, since each
+    /// of its commits checks the term.
     async fn claim(&self, conn: &Client) -> Result<Option<i64>, StoreError> {
         let sent = Instant::now();
         let row = conn
@@ -433,9 +451,10 @@ impl Leadership {
                 "UPDATE slotgate_leader SET term = term + 1, holder = $1, url = $2, backend = pg_backend_pid(),
                      renewed_at = clock_timestamp()
                  WHERE id = 1 AND (holder = $1 OR renewed_at < clock_timestamp() - make_interval(secs => $3)
-                     OR NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend))
+                     OR (renewed_at < clock_timestamp() - make_interval(secs => $4)
+                         AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend)))
                  RETURNING term",
-                &[&self.me.id, &self.me.url, &LEASE.as_secs_f64()],
+                &[&self.me.id, &self.me.url, &LEASE.as_secs_f64(), &LEAD_VALID.as_secs_f64()],
             )
             .await
             .map_err(err)?;
@@ -451,14 +470,14 @@ impl Leadership {
     async fn leader(&self, conn: &Client) -> Result<Health, StoreError> {
         let row = conn
             .query_one(
-                "SELECT url, renewed_at >= clock_timestamp() - make_interval(secs => $1) FROM slotgate_leader WHERE id = 1",
+                "SELECT url, holder, renewed_at >= clock_timestamp() - make_interval(secs => $1) FROM slotgate_leader WHERE id = 1",
                 &[&LEASE.as_secs_f64()],
             )
             .await
             .map_err(err)?;
-        let (url, current): (String, bool) = (row.get(0), row.get(1));
+        let (url, holder, current): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
         // An empty URL is `slotgate import`'s: it serves nobody.
-        Ok(if current && !url.is_empty() && url != self.me.url {
+        Ok(if current && !url.is_empty() && holder != self.me.id {
             Health::Following(url)
         } else {
             Health::Down("no replica leads yet; one takes over within seconds".into())

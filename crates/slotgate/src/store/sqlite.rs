@@ -139,8 +139,12 @@ impl Store for SqliteStore {
         self.tickets.health()
     }
 
-    fn resume(&self) {
-        self.tickets.resume()
+    fn resume(&self, generation: u64) -> bool {
+        self.tickets.resume(generation)
+    }
+
+    fn generation(&self) -> u64 {
+        self.tickets.generation()
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {

@@ -9,7 +9,8 @@
 -- first updates this row where `term` is still its own, so a replica that
 -- lost the lead can never commit a change after its successor started.
 -- `backend` is the leader's connection (`pg_backend_pid()`): once it is gone
--- (the leader was killed, or restarted), another replica takes over at once
+-- (the leader was killed, or restarted), another replica takes over once the
+-- leader has stopped answering from memory (3 s after its last renewal)
 -- rather than when the lease runs out.
 CREATE TABLE slotgate_leader (
     id integer PRIMARY KEY CHECK (id = 1),
