@@ -30,7 +30,7 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
 fi
 
 bin=target/debug/slotgate
-cargo build -q -p slotgate
+cargo build -q --workspace --bins
 
 work=$(mktemp -d)
 key="op-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"

@@ -23,23 +23,28 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# One build of everything, used once: incremental caches would only double the
+# disk it takes. Every cargo command below selects the whole workspace, so they
+# share one build (the same features) instead of building slotgate again.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 echo "== Rust tests"
 cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
 
 echo "== the HTTP and end-to-end tests again, on PostgreSQL (the conformance suite of both stores)"
 # Each test server gets a throwaway cluster of its own (tests/support/postgres.rs).
-SLOTGATE_TEST_STORE=postgres cargo test -p slotgate \
+SLOTGATE_TEST_STORE=postgres cargo test --workspace \
   --test api --test e2e --test client --test cli --test planning --test wait_estimate
 
 echo "== and once more through a second replica, which forwards every request to the leading one"
-SLOTGATE_TEST_STORE=replicas cargo test -p slotgate \
+SLOTGATE_TEST_STORE=replicas cargo test --workspace \
   --test api --test e2e --test client --test cli --test planning --test wait_estimate
 
 echo "== dashboard in headless Chromium"
 browser=crates/slotgate/tests/browser
 (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
-cargo build -p slotgate
+cargo build --workspace --bins
 SLOTGATE_BIN="$PWD/target/debug/slotgate" node --test "$browser/dashboard.test.mjs"
 
 echo "== Python client"

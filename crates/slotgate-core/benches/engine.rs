@@ -223,13 +223,26 @@ fn dispatch(c: &mut Criterion) {
     g.finish();
 }
 
-/// Live heap bytes per call for `calls` new active (or queued) calls.
-fn bytes_per_call(calls: u64, queued: bool) -> f64 {
+/// What the calls measured by [`bytes_per_call`] are left as.
+#[derive(Clone, Copy, PartialEq)]
+enum Left {
+    Active,
+    Queued,
+    /// Released, and kept for the ended-call retention.
+    Ended,
+}
+
+/// Live heap bytes per call for `calls` new calls, left as `left`.
+fn bytes_per_call(calls: u64, left: Left) -> f64 {
     let mut e = Engine::new(Config {
         queue_cap: 2_000_000,
-        ended_retention: Duration::ZERO,
+        ended_retention: Duration::from_secs(24 * 3600),
     });
-    let limit = if queued { 0 } else { calls as u32 };
+    let limit = if left == Left::Queued {
+        0
+    } else {
+        calls as u32
+    };
     e.create_org(OrgId::new("m").unwrap(), limit, T0).unwrap();
     let agents = agents(100);
     // Warm the agents up so their one-off cost is not charged to calls.
@@ -241,32 +254,9 @@ fn bytes_per_call(calls: u64, queued: bool) -> f64 {
     let before = LIVE.load(Ordering::Relaxed);
     for n in 0..calls {
         e.acquire("m", request(n, &agents), T0).unwrap();
-        e.drain_events().for_each(drop);
-    }
-    let after = LIVE.load(Ordering::Relaxed);
-    let per_call = (after - before) as f64 / calls as f64;
-    drop(e);
-    per_call
-}
-
-/// Live bytes per call that ended (released) and is kept for the ended-call retention.
-fn bytes_per_ended_call(calls: u64) -> f64 {
-    let mut e = Engine::new(Config {
-        queue_cap: 2_000_000,
-        ended_retention: Duration::from_secs(24 * 3600),
-    });
-    e.create_org(OrgId::new("m").unwrap(), calls as u32, T0)
-        .unwrap();
-    let agents = agents(100);
-    for a in &agents {
-        e.set_reservations("m", a, Reservations::default(), T0)
-            .unwrap();
-    }
-    e.drain_events().for_each(drop);
-    let before = LIVE.load(Ordering::Relaxed);
-    for n in 0..calls {
-        e.acquire("m", request(n, &agents), T0).unwrap();
-        e.release("m", id(n).as_str(), T0).unwrap();
+        if left == Left::Ended {
+            e.release("m", id(n).as_str(), T0).unwrap();
+        }
         e.drain_events().for_each(drop);
     }
     let after = LIVE.load(Ordering::Relaxed);
@@ -302,15 +292,15 @@ fn memory() {
     for calls in [100_000u64, 1_000_000] {
         println!(
             "  {calls:>9} calls: active {:6.1} B/call, queued {:6.1} B/call, baseline HashMap<String,u32> {:6.1} B/entry",
-            bytes_per_call(calls, false),
-            bytes_per_call(calls, true),
+            bytes_per_call(calls, Left::Active),
+            bytes_per_call(calls, Left::Queued),
             baseline_bytes_per_entry(calls),
         );
     }
     for calls in [100_000u64, 1_000_000] {
         println!(
             "  {calls:>9} calls: ended and retained {:6.1} B/call",
-            bytes_per_ended_call(calls)
+            bytes_per_call(calls, Left::Ended)
         );
     }
     for orgs in [1_000u64, 100_000] {

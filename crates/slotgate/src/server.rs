@@ -17,7 +17,7 @@ use crate::auth::{random_hex, Keys};
 use crate::service::{self, Service};
 use crate::store::postgres::{PostgresStore, Replica};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Retention, Store, StoreError};
+use crate::store::{Retention, Snapshot, Store, StoreError};
 use crate::{api, clock};
 
 /// Where the state is kept (`--store`).
@@ -209,11 +209,17 @@ impl Server {
             queue_cap: settings.queue_cap,
             ended_retention: settings.ended_retention.min(ended_in_memory()),
         };
-        let reader = store.clone();
-        let since = service::ended_since(config);
-        let snapshot = tokio::task::spawn_blocking(move || reader.load(since))
-            .await
-            .map_err(|e| StoreError(e.to_string()))??;
+        // A replica that starts as a follower forwards every request and
+        // holds nothing; it loads the state when it takes the lead.
+        let snapshot = if store.leads() {
+            let reader = store.clone();
+            let since = service::ended_since(config);
+            tokio::task::spawn_blocking(move || reader.load(since))
+                .await
+                .map_err(|e| StoreError(e.to_string()))??
+        } else {
+            Snapshot::default()
+        };
         let (mut engine, keys) = snapshot.restore(config)?;
         // Leases get their grace from now; deadlines passed while down are handled.
         engine.resume(clock::now());

@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use slotgate_core::{AgentId, Config, Engine, Event, OrgId, Reservations, RestoredCall, Timestamp};
 
+pub use self::group_commit::Tickets;
 pub use self::rows::{Corrupt, Dump, DUMP_FORMAT};
 use crate::auth::KeyRecord;
 
@@ -168,18 +169,30 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// An ended call the store keeps (for `--ended-retention`), if any.
     fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError>;
 
+    /// The requests' side of the store's group commit: the store's
+    /// writes, their durability and its health go through it.
+    fn tickets(&self) -> &Tickets;
+
     /// Queues a write; never blocks. Returns its ticket: writes are numbered in
     /// submission order, which must be the order the changes happened.
-    fn submit(&self, write: Write) -> u64;
+    fn submit(&self, write: Write) -> u64 {
+        self.tickets().submit(write)
+    }
 
     /// The ticket of the last write submitted (0 if none).
-    fn last_ticket(&self) -> u64;
+    fn last_ticket(&self) -> u64 {
+        self.tickets().last()
+    }
 
     /// Resolves once every write up to `ticket` is durable.
-    fn durable(&self, ticket: u64) -> Durable;
+    fn durable(&self, ticket: u64) -> Durable {
+        self.tickets().durable(ticket)
+    }
 
     /// Whether the store works, as it changes.
-    fn health(&self) -> tokio::sync::watch::Receiver<Health>;
+    fn health(&self) -> tokio::sync::watch::Receiver<Health> {
+        self.tickets().health()
+    }
 
     /// Whether this server may still answer from memory: with several
     /// replicas, only while its lead is surely not yet another's.
@@ -192,15 +205,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// commits the next ones. Called under the engine lock, with the
     /// [`Store::generation`] read before the reload began; refuses (`false`)
     /// if the store failed or announced another reload since.
-    fn resume(&self, generation: u64) -> bool;
+    fn resume(&self, generation: u64) -> bool {
+        self.tickets().resume(generation)
+    }
 
     /// Which reload the store awaits: read it before reloading, and pass it
     /// to [`Store::resume`].
-    fn generation(&self) -> u64;
+    fn generation(&self) -> u64 {
+        self.tickets().generation()
+    }
 
     /// Which events became durable, as they do, for live streams (which then
     /// read them with [`Store::events`]).
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Stored>;
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Stored> {
+        self.tickets().subscribe()
+    }
 
     /// The seq of an org's newest stored event (0 if none).
     fn last_event(&self, org: &str) -> Result<u64, StoreError>;

@@ -51,9 +51,10 @@ impl Shared {
     }
 }
 
-/// The requests' side: tickets, waiting for durability, the stream of stored events.
+/// The requests' side of group commit: tickets, waiting for durability,
+/// the stream of stored events, the store's health.
 #[derive(Debug)]
-pub(super) struct Tickets {
+pub struct Tickets {
     tx: mpsc::UnboundedSender<(u64, Write)>,
     submitted: AtomicU64,
     shared: Arc<Shared>,

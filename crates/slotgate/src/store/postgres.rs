@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use slotgate_core::{Event, EventKind, RestoredCall, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::runtime::Handle;
-use tokio::sync::{broadcast, watch};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 
@@ -44,7 +43,7 @@ pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{self, CallRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
-use super::{Durable, Health, Retention, Store, StoreError, Stored, Write};
+use super::{Health, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
 /// A statement's parameters, owned: `params![org, seq as i64]`.
@@ -237,32 +236,8 @@ impl Store for PostgresStore {
         rows::kept_ended(row.map(|r| call_row(&r)), self.retention)
     }
 
-    fn submit(&self, write: Write) -> u64 {
-        self.tickets.submit(write)
-    }
-
-    fn last_ticket(&self) -> u64 {
-        self.tickets.last()
-    }
-
-    fn durable(&self, ticket: u64) -> Durable {
-        self.tickets.durable(ticket)
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Stored> {
-        self.tickets.subscribe()
-    }
-
-    fn health(&self) -> watch::Receiver<Health> {
-        self.tickets.health()
-    }
-
-    fn resume(&self, generation: u64) -> bool {
-        self.tickets.resume(generation)
-    }
-
-    fn generation(&self) -> u64 {
-        self.tickets.generation()
+    fn tickets(&self) -> &Tickets {
+        &self.tickets
     }
 
     fn leads(&self) -> bool {

@@ -13,11 +13,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use slotgate_core::{EventKind, RestoredCall, Timestamp};
 use slotgate_plan::CallRecord;
-use tokio::sync::{broadcast, watch};
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{self, ms, CallRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
-use super::{Durable, Health, Retention, Store, StoreError, Stored, Write};
+use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
 const SCHEMA: &str = "
@@ -119,32 +118,8 @@ impl Store for SqliteStore {
         rows::kept_ended(row, self.retention)
     }
 
-    fn submit(&self, write: Write) -> u64 {
-        self.tickets.submit(write)
-    }
-
-    fn last_ticket(&self) -> u64 {
-        self.tickets.last()
-    }
-
-    fn durable(&self, ticket: u64) -> Durable {
-        self.tickets.durable(ticket)
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Stored> {
-        self.tickets.subscribe()
-    }
-
-    fn health(&self) -> watch::Receiver<Health> {
-        self.tickets.health()
-    }
-
-    fn resume(&self, generation: u64) -> bool {
-        self.tickets.resume(generation)
-    }
-
-    fn generation(&self) -> u64 {
-        self.tickets.generation()
+    fn tickets(&self) -> &Tickets {
+        &self.tickets
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
