@@ -256,6 +256,7 @@ async fn a_lease_that_runs_out_with_no_traffic_ends_once_and_admits_the_next_cal
     r[1].op(Method::POST, "/v1/orgs/acme/calls", Some(&body))
         .await
         .ok(201);
+    let deadline = Instant::now() + Duration::from_secs(5);
     let body = json!({"id": "next", "agent": "A", "type": "chat", "lease_ttl_s": 600});
     r[2].op(Method::POST, "/v1/orgs/acme/calls", Some(&body))
         .await
@@ -265,7 +266,19 @@ async fn a_lease_that_runs_out_with_no_traffic_ends_once_and_admits_the_next_cal
     r[1].op(Method::POST, "/v1/orgs/acme/calls/next/heartbeat", None)
         .await
         .ok(200);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // How long after its deadline the lease is seen ended (issue 10: within
+    // 1 s, aim 250 ms); printed, not asserted, as a timing.
+    while r[0].get_call("acme", "lost").await.state != CallState::Ended {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "the lease never ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "the lease was seen ended {:?} after its deadline (as the client's clock has it)",
+        Instant::now().saturating_duration_since(deadline)
+    );
 
     for (i, s) in r.iter().enumerate() {
         assert_eq!(

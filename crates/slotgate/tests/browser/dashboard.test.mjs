@@ -4,11 +4,16 @@
 // packages): `node --test dashboard.test.mjs`. SLOTGATE_BIN names the binary
 // (default: target/debug/slotgate). It also renders the README's screenshot
 // of the seed example to target/dashboard.png.
+//
+// With SLOTGATE_URL (and SLOTGATE_OPERATOR_KEY), it tests that server, already
+// running and empty, instead of starting one, and saves its pictures under
+// target/given/: tests/dashboard.rs runs it so through a replica that forwards
+// every request to the leading one.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +24,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../../../..");
 const BIN = process.env.SLOTGATE_BIN || join(root, "target/debug/slotgate");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const OP = "dashboard-test-operator";
+const GIVEN = process.env.SLOTGATE_URL;
+const OP = GIVEN ? process.env.SLOTGATE_OPERATOR_KEY : "dashboard-test-operator";
+const SHOTS = GIVEN ? join(root, "target/given") : join(root, "target");
 
 let server, base, browser, dataDir;
 
@@ -75,7 +82,8 @@ async function done(p) {
 }
 
 before(async () => {
-  base = await startServer();
+  if (GIVEN) mkdirSync(SHOTS, { recursive: true });
+  base = GIVEN || await startServer();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -379,7 +387,7 @@ test("the queue page by page, an agent's active calls, the limit line, cards on 
     assert.equal(hit, true, `${name} is shown whole and on top`);
   }
   await phone.keyboard.press("Escape");
-  await phone.screenshot({ path: join(root, "target/dashboard-phone.png"), fullPage: true });
+  await phone.screenshot({ path: join(SHOTS, "dashboard-phone.png"), fullPage: true });
   await done(phone);
   for (const c of (await api("GET", "/orgs/busy/calls")).body.calls) await api("DELETE", `/orgs/busy/calls/${c.id}`);
 });
@@ -481,7 +489,7 @@ test("the seed example renders (README screenshot)", async () => {
   // The picture's caption and axis name the window its samples fill.
   assert.equal(await p.locator("#chart-title").textContent(), "Last 60 seconds");
   assert.equal(await p.locator("#chart-from").textContent(), "60 s ago");
-  await p.screenshot({ path: join(root, "target/dashboard.png"), fullPage: true });
+  await p.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
   await done(p);
 });
 
@@ -550,7 +558,7 @@ test("the Plan view: observed traffic by hour, a recommendation checked by simul
   assert.equal(await p.locator('#level-chart path[data-type="inbound"]').count(), 1);
   assert.equal(await p.locator('#level-chart [data-marker="current"]').count(), 1);
   assert.equal(await p.locator('#level-chart [data-marker="recommended"]').count(), 1);
-  await p.screenshot({ path: join(root, "target/plan.png"), fullPage: true });
+  await p.screenshot({ path: join(SHOTS, "plan.png"), fullPage: true });
   if (story) return done(p); // the docs' picture: the org keeps its configuration
   await p.getByRole("button", { name: "Apply" }).click();
   await p.locator("#apply-status").filter({ hasText: "Applied" }).waitFor();
