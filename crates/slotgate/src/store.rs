@@ -42,6 +42,15 @@ pub enum Write {
         /// The key's id.
         id: String,
     },
+    /// A call's new lease length, set by a heartbeat (no event records it).
+    LeaseTtl {
+        /// The call's org.
+        org: String,
+        /// The call's id.
+        call: String,
+        /// The new `lease_ttl`, in milliseconds.
+        lease_ttl_ms: u32,
+    },
     /// Everything of an export, into an empty store (`slotgate import`).
     Import(Box<Dump>),
     /// The last write, at shutdown: with several replicas, gives up the

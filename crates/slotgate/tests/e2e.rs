@@ -1124,6 +1124,36 @@ async fn sigterm_exits_0_and_everything_is_there_after_restart() {
     assert_eq!(r.status, 200, "the org key survives the restart: {r}");
 }
 
+/// A restart gives every lease one `lease_ttl` from then, so the length a
+/// heartbeat set must be as durable as its 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_length_set_by_a_heartbeat_survives_a_crash() {
+    let mut s = Server::start().await;
+    s.create_org("acme", 2).await;
+    for id in ["short", "long"] {
+        let body = json!({"id": id, "agent": "A", "type": "chat", "lease_ttl_s": 5});
+        s.op(Method::POST, "/v1/orgs/acme/calls", Some(&body))
+            .await
+            .ok(201);
+    }
+    let body = json!({"lease_ttl_s": 600});
+    s.op(
+        Method::POST,
+        "/v1/orgs/acme/calls/long/heartbeat",
+        Some(&body),
+    )
+    .await
+    .ok(200);
+    s.kill9().await;
+    s.restart().await;
+    eventually(30, "short's lease of 5 s runs out", || async {
+        s.get_call("acme", "short").await.state == Ended
+    })
+    .await;
+    let long = s.get_call("acme", "long").await;
+    assert_eq!(long.state, Active, "its lease is 600 s: {long:?}");
+}
+
 // ---------------------------------------------------------------------------
 // 10. A long-poll whose client hangs up stops holding its call
 // ---------------------------------------------------------------------------

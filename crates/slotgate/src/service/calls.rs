@@ -8,6 +8,7 @@ use slotgate_core::{AcquireRequest, Acquired, AgentId, CallId, CallView, OrgId, 
 
 use super::{Page, Result, Service};
 use crate::auth::{random_hex, Action, Principal};
+use crate::store::Write;
 
 /// How an acquire ended: the API answers 201, 202 and 200 for these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,10 +129,24 @@ impl Service {
     ) -> Result<Call> {
         p.check(org, Action::Calls)?;
         let ttl = body.lease_ttl()?;
-        let call = match self
-            .change(None, |e, now| e.heartbeat(org, id, ttl, now))
-            .await?
-        {
+        let (renewed, new_ttl) = self
+            .change(None, |e, now| {
+                let before = e.call(org, id, now).ok().map(|c| c.lease_ttl_ms);
+                let renewed = e.heartbeat(org, id, ttl, now);
+                let after = renewed.as_ref().ok().map(|c| c.lease_ttl_ms);
+                (renewed, after.filter(|_| after != before))
+            })
+            .await?;
+        if let Some(ttl) = new_ttl {
+            // A restart or a new leader rebuilds the lease from the stored length.
+            self.write(Write::LeaseTtl {
+                org: org.to_string(),
+                call: id.to_string(),
+                lease_ttl_ms: u32::try_from(ttl).unwrap_or(u32::MAX),
+            })
+            .await?;
+        }
+        let call = match renewed {
             Err(slotgate_core::Error::CallNotFound) => {
                 // As the engine answers for an ended call it still keeps.
                 let ended = self.ended_in_store(org, id).await?;

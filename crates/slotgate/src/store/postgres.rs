@@ -700,6 +700,17 @@ fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>, term: 
         Write::DeleteKey { id } => {
             exec(jobs, "DELETE FROM slotgate_keys WHERE id = $1", params![id]);
         }
+        Write::LeaseTtl {
+            org,
+            call,
+            lease_ttl_ms,
+        } => {
+            exec(
+                jobs,
+                "UPDATE slotgate_calls SET lease_ttl_ms = $3 WHERE org = $1 AND id = $2",
+                params![org, call, (*lease_ttl_ms as i64)],
+            );
+        }
         Write::Import(_) => unreachable!("imports run on their own (commit)"),
         Write::Resign => {
             exec(jobs,

@@ -277,6 +277,17 @@ fn apply(
         Write::DeleteKey { id } => {
             exec(txn, "DELETE FROM keys WHERE id = ?1", [id])?;
         }
+        Write::LeaseTtl {
+            org,
+            call,
+            lease_ttl_ms,
+        } => {
+            exec(
+                txn,
+                "UPDATE calls SET lease_ttl_ms = ?3 WHERE org = ?1 AND id = ?2",
+                params![org, call, lease_ttl_ms],
+            )?;
+        }
         Write::Import(dump) => import(txn, dump)?,
         Write::Resign => {}
         Write::Events(events) => {
