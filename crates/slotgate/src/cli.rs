@@ -39,11 +39,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the service: the HTTP API, the dashboard and the metrics.
     ///
-    /// On the first start it creates the data directory, generates an
-    /// operator key (unless SLOTGATE_OPERATOR_KEY is set), saves it to
-    /// DATA_DIR/operator.key and prints it once. Every acknowledged change is
-    /// on disk before the answer; a restart on the same directory restores
-    /// orgs, reservations, keys, active calls and the queue in order.
+    /// On the embedded store (the default), the first start creates the data
+    /// directory, generates an operator key (unless SLOTGATE_OPERATOR_KEY is
+    /// set), saves it to DATA_DIR/operator.key and prints it once. Every
+    /// acknowledged change is on disk before the answer; a restart on the
+    /// same directory restores orgs, reservations, keys, active calls and the
+    /// queue in order.
+    ///
+    /// With --store postgres://..., SLOTGATE_OPERATOR_KEY must be set, every
+    /// acknowledged change is committed in PostgreSQL before the answer, and
+    /// any number of replicas may serve one database: one leads, the others
+    /// forward to it (--advertise-url; docs/REPLICAS.md).
     Serve(ServeArgs),
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
@@ -294,10 +300,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let defaulted = args.advertise_url.is_none();
     let settings = Settings {
         advertise_url: args.advertise_url.or_else(|| advertised(addr)),
         ..settings
     };
+    if let (StoreChoice::Postgres(_), Some(url)) = (&settings.store, &settings.advertise_url) {
+        if defaulted && addr.ip().is_loopback() {
+            tracing::warn!(
+                advertise_url = %url,
+                "replicas on other machines cannot reach this one while it leads: \
+                 listen on 0.0.0.0 or set --advertise-url to an address they reach"
+            );
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server::start(&settings, stop_rx.clone())
         .await

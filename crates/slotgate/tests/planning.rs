@@ -73,7 +73,9 @@ async fn traffic_recovers_the_rates_and_durations_of_a_known_stream() {
             Duration::from_millis(500)
         ),
     );
-    let window = format!("{}ms", began.elapsed().as_millis() + 1);
+    // Half a second of margin: the server counts the window back from when
+    // the request reaches it, which a loaded machine may delay.
+    let window = format!("{}ms", began.elapsed().as_millis() + 500);
     let t: Traffic = c.traffic("acme", Some(&window)).await.unwrap();
     let secs = t.window_s;
     assert!((6.0..9.0).contains(&secs), "window {secs} s");

@@ -472,3 +472,31 @@ async fn a_leader_stopped_with_sigterm_hands_over_at_once() {
         .await
         .ok(201);
 }
+
+/// A follower is ready only while the leader it forwards to answers: one
+/// that cannot reach it (here the leader advertises an address nobody
+/// listens on) says so on `/healthz`, and answers its requests 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_cannot_reach_the_leader_is_not_ready() {
+    let db = PgCluster::start().await;
+    let nobody = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let r = replicas(&db, 2, |i| match i {
+        0 => vec![("SLOTGATE_ADVERTISE_URL", nobody.clone())],
+        _ => Vec::new(),
+    })
+    .await;
+    assert_eq!(healthz(&r[0]).await, (200, "ok\n".into()));
+    let (status, body) = healthz(&r[1]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(&nobody),
+        "names the leader it cannot reach: {body}"
+    );
+    let a = r[1].op(Method::GET, "/v1/orgs", None).await;
+    assert_eq!(a.status, 503, "{a}");
+    // Through the leader itself, all is well.
+    r[0].op(Method::GET, "/v1/orgs", None).await.ok(200);
+}

@@ -36,6 +36,15 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("x-slotgate-forwarded"
 /// How long connecting to the leader may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the leader may take to begin its answer: the longest wait a
+/// request may ask for, and the longest the leader's commit may take before
+/// it answers 503 itself, with a margin.
+const ANSWER_TIMEOUT: Duration =
+    Duration::from_secs(slotgate_api::limits::MAX_REQUEST_WAIT.as_secs() + 35);
+
+/// How long the leader may take to answer a follower's `/healthz`.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// `S`, or the leader's answer while another replica leads.
 #[derive(Debug, Clone)]
 pub struct Forward<S> {
@@ -50,9 +59,12 @@ impl<S> Forward<S> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
-        // A leader that vanishes from the network (no FIN) is noticed, and
-        // the requests held on it fail, rather than hang for hours.
+        // A leader that vanishes from the network (no FIN) is noticed in
+        // about 20 s, and the requests and streams held on it fail, rather
+        // than hang for minutes.
         connector.set_keepalive(Some(Duration::from_secs(10)));
+        connector.set_keepalive_interval(Some(Duration::from_secs(3)));
+        connector.set_keepalive_retries(Some(3));
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Forward {
             inner,
@@ -75,12 +87,45 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let own = matches!(req.uri().path(), "/healthz" | "/metrics")
-            || req.headers().contains_key(FORWARDED);
-        match self.service.leader().filter(|_| !own) {
-            Some(leader) => Either::Right(Box::pin(forward(self.client.clone(), leader, req))),
-            None => Either::Left(self.inner.call(req)),
+        let path = req.uri().path();
+        let forwarded = req.headers().contains_key(FORWARDED);
+        let leader = self.service.leader().filter(|_| !forwarded);
+        match (leader, path) {
+            (Some(_), "/metrics") | (None, _) => Either::Left(self.inner.call(req)),
+            (Some(leader), "/healthz") => {
+                Either::Right(Box::pin(probe(self.client.clone(), leader)))
+            }
+            (Some(leader), _) => Either::Right(Box::pin(forward(self.client.clone(), leader, req))),
         }
+    }
+}
+
+/// A follower's `/healthz`: ready only while the leader it forwards to
+/// answers its own `/healthz` as the leader (`ok`), so that a load balancer
+/// never sends calls to a replica that cannot reach the leader.
+async fn probe(
+    client: Client<HttpConnector, Body>,
+    leader: String,
+) -> Result<Response, Infallible> {
+    let uri = format!("{}/healthz", leader.trim_end_matches('/'));
+    let Ok(req) = Request::get(uri).header(FORWARDED, "1").body(Body::empty()) else {
+        return Ok(unavailable(&leader, "its URL is not valid"));
+    };
+    let answer = match tokio::time::timeout(PROBE_TIMEOUT, client.request(req)).await {
+        Err(_) => return Ok(unavailable(&leader, "no answer to /healthz within 2 s")),
+        Ok(Err(e)) => return Ok(unavailable(&leader, &e.to_string())),
+        Ok(Ok(answer)) => answer,
+    };
+    let status = answer.status();
+    let body = axum::body::to_bytes(Body::new(answer.into_body()), 1024).await;
+    match body {
+        Ok(b) if status.is_success() && &b[..] == b"ok\n" => {
+            Ok(format!("ok: forwarding to {leader}, the leading replica\n").into_response())
+        }
+        _ => Ok(unavailable(
+            &leader,
+            &format!("its /healthz answered {status}, not as the leader"),
+        )),
     }
 }
 
@@ -102,14 +147,18 @@ async fn forward(
     parts
         .headers
         .insert(FORWARDED, HeaderValue::from_static("1"));
-    match client.request(Request::from_parts(parts, body)).await {
-        Ok(answer) => {
-            let (mut parts, body) = answer.into_parts();
-            hop_by_hop(&mut parts.headers);
-            Ok(Response::from_parts(parts, Body::new(body)))
+    let sent = client.request(Request::from_parts(parts, body));
+    let answer = match tokio::time::timeout(ANSWER_TIMEOUT, sent).await {
+        Err(_) => {
+            let why = format!("no answer within {} s", ANSWER_TIMEOUT.as_secs());
+            return Ok(unavailable(&leader, &why));
         }
-        Err(e) => Ok(unavailable(&leader, &e.to_string())),
-    }
+        Ok(Err(e)) => return Ok(unavailable(&leader, &e.to_string())),
+        Ok(Ok(answer)) => answer,
+    };
+    let (mut parts, body) = answer.into_parts();
+    hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
 }
 
 fn unavailable(leader: &str, why: &str) -> Response {

@@ -17,7 +17,7 @@ use slotgate_api::ErrorCode;
 /// the one that leads); 503 while its store cannot commit.
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz",
     responses((status = 200, description = "serving (`ok`), or forwarding every request to the leading replica (`ok: forwarding to URL, the leading replica`)", content_type = "text/plain", body = String),
-              (status = 503, description = "store_unavailable: the store cannot commit; the server recovers by itself when it can", body = slotgate_api::ErrorBody)))]
+              (status = 503, description = "store_unavailable: the store cannot commit, or the leading replica does not answer this follower; the server recovers by itself when it can", body = slotgate_api::ErrorBody)))]
 pub async fn healthz(State(s): State<Arc<Service>>) -> Result<String, ApiError> {
     if let Some(leader) = s.leader() {
         return Ok(format!("ok: forwarding to {leader}, the leading replica\n"));

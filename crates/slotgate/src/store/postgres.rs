@@ -14,7 +14,7 @@
 //! and at least once a second (that also reads the database's clock, which
 //! deadlines follow: `clock.rs`). A follower takes over, with `term + 1`,
 //! once the row is older than [`LEASE`] by the database's clock, or older
-//! than [`LEAD_VALID`] when the leader's connection is gone from
+//! than [`GONE_LEADER`] when the leader's connection is gone from
 //! `pg_stat_activity` (it was killed); it then loads the state from the
 //! database and serves. Every transaction of the
 //! leader begins by renewing the row *where the term is still its own*, so
@@ -61,6 +61,11 @@ pub const LEASE: Duration = Duration::from_secs(5);
 /// memory: well within [`LEASE`], so it stops before anyone may take over.
 pub const LEAD_VALID: Duration = Duration::from_secs(3);
 
+/// How long a leader whose connection is gone (it was killed) must not have
+/// renewed before another replica takes over: [`LEAD_VALID`] and a second of
+/// margin for a paused machine or a step of a clock.
+pub const GONE_LEADER: Duration = Duration::from_secs(4);
+
 /// This replica, as the leader row names it.
 #[derive(Debug, Clone)]
 pub struct Replica {
@@ -92,11 +97,27 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+/// How long one host of the URL may take to accept a connection, unless the
+/// URL sets `connect_timeout`: a multi-host URL then moves on from a primary
+/// whose machine is gone (no refusal ever comes) to the next host.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Connects to `url` and drives the connection on a task of its own.
 async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
+    let failed = |e: tokio_postgres::Error| StoreError(format!("connecting to PostgreSQL: {e}"));
+    let mut config: tokio_postgres::Config = url.parse().map_err(failed)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    // A connection to a machine that vanished is found dead in about 20 s
+    // rather than the system's two hours, unless the URL says otherwise.
+    if !url.contains("keepalives_idle") {
+        config
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(3))
+            .keepalives_retries(3);
+    }
+    let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "PostgreSQL connection ended");
@@ -415,7 +436,7 @@ struct Leadership {
 impl Leadership {
     /// Takes the lead if its holder let it lapse ([`LEASE`]), or its
     /// connection is gone (it was killed) and it has not renewed for
-    /// [`LEAD_VALID`] (so it no longer answers from memory), or it is this
+    /// [`GONE_LEADER`] (so it no longer answers from memory), or it is this
     /// replica: the new term. Serialised with the leader's transactions by
     /// the row lock; safe whatever the old leader still believes, since each
     /// of its commits checks the term.
@@ -429,7 +450,7 @@ impl Leadership {
                      OR (renewed_at < clock_timestamp() - make_interval(secs => $4)
                          AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend)))
                  RETURNING term",
-                &[&self.me.id, &self.me.url, &LEASE.as_secs_f64(), &LEAD_VALID.as_secs_f64()],
+                &[&self.me.id, &self.me.url, &LEASE.as_secs_f64(), &GONE_LEADER.as_secs_f64()],
             )
             .await
             .map_err(err)?;
