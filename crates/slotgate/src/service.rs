@@ -209,6 +209,25 @@ impl Service {
         }
     }
 
+    /// Resolves when the server begins to shut down, or stops serving from
+    /// its memory (its store failed, or another replica took the lead):
+    /// long-polls then answer and event streams end, so that their clients
+    /// come back, through any replica, to the one that serves, and open
+    /// their waits there (a wait open in an engine that is gone holds
+    /// nothing).
+    pub async fn interrupted(&self) {
+        let mut health = self.store.health();
+        let not_serving = async move {
+            if health.wait_for(|h| *h != Health::Up).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = self.shutting_down() => {}
+            () = not_serving => {}
+        }
+    }
+
     /// Resolves when the server shuts down or whatever could signal it is gone:
     /// the background tasks (driver, sampler) stop then.
     async fn stopped(&self) {

@@ -500,3 +500,70 @@ async fn a_follower_that_cannot_reach_the_leader_is_not_ready() {
     // Through the leader itself, all is well.
     r[0].op(Method::GET, "/v1/orgs", None).await.ok(200);
 }
+
+/// A replica that loses the lead while it holds a wait (here it is paused
+/// beyond its lease, as a stalled machine would be) answers that wait as
+/// soon as it runs again and finds another leads, so the client's next poll
+/// opens its wait on the new leader and the queued call stays held there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_on_a_replica_that_loses_the_lead_moves_to_the_new_leader() {
+    let db = PgCluster::start().await;
+    let r = replicas(&db, 2, |_| Vec::new()).await;
+    r[0].create_org("acme", 0).await;
+    // A client that polls through replica 1 until admitted, as the clients
+    // do: 202 (still queued) polls again, 503 retries.
+    let body = json!({"id": "q1", "agent": "A", "type": "chat", "lease_ttl_s": 5, "wait_s": 30});
+    let url = r[1].url("/v1/orgs/acme/calls");
+    let http = r[1].client.clone();
+    let client = tokio::spawn(async move {
+        loop {
+            match http.post(&url).json(&body).send().await {
+                Ok(a) if a.status() == 202 || a.status() == 503 => {}
+                Ok(a) => return a.status().as_u16(),
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    eventually(10, "q1 is queued", || async {
+        let a = r[1].op(Method::GET, "/v1/orgs/acme/calls/q1", None).await;
+        a.status == 200 && a.json::<Call>().state == CallState::Queued
+    })
+    .await;
+
+    // And an event stream read from the leader itself.
+    let stream = r[0]
+        .client
+        .get(r[0].url("/v1/orgs/acme/events/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let stream = tokio::spawn(stream.bytes());
+
+    let signal = |name: &str| {
+        let pid = r[0].pid().to_string();
+        let ok = std::process::Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .expect("kill runs");
+        assert!(ok.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    eventually(20, "replica 1 leads", || async {
+        healthz(&r[1]).await == (200, "ok\n".into())
+    })
+    .await;
+    signal("-CONT");
+    // Beyond q1's lease_ttl from the takeover: only a wait open on the new
+    // leader holds it.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let q1 = r[1].get_call("acme", "q1").await;
+    assert_eq!(q1.state, CallState::Queued, "{q1:?}");
+    assert!(!client.is_finished(), "the client still polls");
+    client.abort();
+    // The stream on the replica that lost the lead has ended (its client
+    // reconnects, through any replica, with Last-Event-ID).
+    let ended = tokio::time::timeout(Duration::from_secs(30), stream).await;
+    assert!(ended.is_ok(), "the event stream on the old leader ended");
+}

@@ -251,7 +251,7 @@ impl Service {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = notified => {}
-                _ = self.shutting_down() => {}
+                _ = self.interrupted() => {}
             }
         }
         // Close the wait whatever happened: it starts the call's hold if still queued.

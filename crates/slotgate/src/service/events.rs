@@ -32,7 +32,7 @@ impl Service {
             loop {
                 let next = tokio::select! {
                     next = tokio::time::timeout_at(deadline, live.recv()) => next,
-                    _ = self.shutting_down() => break,
+                    _ = self.interrupted() => break,
                 };
                 match next {
                     Ok(Ok(e)) if e.is_news(org, after) => break,
@@ -47,7 +47,8 @@ impl Service {
     }
 
     /// The org's events as they become durable, after `after` (none: only
-    /// new ones). The stream ends when the server shuts down.
+    /// new ones). The stream ends when the server shuts down or stops serving
+    /// ([`Service::interrupted`]); a client resumes it with `Last-Event-ID`.
     pub async fn event_stream(
         self: &Arc<Self>,
         p: &Principal,
@@ -93,7 +94,7 @@ impl Service {
                     loop {
                         let next = tokio::select! {
                             next = live.recv() => next,
-                            _ = s.shutting_down() => return None,
+                            _ = s.interrupted() => return None,
                         };
                         match next {
                             Ok(e) if e.is_news(&org, last) => break,
