@@ -131,9 +131,11 @@ impl Service {
         let ttl = body.lease_ttl()?;
         let (renewed, new_ttl) = self
             .change(None, |e, now| {
-                let before = e.call(org, id, now).ok().map(|c| c.lease_ttl_ms);
+                // Only a heartbeat that names a lease_ttl can change it.
+                let before = ttl.and_then(|_| e.call(org, id, now).ok());
+                let before = before.map(|c| c.lease_ttl_ms);
                 let renewed = e.heartbeat(org, id, ttl, now);
-                let after = renewed.as_ref().ok().map(|c| c.lease_ttl_ms);
+                let after = ttl.and(renewed.as_ref().ok()).map(|c| c.lease_ttl_ms);
                 (renewed, after.filter(|_| after != before))
             })
             .await?;
