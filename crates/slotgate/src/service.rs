@@ -177,20 +177,28 @@ impl Service {
     }
 
     /// The Prometheus text of `/metrics`, once what it shows is durable.
+    /// While the store cannot commit it still answers, with this server's
+    /// own counters and `slotgate_store_up 0`, so that the outage is seen.
     pub async fn metrics_text(&self) -> Result<String> {
         let role = |leads: bool| {
             format!(
-                "# HELP slotgate_replica_leads Whether this server holds the orgs (1), or forwards to the replica that does (0).\n\
+                "# HELP slotgate_replica_leads Whether this server holds the orgs (1), or not: it forwards to the replica that does, or its store cannot commit (0).\n\
                  # TYPE slotgate_replica_leads gauge\nslotgate_replica_leads {}\n",
                 u8::from(leads)
             )
         };
-        if self.leader().is_some() {
-            // The leader holds the orgs; this replica has its own counters only.
+        let store = crate::metrics::render_store(
+            self.store_up() || self.leader().is_some(),
+            self.store.commits(),
+        );
+        if self.leader().is_some() || !self.store_up() {
+            // The leader holds the orgs, or the store is down and memory may
+            // be ahead of it: this replica shows its own counters only.
             let empty = Engine::new(*self.engine().config());
-            return Ok(self.metrics.render(&empty) + &role(false));
+            return Ok(self.metrics.render(&empty) + &role(false) + &store);
         }
-        self.observe(|e| self.metrics.render(e) + &role(true)).await
+        self.observe(|e| self.metrics.render(e) + &role(true) + &store)
+            .await
     }
 
     /// Stores whatever the engine changed on its own (calls that timed out

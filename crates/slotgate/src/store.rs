@@ -203,6 +203,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         self.tickets().health()
     }
 
+    /// Sizes and durations of the batches group commit committed, for `/metrics`.
+    fn commits(&self) -> &crate::metrics::Commits {
+        self.tickets().commits()
+    }
+
     /// Whether this server may still answer from memory: with several
     /// replicas, only while its lead is surely not yet another's.
     fn leads(&self) -> bool {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{Durable, Health, StoreError, Stored, Write};
+use crate::metrics::Commits;
 
 /// How often the writer purges what is past its retention.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -41,6 +42,8 @@ struct Shared {
     /// Counts [`Health::Reconnected`] announcements and failures: a reload
     /// resumes the store only if none came since it began.
     generation: AtomicU64,
+    /// Sizes and durations of the committed batches, for `/metrics`.
+    commits: Commits,
 }
 
 impl Shared {
@@ -67,6 +70,8 @@ pub(super) struct Writer {
     rx: mpsc::UnboundedReceiver<(u64, Write)>,
     shared: Arc<Shared>,
     last_purge: Instant,
+    /// When the batch being committed was taken: its commit's duration ends at [`Writer::finish`].
+    taken: Instant,
 }
 
 /// A new pair of ends.
@@ -78,6 +83,7 @@ pub(super) fn channel() -> (Tickets, Writer) {
         dropped: Mutex::new(0..0),
         published: broadcast::channel(4096).0,
         generation: AtomicU64::new(0),
+        commits: Commits::default(),
     });
     let tickets = Tickets {
         tx,
@@ -88,6 +94,7 @@ pub(super) fn channel() -> (Tickets, Writer) {
         rx,
         shared,
         last_purge: Instant::now(),
+        taken: Instant::now(),
     };
     (tickets, writer)
 }
@@ -165,6 +172,11 @@ impl Tickets {
         })
     }
 
+    /// Sizes and durations of the committed batches.
+    pub(super) fn commits(&self) -> &Commits {
+        &self.shared.commits
+    }
+
     /// The generation to pass to [`Tickets::resume`], read before reloading.
     pub(super) fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::SeqCst)
@@ -183,6 +195,7 @@ impl Writer {
         let n = tokio::time::timeout(idle, self.rx.recv_many(batch, MAX_BATCH))
             .await
             .ok()?;
+        self.taken = Instant::now();
         self.drop_failed(batch);
         Some(n)
     }
@@ -190,6 +203,7 @@ impl Writer {
     /// [`Writer::next_batch`] for a writer on a thread of its own, waiting as long as it takes.
     pub(super) fn blocking_next_batch(&mut self, batch: &mut Vec<(u64, Write)>) -> usize {
         let n = self.rx.blocking_recv_many(batch, MAX_BATCH);
+        self.taken = Instant::now();
         self.drop_failed(batch);
         n
     }
@@ -237,6 +251,9 @@ impl Writer {
     pub(super) fn finish(&self, last: u64, result: Result<Vec<Stored>, StoreError>) -> bool {
         match result {
             Ok(published) => {
+                self.shared
+                    .commits
+                    .record(published.len(), self.taken.elapsed());
                 for event in published {
                     let _ = self.shared.published.send(event);
                 }
