@@ -3,7 +3,8 @@
 #   1. the Prometheus rules: `promtool check rules` and `promtool test rules`;
 #   2. every metric the Grafana dashboard and the rules name is exported by
 #      the real binary: a live /metrics after an org, an agent with
-#      reservations, admitted, queued and released calls and a refusal;
+#      reservations, admitted, queued and released calls and a refusal
+#      (which `promtool check metrics` parses and lints);
 #   3. the systemd unit: `systemd-analyze verify`, and its exposure level by
 #      `systemd-analyze security --offline`;
 #   4. the binary runs confined as the unit confines it: its own user, no
@@ -129,6 +130,9 @@ call 404 GET "$base/v1/orgs/nope"             # a refusal, counted by code
 call 200 GET "$base/metrics"
 mv "$work/body" "$work/metrics.txt"
 grep -qx 'slotgate_store_up 1' "$work/metrics.txt" || { echo "FAIL: no slotgate_store_up 1" >&2; exit 1; }
+# Prometheus's own parser and linter on the exposition.
+timeout 60 promtool check metrics <"$work/metrics.txt"
+echo "promtool check metrics: the live exposition parses, no lint"
 /usr/bin/python3 $here/check_metric_names.py "$work/metrics.txt" \
   $here/grafana/slotgate.json $here/prometheus/slotgate.rules.yml
 stop_server "${pids[-1]}" "$work/live.log"
@@ -165,7 +169,8 @@ echo "Containerfile: two stages, non-root user, builds the slotgate binary (read
 echo "== slotgate confined as the unit confines it"
 # DynamicUser= takes a free id in 61184-65519: so does this run.
 uid=61184
-while getent passwd $uid >/dev/null || pgrep -U $uid >/dev/null; do uid=$((uid + 1)); done
+in_use() { getent passwd "$1" >/dev/null || grep -qsE "^Uid:\s+$1\s" /proc/[0-9]*/status; }
+while in_use $uid; do uid=$((uid + 1)); done
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo "SLOTGATE_OPERATOR_KEY=$key" >"$work/slotgate.env"
 echo "SLOTGATE_LISTEN=127.0.0.1:$port" >>"$work/slotgate.env"
