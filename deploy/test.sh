@@ -57,6 +57,13 @@ work=$(mktemp -d -p /var/lib slotgate-deploy-test.XXXXXX)
 chmod 0755 "$work"
 pids=()
 cleanup() {
+  # The confined server is unshare's grandchild, under the test's uid: not
+  # killed with unshare, so found by the pid it logged.
+  local confined
+  confined=$(sed -n 's/^confined: .*; pid \([0-9]*\)$/\1/p' "$work/confined.log" 2>/dev/null || true)
+  if [ -n "$confined" ] && grep -qsE "^Uid:\s+${uid:-x}\s" "/proc/$confined/status"; then
+    kill -KILL "$confined" 2>/dev/null || true
+  fi
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   if [ -n "${unit:-}" ]; then
     systemctl stop "$unit" >/dev/null 2>&1 || true
@@ -92,6 +99,10 @@ stop_server() {
     echo "FAIL: no exit within 20 s of SIGTERM; the log:" >&2; cat "$log" >&2; return 1
   fi
   wait "$pid" || code=$?
+  # Reaped: its pid may be another process's from now on.
+  local left=()
+  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || left+=("$p"); done
+  pids=("${left[@]}")
   if [ "$code" -ne 0 ]; then
     echo "FAIL: exit status $code after SIGTERM; the log:" >&2; cat "$log" >&2; return 1
   fi
