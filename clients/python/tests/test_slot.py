@@ -268,33 +268,52 @@ async def test_server_restarted_while_waiting_in_the_queue(own_server: Server) -
         assert await asyncio.wait_for(task, 30) is Slot.SHARED
 
 
-async def test_lost_when_heartbeats_fail_for_a_whole_lease(own_server: Server) -> None:
+async def test_a_slot_outlives_a_server_down_for_longer_than_its_lease(own_server: Server) -> None:
+    # The server is killed and stays down past the lease: the client cannot
+    # know whether the call lives on, so the slot is in doubt, not lost. The
+    # restarted server restores the call with a grace lease, and the next
+    # heartbeat keeps it.
     async with AsyncClient(own_server.url, own_server.key, retry=slotgate.Retry(attempts=1)) as c:
         org = new_id("org")
         await c.create_org(org, 1)
         lost: List[Optional[slotgate.Call]] = []
-        async with c.slot(org, agent="a", type="chat", lease_ttl=5, on_lost=lost.append) as slot:
+        async with c.slot(
+            org, agent="a", type="chat", id="outlives", lease_ttl=5, on_lost=lost.append
+        ) as slot:
             await until(lambda: slot.heartbeats >= 1)
-            own_server.kill()  # and not back
-            assert await asyncio.wait_for(slot.wait_lost(), 20) is None
-            assert slot.lost and lost == [None]
-        # Leaving could not reach the server; that is not an error of the block.
+            own_server.kill()
+            await until(lambda: slot.in_doubt, timeout=20)  # a whole lease without an answer
+            assert not slot.lost and lost == []
+            await asyncio.get_running_loop().run_in_executor(None, own_server.start)
+            beats = slot.heartbeats
+            await until(lambda: slot.heartbeats >= beats + 2, timeout=30)
+            assert not slot.in_doubt and not slot.lost and lost == []
+            call = await c.get_call(org, "outlives")
+            assert call.state is CallState.ACTIVE
+        assert (await c.get_call(org, "outlives")).end_reason is EndReason.RELEASED
 
 
-async def test_lost_when_the_server_stops_answering(own_server: Server) -> None:
+async def test_lost_with_the_call_when_a_frozen_server_expired_it(own_server: Server) -> None:
     # A frozen server (or a network that drops packets): heartbeats hang
-    # rather than fail, and the slot is still reported lost within the lease.
+    # rather than fail. Past the lease the slot is in doubt; when the server
+    # answers again it has expired the call, and `on_lost` gets that call.
     assert own_server.proc is not None
     pid = own_server.proc.pid
     async with AsyncClient(own_server.url, own_server.key) as c:
         org = new_id("org")
         await c.create_org(org, 1)
-        async with c.slot(org, agent="a", type="chat", id="frozen", lease_ttl=5) as slot:
+        lost: List[Optional[slotgate.Call]] = []
+        async with c.slot(
+            org, agent="a", type="chat", id="frozen", lease_ttl=5, on_lost=lost.append
+        ) as slot:
             await until(lambda: slot.heartbeats >= 1)
             os.kill(pid, signal.SIGSTOP)
             try:
-                assert await asyncio.wait_for(slot.wait_lost(), 20) is None
-                assert slot.lost
+                await until(lambda: slot.in_doubt, timeout=20)
+                assert not slot.lost
             finally:
                 os.kill(pid, signal.SIGCONT)
-        assert (await c.get_call(org, "frozen")).state is CallState.ENDED
+            ended = await asyncio.wait_for(slot.wait_lost(), 20)
+            assert ended is not None and ended.end_reason is EndReason.EXPIRED
+            assert slot.lost and not slot.in_doubt and lost == [ended]
+        assert (await c.get_call(org, "frozen")).end_reason is EndReason.EXPIRED

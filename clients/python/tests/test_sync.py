@@ -152,17 +152,28 @@ def test_interrupting_a_blocked_wait_cancels_the_queued_call(
         if reported.wait(15):
             signal.pthread_kill(main.ident or 0, signal.SIGINT)  # Ctrl-C
 
+    # A program started in the background (`scripts/test.sh &`, nohup)
+    # inherits SIGINT ignored, and Python then leaves it so: Ctrl-C here is
+    # Python's own handler, as in a terminal. `max_wait` bounds the wait if
+    # the interrupt never comes.
+    ignored_or_not = signal.signal(signal.SIGINT, signal.default_int_handler)
     helper = threading.Thread(target=interrupt)
     helper.start()
     try:
         with (
             pytest.raises(KeyboardInterrupt),
             admin.slot(
-                org, agent="a", type="chat", id="ctrl-c", on_position=lambda p: reported.set()
+                org,
+                agent="a",
+                type="chat",
+                id="ctrl-c",
+                max_wait=30,
+                on_position=lambda p: reported.set(),
             ),
         ):
             raise AssertionError("never admitted")
     finally:
         helper.join()
+        signal.signal(signal.SIGINT, ignored_or_not)
     call = admin.get_call(org, "ctrl-c")
     assert (call.state, call.end_reason) == (CallState.ENDED, EndReason.CANCELLED)

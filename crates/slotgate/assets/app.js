@@ -105,7 +105,7 @@ let timer = null;
 let current = null; // the org on screen
 
 function show(section) {
-  for (const id of ["signin", "orgs", "org", "plan"]) $(id).hidden = id !== section;
+  for (const id of ["signin", "orgs", "missing", "org", "plan"]) $(id).hidden = id !== section;
   $("signout").hidden = section === "signin";
   $("live").hidden = section !== "org";
 }
@@ -120,16 +120,17 @@ async function route() {
   $("global-error").textContent = "";
   const params = hashParams();
   if (params.get("key")) {
-    // A direct link: keep the key in this tab only, and out of the address bar.
+    // A direct link: keep the key in this tab only, and out of the address
+    // bar; the rest of the link (the org, the view) stays.
     session.set(params.get("key"), params.get("org"));
     session.operator = false;
-    history.replaceState(null, "", params.get("org") ? "#org=" + encodeURIComponent(params.get("org")) : "#");
+    params.delete("key");
+    history.replaceState(null, "", "#" + params.toString());
     return signedIn();
   }
   if (!session.key) return showSignin();
   const org = params.get("org") || (!session.operator && session.org);
-  if (org && params.get("view") === "plan") return openPlan(org);
-  if (org) return openOrg(org);
+  if (org) return (VIEWS[params.get("view")] || openOrg)(org);
   if (session.operator) return openOrgs();
   return showSignin();
 }
@@ -208,16 +209,16 @@ async function openOrg(org) {
     const h = await api("GET", `/orgs/${encodeURIComponent(org)}/history`);
     for (const s of h.samples) series.push({ t: s.at_ms, active: s.active, queued: s.queued });
   } catch (e) {
-    if (e.status === 404 || e.status === 401) return fail(e);
+    if (e.status === 404 || e.status === 401) return fail(e, org);
   }
   await refresh();
-  timer = setInterval(refresh, POLL_MS);
+  if (current && current.id === org) timer = setInterval(refresh, POLL_MS);
 }
 
 async function refresh() {
   if (!current) return;
+  const shown = current;
   try {
-    const shown = current;
     const view = await api("GET", `/orgs/${encodeURIComponent(shown.id)}`);
     if (current !== shown) return; // another org was opened meanwhile
     current.view = view;
@@ -231,15 +232,33 @@ async function refresh() {
     $("live").textContent = "Live · updated " + new Date().toLocaleTimeString();
     $("global-error").textContent = "";
   } catch (e) {
-    fail(e);
+    if (current === shown) fail(e, shown.id); // else another org was opened meanwhile
   }
 }
 
-function fail(e) {
+function fail(e, org = current && current.id) {
   if (e.status === 401) { session.clear(); return showSignin("Your key is no longer accepted."); }
-  if (e.status === 404) { clearInterval(timer); $("global-error").textContent = "Org not found (or not visible to this key)."; return; }
+  if (e.status === 404 && org) return showMissing(org);
   $("global-error").textContent = "Could not reach slotgate: " + e.message;
 }
+
+// An org that does not exist, or that this key may not see (the API answers
+// both alike): said in place of the org's view, never as an empty org.
+function showMissing(org) {
+  clearInterval(timer);
+  timer = null;
+  current = null;
+  show("missing");
+  $("crumbs").replaceChildren(
+    ...(session.operator ? [el("a", { href: "#" }, "Orgs"), " / "] : []),
+    document.createTextNode(org));
+  $("missing-text").textContent = session.operator
+    ? `There is no org “${org}”.`
+    : `There is no org “${org}” that this key can see: the org does not exist, or the key belongs to another org.`;
+  $("missing-orgs").hidden = !session.operator;
+}
+
+$("missing-signout").addEventListener("click", () => $("signout").click());
 
 const colorOf = (() => {
   const assigned = new Map();
@@ -749,6 +768,7 @@ async function showTraffic(org) {
     if (!t.types.length) $("traffic-body").replaceChildren(el("tr", {}, el("td", { colspan: "7" }, "No calls in this window.")));
     renderHours(t);
   } catch (e) {
+    if (e.status === 404 || e.status === 401) return fail(e, org);
     $("plan-error").textContent = refusal(e);
   }
 }
@@ -768,6 +788,9 @@ function renderHours(t) {
     ? `Calls per hour by hour of day for ${rows.map(([type]) => type).join(", ")}; busiest ${max.toFixed(0)} per hour.`
     : "No calls in this window.");
 }
+
+// The views of an org, by the link's `view=`; the Concurrency view when absent.
+const VIEWS = { plan: openPlan };
 
 $("plan-window").addEventListener("change", () => showTraffic($("plan-form").dataset.org));
 

@@ -13,9 +13,12 @@ pub mod status;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use slotgate_client::{Acquire, CallFilter, CallState, CallType, Client, Org, Reservations, Role};
+use slotgate_client::{
+    Acquire, CallFilter, CallState, CallType, Client, EndReason, Org, Reservations, Role,
+};
 
 pub use self::hold::stop_signal;
 use self::output::{count, emit, wait_text};
@@ -186,7 +189,9 @@ pub enum ClientCommand {
     ///
     /// The call keeps its slot while heartbeats renew its lease (`slotgate
     /// heartbeat`) and until `slotgate release`; a queued call stays queued
-    /// for one lease unless something waits on it (`--wait`).
+    /// for one lease unless something waits on it (`--wait`). The id of a
+    /// call that has ended does not start a new one: that exits 1, saying
+    /// how the call ended.
     #[command(
         after_help = "Example: slotgate acquire acme --agent agent-a --type chat --id c1 --wait 10"
     )]
@@ -223,7 +228,8 @@ pub enum ClientCommand {
         /// The call's id.
         call: String,
     },
-    /// End a call: released if active, cancelled if queued.
+    /// End a call: released if active (its slot goes to the queue), cancelled
+    /// if queued (it leaves the queue; no slot is freed).
     #[command(after_help = "Example: slotgate release acme c1")]
     Release {
         /// The org.
@@ -426,6 +432,10 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             let (status, c) = client
                 .start_call(&call.org, &acquire_body(&call, Some(wait)))
                 .await?;
+            if c.state == CallState::Ended {
+                // The id of an ended call answers that call: no slot for a script to use.
+                return Err(Failure::CallEnded(Box::new(c)));
+            }
             emit(json, &c, || {
                 match c.state {
                 CallState::Active => format!(
@@ -441,11 +451,7 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
                     wait_text(c.estimated_wait_s),
                     c.lease_ttl_s
                 ),
-                CallState::Ended => format!(
-                    "call {} has ended ({})",
-                    c.id,
-                    c.end_reason.map_or("?", |r| r.as_str())
-                ),
+                CallState::Ended => unreachable!("an ended call is a failure, above"),
             }
             })?;
         }
@@ -485,51 +491,7 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
                 )
             })?;
         }
-        ClientCommand::Release { org, call } => {
-            // Which queued calls took the freed slot: those queued before and active after.
-            let live = |state| CallFilter {
-                state: Some(state),
-                agent: None,
-            };
-            let queued: Vec<String> = client
-                .calls(&org, &live(CallState::Queued))
-                .await?
-                .into_iter()
-                .map(|c| c.id)
-                .collect();
-            let c = client.release(&org, &call).await?;
-            let admitted = if queued.is_empty() {
-                Vec::new()
-            } else {
-                client
-                    .calls(&org, &live(CallState::Active))
-                    .await?
-                    .into_iter()
-                    .filter(|a| queued.contains(&a.id))
-                    .collect()
-            };
-            emit(json, &c, || {
-                let mut t = format!(
-                    "call {} ended: {}",
-                    c.id,
-                    c.end_reason.map_or("?", |r| r.as_str())
-                );
-                for a in &admitted {
-                    let _ = write!(
-                        t,
-                        "\ncall {} ({}, {}) was admitted from the queue into a {} slot",
-                        a.id,
-                        a.agent,
-                        a.call_type,
-                        a.slot.map_or("?", |s| s.as_str())
-                    );
-                }
-                if admitted.is_empty() && !queued.is_empty() {
-                    t.push_str("\nno queued call could take the freed slot");
-                }
-                t
-            })?;
-        }
+        ClientCommand::Release { org, call } => release(&client, &org, &call, json).await?,
         ClientCommand::Keys(KeysCommand::Create { org, role, name }) => {
             let k = client.create_key(&org, role, &name).await?;
             emit(json, &k, || {
@@ -578,6 +540,74 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
         } => planning::simulate(&client, &org, traffic, what_if, json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `slotgate release`: ends the call and says what that did. Releasing an
+/// active call frees its slot (and names the queued calls that took it);
+/// cancelling a queued call frees none; an ended call is left as it was.
+async fn release(client: &Client, org: &str, call: &str, json: bool) -> Result<(), Failure> {
+    let before = client.call_info(org, call, Duration::ZERO).await?;
+    if before.state == CallState::Ended {
+        return emit(json, &before, || {
+            format!(
+                "call {} had already ended ({}); nothing changed",
+                before.id,
+                before.end_reason.map_or("?", |r| r.as_str())
+            )
+        });
+    }
+    // Which queued calls take the freed slot: those queued before and active after.
+    let live = |state| CallFilter {
+        state: Some(state),
+        agent: None,
+    };
+    let queued: Vec<String> = match before.state {
+        CallState::Active => client
+            .calls(org, &live(CallState::Queued))
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let c = client.release(org, call).await?;
+    let admitted = if queued.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .calls(org, &live(CallState::Active))
+            .await?
+            .into_iter()
+            .filter(|a| queued.contains(&a.id))
+            .collect()
+    };
+    emit(json, &c, || {
+        if c.end_reason == Some(EndReason::Cancelled) {
+            return format!(
+                "call {} cancelled: it left the queue (it held no slot, so none was freed)",
+                c.id
+            );
+        }
+        let mut t = format!(
+            "call {} ended: {}",
+            c.id,
+            c.end_reason.map_or("?", |r| r.as_str())
+        );
+        for a in &admitted {
+            let _ = write!(
+                t,
+                "\ncall {} ({}, {}) was admitted from the queue into a {} slot",
+                a.id,
+                a.agent,
+                a.call_type,
+                a.slot.map_or("?", |s| s.as_str())
+            );
+        }
+        if admitted.is_empty() && !queued.is_empty() {
+            t.push_str("\nno queued call could take the freed slot");
+        }
+        t
+    })
 }
 
 /// The acquire request of `slotgate acquire`.

@@ -6,10 +6,10 @@ use std::io::{Read, Seek, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::ServiceExt as _;
-use slotgate_core::Config;
+use slotgate_core::{Config, Engine};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -211,7 +211,9 @@ impl Server {
         };
         // A replica that starts as a follower forwards every request and
         // holds nothing; it loads the state when it takes the lead.
-        let snapshot = if store.leads() {
+        let started = Instant::now();
+        let leads = store.leads();
+        let snapshot = if leads {
             let reader = store.clone();
             let since = service::ended_since(config);
             tokio::task::spawn_blocking(move || reader.load(since))
@@ -223,6 +225,9 @@ impl Server {
         let (mut engine, keys) = snapshot.restore(config)?;
         // Leases get their grace from now; deadlines passed while down are handled.
         engine.resume(clock::now());
+        if leads {
+            log_recovered(&engine, started.elapsed());
+        }
         let keys = Keys::new(&operator, keys);
         let service = Arc::new(Service::new(
             engine,
@@ -277,6 +282,27 @@ fn ended_in_memory() -> Duration {
         .and_then(|v| v.parse().ok())
         .unwrap_or(60_000);
     Duration::from_millis(ms)
+}
+
+/// Logs what the engine holds after loading the store and resuming (calls
+/// whose `max_wait` passed while the server was down have ended by then),
+/// and how long loading took: one line, so an operator sees what a restart
+/// brought back.
+pub(crate) fn log_recovered(engine: &Engine, took: Duration) {
+    let orgs = engine.org_ids();
+    let (mut active, mut queued) = (0u64, 0u64);
+    for id in &orgs {
+        let org = engine
+            .org(id.as_str())
+            .expect("an id from org_ids names an org");
+        active += u64::from(org.active);
+        queued += u64::from(org.queued);
+    }
+    tracing::info!(
+        "recovered from the store in {} ms: {} orgs, {active} active calls, {queued} queued calls (every lease has one lease_ttl of grace from now)",
+        took.as_millis(),
+        orgs.len()
+    );
 }
 
 /// The one line logged when ready.

@@ -318,6 +318,7 @@ impl Service {
 
     /// Rebuilds the engine and the keys from the store, and resumes it.
     async fn reload(&self) -> Result<()> {
+        let started = std::time::Instant::now();
         let generation = self.store.generation();
         let store = self.store.clone();
         let config = *self.engine().config();
@@ -327,6 +328,7 @@ impl Service {
             .restore(config)
             .map_err(|e| Error::Internal(e.to_string()))?;
         engine.resume(clock::now());
+        crate::server::log_recovered(&engine, started.elapsed());
         {
             let mut current = self.engine();
             if !self.store.resume(generation) {

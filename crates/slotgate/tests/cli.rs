@@ -188,6 +188,64 @@ async fn acquire_heartbeat_and_release_a_call_from_the_shell() {
     assert_eq!(c2.state, CallState::Active);
 }
 
+/// Releasing a queued call cancels it and frees no slot; the id of an ended
+/// call gets no slot from `acquire`, which a script sees in the exit code.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_call_released_is_cancelled_and_an_ended_call_is_not_acquired_again() {
+    let s = server().await;
+    let ok = |args: &[&str]| {
+        let (code, out, err) = cli(&s, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    ok(&["org", "create", "acme", "--limit", "1"]);
+    let call = |id| {
+        [
+            "acquire", "acme", "--agent", "a", "--type", "chat", "--id", id,
+        ]
+    };
+    for id in ["c1", "c2", "c3"] {
+        ok(&call(id));
+    }
+    let cancelled = ok(&["release", "acme", "c2"]);
+    assert_eq!(
+        cancelled.trim(),
+        "call c2 cancelled: it left the queue (it held no slot, so none was freed)"
+    );
+    let again = ok(&["release", "acme", "c2"]);
+    assert_eq!(
+        again.trim(),
+        "call c2 had already ended (cancelled); nothing changed"
+    );
+
+    let (code, out, err) = cli(&s, &call("c2"));
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains("call c2 has already ended (cancelled at ")
+            && err.contains("acquire with a new --id"),
+        "{err}"
+    );
+    let mut json = vec!["--json"];
+    json.extend(call("c2"));
+    let (code, out, err) = cli(&s, &json);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    let refusal: slotgate_api::ErrorBody = serde_json::from_str(&err).expect(&err);
+    assert_eq!(refusal.error.code, slotgate_api::ErrorCode::CallEnded);
+    let ended = refusal.error.call.expect("the ended call");
+    assert_eq!((ended.id.as_str(), ended.state), ("c2", CallState::Ended));
+    // Nothing was queued again: c3 is still the only queued call.
+    let c = Client::new(&s.base, OP);
+    assert_eq!(c.org("acme").await.unwrap().queued, 1);
+
+    let released = ok(&["release", "acme", "c1"]);
+    assert!(
+        released.contains("call c1 ended: released")
+            && released
+                .contains("call c3 (a, chat) was admitted from the queue into a shared slot"),
+        "{released}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hold_runs_the_command_in_a_slot_and_exits_with_its_status() {
     let s = server().await;

@@ -1124,6 +1124,35 @@ async fn sigterm_exits_0_and_everything_is_there_after_restart() {
     assert_eq!(r.status, 200, "the org key survives the restart: {r}");
 }
 
+/// A restart says in one line what it recovered: orgs, active and queued
+/// calls, and how long loading took.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_logs_what_it_recovered() {
+    let mut s = Server::start().await;
+    s.create_org("acme", 2).await;
+    s.create_org("globex", 1).await;
+    for (org, id, status) in [
+        ("acme", "a1", 201),
+        ("acme", "a2", 201),
+        ("acme", "a3", 202),
+        ("globex", "g1", 201),
+        ("globex", "g2", 202),
+        ("globex", "g3", 202),
+    ] {
+        assert_eq!(s.acquire(org, id, "A", Chat).await.status, status, "{id}");
+    }
+    s.release("globex", "g3").await; // ended: not recovered as live
+    s.kill9().await;
+    s.restart().await;
+    let want = "2 orgs, 3 active calls, 2 queued calls";
+    eventually(10, "the recovery line", || async {
+        s.stderr().lines().any(|l| {
+            l.contains("recovered from the store in ") && l.contains(" ms: ") && l.contains(want)
+        })
+    })
+    .await;
+}
+
 /// A restart gives every lease one `lease_ttl` from then, so the length a
 /// heartbeat set must be as durable as its 200.
 #[tokio::test(flavor = "multi_thread")]
@@ -1319,6 +1348,13 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
         let line = log.next().unwrap().unwrap();
         serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"))
     };
+    // What the start recovered from the (empty) store, then the ready line.
+    let recovered = next_line();
+    let said = recovered["fields"]["message"].as_str().unwrap_or("");
+    assert!(
+        said.starts_with("recovered from the store in ") && said.contains(": 0 orgs, "),
+        "{recovered}"
+    );
     let ready = next_line();
     let message = ready["fields"]["message"]
         .as_str()

@@ -72,8 +72,8 @@ T = TypeVar("T")
 #: `on_position`: called with the queue position (a :class:`Position`, an int
 #: with the call's `estimated_wait_s`), at once and on every change.
 PositionCallback = Callable[[Position], Any]
-#: `on_lost`: called with the ended call (None if heartbeats failed past the
-#: lease without an answer); may be a coroutine function.
+#: `on_lost`: called with the call as the server ended it (None only if the
+#: server no longer knows the call at all); may be a coroutine function.
 LostCallback = Callable[[Optional[Call]], Any]
 
 
@@ -576,8 +576,11 @@ class AsyncClient:
         expected wait too) at once and on every change; a `max_wait`
         that passes raises :class:`QueueTimeout`. Inside, the lease is renewed
         in the background every third of `lease_ttl`; if the slot is lost
-        (the call ended, or heartbeats failed for a whole lease) the permit's
-        `lost` is set and `on_lost` is called. Leaving releases the slot,
+        (the server says the call ended) the permit's `lost` is set and
+        `on_lost` is called with the ended call. A server that does not
+        answer for a whole lease makes the slot `in_doubt`, not lost: a
+        restarted server restores its calls with a grace lease, so the
+        heartbeats go on until the server answers, one way or the other. Leaving releases the slot,
         whether the block ended normally, raised, or was cancelled; a
         cancelled wait cancels the queued call.
         """
@@ -636,6 +639,7 @@ class AsyncPermit:
         self.heartbeats = 0
         self._lease_ttl = lease_ttl
         self._lost = False
+        self._in_doubt = False
         self._lost_call: Optional[Call] = None
         self._lost_event: Optional[asyncio.Event] = None
         self._heartbeat_task: Optional[asyncio.Task[None]] = None
@@ -682,12 +686,21 @@ class AsyncPermit:
 
     @property
     def lost(self) -> bool:
-        """The slot was lost: the call ended without us, or heartbeats failed for a whole lease."""
+        """The slot was lost: the server says the call ended without us."""
         return self._lost
 
     @property
+    def in_doubt(self) -> bool:
+        """The background heartbeats have had no answer for longer than the
+        lease: the server is down or out of reach. The slot is not lost yet
+        (a restarted server restores its calls with a grace lease); the
+        heartbeats go on, and this turns False again when the server renews
+        the lease, or the slot is `lost` when the server says it ended."""
+        return self._in_doubt
+
+    @property
     def lost_call(self) -> Optional[Call]:
-        """The call as it ended, once lost (None if the server could not say)."""
+        """The call as it ended, once lost (None only if the server no longer knows it)."""
         return self._lost_call
 
     async def wait_lost(self) -> Optional[Call]:
@@ -835,6 +848,13 @@ class AsyncPermit:
                 await task
 
     async def _heartbeat_loop(self, every: float, on_lost: Optional[LostCallback]) -> None:
+        """Renews the lease every `every` seconds until cancelled.
+
+        Only the server's word loses the slot: 410 (the call ended; `on_lost`
+        gets it) or 404 (the server no longer knows the call). A server that
+        does not answer, for however long, is asked again every second or so,
+        since a restarted server gives every restored call a grace of one
+        lease from the moment it serves again."""
         ttl = self.lease_ttl
         last_ok = time.monotonic()
         next_at = last_ok + every
@@ -842,8 +862,10 @@ class AsyncPermit:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             sent = time.monotonic()
             lost: Optional[Call] = None
-            # A request that hangs must not outlast the lease it is renewing.
-            timeout = min(self.client.timeout, max(0.5, last_ok + ttl - sent))
+            # A request that hangs must not outlast the lease it is renewing;
+            # once the lease is in doubt, each try may take a heartbeat period.
+            left = last_ok + ttl - sent
+            timeout = min(self.client.timeout, max(0.5, left if left > 0 else every))
             try:
                 call = await self.client.heartbeat(
                     self.org, self.id, retry=NO_RETRY, timeout=timeout
@@ -854,18 +876,28 @@ class AsyncPermit:
                 lost = None
             except (TransportError, ApiError, DecodeError) as e:
                 now = time.monotonic()
-                if now < last_ok + ttl:
+                if now >= last_ok + ttl and not self._in_doubt:
+                    self._in_doubt = True
+                    log.warning(
+                        "slotgate: no answer to the heartbeats of %s for a whole lease; "
+                        "asking the server until it says whether the slot is kept: %s",
+                        self.id,
+                        e,
+                    )
+                else:
                     log.info("slotgate: heartbeat of %s failed, retrying: %s", self.id, e)
-                    retry_at = now + min(1.0, every) * random.uniform(0.5, 1.0)
-                    next_at = min(retry_at, last_ok + ttl)
-                    continue
-                log.warning("slotgate: %s lost: heartbeats failed for a whole lease", self.id)
+                next_at = now + min(1.0, every) * random.uniform(0.5, 1.0)
+                continue
             else:
+                if self._in_doubt:
+                    log.warning("slotgate: the server answered again: %s keeps its slot", self.id)
+                    self._in_doubt = False
                 self._update(call)
                 self.heartbeats += 1
                 last_ok = sent
                 next_at = sent + every
                 continue
+            self._in_doubt = False
             self._lose(lost)
             if on_lost is not None:
                 try:

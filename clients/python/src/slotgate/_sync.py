@@ -419,8 +419,13 @@ class Permit:
 
     @property
     def lost(self) -> bool:
-        """The slot was lost (the call ended without us, or heartbeats failed for a lease)."""
+        """The slot was lost: the server says the call ended without us."""
         return self._permit.lost
+
+    @property
+    def in_doubt(self) -> bool:
+        """No answer to heartbeats for longer than the lease (:attr:`AsyncPermit.in_doubt`)."""
+        return self._permit.in_doubt
 
     @property
     def lost_call(self) -> Optional[Call]:

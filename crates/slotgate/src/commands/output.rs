@@ -35,12 +35,28 @@ pub enum Failure {
     /// The server refused, or could not be reached.
     #[error("{0}")]
     Client(#[from] slotgate_client::Error),
+    /// `acquire` named a call that has ended: it holds no slot, and its id
+    /// cannot start another call.
+    #[error("{}", ended_text(.0))]
+    CallEnded(Box<slotgate_client::Call>),
     /// Nothing to say on stdout any more: its reader is gone.
     #[error("stdout closed")]
     StdoutClosed,
     /// Anything else, in words.
     #[error("{0}")]
     Other(String),
+}
+
+/// Why an acquire of an ended call got no slot.
+fn ended_text(call: &slotgate_client::Call) -> String {
+    format!(
+        "call {} has already ended ({}{}), so it holds no slot; an ended call's id cannot start another call: acquire with a new --id",
+        call.id,
+        call.end_reason.map_or("?", |r| r.as_str()),
+        call.ended_at
+            .as_deref()
+            .map_or(String::new(), |t| format!(" at {t}"))
+    )
 }
 
 impl From<io::Error> for Failure {
@@ -104,6 +120,10 @@ pub fn error_json(f: &Failure, url: &str) -> String {
         Failure::Client(e) => match e.api() {
             Some(api) => api.clone(),
             None => ApiError::new(ErrorCode::Unknown, explain(f, url, None)),
+        },
+        Failure::CallEnded(call) => ApiError {
+            call: Some(call.clone()),
+            ..ApiError::new(ErrorCode::CallEnded, f.to_string())
         },
         _ => ApiError::new(ErrorCode::Unknown, f.to_string()),
     };

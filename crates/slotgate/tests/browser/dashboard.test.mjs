@@ -215,6 +215,52 @@ test("the operator key lists orgs and changes a limit, refusals explained", asyn
   await done(p);
 });
 
+test("a link opens the view it names; an org that is not there is said so in place of its view", async () => {
+  await api("POST", "/orgs", { id: "linked", limit: 3 });
+  await api("POST", "/orgs", { id: "elsewhere", limit: 3 });
+  const admin = (await api("POST", "/orgs/linked/keys", { role: "admin", name: "links" })).body.key;
+  const p = await page();
+  // A link with its key and a view: that view, and the key out of the address bar.
+  await p.goto(`${base}/#org=linked&key=${admin}&view=plan`);
+  await p.locator("#plan").waitFor();
+  assert.equal(await p.locator("#org").isHidden(), true);
+  assert.equal(await p.locator("#plan-title").textContent(), "Plan · linked");
+  const hash = await p.evaluate(() => location.hash);
+  assert.ok(!hash.includes(admin) && hash.includes("view=plan"), hash);
+  await p.reload();
+  await p.locator("#plan").waitFor();
+  // Without the key once signed in, both ways.
+  await p.goto(`${base}/#org=linked`);
+  await p.locator("#org").waitFor();
+  await p.goto(`${base}/#org=linked&view=plan`);
+  await p.locator("#plan").waitFor();
+
+  // An org this key cannot see (it exists) or that does not exist: said at
+  // the top, in place of the view, never drawn as an empty org.
+  for (const [org, view] of [["elsewhere", ""], ["nowhere", ""], ["nowhere", "&view=plan"]]) {
+    await p.goto(`${base}/#org=${org}${view}`);
+    await p.locator("#missing").waitFor();
+    assert.equal(await p.locator("#org").isHidden(), true, org + view);
+    assert.equal(await p.locator("#plan").isHidden(), true, org + view);
+    assert.equal(await p.locator("#missing-text").textContent(),
+      `There is no org “${org}” that this key can see: the org does not exist, or the key belongs to another org.`);
+    const box = await p.locator("#missing-text").boundingBox();
+    assert.ok(box && box.y + box.height < 900 / 2, `near the top: ${JSON.stringify(box)}`);
+  }
+  await p.getByRole("button", { name: "Sign in with another key" }).click();
+  await p.locator("#signin").waitFor();
+  await done(p);
+
+  // The operator sees every org: one that is not there simply does not exist.
+  const op = await page();
+  await op.goto(`${base}/#org=nowhere&key=${OP}`);
+  await op.locator("#missing").waitFor();
+  assert.equal(await op.locator("#missing-text").textContent(), "There is no org “nowhere”.");
+  await op.getByRole("link", { name: "All orgs" }).click();
+  await op.locator("#orgs").waitFor();
+  await done(op);
+});
+
 test("keyboard, labels, and a phone-sized screen", async () => {
   const admin = (await api("POST", "/orgs/acme/keys", { role: "admin", name: "kbd" })).body.key;
   const p = await page(390, 844);
