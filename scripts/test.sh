@@ -52,5 +52,8 @@ SLOTGATE_TEST_STORE=replicas cargo test --workspace --test dashboard -- --ignore
 echo "== Python client"
 SLOTGATE_BIN="$PWD/target/debug/slotgate" clients/python/test.sh
 
+echo "== deployment files: Prometheus rules, Grafana dashboard, systemd unit, a confined run"
+SLOTGATE_BIN="$PWD/target/debug/slotgate" deploy/test.sh
+
 echo "== OpenAPI conformance (schemathesis)"
 scripts/schemathesis.sh
