@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use crate::call::{check_lease_ttl, check_max_wait, Call, Phase, Place, Waiting};
 use crate::command::{AcquireRequest, Acquired, WaitToken};
+use crate::command::{CallPage, ListFilter};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::id::{AgentId, CallId, IdMap, OrgId};
-use crate::command::{CallPage, ListFilter};
 use crate::pool::{Listed, Pool};
 use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
@@ -455,12 +455,10 @@ impl Org {
 
     /// Active calls, oldest admission first (ties in admission order).
     pub(crate) fn active_calls(&self) -> impl Iterator<Item = CallView> + '_ {
-        self.pool
-            .listed_from(Listed::Active, None, 0)
-            .map(|id| {
-                let call = &self.calls[id];
-                call.view(self.pool.agent_id(call.group), None)
-            })
+        self.pool.listed_from(Listed::Active, None, 0).map(|id| {
+            let call = &self.calls[id];
+            call.view(self.pool.agent_id(call.group), None)
+        })
     }
 
     /// A page of live calls as of `now`: `limit` of those `filter` keeps from
@@ -690,6 +688,49 @@ mod tests {
             .values()
             .map(|c| c.deadlines().iter().flatten().count())
             .sum()
+    }
+
+    #[test]
+    fn a_page_of_calls_is_taken_by_rank_from_each_list() {
+        let config = OrgConfig {
+            queue_cap: 1_000,
+            retention_ms: 0,
+        };
+        let (mut out, now) = (Vec::new(), Timestamp::from_millis(1));
+        let mut org = Org::new(OrgId::new("o").unwrap(), 2, config, now, &mut out).unwrap();
+        // c0 (a), c1 (b) active; c2 (a), c3 (b), c4 (a) queued.
+        for (n, agent) in ["a", "b", "a", "b", "a"].into_iter().enumerate() {
+            let id = CallId::new(&format!("c{n}")).unwrap();
+            let req = AcquireRequest::new(id, AgentId::new(agent).unwrap(), CallType::Chat);
+            org.acquire(req, now, &mut out).unwrap();
+        }
+        org.end_by_caller("c0", now, &mut out).unwrap(); // c2 takes its slot
+        let page = |state, agent: Option<&str>, offset, limit| {
+            let filter = ListFilter {
+                state,
+                agent: agent.map(|a| AgentId::new(a).unwrap()),
+            };
+            let page = org.calls_page(&filter, offset, limit, now);
+            let calls = page.calls.iter().map(|c| (c.id.to_string(), c.position));
+            (calls.collect::<Vec<_>>(), page.next)
+        };
+        let call = |id: &str, position| (id.to_string(), position);
+        assert_eq!(
+            page(None, None, 1, 2),
+            (vec![call("c2", None), call("c3", Some(1))], Some(3))
+        );
+        assert_eq!(page(None, None, 3, 2), (vec![call("c4", Some(2))], None));
+        assert_eq!(
+            page(Some(CallState::Queued), Some("a"), 0, 5),
+            (vec![call("c4", Some(2))], None)
+        );
+        assert_eq!(
+            page(None, Some("a"), 0, 1),
+            (vec![call("c2", None)], Some(1))
+        );
+        assert_eq!(page(Some(CallState::Ended), None, 0, 5), (vec![], None));
+        assert_eq!(page(None, Some("nobody"), 0, 5), (vec![], None));
+        assert_eq!(page(None, None, 9, 5), (vec![], None));
     }
 
     #[test]

@@ -404,10 +404,7 @@ impl Pool {
 
     /// 1 + the number of queued calls that arrived before `seq`: O(log q).
     pub(crate) fn position(&self, seq: u64) -> u64 {
-        let rank = self
-            .queue
-            .rank(seq)
-            .expect("a queued call is in the queue");
+        let rank = self.queue.rank(seq).expect("a queued call is in the queue");
         rank as u64 + 1
     }
 
@@ -444,7 +441,13 @@ impl Pool {
         agent: Option<&AgentId>,
         rank: usize,
     ) -> Box<dyn Iterator<Item = &'a CallId> + 'a> {
-        let queued = |seq| &self.queue.get(seq).expect("an agent's queued call is queued").0;
+        let queued = |seq| {
+            &self
+                .queue
+                .get(seq)
+                .expect("an agent's queued call is queued")
+                .0
+        };
         let admitted = |seq| {
             self.admitted
                 .get(seq)

@@ -88,7 +88,8 @@ impl<V> Ranked<V> {
 
     /// The value of the live entry `key`.
     pub(crate) fn get(&self, key: u64) -> Option<&V> {
-        self.slot_of(key).and_then(|slot| self.values[slot].as_ref())
+        self.slot_of(key)
+            .and_then(|slot| self.values[slot].as_ref())
     }
 
     /// Takes the entry `key` out; its value, or `None` if it is not live.
@@ -169,7 +170,8 @@ impl<V> Ranked<V> {
     /// added into the slot whose range covers it.
     fn squeeze(&mut self) {
         let mut live = self.values.iter().map(Option::is_some);
-        self.keys.retain(|_| live.next().expect("one key per value"));
+        self.keys
+            .retain(|_| live.next().expect("one key per value"));
         self.values.retain(Option::is_some);
         let n = self.keys.len();
         self.tree.clear();

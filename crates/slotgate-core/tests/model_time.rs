@@ -26,8 +26,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use slotgate_core::{
     AcquireRequest, Acquired, AgentId, AgentView, CallId, CallState, CallType, CallView, Config,
-    EndReason, Engine, Error, Event, EventKind, OrgId, OrgView, PerType, Reservations, Slot,
-    ListFilter, Timestamp, WaitToken,
+    EndReason, Engine, Error, Event, EventKind, ListFilter, OrgId, OrgView, PerType, Reservations,
+    Slot, Timestamp, WaitToken,
 };
 
 const ORGS: [&str; 2] = ["o1", "o2"];
@@ -1019,7 +1019,9 @@ impl Harness {
                     agent: agent.clone(),
                 };
                 let page = |offset, limit| {
-                    let page = self.e.calls_page(name, &filter, offset, limit, self.e.now());
+                    let page = self
+                        .e
+                        .calls_page(name, &filter, offset, limit, self.e.now());
                     let page = page.unwrap();
                     let calls: Vec<CallView> = page.calls.into_iter().map(no_estimate).collect();
                     (calls, page.next)

@@ -243,7 +243,10 @@ fn restored_active_calls_are_listed_oldest_admission_first_whatever_order_they_c
     acquire(&mut e, "new", "A", CallType::Chat, t(21));
     let ids = |filter: ListFilter| {
         let page = e.calls_page("acme", &filter, 0, 10, e.now()).unwrap();
-        page.calls.iter().map(|c| c.id.to_string()).collect::<Vec<_>>()
+        page.calls
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect::<Vec<_>>()
     };
     assert_eq!(ids(ListFilter::default()), ["early", "mid", "late", "new"]);
     let of_a = ListFilter {
