@@ -8,6 +8,9 @@
 //!   counter) and beside `tokio::sync::Semaphore`.
 //! - `dispatch`: one release that hands its slot to the oldest queued call, at
 //!   10^2, 10^4 and 10^6 queued calls.
+//! - `calls_page`: a page of one call from a queue of 100,000, at rank 0 and
+//!   at rank 99,999 (and of one agent's calls), beside an acquire that queues
+//!   on the same org and beside reading the whole list, as lists did before.
 //! - memory: bytes per active, queued and ended (retained) call, and per org
 //!   with no calls, counted by a global allocator.
 
@@ -23,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion};
 use slotgate_core::{
-    AcquireRequest, AgentId, CallId, CallType, Config, EndReason, Engine, OrgId, Reservations,
-    Timestamp,
+    AcquireRequest, AgentId, CallId, CallState, CallType, Config, EndReason, Engine, ListFilter,
+    OrgId, Reservations, Timestamp,
 };
 
 /// Counts live heap bytes while [`COUNTING`] is on, so memory per call is
@@ -220,6 +223,57 @@ fn dispatch(c: &mut Criterion) {
             },
         );
     }
+    g.finish();
+}
+
+/// Pages of one call from a queue of 100,000 (100 agents, 1,000 queued calls
+/// each), by rank, beside an acquire that queues (and its cancel) on the same
+/// org, and beside the whole list built and cut, as lists were before.
+fn calls_page(c: &mut Criterion) {
+    let mut g = c.benchmark_group("calls_page");
+    let (mut e, _, mut next) = queued_engine(100_000);
+    let queued = ListFilter {
+        state: Some(CallState::Queued),
+        agent: None,
+    };
+    for rank in [0usize, 99_999] {
+        g.bench_with_input(
+            BenchmarkId::new("page of 1 of 100,000 queued, at rank", rank),
+            &rank,
+            |b, &rank| b.iter(|| black_box(e.calls_page("q", &queued, rank, 1, T0).unwrap())),
+        );
+    }
+    let of_one = ListFilter {
+        state: None,
+        agent: Some(agents(100).swap_remove(7)),
+    };
+    g.bench_function("page of 1 of one agent's 1,001 calls, at its last", |b| {
+        b.iter(|| black_box(e.calls_page("q", &of_one, 1_000, 1, T0).unwrap()))
+    });
+    let agents = agents(100);
+    g.bench_function("beside: acquire that queues, then its cancel", |b| {
+        b.iter_batched(
+            || {
+                next += 1;
+                request(next, &agents)
+            },
+            |req| {
+                let call = req.id.clone();
+                black_box(e.acquire("q", req, T0).unwrap());
+                black_box(e.release("q", call.as_str(), T0).unwrap());
+                e.drain_events().for_each(drop);
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.sample_size(10);
+    g.bench_function("before: the whole list built, then a page of 1 cut", |b| {
+        b.iter(|| {
+            let mut all: Vec<_> = e.active_calls("q").unwrap().collect();
+            all.extend(e.queued_calls("q", T0).unwrap());
+            black_box(all.into_iter().nth(99_999))
+        })
+    });
     g.finish();
 }
 
@@ -510,5 +564,6 @@ fn main() {
         .measurement_time(Duration::from_secs(3));
     acquire_release(&mut c);
     dispatch(&mut c);
+    calls_page(&mut c);
     c.final_summary();
 }

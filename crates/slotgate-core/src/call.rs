@@ -41,6 +41,9 @@ pub(crate) enum Phase {
     Queued(Waiting),
     /// Holding a slot.
     Active {
+        /// Its place in the org's admission order (from the same counter as
+        /// queued calls' seqs): where the list of active calls files it.
+        seq: u64,
         /// The part of the pool it was admitted to.
         slot: Slot,
         /// When it was admitted.
@@ -160,6 +163,7 @@ impl Call {
                 slot,
                 admitted_at,
                 lease_expires_at,
+                ..
             } => {
                 view.slot = Some(*slot);
                 view.admitted_at = Some(*admitted_at);

@@ -1,5 +1,5 @@
 //! What the engine's commands take and answer: its settings, an acquire
-//! request and its outcome, and the token of an open wait.
+//! request and its outcome, the token of an open wait, and a page of calls.
 //!
 //! These sit below both [`crate::engine`] and the org, so the org reads a
 //! request without depending on the engine that owns it.
@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::id::{AgentId, CallId};
-use crate::types::CallType;
+use crate::types::{CallState, CallType};
 use crate::view::CallView;
 
 /// Engine-wide settings.
@@ -83,4 +83,23 @@ impl Acquired {
             Acquired::Admitted(c) | Acquired::Queued(c) | Acquired::Existing(c) => c,
         }
     }
+}
+
+/// Which live calls a page of calls keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only active or only queued calls (both when `None`; none for `Ended`:
+    /// ended calls are not listed).
+    pub state: Option<CallState>,
+    /// Only this agent's calls.
+    pub agent: Option<AgentId>,
+}
+
+/// A page of live calls, from [`crate::Engine::calls_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPage {
+    /// The calls: active ones (oldest admission first), then queued ones (in queue order).
+    pub calls: Vec<CallView>,
+    /// The offset of the next page; `None` on the last.
+    pub next: Option<usize>,
 }

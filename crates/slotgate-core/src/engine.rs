@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-pub use crate::command::{AcquireRequest, Acquired, Config, WaitToken};
+pub use crate::command::{AcquireRequest, Acquired, CallPage, Config, ListFilter, WaitToken};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::id::{AgentId, IdMap, OrgId};
@@ -278,9 +278,26 @@ impl Engine {
         Ok(self.get(org)?.queued_calls(self.clock.max(now)))
     }
 
-    /// An org's active calls, oldest admission first.
-    pub fn active_calls(&self, org: &str) -> Result<Vec<CallView>> {
+    /// An org's active calls, oldest admission first (ties in admission order).
+    pub fn active_calls(&self, org: &str) -> Result<impl Iterator<Item = CallView> + '_> {
         Ok(self.get(org)?.active_calls())
+    }
+
+    /// A page of an org's live calls as of `now` (as [`Engine::call`]): at
+    /// most `limit` of those `filter` keeps, from the `offset`th on, active
+    /// ones (oldest admission first) before queued ones (in queue order).
+    /// Found by rank: O(log n) to the page and O(log n) per call on it,
+    /// however many calls the org has.
+    pub fn calls_page(
+        &self,
+        org: &str,
+        filter: &ListFilter,
+        offset: usize,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<CallPage> {
+        let now = self.clock.max(now);
+        Ok(self.get(org)?.calls_page(filter, offset, limit, now))
     }
 
     fn org_config(&self) -> OrgConfig {

@@ -32,11 +32,12 @@
 //!
 //! - [`engine`]: the multi-org engine, its commands and its clock handling;
 //!   `command`: what those commands take and answer ([`Config`],
-//!   [`AcquireRequest`], [`Acquired`], [`WaitToken`]).
+//!   [`AcquireRequest`], [`Acquired`], [`WaitToken`], [`ListFilter`], [`CallPage`]).
 //! - `org`: one org's calls, their lives and deadlines, dispatch, read views,
 //!   and rebuilding from a store.
 //! - `pool`: an org's counts, the admission rule and the queue (which call
-//!   dispatch admits next, positions); `timers`: an org's deadlines, earliest
+//!   dispatch admits next, positions), and its lists of calls by rank;
+//!   `ranked`: the ranked sequence those are made of; `timers`: an org's deadlines, earliest
 //!   first; `call`: a call's record and phases; `wait`: how long slots are
 //!   held, and a queued call's expected wait from that.
 //! - [`ids`] (checks; the types in `id`), [`types`] (the API's closed sets,
@@ -47,7 +48,7 @@
 //!
 //! Modules depend one way: the vocabulary (`time`, `id`, `types`) first, then
 //! `view`, `error` and the checks (`ids`), then `command`, the org's parts
-//! (`pool`, `timers`, `call`) and `org`, `contract`, and `engine` last.
+//! (`ranked`, `pool`, `timers`, `call`) and `org`, `contract`, and `engine` last.
 
 #![forbid(unsafe_code)]
 
@@ -61,6 +62,7 @@ mod id;
 pub mod ids;
 mod org;
 mod pool;
+mod ranked;
 pub mod restore;
 pub mod time;
 mod timers;
@@ -69,7 +71,7 @@ pub mod view;
 mod wait;
 
 pub use call::{check_lease_ttl, MAX_LEASE_TTL, MAX_MAX_WAIT, MIN_LEASE_TTL};
-pub use command::{AcquireRequest, Acquired, Config, WaitToken};
+pub use command::{AcquireRequest, Acquired, CallPage, Config, ListFilter, WaitToken};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use event::{Event, EventKind};

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use crate::call::{check_lease_ttl, check_max_wait, Call, Phase, Place, Waiting};
 use crate::command::{AcquireRequest, Acquired, WaitToken};
+use crate::command::{CallPage, ListFilter};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::id::{AgentId, CallId, IdMap, OrgId};
-use crate::pool::Pool;
+use crate::pool::{Listed, Pool};
 use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
 use crate::timers::{TimerKind, Timers};
@@ -46,7 +47,8 @@ pub(crate) struct Org {
     timers: Timers,
     /// Ended calls in the order they end, with the instant they are forgotten.
     retained: VecDeque<(Timestamp, CallId)>,
-    /// The next queue sequence number.
+    /// The next sequence number: queued calls' arrival order and active
+    /// calls' admission order both count from it.
     next_seq: u64,
     /// The seq of the last event emitted.
     event_seq: u64,
@@ -146,8 +148,10 @@ impl Org {
         let g = group.unwrap_or_else(|| self.pool.group_of(&req.agent, req.call_type));
         let lease_until = now.add_millis(u64::from(lease_ttl_ms));
         if admit {
-            let slot = self.pool.occupy(g, now);
+            let seq = self.take_seq();
+            let slot = self.pool.occupy(g, seq, &req.id, now);
             let phase = Phase::Active {
+                seq,
                 slot,
                 admitted_at: now,
                 lease_expires_at: lease_until,
@@ -326,6 +330,7 @@ impl Org {
         let lease_ttl_ms = u32::try_from(c.lease_ttl.as_millis())
             .map_err(|_| Error::invalid("lease_ttl_s", "too long"))?;
         let g = self.pool.group_of(&c.agent, c.call_type);
+        let id = c.id.clone();
         let call = |phase| Call::new(c.id, g, lease_ttl_ms, c.queued_at, phase);
         match c.state {
             RestoredState::Queued {
@@ -340,9 +345,12 @@ impl Org {
                 self.insert_call(call(phase));
             }
             RestoredState::Active { slot, admitted_at } => {
-                // The slot is the one reported at admission; the counts are today's.
-                self.pool.occupy(g, now);
+                // The slot is the one reported at admission; the counts are
+                // today's. Filed in the order restored; `resume` sorts them.
+                let seq = self.take_seq();
+                self.pool.occupy(g, seq, &id, now);
                 self.insert_call(call(Phase::Active {
+                    seq,
                     slot,
                     admitted_at,
                     lease_expires_at: Timestamp::NEVER,
@@ -365,8 +373,29 @@ impl Org {
 
     /// Starts the restored org's clocks at `now`: every active lease and every
     /// queue hold runs one `lease_ttl` from now; `max_wait`s keep their instant.
-    /// Then dispatches, in case the restored state left room.
+    /// Files active calls again oldest admission first (ties in the order
+    /// restored), as the list of active calls shows them. Then dispatches,
+    /// in case the restored state left room.
     pub(crate) fn resume(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let mut active: Vec<(Timestamp, u64, CallId)> = self
+            .calls
+            .values()
+            .filter_map(|call| match call.phase {
+                Phase::Active {
+                    seq, admitted_at, ..
+                } => Some((admitted_at, seq, call.id.clone())),
+                _ => None,
+            })
+            .collect();
+        active.sort_unstable();
+        for (_, old, id) in active {
+            let new = self.take_seq();
+            let call = self.calls.get_mut(&id).expect("just listed");
+            self.pool.refile_admitted(call.group, old, new);
+            if let Phase::Active { seq, .. } = &mut call.phase {
+                *seq = new;
+            }
+        }
         let ids: Vec<CallId> = self.calls.keys().cloned().collect();
         for id in ids {
             self.update_call(id.as_str(), |call| {
@@ -416,7 +445,7 @@ impl Org {
     /// Queued calls in queue order, as of `now`.
     pub(crate) fn queued_calls(&self, now: Timestamp) -> impl Iterator<Item = CallView> + '_ {
         (1..)
-            .zip(self.pool.queued_ids())
+            .zip(self.pool.listed_from(Listed::Queued, None, 0))
             .map(move |(position, id)| {
                 let call = &self.calls[id];
                 let place = self.place(call, position, now);
@@ -424,16 +453,46 @@ impl Org {
             })
     }
 
-    /// Active calls, oldest admission first (ties by id).
-    pub(crate) fn active_calls(&self) -> Vec<CallView> {
-        let mut calls: Vec<CallView> = self
-            .calls
-            .values()
-            .filter(|call| call.state() == CallState::Active)
-            .map(|call| call.view(self.pool.agent_id(call.group), None))
-            .collect();
-        calls.sort_by(|a, b| (a.admitted_at, &a.id).cmp(&(b.admitted_at, &b.id)));
-        calls
+    /// Active calls, oldest admission first (ties in admission order).
+    pub(crate) fn active_calls(&self) -> impl Iterator<Item = CallView> + '_ {
+        self.pool.listed_from(Listed::Active, None, 0).map(|id| {
+            let call = &self.calls[id];
+            call.view(self.pool.agent_id(call.group), None)
+        })
+    }
+
+    /// A page of live calls as of `now`: `limit` of those `filter` keeps from
+    /// `offset` on, active ones (oldest admission first) before queued ones
+    /// (in queue order). O(log n) to the page, then O(log n) per call.
+    pub(crate) fn calls_page(
+        &self,
+        filter: &ListFilter,
+        offset: usize,
+        limit: usize,
+        now: Timestamp,
+    ) -> CallPage {
+        let agent = filter.agent.as_ref();
+        let lists = [Listed::Active, Listed::Queued]
+            .into_iter()
+            .filter(|list| filter.state.is_none_or(|s| s == list.state()));
+        let (mut calls, mut skip, mut total) = (Vec::new(), offset, 0);
+        for list in lists {
+            let len = self.pool.listed_len(list, agent);
+            total += len;
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let room = limit - calls.len();
+            let ids = self.pool.listed_from(list, agent, skip).take(room);
+            calls.extend(ids.map(|id| self.view_of(id.as_str(), now)));
+            skip = 0;
+        }
+        let end = offset + calls.len();
+        CallPage {
+            calls,
+            next: (end < total).then_some(end),
+        }
     }
 
     /// A known call's view as of `now`, with its queue position and
@@ -518,9 +577,11 @@ impl Org {
     fn dispatch(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         while let Some(seq) = self.pool.next_admissible() {
             let id = self.pool.dequeue(seq);
+            let admitted = self.take_seq();
             let call = self.calls.get_mut(&id).expect("a queued call is known");
-            let slot = self.pool.occupy(call.group, now);
+            let slot = self.pool.occupy(call.group, admitted, &id, now);
             call.phase = Phase::Active {
+                seq: admitted,
                 slot,
                 admitted_at: now,
                 lease_expires_at: now.add_millis(call.lease_ttl_ms()),
@@ -549,9 +610,12 @@ impl Org {
                 (None, None)
             }
             Phase::Active {
-                slot, admitted_at, ..
+                seq,
+                slot,
+                admitted_at,
+                ..
             } => {
-                self.pool.vacate(g, now);
+                self.pool.vacate(g, seq, now);
                 (Some(slot), Some(admitted_at))
             }
             Phase::Ended { .. } => unreachable!("a call ends once: callers check it is live"),
@@ -624,6 +688,49 @@ mod tests {
             .values()
             .map(|c| c.deadlines().iter().flatten().count())
             .sum()
+    }
+
+    #[test]
+    fn a_page_of_calls_is_taken_by_rank_from_each_list() {
+        let config = OrgConfig {
+            queue_cap: 1_000,
+            retention_ms: 0,
+        };
+        let (mut out, now) = (Vec::new(), Timestamp::from_millis(1));
+        let mut org = Org::new(OrgId::new("o").unwrap(), 2, config, now, &mut out).unwrap();
+        // c0 (a), c1 (b) active; c2 (a), c3 (b), c4 (a) queued.
+        for (n, agent) in ["a", "b", "a", "b", "a"].into_iter().enumerate() {
+            let id = CallId::new(&format!("c{n}")).unwrap();
+            let req = AcquireRequest::new(id, AgentId::new(agent).unwrap(), CallType::Chat);
+            org.acquire(req, now, &mut out).unwrap();
+        }
+        org.end_by_caller("c0", now, &mut out).unwrap(); // c2 takes its slot
+        let page = |state, agent: Option<&str>, offset, limit| {
+            let filter = ListFilter {
+                state,
+                agent: agent.map(|a| AgentId::new(a).unwrap()),
+            };
+            let page = org.calls_page(&filter, offset, limit, now);
+            let calls = page.calls.iter().map(|c| (c.id.to_string(), c.position));
+            (calls.collect::<Vec<_>>(), page.next)
+        };
+        let call = |id: &str, position| (id.to_string(), position);
+        assert_eq!(
+            page(None, None, 1, 2),
+            (vec![call("c2", None), call("c3", Some(1))], Some(3))
+        );
+        assert_eq!(page(None, None, 3, 2), (vec![call("c4", Some(2))], None));
+        assert_eq!(
+            page(Some(CallState::Queued), Some("a"), 0, 5),
+            (vec![call("c4", Some(2))], None)
+        );
+        assert_eq!(
+            page(None, Some("a"), 0, 1),
+            (vec![call("c2", None)], Some(1))
+        );
+        assert_eq!(page(Some(CallState::Ended), None, 0, 5), (vec![], None));
+        assert_eq!(page(None, Some("nobody"), 0, 5), (vec![], None));
+        assert_eq!(page(None, None, 9, 5), (vec![], None));
     }
 
     #[test]

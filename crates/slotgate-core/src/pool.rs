@@ -6,7 +6,7 @@
 //! each updated by the delta of the one group that changed. The admission rule
 //! reads only these, so every decision is O(1) in the number of agents.
 //!
-//! The queue is an order-statistic tree of sequence numbers (positions in
+//! The queue is a [`Ranked`] sequence of sequence numbers (positions in
 //! O(log q)) plus each group's set of queued sequence numbers. A group with
 //! reserved room and a queued call is *ready*; the ready set is ordered by each
 //! group's oldest call. So the oldest admissible call is found in O(log q): the
@@ -15,15 +15,18 @@
 //! It also keeps how long each kind of slot is held (the shared pool, each
 //! group's reserved slots: [`SlotUse`]), so a queued call's expected wait is
 //! its place in the queues it waits in times the gap between frees.
+//!
+//! For lists, it keeps the active calls in admission order and each agent's
+//! active and queued calls, ranked too: a page of any list is found by rank
+//! in O(log n), not by walking the list.
 
 use std::collections::BTreeSet;
 
-use wabi_tree::{OSBTreeMap, OSBTreeSet};
-
 use crate::error::{Error, Result};
 use crate::id::{AgentId, CallId, IdMap};
+use crate::ranked::Ranked;
 use crate::time::Timestamp;
-use crate::types::{CallType, PerType, Reservations, Slot, MAX_LIMIT};
+use crate::types::{CallState, CallType, PerType, Reservations, Slot, MAX_LIMIT};
 use crate::view::AgentView;
 use crate::wait::{expected_wait_ms, Path, SlotUse};
 
@@ -48,8 +51,8 @@ struct Group {
     ready_at: Option<u64>,
     /// For expected waits through its reserved slots, while (and only while)
     /// it has some. Boxed and kept apart: most groups reserve nothing, and an
-    /// order-statistic set costs dispatch about twice what a `BTreeSet` does
-    /// (`benches/engine.rs`), so the others pay for neither.
+    /// ranked set costs dispatch more than a `BTreeSet` does, so the others
+    /// pay for neither.
     reserved_wait: Option<Box<ReservedWait>>,
 }
 
@@ -58,7 +61,7 @@ struct Group {
 struct ReservedWait {
     /// The group's queued calls' seqs again, ranked: a call's place among
     /// them in O(log q).
-    ranked: OSBTreeSet<u64>,
+    ranked: Ranked<()>,
     /// How long its reserved slots are held.
     slots: SlotUse,
 }
@@ -81,14 +84,14 @@ impl Group {
     fn enqueue(&mut self, seq: u64) {
         self.queue.insert(seq);
         if let Some(w) = &mut self.reserved_wait {
-            w.ranked.insert(seq);
+            w.ranked.push(seq, ());
         }
     }
 
     fn dequeue(&mut self, seq: u64) {
         self.queue.remove(&seq);
         if let Some(w) = &mut self.reserved_wait {
-            w.ranked.remove(&seq);
+            w.ranked.remove(seq);
         }
     }
 
@@ -98,7 +101,7 @@ impl Group {
         match (self.reserved > 0, self.reserved_wait.is_some()) {
             (true, false) => {
                 self.reserved_wait = Some(Box::new(ReservedWait {
-                    ranked: self.queue.iter().copied().collect(),
+                    ranked: self.queue.iter().map(|&seq| (seq, ())).collect(),
                     slots: SlotUse::starting(now),
                 }));
             }
@@ -113,7 +116,7 @@ impl Group {
         let gap_ms = w.slots.gap_ms(self.reserved_in_use(), now)?;
         let rank = w
             .ranked
-            .rank_of(&seq)
+            .rank(seq)
             .expect("a queued call is in its group's queue");
         Some(Path {
             needed: rank as u64 + 1,
@@ -122,11 +125,15 @@ impl Group {
     }
 }
 
-/// An agent and its four groups, by [`CallType::index`].
+/// An agent, its four groups (by [`CallType::index`]) and its live calls.
 #[derive(Debug)]
 struct Agent {
     id: AgentId,
     groups: [Group; 4],
+    /// Admission seqs of its active calls: a page of them by rank.
+    admitted: Ranked<()>,
+    /// Arrival seqs of its queued calls: a page of them by rank.
+    queued: Ranked<()>,
 }
 
 /// One org's counts and queue.
@@ -145,7 +152,9 @@ pub(crate) struct Pool {
     /// Agent id -> index in `agents`.
     agent_index: IdMap<AgentId, u32>,
     /// All queued calls, `seq -> (call, group)`; ranks are positions.
-    queue: OSBTreeMap<u64, (CallId, GroupId)>,
+    queue: Ranked<(CallId, GroupId)>,
+    /// All active calls, `admission seq -> call`, oldest admission first.
+    admitted: Ranked<CallId>,
     /// Groups with reserved room and a queued call, by `(oldest seq, group)`.
     ready: BTreeSet<(u64, GroupId)>,
     /// How long shared slots are held, for expected waits.
@@ -163,7 +172,8 @@ impl Pool {
             shared_in_use: 0,
             agents: Vec::new(),
             agent_index: IdMap::default(),
-            queue: OSBTreeMap::new(),
+            queue: Ranked::default(),
+            admitted: Ranked::default(),
             ready: BTreeSet::new(),
             shared_use: SlotUse::default(),
         })
@@ -264,6 +274,8 @@ impl Pool {
         self.agents.push(Agent {
             id: agent.clone(),
             groups: Default::default(),
+            admitted: Ranked::default(),
+            queued: Ranked::default(),
         });
         self.agent_index.insert(agent.clone(), a);
         a
@@ -289,24 +301,31 @@ impl Pool {
         self.active < self.limit && (reserved_room || self.shared_in_use < self.shared_capacity())
     }
 
-    /// Counts one more active call in group `g` from `now`; returns the slot
-    /// it takes: `reserved` if the group had reserved room just before, else `shared`.
-    pub(crate) fn occupy(&mut self, g: GroupId, now: Timestamp) -> Slot {
+    /// Counts one more active call in group `g` from `now`, call `id` admitted
+    /// under `seq`, above every admission before; returns the slot it takes:
+    /// `reserved` if the group had reserved room just before, else `shared`.
+    pub(crate) fn occupy(&mut self, g: GroupId, seq: u64, id: &CallId, now: Timestamp) -> Slot {
         let slot = if self.group(g).has_reserved_room() {
             Slot::Reserved
         } else {
             Slot::Shared
         };
+        self.admitted.push(seq, id.clone());
+        self.agents[g.agent as usize].admitted.push(seq, ());
         self.track_use(g, now);
         self.update_group(g, |group| group.active += 1);
         self.active += 1;
         slot
     }
 
-    /// Counts one fewer active call in group `g` from `now`, and a free of
-    /// the slot it leaves: shared if the group had calls above its
-    /// reservation, else one of its reserved slots.
-    pub(crate) fn vacate(&mut self, g: GroupId, now: Timestamp) {
+    /// Counts one fewer active call in group `g` (the one admitted under
+    /// `seq`) from `now`, and a free of the slot it leaves: shared if the
+    /// group had calls above its reservation, else one of its reserved slots.
+    pub(crate) fn vacate(&mut self, g: GroupId, seq: u64, now: Timestamp) {
+        self.admitted
+            .remove(seq)
+            .expect("an active call is filed under its admission seq");
+        self.agents[g.agent as usize].admitted.remove(seq);
         self.track_use(g, now);
         let group = self.group_mut(g);
         match &mut group.reserved_wait {
@@ -357,13 +376,15 @@ impl Pool {
 
     /// Queues call `id` of group `g` under `seq`, above every seq queued before.
     pub(crate) fn enqueue(&mut self, seq: u64, id: CallId, g: GroupId) {
-        self.queue.insert(seq, (id, g));
+        self.queue.push(seq, (id, g));
+        self.agents[g.agent as usize].queued.push(seq, ());
         self.update_group(g, |group| group.enqueue(seq));
     }
 
     /// Takes the queued call with `seq` out of the queue; returns its id.
     pub(crate) fn dequeue(&mut self, seq: u64) -> CallId {
-        let (id, g) = self.queue.remove(&seq).expect("a queued call is queued");
+        let (id, g) = self.queue.remove(seq).expect("a queued call is queued");
+        self.agents[g.agent as usize].queued.remove(seq);
         self.update_group(g, |group| group.dequeue(seq));
         id
     }
@@ -374,7 +395,7 @@ impl Pool {
             None
         } else if self.shared_in_use < self.shared_capacity() {
             // Every queued call is admissible: the oldest of the org goes.
-            self.queue.first_key_value().map(|(&seq, _)| seq)
+            self.queue.first().map(|(seq, _)| seq)
         } else {
             // Only calls with reserved room are: the oldest of those goes.
             self.ready.first().map(|&(seq, _)| seq)
@@ -383,16 +404,72 @@ impl Pool {
 
     /// 1 + the number of queued calls that arrived before `seq`: O(log q).
     pub(crate) fn position(&self, seq: u64) -> u64 {
-        let rank = self
-            .queue
-            .rank_of(&seq)
-            .expect("a queued call is in the queue");
+        let rank = self.queue.rank(seq).expect("a queued call is in the queue");
         rank as u64 + 1
     }
 
-    /// Queued calls' ids, in queue order.
-    pub(crate) fn queued_ids(&self) -> impl Iterator<Item = &CallId> + '_ {
-        self.queue.values().map(|(id, _)| id)
+    /// Files the active call admitted under `old` again under `new`, above
+    /// every admission before: for calls restored out of admission order.
+    pub(crate) fn refile_admitted(&mut self, g: GroupId, old: u64, new: u64) {
+        let id = self
+            .admitted
+            .remove(old)
+            .expect("an active call is filed under its admission seq");
+        let agent = &mut self.agents[g.agent as usize];
+        agent.admitted.remove(old);
+        agent.admitted.push(new, ());
+        self.admitted.push(new, id);
+    }
+
+    /// How many calls `list` holds: the org's, or one agent's (none for an
+    /// agent never seen).
+    pub(crate) fn listed_len(&self, list: Listed, agent: Option<&AgentId>) -> usize {
+        match (list, agent.map(|a| self.agent_index.get(a))) {
+            (Listed::Active, None) => self.admitted.len(),
+            (Listed::Queued, None) => self.queue.len(),
+            (_, Some(None)) => 0,
+            (Listed::Active, Some(Some(&a))) => self.agents[a as usize].admitted.len(),
+            (Listed::Queued, Some(Some(&a))) => self.agents[a as usize].queued.len(),
+        }
+    }
+
+    /// The ids of `list` (the org's, or one agent's) in its order, from rank
+    /// `rank` on: O(log n) to the first, then O(1) each (see [`Ranked`]).
+    pub(crate) fn listed_from<'a>(
+        &'a self,
+        list: Listed,
+        agent: Option<&AgentId>,
+        rank: usize,
+    ) -> Box<dyn Iterator<Item = &'a CallId> + 'a> {
+        let queued = |seq| {
+            &self
+                .queue
+                .get(seq)
+                .expect("an agent's queued call is queued")
+                .0
+        };
+        let admitted = |seq| {
+            self.admitted
+                .get(seq)
+                .expect("an agent's active call is filed")
+        };
+        match (list, agent.map(|a| self.agent_index.get(a))) {
+            (Listed::Active, None) => Box::new(self.admitted.iter_from(rank).map(|(_, id)| id)),
+            (Listed::Queued, None) => Box::new(self.queue.iter_from(rank).map(|(_, (id, _))| id)),
+            (_, Some(None)) => Box::new(std::iter::empty()),
+            (Listed::Active, Some(Some(&a))) => Box::new(
+                self.agents[a as usize]
+                    .admitted
+                    .iter_from(rank)
+                    .map(move |(seq, _)| admitted(seq)),
+            ),
+            (Listed::Queued, Some(Some(&a))) => Box::new(
+                self.agents[a as usize]
+                    .queued
+                    .iter_from(rank)
+                    .map(move |(seq, _)| queued(seq)),
+            ),
+        }
     }
 
     /// Changes one group and keeps every derived total and the ready set in step.
@@ -467,6 +544,25 @@ impl Pool {
     }
 }
 
+/// The two lists of live calls, in the order a list of calls shows them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Listed {
+    /// Active calls, oldest admission first.
+    Active,
+    /// Queued calls, in queue order.
+    Queued,
+}
+
+impl Listed {
+    /// The state of the calls it lists.
+    pub(crate) fn state(self) -> CallState {
+        match self {
+            Listed::Active => CallState::Active,
+            Listed::Queued => CallState::Queued,
+        }
+    }
+}
+
 fn group(agent: u32, call_type: CallType) -> GroupId {
     GroupId { agent, call_type }
 }
@@ -491,8 +587,9 @@ mod tests {
         let agent = AgentId::new("r").unwrap();
         let mut pool = Pool::new(2).unwrap();
         let g = pool.group_of(&agent, CallType::Chat);
-        pool.occupy(g, t(0));
-        pool.occupy(g, t(0));
+        let active = CallId::new("a").unwrap();
+        pool.occupy(g, 10, &active, t(0));
+        pool.occupy(g, 11, &active, t(0));
         for seq in [1, 2] {
             pool.enqueue(seq, CallId::new(&format!("q{seq}")).unwrap(), g);
         }
@@ -505,8 +602,8 @@ mod tests {
         pool.enqueue(3, CallId::new("q3").unwrap(), g);
         // Its reserved slots free one a second, each held 2 s.
         for s in 1..=crate::MIN_FREES as u64 {
-            pool.vacate(g, t(s * 1000));
-            pool.occupy(g, t(s * 1000));
+            pool.vacate(g, 9 + s, t(s * 1000));
+            pool.occupy(g, 11 + s, &active, t(s * 1000));
         }
         let now = t(crate::MIN_FREES as u64 * 1000);
         let waits: Vec<_> = (1..=3)

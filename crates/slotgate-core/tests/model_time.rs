@@ -4,8 +4,9 @@
 //! with many deadlines at one instant. After every step the engine and the
 //! model are compared on: the command's answer (or refusal, with its data),
 //! every org snapshot, every call's view, queue order, active calls, the
-//! engine clock, `poll_timeout`, and the events emitted (per org, in order;
-//! only simultaneous endings of the same reason may come in any order).
+//! engine clock, `poll_timeout`, the events emitted (per org, in order;
+//! only simultaneous endings of the same reason may come in any order), and
+//! every list of calls (by state and agent) read page by page.
 //!
 //! The model is written from SEMANTICS.md with linear scans only. Time rules
 //! it encodes (the brief and DECISIONS.md):
@@ -25,8 +26,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use slotgate_core::{
     AcquireRequest, Acquired, AgentId, AgentView, CallId, CallState, CallType, CallView, Config,
-    EndReason, Engine, Error, Event, EventKind, OrgId, OrgView, PerType, Reservations, Slot,
-    Timestamp, WaitToken,
+    EndReason, Engine, Error, Event, EventKind, ListFilter, OrgId, OrgView, PerType, Reservations,
+    Slot, Timestamp, WaitToken,
 };
 
 const ORGS: [&str; 2] = ["o1", "o2"];
@@ -79,6 +80,7 @@ struct MCall {
     agent: usize,
     ty: usize,
     inst: u64,
+    /// Its place in arrival order while queued; once active, in admission order.
     seq: u64,
     st: St,
     ttl: u64,
@@ -325,7 +327,10 @@ impl Model {
         } else {
             Slot::Shared
         };
+        let admission = self.orgs[o].next_seq;
+        self.orgs[o].next_seq += 1;
         let c = &mut self.orgs[o].calls[i];
+        c.seq = admission;
         c.st = St::Active;
         c.slot = Some(slot);
         c.admitted_at = Some(at);
@@ -996,6 +1001,53 @@ impl Harness {
         self.check(&label);
     }
 
+    /// Every list of calls of `name` (by state, by agent), read page by page
+    /// at several page sizes and from the middle, against `all` (the model's
+    /// active calls in admission order, then its queue).
+    fn check_pages(&self, name: &str, all: &[CallView], ctx: &str) {
+        let nobody = AgentId::new("nobody").unwrap();
+        let agents = [None, Some(agent_id(0)), Some(agent_id(2)), Some(nobody)];
+        for state in [None, Some(CallState::Active), Some(CallState::Queued)] {
+            for agent in &agents {
+                let want: Vec<&CallView> = all
+                    .iter()
+                    .filter(|c| state.is_none_or(|s| c.state == s))
+                    .filter(|c| agent.as_ref().is_none_or(|a| &c.agent == a))
+                    .collect();
+                let filter = ListFilter {
+                    state,
+                    agent: agent.clone(),
+                };
+                let page = |offset, limit| {
+                    let page = self
+                        .e
+                        .calls_page(name, &filter, offset, limit, self.e.now());
+                    let page = page.unwrap();
+                    let calls: Vec<CallView> = page.calls.into_iter().map(no_estimate).collect();
+                    (calls, page.next)
+                };
+                for limit in [1, 2, 1000] {
+                    let (mut got, mut next) = (Vec::new(), Some(0));
+                    while let Some(offset) = next {
+                        assert!(got.len() <= all.len(), "pages never end\n{ctx}");
+                        let (calls, after) = page(offset, limit);
+                        assert!(calls.len() <= limit && after.is_none_or(|a| a == offset + limit));
+                        got.extend(calls);
+                        next = after;
+                    }
+                    let got: Vec<&CallView> = got.iter().collect();
+                    assert_eq!(got, want, "{name} {state:?} {agent:?} by {limit}\n{ctx}");
+                }
+                let mid = want.len() / 2;
+                let (calls, next) = page(mid, 2);
+                let end = want.len().min(mid + 2);
+                assert_eq!(calls.iter().collect::<Vec<_>>(), want[mid..end], "{ctx}");
+                assert_eq!(next, (end < want.len()).then_some(end), "{ctx}");
+                assert_eq!(page(want.len() + 5, 2), (vec![], None), "{ctx}");
+            }
+        }
+    }
+
     fn check(&mut self, label: &str) {
         let ctx = format!("after {label}\nlog:\n{}", self.log.join("\n"));
         // Events, per org.
@@ -1037,16 +1089,18 @@ impl Harness {
                 .collect();
             let wq: Vec<CallView> = org.queue().into_iter().map(|i| org.view(i)).collect();
             assert_eq!(q, wq, "queue of {name}\n{ctx}");
-            let mut wa: Vec<CallView> = (0..org.calls.len())
+            let mut wa: Vec<usize> = (0..org.calls.len())
                 .filter(|&i| org.calls[i].st == St::Active)
-                .map(|i| org.view(i))
                 .collect();
-            wa.sort_by(|a, b| (a.admitted_at, &a.id).cmp(&(b.admitted_at, &b.id)));
+            wa.sort_by_key(|&i| org.calls[i].seq);
+            let wa: Vec<CallView> = wa.into_iter().map(|i| org.view(i)).collect();
             assert_eq!(
-                self.e.active_calls(name).unwrap(),
+                self.e.active_calls(name).unwrap().collect::<Vec<_>>(),
                 wa,
                 "active of {name}\n{ctx}"
             );
+            let all: Vec<CallView> = wa.into_iter().chain(wq).collect();
+            self.check_pages(name, &all, &ctx);
             // Invariant (only meaningful once caught up): no queued call admissible.
             if org.deadlines().all(|d| d > self.m.clock) {
                 for i in org.queue() {

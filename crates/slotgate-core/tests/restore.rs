@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use slotgate_core::{
-    AcquireRequest, AgentId, CallId, CallState, CallType, Config, Engine, OrgId, Reservations,
-    RestoredCall, RestoredState, Timestamp,
+    AcquireRequest, AgentId, CallId, CallState, CallType, Config, Engine, ListFilter, OrgId,
+    Reservations, RestoredCall, RestoredState, Timestamp,
 };
 
 fn t(s: u64) -> Timestamp {
@@ -218,4 +218,40 @@ fn an_ended_call_shows_from_the_store_as_the_engine_shows_it() {
         },
     };
     assert_eq!(live.ended_view(), None);
+}
+
+#[test]
+fn restored_active_calls_are_listed_oldest_admission_first_whatever_order_they_come_in() {
+    let mut e = Engine::new(Config::default());
+    e.restore_org(OrgId::new("acme").unwrap(), 4, 7).unwrap();
+    // The store gives them in arrival order; "late" arrived first but was admitted last.
+    for (id, agent, admitted) in [("late", "A", 9), ("early", "B", 1), ("mid", "A", 5)] {
+        let call = RestoredCall {
+            id: CallId::new(id).unwrap(),
+            agent: AgentId::new(agent).unwrap(),
+            call_type: CallType::Chat,
+            queued_at: Some(t(0)),
+            lease_ttl: Duration::from_secs(30),
+            state: RestoredState::Active {
+                slot: slotgate_core::Slot::Shared,
+                admitted_at: t(admitted),
+            },
+        };
+        e.restore_call("acme", call).unwrap();
+    }
+    e.resume(t(20));
+    acquire(&mut e, "new", "A", CallType::Chat, t(21));
+    let ids = |filter: ListFilter| {
+        let page = e.calls_page("acme", &filter, 0, 10, e.now()).unwrap();
+        page.calls
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(ListFilter::default()), ["early", "mid", "late", "new"]);
+    let of_a = ListFilter {
+        agent: Some(AgentId::new("A").unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(ids(of_a), ["mid", "late", "new"]);
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slotgate_api::{limits, AcquireCall, Call, CallList, CallState, Heartbeat};
-use slotgate_core::{AcquireRequest, Acquired, AgentId, CallId, CallView, OrgId, WaitToken};
+use slotgate_core::{
+    AcquireRequest, Acquired, AgentId, CallId, CallView, ListFilter, OrgId, WaitToken,
+};
 
 use super::{Page, Result, Service};
 use crate::auth::{random_hex, Action, Principal};
@@ -198,7 +200,8 @@ impl Service {
     }
 
     /// A page of live calls: active ones (oldest admission first), then
-    /// queued ones in queue order.
+    /// queued ones in queue order. Taken by rank (the cursor is an offset),
+    /// so a page costs O(log n + its length), not the org's number of calls.
     pub async fn calls(
         &self,
         p: &Principal,
@@ -207,24 +210,16 @@ impl Service {
         page: Page,
     ) -> Result<CallList> {
         p.check(org, Action::Calls)?;
-        let agent = filter.agent.as_deref().map(AgentId::new).transpose()?;
-        let state = filter.state;
-        let (calls, next_cursor) = self
-            .observe_at(|e, now| -> slotgate_core::Result<_> {
-                let mut calls = Vec::new();
-                if state != Some(CallState::Queued) {
-                    calls.extend(e.active_calls(org)?);
-                }
-                if state != Some(CallState::Active) {
-                    calls.extend(e.queued_calls(org, now)?);
-                }
-                calls.retain(|c| agent.as_ref().is_none_or(|a| &c.agent == a));
-                Ok(page.cut(calls))
-            })
+        let filter = ListFilter {
+            state: filter.state,
+            agent: filter.agent.as_deref().map(AgentId::new).transpose()?,
+        };
+        let listed = self
+            .observe_at(|e, now| e.calls_page(org, &filter, page.offset, page.limit, now))
             .await??;
         Ok(CallList {
-            calls: calls.into_iter().map(Into::into).collect(),
-            next_cursor,
+            calls: listed.calls.into_iter().map(Into::into).collect(),
+            next_cursor: listed.next.map(|offset| offset.to_string()),
         })
     }
 
