@@ -14,6 +14,11 @@ export default tseslint.config(
     rules: {
       // Numbers in template strings read fine.
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
+      // node:test's test() and describe() return promises the runner awaits.
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        { allowForKnownSafeCalls: [{ from: "package", name: ["test", "describe", "it", "suite"], package: "node:test" }] },
+      ],
     },
   },
   {

@@ -320,7 +320,7 @@ export class Client {
   async *followEvents(
     org: string,
     opts: { after?: number; waitS?: number; signal?: AbortSignal } = {},
-  ): AsyncGenerator<Event> {
+  ): AsyncGenerator<Event, void, undefined> {
     let after = opts.after ?? 0;
     while (!isAborted(opts.signal)) {
       let page: EventPage;
@@ -340,7 +340,7 @@ export class Client {
    * reconnecting with `Last-Event-ID` when the connection breaks, so no
    * event is missed or seen twice. Ends when `signal` aborts.
    */
-  async *streamEvents(org: string, opts: StreamOptions = {}): AsyncGenerator<Event> {
+  async *streamEvents(org: string, opts: StreamOptions = {}): AsyncGenerator<Event, void, undefined> {
     const reconnect = opts.reconnect ?? true;
     const policy = this.transport.retry;
     let last = opts.after;

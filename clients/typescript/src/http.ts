@@ -132,7 +132,8 @@ export async function send<T>(
     headers["content-type"] = "application/json";
     body = JSON.stringify(opts.body);
   }
-  const timeoutMs = (opts.timeoutMs ?? transport.timeoutMs) + (opts.waitS ?? 0) * 1000;
+  // AbortSignal.timeout takes whole milliseconds.
+  const timeoutMs = Math.ceil((opts.timeoutMs ?? transport.timeoutMs) + (opts.waitS ?? 0) * 1000);
   for (let attempt = 1; ; attempt++) {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = opts.signal === undefined ? timeout : anySignal([opts.signal, timeout]);

@@ -180,6 +180,9 @@ export class Slot implements AsyncDisposable {
           // Ask again soon: the server's answer, once it comes, decides.
           delay = Math.min(1000, everyMs) * (0.5 + Math.random() / 2);
         } else {
+          // A refusal the next heartbeat may not get (e.g. a key revoked
+          // and replaced): say so, and go on at the usual pace.
+          process.emitWarning(`slotgate: heartbeat of call ${this.id} failed: ${describe(e)}`);
           delay = everyMs;
         }
       }

@@ -11,7 +11,7 @@ export interface SseMessage {
 }
 
 /** The blocks of a server-sent event stream, as they arrive; comments (keep-alives) are skipped. */
-export async function* sseMessages(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage> {
+export async function* sseMessages(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage, void, undefined> {
   const decoder = new TextDecoder();
   let buffer = "";
   let block: SseMessage = { id: undefined, event: undefined, data: "" };
