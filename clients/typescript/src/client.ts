@@ -10,6 +10,7 @@ import {
   backoff,
   DEFAULT_RETRY,
   describe,
+  isAborted,
   NO_RETRY,
   newCallId,
   type RequestOptions,
@@ -415,11 +416,6 @@ export class Client {
       await slot.close();
     }
   }
-}
-
-/** Whether `signal` has aborted (read afresh: it changes across awaits). */
-function isAborted(signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true;
 }
 
 function isApiError(e: unknown): e is ApiError {

@@ -225,6 +225,11 @@ export function describe(e: unknown): string {
   return parts.join(": ");
 }
 
+/** Whether `signal` has aborted (read afresh: TypeScript's narrowing does not see it change across awaits). */
+export function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
 /** A signal that aborts when any of `signals` does (`AbortSignal.any`, from Node 20.3). */
 export function anySignal(signals: AbortSignal[]): AbortSignal {
   if (typeof AbortSignal.any === "function") return AbortSignal.any(signals);

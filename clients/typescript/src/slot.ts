@@ -15,7 +15,7 @@ import {
   QueueTimeout,
   TransportError,
 } from "./errors.js";
-import { describe, NO_RETRY, newCallId } from "./http.js";
+import { describe, isAborted, NO_RETRY, newCallId } from "./http.js";
 import type { Call, CallType, SlotKind } from "./types.js";
 
 /** What {@link Client.slot} takes. */
@@ -199,11 +199,6 @@ export class SlotLost extends Error {
     super(`slot of call ${id} lost: ${call?.end_reason ?? "the server no longer knows the call"}`);
     this.call = call;
   }
-}
-
-/** Whether `signal` has aborted (read afresh: it changes across awaits). */
-function isAborted(signal: AbortSignal): boolean {
-  return signal.aborted;
 }
 
 /** A connection error or a 502/503/504: the same request may succeed later. */

@@ -63,7 +63,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
 // ----- the markup the provider executes -----
 
 function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => `&#${String(c.charCodeAt(0))};`);
+  const entities: Record<string, string> = { "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" };
+  return text.replace(/[<>&"']/g, (c) => entities[c] ?? c);
 }
 
 function twiml(...verbs: string[]): string {

@@ -61,7 +61,7 @@ describe("phone webhooks", () => {
   test("connect, hold with the position, connect after the hand-over, refuse when full", T, async () => {
     const first = await post(`/voice/${org}/agent-a/incoming`, { CallSid: "CA1" });
     assert.equal(first.status, 200);
-    assert.match(first.xml, /<Connect><Stream url="wss:\/\/media\.test\/stream\?org=acme&#38;agent=agent-a&#38;call=CA1"\/><\/Connect>/);
+    assert.match(first.xml, /<Connect><Stream url="wss:\/\/media\.test\/stream\?org=acme&amp;agent=agent-a&amp;call=CA1"\/><\/Connect>/);
     assert.ok(app.keepAlive.calls.has(`${org}/CA1`), "a connected call is heartbeated");
 
     const second = await post(`/voice/${org}/agent-a/incoming`, { CallSid: "CA2" });
