@@ -69,10 +69,16 @@ test("two replicas on one database answer as one server", { timeout: 150_000 }, 
   // it is still held: its heartbeats ride through the 503s of the hand-over.
   const beats = slot.heartbeats;
   await leader.kill9();
+  // An acquire through the follower meanwhile is retried through its 503s
+  // until the follower leads, and queues behind the slot.
+  const late = await viaFollower.acquire(org, { agent: "c", type: "chat" });
+  assert.deepEqual([late.status, late.call.state], [202, "queued"]);
   await slot.heartbeat().catch(() => undefined);
   await eventually("a heartbeat through the new leader", () => slot.heartbeats > beats + 1, 30_000);
   assert.equal(slot.isLost, false);
   assert.equal((await viaFollower.getCall(org, slot.id)).state, "active");
   assert.equal((await slot.release()).end_reason, "released");
+  assert.equal((await viaFollower.getCall(org, late.call.id)).state, "active");
+  await viaFollower.release(org, late.call.id);
   assert.equal((await viaFollower.getOrg(org)).active, 0);
 });

@@ -136,6 +136,20 @@ describe("holding a slot", () => {
     assert.equal((await slot.release()).state, "ended");
   });
 
+  test("a lease that runs out between heartbeats is lost with the call ended expired", T, async () => {
+    const org = newOrg();
+    await client.createOrg({ id: org, limit: 1 });
+    // Heartbeats every 7 s renew a 5 s lease too late (a process stalled that long).
+    const slot = await client.slot({ org, agent: "a", type: "webcall", leaseTtl: 5, heartbeatEvery: 7 });
+    const lost = await slot.lost;
+    assert.equal(lost?.end_reason, "expired");
+    assert.equal(slot.call.state, "ended");
+    // The freed slot is anyone's.
+    await client.withSlot({ org, agent: "b", type: "webcall" }, (other) => {
+      assert.equal(other.call.state, "active");
+    });
+  });
+
   test("a call that ends in the queue for another reason rejects with EndedWhileQueued", T, async () => {
     const org = newOrg();
     await client.createOrg({ id: org, limit: 0 });
