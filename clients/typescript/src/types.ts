@@ -1,0 +1,60 @@
+/**
+ * The API's types, by name, from the types generated out of the server's
+ * OpenAPI document (`src/generated/openapi.ts`, made by `npm run
+ * generate:types`; never edited by hand).
+ */
+
+import type { components } from "./generated/openapi.js";
+
+type Schemas = components["schemas"];
+
+/** An org's concurrency snapshot. */
+export type Org = Schemas["Org"];
+/** One agent of an org: its reservations and calls per type. */
+export type Agent = Schemas["Agent"];
+/** One call. */
+export type Call = Schemas["Call"];
+/** `webcall`, `chat`, `outbound` or `inbound`. */
+export type CallType = Schemas["CallType"];
+/** `queued`, `active` or `ended`. */
+export type CallState = Schemas["CallState"];
+/** The part of the pool an admitted call took: `reserved` or `shared` (more may come). */
+export type SlotKind = Schemas["Slot"];
+/** Why a call ended. */
+export type EndReason = Schemas["EndReason"];
+/** What an org key may do: `admin` or `runtime`. */
+export type Role = Schemas["Role"];
+/** A count per call type (reservations, active and queued calls). */
+export type PerType = Schemas["PerType"];
+/** One state change of an org. */
+export type Event = Schemas["Event"];
+/** A page of events (`GET /v1/orgs/{org}/events`). */
+export type EventPage = Schemas["EventPage"];
+/** An org key as listed (never its secret). */
+export type KeyInfo = Schemas["KeyInfo"];
+/** A new org key, with its secret (shown only once). */
+export type NewKey = Schemas["NewKey"];
+/** A page of orgs. */
+export type OrgList = Schemas["OrgList"];
+/** A page of calls. */
+export type CallList = Schemas["CallList"];
+/** A page of keys. */
+export type KeyList = Schemas["KeyList"];
+/** The dashboard's chart: active and queued calls over the last minutes. */
+export type HistoryPage = Schemas["HistoryPage"];
+/** Every error code the API answers with. */
+export type ErrorCode = Schemas["ErrorCode"];
+/** The `error` object of an error answer. */
+export type ApiErrorBody = Schemas["ApiError"];
+/** `POST /v1/orgs`. */
+export type CreateOrg = Schemas["CreateOrg"];
+/** `POST /v1/orgs/{org}/calls`. */
+export type AcquireCall = Schemas["AcquireCall"];
+/** `POST /v1/orgs/{org}/keys`. */
+export type CreateKey = Schemas["CreateKey"];
+
+/** A page of a list: its items and the cursor of the next page (null on the last). */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
