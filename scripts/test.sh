@@ -52,6 +52,9 @@ SLOTGATE_TEST_STORE=replicas cargo test --workspace --test dashboard -- --ignore
 echo "== Python client"
 SLOTGATE_BIN="$PWD/target/debug/slotgate" clients/python/test.sh
 
+echo "== TypeScript client"
+SLOTGATE_BIN="$PWD/target/debug/slotgate" clients/typescript/test.sh
+
 echo "== deployment files: Prometheus rules, Grafana dashboard, systemd unit, a confined run"
 SLOTGATE_BIN="$PWD/target/debug/slotgate" deploy/test.sh
 
