@@ -52,5 +52,8 @@ SLOTGATE_TEST_STORE=replicas cargo test --workspace --test dashboard -- --ignore
 echo "== Python client"
 SLOTGATE_BIN="$PWD/target/debug/slotgate" clients/python/test.sh
 
-echo "== OpenAPI conformance (schemathesis)"
+echo "== OpenAPI conformance (schemathesis, every check)"
 scripts/schemathesis.sh
+
+echo "== clients generated from the OpenAPI document (openapi-python-client, openapi-typescript)"
+scripts/openapi-clients.sh

@@ -49,10 +49,11 @@ pub fn check_id(field: &'static str, s: &str) -> Result<()> {
     }
 }
 
-/// A window of observed traffic (`window`): a whole number of seconds,
-/// minutes, hours or days, at least 1 (`90s`, `12h`, `7d`). The document
-/// declares this pattern, so any window it calls valid is one the server takes.
-pub const WINDOW_PATTERN: &str = r"^[1-9][0-9]{0,9}[smhd]$";
+/// A window of observed traffic (`window`): a whole number of
+/// milliseconds, seconds, minutes, hours or days, at least 1 (`90s`, `12h`,
+/// `7d`). The document declares this pattern, so any window it calls valid
+/// is one the server takes.
+pub const WINDOW_PATTERN: &str = r"^[1-9][0-9]{0,9}(ms|s|m|h|d)$";
 
 /// A window of observed traffic (`window`, [`WINDOW_PATTERN`]); a week when
 /// none is given. One longer than 400 days is 400 days, the longest kept
@@ -64,25 +65,24 @@ pub fn traffic_window(v: Option<&str>) -> Result<Duration> {
     let refused = || {
         FieldError::new(
             "window",
-            format!("must be a whole number of s, m, h or d such as 7d, 12h or 90s, got {v:?}"),
+            format!("must be a whole number of ms, s, m, h or d such as 7d, 12h or 90s, got {v:?}"),
         )
     };
-    let (digits, unit) = match v.as_bytes() {
-        [b'1'..=b'9', .., unit] if v.is_ascii() => (&v[..v.len() - 1], *unit),
+    let digits_end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(digits_end);
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(refused()),
     };
-    let unit_s: u64 = match unit {
-        b's' => 1,
-        b'm' => 60,
-        b'h' => 3600,
-        b'd' => 86_400,
-        _ => return Err(refused()),
-    };
-    if digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || digits.len() > 10 || digits.starts_with('0') {
         return Err(refused());
     }
     let n: u64 = digits.parse().map_err(|_| refused())?;
-    Ok(Duration::from_secs(n.saturating_mul(unit_s)).min(MAX_TRAFFIC_WINDOW))
+    Ok(Duration::from_millis(n.saturating_mul(unit_ms)).min(MAX_TRAFFIC_WINDOW))
 }
 
 /// Checks a number of seconds against `min..=max` and makes it a duration.
@@ -181,6 +181,7 @@ mod tests {
         assert_eq!(w("12h").unwrap(), Duration::from_secs(12 * 3600));
         assert_eq!(w("7d").unwrap(), DEFAULT_TRAFFIC_WINDOW);
         assert_eq!(w("9999999999d").unwrap(), MAX_TRAFFIC_WINDOW);
+        assert_eq!(w("6805ms").unwrap(), Duration::from_millis(6805));
         for bad in [
             "", "0s", "07d", "7", "d", "1.5h", "7 d", "1h30m", "7days", "é", "7é",
         ] {

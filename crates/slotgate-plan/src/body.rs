@@ -21,9 +21,12 @@ pub struct PlanBody {
     #[serde(default)]
     pub traffic: Option<Vec<TrafficSpec>>,
     /// How far back to observe when `traffic` is absent: a whole number of
-    /// s, m, h or d (e.g. "7d", "12h"); default 7d. Not with `traffic`.
+    /// ms, s, m, h or d (e.g. "7d", "12h"); default 7d. Not with `traffic`.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[1-9][0-9]{0,9}[smhd]$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[1-9][0-9]{0,9}(ms|s|m|h|d)$")
+    )]
     pub window: Option<String>,
     /// The highest limit worth considering, 1 to 1,000,000; default 10,000.
     #[serde(
@@ -59,9 +62,12 @@ pub struct SimulateBody {
     #[serde(default)]
     pub traffic: Option<Vec<TrafficSpec>>,
     /// How far back to observe when `traffic` is absent: a whole number of
-    /// s, m, h or d (e.g. "7d", "12h"); default 7d. Not with `traffic`.
+    /// ms, s, m, h or d (e.g. "7d", "12h"); default 7d. Not with `traffic`.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[1-9][0-9]{0,9}[smhd]$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[1-9][0-9]{0,9}(ms|s|m|h|d)$")
+    )]
     pub window: Option<String>,
     /// Targets whose times the service levels use, per type (20 s for a type without one).
     #[serde(default)]

@@ -62,18 +62,18 @@ pub struct TrafficSpec {
     /// Mean calls per hour (Poisson), 0 or more.
     #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub calls_per_hour: f64,
-    /// Mean call duration, seconds, more than 0.
-    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0))]
+    /// Mean call duration, seconds, more than 0, at most a week.
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub mean_duration_s: f64,
-    /// Standard deviation of the duration, seconds: log-normal durations if
+    /// Standard deviation of the duration, seconds (at most a week): log-normal durations if
     /// given, exponential if not.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0))]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub duration_sd_s: Option<f64>,
-    /// Mean patience in the queue, seconds (exponential); `None`: calls wait
+    /// Mean patience in the queue, seconds, at most a week (exponential); `None`: calls wait
     /// as long as it takes.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0))]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub patience_s: Option<f64>,
     /// Calls per hour for each hour of the day (24 values, UTC hour 0
     /// first): simulations follow them (a Poisson process whose rate changes
@@ -81,10 +81,10 @@ pub struct TrafficSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(min_items = 24, max_items = 24, value_type = Option<Vec<NonNegative>>))]
     pub calls_per_hour_by_hour: Option<Vec<f64>>,
-    /// Observed durations, seconds: simulations draw from them instead of
+    /// Observed durations, seconds (each at most a week): simulations draw from them instead of
     /// the log-normal or exponential; the formulas use `mean_duration_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_items = 1, value_type = Option<Vec<NonNegative>>))]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, value_type = Option<Vec<Seconds>>))]
     pub duration_samples_s: Option<Vec<f64>>,
 }
 
@@ -147,17 +147,42 @@ struct NonNegative;
 #[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for NonNegative {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::Number)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
-            .minimum(Some(0.0))
-            .into()
+        number_from_0(None)
     }
+}
+
+/// A number from 0, up to `max` if given.
+#[cfg(feature = "openapi")]
+fn number_from_0(max: Option<f64>) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+        .minimum(Some(0.0))
+        .maximum(max)
+        .into()
 }
 
 #[cfg(feature = "openapi")]
 impl utoipa::ToSchema for NonNegative {}
+
+/// The longest call duration or patience a stream may have, in seconds: a
+/// week (the simulator's clock counts milliseconds; a longer call is no call).
+pub const MAX_DURATION_S: f64 = 604_800.0;
+
+/// A duration of a call in seconds, 0 to [`MAX_DURATION_S`], for the document's lists of them.
+#[cfg(feature = "openapi")]
+struct Seconds;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Seconds {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        number_from_0(Some(MAX_DURATION_S))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Seconds {}
 
 /// The most replications a check may ask for.
 pub const MAX_REPLICATIONS: u64 = 10_000;
@@ -599,6 +624,24 @@ pub(crate) fn validate_targets(targets: &[Target]) -> Result<()> {
     Ok(())
 }
 
+/// A duration of a stream (mean, deviation, patience): above 0, at most [`MAX_DURATION_S`].
+fn check_duration(field: &'static str, v: f64) -> Result<f64> {
+    check_positive(field, v)?;
+    check_at_most(field, v, MAX_DURATION_S)
+}
+
+/// `Ok(v)` if `v` is at most `max`, else [`Error::Invalid`] naming `field`.
+fn check_at_most(field: &'static str, v: f64, max: f64) -> Result<f64> {
+    if v <= max {
+        Ok(v)
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("must be at most {max}, got {v}"),
+        ))
+    }
+}
+
 /// Each stream in range, at most one per (agent, type).
 pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
     for (i, s) in traffic.iter().enumerate() {
@@ -612,12 +655,12 @@ pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
             ));
         }
         check_at_least("calls_per_hour", s.calls_per_hour, 0.0)?;
-        check_positive("mean_duration_s", s.mean_duration_s)?;
+        check_duration("mean_duration_s", s.mean_duration_s)?;
         if let Some(sd) = s.duration_sd_s {
-            check_positive("duration_sd_s", sd)?;
+            check_duration("duration_sd_s", sd)?;
         }
         if let Some(p) = s.patience_s {
-            check_positive("patience_s", p)?;
+            check_duration("patience_s", p)?;
         }
         if let Some(hours) = &s.calls_per_hour_by_hour {
             if hours.len() != 24 {
@@ -640,6 +683,7 @@ pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
             }
             for &d in samples {
                 check_at_least("duration_samples_s", d, 0.0)?;
+                check_at_most("duration_samples_s", d, MAX_DURATION_S)?;
             }
         }
     }

@@ -529,6 +529,10 @@ async fn the_server_takes_what_its_document_calls_valid_and_only_that() {
     s.op_text(Method::POST, "/v1/orgs/acme/calls/c1/heartbeat", "")
         .await
         .ok(200);
+    let r = s
+        .op_text(Method::POST, "/v1/orgs/acme/calls/c1/heartbeat", "[]")
+        .await;
+    assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{r}");
     // The tiniest max_wait_s above 0 is a wait (of a millisecond), not "0ns".
     let body = json!({"id": "c2", "agent": "A", "type": "chat", "max_wait_s": 5e-324});
     s.op(Method::POST, "/v1/orgs/acme/calls", Some(&body))

@@ -63,8 +63,15 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     })
 }
 
-/// One JSON value and nothing after it, as a `T`.
+/// One JSON object and nothing after it, as a `T`. (serde would also read
+/// a struct from a list of its fields' values: every body is an object.)
 fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ApiError::invalid(
+            "body",
+            "must be a JSON object, got a list",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut *de) {
         Ok(v) => match de.end() {

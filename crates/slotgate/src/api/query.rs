@@ -25,12 +25,12 @@ impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for A
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default().as_bytes();
-        let pairs = form_urlencoded::parse(query);
+        let pairs = || form_urlencoded::parse(query);
         let known: Vec<String> = T::into_params(|| Some(ParameterIn::Query))
             .into_iter()
             .map(|p| p.name)
             .collect();
-        if let Some((name, _)) = pairs.clone().find(|(k, _)| !known.iter().any(|n| n == k)) {
+        if let Some((name, _)) = pairs().find(|(k, _)| !known.iter().any(|n| n == k)) {
             let takes = if known.is_empty() {
                 "none".to_string()
             } else {
@@ -41,12 +41,12 @@ impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for A
                 format!("unknown parameter; this endpoint takes {takes}"),
             ));
         }
-        let de = serde_urlencoded::Deserializer::new(pairs.clone());
+        let de = serde_urlencoded::Deserializer::new(pairs());
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
             .map_err(|e| {
                 let name = e.path().to_string();
-                let sent = pairs.clone().find(|(k, _)| *k == name).map(|(_, v)| v);
+                let sent = pairs().find(|(k, _)| *k == name).map(|(_, v)| v);
                 let message = in_api_words(e.inner());
                 match sent {
                     // serde's own words ("invalid digit found in string") do not say what was sent.
@@ -206,10 +206,10 @@ pub struct StreamQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TrafficQuery {
-    /// How far back: a whole number of s, m, h or d, e.g. 7d, 12h, 90s
+    /// How far back: a whole number of ms, s, m, h or d, e.g. 7d, 12h, 90s
     /// (default 7d; one past 400d is 400d).
     #[serde(default)]
-    #[param(pattern = r"^[1-9][0-9]{0,9}[smhd]$")]
+    #[param(pattern = r"^[1-9][0-9]{0,9}(ms|s|m|h|d)$")]
     pub window: Option<String>,
     /// Service levels count calls admitted within this many seconds (default 20).
     #[serde(default)]
