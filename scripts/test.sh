@@ -58,5 +58,8 @@ SLOTGATE_BIN="$PWD/target/debug/slotgate" clients/typescript/test.sh
 echo "== deployment files: Prometheus rules, Grafana dashboard, systemd unit, a confined run"
 SLOTGATE_BIN="$PWD/target/debug/slotgate" deploy/test.sh
 
-echo "== OpenAPI conformance (schemathesis)"
+echo "== OpenAPI conformance (schemathesis, every check)"
 scripts/schemathesis.sh
+
+echo "== clients generated from the OpenAPI document (openapi-python-client, openapi-typescript)"
+scripts/openapi-clients.sh

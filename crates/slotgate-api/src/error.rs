@@ -59,6 +59,9 @@ pub enum ErrorCode {
     LimitBelowReservations,
     /// 409: the reservations would exceed the limit; `error.available` is the most this agent could reserve.
     ReservationsExceedLimit,
+    /// 409: a plan or simulation of observed traffic, for an org with no
+    /// ended calls in the window to learn from (give `traffic`, or a longer `window`).
+    NoTraffic,
     /// 410: the call has ended; `error.call` is the call as it ended.
     CallEnded,
     /// 413: the body is over the size limit.
@@ -89,7 +92,8 @@ impl ErrorCode {
             ErrorCode::OrgExists
             | ErrorCode::CallIdConflict
             | ErrorCode::LimitBelowReservations
-            | ErrorCode::ReservationsExceedLimit => 409,
+            | ErrorCode::ReservationsExceedLimit
+            | ErrorCode::NoTraffic => 409,
             ErrorCode::CallEnded => 410,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::QueueFull => 429,
@@ -113,6 +117,7 @@ impl ErrorCode {
             ErrorCode::CallIdConflict => "call_id_conflict",
             ErrorCode::LimitBelowReservations => "limit_below_reservations",
             ErrorCode::ReservationsExceedLimit => "reservations_exceed_limit",
+            ErrorCode::NoTraffic => "no_traffic",
             ErrorCode::CallEnded => "call_ended",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::QueueFull => "queue_full",

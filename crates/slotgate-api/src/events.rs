@@ -6,15 +6,17 @@ use crate::resources::Time;
 use crate::types::{CallType, EndReason, PerType, Slot};
 
 /// One state change of an org (`GET .../events`, the SSE stream).
+///
+/// On the wire one flat object: `seq`, `org`, `at`, its `type` and that
+/// kind's fields. Its OpenAPI schema says so (see `openapi` below): one
+/// object per kind, in a `oneOf` discriminated by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Org-wide, increasing from 1 with no gaps.
     pub seq: u64,
     /// The org it happened in.
     pub org: String,
     /// When it happened.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Time,
     /// What happened; its name is the event's `type`.
     #[serde(flatten)]
@@ -143,6 +145,118 @@ pub struct EventPage {
     pub events: Vec<Event>,
     /// The `after` of the next request.
     pub next: u64,
+}
+
+/// The OpenAPI schema of [`Event`]: each kind as one object (its `type`, its
+/// own fields, and `seq`, `org`, `at`), named after its type
+/// (`call.admitted`: `CallAdmittedEvent`), in a `oneOf` with a discriminator
+/// on `type`. Client generators make one class per kind from it; an `allOf`
+/// of the kinds' `oneOf` and the common fields is beyond most of them.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{Discriminator, OneOfBuilder, Schema};
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Event, EventKind};
+
+    /// The fields every event has besides its kind's.
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    struct Common {
+        /// Org-wide, increasing from 1 with no gaps.
+        seq: u64,
+        /// The org it happened in.
+        org: String,
+        /// When it happened.
+        #[schema(value_type = String, format = DateTime)]
+        at: String,
+    }
+
+    /// Each kind of event: its component's name, its `type`, its schema.
+    fn kinds() -> Vec<(String, String, Schema)> {
+        let RefOr::T(Schema::OneOf(kinds)) = EventKind::schema() else {
+            unreachable!("EventKind is tagged by `type`: a oneOf of objects")
+        };
+        let RefOr::T(Schema::Object(common)) = Common::schema() else {
+            unreachable!("Common is a struct: an object")
+        };
+        kinds
+            .items
+            .into_iter()
+            .map(|kind| {
+                let RefOr::T(Schema::Object(mut object)) = kind else {
+                    unreachable!("each kind of a tagged enum is an object")
+                };
+                let tag = match object.properties.get("type") {
+                    Some(RefOr::T(Schema::Object(t))) => t
+                        .enum_values
+                        .iter()
+                        .flatten()
+                        .find_map(|v| v.as_str())
+                        .map(str::to_string),
+                    _ => None,
+                }
+                .expect("each kind has its `type` as a one-value enum");
+                object.properties.extend(common.properties.clone());
+                object.required.extend(common.required.iter().cloned());
+                (component_name(&tag), tag, Schema::Object(object))
+            })
+            .collect()
+    }
+
+    /// `call.admitted` -> `CallAdmittedEvent`.
+    fn component_name(tag: &str) -> String {
+        let words = tag.split(['.', '_']).map(|w| {
+            let mut chars = w.chars();
+            chars.next().map_or(String::new(), |c| {
+                c.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        });
+        words.collect::<String>() + "Event"
+    }
+
+    impl PartialSchema for Event {
+        fn schema() -> RefOr<Schema> {
+            let mut discriminator = Discriminator::new("type");
+            let mut one_of = OneOfBuilder::new().description(Some(
+                "One state change of an org (`GET .../events`, the SSE stream), by its `type`.",
+            ));
+            for (name, tag, _) in kinds() {
+                one_of = one_of.item(Ref::from_schema_name(&name));
+                discriminator
+                    .mapping
+                    .insert(tag, format!("#/components/schemas/{name}"));
+            }
+            Schema::OneOf(one_of.discriminator(Some(discriminator)).build()).into()
+        }
+    }
+
+    impl ToSchema for Event {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Event")
+        }
+
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.extend(kinds().into_iter().map(|(name, _, s)| (name, s.into())));
+            // What the kinds refer to (call types, slots, reasons, counts per type).
+            EventKind::schemas(schemas);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn each_kind_is_named_after_its_type() {
+            assert_eq!(super::component_name("call.admitted"), "CallAdmittedEvent");
+            assert_eq!(
+                super::component_name("agent.reservations_changed"),
+                "AgentReservationsChangedEvent"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

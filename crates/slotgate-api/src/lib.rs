@@ -23,6 +23,7 @@
 //!
 //! - [`types`]: the closed sets (call type, slot, state, end reason, role) and a value per call type.
 //! - [`limits`]: every range of the API as a constant, and the check of each field.
+//! - [`number`]: whole numbers read as JSON Schema means them (`7.0` is 7), each refused with its range.
 //! - [`requests`]: request bodies; [`resources`]: answers and list pages; [`events`]: the event stream.
 //! - [`error`]: error codes with their statuses, and the error body.
 //! - [`time`]: times as the API writes them.
@@ -32,6 +33,7 @@
 pub mod error;
 pub mod events;
 pub mod limits;
+pub mod number;
 pub mod requests;
 pub mod resources;
 pub mod time;
@@ -39,7 +41,9 @@ pub mod types;
 
 pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
-pub use requests::{AcquireCall, CreateKey, CreateOrg, Heartbeat, SetLimit, SetReservations};
+pub use requests::{
+    AcquireCall, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetLimit, SetReservations,
+};
 pub use resources::{
     Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Sample, Time,
 };

@@ -49,25 +49,40 @@ pub fn check_id(field: &'static str, s: &str) -> Result<()> {
     }
 }
 
-/// A window of observed traffic (`window`): a duration such as `7d`, `12h`
-/// or `90s`, from 1 s to 400 days; a week when none is given.
+/// A window of observed traffic (`window`): a whole number of
+/// milliseconds, seconds, minutes, hours or days, at least 1 (`90s`, `12h`,
+/// `7d`). The document declares this pattern, so any window it calls valid
+/// is one the server takes.
+pub const WINDOW_PATTERN: &str = r"^[1-9][0-9]{0,9}(ms|s|m|h|d)$";
+
+/// A window of observed traffic (`window`, [`WINDOW_PATTERN`]); a week when
+/// none is given. One longer than 400 days is 400 days, the longest kept
+/// (as a window is never longer than the org's recorded past).
 pub fn traffic_window(v: Option<&str>) -> Result<Duration> {
     let Some(v) = v else {
         return Ok(DEFAULT_TRAFFIC_WINDOW);
     };
-    let d = humantime::parse_duration(v).map_err(|e| {
+    let refused = || {
         FieldError::new(
             "window",
-            format!("must be a duration such as 7d, 12h or 90s: {e}"),
+            format!("must be a whole number of ms, s, m, h or d such as 7d, 12h or 90s, got {v:?}"),
         )
-    })?;
-    if d < Duration::from_secs(1) || d > MAX_TRAFFIC_WINDOW {
-        return Err(FieldError::new(
-            "window",
-            format!("must be 1s to 400d, got {v}"),
-        ));
+    };
+    let digits_end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(digits_end);
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(refused()),
+    };
+    if digits.is_empty() || digits.len() > 10 || digits.starts_with('0') {
+        return Err(refused());
     }
-    Ok(d)
+    let n: u64 = digits.parse().map_err(|_| refused())?;
+    Ok(Duration::from_millis(n.saturating_mul(unit_ms)).min(MAX_TRAFFIC_WINDOW))
 }
 
 /// Checks a number of seconds against `min..=max` and makes it a duration.
@@ -87,7 +102,13 @@ pub fn lease_ttl(v: f64) -> Result<Duration> {
     seconds("lease_ttl_s", v, MIN_LEASE_TTL, MAX_LEASE_TTL)
 }
 
-/// The longest a call may stay queued (`max_wait_s`): more than 0, at most a week.
+/// The shortest `max_wait` the engine keeps: a millisecond, its resolution.
+pub const MIN_MAX_WAIT: Duration = Duration::from_millis(1);
+
+/// The longest a call may stay queued (`max_wait_s`): more than 0, at most a
+/// week. A wait shorter than a millisecond (down to `5e-324`) is a
+/// millisecond: the engine counts in milliseconds, and "more than 0" is all
+/// the document promises.
 pub fn max_wait(v: f64) -> Result<Duration> {
     if v <= 0.0 {
         return Err(FieldError::new(
@@ -95,7 +116,7 @@ pub fn max_wait(v: f64) -> Result<Duration> {
             format!("must be more than 0 seconds, got {v}"),
         ));
     }
-    seconds("max_wait_s", v, Duration::ZERO, MAX_MAX_WAIT)
+    seconds("max_wait_s", v, Duration::ZERO, MAX_MAX_WAIT).map(|w| w.max(MIN_MAX_WAIT))
 }
 
 /// How long a request may block (`wait_s`): 0 to 60.
@@ -146,9 +167,26 @@ mod tests {
         assert!(lease_ttl(f64::NAN).is_err());
         assert!(max_wait(0.0).is_err());
         assert!(max_wait(0.001).is_ok());
+        assert_eq!(max_wait(5e-324).unwrap(), MIN_MAX_WAIT);
         assert!(request_wait(60.0).is_ok());
         assert!(request_wait(60.5).is_err());
         assert!(limit(MAX_LIMIT).is_ok() && limit(MAX_LIMIT + 1).is_err());
         assert!(page_size(0).is_err() && page_size(MAX_PAGE_SIZE).is_ok());
+    }
+
+    #[test]
+    fn windows_are_a_whole_number_of_one_unit_and_at_most_400_days() {
+        let w = |v: &str| traffic_window(Some(v));
+        assert_eq!(w("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(w("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(w("7d").unwrap(), DEFAULT_TRAFFIC_WINDOW);
+        assert_eq!(w("9999999999d").unwrap(), MAX_TRAFFIC_WINDOW);
+        assert_eq!(w("6805ms").unwrap(), Duration::from_millis(6805));
+        for bad in [
+            "", "0s", "07d", "7", "d", "1.5h", "7 d", "1h30m", "7days", "é", "7é",
+        ] {
+            assert_eq!(w(bad).unwrap_err().field, "window", "{bad:?}");
+        }
+        assert_eq!(traffic_window(None).unwrap(), DEFAULT_TRAFFIC_WINDOW);
     }
 }

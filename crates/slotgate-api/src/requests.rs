@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::limits;
+use crate::number;
 use crate::types::{CallType, PerType, Role};
 
 /// `POST /v1/orgs`: a new org on a plan of `limit` concurrent calls.
@@ -19,8 +20,9 @@ pub struct CreateOrg {
     /// The new org's id.
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
     pub id: String,
-    /// Its concurrency limit.
-    #[cfg_attr(feature = "openapi", schema(maximum = 1_000_000))]
+    /// Its concurrency limit, 0 to 1,000,000.
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
     pub limit: u32,
 }
 
@@ -29,13 +31,51 @@ pub struct CreateOrg {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetLimit {
-    /// The new limit; not below the sum of the org's reservations.
-    #[cfg_attr(feature = "openapi", schema(maximum = 1_000_000))]
+    /// The new limit, 0 to 1,000,000; not below the sum of the org's reservations.
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
     pub limit: u32,
 }
 
 /// `PUT /v1/orgs/{org}/agents/{agent}/reservations`: slots per call type; a missing type means 0.
 pub type SetReservations = PerType<u32>;
+
+/// [`SetReservations`] as the server reads it: each count 0 to 1,000,000
+/// (the highest limit), a missing type 0. A count per type in an answer
+/// ([`PerType`]) has no such ceiling, so the two are apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Reservations))]
+#[serde(default, deny_unknown_fields)]
+pub struct ReservationsBody {
+    /// Slots for `webcall` calls (0 if absent).
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub webcall: u32,
+    /// Slots for `chat` calls (0 if absent).
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub chat: u32,
+    /// Slots for `outbound` calls (0 if absent).
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub outbound: u32,
+    /// Slots for `inbound` calls (0 if absent).
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub inbound: u32,
+}
+
+impl From<ReservationsBody> for SetReservations {
+    fn from(b: ReservationsBody) -> Self {
+        PerType {
+            webcall: b.webcall,
+            chat: b.chat,
+            outbound: b.outbound,
+            inbound: b.inbound,
+        }
+    }
+}
 
 /// `POST /v1/orgs/{org}/calls`: a call asks for a slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -26,6 +26,7 @@
 //! +2 with the same reservations, so the admin sees what a slot buys.
 
 use serde::{Deserialize, Serialize};
+use slotgate_api::{limits, number};
 use slotgate_core::CallType;
 
 use crate::erlang::PoolTraffic;
@@ -54,29 +55,36 @@ pub struct PlanRequest {
 #[serde(deny_unknown_fields)]
 pub struct TrafficSpec {
     /// The agent.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
     pub agent: String,
     /// The call type.
     pub call_type: CallType,
-    /// Mean calls per hour (Poisson).
+    /// Mean calls per hour (Poisson), 0 or more.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub calls_per_hour: f64,
-    /// Mean call duration, seconds.
+    /// Mean call duration, seconds, more than 0, at most a week.
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub mean_duration_s: f64,
-    /// Standard deviation of the duration, seconds: log-normal durations if
+    /// Standard deviation of the duration, seconds (at most a week): log-normal durations if
     /// given, exponential if not.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub duration_sd_s: Option<f64>,
-    /// Mean patience in the queue, seconds (exponential); `None`: calls wait
+    /// Mean patience in the queue, seconds, at most a week (exponential); `None`: calls wait
     /// as long as it takes.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub patience_s: Option<f64>,
     /// Calls per hour for each hour of the day (24 values, UTC hour 0
     /// first): simulations follow them (a Poisson process whose rate changes
     /// by the hour); the formulas use `calls_per_hour`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 24, max_items = 24, value_type = Option<Vec<NonNegative>>))]
     pub calls_per_hour_by_hour: Option<Vec<f64>>,
-    /// Observed durations, seconds: simulations draw from them instead of
+    /// Observed durations, seconds (each at most a week): simulations draw from them instead of
     /// the log-normal or exponential; the formulas use `mean_duration_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, value_type = Option<Vec<Seconds>>))]
     pub duration_samples_s: Option<Vec<f64>>,
 }
 
@@ -89,8 +97,10 @@ pub struct Target {
     /// The call type.
     pub call_type: CallType,
     /// The share to admit in time, 0 to 1.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
     pub service_level: f64,
-    /// The time, seconds.
+    /// The time, seconds, 0 or more.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub within_s: f64,
 }
 
@@ -99,19 +109,85 @@ pub struct Target {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CheckSettings {
-    /// Simulated seconds measured per replication.
+    /// Simulated seconds measured per replication, more than 0.
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0))]
     pub horizon_s: f64,
-    /// Simulated seconds before measuring.
+    /// Simulated seconds before measuring, 0 or more.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub warmup_s: f64,
-    /// Replications per check.
+    /// Replications per check, 2 to 10,000 (at least 2, for confidence intervals).
+    #[serde(deserialize_with = "number::whole::<_, _, 2, MAX_REPLICATIONS>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 2, maximum = 10_000))]
     pub replications: u32,
     /// The seed all checks share.
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { number::MAX_WHOLE }>")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)
+    )]
     pub seed: u64,
-    /// Threads; 0 uses every core.
+    /// Threads, 0 to 1024; 0 uses every core. (The server runs each check on
+    /// one thread whatever this says, so that planning never takes the
+    /// cores the calls need.)
+    #[serde(deserialize_with = "number::whole::<_, _, 0, MAX_THREADS>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1024))]
     pub threads: u32,
-    /// The confidence level of the reported intervals.
+    /// The confidence level of the reported intervals, strictly between 0 and 1.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(exclusive_minimum = 0, exclusive_maximum = 1)
+    )]
     pub confidence: f64,
 }
+
+/// A number 0 or more, for the document's lists of them (rates by hour, durations).
+#[cfg(feature = "openapi")]
+struct NonNegative;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for NonNegative {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        number_from_0(None)
+    }
+}
+
+/// A number from 0, up to `max` if given.
+#[cfg(feature = "openapi")]
+fn number_from_0(max: Option<f64>) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+        .minimum(Some(0.0))
+        .maximum(max)
+        .into()
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for NonNegative {}
+
+/// The longest call duration or patience a stream may have, in seconds: a
+/// week (the simulator's clock counts milliseconds; a longer call is no call).
+pub const MAX_DURATION_S: f64 = 604_800.0;
+
+/// A duration of a call in seconds, 0 to [`MAX_DURATION_S`], for the document's lists of them.
+#[cfg(feature = "openapi")]
+struct Seconds;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Seconds {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        number_from_0(Some(MAX_DURATION_S))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Seconds {}
+
+/// The most replications a check may ask for.
+pub const MAX_REPLICATIONS: u64 = 10_000;
+/// The most threads a check may ask for.
+pub const MAX_THREADS: u64 = 1024;
 
 impl CheckSettings {
     /// About how many calls one check of `traffic` simulates, all
@@ -142,10 +218,13 @@ impl Default for CheckSettings {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reservation {
     /// The agent.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
     pub agent: String,
     /// The call type.
     pub call_type: CallType,
-    /// Slots to reserve.
+    /// Slots to reserve, 0 to 1,000,000.
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
     pub reserved: u32,
 }
 
@@ -545,6 +624,24 @@ pub(crate) fn validate_targets(targets: &[Target]) -> Result<()> {
     Ok(())
 }
 
+/// A duration of a stream (mean, deviation, patience): above 0, at most [`MAX_DURATION_S`].
+fn check_duration(field: &'static str, v: f64) -> Result<f64> {
+    check_positive(field, v)?;
+    check_at_most(field, v, MAX_DURATION_S)
+}
+
+/// `Ok(v)` if `v` is at most `max`, else [`Error::Invalid`] naming `field`.
+fn check_at_most(field: &'static str, v: f64, max: f64) -> Result<f64> {
+    if v <= max {
+        Ok(v)
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("must be at most {max}, got {v}"),
+        ))
+    }
+}
+
 /// Each stream in range, at most one per (agent, type).
 pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
     for (i, s) in traffic.iter().enumerate() {
@@ -558,12 +655,12 @@ pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
             ));
         }
         check_at_least("calls_per_hour", s.calls_per_hour, 0.0)?;
-        check_positive("mean_duration_s", s.mean_duration_s)?;
+        check_duration("mean_duration_s", s.mean_duration_s)?;
         if let Some(sd) = s.duration_sd_s {
-            check_positive("duration_sd_s", sd)?;
+            check_duration("duration_sd_s", sd)?;
         }
         if let Some(p) = s.patience_s {
-            check_positive("patience_s", p)?;
+            check_duration("patience_s", p)?;
         }
         if let Some(hours) = &s.calls_per_hour_by_hour {
             if hours.len() != 24 {
@@ -586,6 +683,7 @@ pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
             }
             for &d in samples {
                 check_at_least("duration_samples_s", d, 0.0)?;
+                check_at_most("duration_samples_s", d, MAX_DURATION_S)?;
             }
         }
     }

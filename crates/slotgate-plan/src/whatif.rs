@@ -6,6 +6,7 @@
 //! come from the configuration, not from the luck of the draw.
 
 use serde::{Deserialize, Serialize};
+use slotgate_api::{limits, number};
 
 use crate::error::{Error, Result};
 use crate::plan::{
@@ -30,8 +31,12 @@ pub struct OrgConfig {
 pub struct WhatIf {
     /// Its name in the comparison (e.g. "limit 25").
     pub name: String,
-    /// The limit to try; the current one if absent.
-    #[serde(default)]
+    /// The limit to try, 0 to 1,000,000; the current one if absent.
+    #[serde(
+        default,
+        deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
     pub limit: Option<u32>,
     /// Reservations to set, per agent and type (0 removes one); the others stay as they are.
     #[serde(default)]

@@ -4,8 +4,10 @@
 //! [`Service`] and map its answer. They live by resource: `api/orgs.rs`
 //! (orgs, limits, reservations), `api/calls.rs`, `api/keys.rs`,
 //! `api/events.rs`, `api/planning.rs` (traffic, plan, simulate), `api/ops.rs` (health, metrics, OpenAPI, dashboard).
-//! `api/openapi.rs` completes the OpenAPI document the annotations generate;
-//! `api/headers.rs` sets the security headers every answer carries.
+//! Each route is declared once, below, with its handler's OpenAPI
+//! operation ([`routes`]); `api/openapi.rs` completes the document they make.
+//! `api/extract.rs` and `api/query.rs` read bodies, paths, keys and query
+//! strings; `api/headers.rs` sets the security headers every answer carries.
 //! Errors become HTTP in `api/error.rs` only; `api/json.rs` writes every JSON answer.
 
 pub mod calls;
@@ -20,8 +22,8 @@ pub mod openapi;
 pub mod ops;
 pub mod orgs;
 pub mod planning;
+pub mod query;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,17 +31,17 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::Router;
-use slotgate_api::limits;
+use axum::routing::get;
 use slotgate_api::ErrorCode;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use self::error::{ApiError, Refused};
-use self::extract::query_param;
 pub use self::openapi::ApiDoc;
-use crate::service::{Page, Service};
+use crate::service::Service;
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -60,34 +62,8 @@ pub fn router(
        + Send
        + Sync
        + 'static {
-    let v1 = Router::new()
-        .route("/orgs", post(orgs::create).get(orgs::list))
-        .route("/orgs/{org}", get(orgs::get))
-        .route("/orgs/{org}/limit", put(orgs::set_limit))
-        .route("/orgs/{org}/history", get(orgs::history))
-        .route("/orgs/{org}/agents/{agent}", get(orgs::agent))
-        .route(
-            "/orgs/{org}/agents/{agent}/reservations",
-            put(orgs::reserve).delete(orgs::unreserve),
-        )
-        .route("/orgs/{org}/calls", post(calls::acquire).get(calls::list))
-        .route(
-            "/orgs/{org}/calls/{id}",
-            get(calls::get).delete(calls::release),
-        )
-        .route("/orgs/{org}/calls/{id}/heartbeat", post(calls::heartbeat))
-        .route("/orgs/{org}/keys", post(keys::create).get(keys::list))
-        .route("/orgs/{org}/keys/{id}", axum::routing::delete(keys::revoke))
-        .route("/orgs/{org}/events", get(events::list))
-        .route("/orgs/{org}/events/stream", get(events::stream))
-        .route("/orgs/{org}/traffic", get(planning::traffic))
-        .route("/orgs/{org}/plan", post(planning::plan))
-        .route("/orgs/{org}/simulate", post(planning::simulate))
-        .route("/openapi.json", get(ops::openapi));
-    let routes = Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
+    let (routes, _) = routes().split_for_parts();
+    let routes = routes
         .route("/", get(ops::dashboard))
         .route("/assets/{file}", get(ops::asset))
         .fallback(not_found)
@@ -100,6 +76,33 @@ pub fn router(
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer_fn(|inner| forward::Forward::new(inner, state.clone()))
         .service(routes)
+}
+
+/// Every operation of the API, each declared once: its route, its handler
+/// and its OpenAPI operation (the handler's `#[utoipa::path]`) come from the
+/// same line, so the document and the server cannot disagree on what exists.
+/// Handlers of one path share a line.
+pub fn routes() -> OpenApiRouter<Arc<Service>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(orgs::create, orgs::list))
+        .routes(routes!(orgs::get))
+        .routes(routes!(orgs::set_limit))
+        .routes(routes!(orgs::history))
+        .routes(routes!(orgs::agent))
+        .routes(routes!(orgs::reserve, orgs::unreserve))
+        .routes(routes!(calls::acquire, calls::list))
+        .routes(routes!(calls::get, calls::release))
+        .routes(routes!(calls::heartbeat))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(events::list))
+        .routes(routes!(events::stream))
+        .routes(routes!(planning::traffic))
+        .routes(routes!(planning::plan))
+        .routes(routes!(planning::simulate))
+        .routes(routes!(ops::openapi))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
 }
 
 async fn not_found() -> ApiError {
@@ -155,15 +158,4 @@ async fn track(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respo
         "request"
     );
     response
-}
-
-/// Reads a page request, `limit` (default 1000, at most 10000) and `cursor`;
-/// refuses query parameters other than those and `more`.
-pub fn page_param(q: &HashMap<String, String>, more: &[&str]) -> Result<Page, ApiError> {
-    let known: Vec<&str> = ["limit", "cursor"].iter().chain(more).copied().collect();
-    extract::only_params(q, &known)?;
-    let limit = query_param::<usize>(q, "limit")?.unwrap_or(limits::DEFAULT_PAGE_SIZE);
-    let limit = limits::page_size(limit)?;
-    let offset = query_param::<usize>(q, "cursor")?.unwrap_or(0);
-    Ok(Page { limit, offset })
 }

@@ -58,6 +58,10 @@ pub enum Error {
     /// The org has no key with this id.
     #[error("no key with this id in this org")]
     KeyNotFound,
+    /// A plan or simulation of observed traffic, and the org has no ended
+    /// calls in the window: it depends on the org's state, not on the request.
+    #[error("the org has no ended calls in the window to learn from (of each type with a target): give traffic, or a longer window")]
+    NoTraffic,
     /// The store could not make the change durable; nothing was acknowledged.
     #[error(transparent)]
     Store(#[from] StoreError),

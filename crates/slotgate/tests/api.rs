@@ -427,6 +427,163 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     assert_eq!(orgs.orgs.len(), 1, "no org was created");
 }
 
+/// A number out of a field's range gets that range, however far out it is;
+/// a whole number written as a float (`54046.0`) is the whole number, as
+/// JSON Schema and the OpenAPI document say.
+#[tokio::test]
+async fn an_out_of_range_number_gets_its_fields_one_message() {
+    let s = acme(5).await;
+    for limit in [
+        "1000001",
+        "4294967295",
+        "4294967296",
+        "18446744073709551616",
+        "-1",
+    ] {
+        let body = format!("{{\"id\": \"x\", \"limit\": {limit}}}");
+        let r = s.op_text(Method::POST, "/v1/orgs", &body).await;
+        assert_eq!(
+            r.refusal(),
+            (400, ErrorCode::InvalidRequest),
+            "{limit}: {r}"
+        );
+        let message = r.error().message;
+        assert!(
+            message.starts_with("limit: must be 0 to 1000000, got "),
+            "{limit}: {message}"
+        );
+        let r = s
+            .op_text(
+                Method::PUT,
+                "/v1/orgs/acme/limit",
+                &format!("{{\"limit\": {limit}}}"),
+            )
+            .await;
+        assert!(
+            r.error().message.starts_with("limit: must be 0 to 1000000"),
+            "{limit}: {r}"
+        );
+    }
+    let r = s
+        .op_text(Method::POST, "/v1/orgs", r#"{"id": "x", "limit": 54046.0}"#)
+        .await
+        .ok(201);
+    assert_eq!(r.json::<Org>().limit, 54046);
+    let r = s
+        .op_text(
+            Method::PUT,
+            "/v1/orgs/acme/agents/A/reservations",
+            r#"{"chat": 2.0}"#,
+        )
+        .await
+        .ok(200);
+    assert_eq!(r.json::<Agent>().reserved.chat, 2);
+    let r = s
+        .op_text(
+            Method::PUT,
+            "/v1/orgs/acme/agents/A/reservations",
+            r#"{"chat": 1.5}"#,
+        )
+        .await;
+    assert!(
+        r.error()
+            .message
+            .starts_with("chat: must be a whole number 0 to 1000000"),
+        "{r}"
+    );
+}
+
+/// A body that is not JSON at all says so, not serde's "expected ident".
+#[tokio::test]
+async fn a_body_that_is_not_json_says_so() {
+    let s = acme(5).await;
+    for body in [
+        "nope",
+        "{\"id\": \"x\", ",
+        "{\"id\": \"x\", \"limit\": 1} trailing",
+    ] {
+        let r = s.op_text(Method::POST, "/v1/orgs", body).await;
+        assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{body}: {r}");
+        let message = r.error().message;
+        assert!(
+            message.starts_with("the body is not JSON: "),
+            "{body}: {message}"
+        );
+        assert!(message.contains(" at line 1 column "), "{body}: {message}");
+    }
+}
+
+/// What the OpenAPI document calls valid the server takes, and what it calls
+/// invalid the server refuses (the cases an outside checker, schemathesis,
+/// found apart).
+#[tokio::test]
+async fn the_server_takes_what_its_document_calls_valid_and_only_that() {
+    let s = acme(5).await;
+    // A body the operation requires may not be left out; an optional one may.
+    let r = s
+        .op_text(Method::PUT, "/v1/orgs/acme/agents/A/reservations", "")
+        .await;
+    assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{r}");
+    assert!(r.error().message.starts_with("body: "), "{r}");
+    s.acquire("acme", "c1", "A", Chat).await.ok(201);
+    s.op_text(Method::POST, "/v1/orgs/acme/calls/c1/heartbeat", "")
+        .await
+        .ok(200);
+    let r = s
+        .op_text(Method::POST, "/v1/orgs/acme/calls/c1/heartbeat", "[]")
+        .await;
+    assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{r}");
+    // The tiniest max_wait_s above 0 is a wait (of a millisecond), not "0ns".
+    let body = json!({"id": "c2", "agent": "A", "type": "chat", "max_wait_s": 5e-324});
+    s.op(Method::POST, "/v1/orgs/acme/calls", Some(&body))
+        .await
+        .ok(201);
+    #[rustfmt::skip]
+    let refused: &[(&str, &str)] = &[
+        ("/v1/orgs/acme/events?after=9223372036854775808", "after"),
+        ("/v1/orgs/acme/events?limit=10001", "limit"),
+        ("/v1/orgs/acme/events?color=red", "color"),
+        ("/v1/orgs/acme/traffic?window=", "window"),
+        ("/v1/orgs/acme/traffic?window=0s", "window"),
+        ("/v1/orgs/acme/calls?cursor=%2B5", "cursor"),
+        ("/v1/orgs/acme/calls?agent=", "agent"),
+        ("/v1/orgs?limit=1.5", "limit"),
+    ];
+    for (path, field) in refused {
+        let r = get(&s, path).await;
+        assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{path}: {r}");
+        assert!(r.error().message.starts_with(field), "{path}: {r}");
+    }
+    get(&s, "/v1/orgs/acme/events?after=9223372036854775807")
+        .await
+        .ok(200);
+    get(&s, "/v1/orgs?limit=2.0").await.ok(200);
+    let traffic = json!([{"agent": "A", "call_type": "chat", "calls_per_hour": 10.0, "mean_duration_s": 60.0}]);
+    #[rustfmt::skip]
+    let bodies: &[(&str, Value, &str)] = &[
+        ("simulate", json!({"traffic": traffic, "window": "7d"}), "window"),
+        ("simulate", json!({"traffic": traffic, "check": {"threads": 1025}}), "check.threads"),
+        ("plan", json!({"targets": [], "traffic": traffic}), "targets"),
+    ];
+    for (op, body, field) in bodies {
+        let r = s
+            .op(Method::POST, &format!("/v1/orgs/acme/{op}"), Some(body))
+            .await;
+        assert_eq!(
+            r.refusal(),
+            (400, ErrorCode::InvalidRequest),
+            "{op} {body}: {r}"
+        );
+        assert!(r.error().message.starts_with(field), "{op} {body}: {r}");
+    }
+    // `null` is no window: traffic with a null window is one of the two.
+    let quick = json!({"horizon_s": 600.0, "warmup_s": 0.0, "replications": 2});
+    let body = json!({"traffic": traffic, "window": null, "check": quick});
+    s.op(Method::POST, "/v1/orgs/acme/simulate", Some(&body))
+        .await
+        .ok(200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn events_are_listed_and_long_polled() {
     let s = std::sync::Arc::new(acme(1).await);
@@ -691,8 +848,33 @@ async fn openapi_declares_answers_ranges_links_and_resolves_every_reference() {
     let property = |schema: &str, name: &str| &schemas[schema]["properties"][name];
     assert_eq!(property("AcquireCall", "lease_ttl_s")["minimum"], 5);
     assert_eq!(property("CreateOrg", "limit")["maximum"], 1_000_000);
-    // A reservation request may leave a type out (it means 0).
+    // A reservation request may leave a type out (it means 0), each up to the highest limit.
+    assert!(schemas["Reservations"].get("required").is_none());
+    assert_eq!(property("Reservations", "chat")["maximum"], 1_000_000);
     assert!(schemas["PerType"].get("required").is_none());
+    // A plan takes traffic or a window, not both.
+    assert_eq!(
+        schemas["PlanBody"]["not"]["required"],
+        json!(["traffic", "window"])
+    );
+    // Each event kind is one object, told apart by `type`.
+    let event = &schemas["Event"];
+    assert_eq!(event["discriminator"]["propertyName"], "type");
+    assert_eq!(
+        event["discriminator"]["mapping"]["call.admitted"],
+        "#/components/schemas/CallAdmittedEvent"
+    );
+    assert_eq!(event["oneOf"].as_array().unwrap().len(), 6);
+    let admitted = &schemas["CallAdmittedEvent"];
+    for field in ["seq", "org", "at", "type", "call", "slot", "waited_ms"] {
+        assert!(
+            admitted["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(field)),
+            "CallAdmittedEvent lacks {field}"
+        );
+    }
     assert_eq!(property("Call", "queued_at")["format"], "date-time");
     // Links lead from what an operation made to what can be done with it.
     let link = &calls["responses"]["201"]["links"]["release_call"];

@@ -1413,7 +1413,7 @@ async fn json_answers_and_errors_end_with_a_newline_and_keep_extras_inside_error
     let bad = text(json!({"limit": "20"})).await;
     let body: Value = serde_json::from_str(&bad).unwrap();
     assert_eq!(
-        body["error"]["message"], "limit: must be a whole number, 0 or more, got \"20\"",
+        body["error"]["message"], "limit: must be a whole number 0 to 1000000, got \"20\"",
         "in the API's words, no Rust type names"
     );
 }

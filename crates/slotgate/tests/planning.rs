@@ -233,12 +233,6 @@ async fn bad_planning_input_is_400_naming_the_field() {
         (
             "POST",
             "/orgs/acme/plan",
-            json!({"targets": target}),
-            "traffic",
-        ),
-        (
-            "POST",
-            "/orgs/acme/plan",
             json!({"traffic": ten_erlangs(), "window": "7d", "targets": target}),
             "window",
         ),
@@ -283,6 +277,15 @@ async fn bad_planning_input_is_400_naming_the_field() {
     }
     let (status, _) = s.call(Method::GET, "/orgs/nobody/traffic", None).await;
     assert_eq!(status, 404);
+    // Without traffic, an org with no recorded calls has nothing to learn
+    // from: that is its state, not a bad request.
+    for path in ["/orgs/acme/plan", "/orgs/acme/simulate"] {
+        let (status, v) = s
+            .call(Method::POST, path, Some(&json!({"targets": target})))
+            .await;
+        assert_eq!(status, 409, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "no_traffic", "{path}: {v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

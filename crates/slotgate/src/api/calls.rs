@@ -1,17 +1,15 @@
 //! Calls: acquire (with an optional wait), read (with an optional wait), heartbeat, release, list.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use slotgate_api::{AcquireCall, Call, CallList, CallState, Heartbeat};
+use slotgate_api::{limits, AcquireCall, Call, CallList, Heartbeat};
 
 use super::error::ApiError;
-use super::extract::{only_params, query_param, ApiJson, ApiPath, Auth};
+use super::extract::{ApiJson, ApiPath, Auth, OptionalJson};
 use super::json::Json;
-use super::openapi::{ListedState, PageParams};
-use super::page_param;
+use super::query::{ApiQuery, CallListQuery, WaitQuery};
 use crate::service::{Admission, CallFilter, Service};
 
 /// Acquire a slot for a call: 201 active, 202 queued, 200 existing.
@@ -38,17 +36,15 @@ pub async fn acquire(
 
 /// Read a call; with `wait_s`, block while it is queued (the wait holds it).
 #[utoipa::path(get, path = "/v1/orgs/{org}/calls/{id}", operation_id = "get_call",
-    params(("wait_s" = Option<f64>, Query, minimum = 0, maximum = 60, description = "block up to this many seconds while queued (default 0)")),
+    params(WaitQuery),
     responses((status = 200, body = Call), (status = 404, description = "call_not_found")))]
 pub async fn get(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
     ApiPath((org, id)): ApiPath<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Json<Call>, ApiError> {
-    only_params(&q, &["wait_s"])?;
-    let wait_s = query_param::<f64>(&q, "wait_s")?;
-    Ok(Json(s.call(&p, &org, &id, wait_s).await?))
+    Ok(Json(s.call(&p, &org, &id, q.wait_s).await?))
 }
 
 /// Renew a call's lease (or a queued call's hold). 410 if it ended.
@@ -59,7 +55,7 @@ pub async fn heartbeat(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
     ApiPath((org, id)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<Heartbeat>,
+    OptionalJson(body): OptionalJson<Heartbeat>,
 ) -> Result<Json<Call>, ApiError> {
     Ok(Json(s.heartbeat(&p, &org, &id, body).await?))
 }
@@ -77,29 +73,21 @@ pub async fn release(
 
 /// List live calls, optionally by state and agent.
 #[utoipa::path(get, path = "/v1/orgs/{org}/calls", operation_id = "list_calls",
-    params(("state" = inline(Option<ListedState>), Query, description = "only active or only queued calls"),
-           ("agent" = Option<String>, Query, pattern = r"^[A-Za-z0-9._:-]{1,128}$", description = "only this agent's calls"),
-           PageParams),
+    params(CallListQuery),
     responses((status = 200, body = CallList)))]
 pub async fn list(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
     ApiPath(org): ApiPath<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<CallListQuery>,
 ) -> Result<Json<CallList>, ApiError> {
-    let page = page_param(&q, &["state", "agent"])?;
-    let state = match q.get("state").map(|s| s.parse::<CallState>()).transpose()? {
-        Some(CallState::Ended) => {
-            return Err(ApiError::invalid(
-                "state",
-                "must be active or queued, got \"ended\" (ended calls are not listed)",
-            ))
-        }
-        state => state,
-    };
+    if let Some(agent) = &q.agent {
+        limits::check_id("agent", agent)?;
+    }
+    let page = q.page();
     let filter = CallFilter {
-        state,
-        agent: q.get("agent").cloned(),
+        state: q.state.map(Into::into),
+        agent: q.agent,
     };
     Ok(Json(s.calls(&p, &org, filter, page).await?))
 }

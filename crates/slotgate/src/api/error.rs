@@ -105,6 +105,7 @@ impl From<service::Error> for ApiError {
             E::KeyNotFound => {
                 ApiError::new(ErrorCode::KeyNotFound, "no key with this id in this org")
             }
+            E::NoTraffic => ApiError::new(ErrorCode::NoTraffic, E::NoTraffic.to_string()),
             E::Store(e) => e.into(),
             other => ApiError::internal(other),
         }

@@ -1,4 +1,5 @@
-//! Request extractors that answer in the API's error shape: JSON bodies, path parameters, keys.
+//! Request extractors that answer in the API's error shape: JSON bodies,
+//! path parameters, keys (query strings: `query.rs`).
 
 use std::sync::Arc;
 
@@ -13,8 +14,9 @@ use super::error::ApiError;
 use crate::auth::Principal;
 use crate::service::Service;
 
-/// A JSON body. Malformed JSON, unknown fields, wrong types and out-of-range
-/// numbers are 400 `invalid_request` naming the field; an empty body reads as `{}`.
+/// A JSON body the operation requires. Malformed JSON, unknown fields,
+/// wrong types and out-of-range numbers are 400 `invalid_request` naming the
+/// field; so is an empty body.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -22,49 +24,92 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(ErrorCode::PayloadTooLarge, e.body_text())
-            } else {
-                ApiError::invalid("body", e.body_text())
-            }
-        })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid(
+                "body",
+                "is empty; this operation takes a JSON object",
+            ));
+        }
+        read_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A JSON body the operation may go without: an empty body reads as `T`'s
+/// default, anything else as [`ApiJson`] reads it.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        read_json(&bytes).map(OptionalJson)
+    }
+}
+
+/// The whole body, within the size limit.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::PayloadTooLarge, e.body_text())
         } else {
-            &bytes
-        };
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        match serde_path_to_error::deserialize(&mut *de) {
-            // One JSON value and nothing after it.
-            Ok(v) => match de.end() {
-                Ok(()) => Ok(ApiJson(v)),
-                Err(e) => Err(ApiError::invalid(
-                    "body",
-                    format!("unexpected data after the JSON value: {e}"),
-                )),
-            },
-            Err(e) => {
-                // Broken JSON is the body's fault; a bad value names its field.
-                // serde_json reports a number too large for any type (`1e400`)
-                // as a syntax error, but it is a bad value of the field it is in.
-                let path = e.path().to_string();
-                let out_of_range = e.inner().to_string().starts_with("number out of range");
-                let broken = (e.inner().is_syntax() && !out_of_range) || e.inner().is_eof();
-                let field = if broken || path == "." || path.contains('?') {
-                    "body".to_string()
-                } else {
-                    path
-                };
-                Err(ApiError::invalid(&field, in_api_words(&e.into_inner())))
+            ApiError::invalid("body", e.body_text())
+        }
+    })
+}
+
+/// One JSON object and nothing after it, as a `T`. (serde would also read
+/// a struct from a list of its fields' values: every body is an object.)
+fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ApiError::invalid(
+            "body",
+            "must be a JSON object, got a list",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut *de) {
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(not_json(format!(
+                "unexpected data after the JSON value: {e}"
+            ))),
+        },
+        Err(e) => {
+            // Broken JSON is the body's fault; a bad value names its field.
+            // serde_json reports a number too large for any type (`1e400`)
+            // as a syntax error, but it is a bad value of the field it is in.
+            let path = e.path().to_string();
+            let out_of_range = e.inner().to_string().starts_with("number out of range");
+            if (e.inner().is_syntax() && !out_of_range) || e.inner().is_eof() {
+                return Err(not_json(e.into_inner()));
             }
+            let field = if path == "." || path.contains('?') {
+                "body".to_string()
+            } else {
+                path
+            };
+            Err(ApiError::invalid(&field, in_api_words(&e.into_inner())))
         }
     }
 }
 
+/// 400 for a body that is not JSON at all.
+fn not_json(detail: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        format!("the body is not JSON: {detail}"),
+    )
+}
+
 /// A JSON error in the API's words: `must be a whole number, got "20"`, not
 /// serde's `invalid type: string "20", expected u32`.
-fn in_api_words(e: &serde_json::Error) -> String {
+pub fn in_api_words(e: &impl std::fmt::Display) -> String {
     let text = e.to_string();
     // Drop serde_json's " at line 1 column 14": the field is named already.
     let text = text.split(" at line ").next().unwrap_or(&text);
@@ -78,7 +123,7 @@ fn in_api_words(e: &serde_json::Error) -> String {
         return text.to_string();
     };
     let wanted = match expected {
-        "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "u32" | "u64" | "usize" => "a whole number",
         "f64" | "f32" => "a number",
         "a string" => "a string",
         e if e.starts_with("struct") || e.starts_with("a map") => "an object",
@@ -133,39 +178,6 @@ pub fn caller(headers: &axum::http::HeaderMap, service: &Service) -> Option<Prin
     service.authenticate(token.trim())
 }
 
-/// Parses a query parameter, naming it on failure.
-pub fn query_param<T: std::str::FromStr>(
-    q: &std::collections::HashMap<String, String>,
-    name: &str,
-) -> Result<Option<T>, ApiError>
-where
-    T::Err: std::fmt::Display,
-{
-    q.get(name)
-        .map(|v| {
-            v.parse::<T>()
-                .map_err(|e| ApiError::invalid(name, format!("{e} (got {v:?})")))
-        })
-        .transpose()
-}
-
-/// Refuses query parameters the endpoint does not know.
-pub fn only_params(
-    q: &std::collections::HashMap<String, String>,
-    known: &[&str],
-) -> Result<(), ApiError> {
-    match q.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::invalid(
-            k,
-            format!(
-                "unknown parameter; this endpoint takes {}",
-                known.join(", ")
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::in_api_words;
@@ -177,11 +189,11 @@ mod tests {
         };
         assert_eq!(
             said(r#"{"id": "a", "limit": "20"}"#),
-            r#"must be a whole number, 0 or more, got "20""#
+            r#"must be a whole number 0 to 1000000, got "20""#
         );
         assert_eq!(
             said(r#"{"id": "a", "limit": -1}"#),
-            "must be a whole number, 0 or more, got -1"
+            "must be 0 to 1000000, got -1"
         );
         assert_eq!(said(r#"{"id": 7, "limit": 1}"#), "must be a string, got 7");
     }

@@ -1,17 +1,15 @@
 //! Org keys: create (the secret is shown once), list, revoke.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use slotgate_api::{CreateKey, KeyList, NewKey};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Auth};
 use super::json::Json;
-use super::openapi::PageParams;
-use super::page_param;
+use super::query::{ApiQuery, PageQuery};
 use crate::service::Service;
 
 /// Create an org key (operator or org admin).
@@ -30,16 +28,15 @@ pub async fn create(
 }
 
 /// List an org's keys (no secrets).
-#[utoipa::path(get, path = "/v1/orgs/{org}/keys", operation_id = "list_keys", params(PageParams),
+#[utoipa::path(get, path = "/v1/orgs/{org}/keys", operation_id = "list_keys", params(PageQuery),
     responses((status = 200, body = KeyList), (status = 403, description = "forbidden: operator or org admin only")))]
 pub async fn list(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
     ApiPath(org): ApiPath<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let page = page_param(&q, &[])?;
-    Ok(Json(s.keys(&p, &org, page).await?))
+    Ok(Json(s.keys(&p, &org, q.page()).await?))
 }
 
 /// Revoke a key: it stops working at once.

@@ -1,10 +1,13 @@
-//! The OpenAPI document of `/v1/openapi.json`, generated from the handlers'
-//! annotations and the contract crate's schemas, then completed here in one
-//! place with what every operation shares: its path parameters (with the id
+//! The OpenAPI document of `/v1/openapi.json`, generated from the routes
+//! (`super::routes`, each with its handler's annotation) and the contract
+//! crate's schemas, then completed here in one place with what every
+//! operation shares: its path parameters (with the id
 //! pattern), the errors every `/v1` operation may answer (each with the error
 //! body), the bearer key, and the links a client (or schemathesis' stateful
 //! phase) follows from a created resource to what can be done with it.
 //! Each annotation declares only what is its own (201s, 409, 410, 429, ...).
+//! It also says what JSON Schema can say and the annotations cannot: that a
+//! plan or simulation takes `traffic` or `window`, not both.
 
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
@@ -13,8 +16,6 @@ use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, ObjectBuilder, Ref, RefOr, Required, Schema, Type};
 use utoipa::{Modify, OpenApi};
-
-use super::{calls, events, keys, ops, orgs, planning};
 
 /// The pattern of every id (org, agent, call, key, key name); see `limits::check_id`.
 pub const ID_PATTERN: &str = r"^[A-Za-z0-9._:-]{1,128}$";
@@ -44,31 +45,34 @@ const ORG_NOT_FOUND: (u16, &str) = (
 /// The error of every operation that takes a body.
 const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "payload_too_large: the body is over 64 KiB");
 
-/// The API as OpenAPI 3.1.
+/// What the document says besides its operations (those come with the
+/// routes, `super::routes`).
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "slotgate", description = "Concurrency control for AI agents on live calls."),
-    paths(
-        orgs::create, orgs::list, orgs::get, orgs::set_limit, orgs::agent, orgs::reserve, orgs::unreserve,
-        orgs::history,
-        calls::acquire, calls::get, calls::heartbeat, calls::release, calls::list,
-        keys::create, keys::list, keys::revoke,
-        events::list, events::stream,
-        planning::traffic, planning::plan, planning::simulate,
-        ops::healthz, ops::metrics, ops::openapi,
+    info(
+        title = "slotgate",
+        description = "Concurrency control for AI agents on live calls."
     ),
-    components(schemas(slotgate_api::ErrorBody)),
-    modifiers(&Complete)
+    components(schemas(slotgate_api::ErrorBody))
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
 
-/// The document as served: [`ApiDoc`], with its links spelled as OpenAPI
-/// spells them. utoipa 5.5 writes a link's fields in snake case
-/// (`operation_id`, `request_body`), which no OpenAPI tool reads.
+/// The document as served: the routes' operations, completed ([`Complete`]),
+/// with its links spelled as OpenAPI spells them (utoipa 5.5 writes a link's
+/// fields in snake case, `operation_id`, `request_body`, which no OpenAPI
+/// tool reads), and the planning bodies' "`traffic` or `window`, not both".
 pub fn document() -> serde_json::Value {
-    let mut doc =
-        serde_json::to_value(ApiDoc::openapi()).expect("an OpenAPI document renders to JSON");
+    let mut api = super::routes().into_openapi();
+    Complete.modify(&mut api);
+    let mut doc = serde_json::to_value(api).expect("an OpenAPI document renders to JSON");
+    for body in ["PlanBody", "SimulateBody"] {
+        // Both given, and neither null, is what the server refuses.
+        doc["components"]["schemas"][body]["not"] = serde_json::json!({
+            "required": ["traffic", "window"],
+            "properties": {"traffic": {"type": "array"}, "window": {"type": "string"}},
+        });
+    }
     let responses = doc["paths"]
         .as_object_mut()
         .into_iter()
@@ -321,28 +325,4 @@ fn add_links(api: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
-}
-
-/// The query of a list, for the document: what [`super::page_param`] reads.
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PageParams {
-    /// Page size, default 1000.
-    #[param(minimum = 1, maximum = 10000)]
-    limit: Option<usize>,
-    /// Where to start: the `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,18}$")]
-    cursor: Option<String>,
-}
-
-/// The states a call list filters by (ended calls are not listed).
-#[derive(Debug, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ListedState {
-    /// Holding a slot.
-    Active,
-    /// Waiting for one.
-    Queued,
 }

@@ -1,17 +1,15 @@
 //! Orgs, limits and reservations.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use slotgate_api::{Agent, CreateOrg, HistoryPage, Org, OrgList, SetLimit, SetReservations};
+use slotgate_api::{Agent, CreateOrg, HistoryPage, Org, OrgList, ReservationsBody, SetLimit};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Auth};
 use super::json::Json;
-use super::openapi::PageParams;
-use super::page_param;
+use super::query::{ApiQuery, PageQuery};
 use crate::service::Service;
 
 /// Create an org (operator).
@@ -27,15 +25,14 @@ pub async fn create(
 }
 
 /// List orgs (operator).
-#[utoipa::path(get, path = "/v1/orgs", operation_id = "list_orgs", params(PageParams),
+#[utoipa::path(get, path = "/v1/orgs", operation_id = "list_orgs", params(PageQuery),
     responses((status = 200, body = OrgList), (status = 403, description = "forbidden: operator only")))]
 pub async fn list(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<OrgList>, ApiError> {
-    let page = page_param(&q, &[])?;
-    Ok(Json(s.orgs(&p, page).await?))
+    Ok(Json(s.orgs(&p, q.page()).await?))
 }
 
 /// An org's concurrency snapshot.
@@ -83,16 +80,18 @@ pub async fn agent(
 
 /// Set an agent's reservations.
 #[utoipa::path(put, path = "/v1/orgs/{org}/agents/{agent}/reservations", operation_id = "set_reservations",
-    request_body = slotgate_api::types::PerTypeSchema,
+    request_body = ReservationsBody,
     responses((status = 200, body = Agent), (status = 403, description = "forbidden: operator or org admin only"),
               (status = 409, description = "reservations_exceed_limit, with `available`")))]
 pub async fn reserve(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
     ApiPath((org, agent)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<SetReservations>,
+    ApiJson(body): ApiJson<ReservationsBody>,
 ) -> Result<Json<Agent>, ApiError> {
-    Ok(Json(s.set_reservations(&p, &org, &agent, body).await?))
+    Ok(Json(
+        s.set_reservations(&p, &org, &agent, body.into()).await?,
+    ))
 }
 
 /// Remove an agent's reservations: its slots return to the shared pool.

@@ -62,9 +62,21 @@ impl Service {
         org: &str,
         body: PlanBody,
     ) -> Result<PlanAnswer> {
+        let observed = body.traffic.is_none();
         let (traffic, check, current) = self
             .prepare(p, org, body.traffic, body.window, body.check)
             .await?;
+        // A target of a type the org's recorded calls do not have is the
+        // org's state (409), as no recorded calls at all are; in given
+        // traffic it is the request's mistake (400, from the planner).
+        let unseen = |t: &slotgate_plan::Target| {
+            !traffic
+                .iter()
+                .any(|s| s.call_type == t.call_type && s.calls_per_hour > 0.0)
+        };
+        if observed && body.targets.iter().any(unseen) {
+            return Err(Error::NoTraffic);
+        }
         let max_limit = body.max_limit.unwrap_or(DEFAULT_MAX_LIMIT);
         if !(1..=limits::MAX_LIMIT).contains(&max_limit) {
             let range = format!("must be 1 to {}, got {max_limit}", limits::MAX_LIMIT);
@@ -173,11 +185,7 @@ impl Service {
         let within = Duration::from_secs_f64(DEFAULT_WITHIN_S);
         let specs = self.observed(org, window, within).await?.specs();
         if specs.is_empty() {
-            return Err(FieldError::new(
-                "traffic",
-                "the org has no ended calls in the window to learn from: give traffic, or a longer window",
-            )
-            .into());
+            return Err(Error::NoTraffic);
         }
         Ok(specs)
     }
