@@ -397,6 +397,34 @@ export interface components {
              */
             shared_in_use: number;
         };
+        /** @description An agent's reservations changed. */
+        AgentReservationsChangedEvent: {
+            /** @description The agent. */
+            agent: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The id of the key that changed them (null for the operator). */
+            by?: string | null;
+            /** @description Its reservations now. */
+            new: components["schemas"]["PerType"];
+            /** @description Its reservations before. */
+            old: components["schemas"]["PerType"];
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "agent.reservations_changed";
+        };
         /** @description The org at one limit: what each type gets. */
         Alternative: {
             /**
@@ -502,120 +530,24 @@ export interface components {
             /** @description Its type. */
             type: components["schemas"]["CallType"];
         };
-        /** @description `GET /v1/orgs/{org}/calls`. */
-        CallList: {
-            /** @description Active calls (oldest admission first), then queued calls in queue order. */
-            calls: components["schemas"]["Call"][];
-            /** @description The cursor of the next page, null on the last. */
-            next_cursor?: string | null;
-        };
-        /**
-         * @description Where a call is in its life: `queued -> active -> ended`, or `queued -> ended`.
-         * @enum {string}
-         */
-        CallState: "queued" | "active" | "ended";
-        /**
-         * @description The kind of conversation. All four share the org's one pool.
-         * @enum {string}
-         */
-        CallType: "webcall" | "chat" | "outbound" | "inbound";
-        /** @description The simulation budget of each check; a field left out takes its default. */
-        CheckSettings: {
-            /**
-             * Format: double
-             * @description The confidence level of the reported intervals.
-             * @default 0.95
-             */
-            confidence: number;
-            /**
-             * Format: double
-             * @description Simulated seconds measured per replication.
-             * @default 86400
-             */
-            horizon_s: number;
-            /**
-             * Format: int32
-             * @description Replications per check.
-             * @default 8
-             */
-            replications: number;
-            /**
-             * Format: int64
-             * @description The seed all checks share.
-             * @default 1
-             */
-            seed: number;
-            /**
-             * Format: int32
-             * @description Threads; 0 uses every core.
-             * @default 0
-             */
-            threads: number;
-            /**
-             * Format: double
-             * @description Simulated seconds before measuring.
-             * @default 3600
-             */
-            warmup_s: number;
-        };
-        /** @description `POST /v1/orgs/{org}/keys`: a new org key. */
-        CreateKey: {
-            /** @description A name for people. */
-            name: string;
-            /** @description What it may do. */
-            role: components["schemas"]["Role"];
-        };
-        /** @description `POST /v1/orgs`: a new org on a plan of `limit` concurrent calls. */
-        CreateOrg: {
-            /** @description The new org's id. */
-            id: string;
-            /**
-             * Format: int32
-             * @description Its concurrency limit.
-             */
-            limit: number;
-        };
-        /**
-         * @description Why a call ended.
-         * @enum {string}
-         */
-        EndReason: "released" | "cancelled" | "expired" | "abandoned" | "timed_out";
-        /** @description The body of every error answer: `{"error": {...}}`. */
-        ErrorBody: {
-            /** @description What went wrong. */
-            error: components["schemas"]["ApiError"];
-        };
-        /**
-         * @description Every error code the API answers with (`error.code`), each with its status.
-         * @enum {string}
-         */
-        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "call_ended" | "payload_too_large" | "queue_full" | "store_unavailable" | "internal" | "unknown";
-        /**
-         * @description An estimate from independent replications: their mean, and the half-width
-         *     of the confidence interval around it (`mean ± half_width`).
-         */
-        Estimate: {
-            /**
-             * Format: double
-             * @description Half the confidence interval's width: `t_{(1+level)/2, n-1} · s/√n`.
-             *     Infinite with a single replication (no spread to measure); JSON
-             *     writes a value that is not finite as null.
-             */
-            half_width?: number | null;
-            /**
-             * Format: double
-             * @description The mean over replications; null (NaN) when no replication measured it
-             *     (a group with no calls).
-             */
-            mean?: number | null;
-        };
-        /** @description One state change of an org (`GET .../events`, the SSE stream). */
-        Event: components["schemas"]["EventKind"] & {
+        /** @description A call took a slot. */
+        CallAdmittedEvent: {
+            /** @description Its agent. */
+            agent: string;
             /**
              * Format: date-time
              * @description When it happened.
              */
             at: string;
+            /** @description The call. */
+            call: string;
+            /** @description Its type. */
+            call_type: components["schemas"]["CallType"];
+            /**
+             * Format: int64
+             * @description Its lease length, in ms.
+             */
+            lease_ttl_ms: number;
             /** @description The org it happened in. */
             org: string;
             /**
@@ -623,21 +555,63 @@ export interface components {
              * @description Org-wide, increasing from 1 with no gaps.
              */
             seq: number;
-        };
-        /** @description What happened, by the event's `type`. */
-        EventKind: {
-            /** @description The id of the key that made it (null for the operator). */
-            by?: string | null;
+            /** @description The part of the pool it took. */
+            slot: components["schemas"]["Slot"];
             /**
-             * Format: int32
-             * @description Its limit.
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
              */
-            limit: number;
-            /** @enum {string} */
-            type: "org.created";
-        } | {
+            type: "call.admitted";
+            /**
+             * Format: int64
+             * @description How long it waited in the queue (0 when admitted on arrival).
+             */
+            waited_ms: number;
+        };
+        /** @description A call ended, once and for all. */
+        CallEndedEvent: {
             /** @description Its agent. */
             agent: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The call. */
+            call: string;
+            /** @description Its type. */
+            call_type: components["schemas"]["CallType"];
+            /** @description The org it happened in. */
+            org: string;
+            /** @description Why. */
+            reason: components["schemas"]["EndReason"];
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.ended";
+        };
+        /** @description `GET /v1/orgs/{org}/calls`. */
+        CallList: {
+            /** @description Active calls (oldest admission first), then queued calls in queue order. */
+            calls: components["schemas"]["Call"][];
+            /** @description The cursor of the next page, null on the last. */
+            next_cursor?: string | null;
+        };
+        /** @description A call arrived and had to wait. */
+        CallQueuedEvent: {
+            /** @description Its agent. */
+            agent: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
             /** @description The call. */
             call: string;
             /** @description Its type. */
@@ -658,72 +632,128 @@ export interface components {
              * @description When its `max_wait` runs out, if it has one.
              */
             max_wait_expires_at?: string | null;
+            /** @description The org it happened in. */
+            org: string;
             /**
              * Format: int64
              * @description Its position on arrival.
              */
             position: number;
-            /** @enum {string} */
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
             type: "call.queued";
-        } | {
-            /** @description Its agent. */
-            agent: string;
-            /** @description The call. */
-            call: string;
-            /** @description Its type. */
-            call_type: components["schemas"]["CallType"];
-            /**
-             * Format: int64
-             * @description Its lease length, in ms.
-             */
-            lease_ttl_ms: number;
-            /** @description The part of the pool it took. */
-            slot: components["schemas"]["Slot"];
-            /** @enum {string} */
-            type: "call.admitted";
-            /**
-             * Format: int64
-             * @description How long it waited in the queue (0 when admitted on arrival).
-             */
-            waited_ms: number;
-        } | {
-            /** @description Its agent. */
-            agent: string;
-            /** @description The call. */
-            call: string;
-            /** @description Its type. */
-            call_type: components["schemas"]["CallType"];
-            /** @description Why. */
-            reason: components["schemas"]["EndReason"];
-            /** @enum {string} */
-            type: "call.ended";
-        } | {
-            /** @description The id of the key that changed it (null for the operator). */
-            by?: string | null;
-            /**
-             * Format: int32
-             * @description The limit now.
-             */
-            new: number;
-            /**
-             * Format: int32
-             * @description The limit before.
-             */
-            old: number;
-            /** @enum {string} */
-            type: "org.limit_changed";
-        } | {
-            /** @description The agent. */
-            agent: string;
-            /** @description The id of the key that changed them (null for the operator). */
-            by?: string | null;
-            /** @description Its reservations now. */
-            new: components["schemas"]["PerType"];
-            /** @description Its reservations before. */
-            old: components["schemas"]["PerType"];
-            /** @enum {string} */
-            type: "agent.reservations_changed";
         };
+        /**
+         * @description Where a call is in its life: `queued -> active -> ended`, or `queued -> ended`.
+         * @enum {string}
+         */
+        CallState: "queued" | "active" | "ended";
+        /**
+         * @description The kind of conversation. All four share the org's one pool.
+         * @enum {string}
+         */
+        CallType: "webcall" | "chat" | "outbound" | "inbound";
+        /** @description The simulation budget of each check; a field left out takes its default. */
+        CheckSettings: {
+            /**
+             * Format: double
+             * @description The confidence level of the reported intervals, strictly between 0 and 1.
+             * @default 0.95
+             */
+            confidence: number;
+            /**
+             * Format: double
+             * @description Simulated seconds measured per replication, more than 0.
+             * @default 86400
+             */
+            horizon_s: number;
+            /**
+             * Format: int32
+             * @description Replications per check, 2 to 10,000 (at least 2, for confidence intervals).
+             * @default 8
+             */
+            replications: number;
+            /**
+             * Format: int64
+             * @description The seed all checks share.
+             * @default 1
+             */
+            seed: number;
+            /**
+             * Format: int32
+             * @description Threads, 0 to 1024; 0 uses every core. (The server runs each check on
+             *     one thread whatever this says, so that planning never takes the
+             *     cores the calls need.)
+             * @default 0
+             */
+            threads: number;
+            /**
+             * Format: double
+             * @description Simulated seconds before measuring, 0 or more.
+             * @default 3600
+             */
+            warmup_s: number;
+        };
+        /** @description `POST /v1/orgs/{org}/keys`: a new org key. */
+        CreateKey: {
+            /** @description A name for people. */
+            name: string;
+            /** @description What it may do. */
+            role: components["schemas"]["Role"];
+        };
+        /** @description `POST /v1/orgs`: a new org on a plan of `limit` concurrent calls. */
+        CreateOrg: {
+            /** @description The new org's id. */
+            id: string;
+            /**
+             * Format: int32
+             * @description Its concurrency limit, 0 to 1,000,000.
+             */
+            limit: number;
+        };
+        /**
+         * @description Why a call ended.
+         * @enum {string}
+         */
+        EndReason: "released" | "cancelled" | "expired" | "abandoned" | "timed_out";
+        /** @description The body of every error answer: `{"error": {...}}`. */
+        ErrorBody: {
+            /** @description What went wrong. */
+            error: components["schemas"]["ApiError"];
+        };
+        /**
+         * @description Every error code the API answers with (`error.code`), each with its status.
+         * @enum {string}
+         */
+        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "store_unavailable" | "internal" | "unknown";
+        /**
+         * @description An estimate from independent replications: their mean, and the half-width
+         *     of the confidence interval around it (`mean ± half_width`).
+         */
+        Estimate: {
+            /**
+             * Format: double
+             * @description Half the confidence interval's width: `t_{(1+level)/2, n-1} · s/√n`.
+             *     Infinite with a single replication (no spread to measure); JSON
+             *     writes a value that is not finite as null.
+             */
+            half_width?: number | null;
+            /**
+             * Format: double
+             * @description The mean over replications; null (NaN) when no replication measured it
+             *     (a group with no calls).
+             */
+            mean?: number | null;
+        };
+        /** @description One state change of an org (`GET .../events`, the SSE stream), by its `type`. */
+        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
         /** @description `GET /v1/orgs/{org}/events`: a page of events, oldest first. */
         EventPage: {
             /** @description The events. */
@@ -819,6 +849,8 @@ export interface components {
             /** @description Its role. */
             role: components["schemas"]["Role"];
         };
+        /** Format: double */
+        NonNegative: number;
         /** @description What one group of calls (an agent and type, or a type) did in the window. */
         Observed: {
             /**
@@ -911,6 +943,65 @@ export interface components {
             /** @description Its reservations, per agent and type (zeros left out). */
             reservations: components["schemas"]["Reservation"][];
         };
+        /** @description The org exists with this limit. */
+        OrgCreatedEvent: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The id of the key that made it (null for the operator). */
+            by?: string | null;
+            /**
+             * Format: int32
+             * @description Its limit.
+             */
+            limit: number;
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "org.created";
+        };
+        /** @description The org's limit changed. */
+        OrgLimitChangedEvent: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The id of the key that changed it (null for the operator). */
+            by?: string | null;
+            /**
+             * Format: int32
+             * @description The limit now.
+             */
+            new: number;
+            /**
+             * Format: int32
+             * @description The limit before.
+             */
+            old: number;
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "org.limit_changed";
+        };
         /** @description `GET /v1/orgs`. */
         OrgList: {
             /** @description The cursor of the next page, null on the last. */
@@ -989,9 +1080,15 @@ export interface components {
             max_limit?: number | null;
             /** @description One target per call type that has one (e.g. inbound 0.8 within 20 s). */
             targets: components["schemas"]["Target"][];
-            /** @description The traffic per agent and type; absent: the org's observed traffic over `window`. */
+            /**
+             * @description The traffic per agent and type; absent: the org's observed traffic
+             *     over `window`. Not with `window`.
+             */
             traffic?: components["schemas"]["TrafficSpec"][] | null;
-            /** @description How far back to observe when `traffic` is absent (e.g. "7d", "12h"); default 7d. */
+            /**
+             * @description How far back to observe when `traffic` is absent: a whole number of
+             *     ms, s, m, h or d (e.g. "7d", "12h"); default 7d. Not with `traffic`.
+             */
             window?: string | null;
         };
         /** @description A recommended reservation. */
@@ -1002,9 +1099,40 @@ export interface components {
             call_type: components["schemas"]["CallType"];
             /**
              * Format: int32
-             * @description Slots to reserve.
+             * @description Slots to reserve, 0 to 1,000,000.
              */
             reserved: number;
+        };
+        /**
+         * @description [`SetReservations`] as the server reads it: each count 0 to 1,000,000
+         *     (the highest limit), a missing type 0. A count per type in an answer
+         *     ([`PerType`]) has no such ceiling, so the two are apart.
+         */
+        Reservations: {
+            /**
+             * Format: int32
+             * @description Slots for `chat` calls (0 if absent).
+             * @default 0
+             */
+            chat: number;
+            /**
+             * Format: int32
+             * @description Slots for `inbound` calls (0 if absent).
+             * @default 0
+             */
+            inbound: number;
+            /**
+             * Format: int32
+             * @description Slots for `outbound` calls (0 if absent).
+             * @default 0
+             */
+            outbound: number;
+            /**
+             * Format: int32
+             * @description Slots for `webcall` calls (0 if absent).
+             * @default 0
+             */
+            webcall: number;
         };
         /**
          * @description What an org key may do (the operator key is not an org key).
@@ -1036,11 +1164,13 @@ export interface components {
             /** @description What it gave. */
             report: components["schemas"]["SimReport"];
         };
+        /** Format: double */
+        Seconds: number;
         /** @description `PUT /v1/orgs/{org}/limit`. */
         SetLimit: {
             /**
              * Format: int32
-             * @description The new limit; not below the sum of the org's reservations.
+             * @description The new limit, 0 to 1,000,000; not below the sum of the org's reservations.
              */
             limit: number;
         };
@@ -1096,11 +1226,17 @@ export interface components {
             check?: null | components["schemas"]["CheckSettings"];
             /** @description Targets whose times the service levels use, per type (20 s for a type without one). */
             targets?: components["schemas"]["Target"][];
-            /** @description The traffic per agent and type; absent: the org's observed traffic over `window`. */
+            /**
+             * @description The traffic per agent and type; absent: the org's observed traffic
+             *     over `window`. Not with `window`.
+             */
             traffic?: components["schemas"]["TrafficSpec"][] | null;
             /** @description Changes to simulate beside the current configuration. */
             what_if?: components["schemas"]["WhatIf"][];
-            /** @description How far back to observe when `traffic` is absent; default 7d. */
+            /**
+             * @description How far back to observe when `traffic` is absent: a whole number of
+             *     ms, s, m, h or d (e.g. "7d", "12h"); default 7d. Not with `traffic`.
+             */
             window?: string | null;
         };
         /**
@@ -1181,7 +1317,7 @@ export interface components {
             service_level: number;
             /**
              * Format: double
-             * @description The time, seconds.
+             * @description The time, seconds, 0 or more.
              */
             within_s: number;
         };
@@ -1220,7 +1356,7 @@ export interface components {
             call_type: components["schemas"]["CallType"];
             /**
              * Format: double
-             * @description Mean calls per hour (Poisson).
+             * @description Mean calls per hour (Poisson), 0 or more.
              */
             calls_per_hour: number;
             /**
@@ -1228,26 +1364,26 @@ export interface components {
              *     first): simulations follow them (a Poisson process whose rate changes
              *     by the hour); the formulas use `calls_per_hour`.
              */
-            calls_per_hour_by_hour?: number[] | null;
+            calls_per_hour_by_hour?: components["schemas"]["NonNegative"][] | null;
             /**
-             * @description Observed durations, seconds: simulations draw from them instead of
+             * @description Observed durations, seconds (each at most a week): simulations draw from them instead of
              *     the log-normal or exponential; the formulas use `mean_duration_s`.
              */
-            duration_samples_s?: number[] | null;
+            duration_samples_s?: components["schemas"]["Seconds"][] | null;
             /**
              * Format: double
-             * @description Standard deviation of the duration, seconds: log-normal durations if
+             * @description Standard deviation of the duration, seconds (at most a week): log-normal durations if
              *     given, exponential if not.
              */
             duration_sd_s?: number | null;
             /**
              * Format: double
-             * @description Mean call duration, seconds.
+             * @description Mean call duration, seconds, more than 0, at most a week.
              */
             mean_duration_s: number;
             /**
              * Format: double
-             * @description Mean patience in the queue, seconds (exponential); `None`: calls wait
+             * @description Mean patience in the queue, seconds, at most a week (exponential); `None`: calls wait
              *     as long as it takes.
              */
             patience_s?: number | null;
@@ -1280,7 +1416,7 @@ export interface components {
         WhatIf: {
             /**
              * Format: int32
-             * @description The limit to try; the current one if absent.
+             * @description The limit to try, 0 to 1,000,000; the current one if absent.
              */
             limit?: number | null;
             /** @description Its name in the comparison (e.g. "limit 25"). */
@@ -1387,7 +1523,7 @@ export interface operations {
     list_orgs: {
         parameters: {
             query?: {
-                /** @description Page size, default 1000. */
+                /** @description Page size, 1 to 10000 (default 1000). */
                 limit?: number;
                 /** @description Where to start: the `next_cursor` of the previous page. */
                 cursor?: string;
@@ -1653,7 +1789,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["PerType"];
+                "application/json": components["schemas"]["Reservations"];
             };
         };
         responses: {
@@ -1802,11 +1938,11 @@ export interface operations {
     list_calls: {
         parameters: {
             query?: {
-                /** @description only active or only queued calls */
+                /** @description Only active or only queued calls (ended calls are not listed). */
                 state?: "active" | "queued";
-                /** @description only this agent's calls */
+                /** @description Only this agent's calls. */
                 agent?: string;
-                /** @description Page size, default 1000. */
+                /** @description Page size, 1 to 10000 (default 1000). */
                 limit?: number;
                 /** @description Where to start: the `next_cursor` of the previous page. */
                 cursor?: string;
@@ -1977,7 +2113,7 @@ export interface operations {
     get_call: {
         parameters: {
             query?: {
-                /** @description block up to this many seconds while queued (default 0) */
+                /** @description Block up to this many seconds while queued (default 0). */
                 wait_s?: number;
             };
             header?: never;
@@ -2182,11 +2318,11 @@ export interface operations {
     list_events: {
         parameters: {
             query?: {
-                /** @description return events with a larger seq (default 0) */
+                /** @description Return events with a larger seq (default 0). */
                 after?: number;
-                /** @description at most this many (default 1000) */
+                /** @description At most this many, 1 to 10000 (default 1000). */
                 limit?: number;
-                /** @description long-poll up to this many seconds when none are newer (default 0) */
+                /** @description Long-poll up to this many seconds when none are newer (default 0). */
                 wait_s?: number;
             };
             header?: never;
@@ -2247,7 +2383,7 @@ export interface operations {
     stream_events: {
         parameters: {
             query?: {
-                /** @description replay events with a larger seq first (or send Last-Event-ID) */
+                /** @description Replay events with a larger seq first (or send `Last-Event-ID`). */
                 after?: number;
             };
             header?: never;
@@ -2367,7 +2503,7 @@ export interface operations {
     list_keys: {
         parameters: {
             query?: {
-                /** @description Page size, default 1000. */
+                /** @description Page size, 1 to 10000 (default 1000). */
                 limit?: number;
                 /** @description Where to start: the `next_cursor` of the previous page. */
                 cursor?: string;
@@ -2724,6 +2860,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description no_traffic: no `traffic` given, and the org has no ended calls in the window to learn from */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description payload_too_large: the body is over 64 KiB */
             413: {
                 headers: {
@@ -2795,6 +2940,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description no_traffic: no `traffic` given, and the org has no ended calls in the window to learn from */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description payload_too_large: the body is over 64 KiB */
             413: {
                 headers: {
@@ -2818,9 +2972,12 @@ export interface operations {
     get_traffic: {
         parameters: {
             query?: {
-                /** @description how far back, e.g. 7d, 12h, 90s (1s to 400d; default 7d) */
+                /**
+                 * @description How far back: a whole number of ms, s, m, h or d, e.g. 7d, 12h, 90s
+                 *     (default 7d; one past 400d is 400d).
+                 */
                 window?: string;
-                /** @description service levels count calls admitted within this many seconds (default 20) */
+                /** @description Service levels count calls admitted within this many seconds (default 20). */
                 within_s?: number;
             };
             header?: never;
