@@ -907,9 +907,14 @@ async fn bad_inputs_are_400_naming_the_field_and_change_nothing() {
         let what = format!("{method} {path} {}", &body[..body.len().min(60)]);
         let r = s.op_text(method, &format!("/v1{path}"), body).await;
         assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{what}: {r}");
-        // The message reads `FIELD: what is wrong`.
+        // The message reads `FIELD: what is wrong`, or says that the body
+        // is not JSON at all.
+        let start = match field {
+            "body" => "the body is not JSON: ".to_owned(),
+            _ => format!("{field}: "),
+        };
         assert!(
-            r.error().message.starts_with(&format!("{field}: ")),
+            r.error().message.starts_with(&start),
             "{what}: the message names {field}: {r}"
         );
     }
