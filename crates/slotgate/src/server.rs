@@ -170,7 +170,7 @@ fn operator_key(dir: &Path, given: Option<String>) -> Result<(String, Option<Str
 
 impl Server {
     /// Opens the store (the data directory's, or PostgreSQL), restores the
-    /// engine and starts the deadline driver.
+    /// orgs' engines and starts the deadline driver.
     pub async fn start(
         settings: &Settings,
         shutdown: watch::Receiver<bool>,
@@ -220,19 +220,19 @@ impl Server {
         } else {
             Snapshot::default()
         };
-        let (mut engine, keys) = snapshot.restore(config)?;
         // Leases get their grace from now; deadlines passed while down are handled.
-        engine.resume(clock::now());
+        let (orgs, keys) = service::restore(snapshot, config, clock::now())?;
         let keys = Keys::new(&operator, keys);
         let service = Arc::new(Service::new(
-            engine,
+            config,
+            orgs,
             store,
             keys,
             settings.metrics_auth,
             shutdown,
         ));
         // Whatever resuming changed (calls that timed out while down) is stored like any change.
-        service.settle();
+        service.settle().await;
         let s = service.clone();
         tokio::spawn(async move { s.drive_deadlines().await });
         let s = service.clone();
