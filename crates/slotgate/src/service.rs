@@ -45,7 +45,7 @@ use crate::clock;
 use crate::driver::Driver;
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::store::{Health, Snapshot, Store, StoreError, Write};
+use crate::store::{Health, Restored, Snapshot, Store, StoreError, Write};
 
 /// Why a use case was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +153,7 @@ pub fn restore(
     snapshot: Snapshot,
     config: Config,
     now: Timestamp,
-) -> Result<(Vec<(OrgId, Engine)>, Vec<crate::auth::KeyRecord>), crate::store::RestoreError> {
+) -> Result<Restored, crate::store::RestoreError> {
     let (mut orgs, keys) = snapshot.restore(config)?;
     for (_, engine) in &mut orgs {
         engine.resume(now);
