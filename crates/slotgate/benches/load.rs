@@ -37,6 +37,15 @@
 //!
 //! Paced runs spread the callers' start over one period, so the load is a
 //! steady rate rather than every caller at once.
+//!
+//! `--isolation` runs only the tenant isolation check (issue 20): a quiet
+//! org's callers acquire and release at a steady modest rate
+//! (`--quiet-rate`, cycles/s, default 50, over 4 callers) while a heavy org
+//! with a queue of `--queued` calls (default 100,000) is first idle, then
+//! hammered by 8 connections paging its calls with `?limit=1` (following
+//! the cursor), 8 connections scraping `/metrics` and 8 connections
+//! acquiring and releasing (on reserved slots, so they are admitted). It
+//! prints the quiet org's latencies in both phases and their ratio.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -61,6 +70,12 @@ struct Opts {
     postgres: bool,
     /// How many servers on the PostgreSQL database.
     replicas: usize,
+    /// Only the tenant isolation run.
+    isolation: bool,
+    /// The heavy org's queue in the isolation run.
+    queued: usize,
+    /// The quiet org's cycles/s in the isolation run.
+    quiet_rate: u64,
 }
 
 fn opts() -> Opts {
@@ -78,6 +93,9 @@ fn opts() -> Opts {
         slotgate_only: args.iter().any(|a| a == "--slotgate-only"),
         postgres: args.iter().any(|a| a == "--postgres"),
         replicas: get("--replicas", 1).max(1) as usize,
+        isolation: args.iter().any(|a| a == "--isolation"),
+        queued: get("--queued", 100_000) as usize,
+        quiet_rate: get("--quiet-rate", 50).max(1),
     }
 }
 
@@ -235,8 +253,14 @@ impl Slotgate {
     }
 
     fn org_client(&self, org: &str) -> Arc<SlotgateOrg> {
+        self.agent_client(org, "bench")
+    }
+
+    /// An org's calls for one agent's chat calls.
+    fn agent_client(&self, org: &str, agent: &str) -> Arc<SlotgateOrg> {
         Arc::new(SlotgateOrg {
             http: self.http.clone(),
+            agent: agent.to_string(),
             calls: self
                 .bases
                 .iter()
@@ -329,6 +353,8 @@ impl Limiter for Healthz {
 /// One org's calls, on every replica: each request goes to the next in turn.
 struct SlotgateOrg {
     http: reqwest::Client,
+    /// The agent its calls are for.
+    agent: String,
     calls: Vec<String>,
     turn: AtomicUsize,
 }
@@ -346,7 +372,7 @@ impl Limiter for SlotgateOrg {
                 .http
                 .post(self.next())
                 .bearer_auth(OP)
-                .json(&json!({"id": id, "agent": "bench", "type": "chat", "wait_s": 30}))
+                .json(&json!({"id": id, "agent": self.agent, "type": "chat", "wait_s": 30}))
                 .send()
                 .await
                 .expect("acquire answered");
@@ -543,6 +569,10 @@ fn main() {
             println!("{replicas} replicas on one database; each request goes to the next in turn");
         }
         let sg = Slotgate::start(&store, replicas).await;
+        if o.isolation {
+            isolation(&sg, &o).await;
+            return;
+        }
         sg.org("roomy", n as u32).await;
         sg.org("tight", (n / 2) as u32).await;
         sg.org("paced", n as u32).await;
@@ -692,5 +722,157 @@ fn print_rows(rows: Vec<String>, wake: &mut Samples) {
         wake.0.len(),
         wake.pct(0.5),
         wake.pct(0.99)
+    );
+}
+
+/// Connections of each kind hammering the heavy org in the isolation run.
+const HAMMERS: usize = 8;
+
+/// The tenant isolation run: the quiet org's latencies with the heavy org
+/// idle, then busy (see the module's doc).
+async fn isolation(sg: &Slotgate, o: &Opts) {
+    // The heavy org: 8 slots reserved for the hammering agent's chat calls,
+    // one shared slot held by a long call, and the queue behind it.
+    sg.org("heavy", HAMMERS as u32 + 1).await;
+    let r = sg
+        .http
+        .put(format!("{}/orgs/heavy/agents/hammer/reservations", sg.base))
+        .bearer_auth(OP)
+        .json(&json!({ "chat": HAMMERS }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "reserving the hammer's slots");
+    let calls = format!("{}/orgs/heavy/calls", sg.base);
+    let (http0, calls0) = (sg.http.clone(), calls.clone());
+    let queue = move |agent: &'static str, expect: u16| {
+        let (http, calls) = (http0.clone(), calls0.clone());
+        async move {
+            let r = http
+                .post(&calls)
+                .bearer_auth(OP)
+                .json(&json!({"agent": agent, "type": "chat", "lease_ttl_s": 3600}))
+                .send()
+                .await
+                .expect("acquire answered");
+            assert_eq!(r.status(), expect, "filling the heavy org");
+        }
+    };
+    queue("blocker", 201).await;
+    let filled = Instant::now();
+    let left = Arc::new(AtomicUsize::new(o.queued));
+    let fillers: Vec<_> = (0..64)
+        .map(|_| {
+            let (left, queue) = (left.clone(), queue.clone());
+            tokio::spawn(async move {
+                while left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    queue("backlog", 202).await;
+                }
+            })
+        })
+        .collect();
+    for f in fillers {
+        f.await.expect("a filler does not panic");
+    }
+    println!(
+        "heavy org: {} calls queued in {:.1} s",
+        o.queued,
+        filled.elapsed().as_secs_f64()
+    );
+    sg.org("quiet", 8).await;
+    let quiet = sg.org_client("quiet");
+    let rate = Some(o.quiet_rate as f64);
+    let mut idle = drive(quiet.clone(), 4, o.seconds, rate, "idle").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pages, scrapes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut load = Vec::new();
+    for i in 0..HAMMERS {
+        let (http, calls, halt, pages) =
+            (sg.http.clone(), calls.clone(), stop.clone(), pages.clone());
+        load.push(tokio::spawn(async move {
+            // Each pager follows the cursor from its own place in the queue.
+            let mut cursor = (i * 10_000).to_string();
+            while !halt.load(Ordering::Relaxed) {
+                let r = http
+                    .get(format!("{calls}?limit=1&cursor={cursor}"))
+                    .bearer_auth(OP)
+                    .send()
+                    .await
+                    .expect("a page answered");
+                assert_eq!(r.status(), 200, "paging the heavy org");
+                let page: serde_json::Value = r.json().await.expect("a JSON page");
+                cursor = page["next_cursor"].as_str().unwrap_or("0").to_string();
+                pages.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        let (http, url, halt, scrapes) = (
+            sg.http.clone(),
+            sg.base.replace("/v1", "/metrics"),
+            stop.clone(),
+            scrapes.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            while !halt.load(Ordering::Relaxed) {
+                let r = http.get(&url).send().await.expect("metrics answered");
+                assert_eq!(r.status(), 200, "scraping /metrics");
+                r.bytes().await.expect("the metrics text");
+                scrapes.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let hammer = tokio::spawn(drive(
+        sg.agent_client("heavy", "hammer"),
+        HAMMERS,
+        o.seconds + 2,
+        None,
+        "hammer",
+    ));
+    // A second for the load to build up, then the quiet org again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (pages0, scrapes0, busy_from) = (
+        pages.load(Ordering::Relaxed),
+        scrapes.load(Ordering::Relaxed),
+        Instant::now(),
+    );
+    let mut busy = drive(quiet, 4, o.seconds, rate, "busy").await;
+    let busy_secs = busy_from.elapsed().as_secs_f64();
+    let (pages1, scrapes1) = (
+        pages.load(Ordering::Relaxed),
+        scrapes.load(Ordering::Relaxed),
+    );
+    let mut hammered = hammer.await.expect("the hammering callers do not panic");
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.expect("a pager or scraper does not panic");
+    }
+    let (idle99, busy99) = (idle.acquire.pct(0.99), busy.acquire.pct(0.99));
+    println!(
+        "\nheavy org while busy: {:.0} pages/s (`?limit=1`), {:.0} scrapes/s of /metrics, {:.0} acquire+release cycles/s (acquire p99 {:.2} ms)",
+        (pages1 - pages0) as f64 / busy_secs,
+        (scrapes1 - scrapes0) as f64 / busy_secs,
+        hammered.rate(),
+        hammered.acquire.pct(0.99)
+    );
+    println!(
+        "\n| quiet org, 4 callers paced at {} cycles/s in all | cycles/s | acquire p50 ms | acquire p99 ms | release p50 ms | release p99 ms |",
+        o.quiet_rate
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "{}",
+        idle.row(&format!("heavy org idle ({} queued)", o.queued))
+    );
+    println!(
+        "{}",
+        busy.row("heavy org busy (8 pagers, 8 scrapers, 8 acquiring)")
+    );
+    println!(
+        "\nquiet org's acquire p99, busy ÷ idle: {:.2} (p50: {:.2})",
+        busy99 / idle99,
+        busy.acquire.pct(0.5) / idle.acquire.pct(0.5)
     );
 }

@@ -56,16 +56,21 @@ impl History {
 
     /// Samples every org every [`INTERVAL`] until `shutdown` resolves;
     /// `sample` reads each org's (id, active, queued).
-    pub async fn run(
+    pub async fn run<Fut>(
         &self,
-        sample: impl Fn() -> Vec<(String, u32, u32)>,
+        sample: impl Fn() -> Fut,
         shutdown: impl std::future::Future<Output = ()>,
-    ) {
+    ) where
+        Fut: std::future::Future<Output = Vec<(String, u32, u32)>>,
+    {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(INTERVAL);
         loop {
             tokio::select! {
-                _ = tick.tick() => self.record(clock::now(), sample()),
+                _ = tick.tick() => {
+                    let samples = sample().await;
+                    self.record(clock::now(), samples);
+                }
                 _ = &mut shutdown => return,
             }
         }

@@ -6,8 +6,8 @@
 //! - [`cli`]: the `slotgate` command line; [`commands`]: its client subcommands;
 //!   [`server`]: start-up, restore, shutdown; [`backup`]: `slotgate export` and `import`.
 //! - [`api`]: routes and handlers; errors become HTTP in [`api::error`] only.
-//! - [`service`]: one method per use case; the engine behind one lock, and how a change becomes durable.
-//! - [`driver`]: the task that wakes the engine at its deadlines; [`history`]: samples for the dashboard's chart.
+//! - [`service`]: one method per use case; each org's engine behind its own lock, and how a change becomes durable.
+//! - [`driver`]: the task that wakes each org's engine at its deadlines; [`history`]: samples for the dashboard's chart.
 //! - [`store`]: what is kept and the backend interface; [`store::sqlite`]: the embedded store;
 //!   [`store::postgres`]: the PostgreSQL store, any number of replicas on one database
 //!   (one leads; the others forward every request to it: [`api::forward`]).

@@ -1,12 +1,14 @@
-//! `/metrics`: Prometheus text. Counters and histograms accumulate here; the
-//! per-org gauges are read from the engine at scrape time.
+//! `/metrics`: Prometheus text. Counters and histograms accumulate here as
+//! requests and events come; the per-org gauges are rendered from snapshots
+//! of the orgs ([`OrgView`]) that the service copies at scrape time, one org
+//! at a time.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use slotgate_core::{CallType, Engine, Event, EventKind};
+use slotgate_core::{CallType, Event, EventKind, OrgView};
 
 /// Upper bounds of the queue-wait histogram, in seconds.
 const WAIT_BUCKETS: [f64; 11] = [
@@ -58,7 +60,7 @@ impl Histogram {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Inner {
     /// (org, slot) -> admissions.
     admissions: BTreeMap<(String, &'static str), u64>,
@@ -129,22 +131,19 @@ impl Metrics {
         }
     }
 
-    /// The whole exposition: gauges from `engine`, then counters and histograms.
-    pub fn render(&self, engine: &Engine) -> String {
+    /// The whole exposition: gauges from the snapshots of `orgs`, then
+    /// counters and histograms (copied first: no request waits while the
+    /// text is written).
+    pub fn render(&self, orgs: &[OrgView]) -> String {
         let mut out = String::new();
         let gauge = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         };
-        let orgs: Vec<_> = engine
-            .org_ids()
-            .iter()
-            .filter_map(|id| engine.org(id.as_str()).ok())
-            .collect();
         for (name, help, f) in [
             (
                 "slotgate_org_limit",
                 "The org's concurrency limit.",
-                (|o| o.limit) as fn(&slotgate_core::OrgView) -> u32,
+                (|o| o.limit) as fn(&OrgView) -> u32,
             ),
             (
                 "slotgate_org_reserved",
@@ -169,7 +168,7 @@ impl Metrics {
             }),
         ] {
             gauge(&mut out, name, help);
-            for o in &orgs {
+            for o in orgs {
                 let _ = writeln!(out, "{name}{{org=\"{}\"}} {}", o.id, f(o));
             }
         }
@@ -191,7 +190,7 @@ impl Metrics {
             ),
         ] {
             gauge(&mut out, name, help);
-            for o in &orgs {
+            for o in orgs {
                 for a in &o.agents {
                     let per = [a.active, a.queued, a.reserved][pick];
                     for t in CallType::ALL {
@@ -207,7 +206,7 @@ impl Metrics {
                 }
             }
         }
-        let m = self.inner();
+        let m = self.inner().clone();
         let counter = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         };

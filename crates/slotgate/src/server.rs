@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::ServiceExt as _;
-use slotgate_core::{Config, Engine};
+use slotgate_core::{Config, Engine, OrgId};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -170,7 +170,7 @@ fn operator_key(dir: &Path, given: Option<String>) -> Result<(String, Option<Str
 
 impl Server {
     /// Opens the store (the data directory's, or PostgreSQL), restores the
-    /// engine and starts the deadline driver.
+    /// orgs' engines and starts the deadline driver.
     pub async fn start(
         settings: &Settings,
         shutdown: watch::Receiver<bool>,
@@ -222,22 +222,22 @@ impl Server {
         } else {
             Snapshot::default()
         };
-        let (mut engine, keys) = snapshot.restore(config)?;
         // Leases get their grace from now; deadlines passed while down are handled.
-        engine.resume(clock::now());
+        let (orgs, keys) = service::restore(snapshot, config, clock::now())?;
         if leads {
-            log_recovered(&engine, started.elapsed());
+            log_recovered(&orgs, started.elapsed());
         }
         let keys = Keys::new(&operator, keys);
         let service = Arc::new(Service::new(
-            engine,
+            config,
+            orgs,
             store,
             keys,
             settings.metrics_auth,
             shutdown,
         ));
         // Whatever resuming changed (calls that timed out while down) is stored like any change.
-        service.settle();
+        service.settle().await;
         let s = service.clone();
         tokio::spawn(async move { s.drive_deadlines().await });
         let s = service.clone();
@@ -288,13 +288,12 @@ fn ended_in_memory() -> Duration {
 /// whose `max_wait` passed while the server was down have ended by then),
 /// and how long loading took: one line, so an operator sees what a restart
 /// brought back.
-pub(crate) fn log_recovered(engine: &Engine, took: Duration) {
-    let orgs = engine.org_ids();
+pub(crate) fn log_recovered(orgs: &[(OrgId, Engine)], took: Duration) {
     let (mut active, mut queued) = (0u64, 0u64);
-    for id in &orgs {
+    for (id, engine) in orgs {
         let org = engine
             .org(id.as_str())
-            .expect("an id from org_ids names an org");
+            .expect("each restored engine holds the org it is filed under");
         active += u64::from(org.active);
         queued += u64::from(org.queued);
     }

@@ -2,15 +2,19 @@
 //! other front end) asks of the engine, the store and the keys.
 //!
 //! Every method takes the caller ([`Principal`]) and checks first that it may
-//! act. A change runs on the engine under one lock with the clock's `now`; its
-//! events go to the store in order, still under the lock; the method answers
-//! only once they are durable (a 2xx means durable). A read answers once
-//! everything it may have seen is durable, so no answer shows a change that a
-//! crash could take back. What each method waits for is in its doc.
+//! act. Each org's engine sits behind a lock of its own (`service/cores.rs`),
+//! so orgs never wait for each other. A change runs on its org's engine under
+//! that lock with the clock's `now`; its events go to the store in order,
+//! still under the lock; the method answers only once they are durable (a
+//! 2xx means durable). One group commit makes every org's waiting changes
+//! durable together. A read answers once everything it may have seen is
+//! durable, so no answer shows a change that a crash could take back. What
+//! each method waits for is in its doc.
 //!
 //! # Layout
 //!
 //! - here: the service, its errors, and how a change becomes durable;
+//! - `service/cores.rs`: each org's engine behind its own lock, and the org index;
 //! - `service/orgs.rs`: orgs, limits, reservations, the recent past;
 //! - `service/calls.rs`: acquire, waiting in the queue, heartbeat, release, lists;
 //! - `service/keys.rs`: org keys; `service/events.rs`: the event log and its stream;
@@ -18,26 +22,30 @@
 //! - `service/waiters.rs`: long-polls waiting for a call to leave the queue.
 
 mod calls;
+mod cores;
 mod events;
 mod keys;
 mod orgs;
 mod planning;
+#[cfg(test)]
+mod tests;
 mod waiters;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use slotgate_api::FieldError;
-use slotgate_core::{CallId, Engine, Event, EventKind, OrgId, Timestamp};
+use slotgate_core::{CallId, Config, Engine, Event, EventKind, OrgId, Timestamp};
 use tokio::sync::watch;
 
 pub use self::calls::{Admission, CallFilter};
+use self::cores::Cores;
 use self::waiters::Waiters;
 use crate::auth::{Denied, Keys, Principal};
 use crate::clock;
 use crate::driver::Driver;
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::store::{Health, Store, StoreError, Write};
+use crate::store::{Health, Restored, Snapshot, Store, StoreError, Write};
 
 /// Why a use case was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -103,12 +111,13 @@ impl Page {
     }
 }
 
-/// The service: the engine, the store, the keys and what watches them.
+/// The service: the orgs' engines, the store, the keys and what watches them.
 #[derive(Debug)]
 pub struct Service {
-    /// The admission engine. A `std` mutex: every command is a short,
-    /// CPU-only critical section with no `.await` inside.
-    engine: Mutex<Engine>,
+    /// The engines' settings (each org's engine has these).
+    config: Config,
+    /// Each org's admission engine, behind its own lock.
+    cores: Cores,
     /// Where changes become durable.
     store: Arc<dyn Store>,
     /// Accepted keys.
@@ -119,7 +128,7 @@ pub struct Service {
     metrics: Metrics,
     /// Recent samples of each org, for the dashboard's chart.
     history: History,
-    /// When the deadline driver must next wake the engine.
+    /// Each org's next deadline, for the driver that wakes its engine then.
     driver: Driver,
     /// Whether `/metrics` asks for the operator key (`--metrics-auth`).
     metrics_auth: bool,
@@ -141,24 +150,43 @@ struct Ran<R> {
     changed: Vec<(OrgId, CallId)>,
 }
 
+/// Each org of `snapshot` in an engine of its own, resumed at `now`
+/// ([`Engine::resume`]: leases get their grace from now, deadlines passed
+/// meanwhile are handled), and the keys.
+pub fn restore(
+    snapshot: Snapshot,
+    config: Config,
+    now: Timestamp,
+) -> Result<Restored, crate::store::RestoreError> {
+    let (mut orgs, keys) = snapshot.restore(config)?;
+    for (_, engine) in &mut orgs {
+        engine.resume(now);
+    }
+    Ok((orgs, keys))
+}
+
 impl Service {
-    /// The service around a restored engine and its store.
+    /// The service around restored orgs ([`restore`]) and their store.
     pub fn new(
-        engine: Engine,
+        config: Config,
+        orgs: Vec<(OrgId, Engine)>,
         store: Arc<dyn Store>,
         keys: Keys,
         metrics_auth: bool,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let driver = Driver::default();
+        driver.reset(orgs.iter().map(|(id, e)| (id.clone(), e.poll_timeout())));
         Service {
-            engine: Mutex::new(engine),
+            config,
+            cores: Cores::new(orgs),
             health: store.health(),
             store,
             keys,
             waiters: Waiters::default(),
             metrics: Metrics::default(),
             history: History::default(),
-            driver: Driver::default(),
+            driver,
             metrics_auth,
             shutdown,
             planner: tokio::sync::Semaphore::new(1),
@@ -198,17 +226,23 @@ impl Service {
         if self.leader().is_some() || !self.store_up() {
             // The leader holds the orgs, or the store is down and memory may
             // be ahead of it: this replica shows its own counters only.
-            let empty = Engine::new(*self.engine().config());
-            return Ok(self.metrics.render(&empty) + &role(false) + &store);
+            return Ok(self.metrics.render(&[]) + &role(false) + &store);
         }
-        self.observe(|e| self.metrics.render(e) + &role(true) + &store)
-            .await
+        // A snapshot of each org taken under its own lock, one at a time:
+        // a scrape never holds every org, and renders holding none.
+        let orgs = self
+            .observe_each(&self.cores.ids(), |e| e.org(e.id.as_str()).ok())
+            .await?;
+        let orgs: Vec<_> = orgs.into_iter().flatten().collect();
+        Ok(self.metrics.render(&orgs) + &role(true) + &store)
     }
 
-    /// Stores whatever the engine changed on its own (calls that timed out
-    /// while the server was down), like any change; answers once submitted.
-    pub fn settle(&self) {
-        self.execute(None, |_, _| ());
+    /// Stores whatever the engines changed on their own (calls that timed
+    /// out while the server was down), like any change; answers once submitted.
+    pub async fn settle(&self) {
+        for org in self.cores.ids() {
+            let _ = self.execute(org.as_str(), None, |_, _| ()).await;
+        }
     }
 
     /// Resolves when the server begins to shut down: long-polls answer with
@@ -288,7 +322,7 @@ impl Service {
                 () = self.stopped() => return,
             };
             if following {
-                self.forget();
+                self.forget().await;
                 tokio::select! {
                     changed = health.wait_for(|h| !matches!(h, Health::Following(_))) => if changed.is_err() { return },
                     () = self.stopped() => return,
@@ -312,62 +346,72 @@ impl Service {
         }
     }
 
-    /// Empties the engine, while another replica leads: its state lives
-    /// there, and this replica's copy would only age.
-    fn forget(&self) {
-        let mut engine = self.engine();
-        let config = *engine.config();
-        *engine = Engine::new(config);
+    /// Empties the service of orgs, while another replica leads: their
+    /// state lives there, and this replica's copy would only age.
+    async fn forget(&self) {
+        self.cores
+            .replace(Vec::new(), |_| {
+                self.driver.reset([]);
+                true
+            })
+            .await;
     }
 
-    /// Rebuilds the engine and the keys from the store, and resumes it.
+    /// Rebuilds every org's engine and the keys from the store, and resumes it.
     async fn reload(&self) -> Result<()> {
         let started = std::time::Instant::now();
         let generation = self.store.generation();
         let store = self.store.clone();
-        let config = *self.engine().config();
-        let since = ended_since(config);
+        let since = ended_since(self.config);
         let snapshot = blocking(move || store.load(since)).await?;
-        let (mut engine, keys) = snapshot
-            .restore(config)
+        let (orgs, keys) = restore(snapshot, self.config, clock::now())
             .map_err(|e| Error::Internal(e.to_string()))?;
-        engine.resume(clock::now());
-        crate::server::log_recovered(&engine, started.elapsed());
-        {
-            let mut current = self.engine();
-            if !self.store.resume(generation) {
-                return Err(Error::Internal(
-                    "the store failed or moved on while loading; loading again".into(),
-                ));
-            }
-            *current = engine;
-            self.keys.replace(keys);
-            self.driver.note(current.poll_timeout());
+        crate::server::log_recovered(&orgs, started.elapsed());
+        // With every org locked: nothing is submitted between the store's
+        // resumption and the new engines taking over.
+        let resumed = self
+            .cores
+            .replace(orgs, |orgs| {
+                if !self.store.resume(generation) {
+                    return false;
+                }
+                self.keys.replace(keys);
+                self.driver
+                    .reset(orgs.iter().map(|(id, e)| (id.clone(), e.poll_timeout())));
+                true
+            })
+            .await;
+        if !resumed {
+            return Err(Error::Internal(
+                "the store failed or moved on while loading; loading again".into(),
+            ));
         }
-        self.settle();
+        self.settle().await;
         Ok(())
     }
 
     /// Runs the deadline driver until shutdown: expires leases, abandoned
     /// queue entries and `max_wait`s when they are due, even with no traffic.
+    /// The orgs due are handled side by side, each under its own lock.
     pub async fn drive_deadlines(&self) {
         self.driver
             .run(
-                || {
-                    let engine = self.engine();
-                    let next = engine.poll_timeout();
-                    self.driver.sleep_until(next);
-                    next
-                },
-                || async {
-                    // While the store is down or another replica leads, there
-                    // is nothing to expire here: wait until this one serves.
-                    if self
-                        .change(None, |e, now| e.handle_timeout(now))
-                        .await
-                        .is_err()
-                    {
-                        self.until_serving().await;
+                |due| async move {
+                    let handled = futures_util::future::join_all(due.iter().map(|org| {
+                        self.change(org.as_str(), None, |e, now| e.handle_timeout(now))
+                    }))
+                    .await;
+                    for failed in handled.into_iter().filter_map(Result::err) {
+                        match failed {
+                            // Replaced since it was filed: nothing left to do there.
+                            Error::Refused(slotgate_core::Error::OrgNotFound) => {}
+                            // While the store is down or another replica leads,
+                            // there is nothing to expire here: wait until this one serves.
+                            _ => {
+                                self.until_serving().await;
+                                break;
+                            }
+                        }
                     }
                     Ok::<(), Error>(())
                 },
@@ -380,12 +424,16 @@ impl Service {
     pub async fn sample_history(&self) {
         self.history
             .run(
-                || {
-                    let e = self.engine();
-                    e.org_ids()
+                || async {
+                    self.cores
+                        .each(&self.cores.ids(), |e| {
+                            e.org(e.id.as_str())
+                                .map(|o| (o.id.to_string(), o.active, o.queued))
+                                .ok()
+                        })
+                        .await
                         .into_iter()
-                        .filter_map(|id| e.org(id.as_str()).ok())
-                        .map(|o| (o.id.to_string(), o.active, o.queued))
+                        .flatten()
                         .collect()
                 },
                 self.stopped(),
@@ -409,35 +457,62 @@ impl Service {
         }
     }
 
-    fn engine(&self) -> MutexGuard<'_, Engine> {
-        self.engine
-            .lock()
-            .expect("the engine lock is never poisoned: engine commands do not panic")
+    /// Reads an org's engine. Answers once everything the read may have
+    /// seen is durable, so no answer shows a change that could be lost.
+    async fn observe<R>(&self, org: &str, f: impl FnOnce(&Engine) -> R) -> Result<R> {
+        self.observe_at(org, |e, _| f(e)).await
     }
 
-    /// Reads the engine. Answers once everything the read may have seen is
-    /// durable, so no answer shows a change that could be lost.
-    async fn observe<R>(&self, f: impl FnOnce(&Engine) -> R) -> Result<R> {
-        self.observe_at(|e, _| f(e)).await
-    }
-
-    /// Reads the engine as of now (for what depends on the time of reading,
-    /// such as a queued call's expected wait), as [`Service::observe`] does.
-    async fn observe_at<R>(&self, f: impl FnOnce(&Engine, Timestamp) -> R) -> Result<R> {
+    /// Reads an org's engine as of now (for what depends on the time of
+    /// reading, such as a queued call's expected wait), as [`Service::observe`] does.
+    async fn observe_at<R>(&self, org: &str, f: impl FnOnce(&Engine, Timestamp) -> R) -> Result<R> {
         self.check_up()?;
         let (result, ticket) = {
-            let engine = self.engine();
+            let engine = self.cores.lock(org).await?;
             (f(&engine, clock::now()), self.store.last_ticket())
         };
         self.store.durable(ticket).await?;
         Ok(result)
     }
 
-    /// Runs a command on the engine now and submits its events to the store,
-    /// without waiting; `by` is the key id recorded on configuration events.
-    fn execute<R>(&self, by: Option<&str>, f: impl FnOnce(&mut Engine, Timestamp) -> R) -> Ran<R> {
-        let mut engine = self.engine();
-        let result = f(&mut engine, clock::now());
+    /// Reads each of the orgs `ids` in turn, each under its own lock, as
+    /// [`Service::observe`] does; orgs gone meanwhile are left out.
+    async fn observe_each<R>(
+        &self,
+        ids: &[OrgId],
+        read: impl FnMut(&cores::Locked) -> R,
+    ) -> Result<Vec<R>> {
+        self.check_up()?;
+        let result = self.cores.each(ids, read).await;
+        self.store.durable(self.store.last_ticket()).await?;
+        Ok(result)
+    }
+
+    /// Runs a command on an org's engine now and submits its events to the
+    /// store, without waiting; `by` is the key id recorded on configuration
+    /// events. Waits only for the org's turn.
+    async fn execute<R>(
+        &self,
+        org: &str,
+        by: Option<&str>,
+        f: impl FnOnce(&mut Engine, Timestamp) -> R,
+    ) -> Result<Ran<R>> {
+        let mut engine = self.cores.lock(org).await?;
+        let id = engine.id.clone();
+        Ok(self.run(&id, &mut engine, by, f))
+    }
+
+    /// Runs a command on `org`'s engine, which the caller holds, and submits
+    /// its events to the store (still held: so each org's events reach the
+    /// store in the order they happened).
+    fn run<R>(
+        &self,
+        org: &OrgId,
+        engine: &mut Engine,
+        by: Option<&str>,
+        f: impl FnOnce(&mut Engine, Timestamp) -> R,
+    ) -> Ran<R> {
+        let result = f(engine, clock::now());
         let mut changed = Vec::new();
         let events: Vec<(Event, Option<String>)> = engine
             .drain_events()
@@ -459,9 +534,9 @@ impl Service {
         } else {
             self.store.submit(Write::Events(events))
         };
-        // Under the lock, like the driver's own reading: no deadline slips between the two.
-        self.driver.note(engine.poll_timeout());
-        drop(engine);
+        // Under the org's lock, like the driver's own handling: no deadline
+        // slips between the two.
+        self.driver.file(org, engine.poll_timeout());
         Ran {
             result,
             ticket,
@@ -473,11 +548,12 @@ impl Service {
     /// wakes the long-polls of the calls it admitted or ended.
     async fn change<R>(
         &self,
+        org: &str,
         by: Option<&str>,
         f: impl FnOnce(&mut Engine, Timestamp) -> R,
     ) -> Result<R> {
         self.check_up()?;
-        let ran = self.execute(by, f);
+        let ran = self.execute(org, by, f).await?;
         self.finish(ran).await
     }
 

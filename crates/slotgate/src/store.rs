@@ -17,6 +17,9 @@ use std::pin::Pin;
 
 use slotgate_core::{AgentId, Config, Engine, Event, OrgId, Reservations, RestoredCall, Timestamp};
 
+/// Each org in an engine of its own, and the keys: what a [`Snapshot`] restores.
+pub type Restored = (Vec<(OrgId, Engine)>, Vec<KeyRecord>);
+
 pub use self::group_commit::Tickets;
 pub use self::rows::{Corrupt, Dump, DUMP_FORMAT};
 use crate::auth::KeyRecord;
@@ -78,10 +81,11 @@ pub struct RestoreError {
 }
 
 impl Snapshot {
-    /// The engine these orgs make (before [`Engine::resume`]), and the keys.
-    pub fn restore(self, config: Config) -> Result<(Engine, Vec<KeyRecord>), RestoreError> {
-        let mut engine = Engine::new(config);
+    /// Each org in an engine of its own (before [`Engine::resume`]), and the keys.
+    pub fn restore(self, config: Config) -> Result<Restored, RestoreError> {
+        let mut engines = Vec::with_capacity(self.orgs.len());
         for org in self.orgs {
+            let mut engine = Engine::new(config);
             let name = org.id.to_string();
             let refused = |source| RestoreError {
                 org: name.clone(),
@@ -100,8 +104,9 @@ impl Snapshot {
                     .restore_call(org.id.as_str(), call)
                     .map_err(refused)?;
             }
+            engines.push((org.id, engine));
         }
-        Ok((engine, self.keys))
+        Ok((engines, self.keys))
     }
 }
 
@@ -214,9 +219,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         true
     }
 
-    /// After a failure and [`Health::Reconnected`], once the engine and keys
+    /// After a failure and [`Health::Reconnected`], once the orgs and keys
     /// are reloaded from the store: drops every write submitted before and
-    /// commits the next ones. Called under the engine lock, with the
+    /// commits the next ones. Called with every org's lock held, with the
     /// [`Store::generation`] read before the reload began; refuses (`false`)
     /// if the store failed or announced another reload since.
     fn resume(&self, generation: u64) -> bool {

@@ -61,10 +61,12 @@ impl Service {
         let mut looked_up = body.id.is_none();
         let acquired = loop {
             self.check_up()?;
-            let ran = self.execute(None, |e, now| {
-                (looked_up || e.has_call(org, id.as_str()))
-                    .then(|| e.acquire(org, req.clone(), now))
-            });
+            let ran = self
+                .execute(org, None, |e, now| {
+                    (looked_up || e.has_call(org, id.as_str()))
+                        .then(|| e.acquire(org, req.clone(), now))
+                })
+                .await?;
             // Nothing ran (and nothing was seen) without the id: no wait.
             if ran.result.is_some() {
                 break self.finish(ran).await?.expect("checked above")?;
@@ -107,7 +109,7 @@ impl Service {
     ) -> Result<Call> {
         p.check(org, Action::Calls)?;
         let wait = limits::request_wait(wait_s.unwrap_or(0.0))?;
-        let call = match self.observe_at(|e, now| e.call(org, id, now)).await? {
+        let call = match self.observe_at(org, |e, now| e.call(org, id, now)).await? {
             Err(slotgate_core::Error::CallNotFound) => self.ended_in_store(org, id).await?,
             found => found?,
         };
@@ -132,7 +134,7 @@ impl Service {
         p.check(org, Action::Calls)?;
         let ttl = body.lease_ttl()?;
         let (renewed, new_ttl) = self
-            .change(None, |e, now| {
+            .change(org, None, |e, now| {
                 // Only a heartbeat that names a lease_ttl can change it.
                 let before = ttl.and_then(|_| e.call(org, id, now).ok());
                 let before = before.map(|c| c.lease_ttl_ms);
@@ -170,7 +172,10 @@ impl Service {
     /// an ended call answers as it ended. Durable before it returns.
     pub async fn release(&self, p: &Principal, org: &str, id: &str) -> Result<Call> {
         p.check(org, Action::Calls)?;
-        let call = match self.change(None, |e, now| e.release(org, id, now)).await? {
+        let call = match self
+            .change(org, None, |e, now| e.release(org, id, now))
+            .await?
+        {
             Err(slotgate_core::Error::CallNotFound) => self.ended_in_store(org, id).await?,
             ended => ended?,
         };
@@ -215,7 +220,7 @@ impl Service {
             agent: filter.agent.as_deref().map(AgentId::new).transpose()?,
         };
         let listed = self
-            .observe_at(|e, now| e.calls_page(org, &filter, page.offset, page.limit, now))
+            .observe_at(org, |e, now| e.calls_page(org, &filter, page.offset, page.limit, now))
             .await??;
         Ok(CallList {
             calls: listed.calls.into_iter().map(Into::into).collect(),
@@ -235,7 +240,11 @@ impl Service {
         let notified = guard.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let ran = self.execute(None, |e, now| e.open_wait(org.as_str(), call.as_str(), now));
+        let ran = self
+            .execute(org.as_str(), None, |e, now| {
+                e.open_wait(org.as_str(), call.as_str(), now)
+            })
+            .await?;
         let mut hold = OpenWait {
             service: self.clone(),
             org: org.clone(),
@@ -254,7 +263,7 @@ impl Service {
         // Close the wait whatever happened: it starts the call's hold if still queued.
         hold.open = None;
         let view = self
-            .change(None, |e, now| {
+            .change(org.as_str(), None, |e, now| {
                 e.close_wait(org.as_str(), call.as_str(), token, now)
             })
             .await??;
@@ -279,7 +288,7 @@ impl Drop for OpenWait {
             let (s, org, call) = (self.service.clone(), self.org.clone(), self.call.clone());
             tokio::spawn(async move {
                 let _ = s
-                    .change(None, |e, now| {
+                    .change(org.as_str(), None, |e, now| {
                         e.close_wait(org.as_str(), call.as_str(), token, now)
                     })
                     .await;

@@ -24,7 +24,7 @@ impl Service {
         p.check(org, Action::Read)?;
         let limit = limits::page_size(limit.unwrap_or(limits::DEFAULT_PAGE_SIZE))?;
         let wait = limits::request_wait(wait_s.unwrap_or(0.0))?;
-        self.observe(|e| e.org(org)).await??;
+        self.observe(org, |e| e.org(org)).await??;
         let mut live = self.store.subscribe();
         let mut events = self.stored(org, after, limit).await?;
         if events.is_empty() && !wait.is_zero() {
@@ -56,7 +56,7 @@ impl Service {
         after: Option<u64>,
     ) -> Result<impl Stream<Item = Event> + Send + 'static> {
         p.check(org, Action::Read)?;
-        self.observe(|e| e.org(org)).await??;
+        self.observe(org, |e| e.org(org)).await??;
         let live = self.store.subscribe();
         let after = match after {
             Some(a) => a,

@@ -14,7 +14,7 @@ impl Service {
     pub async fn create_key(&self, p: &Principal, org: &str, body: CreateKey) -> Result<NewKey> {
         p.check(org, Action::Configure)?;
         body.check()?;
-        self.observe(|e| e.org(org)).await??;
+        self.observe(org, |e| e.org(org)).await??;
         let (record, secret) = new_key(OrgId::new(org)?, body.name, body.role, clock::now());
         self.write(Write::PutKey(record.clone())).await?;
         let answer = NewKey {
@@ -30,7 +30,7 @@ impl Service {
     /// A page of an org's keys, oldest first, without secrets.
     pub async fn keys(&self, p: &Principal, org: &str, page: Page) -> Result<KeyList> {
         p.check(org, Action::Configure)?;
-        self.observe(|e| e.org(org)).await??;
+        self.observe(org, |e| e.org(org)).await??;
         let keys = self.keys.of_org(org).into_iter().map(|k| KeyInfo {
             id: k.id,
             name: k.name,

@@ -18,33 +18,33 @@ impl Service {
             slotgate_core::Error::Invalid { message, .. } => FieldError::new("id", message).into(),
             other => Error::from(other),
         })?;
-        let org = self
-            .change(Some(p.key_id()), |e, now| e.create_org(id, body.limit, now))
-            .await??;
-        Ok(org.into())
+        self.check_up()?;
+        // A new org's engine joins the index with its first change submitted.
+        let ran = self.cores.create(&id, self.config, |engine| {
+            self.run(&id, engine, Some(p.key_id()), |e, now| {
+                e.create_org(id.clone(), body.limit, now)
+            })
+        })?;
+        Ok(self.finish(ran).await??.into())
     }
 
     /// A page of orgs, by id (operator only).
     pub async fn orgs(&self, p: &Principal, page: Page) -> Result<OrgList> {
         operator_only(p)?;
-        let (orgs, next_cursor) = self
-            .observe(|e| {
-                let (ids, next) = page.cut(e.org_ids());
-                let orgs = ids
-                    .iter()
-                    .filter_map(|id| e.org(id.as_str()).ok())
-                    .map(Org::from)
-                    .collect();
-                (orgs, next)
-            })
+        let (ids, next_cursor) = page.cut(self.cores.ids());
+        let orgs = self
+            .observe_each(&ids, |e| e.org(e.id.as_str()).ok().map(Org::from))
             .await?;
-        Ok(OrgList { orgs, next_cursor })
+        Ok(OrgList {
+            orgs: orgs.into_iter().flatten().collect(),
+            next_cursor,
+        })
     }
 
     /// An org's concurrency snapshot.
     pub async fn org(&self, p: &Principal, org: &str) -> Result<Org> {
         p.check(org, Action::Read)?;
-        Ok(self.observe(|e| e.org(org)).await??.into())
+        Ok(self.observe(org, |e| e.org(org)).await??.into())
     }
 
     /// Sets an org's limit (operator only). Never ends an active call: a
@@ -52,7 +52,9 @@ impl Service {
     pub async fn set_limit(&self, p: &Principal, org: &str, body: SetLimit) -> Result<Org> {
         p.check(org, Action::SetLimit)?;
         let view = self
-            .change(Some(p.key_id()), |e, now| e.set_limit(org, body.limit, now))
+            .change(org, Some(p.key_id()), |e, now| {
+                e.set_limit(org, body.limit, now)
+            })
             .await??;
         Ok(view.into())
     }
@@ -61,7 +63,7 @@ impl Service {
     pub async fn agent(&self, p: &Principal, org: &str, agent: &str) -> Result<Agent> {
         p.check(org, Action::Read)?;
         let agent = AgentId::new(agent)?;
-        Ok(self.observe(|e| e.agent(org, &agent)).await??.into())
+        Ok(self.observe(org, |e| e.agent(org, &agent)).await??.into())
     }
 
     /// Sets an agent's reservations; queued calls they admit are admitted
@@ -76,7 +78,7 @@ impl Service {
         p.check(org, Action::Configure)?;
         let agent = AgentId::new(agent)?;
         let view = self
-            .change(Some(p.key_id()), |e, now| {
+            .change(org, Some(p.key_id()), |e, now| {
                 e.set_reservations(org, &agent, r, now)
             })
             .await??;
@@ -93,7 +95,9 @@ impl Service {
         p.check(org, Action::Configure)?;
         let agent = AgentId::new(agent)?;
         let view = self
-            .change(Some(p.key_id()), |e, now| e.remove_agent(org, &agent, now))
+            .change(org, Some(p.key_id()), |e, now| {
+                e.remove_agent(org, &agent, now)
+            })
             .await??;
         Ok(view.into())
     }
@@ -101,7 +105,7 @@ impl Service {
     /// Active and queued calls of the last 15 minutes, for charts (in memory: since the server started).
     pub async fn history(&self, p: &Principal, org: &str) -> Result<HistoryPage> {
         p.check(org, Action::Read)?;
-        self.observe(|e| e.org(org)).await??;
+        self.observe(org, |e| e.org(org)).await??;
         Ok(HistoryPage {
             interval_s: history::INTERVAL.as_secs(),
             samples: self.history.of(org),

@@ -145,7 +145,7 @@ impl Service {
         window: Duration,
         within: Duration,
     ) -> Result<Traffic> {
-        self.observe(|e| e.org(org).map(|_| ())).await??;
+        self.observe(org, |e| e.org(org).map(|_| ())).await??;
         let to = clock::now();
         let asked = to
             .as_millis()
@@ -192,7 +192,7 @@ impl Service {
 
     /// The org's limit and reservations now.
     async fn current(&self, org: &str) -> Result<OrgConfig> {
-        let view = self.observe(|e| e.org(org)).await??;
+        let view = self.observe(org, |e| e.org(org)).await??;
         let reservations = view
             .agents
             .iter()

@@ -58,7 +58,12 @@ impl Shared {
 /// the stream of stored events, the store's health.
 #[derive(Debug)]
 pub struct Tickets {
-    tx: mpsc::UnboundedSender<(u64, Write)>,
+    /// Where writes go, in ticket order: a ticket is taken and its write
+    /// sent under this lock (a `std` one: no `.await` under it), so a batch
+    /// never holds a ticket whose predecessor has not been sent, and a
+    /// batch's last ticket is durable only once every earlier one is.
+    tx: Mutex<mpsc::UnboundedSender<(u64, Write)>>,
+    /// The last ticket given; changed only under `tx`'s lock.
     submitted: AtomicU64,
     shared: Arc<Shared>,
 }
@@ -86,7 +91,7 @@ pub(super) fn channel() -> (Tickets, Writer) {
         commits: Commits::default(),
     });
     let tickets = Tickets {
-        tx,
+        tx: Mutex::new(tx),
         submitted: AtomicU64::new(0),
         shared: shared.clone(),
     };
@@ -102,11 +107,19 @@ pub(super) fn channel() -> (Tickets, Writer) {
 impl Tickets {
     /// Queues a write; see [`super::Store::submit`].
     pub(super) fn submit(&self, write: Write) -> u64 {
-        // Callers submit under the engine lock, so tickets follow the order of changes.
+        // Callers submit under their org's lock, so each org's tickets
+        // follow the order of its changes.
+        let tx = self.sender();
         let ticket = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
         // A closed channel means the writer stopped; `durable` then reports its error.
-        let _ = self.tx.send((ticket, write));
+        let _ = tx.send((ticket, write));
         ticket
+    }
+
+    fn sender(&self) -> std::sync::MutexGuard<'_, mpsc::UnboundedSender<(u64, Write)>> {
+        self.tx
+            .lock()
+            .expect("the sender's lock is never poisoned: nothing panics under it")
     }
 
     /// The last ticket given.
@@ -145,7 +158,7 @@ impl Tickets {
 
     /// After a failure, once the caller's state is reloaded from the store:
     /// drops every write submitted so far and commits the next ones. The
-    /// caller holds whatever orders its submissions (the engine lock).
+    /// caller holds whatever orders its submissions (every org's lock).
     ///
     /// Only if the store is still [`Health::Reconnected`] as of
     /// `generation` (read before the reload began): a reload that a newer
@@ -164,6 +177,7 @@ impl Tickets {
             // A ticket of its own marks the reload: reads from now on wait
             // for it (durable at once), and every ticket before it that was
             // not committed is dropped.
+            let _order = self.sender();
             let reload = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
             shared.dropped().end = reload;
             let _ = shared.durable.send_replace(Ok(reload));

@@ -1,0 +1,189 @@
+//! Every org's engine behind a lock of its own, and the index that finds them.
+//!
+//! Each org has a [`slotgate_core::Engine`] holding that org alone, so a
+//! command of one org never waits for another org's: two orgs' requests run
+//! at once, and one org's long read (a page of a large queue) or burst
+//! delays that org only. The index (org id to engine) is read on every
+//! request, only long enough to clone one `Arc`, and written only when an
+//! org is created or every org is replaced (a reload from the store, a lead
+//! taken or lost).
+
+use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, RwLock};
+
+use slotgate_core::{Config, Engine, OrgId};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// One org's engine; `None` once replaced, for commands that looked it up
+/// just before (they look the org up again).
+///
+/// A tokio mutex, not a `std` one, although no `.await` happens under it: a
+/// command waiting for its org's turn then parks its task, not one of the
+/// runtime's few worker threads, so a busy org can never take the threads
+/// that other orgs' requests run on.
+type Core = Arc<Mutex<Option<Engine>>>;
+
+/// Every org's engine.
+#[derive(Debug)]
+pub(super) struct Cores {
+    /// Org id to its engine. A `std` lock held for a lookup or an insert
+    /// only, never across an `.await`.
+    index: RwLock<HashMap<OrgId, Core>>,
+}
+
+/// One org's engine, locked: commands run on it and submit their events to
+/// the store before it is released, so each org's changes reach the store
+/// in the order they happened.
+#[derive(Debug)]
+pub(super) struct Locked {
+    /// The org.
+    pub(super) id: OrgId,
+    guard: OwnedMutexGuard<Option<Engine>>,
+}
+
+impl Deref for Locked {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        self.guard
+            .as_ref()
+            .expect("a core is locked only while it is current")
+    }
+}
+
+impl DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut Engine {
+        self.guard
+            .as_mut()
+            .expect("a core is locked only while it is current")
+    }
+}
+
+/// Each of `engines` behind a lock of its own.
+fn index(engines: Vec<(OrgId, Engine)>) -> HashMap<OrgId, Core> {
+    engines
+        .into_iter()
+        .map(|(id, engine)| (id, Arc::new(Mutex::new(Some(engine)))))
+        .collect()
+}
+
+impl Cores {
+    /// The orgs of `engines`, one engine each.
+    pub(super) fn new(engines: Vec<(OrgId, Engine)>) -> Self {
+        Cores {
+            index: RwLock::new(index(engines)),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<OrgId, Core>> {
+        self.index
+            .read()
+            .expect("the org index is never poisoned: nothing panics under it")
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<OrgId, Core>> {
+        self.index
+            .write()
+            .expect("the org index is never poisoned: nothing panics under it")
+    }
+
+    /// Ids of all orgs, sorted.
+    pub(super) fn ids(&self) -> Vec<OrgId> {
+        let mut ids: Vec<OrgId> = self.read().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Waits for the org's turn and locks its engine.
+    pub(super) async fn lock(&self, org: &str) -> slotgate_core::Result<Locked> {
+        loop {
+            let (id, core) = self
+                .read()
+                .get_key_value(org)
+                .map(|(id, core)| (id.clone(), core.clone()))
+                .ok_or(slotgate_core::Error::OrgNotFound)?;
+            let guard = core.lock_owned().await;
+            if guard.is_some() {
+                return Ok(Locked { id, guard });
+            }
+            // Replaced while this waited: the index holds its successor.
+        }
+    }
+
+    /// Creates an org: `create` runs on a new engine (with `config`) and
+    /// makes the org there (or refuses); the engine joins the index if it
+    /// holds the org then. The index stays locked meanwhile, so that nothing
+    /// else creates the same org or replaces every org in between.
+    pub(super) fn create<R>(
+        &self,
+        id: &OrgId,
+        config: Config,
+        create: impl FnOnce(&mut Engine) -> R,
+    ) -> slotgate_core::Result<R> {
+        let mut index = self.write();
+        if index.contains_key(id) {
+            return Err(slotgate_core::Error::OrgExists);
+        }
+        let mut engine = Engine::new(config);
+        let result = create(&mut engine);
+        if engine.org(id.as_str()).is_ok() {
+            index.insert(id.clone(), Arc::new(Mutex::new(Some(engine))));
+        }
+        Ok(result)
+    }
+
+    /// Replaces every org with `engines`, if `swap` agrees. `swap` runs with
+    /// every current org locked and the index held, so no command runs or
+    /// submits anything meanwhile, and it sees the new engines before anyone
+    /// else can. The old engines are dropped; commands that were waiting
+    /// for them look their org up again. Returns whether it replaced.
+    pub(super) async fn replace(
+        &self,
+        engines: Vec<(OrgId, Engine)>,
+        swap: impl FnOnce(&[(OrgId, Engine)]) -> bool,
+    ) -> bool {
+        loop {
+            let current: Vec<Core> = self.read().values().cloned().collect();
+            let mut held = Vec::with_capacity(current.len());
+            for core in current {
+                held.push(core.lock_owned().await);
+            }
+            let mut index = self.write();
+            // An org created while this locked the others: lock it too.
+            let locked: HashSet<*const Mutex<Option<Engine>>> = held
+                .iter()
+                .map(|g| Arc::as_ptr(OwnedMutexGuard::mutex(g)))
+                .collect();
+            if index.len() != locked.len()
+                || index.values().any(|c| !locked.contains(&Arc::as_ptr(c)))
+            {
+                continue;
+            }
+            if !swap(&engines) {
+                return false;
+            }
+            for engine in &mut held {
+                **engine = None;
+            }
+            *index = self::index(engines);
+            return true;
+        }
+    }
+
+    /// Runs `read` on each org's engine in turn (sorted by id), each under
+    /// its own lock only: no moment holds more than one org.
+    pub(super) async fn each<R>(
+        &self,
+        ids: &[OrgId],
+        mut read: impl FnMut(&Locked) -> R,
+    ) -> Vec<R> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Ok(engine) = self.lock(id.as_str()).await {
+                out.push(read(&engine));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,98 @@
+//! The service's own tests, for what only its insides can set up: an org
+//! whose engine the test holds locked, as a long command would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slotgate_api::{AcquireCall, CallState, CallType, CreateOrg};
+use slotgate_core::Config;
+use tokio::sync::watch;
+
+use super::{Admission, Service};
+use crate::auth::{Keys, Principal};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Retention;
+
+/// Far longer than any step below takes: only a step that waits for
+/// another org's lock (the fault tested) gets near it.
+const BOUND: Duration = Duration::from_secs(30);
+
+fn chat(agent: &str) -> AcquireCall {
+    AcquireCall {
+        id: None,
+        agent: agent.into(),
+        call_type: CallType::Chat,
+        lease_ttl_s: None,
+        max_wait_s: None,
+        wait_s: None,
+    }
+}
+
+#[tokio::test]
+async fn an_org_whose_engine_is_locked_holds_up_its_own_requests_only() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let day = Duration::from_secs(24 * 3600);
+    let retention = Retention {
+        ended_calls: day,
+        events: day,
+    };
+    let store = SqliteStore::open(dir.path(), retention).expect("a new SQLite store opens");
+    let (_stop, shutdown) = watch::channel(false);
+    let service = Arc::new(Service::new(
+        Config::default(),
+        Vec::new(),
+        Arc::new(store),
+        Keys::new("operator-key", Vec::new()),
+        false,
+        shutdown,
+    ));
+    let op = Principal::Operator;
+    for id in ["busy", "quiet"] {
+        let org = CreateOrg {
+            id: id.into(),
+            limit: 2,
+        };
+        service
+            .create_org(&op, org)
+            .await
+            .expect("the org is created");
+    }
+
+    // The busy org's engine is held, as by a long command of its own.
+    let held = service
+        .cores
+        .lock("busy")
+        .await
+        .expect("the busy org exists");
+    let waiting = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            service
+                .acquire(&Principal::Operator, "busy", chat("a"))
+                .await
+        })
+    };
+    let (admission, call) = tokio::time::timeout(BOUND, service.acquire(&op, "quiet", chat("b")))
+        .await
+        .expect("the quiet org's acquire does not wait for the busy org's lock")
+        .expect("the quiet org's acquire succeeds");
+    assert_eq!(admission, Admission::Admitted);
+    assert_eq!(call.state, CallState::Active);
+    let quiet = tokio::time::timeout(BOUND, service.org(&op, "quiet"))
+        .await
+        .expect("reading the quiet org does not wait for the busy org's lock")
+        .expect("the quiet org reads");
+    assert_eq!(quiet.active, 1);
+    // The busy org's own request waits for its turn, and gets it once released.
+    assert!(
+        !waiting.is_finished(),
+        "the busy org's acquire waits while its engine is held"
+    );
+    drop(held);
+    let (admission, _) = tokio::time::timeout(BOUND, waiting)
+        .await
+        .expect("the busy org's acquire runs once its engine is released")
+        .expect("the acquire's task does not panic")
+        .expect("the busy org's acquire succeeds");
+    assert_eq!(admission, Admission::Admitted);
+}
