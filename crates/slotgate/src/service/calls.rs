@@ -220,7 +220,9 @@ impl Service {
             agent: filter.agent.as_deref().map(AgentId::new).transpose()?,
         };
         let listed = self
-            .observe_at(org, |e, now| e.calls_page(org, &filter, page.offset, page.limit, now))
+            .observe_at(org, |e, now| {
+                e.calls_page(org, &filter, page.offset, page.limit, now)
+            })
             .await??;
         Ok(CallList {
             calls: listed.calls.into_iter().map(Into::into).collect(),
