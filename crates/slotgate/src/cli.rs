@@ -345,6 +345,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             );
         }
     }
+    if matches!(settings.store, StoreChoice::Postgres(_)) && certificate.is_some() {
+        tracing::warn!(
+            "followers forward requests to the leading replica over plain HTTP, which an HTTPS \
+             listener does not accept: with several replicas, serve HTTP behind a TLS-terminating \
+             load balancer instead (docs/REPLICAS.md)"
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server::start(&settings, stop_rx.clone())
         .await
