@@ -101,10 +101,13 @@ pub(crate) fn enc(s: &str) -> String {
 }
 
 impl Client {
-    /// A client of the server at `base_url` (e.g. `http://127.0.0.1:7878`) using `key`.
+    /// A client of the server at `base_url` (e.g. `http://127.0.0.1:7878`,
+    /// or `https://...`, whose certificate must chain to one of the system's
+    /// roots or to a CA given to [`Client::with_ca_file`]) using `key`.
     pub fn new(base_url: &str, key: &str) -> Client {
         Client {
-            http: reqwest::Client::new(),
+            http: crate::tls::http_client(None)
+                .expect("a client without a CA file of its own always builds"),
             base: base_url.trim_end_matches('/').to_string(),
             key: key.to_string(),
             request_timeout: Duration::from_secs(10),
@@ -116,6 +119,14 @@ impl Client {
     pub fn with_request_timeout(mut self, timeout: Duration) -> Client {
         self.request_timeout = timeout;
         self
+    }
+
+    /// Trusts the CA certificates in this PEM file too, besides the system's
+    /// roots: for a server whose certificate a private CA signed. Fails if
+    /// the file cannot be read or holds no certificate.
+    pub fn with_ca_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Client> {
+        self.http = crate::tls::http_client(Some(path.as_ref()))?;
+        Ok(self)
     }
 
     /// How transient failures are retried.

@@ -19,6 +19,15 @@ pub enum Error {
     /// The request did not complete: connection refused, reset, timed out.
     #[error("could not reach the server: {0}")]
     Transport(#[from] reqwest::Error),
+    /// The CA file given to [`Client::with_ca_file`](crate::Client::with_ca_file)
+    /// could not be read or holds no usable certificate.
+    #[error("cannot use the CA file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The answer was not what the API promises.
     #[error("the server's answer is not what the API promises: {0}")]
     Decode(String),

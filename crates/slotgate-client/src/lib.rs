@@ -38,6 +38,7 @@
 //! - [`client`]: one method per endpoint of the API, with retries.
 //! - [`permit`]: waiting through the queue and holding a slot.
 //! - [`error`]: what can fail, with the API's codes and fields.
+//! - `tls`: HTTPS with rustls, the system's roots and an optional CA file.
 //! - The API's shapes come from `slotgate-api`, the contract the server
 //!   compiles against too, re-exported here.
 
@@ -51,6 +52,7 @@ pub struct ReadmeDoctests;
 pub mod client;
 pub mod error;
 pub mod permit;
+mod tls;
 
 pub use client::{CallFilter, Client, EventStream, Retry};
 pub use error::{ApiError, Error, ErrorCode, Result};

@@ -227,7 +227,7 @@ impl Slotgate {
             bases.push(format!("http://127.0.0.1:{port}/v1"));
             dirs.push(dir);
         }
-        let http = reqwest::Client::builder()
+        let http = support::http_builder()
             .pool_max_idle_per_host(1024)
             .build()
             .unwrap();

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::io::IsTerminal;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use crate::backup;
 use crate::commands::{self, ClientCommand, Conn, Failure};
 use crate::server::{ready_line, Server, Settings, StoreChoice};
+use crate::tls::https::Certificate;
 
 /// slotgate: concurrency control for AI agents on live calls.
 ///
@@ -139,7 +141,7 @@ pub struct ServeArgs {
     /// forward requests to while this one leads, such as
     /// http://10.0.0.5:7878 (in Kubernetes, the pod's IP from the downward
     /// API). By default http://LISTEN-ADDRESS, or http://$HOSTNAME:PORT when
-    /// listening on all interfaces.
+    /// listening on all interfaces (https:// with --tls-cert).
     #[arg(long, env = "SLOTGATE_ADVERTISE_URL", hide_env_values = true)]
     pub advertise_url: Option<String>,
     /// How long ended calls stay readable and their ids idempotent (e.g. 24h, 90m).
@@ -156,6 +158,26 @@ pub struct ServeArgs {
         default_value_t = 100_000
     )]
     pub queue_cap: u32,
+    /// Serve HTTPS with this certificate (PEM: the server's certificate, then
+    /// its chain), with --tls-key. Both files are read again on SIGHUP: renew
+    /// them in place and send SIGHUP; connections from then on get the new one.
+    #[arg(
+        long,
+        env = "SLOTGATE_TLS_CERT",
+        hide_env_values = true,
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "SLOTGATE_TLS_KEY",
+        hide_env_values = true,
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
     #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
@@ -275,12 +297,12 @@ async fn client(conn: &Conn, cmd: ClientCommand) -> ExitCode {
 
 /// Where the other replicas reach this one, if its address says so: the
 /// address it listens on, or its host name when it listens on all.
-fn advertised(addr: SocketAddr) -> Option<String> {
+fn advertised(scheme: &str, addr: SocketAddr) -> Option<String> {
     if !addr.ip().is_unspecified() {
-        return Some(format!("http://{addr}"));
+        return Some(format!("{scheme}://{addr}"));
     }
     let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())?;
-    Some(format!("http://{host}:{}", addr.port()))
+    Some(format!("{scheme}://{host}:{}", addr.port()))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -294,15 +316,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         metrics_auth: args.metrics_auth,
         advertise_url: None,
     };
-    // Listen first: a taken port must not leave a new data directory and a
-    // new operator key behind.
+    // The certificate and the port first: a wrong file or a taken port must
+    // not leave a new data directory and a new operator key behind.
+    let certificate = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Certificate::load(cert, key)?)),
+        _ => None,
+    };
+    let scheme = if certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let defaulted = args.advertise_url.is_none();
     let settings = Settings {
-        advertise_url: args.advertise_url.or_else(|| advertised(addr)),
+        advertise_url: args.advertise_url.or_else(|| advertised(scheme, addr)),
         ..settings
     };
     if let (StoreChoice::Postgres(_), Some(url)) = (&settings.store, &settings.advertise_url) {
@@ -314,6 +345,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             );
         }
     }
+    if matches!(settings.store, StoreChoice::Postgres(_)) && certificate.is_some() {
+        tracing::warn!(
+            "followers forward requests to the leading replica over plain HTTP, which an HTTPS \
+             listener does not accept: with several replicas, serve HTTP behind a TLS-terminating \
+             load balancer instead (docs/REPLICAS.md)"
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server::start(&settings, stop_rx.clone())
         .await
@@ -324,14 +362,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             settings.data_dir.join("operator.key").display()
         );
     }
-    tracing::info!("{}", ready_line(addr));
+    tracing::info!("{}", ready_line(scheme, addr));
     tokio::spawn(async move {
         commands::stop_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
-    server
-        .serve(listener, stop_rx)
-        .await
-        .map_err(|e| e.to_string())
+    let served = match certificate {
+        None => server.serve(listener, stop_rx).await,
+        Some(certificate) => {
+            let listener = certificate.listen(listener).map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                if let Err(e) = certificate.reload_on_sighup().await {
+                    tracing::error!(error = %e, "cannot reload the TLS certificate on SIGHUP");
+                }
+            });
+            server.serve(listener, stop_rx).await
+        }
+    };
+    served.map_err(|e| e.to_string())
 }

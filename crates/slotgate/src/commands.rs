@@ -43,10 +43,21 @@ pub struct Conn {
     /// Print JSON instead of tables (for scripts); errors too, as the API's error object.
     #[arg(long, global = true)]
     pub json: bool,
+    /// With an https:// URL: trust the CA certificates in this PEM file too,
+    /// besides the system's roots (for a server a private CA signed).
+    #[arg(
+        id = "ca-file",
+        long = "ca-file",
+        env = "SLOTGATE_CA_FILE",
+        global = true,
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The names of the connection options, to hide where they do not apply.
-pub const CONN_ARGS: [&str; 3] = ["url", "key", "json"];
+pub const CONN_ARGS: [&str; 4] = ["url", "key", "json", "ca-file"];
 
 /// `slotgate org ...`
 #[derive(Debug, Subcommand)]
@@ -348,7 +359,10 @@ impl Conn {
 
 /// Runs a client subcommand and prints its result; the exit code.
 pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode, Failure> {
-    let client = Client::new(&conn.url, key);
+    let client = match &conn.ca_file {
+        None => Client::new(&conn.url, key),
+        Some(file) => Client::new(&conn.url, key).with_ca_file(file)?,
+    };
     let json = conn.json;
     match cmd {
         ClientCommand::Org(OrgCommand::Create { id, limit }) => {

@@ -11,6 +11,7 @@
 //! - [`store`]: what is kept and the backend interface; [`store::sqlite`]: the embedded store;
 //!   [`store::postgres`]: the PostgreSQL store, any number of replicas on one database
 //!   (one leads; the others forward every request to it: [`api::forward`]).
+//! - [`tls`]: rustls on ring, for HTTPS ([`tls::https`]) and for TLS to PostgreSQL.
 //! - [`auth`]: keys and roles; [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
 //! - The API's shapes are the contract crate's (`slotgate-api`), filled from the
 //!   engine's views by `slotgate-core`.
@@ -29,3 +30,4 @@ pub mod metrics;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;

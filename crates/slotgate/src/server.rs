@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use axum::ServiceExt as _;
 use slotgate_core::{Config, Engine, OrgId};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{random_hex, Keys};
@@ -251,13 +250,19 @@ impl Server {
         })
     }
 
-    /// Serves on `listener` until `shutdown` is set, then finishes in-flight
-    /// requests and waits until every change is durable.
-    pub async fn serve(
+    /// Serves on `listener` (a `TcpListener`, or an
+    /// [`HttpsListener`](crate::tls::https::HttpsListener)) until `shutdown`
+    /// is set, then finishes in-flight requests and waits until every change
+    /// is durable.
+    pub async fn serve<L>(
         self,
-        listener: TcpListener,
+        listener: L,
         mut shutdown: watch::Receiver<bool>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<()>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let app = api::router(self.service.clone());
         axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(async move {
@@ -304,7 +309,8 @@ pub(crate) fn log_recovered(orgs: &[(OrgId, Engine)], took: Duration) {
     );
 }
 
-/// The one line logged when ready.
-pub fn ready_line(addr: SocketAddr) -> String {
-    format!("slotgate ready on http://{addr} (dashboard: http://{addr}/, API: http://{addr}/v1/openapi.json)")
+/// The one line logged when ready; `scheme` is `http` or `https`.
+pub fn ready_line(scheme: &str, addr: SocketAddr) -> String {
+    let base = format!("{scheme}://{addr}");
+    format!("slotgate ready on {base} (dashboard: {base}/, API: {base}/v1/openapi.json)")
 }

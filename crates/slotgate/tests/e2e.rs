@@ -1197,7 +1197,7 @@ async fn a_long_poll_whose_client_hangs_up_stops_holding_the_call() {
     let s = Server::start().await;
     s.create_org("acme", 0).await;
     // The client gives up after 1 s on a wait of 30 s: its connection closes mid-wait.
-    let impatient = reqwest::Client::builder()
+    let impatient = support::http_builder()
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
@@ -1371,7 +1371,9 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
         .and_then(|r| r.split_whitespace().next());
     let base = base.unwrap_or_else(|| panic!("the ready line: {ready}"));
     let secret = "not-a-key-but-secret";
-    let status = reqwest::Client::new()
+    let status = support::http_builder()
+        .build()
+        .unwrap()
         .get(format!("{base}/v1/orgs/nope"))
         .bearer_auth(secret)
         .send()

@@ -28,6 +28,7 @@
 //! runtime.
 
 mod migrate;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,7 +38,7 @@ use slotgate_core::{Event, EventKind, RestoredCall, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::runtime::Handle;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
+use tokio_postgres::{Client, IsolationLevel, Row, Statement, Transaction};
 
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
 
@@ -102,10 +103,10 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 /// whose machine is gone (no refusal ever comes) to the next host.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Connects to `url` and drives the connection on a task of its own.
+/// Connects to `url` and drives the connection on a task of its own. TLS is
+/// as the URL's libpq parameters say (`tls.rs`).
 async fn connect(url: &str) -> Result<Client, StoreError> {
-    let failed = |e: tokio_postgres::Error| StoreError(format!("connecting to PostgreSQL: {e}"));
-    let mut config: tokio_postgres::Config = url.parse().map_err(failed)?;
+    let (mut config, tls) = tls::split(url)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -117,13 +118,30 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
             .keepalives_interval(Duration::from_secs(3))
             .keepalives_retries(3);
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
+    let (client, connection) = config.connect(tls.connector()?).await.map_err(|e| {
+        StoreError(format!(
+            "connecting to PostgreSQL ({tls}): {}",
+            with_causes(&e)
+        ))
+    })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
+            tracing::warn!(error = %with_causes(&e), "PostgreSQL connection ended");
         }
     });
     Ok(client)
+}
+
+/// An error and its causes, which tokio-postgres keeps out of its message
+/// ("db error", "error performing TLS handshake" alone say nothing of why).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut said = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        said = format!("{said}: {c}");
+        cause = c.source();
+    }
+    said
 }
 
 /// How long the writer waits for writes before it checks its connection.
@@ -165,6 +183,8 @@ impl PostgresStore {
     /// starts as [`Health::Following`] (or [`Health::Down`] if the leader
     /// row names nobody alive yet).
     pub async fn open(url: &str, retention: Retention, me: Replica) -> Result<Self, StoreError> {
+        let (_, tls) = tls::split(url)?;
+        tracing::info!("PostgreSQL connections: {tls}");
         let conn = open_writer(url).await?;
         let reader = Reader::connect(url).await?;
         let (tickets, writer) = group_commit::channel();

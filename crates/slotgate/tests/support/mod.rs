@@ -21,6 +21,8 @@
 
 #[path = "postgres.rs"]
 pub mod pg;
+#[path = "tls.rs"]
+pub mod tls;
 
 use std::fmt;
 use std::path::Path;
@@ -617,6 +619,15 @@ impl fmt::Display for Answer {
     }
 }
 
+/// A reqwest client builder. reqwest is built with rustls on ring and no
+/// provider of its own (slotgate-client's choice, which keeps aws-lc out of
+/// the build), so ring is made the process's default provider first.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    #[allow(deprecated)] // for lacking post-quantum key exchange, which ring has not
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+}
+
 fn client(key: Option<&str>) -> Client {
     let mut headers = HeaderMap::new();
     if let Some(k) = key {
@@ -625,7 +636,7 @@ fn client(key: Option<&str>) -> Client {
             HeaderValue::from_str(&format!("Bearer {k}")).expect("a valid header"),
         );
     }
-    Client::builder()
+    http_builder()
         .default_headers(headers)
         .timeout(REQUEST_TIMEOUT)
         .build()
@@ -706,9 +717,10 @@ pub async fn spawn_with(
     (child, port, log)
 }
 
-/// The port in `... slotgate ready on http://127.0.0.1:PORT ...`.
+/// The port in `... slotgate ready on http(s)://127.0.0.1:PORT ...`.
 fn ready_port(line: &str) -> Option<u16> {
-    let rest = line.split("slotgate ready on http://").nth(1)?;
+    let rest = line.split("slotgate ready on ").nth(1)?;
+    let rest = rest.split_once("://")?.1;
     let addr = rest.split(|c: char| c.is_whitespace() || c == '/').next()?;
     addr.rsplit(':').next()?.parse().ok()
 }
