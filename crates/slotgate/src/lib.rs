@@ -11,7 +11,9 @@
 //! - [`store`]: what is kept and the backend interface; [`store::sqlite`]: the embedded store;
 //!   [`store::postgres`]: the PostgreSQL store, any number of replicas on one database
 //!   (one leads; the others forward every request to it: [`api::forward`]).
-//! - [`auth`]: keys and roles; [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
+//! - [`auth`]: keys and roles; [`operator_key`]: the operator key's strength and file;
+//!   [`private_files`]: the data directory 0700, its files 0600;
+//!   [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
 //! - The API's shapes are the contract crate's (`slotgate-api`), filled from the
 //!   engine's views by `slotgate-core`.
 
@@ -26,6 +28,8 @@ pub mod commands;
 pub mod driver;
 pub mod history;
 pub mod metrics;
+pub mod operator_key;
+pub mod private_files;
 pub mod server;
 pub mod service;
 pub mod store;

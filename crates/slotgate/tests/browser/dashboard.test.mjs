@@ -25,7 +25,7 @@ const root = resolve(here, "../../../..");
 const BIN = process.env.SLOTGATE_BIN || join(root, "target/debug/slotgate");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const GIVEN = process.env.SLOTGATE_URL;
-const OP = GIVEN ? process.env.SLOTGATE_OPERATOR_KEY : "dashboard-test-operator";
+const OP = GIVEN ? process.env.SLOTGATE_OPERATOR_KEY : "dashboard-test-operator-0123456789abcdef";
 const SHOTS = GIVEN ? join(root, "target/given") : join(root, "target");
 
 let server, base, browser, dataDir;
