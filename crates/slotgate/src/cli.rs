@@ -322,7 +322,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let path = crate::operator_key::path(&settings.data_dir);
         // Shown to a person at a terminal only: a log collector keeps what it reads.
         if std::io::stderr().is_terminal() {
-            eprintln!("operator key (shown once, saved to {}): {key}", path.display());
+            eprintln!(
+                "operator key (shown once, saved to {}): {key}",
+                path.display()
+            );
         } else {
             tracing::info!("generated an operator key: read it from {}", path.display());
         }

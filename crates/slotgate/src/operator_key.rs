@@ -23,9 +23,7 @@ pub const HOW_TO_MAKE_ONE: &str =
 pub fn weakness(key: &str) -> Option<String> {
     let len = key.chars().count();
     if len < MIN_LEN {
-        return Some(format!(
-            "it has {len} characters, fewer than {MIN_LEN}"
-        ));
+        return Some(format!("it has {len} characters, fewer than {MIN_LEN}"));
     }
     let distinct = key.chars().collect::<HashSet<_>>().len();
     if distinct < MIN_DISTINCT {
@@ -64,7 +62,9 @@ mod tests {
 
     #[test]
     fn short_or_monotonous_keys_are_refused_and_generated_ones_pass() {
-        assert!(weakness("a").unwrap().contains("1 characters, fewer than 32"));
+        assert!(weakness("a")
+            .unwrap()
+            .contains("1 characters, fewer than 32"));
         let monotonous = "ab".repeat(20);
         assert!(weakness(&monotonous).unwrap().contains("only 2 distinct"));
         assert_eq!(weakness("0123456789abcdef0123456789abcdef"), None);

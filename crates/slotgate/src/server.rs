@@ -14,12 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{random_hex, Keys};
-use crate::{operator_key, private_files};
 use crate::service::{self, Service};
 use crate::store::postgres::{PostgresStore, Replica};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Retention, Snapshot, Store, StoreError};
 use crate::{api, clock};
+use crate::{operator_key, private_files};
 
 /// Where the state is kept (`--store`).
 #[derive(Debug, Clone, PartialEq, Eq)]
