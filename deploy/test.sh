@@ -74,7 +74,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-key=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 
 # Waits (at most 30 s) for the ready line of a server logging to $1; prints its port.
 ready_port() {

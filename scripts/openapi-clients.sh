@@ -40,7 +40,7 @@ fi
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SLOTGATE_OPERATOR_KEY="op-openapi-clients" "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
+SLOTGATE_OPERATOR_KEY="op-openapi-clients-$(python3 -c "import secrets; print(secrets.token_hex(16))")" "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
   >"$work/server.log" 2>&1 &
 server=$!
 stop() {

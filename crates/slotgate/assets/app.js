@@ -105,7 +105,7 @@ let timer = null;
 let current = null; // the org on screen
 
 function show(section) {
-  for (const id of ["signin", "orgs", "missing", "org", "plan"]) $(id).hidden = id !== section;
+  for (const id of ["signin", "switch", "orgs", "missing", "org", "plan"]) $(id).hidden = id !== section;
   $("signout").hidden = section === "signin";
   $("live").hidden = section !== "org";
 }
@@ -119,14 +119,14 @@ async function route() {
   timer = null;
   $("global-error").textContent = "";
   const params = hashParams();
-  if (params.get("key")) {
-    // A direct link: keep the key in this tab only, and out of the address
-    // bar; the rest of the link (the org, the view) stays.
-    session.set(params.get("key"), params.get("org"));
-    session.operator = false;
+  const linked = params.get("key");
+  if (linked) {
+    // A direct link: the key leaves the address bar at once; the rest of the
+    // link (the org, the view) stays.
     params.delete("key");
     history.replaceState(null, "", "#" + params.toString());
-    return signedIn();
+    if (session.key && session.key !== linked) return askSwitch(linked, params.get("org"));
+    if (session.key !== linked) return signInWith(linked, params.get("org"));
   }
   if (!session.key) return showSignin();
   const org = params.get("org") || (!session.operator && session.org);
@@ -134,6 +134,42 @@ async function route() {
   if (session.operator) return openOrgs();
   return showSignin();
 }
+
+// Keeps `key` in this tab only, then works out what it is.
+function signInWith(key, org) {
+  session.set(key, org);
+  session.operator = false;
+  return signedIn();
+}
+
+// A link with another key never replaces the session silently: it asks,
+// naming the org the link would open and the session it would end.
+let pendingLink = null;
+function askSwitch(key, org) {
+  pendingLink = { key, org };
+  show("switch");
+  $("crumbs").textContent = "";
+  $("switch-text").textContent = (org
+    ? `This link signs in with another key and opens org “${org}”. `
+    : "This link signs in with another key. ")
+    + (session.operator
+      ? "You are signed in with the operator key."
+      : `You are signed in to org “${session.org}”.`);
+  $("switch-ok").textContent = org ? `Open “${org}” with the link's key` : "Sign in with the link's key";
+  $("switch-stay").focus();
+}
+
+$("switch-ok").addEventListener("click", () => {
+  const link = pendingLink;
+  pendingLink = null;
+  if (link) signInWith(link.key, link.org);
+});
+
+$("switch-stay").addEventListener("click", () => {
+  pendingLink = null;
+  history.replaceState(null, "", "#");
+  route();
+});
 
 function showSignin(message) {
   show("signin");

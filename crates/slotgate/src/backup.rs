@@ -11,6 +11,7 @@ use std::time::Duration;
 use slotgate_core::Config;
 
 use crate::auth::random_hex;
+use crate::private_files;
 use crate::server::{lock_data_dir, StoreChoice};
 use crate::store::postgres::{self, PostgresStore, Replica};
 use crate::store::sqlite::{self, SqliteStore};
@@ -43,7 +44,9 @@ pub async fn export(
     let (orgs, calls, keys) = dump.counts();
     match output {
         Some(path) => {
-            std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            // A backup holds key hashes and every org's state: owner-only (0600).
+            private_files::write(path, text.as_bytes())
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
             eprintln!(
                 "exported {orgs} orgs, {calls} calls and {keys} keys to {}",
                 path.display()
@@ -74,7 +77,8 @@ pub async fn import(store: &StoreChoice, data_dir: &Path, file: &Path) -> Result
     let (_lock, store): (_, Arc<dyn Store>) = match store {
         StoreChoice::Sqlite => {
             let dir = data_dir;
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            private_files::create_dir(dir)
+                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
             let lock = lock_data_dir(dir).map_err(|e| e.to_string())?;
             let store = SqliteStore::open(dir, KEEP).map_err(|e| e.to_string())?;
             (Some(lock), Arc::new(store))

@@ -42,11 +42,11 @@ pub enum Command {
     /// Run the service: the HTTP API, the dashboard and the metrics.
     ///
     /// On the embedded store (the default), the first start creates the data
-    /// directory, generates an operator key (unless SLOTGATE_OPERATOR_KEY is
-    /// set), saves it to DATA_DIR/operator.key and prints it once. Every
-    /// acknowledged change is on disk before the answer; a restart on the
-    /// same directory restores orgs, reservations, keys, active calls and the
-    /// queue in order.
+    /// directory (0700), generates an operator key (unless SLOTGATE_OPERATOR_KEY
+    /// is set: 32 characters or more), saves it to DATA_DIR/operator.key (0600)
+    /// and shows it once on a terminal. Every acknowledged change is on disk
+    /// before the answer; a restart on the same directory restores orgs,
+    /// reservations, keys, active calls and the queue in order.
     ///
     /// With --store postgres://..., SLOTGATE_OPERATOR_KEY must be set, every
     /// acknowledged change is committed in PostgreSQL before the answer, and
@@ -357,10 +357,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     if let Some(key) = &server.generated_operator_key {
-        println!(
-            "operator key (shown once, saved to {}): {key}",
-            settings.data_dir.join("operator.key").display()
-        );
+        let path = crate::operator_key::path(&settings.data_dir);
+        // Shown to a person at a terminal only: a log collector keeps what it reads.
+        if std::io::stderr().is_terminal() {
+            eprintln!(
+                "operator key (shown once, saved to {}): {key}",
+                path.display()
+            );
+        } else {
+            tracing::info!("generated an operator key: read it from {}", path.display());
+        }
     }
     tracing::info!("{}", ready_line(scheme, addr));
     tokio::spawn(async move {

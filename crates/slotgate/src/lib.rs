@@ -12,7 +12,9 @@
 //!   [`store::postgres`]: the PostgreSQL store, any number of replicas on one database
 //!   (one leads; the others forward every request to it: [`api::forward`]).
 //! - [`tls`]: rustls on ring, for HTTPS ([`tls::https`]) and for TLS to PostgreSQL.
-//! - [`auth`]: keys and roles; [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
+//! - [`auth`]: keys and roles; [`operator_key`]: the operator key's strength and file;
+//!   [`private_files`]: the data directory 0700, its files 0600;
+//!   [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
 //! - The API's shapes are the contract crate's (`slotgate-api`), filled from the
 //!   engine's views by `slotgate-core`.
 
@@ -27,6 +29,8 @@ pub mod commands;
 pub mod driver;
 pub mod history;
 pub mod metrics;
+pub mod operator_key;
+pub mod private_files;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -1,7 +1,7 @@
 //! Starting and stopping the service: data directory, operator key, store,
 //! restore, the deadline driver, the listener, graceful shutdown.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use crate::store::postgres::{PostgresStore, Replica};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Retention, Snapshot, Store, StoreError};
 use crate::{api, clock};
+use crate::{operator_key, private_files};
 
 /// Where the state is kept (`--store`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +93,14 @@ pub enum StartError {
     /// key, so none is generated.
     #[error("with --store postgres://..., set SLOTGATE_OPERATOR_KEY: every server on the database must accept the same operator key")]
     OperatorKeyNeeded,
+    /// The operator key is too short or too monotonous to resist guessing.
+    #[error("the operator key in {from} is too weak: {why}; {how}", how = operator_key::HOW_TO_MAKE_ONE)]
+    WeakOperatorKey {
+        /// Where the key came from: the variable or the key file.
+        from: String,
+        /// What is wrong with it (never the key itself).
+        why: String,
+    },
     /// With a PostgreSQL store, the other replicas must know where to
     /// forward requests while this one leads.
     #[error("with --store postgres://..., set --advertise-url (SLOTGATE_ADVERTISE_URL): the URL the other replicas reach this one at, such as http://10.0.0.5:7878 (it is only guessed when --listen names one address)")]
@@ -123,10 +132,9 @@ pub struct Server {
 /// Takes the data directory's lock, or says who holds it.
 pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, StartError> {
     let path = dir.join("slotgate.lock");
-    let mut file = OpenOptions::new()
+    let mut file = private_files::options()
         .read(true)
         .write(true)
-        .create(true)
         .truncate(false)
         .open(&path)
         .map_err(io("opening", &path))?;
@@ -144,27 +152,30 @@ pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, StartError> {
     Ok(file)
 }
 
-/// The operator key: given, or saved in the data directory, or made now (and saved, mode 0600).
+/// The operator key: given, or saved in the data directory, or made now
+/// (and saved, 0600). A weak key is refused, wherever it comes from.
 fn operator_key(dir: &Path, given: Option<String>) -> Result<(String, Option<String>), StartError> {
     if let Some(k) = given.filter(|k| !k.is_empty()) {
         return Ok((k, None));
     }
-    let path = dir.join("operator.key");
-    match fs::read_to_string(&path) {
-        Ok(k) if !k.trim().is_empty() => return Ok((k.trim().to_string(), None)),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("reading", &path)(e)),
+    let path = operator_key::path(dir);
+    if let Some(k) = operator_key::saved(dir).map_err(io("reading", &path))? {
+        check_operator_key(&k, &path.display().to_string())?;
+        return Ok((k, None));
     }
-    let key = format!("sgo_{}", random_hex(24));
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(&path).map_err(io("creating", &path))?;
-    writeln!(f, "{key}").map_err(io("writing", &path))?;
-    f.sync_all().map_err(io("writing", &path))?;
+    let key = operator_key::generate(dir).map_err(io("creating", &path))?;
     Ok((key.clone(), Some(key)))
+}
+
+/// Refuses a weak operator key; `from` says where it came from.
+fn check_operator_key(key: &str, from: &str) -> Result<(), StartError> {
+    match operator_key::weakness(key) {
+        Some(why) => Err(StartError::WeakOperatorKey {
+            from: from.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
 }
 
 impl Server {
@@ -178,10 +189,14 @@ impl Server {
             ended_calls: settings.ended_retention,
             events: settings.event_retention,
         };
+        // A weak key given is refused before anything is created.
+        if let Some(k) = settings.operator_key.as_deref().filter(|k| !k.is_empty()) {
+            check_operator_key(k, "SLOTGATE_OPERATOR_KEY")?;
+        }
         let (store, operator, generated, lock): (Arc<dyn Store>, _, _, _) = match &settings.store {
             StoreChoice::Sqlite => {
                 let dir = &settings.data_dir;
-                fs::create_dir_all(dir).map_err(io("creating", dir))?;
+                private_files::create_dir(dir).map_err(io("creating", dir))?;
                 let lock = lock_data_dir(dir)?;
                 let (operator, generated) = operator_key(dir, settings.operator_key.clone())?;
                 let store = SqliteStore::open(dir, retention)?;

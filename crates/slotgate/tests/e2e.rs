@@ -1360,6 +1360,17 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
         said.starts_with("recovered from the store in ") && said.contains(": 0 orgs, "),
         "{recovered}"
     );
+    // No operator key was given: one is made, and the log says where it is
+    // (and never what it is: the log is not a terminal).
+    let generated = next_line();
+    let key = std::fs::read_to_string(data.join("operator.key")).unwrap();
+    assert!(
+        generated["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("operator.key"))
+            && !generated.to_string().contains(key.trim()),
+        "{generated}"
+    );
     let ready = next_line();
     let message = ready["fields"]["message"]
         .as_str()

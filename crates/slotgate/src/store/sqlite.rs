@@ -71,6 +71,13 @@ impl SqliteStore {
     /// Opens (creating if needed) `DIR/slotgate.db` and starts the writer thread.
     pub fn open(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
         let path = dir.join("slotgate.db");
+        // Created 0600 here, so SQLite's journal files (which take the
+        // database's mode) are private too.
+        crate::private_files::options()
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| err(format!("creating {}: {e}", path.display())))?;
         let writer = open(&path).map_err(err)?;
         writer.execute_batch(SCHEMA).map_err(err)?;
         let reader = open(&path).map_err(err)?;

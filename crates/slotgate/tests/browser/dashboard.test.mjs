@@ -25,7 +25,7 @@ const root = resolve(here, "../../../..");
 const BIN = process.env.SLOTGATE_BIN || join(root, "target/debug/slotgate");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const GIVEN = process.env.SLOTGATE_URL;
-const OP = GIVEN ? process.env.SLOTGATE_OPERATOR_KEY : "dashboard-test-operator";
+const OP = GIVEN ? process.env.SLOTGATE_OPERATOR_KEY : "dashboard-test-operator-0123456789abcdef";
 const SHOTS = GIVEN ? join(root, "target/given") : join(root, "target");
 
 let server, base, browser, dataDir;
@@ -259,6 +259,55 @@ test("a link opens the view it names; an org that is not there is said so in pla
   await op.getByRole("link", { name: "All orgs" }).click();
   await op.locator("#orgs").waitFor();
   await done(op);
+});
+
+test("a link with another org's key asks before it switches, and never replaces the session silently", async () => {
+  await api("POST", "/orgs", { id: "mine", limit: 2 });
+  await api("POST", "/orgs", { id: "theirs", limit: 2 });
+  const mine = (await api("POST", "/orgs/mine/keys", { role: "admin", name: "mine" })).body.key;
+  const theirs = (await api("POST", "/orgs/theirs/keys", { role: "admin", name: "theirs" })).body.key;
+  const p = await page();
+  const title = () => p.locator("#org-title").textContent();
+  const key = () => p.evaluate(() => sessionStorage.getItem("slotgate.key"));
+  await p.goto(`${base}/#org=mine&key=${mine}`);
+  await p.locator("#org").waitFor();
+  assert.equal(await title(), "Concurrency · mine");
+
+  // Another org's key: asked, naming both orgs; nothing changed meanwhile.
+  await p.goto(`${base}/#org=theirs&key=${theirs}`);
+  await p.locator("#switch").waitFor();
+  assert.equal(await p.locator("#org").isHidden(), true);
+  assert.equal(await p.locator("#switch-text").textContent(),
+    "This link signs in with another key and opens org “theirs”. You are signed in to org “mine”.");
+  assert.ok(!(await p.evaluate(() => location.href)).includes(theirs), "the key leaves the address bar");
+  assert.equal(await key(), mine);
+  // Staying keeps the session and its org.
+  await p.getByRole("button", { name: "Stay signed in" }).click();
+  await p.locator("#org").waitFor();
+  assert.equal(await title(), "Concurrency · mine");
+  assert.equal(await key(), mine);
+
+  // Switching, once asked, opens the link's org with its key.
+  await p.goto(`${base}/#org=theirs&key=${theirs}`);
+  await p.getByRole("button", { name: "Open “theirs” with the link's key" }).click();
+  await p.waitForFunction(() => document.getElementById("org-title").textContent === "Concurrency · theirs");
+  assert.equal(await key(), theirs);
+
+  // A link with the key already signed in opens at once.
+  await p.goto(`${base}/#org=theirs&key=${theirs}&view=plan`);
+  await p.locator("#plan").waitFor();
+  assert.equal(await p.locator("#switch").isHidden(), true);
+
+  // The operator's session is named as such.
+  await p.goto(`${base}/#`);
+  await p.getByRole("button", { name: "Sign out" }).click();
+  await p.goto(`${base}/#key=${OP}`);
+  await p.locator("#orgs").waitFor();
+  await p.goto(`${base}/#org=mine&key=${mine}`);
+  await p.locator("#switch").waitFor();
+  assert.equal(await p.locator("#switch-text").textContent(),
+    "This link signs in with another key and opens org “mine”. You are signed in with the operator key.");
+  await done(p);
 });
 
 test("keyboard, labels, and a phone-sized screen", async () => {

@@ -41,7 +41,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The operator key every test server runs with.
-pub const OPERATOR_KEY: &str = "e2e-support-operator-key";
+pub const OPERATOR_KEY: &str = "e2e-support-operator-key-0123456789abcdef";
 
 /// How long a server may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
