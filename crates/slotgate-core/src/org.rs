@@ -217,6 +217,11 @@ impl Org {
             let kind = admitted_event(&call, &req.agent, slot, now);
             self.insert_call(call);
             self.emit(now, kind, out);
+            if self.pool.burst() > 0 {
+                // With a burst the rule is not monotone in `N`: filling the
+                // limit opens the burst to queued calls with no reserved room.
+                self.dispatch(now, out);
+            }
             return Ok(Acquired::Admitted(view));
         }
         let phase = Phase::Queued(Waiting {

@@ -755,6 +755,9 @@ impl Model {
         let i = self.orgs[o].calls.len() - 1;
         if admit {
             self.admit(o, i, now);
+            // The invariant holds after every operation: an admission that
+            // fills the limit opens the burst to queued calls.
+            self.dispatch(o, now);
             Ok(Acquired::Admitted(self.orgs[o].view(i)))
         } else {
             self.orgs[o].calls[i].queued_at = Some(now);
