@@ -151,9 +151,10 @@ impl Script {
                         .map(|_| "ok".into()),
                 )
             }
-            ["blocked", org, call] => outcome(e.call(org, call, self.now).map(|c| {
-                c.blocked.map_or("none".into(), |r| r.as_str().to_string())
-            })),
+            ["blocked", org, call] => outcome(
+                e.call(org, call, self.now)
+                    .map(|c| c.blocked.map_or("none".into(), |r| r.as_str().to_string())),
+            ),
             ["unreserve", org, agent] => outcome(
                 e.remove_agent(org, &AgentId::new(agent).unwrap(), now)
                     .map(|_| "ok".into()),
