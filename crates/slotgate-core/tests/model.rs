@@ -238,9 +238,9 @@ impl Model {
         if u64::from(others) + total > u64::from(o.limit) {
             return Err(format!("exceed {}", o.limit - others));
         }
-        for t in 0..4 {
-            if o.caps.get(&(a, t)).is_some_and(|&c| c < r[t]) {
-                return Err(format!("cap_below {t} {}", r[t]));
+        for (t, &rt) in r.iter().enumerate() {
+            if o.caps.get(&(a, t)).is_some_and(|&c| c < rt) {
+                return Err(format!("cap_below {t} {rt}"));
             }
         }
         let sum: u32 = r.iter().sum();
