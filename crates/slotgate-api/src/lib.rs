@@ -47,4 +47,7 @@ pub use requests::{
 pub use resources::{
     Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Sample, Time,
 };
-pub use types::{CallState, CallType, EndReason, PerType, Reservations, Role, Slot};
+pub use types::{
+    BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Role,
+    Slot,
+};

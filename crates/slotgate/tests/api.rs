@@ -864,7 +864,13 @@ async fn openapi_declares_answers_ranges_links_and_resolves_every_reference() {
         event["discriminator"]["mapping"]["call.admitted"],
         "#/components/schemas/CallAdmittedEvent"
     );
-    assert_eq!(event["oneOf"].as_array().unwrap().len(), 6);
+    // Six kinds of version 1, and version 2's org.burst_changed,
+    // agent.caps_changed and org.blocked_changed.
+    assert_eq!(event["oneOf"].as_array().unwrap().len(), 9);
+    assert_eq!(
+        event["discriminator"]["mapping"]["org.blocked_changed"],
+        "#/components/schemas/OrgBlockedChangedEvent"
+    );
     let admitted = &schemas["CallAdmittedEvent"];
     for field in ["seq", "org", "at", "type", "call", "slot", "waited_ms"] {
         assert!(

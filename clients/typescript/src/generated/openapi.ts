@@ -375,6 +375,8 @@ export interface components {
         Agent: {
             /** @description Active calls per call type. */
             active: components["schemas"]["PerType"];
+            /** @description Its caps: the most active calls per call type and in total (null: no cap). */
+            caps?: components["schemas"]["Caps"];
             /** @description The agent's id. */
             id: string;
             /** @description Queued calls per call type. */
@@ -396,6 +398,34 @@ export interface components {
              * @description Active calls in the shared pool: sum of `max(0, active - reserved)` per type.
              */
             shared_in_use: number;
+        };
+        /** @description An agent's caps changed. */
+        AgentCapsChangedEvent: {
+            /** @description The agent. */
+            agent: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The id of the key that changed them (null for the operator). */
+            by?: string | null;
+            /** @description Its caps now. */
+            new: components["schemas"]["Caps"];
+            /** @description Its caps before. */
+            old: components["schemas"]["Caps"];
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "agent.caps_changed";
         };
         /** @description An agent's reservations changed. */
         AgentReservationsChangedEvent: {
@@ -465,6 +495,12 @@ export interface components {
              */
             reserved?: number | null;
         };
+        /**
+         * @description Why a queued call can never be admitted as the org is configured now:
+         *     the admission rule would refuse it even in an org with no active call.
+         * @enum {string}
+         */
+        BlockedReason: "limit_zero" | "cap_zero" | "no_shared_capacity";
         /** @description One call. */
         Call: {
             /**
@@ -474,6 +510,7 @@ export interface components {
             admitted_at?: string | null;
             /** @description The agent it is for. */
             agent: string;
+            blocked?: null | components["schemas"]["BlockedReason"];
             end_reason?: null | components["schemas"]["EndReason"];
             /**
              * Format: date-time
@@ -612,6 +649,7 @@ export interface components {
              * @description When it happened.
              */
             at: string;
+            blocked?: null | components["schemas"]["BlockedReason"];
             /** @description The call. */
             call: string;
             /** @description Its type. */
@@ -660,6 +698,45 @@ export interface components {
          * @enum {string}
          */
         CallType: "webcall" | "chat" | "outbound" | "inbound";
+        /**
+         * @description An agent's caps: the most active calls it may hold of each type
+         *     (`c(a,t)`) and over all types (`C(a)`). `None` is no cap; a cap is never
+         *     below the reservation it covers.
+         *
+         *     On the wire one field per type and `total`; `null` or a missing field is no cap.
+         */
+        Caps: {
+            /**
+             * Format: int32
+             * @description The most active `chat` calls.
+             * @default null
+             */
+            chat: number | null;
+            /**
+             * Format: int32
+             * @description The most active `inbound` calls.
+             * @default null
+             */
+            inbound: number | null;
+            /**
+             * Format: int32
+             * @description The most active `outbound` calls.
+             * @default null
+             */
+            outbound: number | null;
+            /**
+             * Format: int32
+             * @description The most active calls over all four types.
+             * @default null
+             */
+            total: number | null;
+            /**
+             * Format: int32
+             * @description The most active `webcall` calls.
+             * @default null
+             */
+            webcall: number | null;
+        };
         /** @description The simulation budget of each check; a field left out takes its default. */
         CheckSettings: {
             /**
@@ -753,7 +830,7 @@ export interface components {
             mean?: number | null;
         };
         /** @description One state change of an org (`GET .../events`, the SSE stream), by its `type`. */
-        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
+        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["OrgBurstChangedEvent"] | components["schemas"]["AgentCapsChangedEvent"] | components["schemas"]["OrgBlockedChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
         /** @description `GET /v1/orgs/{org}/events`: a page of events, oldest first. */
         EventPage: {
             /** @description The events. */
@@ -903,8 +980,24 @@ export interface components {
              * @description Active calls `N`.
              */
             active: number;
-            /** @description Every agent with a reservation, an active call or a queued call, by id. */
+            /** @description Every agent with a reservation, a cap, an active call or a queued call, by id. */
             agents: components["schemas"]["Agent"][];
+            /**
+             * Format: int32
+             * @description Queued calls that are blocked: they can never be admitted as the org
+             *     is configured now (each call's `blocked` says why).
+             */
+            blocked?: number;
+            /**
+             * Format: int32
+             * @description Slots it may use above its limit once the limit is in use (`B`, 0 unless set).
+             */
+            burst?: number;
+            /**
+             * Format: int32
+             * @description Active calls above the limit: `max(0, N - L)`.
+             */
+            burst_in_use?: number;
             /** @description The org's id. */
             id: string;
             /**
@@ -932,6 +1025,68 @@ export interface components {
              * @description Active calls counted against the shared pool (may exceed `shared` after a change).
              */
             shared_in_use: number;
+        };
+        /** @description A configuration change blocked or unblocked queued calls: how many are blocked now. */
+        OrgBlockedChangedEvent: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /**
+             * Format: int32
+             * @description Blocked queued calls now.
+             */
+            new: number;
+            /**
+             * Format: int32
+             * @description Blocked queued calls before the change.
+             */
+            old: number;
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "org.blocked_changed";
+        };
+        /** @description The org's burst changed. */
+        OrgBurstChangedEvent: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The id of the key that changed it (null for the operator). */
+            by?: string | null;
+            /**
+             * Format: int32
+             * @description The burst now.
+             */
+            new: number;
+            /**
+             * Format: int32
+             * @description The burst before.
+             */
+            old: number;
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "org.burst_changed";
         };
         /** @description A limit and its reservations. */
         OrgConfig: {
@@ -1243,7 +1398,7 @@ export interface components {
          * @description Which part of the pool an active call counts against, as reported when it was admitted.
          * @enum {string}
          */
-        Slot: "reserved" | "shared";
+        Slot: "reserved" | "shared" | "burst";
         /** @description One (agent, type)'s results. */
         StreamReport: {
             /** @description The agent. */

@@ -18,7 +18,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use slotgate_core::{
-    AcquireRequest, AgentId, CallId, Config, EndReason, Engine, Event, EventKind, OrgId,
+    AcquireRequest, AgentId, CallId, Config, EndReason, Engine, Event, EventKind, IfBlocked, OrgId,
     Reservations, Timestamp, MAX_LEASE_TTL, MAX_MAX_WAIT,
 };
 
@@ -378,6 +378,7 @@ impl<O: Observer> Run<'_, O> {
             call_type: s.call_type,
             lease_ttl: MAX_LEASE_TTL,
             max_wait,
+            if_blocked: IfBlocked::Queue,
         };
         self.keepalive
             .push_back((at + KEEPALIVE_MS, key, call.generation));

@@ -86,6 +86,7 @@ fn slot(s: Option<&str>) -> Result<Option<Slot>, Corrupt> {
         None => Ok(None),
         Some("reserved") => Ok(Some(Slot::Reserved)),
         Some("shared") => Ok(Some(Slot::Shared)),
+        Some("burst") => Ok(Some(Slot::Burst)),
         Some(other) => Err(Corrupt(other.to_string())),
     }
 }
