@@ -214,8 +214,8 @@ pub struct ServeArgs {
     )]
     pub max_waits: Option<usize>,
     /// Requests per second of each runtime key (a burst of as many is
-    /// allowed); more are answered 429 rate_limited with Retry-After. An org
-    /// or a key may set its own (`rate_per_s`).
+    /// allowed); more are answered 429 rate_limited with Retry-After. A key
+    /// may have its own (`rate_per_s`, set by the operator key).
     #[arg(
         long,
         env = "SLOTGATE_RATE_RUNTIME",

@@ -4,7 +4,7 @@
 //!
 //! Rates are GCRA buckets of the `governor` crate: a key's rate is requests
 //! per second, with a burst of one second's worth. A key's rate is its own
-//! (`rate_per_s` on the key), else its org's, else its role's default
+//! (`rate_per_s` on the key), else its role's default
 //! (`--rate-runtime`, `--rate-admin`, `--rate-operator`). Every request
 //! counts, retries of an acquire with the same call id too: a retry is as
 //! cheap to answer as any request, not free.
@@ -27,9 +27,9 @@ use crate::auth::{Principal, Role};
 /// The limits of `slotgate serve` on callers.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Requests per second of a runtime key, unless its key or org says otherwise.
+    /// Requests per second of a runtime key, unless the key has its own.
     pub runtime_rate: u32,
-    /// Requests per second of an admin key, unless its key or org says otherwise.
+    /// Requests per second of an admin key, unless the key has its own.
     pub admin_rate: u32,
     /// Requests per second of the operator key.
     pub operator_rate: u32,

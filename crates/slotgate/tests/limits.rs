@@ -218,6 +218,43 @@ async fn idle_and_slow_connections_are_closed_and_long_polls_are_not() {
 }
 
 #[tokio::test]
+async fn https_connections_get_the_same_timeouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = support::tls::TestCa::new(tmp.path(), "limits");
+    let (cert, key) = ca.issue("server", "slotgate", &["localhost", "127.0.0.1"]);
+    let extra = [
+        "--tls-cert".to_string(),
+        cert.display().to_string(),
+        "--tls-key".to_string(),
+        key.display().to_string(),
+        "--header-timeout".to_string(),
+        "1s".to_string(),
+        "--idle-timeout".to_string(),
+        "1s".to_string(),
+    ];
+    let (_child, port, _stderr) = support::spawn_with(&tmp.path().join("data"), &extra, &[]).await;
+
+    // A client that never starts its TLS handshake is closed, as on HTTP.
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    assert!(
+        closed_within(&mut silent, SOON).await,
+        "a silent connection to the HTTPS port is closed after the idle timeout"
+    );
+
+    // And the server still answers over TLS.
+    let client = slotgate_client::Client::new(&format!("https://127.0.0.1:{port}"), OPERATOR_KEY)
+        .with_ca_file(ca.cert_path())
+        .unwrap();
+    assert!(
+        tokio::time::timeout(SOON, client.orgs())
+            .await
+            .unwrap()
+            .is_ok(),
+        "an HTTPS request is answered"
+    );
+}
+
+#[tokio::test]
 async fn long_polls_above_their_cap_get_503_naming_it() {
     let s = Server::start_with(&["--max-waits", "1"]).await;
     s.create_org("acme", 1).await;
