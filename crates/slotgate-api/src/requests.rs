@@ -166,7 +166,11 @@ pub struct CreateKey {
     pub name: String,
     /// Its own rate limit, in requests per second (1 to 1,000,000; the
     /// operator key only). Absent: its role's default, as the server is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number::whole_opt::<_, _, 1, { limits::MAX_RATE_PER_S as u64 }>"
+    )]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub rate_per_s: Option<u32>,
 }
@@ -186,6 +190,10 @@ impl CreateKey {
 pub struct UpdateKey {
     /// Its own rate limit, in requests per second (1 to 1,000,000); null:
     /// back to its role's default.
+    #[serde(
+        default,
+        deserialize_with = "number::whole_opt::<_, _, 1, { limits::MAX_RATE_PER_S as u64 }>"
+    )]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub rate_per_s: Option<u32>,
 }
