@@ -70,6 +70,12 @@ pub enum ErrorCode {
     QueueFull,
     /// 503: the store cannot take the change now; retry after `Retry-After`.
     StoreUnavailable,
+    /// 429: this key (or, for failed authentication, this client address)
+    /// is over its rate; nothing was done. Retry after `Retry-After` seconds.
+    RateLimited,
+    /// 503: the server holds as many long-polls and event streams as it
+    /// may (`error.cap`, `--max-waits`); retry after `Retry-After` seconds.
+    TooManyWaits,
     /// 500: a fault of the server (logged; no detail is given).
     Internal,
     /// A code this version does not know (a newer server).
@@ -96,8 +102,8 @@ impl ErrorCode {
             | ErrorCode::NoTraffic => 409,
             ErrorCode::CallEnded => 410,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::QueueFull => 429,
-            ErrorCode::StoreUnavailable => 503,
+            ErrorCode::QueueFull | ErrorCode::RateLimited => 429,
+            ErrorCode::StoreUnavailable | ErrorCode::TooManyWaits => 503,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
         }
     }
@@ -122,6 +128,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyWaits => "too_many_waits",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -158,7 +166,8 @@ pub struct ApiError {
     /// `limit_below_reservations`: the sum of the org's reservations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved: Option<u32>,
-    /// `queue_full`: the queue's cap.
+    /// `queue_full`: the queue's cap; `too_many_waits`: how many long-polls
+    /// and event streams the server holds at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap: Option<u32>,
     /// `call_ended`: the call as it ended.

@@ -43,6 +43,7 @@ pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
 pub use requests::{
     AcquireCall, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetLimit, SetReservations,
+    UpdateKey,
 };
 pub use resources::{
     Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Sample, Time,

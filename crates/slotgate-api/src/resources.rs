@@ -148,6 +148,8 @@ pub struct KeyInfo {
     pub name: String,
     /// What it may do.
     pub role: Role,
+    /// Its own rate limit, in requests per second; null: its role's default.
+    pub rate_per_s: Option<u32>,
     /// When it was made.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Time,
@@ -163,6 +165,8 @@ pub struct NewKey {
     pub name: String,
     /// Its role.
     pub role: Role,
+    /// Its own rate limit, in requests per second; null: its role's default.
+    pub rate_per_s: Option<u32>,
     /// The secret, for `Authorization: Bearer`.
     pub key: String,
 }

@@ -30,6 +30,9 @@ pub struct KeyRecord {
     pub hash: [u8; 32],
     /// When it was made.
     pub created_at: Timestamp,
+    /// Its own rate limit, in requests per second; none: its org's, or its
+    /// role's default (`limits.rs`).
+    pub rate_per_s: Option<u32>,
 }
 
 /// Who is calling.
@@ -128,6 +131,7 @@ pub fn new_key(org: OrgId, name: String, role: Role, now: Timestamp) -> (KeyReco
         role,
         hash: hash_key(&key),
         created_at: now,
+        rate_per_s: None,
     };
     (record, key)
 }
@@ -217,6 +221,15 @@ impl Keys {
             .collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         list
+    }
+
+    /// A key's own rate limit, if it has one.
+    pub fn rate_of(&self, id: &str) -> Option<u32> {
+        let keys = self
+            .org_keys
+            .read()
+            .expect("the keys lock is never poisoned");
+        keys.get(id).and_then(|k| k.rate_per_s)
     }
 
     /// Does `org` have a key with this id?

@@ -138,6 +138,8 @@ pub struct Service {
     shutdown: watch::Receiver<bool>,
     /// One plan or simulation at a time.
     planner: tokio::sync::Semaphore,
+    /// Each key's rate, failed authentication, the long-poll cap.
+    limits: crate::limits::Limits,
 }
 
 /// A change run on the engine and submitted to the store, not yet durable.
@@ -190,6 +192,29 @@ impl Service {
             metrics_auth,
             shutdown,
             planner: tokio::sync::Semaphore::new(1),
+            limits: crate::limits::Limits::default(),
+        }
+    }
+
+    /// The service with these caller limits (else the defaults).
+    pub fn with_limits(self, limits: crate::limits::Limits) -> Self {
+        Service { limits, ..self }
+    }
+
+    /// The caller limits.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
+    }
+
+    /// The rate of a key, in requests per second: its own, else its
+    /// role's default.
+    pub fn rate_of(&self, who: &Principal) -> u32 {
+        match who {
+            Principal::Operator => self.limits.role_rate(None),
+            Principal::Org { key_id, role, .. } => self
+                .keys
+                .rate_of(key_id)
+                .unwrap_or_else(|| self.limits.role_rate(Some(*role))),
         }
     }
 
@@ -226,7 +251,7 @@ impl Service {
         if self.leader().is_some() || !self.store_up() {
             // The leader holds the orgs, or the store is down and memory may
             // be ahead of it: this replica shows its own counters only.
-            return Ok(self.metrics.render(&[]) + &role(false) + &store);
+            return Ok(self.metrics.render(&[]) + &role(false) + &store + &self.limits.render());
         }
         // A snapshot of each org taken under its own lock, one at a time:
         // a scrape never holds every org, and renders holding none.
@@ -234,7 +259,7 @@ impl Service {
             .observe_each(&self.cores.ids(), |e| e.org(e.id.as_str()).ok())
             .await?;
         let orgs: Vec<_> = orgs.into_iter().flatten().collect();
-        Ok(self.metrics.render(&orgs) + &role(true) + &store)
+        Ok(self.metrics.render(&orgs) + &role(true) + &store + &self.limits.render())
     }
 
     /// Stores whatever the engines changed on their own (calls that timed
