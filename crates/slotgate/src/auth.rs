@@ -59,6 +59,9 @@ pub enum Action {
     Configure,
     /// Change the limit (the plan).
     SetLimit,
+    /// Run plans and simulations, and read the observed traffic they start
+    /// from: seconds of a core each, so not for runtime keys.
+    Plan,
 }
 
 /// Why a principal may not act.
@@ -82,6 +85,8 @@ impl Principal {
                 let allowed = match role {
                     Role::Admin => action != Action::SetLimit,
                     Role::Runtime => matches!(action, Action::Read | Action::Calls),
+                    // Sees `/metrics` only, which asks no org action.
+                    Role::Metrics => false,
                 };
                 if allowed {
                     Ok(())

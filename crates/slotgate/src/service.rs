@@ -19,6 +19,7 @@
 //! - `service/calls.rs`: acquire, waiting in the queue, heartbeat, release, lists;
 //! - `service/keys.rs`: org keys; `service/events.rs`: the event log and its stream;
 //! - `service/planning.rs`: observed traffic, the plan, what-if simulations;
+//!   `service/planner.rs`: the pool they run on (per-org turns, deadline, cancellation);
 //! - `service/waiters.rs`: long-polls waiting for a call to leave the queue.
 
 mod calls;
@@ -26,6 +27,7 @@ mod cores;
 mod events;
 mod keys;
 mod orgs;
+mod planner;
 mod planning;
 #[cfg(test)]
 mod tests;
@@ -66,6 +68,16 @@ pub enum Error {
     /// The org has no key with this id.
     #[error("no key with this id in this org")]
     KeyNotFound,
+    /// The key's role may not do this; the message names the role needed.
+    #[error("{0}")]
+    RoleNeeded(&'static str),
+    /// A plan or simulation of this org is waiting or running already.
+    #[error("a plan or simulation of this org is already running (one at a time per org): retry once it has answered")]
+    PlanningBusy,
+    /// The plan or simulation was stopped before it answered: its deadline
+    /// passed, or the server is shutting down (the message says which).
+    #[error("{0}")]
+    PlanningCancelled(String),
     /// A plan or simulation of observed traffic, and the org has no ended
     /// calls in the window: it depends on the org's state, not on the request.
     #[error("the org has no ended calls in the window to learn from (of each type with a target): give traffic, or a longer window")]
@@ -136,8 +148,8 @@ pub struct Service {
     health: watch::Receiver<Health>,
     /// Set to `true` when the server begins to shut down.
     shutdown: watch::Receiver<bool>,
-    /// One plan or simulation at a time.
-    planner: tokio::sync::Semaphore,
+    /// Where plans and simulations run: a few at a time, one per org.
+    planner: planner::Planner,
 }
 
 /// A change run on the engine and submitted to the store, not yet durable.
@@ -189,7 +201,7 @@ impl Service {
             driver,
             metrics_auth,
             shutdown,
-            planner: tokio::sync::Semaphore::new(1),
+            planner: planner::Planner::default(),
         }
     }
 
@@ -226,7 +238,7 @@ impl Service {
         if self.leader().is_some() || !self.store_up() {
             // The leader holds the orgs, or the store is down and memory may
             // be ahead of it: this replica shows its own counters only.
-            return Ok(self.metrics.render(&[]) + &role(false) + &store);
+            return Ok(self.metrics.render(&[]) + &role(false) + &store + &self.planner.render());
         }
         // A snapshot of each org taken under its own lock, one at a time:
         // a scrape never holds every org, and renders holding none.
@@ -234,7 +246,7 @@ impl Service {
             .observe_each(&self.cores.ids(), |e| e.org(e.id.as_str()).ok())
             .await?;
         let orgs: Vec<_> = orgs.into_iter().flatten().collect();
-        Ok(self.metrics.render(&orgs) + &role(true) + &store)
+        Ok(self.metrics.render(&orgs) + &role(true) + &store + &self.planner.render())
     }
 
     /// Stores whatever the engines changed on their own (calls that timed

@@ -106,6 +106,9 @@ impl From<service::Error> for ApiError {
                 ApiError::new(ErrorCode::KeyNotFound, "no key with this id in this org")
             }
             E::NoTraffic => ApiError::new(ErrorCode::NoTraffic, E::NoTraffic.to_string()),
+            E::RoleNeeded(why) => ApiError::new(ErrorCode::Forbidden, why),
+            E::PlanningBusy => ApiError::new(ErrorCode::PlanningBusy, E::PlanningBusy.to_string()),
+            E::PlanningCancelled(why) => ApiError::new(ErrorCode::PlanningCancelled, why),
             E::Store(e) => e.into(),
             other => ApiError::internal(other),
         }
@@ -139,7 +142,10 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(code.status())
             .expect("every error code's status is a valid HTTP status");
         let mut response = (status, Json(ErrorBody { error: self.0 })).into_response();
-        if code == ErrorCode::StoreUnavailable {
+        if matches!(
+            code,
+            ErrorCode::StoreUnavailable | ErrorCode::PlanningBusy | ErrorCode::PlanningCancelled
+        ) {
             // API.md: a 503 says when to try again.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
