@@ -68,6 +68,9 @@ pub enum Error {
     /// The org has no key with this id.
     #[error("no key with this id in this org")]
     KeyNotFound,
+    /// The caller's key was revoked while its request waited.
+    #[error("this key was revoked")]
+    Revoked,
     /// The key's role may not do this; the message names the role needed.
     #[error("{0}")]
     RoleNeeded(&'static str),

@@ -106,6 +106,10 @@ impl From<service::Error> for ApiError {
                 ApiError::new(ErrorCode::KeyNotFound, "no key with this id in this org")
             }
             E::NoTraffic => ApiError::new(ErrorCode::NoTraffic, E::NoTraffic.to_string()),
+            E::Revoked => ApiError::new(
+                ErrorCode::Unauthorized,
+                "this key was revoked while the request waited",
+            ),
             E::RoleNeeded(why) => ApiError::new(ErrorCode::Forbidden, why),
             E::PlanningBusy => ApiError::new(ErrorCode::PlanningBusy, E::PlanningBusy.to_string()),
             E::PlanningCancelled(why) => ApiError::new(ErrorCode::PlanningCancelled, why),

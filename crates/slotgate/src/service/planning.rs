@@ -104,7 +104,9 @@ impl Service {
             check,
         };
         let plan = self
-            .planning(org, move |cancel| slotgate_plan::plan_cancellable(&req, cancel))
+            .planning(org, move |cancel| {
+                slotgate_plan::plan_cancellable(&req, cancel)
+            })
             .await?;
         Ok(PlanAnswer {
             current,
@@ -122,7 +124,10 @@ impl Service {
         body: SimulateBody,
     ) -> Result<SimulateAnswer> {
         if body.what_if.len() > MAX_WHAT_IFS {
-            let many = format!("at most {MAX_WHAT_IFS} per simulation, got {}", body.what_if.len());
+            let many = format!(
+                "at most {MAX_WHAT_IFS} per simulation, got {}",
+                body.what_if.len()
+            );
             return Err(FieldError::new("what_if", many).into());
         }
         let (traffic, check, current) = self
