@@ -732,7 +732,7 @@ export interface components {
          * @description Every error code the API answers with (`error.code`), each with its status.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "store_unavailable" | "internal" | "unknown";
+        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "planning_busy" | "planning_cancelled" | "store_unavailable" | "internal" | "unknown";
         /**
          * @description An estimate from independent replications: their mean, and the half-width
          *     of the confidence interval around it (`mean ± half_width`).
@@ -1138,7 +1138,7 @@ export interface components {
          * @description What an org key may do (the operator key is not an org key).
          * @enum {string}
          */
-        Role: "admin" | "runtime";
+        Role: "admin" | "runtime" | "metrics";
         /** @description One sample of an org's recent past. */
         Sample: {
             /**
@@ -1199,6 +1199,19 @@ export interface components {
              *     stream's time, so with different times per type it is a blend.
              */
             org: components["schemas"]["Metrics"];
+            /**
+             * Format: int32
+             * @description The most calls the simulated queue holds.
+             */
+            queue_cap: number;
+            /**
+             * Format: int64
+             * @description Calls turned away, all replications together, because the simulated
+             *     queue held `queue_cap` calls already: more than 0 means the
+             *     configuration is far below its traffic and the queue was cut short
+             *     (these calls count as not admitted; waits are understated).
+             */
+            queue_full_calls: number;
             /**
              * Format: int32
              * @description Replications run.
