@@ -226,7 +226,9 @@ impl Service {
     /// The Prometheus text of `/metrics`, once what it shows is durable.
     /// While the store cannot commit it still answers, with this server's
     /// own counters and `slotgate_store_up 0`, so that the outage is seen.
-    pub async fn metrics_text(&self) -> Result<String> {
+    /// Only the orgs `scope` shows are read and named: a scrape without a
+    /// key takes no org's lock.
+    pub async fn metrics_text(&self, scope: crate::metrics::Scope<'_>) -> Result<String> {
         let role = |leads: bool| {
             format!(
                 "# HELP slotgate_replica_leads Whether this server holds the orgs (1), or not: it forwards to the replica that does, or its store cannot commit (0).\n\
@@ -241,15 +243,24 @@ impl Service {
         if self.leader().is_some() || !self.store_up() {
             // The leader holds the orgs, or the store is down and memory may
             // be ahead of it: this replica shows its own counters only.
-            return Ok(self.metrics.render(&[]) + &role(false) + &store + &self.planner.render());
+            return Ok(self.metrics.render(&[], scope)
+                + &role(false)
+                + &store
+                + &self.planner.render());
         }
         // A snapshot of each org taken under its own lock, one at a time:
         // a scrape never holds every org, and renders holding none.
+        let ids: Vec<OrgId> = self
+            .cores
+            .ids()
+            .into_iter()
+            .filter(|id| scope.shows(id.as_str()))
+            .collect();
         let orgs = self
-            .observe_each(&self.cores.ids(), |e| e.org(e.id.as_str()).ok())
+            .observe_each(&ids, |e| e.org(e.id.as_str()).ok())
             .await?;
         let orgs: Vec<_> = orgs.into_iter().flatten().collect();
-        Ok(self.metrics.render(&orgs) + &role(true) + &store + &self.planner.render())
+        Ok(self.metrics.render(&orgs, scope) + &role(true) + &store + &self.planner.render())
     }
 
     /// Stores whatever the engines changed on their own (calls that timed

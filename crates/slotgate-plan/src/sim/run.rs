@@ -301,7 +301,7 @@ pub(crate) fn replicate_observed<O: Observer>(
     let mut steps = 0u32;
     loop {
         steps = steps.wrapping_add(1);
-        if steps % STEPS_PER_CANCEL_CHECK == 0 {
+        if steps.is_multiple_of(STEPS_PER_CANCEL_CHECK) {
             cancel.check()?;
         }
         // Each source's next instant, u64::MAX for none (plain integers: this
