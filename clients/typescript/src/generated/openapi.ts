@@ -30,7 +30,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics; with `--metrics-auth`, for the operator key only. */
+        /**
+         * Prometheus metrics. Without a key, the server's own series only (no org
+         *     or agent names; with `--metrics-auth`, 401); with the operator key,
+         *     every org's; with an org's `metrics` key, that org's too. Other org keys
+         *     get 403.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -1493,8 +1498,17 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description unauthorized: with --metrics-auth, no operator key */
+            /** @description unauthorized: with --metrics-auth, no key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: an org key whose role is not `metrics` */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
