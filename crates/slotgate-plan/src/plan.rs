@@ -740,7 +740,10 @@ mod tests {
             replications: 2,
             ..CheckSettings::default()
         };
-        assert_eq!(day.simulated_calls(&[spec.clone()]), 200_000.0 * 24.0 * 2.0);
+        assert_eq!(
+            day.simulated_calls(std::slice::from_ref(&spec)),
+            200_000.0 * 24.0 * 2.0
+        );
         // A run shorter than a day counts the busiest hour.
         let mut peak = spec.clone();
         peak.calls_per_hour_by_hour =
