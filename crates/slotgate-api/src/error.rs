@@ -68,6 +68,13 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 429: the org's queue is at its cap (`error.cap`); nothing was queued. Not now, not never.
     QueueFull,
+    /// 429: a plan or simulation of this org is already running (one at a
+    /// time per org); retry after `Retry-After`, once it has answered.
+    PlanningBusy,
+    /// 503: the plan or simulation was stopped before it answered: it passed
+    /// the server's planning deadline (ask for less), or the server is
+    /// shutting down; the message says which.
+    PlanningCancelled,
     /// 503: the store cannot take the change now; retry after `Retry-After`.
     StoreUnavailable,
     /// 429: this key (or, for failed authentication, this client address)
@@ -102,8 +109,10 @@ impl ErrorCode {
             | ErrorCode::NoTraffic => 409,
             ErrorCode::CallEnded => 410,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::QueueFull | ErrorCode::RateLimited => 429,
-            ErrorCode::StoreUnavailable | ErrorCode::TooManyWaits => 503,
+            ErrorCode::QueueFull | ErrorCode::RateLimited | ErrorCode::PlanningBusy => 429,
+            ErrorCode::StoreUnavailable
+            | ErrorCode::TooManyWaits
+            | ErrorCode::PlanningCancelled => 503,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
         }
     }
@@ -127,6 +136,8 @@ impl ErrorCode {
             ErrorCode::CallEnded => "call_ended",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::QueueFull => "queue_full",
+            ErrorCode::PlanningBusy => "planning_busy",
+            ErrorCode::PlanningCancelled => "planning_cancelled",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooManyWaits => "too_many_waits",

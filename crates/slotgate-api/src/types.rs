@@ -137,6 +137,8 @@ closed_set! {
         Admin = "admin",
         /// Calls in its org, and reading the org.
         Runtime = "runtime",
+        /// `/metrics` only, with its org's series: for a Prometheus scraper.
+        Metrics = "metrics",
     }
 }
 

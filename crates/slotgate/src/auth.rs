@@ -62,6 +62,9 @@ pub enum Action {
     Configure,
     /// Change the limit (the plan).
     SetLimit,
+    /// Run plans and simulations, and read the observed traffic they start
+    /// from: seconds of a core each, so not for runtime keys.
+    Plan,
 }
 
 /// Why a principal may not act.
@@ -85,6 +88,8 @@ impl Principal {
                 let allowed = match role {
                     Role::Admin => action != Action::SetLimit,
                     Role::Runtime => matches!(action, Action::Read | Action::Calls),
+                    // Sees `/metrics` only, which asks no org action.
+                    Role::Metrics => false,
                 };
                 if allowed {
                     Ok(())
@@ -147,6 +152,9 @@ pub struct Keys {
     /// Org keys by id. `RwLock`: read on every request, written on key changes;
     /// never held across an await.
     org_keys: RwLock<HashMap<String, KeyRecord>>,
+    /// Counts the times keys were taken away (revoked, or replaced by the
+    /// stored ones), so open event streams and long-polls can end at once.
+    removals: tokio::sync::watch::Sender<u64>,
 }
 
 impl Keys {
@@ -155,6 +163,25 @@ impl Keys {
         Keys {
             operator: hash_key(operator_key),
             org_keys: RwLock::new(by_id(org_keys)),
+            removals: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Resolves once `p`'s key no longer works (revoked); never for the operator.
+    pub async fn revoked(&self, p: &Principal) {
+        let Principal::Org { key_id, .. } = p else {
+            return std::future::pending().await;
+        };
+        let mut removals = self.removals.subscribe();
+        loop {
+            let gone = !self
+                .org_keys
+                .read()
+                .expect("the keys lock is never poisoned")
+                .contains_key(key_id);
+            if gone || removals.changed().await.is_err() {
+                return;
+            }
         }
     }
 
@@ -184,6 +211,8 @@ impl Keys {
             .write()
             .expect("the keys lock is never poisoned");
         *keys = by_id(org_keys);
+        drop(keys);
+        self.removals.send_modify(|n| *n += 1);
     }
 
     /// Adds a key (after it is durable).
@@ -203,6 +232,8 @@ impl Keys {
             .expect("the keys lock is never poisoned");
         if keys.get(id).is_some_and(|k| k.org.as_str() == org) {
             keys.remove(id);
+            drop(keys);
+            self.removals.send_modify(|n| *n += 1);
             return true;
         }
         false

@@ -94,8 +94,8 @@ pub struct Limits {
     /// Open long-polls and event streams.
     waits: Arc<Semaphore>,
     /// Requests refused for their rate, by role (runtime, admin, operator,
-    /// anonymous: failed authentication).
-    refused: [AtomicU64; 4],
+    /// anonymous: failed authentication, metrics).
+    refused: [AtomicU64; 5],
 }
 
 /// How many addresses the failure tables hold before they are pruned.
@@ -138,7 +138,8 @@ impl Limits {
     pub fn role_rate(&self, role: Option<Role>) -> u32 {
         match role {
             None => self.settings.operator_rate,
-            Some(Role::Admin) => self.settings.admin_rate,
+            // A scraper's key asks a few times a minute: the admin rate.
+            Some(Role::Admin | Role::Metrics) => self.settings.admin_rate,
             Some(Role::Runtime) => self.settings.runtime_rate,
         }
     }
@@ -176,6 +177,7 @@ impl Limits {
             self.count(role.map_or(2, |r| match r {
                 Role::Runtime => 0,
                 Role::Admin => 1,
+                Role::Metrics => 4,
             }));
             Throttled {
                 retry_after: not_until.wait_time_from(DefaultClock::default().now()),
@@ -241,7 +243,7 @@ impl Limits {
             "# HELP slotgate_rate_limited_total Requests refused with 429 rate_limited, by the role of their key (anonymous: failed authentication).\n\
              # TYPE slotgate_rate_limited_total counter\n",
         );
-        for (i, role) in ["runtime", "admin", "operator", "anonymous"]
+        for (i, role) in ["runtime", "admin", "operator", "anonymous", "metrics"]
             .iter()
             .enumerate()
         {

@@ -30,7 +30,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics; with `--metrics-auth`, for the operator key only. */
+        /**
+         * Prometheus metrics. Without a key, the server's own series only (no org
+         *     or agent names; with `--metrics-auth`, 401); with the operator key,
+         *     every org's; with an org's `metrics` key, that org's too. Other org keys
+         *     get 403.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -263,7 +268,8 @@ export interface paths {
         delete: operations["revoke_key"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change a key: its own rate limit (operator only). */
+        patch: operations["update_key"];
         trace?: never;
     };
     "/v1/orgs/{org}/limit": {
@@ -482,7 +488,8 @@ export interface components {
             call?: null | components["schemas"]["Call"];
             /**
              * Format: int32
-             * @description `queue_full`: the queue's cap.
+             * @description `queue_full`: the queue's cap; `too_many_waits`: how many long-polls
+             *     and event streams the server holds at most.
              */
             cap?: number | null;
             /** @description Which error. */
@@ -782,6 +789,12 @@ export interface components {
         CreateKey: {
             /** @description A name for people. */
             name: string;
+            /**
+             * Format: int32
+             * @description Its own rate limit, in requests per second (1 to 1,000,000; the
+             *     operator key only). Absent: its role's default, as the server is set.
+             */
+            rate_per_s?: number | null;
             /** @description What it may do. */
             role: components["schemas"]["Role"];
         };
@@ -809,7 +822,7 @@ export interface components {
          * @description Every error code the API answers with (`error.code`), each with its status.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "store_unavailable" | "internal" | "unknown";
+        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "planning_busy" | "planning_cancelled" | "store_unavailable" | "rate_limited" | "too_many_waits" | "internal" | "unknown";
         /**
          * @description An estimate from independent replications: their mean, and the half-width
          *     of the confidence interval around it (`mean ± half_width`).
@@ -870,6 +883,11 @@ export interface components {
             id: string;
             /** @description A name for people. */
             name: string;
+            /**
+             * Format: int32
+             * @description Its own rate limit, in requests per second; null: its role's default.
+             */
+            rate_per_s?: number | null;
             /** @description What it may do. */
             role: components["schemas"]["Role"];
         };
@@ -923,6 +941,11 @@ export interface components {
             key: string;
             /** @description Its name. */
             name: string;
+            /**
+             * Format: int32
+             * @description Its own rate limit, in requests per second; null: its role's default.
+             */
+            rate_per_s?: number | null;
             /** @description Its role. */
             role: components["schemas"]["Role"];
         };
@@ -1293,7 +1316,7 @@ export interface components {
          * @description What an org key may do (the operator key is not an org key).
          * @enum {string}
          */
-        Role: "admin" | "runtime";
+        Role: "admin" | "runtime" | "metrics";
         /** @description One sample of an org's recent past. */
         Sample: {
             /**
@@ -1354,6 +1377,19 @@ export interface components {
              *     stream's time, so with different times per type it is a blend.
              */
             org: components["schemas"]["Metrics"];
+            /**
+             * Format: int32
+             * @description The most calls the simulated queue holds.
+             */
+            queue_cap: number;
+            /**
+             * Format: int64
+             * @description Calls turned away, all replications together, because the simulated
+             *     queue held `queue_cap` calls already: more than 0 means the
+             *     configuration is far below its traffic and the queue was cut short
+             *     (these calls count as not admitted; waits are understated).
+             */
+            queue_full_calls: number;
             /**
              * Format: int32
              * @description Replications run.
@@ -1567,6 +1603,15 @@ export interface components {
             /** @description The call type. */
             call_type: components["schemas"]["CallType"];
         };
+        /** @description `PATCH /v1/orgs/{org}/keys/{id}`: what to change of a key. */
+        UpdateKey: {
+            /**
+             * Format: int32
+             * @description Its own rate limit, in requests per second (1 to 1,000,000); null:
+             *     back to its role's default.
+             */
+            rate_per_s?: number | null;
+        };
         /** @description One change to try. */
         WhatIf: {
             /**
@@ -1635,8 +1680,17 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description unauthorized: with --metrics-auth, no operator key */
+            /** @description unauthorized: with --metrics-auth, no key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: an org key whose role is not `metrics` */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1724,7 +1778,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1801,7 +1864,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1859,7 +1931,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1919,7 +2000,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2010,7 +2100,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2079,7 +2178,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2146,7 +2254,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2245,7 +2362,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description queue_full: the org's queue is at its cap, with `cap` */
+            /** @description queue_full: the org's queue is at its cap, with `cap`; rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2254,7 +2371,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2317,7 +2434,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2377,7 +2503,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2459,7 +2594,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2524,7 +2668,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2586,7 +2739,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2644,7 +2806,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2716,7 +2887,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2796,7 +2976,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2864,7 +3053,107 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The org's id. */
+                org: string;
+                /** @description The key's id (from its creation or the key list). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateKey"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyInfo"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: the operator key only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description key_not_found; org_not_found: no such org, or one this key may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2953,7 +3242,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3033,7 +3331,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3113,7 +3420,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3179,7 +3495,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;

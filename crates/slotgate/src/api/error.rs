@@ -118,6 +118,13 @@ impl From<service::Error> for ApiError {
                 ApiError::new(ErrorCode::KeyNotFound, "no key with this id in this org")
             }
             E::NoTraffic => ApiError::new(ErrorCode::NoTraffic, E::NoTraffic.to_string()),
+            E::Revoked => ApiError::new(
+                ErrorCode::Unauthorized,
+                "this key was revoked while the request waited",
+            ),
+            E::RoleNeeded(why) => ApiError::new(ErrorCode::Forbidden, why),
+            E::PlanningBusy => ApiError::new(ErrorCode::PlanningBusy, E::PlanningBusy.to_string()),
+            E::PlanningCancelled(why) => ApiError::new(ErrorCode::PlanningCancelled, why),
             E::Store(e) => e.into(),
             other => ApiError::internal(other),
         }
@@ -150,10 +157,13 @@ impl IntoResponse for ApiError {
         let code = self.0.code;
         let status = StatusCode::from_u16(code.status())
             .expect("every error code's status is a valid HTTP status");
-        // API.md: a 503 of the store says when to try again.
-        let retry_after = self
-            .1
-            .or((code == ErrorCode::StoreUnavailable).then_some(1));
+        // API.md: a 503 of the store, and a busy or stopped plan, say when
+        // to try again.
+        let retry_after = self.1.or(matches!(
+            code,
+            ErrorCode::StoreUnavailable | ErrorCode::PlanningBusy | ErrorCode::PlanningCancelled
+        )
+        .then_some(1));
         let mut response = (status, Json(ErrorBody { error: self.0 })).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(
