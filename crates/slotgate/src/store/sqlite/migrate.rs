@@ -59,7 +59,7 @@ pub enum MigrateError {
 }
 
 /// The schema version of the store `conn` opened (in `dir`), refused if newer than [`LATEST`].
-pub fn version(conn: &Connection, dir: &Path) -> Result<u32, MigrateError> {
+pub(super) fn version(conn: &Connection, dir: &Path) -> Result<u32, MigrateError> {
     let found: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|source| MigrateError::Database {
