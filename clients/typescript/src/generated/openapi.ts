@@ -1422,7 +1422,10 @@ export interface components {
              *     over `window`. Not with `window`.
              */
             traffic?: components["schemas"]["TrafficSpec"][] | null;
-            /** @description Changes to simulate beside the current configuration. */
+            /**
+             * @description Changes to simulate beside the current configuration: at most
+             *     [`MAX_WHAT_IFS`].
+             */
             what_if?: components["schemas"]["WhatIf"][];
             /**
              * @description How far back to observe when `traffic` is absent: a whole number of
