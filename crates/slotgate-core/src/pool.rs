@@ -39,7 +39,7 @@ use crate::time::Timestamp;
 use crate::types::{
     BlockedReason, CallState, CallType, Caps, PerType, Reservations, Slot, MAX_LIMIT,
 };
-use crate::view::AgentView;
+use crate::view::{AgentTotals, AgentView};
 use crate::wait::{expected_wait_ms, Path, SlotUse};
 
 /// An (agent, type) pair: the agent by its index in the org.
@@ -204,6 +204,16 @@ impl Agent {
             inbound: cap(CallType::Inbound),
             total: self.cap_total,
         }
+    }
+
+    /// Whether it is shown among the org's agents: it has a cap, a
+    /// reservation, an active call or a queued call.
+    fn listed(&self) -> bool {
+        self.cap_total.is_some()
+            || self
+                .groups
+                .iter()
+                .any(|g| g.reserved > 0 || g.active > 0 || !g.queue.is_empty() || g.cap.is_some())
     }
 
     /// What its four groups add to the org's totals.
@@ -770,16 +780,51 @@ impl Pool {
         let mut views: Vec<AgentView> = self
             .agents
             .iter()
-            .filter(|a| {
-                a.cap_total.is_some()
-                    || a.groups.iter().any(|g| {
-                        g.reserved > 0 || g.active > 0 || !g.queue.is_empty() || g.cap.is_some()
-                    })
-            })
+            .filter(|a| a.listed())
             .map(|a| self.agent_view_of(a))
             .collect();
         views.sort_by(|x, y| x.id.cmp(&y.id));
         views
+    }
+
+    /// The views of the `n` busiest listed agents (most active and queued
+    /// calls, then most reserved slots, then by id), by id, and the other
+    /// listed agents summed. One pass over the agents, none when `n` is 0;
+    /// only the `n` busiest get a view.
+    pub(crate) fn busiest_agents(&self, n: usize) -> (Vec<AgentView>, AgentTotals) {
+        if n == 0 {
+            return (Vec::new(), AgentTotals::default());
+        }
+        let mut listed: Vec<&Agent> = self.agents.iter().filter(|a| a.listed()).collect();
+        let busier = |x: &&Agent, y: &&Agent| {
+            let load = |a: &Agent| {
+                let calls: u32 = a
+                    .groups
+                    .iter()
+                    .map(|g| g.active + g.queue.len() as u32)
+                    .sum();
+                let reserved: u32 = a.groups.iter().map(|g| g.reserved).sum();
+                (std::cmp::Reverse(calls), std::cmp::Reverse(reserved))
+            };
+            load(x).cmp(&load(y)).then_with(|| x.id.cmp(&y.id))
+        };
+        if listed.len() > n {
+            listed.select_nth_unstable_by(n - 1, busier);
+        }
+        let others = listed.split_off(n.min(listed.len()));
+        let mut totals = AgentTotals::default();
+        for a in others {
+            totals.agents += 1;
+            for t in CallType::ALL {
+                let g = &a.groups[t.index()];
+                *totals.reserved.get_mut(t) += g.reserved;
+                *totals.active.get_mut(t) += g.active;
+                *totals.queued.get_mut(t) += g.queue.len() as u32;
+            }
+        }
+        let mut views: Vec<AgentView> = listed.into_iter().map(|a| self.agent_view_of(a)).collect();
+        views.sort_by(|x, y| x.id.cmp(&y.id));
+        (views, totals)
     }
 
     fn agent_view_of(&self, agent: &Agent) -> AgentView {
