@@ -181,6 +181,18 @@ pub struct ServeArgs {
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
     #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
+    /// Per-agent series on /metrics (slotgate_agent_active, _queued,
+    /// _reserved): at most N agents of each org, its busiest (most active
+    /// and queued calls, then most reserved slots, then by id), the others
+    /// summed under agent="(other)". 0: no per-agent series, only the org's.
+    #[arg(
+        long,
+        env = "SLOTGATE_METRICS_AGENTS",
+        hide_env_values = true,
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub metrics_agents: usize,
     /// How long a client may take to send a request's headers, from their
     /// first byte (and to complete a TLS handshake). A slower one is
     /// disconnected without an answer.
@@ -418,6 +430,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         event_retention: args.event_retention,
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
+        metrics_agents: args.metrics_agents,
         advertise_url: None,
         connections,
         limits,
