@@ -30,7 +30,8 @@
 //! active and queued calls, ranked too: a page of any list is found by rank
 //! in O(log n), not by walking the list.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use crate::error::{Error, Result};
 use crate::id::{AgentId, CallId, IdMap};
@@ -789,42 +790,52 @@ impl Pool {
 
     /// The views of the `n` busiest listed agents (most active and queued
     /// calls, then most reserved slots, then by id), by id, and the other
-    /// listed agents summed. One pass over the agents, none when `n` is 0;
-    /// only the `n` busiest get a view.
+    /// listed agents summed. One pass over the agents, none when `n` is 0:
+    /// each agent is compared with the least busy of the `n` kept so far
+    /// (mostly two numbers), and only the `n` kept get a view.
     pub(crate) fn busiest_agents(&self, n: usize) -> (Vec<AgentView>, AgentTotals) {
         if n == 0 {
             return (Vec::new(), AgentTotals::default());
         }
-        let mut listed: Vec<&Agent> = self.agents.iter().filter(|a| a.listed()).collect();
-        let busier = |x: &&Agent, y: &&Agent| {
-            let load = |a: &Agent| {
-                let calls: u32 = a
-                    .groups
-                    .iter()
-                    .map(|g| g.active + g.queue.len() as u32)
-                    .sum();
-                let reserved: u32 = a.groups.iter().map(|g| g.reserved).sum();
-                (std::cmp::Reverse(calls), std::cmp::Reverse(reserved))
-            };
-            load(x).cmp(&load(y)).then_with(|| x.id.cmp(&y.id))
-        };
-        if listed.len() > n {
-            listed.select_nth_unstable_by(n - 1, busier);
-        }
-        let others = listed.split_off(n.min(listed.len()));
-        let mut totals = AgentTotals::default();
-        for a in others {
-            totals.agents += 1;
+        // Smaller is busier: the heap's top is the least busy kept.
+        let mut kept = BinaryHeap::with_capacity(n + 1);
+        let mut all = AgentTotals::default();
+        for (i, a) in self.agents.iter().enumerate().filter(|(_, a)| a.listed()) {
+            all.agents += 1;
+            let (mut calls, mut reserved) = (0, 0);
             for t in CallType::ALL {
                 let g = &a.groups[t.index()];
-                *totals.reserved.get_mut(t) += g.reserved;
-                *totals.active.get_mut(t) += g.active;
-                *totals.queued.get_mut(t) += g.queue.len() as u32;
+                let queued = g.queue.len() as u32;
+                calls += g.active + queued;
+                reserved += g.reserved;
+                *all.active.get_mut(t) += g.active;
+                *all.queued.get_mut(t) += queued;
+                *all.reserved.get_mut(t) += g.reserved;
+            }
+            let busy = (Reverse(calls), Reverse(reserved), &a.id, i);
+            if kept.len() < n {
+                kept.push(busy);
+            } else if kept.peek().is_some_and(|top| busy < *top) {
+                kept.pop();
+                kept.push(busy);
             }
         }
-        let mut views: Vec<AgentView> = listed.into_iter().map(|a| self.agent_view_of(a)).collect();
+        let mut views: Vec<AgentView> = kept
+            .into_iter()
+            .map(|(.., i)| self.agent_view_of(&self.agents[i]))
+            .collect();
         views.sort_by(|x, y| x.id.cmp(&y.id));
-        (views, totals)
+        // The others: all of them but those named.
+        let mut others = all;
+        for v in &views {
+            others.agents -= 1;
+            for t in CallType::ALL {
+                *others.active.get_mut(t) -= v.active.get(t);
+                *others.queued.get_mut(t) -= v.queued.get(t);
+                *others.reserved.get_mut(t) -= v.reserved.get(t);
+            }
+        }
+        (views, others)
     }
 
     fn agent_view_of(&self, agent: &Agent) -> AgentView {
