@@ -257,6 +257,19 @@ pub struct ServeArgs {
         help_heading = "Limits"
     )]
     pub rate_operator: u32,
+    /// Requests per second of all the keys of one org together (a burst of
+    /// as many is allowed), whatever each key's own rate; more are answered
+    /// 429 rate_limited with Retry-After. The operator key's requests are not
+    /// the org's. 0: no org-wide rate.
+    #[arg(
+        long,
+        env = "SLOTGATE_RATE_ORG",
+        hide_env_values = true,
+        default_value_t = 0,
+        value_name = "PER_S",
+        help_heading = "Limits"
+    )]
+    pub rate_org: u32,
     /// Failed authentications (no key, or a wrong one) one client address
     /// may make per --auth-failure-window; beyond them, every request from
     /// it is answered 429 rate_limited until its allowance refills.
@@ -417,6 +430,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         runtime_rate: args.rate_runtime,
         admin_rate: args.rate_admin,
         operator_rate: args.rate_operator,
+        org_rate: args.rate_org,
         auth_failures: args.auth_failures,
         auth_window: args.auth_failure_window,
         trusted_proxies: args.trusted_proxy,
