@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt as _};
@@ -131,7 +132,7 @@ async fn timed(s: &Server, path: &str, n: usize) -> (Duration, usize) {
 #[tokio::test]
 #[ignore = "a measurement: 100,000 acquires, then prints figures"]
 async fn scrape_size_and_time_with_100000_agents() {
-    let mut s = Server::start_with(&["--rate-operator", "1000000"]).await;
+    let mut s = Server::start_with(&["--rate-operator", "1000000", "--queue-cap", "200000"]).await;
     s.create_org("acme", 1).await;
     let started = Instant::now();
     acquire_each(&s, (0..100_000).map(|i| format!("a{i:06}")), 64).await;
@@ -141,11 +142,57 @@ async fn scrape_size_and_time_with_100000_agents() {
         s.set_env("SLOTGATE_METRICS_AGENTS", agents);
         s.restart().await;
         let (healthz, _) = timed(&s, "/healthz", 21).await;
-        let (scrape, size) = timed(&s, "/metrics", 11).await;
+        let (scraped, size) = timed(&s, "/metrics", 11).await;
         println!(
-            "--metrics-agents {agents}: /metrics {size} bytes in {scrape:.2?} (median of 11); \
+            "--metrics-agents {agents}: /metrics {size} bytes in {scraped:.2?} (median of 11); \
              /healthz {healthz:.2?}; ratio {:.1}",
-            scrape.as_secs_f64() / healthz.as_secs_f64()
+            scraped.as_secs_f64() / healthz.as_secs_f64()
+        );
+        // What a scrape costs the org's acquires: 200 acquires (each queues
+        // a call of a new agent), alone, then while 4 connections scrape
+        // back to back.
+        let idle = acquire_latencies(&s, &format!("idle{agents}")).await;
+        let stop = AtomicBool::new(false);
+        let scraping = async {
+            let scrapes = (0..4).map(|_| async {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    scrape(&s).await;
+                    n += 1;
+                }
+                n
+            });
+            futures_util::future::join_all(scrapes).await
+        };
+        let busy = async {
+            let took = acquire_latencies(&s, &format!("busy{agents}")).await;
+            stop.store(true, Ordering::Relaxed);
+            took
+        };
+        let (scrapes, busy) = futures_util::future::join(scraping, busy).await;
+        let pct = |v: &[Duration], p: usize| v[(v.len() - 1) * p / 100];
+        println!(
+            "  acquire p50/p99 alone {:.2?}/{:.2?}; while scraped ({} scrapes) {:.2?}/{:.2?}",
+            pct(&idle, 50),
+            pct(&idle, 99),
+            scrapes.iter().sum::<usize>(),
+            pct(&busy, 50),
+            pct(&busy, 99),
         );
     }
+}
+
+/// The latencies of 200 acquires, one after the other, each a call of a
+/// new agent, sorted.
+async fn acquire_latencies(s: &Server, prefix: &str) -> Vec<Duration> {
+    let mut took = Vec::new();
+    for i in 0..200 {
+        let body = json!({"id": format!("{prefix}-{i}"), "agent": format!("{prefix}-{i}"), "type": "chat", "lease_ttl_s": 3600});
+        let started = Instant::now();
+        let a = s.op(Method::POST, "/v1/orgs/acme/calls", Some(&body)).await;
+        took.push(started.elapsed());
+        assert_eq!(a.status, 202, "{a}");
+    }
+    took.sort();
+    took
 }
