@@ -270,6 +270,11 @@ pub struct ServeArgs {
         help_heading = "Limits"
     )]
     pub rate_org: u32,
+    /// One org's rate for all its keys together, in place of --rate-org:
+    /// ORG=PER_S (0: none for that org); repeat, or separate with commas in
+    /// the variable.
+    #[arg(long, env = "SLOTGATE_RATE_ORG_FOR", hide_env_values = true, value_delimiter = ',', value_parser = crate::limits::parse_org_rate, value_name = "ORG=PER_S", help_heading = "Limits")]
+    pub rate_org_for: Vec<(slotgate_core::OrgId, u32)>,
     /// Failed authentications (no key, or a wrong one) one client address
     /// may make per --auth-failure-window; beyond them, every request from
     /// it is answered 429 rate_limited until its allowance refills.
@@ -431,6 +436,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         admin_rate: args.rate_admin,
         operator_rate: args.rate_operator,
         org_rate: args.rate_org,
+        org_rates: args.rate_org_for.into_iter().collect(),
         auth_failures: args.auth_failures,
         auth_window: args.auth_failure_window,
         trusted_proxies: args.trusted_proxy,

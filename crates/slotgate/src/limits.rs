@@ -11,7 +11,7 @@
 //! an acquire with the same call id too: a retry is as cheap to answer as
 //! any request, not free.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,8 +36,11 @@ pub struct Settings {
     pub admin_rate: u32,
     /// Requests per second of the operator key.
     pub operator_rate: u32,
-    /// Requests per second of all the keys of one org together; 0: none.
+    /// Requests per second of all the keys of one org together, unless
+    /// `org_rates` names the org; 0: none.
     pub org_rate: u32,
+    /// Orgs with a rate of their own for all their keys together (0: none).
+    pub org_rates: BTreeMap<OrgId, u32>,
     /// Failed authentications one client address may make per `auth_window`.
     pub auth_failures: u32,
     /// The window of `auth_failures`.
@@ -55,6 +58,7 @@ impl Default for Settings {
             admin_rate: 100,
             operator_rate: 500,
             org_rate: 0,
+            org_rates: BTreeMap::new(),
             auth_failures: 20,
             auth_window: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
@@ -117,8 +121,9 @@ pub struct Limits {
     /// key ids are hex). `std` mutex: a lookup, never held across an await
     /// or while a bucket is checked.
     buckets: Mutex<HashMap<String, Bucket>>,
-    /// All the keys of each org together (`--rate-org`); none without it.
-    orgs: Option<DefaultKeyedRateLimiter<OrgId>>,
+    /// Each org's bucket, for all its keys together (`--rate-org`), by org
+    /// id. `std` mutex, as `buckets`.
+    orgs: Mutex<HashMap<String, Bucket>>,
     /// Failed authentications by client address.
     failures: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses refused until the instant given, after too many failures.
@@ -144,7 +149,7 @@ const REFUSED: [(Over, &str); 8] = [
     (Over::Address, "anonymous"),
 ];
 
-/// How many addresses (or orgs) the keyed tables hold before they are pruned.
+/// How many addresses the failure tables hold before they are pruned.
 const PRUNE_ABOVE: usize = 10_000;
 
 impl Default for Limits {
@@ -165,11 +170,9 @@ impl Limits {
         let quota = Quota::with_period(replenish.max(Duration::from_millis(1)))
             .expect("the period is at least a millisecond")
             .allow_burst(failures);
-        let orgs = (settings.org_rate > 0)
-            .then(|| governor::RateLimiter::keyed(Quota::per_second(nonzero(settings.org_rate))));
         Limits {
             waits: Arc::new(Semaphore::new(settings.max_waits)),
-            orgs,
+            orgs: Mutex::default(),
             failures: governor::RateLimiter::keyed(quota),
             blocked: Mutex::default(),
             buckets: Mutex::default(),
@@ -193,47 +196,34 @@ impl Limits {
         }
     }
 
+    /// The rate of all the keys of `org` together: its own
+    /// (`--rate-org-for`), else `--rate-org`; 0: none.
+    pub fn org_rate(&self, org: &OrgId) -> u32 {
+        let s = &self.settings;
+        s.org_rates.get(org).copied().unwrap_or(s.org_rate)
+    }
+
     /// Lets one request of `who` through at `rate` requests per second, and
-    /// within its org's rate (`--rate-org`), or says when it may come again
-    /// (and counts the refusal). The key's bucket is checked first: a key
-    /// over its own rate takes nothing of its org's.
+    /// within its org's rate ([`Limits::org_rate`]), or says when it may come
+    /// again (and counts the refusal). The key's bucket is checked first: a
+    /// key over its own rate takes nothing of its org's.
     pub fn admit(&self, who: &Principal, rate: u32) -> Result<(), Throttled> {
         let (id, org, role) = match who {
             Principal::Operator => ("operator", None, "operator"),
             Principal::Org { key_id, org, role } => (key_id.as_str(), Some(org), role.as_str()),
         };
-        let gcra = {
-            let mut buckets = self
-                .buckets
-                .lock()
-                .expect("the buckets lock is never poisoned");
-            match buckets.get(id) {
-                Some(b) if b.rate == rate => b.gcra.clone(),
-                _ => {
-                    let gcra = Arc::new(governor::RateLimiter::direct(Quota::per_second(nonzero(
-                        rate,
-                    ))));
-                    buckets.insert(
-                        id.to_string(),
-                        Bucket {
-                            rate,
-                            gcra: gcra.clone(),
-                        },
-                    );
-                    gcra
-                }
-            }
-        };
-        gcra.check()
+        bucket(&self.buckets, id, rate)
+            .check()
             .map_err(|not_until| self.refuse(Over::Key, role, not_until))?;
-        let (Some(orgs), Some(org)) = (&self.orgs, org) else {
+        let Some(org) = org else {
             return Ok(());
         };
-        if orgs.len() > PRUNE_ABOVE {
-            orgs.retain_recent();
+        match self.org_rate(org) {
+            0 => Ok(()),
+            rate => bucket(&self.orgs, org.as_str(), rate)
+                .check()
+                .map_err(|not_until| self.refuse(Over::Org, role, not_until)),
         }
-        orgs.check_key(org)
-            .map_err(|not_until| self.refuse(Over::Org, role, not_until))
     }
 
     /// Counts a refusal over `over`'s allowance of a key of `role`.
@@ -366,6 +356,46 @@ impl Limits {
     }
 }
 
+/// The bucket of `id` in `buckets`, made anew when it has none at `rate`
+/// (the rate changed: a new bucket, full).
+fn bucket(
+    buckets: &Mutex<HashMap<String, Bucket>>,
+    id: &str,
+    rate: u32,
+) -> Arc<DefaultDirectRateLimiter> {
+    let mut buckets = buckets.lock().expect("the buckets lock is never poisoned");
+    match buckets.get(id) {
+        Some(b) if b.rate == rate => b.gcra.clone(),
+        _ => {
+            let gcra = Arc::new(governor::RateLimiter::direct(Quota::per_second(nonzero(
+                rate,
+            ))));
+            let bucket = Bucket {
+                rate,
+                gcra: gcra.clone(),
+            };
+            buckets.insert(id.to_string(), bucket);
+            gcra
+        }
+    }
+}
+
+/// Reads `--rate-org-for`: `ORG=PER_S`, the org's rate for all its keys
+/// together (0: none).
+pub fn parse_org_rate(s: &str) -> Result<(OrgId, u32), String> {
+    let (org, rate) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ORG=PER_S (acme=200), got {s:?}"))?;
+    let org = OrgId::new(org.trim()).map_err(|e| e.to_string())?;
+    let rate = rate
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|r| *r <= 1_000_000)
+        .ok_or_else(|| format!("expected a rate of 0 to 1000000 after {org}=, got {rate:?}"))?;
+    Ok((org, rate))
+}
+
 /// Reads `--trusted-proxy`: an address (`10.0.0.5`) or a network (`10.0.0.0/8`).
 pub fn parse_trusted_proxy(s: &str) -> Result<IpNet, String> {
     if let Ok(net) = s.parse::<IpNet>() {
@@ -438,6 +468,37 @@ mod tests {
         assert!(l
             .render()
             .contains("slotgate_rate_limited_total{role=\"runtime\",scope=\"key\"} 1"));
+    }
+
+    #[test]
+    fn an_orgs_keys_share_its_rate_and_an_org_may_have_its_own() {
+        let (acme, big) = (OrgId::new("acme").unwrap(), OrgId::new("big").unwrap());
+        let l = Limits::new(Settings {
+            org_rate: 2,
+            org_rates: [(big.clone(), 0)].into(),
+            ..Settings::default()
+        });
+        let key = |id: &str, org: &OrgId| Principal::Org {
+            key_id: id.into(),
+            org: org.clone(),
+            role: Role::Runtime,
+        };
+        assert_eq!(l.admit(&key("k1", &acme), 100), Ok(()));
+        assert_eq!(l.admit(&key("k2", &acme), 100), Ok(()));
+        let refused = l.admit(&key("k3", &acme), 100).unwrap_err();
+        assert_eq!(refused.over, Over::Org);
+        // 0: no rate for that org; the operator is no org's.
+        for _ in 0..10 {
+            assert_eq!(l.admit(&key("k4", &big), 100), Ok(()));
+            assert_eq!(l.admit(&Principal::Operator, 100), Ok(()));
+        }
+        assert!(l
+            .render()
+            .contains("slotgate_rate_limited_total{role=\"runtime\",scope=\"org\"} 1"));
+        assert_eq!(parse_org_rate("acme=200"), Ok((acme, 200)));
+        for bad in ["acme", "acme=", "acme=-1", "acme=1000001", "bad org=5"] {
+            assert!(parse_org_rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

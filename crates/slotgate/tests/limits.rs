@@ -3,7 +3,7 @@
 //! connections are closed, long-polls have a cap of their own; each key is
 //! held to its rate (429 `rate_limited` with `Retry-After`, and nothing
 //! done), a key's own rate overrides its role's, the keys of an org are
-//! held together to `--rate-org`, and failed authentication
+//! held together to `--rate-org` (or the org's own, `--rate-org-for`), and failed authentication
 //! is throttled per client address, with `X-Forwarded-For` believed only
 //! from a trusted proxy.
 
@@ -417,8 +417,16 @@ async fn a_keys_own_rate_overrides_its_roles_and_survives_a_restart() {
 
 /// A request with a wrong key, as if forwarded for `forwarded_for`.
 #[tokio::test]
-async fn the_keys_of_an_org_together_are_held_to_the_org_rate() {
-    let s = Server::start_with(&["--rate-org", "5", "--rate-runtime", "1000"]).await;
+async fn the_keys_of_an_org_together_are_held_to_the_org_rate_or_its_own() {
+    let s = Server::start_with(&[
+        "--rate-org",
+        "5",
+        "--rate-runtime",
+        "1000",
+        "--rate-org-for",
+        "other=1000",
+    ])
+    .await;
     s.create_org("acme", 1000).await;
     s.create_org("other", 1000).await;
     let keys = [
@@ -459,16 +467,19 @@ async fn the_keys_of_an_org_together_are_held_to_the_org_rate() {
             .await;
         assert_eq!(read.refusal(), (404, ErrorCode::CallNotFound), "{id}");
     }
-    // Another org has its own allowance, and the operator key is not the org's.
-    let body = json!({"id": "o1", "agent": "a", "type": "chat"});
-    s.send(
-        Some(&other),
-        Method::POST,
-        "/v1/orgs/other/calls",
-        Some(&body),
-    )
-    .await
-    .ok(201);
+    // Another org has its own allowance, here its own rate (--rate-org-for),
+    // and the operator key is not the org's.
+    for i in 0..20 {
+        let body = json!({"id": format!("o{i}"), "agent": "a", "type": "chat"});
+        s.send(
+            Some(&other),
+            Method::POST,
+            "/v1/orgs/other/calls",
+            Some(&body),
+        )
+        .await
+        .ok(201);
+    }
     s.op(Method::GET, "/v1/orgs/acme", None).await.ok(200);
     // Counted apart from keys over their own rate, without org names.
     let metrics = s.op(Method::GET, "/metrics", None).await.ok(200).text;

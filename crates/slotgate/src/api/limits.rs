@@ -56,10 +56,10 @@ pub fn authorize(parts: &Parts, s: &Service) -> Result<Principal, ApiError> {
     };
     let rate = s.rate_of(&principal);
     limits.admit(&principal, rate).map_err(|t| {
-        let message = match t.over {
-            Over::Org => format!(
+        let message = match (t.over, &principal) {
+            (Over::Org, Principal::Org { org, .. }) => format!(
                 "the keys of this org may send {} requests per second together; nothing was done",
-                limits.settings().org_rate
+                limits.org_rate(org)
             ),
             _ => format!("this key may send {rate} requests per second; nothing was done"),
         };
