@@ -798,7 +798,7 @@ impl Pool {
             return (Vec::new(), AgentTotals::default());
         }
         // Smaller is busier: the heap's top is the least busy kept.
-        let mut kept = BinaryHeap::with_capacity(n + 1);
+        let mut kept = BinaryHeap::with_capacity(n.min(self.agents.len()) + 1);
         let mut all = AgentTotals::default();
         for (i, a) in self.agents.iter().enumerate().filter(|(_, a)| a.listed()) {
             all.agents += 1;

@@ -56,4 +56,7 @@ fn the_busiest_agents_are_named_and_the_others_summed() {
     let (view, others) = e.org_summary("o", 10).unwrap();
     assert_eq!(view.agents, full.agents);
     assert_eq!(others, Default::default());
+    // However many are asked for, no more than there are.
+    let (view, _) = e.org_summary("o", usize::MAX).unwrap();
+    assert_eq!(view.agents, full.agents);
 }
