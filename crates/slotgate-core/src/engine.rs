@@ -283,7 +283,7 @@ impl Engine {
 
     /// An org's snapshot for metrics: `agents` holds only its `busiest`
     /// busiest agents (most active and queued calls, then most reserved
-    /// slots, then by id), and the others come summed. Cheap under a
+    /// slots, then the agent the org met first), and the others come summed. Cheap under a
     /// lock: O(1) when `busiest` is 0, else one pass over the org's agents
     /// building `busiest` views.
     pub fn org_summary(&self, org: &str, busiest: usize) -> Result<(OrgView, AgentTotals)> {

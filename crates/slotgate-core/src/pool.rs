@@ -789,10 +789,13 @@ impl Pool {
     }
 
     /// The views of the `n` busiest listed agents (most active and queued
-    /// calls, then most reserved slots, then by id), by id, and the other
-    /// listed agents summed. One pass over the agents, none when `n` is 0:
-    /// each agent is compared with the least busy of the `n` kept so far
-    /// (mostly two numbers), and only the `n` kept get a view.
+    /// calls, then most reserved slots, then the agent met first), by id,
+    /// and the other listed agents summed. One pass over the agents, none
+    /// when `n` is 0: each agent is compared with the least busy of the `n`
+    /// kept so far by three numbers, and only the `n` kept get a view. (A
+    /// tie broken by id instead reads each agent's id from elsewhere in
+    /// memory: a scrape of 100,000 agents took 10 ms under the org's lock
+    /// rather than 3.)
     pub(crate) fn busiest_agents(&self, n: usize) -> (Vec<AgentView>, AgentTotals) {
         if n == 0 {
             return (Vec::new(), AgentTotals::default());
@@ -812,7 +815,7 @@ impl Pool {
                 *all.queued.get_mut(t) += queued;
                 *all.reserved.get_mut(t) += g.reserved;
             }
-            let busy = (Reverse(calls), Reverse(reserved), &a.id, i);
+            let busy = (Reverse(calls), Reverse(reserved), i);
             if kept.len() < n {
                 kept.push(busy);
             } else if kept.peek().is_some_and(|top| busy < *top) {

@@ -50,7 +50,7 @@ fn the_busiest_agents_are_named_and_the_others_summed() {
     assert_eq!(named(|a| a.active.chat) + others.active.chat, full.active);
     assert_eq!(named(|a| a.queued.chat) + others.queued.chat, full.queued);
 
-    // A tie (B and E have one call each) goes to the first by id.
+    // A tie (B and E have one call each) goes to the agent met first.
     assert_eq!(ids(&e, 3), ["A", "B", "D"]);
     // Room for all: every agent, as the full view has them, none summed.
     let (view, others) = e.org_summary("o", 10).unwrap();

@@ -183,7 +183,7 @@ pub struct ServeArgs {
     pub metrics_auth: bool,
     /// Per-agent series on /metrics (slotgate_agent_active, _queued,
     /// _reserved): at most N agents of each org, its busiest (most active
-    /// and queued calls, then most reserved slots, then by id), the others
+    /// and queued calls, then most reserved slots, then the agent met first), the others
     /// summed under agent="(other)". 0: no per-agent series, only the org's.
     #[arg(
         long,
