@@ -181,6 +181,18 @@ pub struct ServeArgs {
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
     #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
+    /// Per-agent series on /metrics (slotgate_agent_active, _queued,
+    /// _reserved): at most N agents of each org, its busiest (most active
+    /// and queued calls, then most reserved slots, then the agent met first), the others
+    /// summed under agent="(other)". 0: no per-agent series, only the org's.
+    #[arg(
+        long,
+        env = "SLOTGATE_METRICS_AGENTS",
+        hide_env_values = true,
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub metrics_agents: usize,
     /// How long a client may take to send a request's headers, from their
     /// first byte (and to complete a TLS handshake). A slower one is
     /// disconnected without an answer.
@@ -245,6 +257,24 @@ pub struct ServeArgs {
         help_heading = "Limits"
     )]
     pub rate_operator: u32,
+    /// Requests per second of all the keys of one org together (a burst of
+    /// as many is allowed), whatever each key's own rate; more are answered
+    /// 429 rate_limited with Retry-After. The operator key's requests are not
+    /// the org's. 0: no org-wide rate.
+    #[arg(
+        long,
+        env = "SLOTGATE_RATE_ORG",
+        hide_env_values = true,
+        default_value_t = 0,
+        value_name = "PER_S",
+        help_heading = "Limits"
+    )]
+    pub rate_org: u32,
+    /// One org's rate for all its keys together, in place of --rate-org:
+    /// ORG=PER_S (0: none for that org); repeat, or separate with commas in
+    /// the variable.
+    #[arg(long, env = "SLOTGATE_RATE_ORG_FOR", hide_env_values = true, value_delimiter = ',', value_parser = crate::limits::parse_org_rate, value_name = "ORG=PER_S", help_heading = "Limits")]
+    pub rate_org_for: Vec<(slotgate_core::OrgId, u32)>,
     /// Failed authentications (no key, or a wrong one) one client address
     /// may make per --auth-failure-window; beyond them, every request from
     /// it is answered 429 rate_limited until its allowance refills.
@@ -405,6 +435,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         runtime_rate: args.rate_runtime,
         admin_rate: args.rate_admin,
         operator_rate: args.rate_operator,
+        org_rate: args.rate_org,
+        org_rates: args.rate_org_for.into_iter().collect(),
         auth_failures: args.auth_failures,
         auth_window: args.auth_failure_window,
         trusted_proxies: args.trusted_proxy,
@@ -418,6 +450,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         event_retention: args.event_retention,
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
+        metrics_agents: args.metrics_agents,
         advertise_url: None,
         connections,
         limits,

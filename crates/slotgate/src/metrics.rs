@@ -8,7 +8,12 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use slotgate_core::{CallType, Event, EventKind, OrgView};
+use slotgate_core::{AgentTotals, CallType, Event, EventKind, OrgView};
+
+/// The `agent` label of the agents an org's series do not name, summed
+/// (`--metrics-agents`). Not a possible agent id (ids are `A-Z a-z 0-9 . _ : -`),
+/// so it never collides with a real agent's series.
+pub const OTHER_AGENTS: &str = "(other)";
 
 /// Upper bounds of the queue-wait histogram, in seconds.
 const WAIT_BUCKETS: [f64; 11] = [
@@ -157,8 +162,11 @@ impl Metrics {
     /// counters and histograms (copied first: no request waits while the
     /// text is written).
     /// Only the orgs that `scope` shows appear, in the gauges and in the counters.
-    pub fn render(&self, orgs: &[OrgView], scope: Scope<'_>) -> String {
-        let orgs: Vec<&OrgView> = orgs.iter().filter(|o| scope.shows(o.id.as_str())).collect();
+    pub fn render(&self, orgs: &[(OrgView, AgentTotals)], scope: Scope<'_>) -> String {
+        let orgs: Vec<&(OrgView, AgentTotals)> = orgs
+            .iter()
+            .filter(|(o, _)| scope.shows(o.id.as_str()))
+            .collect();
         let mut out = String::new();
         let gauge = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -192,37 +200,45 @@ impl Metrics {
             }),
         ] {
             gauge(&mut out, name, help);
-            for o in &orgs {
+            for (o, _) in &orgs {
                 let _ = writeln!(out, "{name}{{org=\"{}\"}} {}", o.id, f(o));
             }
         }
         for (name, help, pick) in [
             (
                 "slotgate_agent_active",
-                "Active calls per org, agent and type.",
+                "Active calls per org, agent and type (the busiest agents, with --metrics-agents).",
                 0,
             ),
             (
                 "slotgate_agent_queued",
-                "Queued calls per org, agent and type.",
+                "Queued calls per org, agent and type (the busiest agents, with --metrics-agents).",
                 1,
             ),
             (
                 "slotgate_agent_reserved",
-                "Reserved slots per org, agent and type.",
+                "Reserved slots per org, agent and type (the busiest agents, with --metrics-agents).",
                 2,
             ),
         ] {
+            // None named: no agent series at all (the default).
+            if orgs.iter().all(|(o, others)| o.agents.is_empty() && others.agents == 0) {
+                continue;
+            }
             gauge(&mut out, name, help);
-            for o in &orgs {
-                for a in &o.agents {
-                    let per = [a.active, a.queued, a.reserved][pick];
+            for (o, others) in &orgs {
+                let named = o
+                    .agents
+                    .iter()
+                    .map(|a| (a.id.as_str(), [a.active, a.queued, a.reserved][pick]));
+                let summed = (others.agents > 0)
+                    .then(|| (OTHER_AGENTS, [others.active, others.queued, others.reserved][pick]));
+                for (agent, per) in named.chain(summed) {
                     for t in CallType::ALL {
                         let _ = writeln!(
                             out,
-                            "{name}{{org=\"{}\",agent=\"{}\",type=\"{}\"}} {}",
+                            "{name}{{org=\"{}\",agent=\"{agent}\",type=\"{}\"}} {}",
                             o.id,
-                            a.id,
                             t.as_str(),
                             per.get(t)
                         );

@@ -729,7 +729,8 @@ async fn metrics_name_an_org_only_to_its_metrics_key_and_the_operator() {
 
 #[tokio::test]
 async fn health_metrics_openapi_and_unknown_routes() {
-    let s = acme(2).await;
+    // Agent series are opt-in (tests/metrics_agents.rs).
+    let s = acme_with(2, &["--metrics-agents", "5"]).await;
     s.acquire("acme", "a1", "A", Chat).await;
     assert_eq!(
         s.send(None, Method::GET, "/healthz", None).await.status,

@@ -277,6 +277,12 @@ impl Server {
         }
     }
 
+    /// Sets an environment variable for the next [`Server::restart`].
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
     /// A new process on the same data directory and options (after
     /// [`Server::kill9`] or [`Server::terminate`]), on a new free port; waits
     /// until it is ready.
