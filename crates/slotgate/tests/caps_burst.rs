@@ -140,6 +140,21 @@ async fn burst_admits_above_the_limit_once_the_limit_is_in_use() {
     assert_eq!(r.brief(), (202, Queued, None, Some(1)));
     let org = s.org("acme").await;
     assert_eq!((org.burst, org.active, org.burst_in_use), (1, 3, 1));
+    let text = s.op(Method::GET, "/metrics", None).await.ok(200).text;
+    for line in [
+        "slotgate_org_burst{org=\"acme\"} 1",
+        "slotgate_org_burst_in_use{org=\"acme\"} 1",
+        "slotgate_org_blocked_calls{org=\"acme\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    let burst_seconds = text
+        .lines()
+        .find_map(|l| l.strip_prefix("slotgate_org_burst_seconds_total{org=\"acme\"} "));
+    let counted: f64 = burst_seconds.expect("the burst time").parse().unwrap();
+    assert!(counted >= 0.0);
+    let anonymous = s.send(None, Method::GET, "/metrics", None).await.ok(200);
+    assert!(!anonymous.text.contains("slotgate_org_burst_in_use{"));
 
     // Lowering the burst ends no call.
     let org = set_burst(&s, 0).await;
