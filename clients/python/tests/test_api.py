@@ -178,6 +178,10 @@ async def test_caps_burst_and_blocked_calls(client: AsyncClient, make_org: MakeO
     assert call.blocked is slotgate.BlockedReason.NO_SHARED_CAPACITY
     snap = await client.get_org(org)
     assert (snap.queued, snap.blocked) == (1, 1)
+    with pytest.raises(slotgate.CallBlocked):
+        async with client.slot(org, agent="agent-y", type="chat", if_blocked="refuse"):
+            pass
+    assert (await client.get_org(org)).queued == 1
 
 
 async def test_acquire_admit_queue_idempotent_conflict(

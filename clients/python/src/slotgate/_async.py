@@ -600,6 +600,7 @@ class AsyncClient:
         on_position: Optional[PositionCallback] = None,
         on_lost: Optional[LostCallback] = None,
         heartbeat_every: Optional[float] = None,
+        if_blocked: Optional[str] = None,
     ) -> AsyncSlotContext:
         """Holds a slot for an ``async with`` block.
 
@@ -615,7 +616,9 @@ class AsyncClient:
         restarted server restores its calls with a grace lease, so the
         heartbeats go on until the server answers, one way or the other. Leaving releases the slot,
         whether the block ended normally, raised, or was cancelled; a
-        cancelled wait cancels the queued call.
+        cancelled wait cancels the queued call. With ``if_blocked="refuse"``,
+        a call the org can never admit as configured now raises
+        :class:`CallBlocked` on entering, and nothing is queued.
         """
         return AsyncSlotContext(
             self,
@@ -628,6 +631,7 @@ class AsyncClient:
             on_position=on_position,
             on_lost=on_lost,
             heartbeat_every=heartbeat_every,
+            if_blocked=if_blocked,
         )
 
 
@@ -956,6 +960,7 @@ class AsyncSlotContext:
         on_position: Optional[PositionCallback],
         on_lost: Optional[LostCallback],
         heartbeat_every: Optional[float],
+        if_blocked: Optional[str] = None,
     ) -> None:
         self.client = client
         self.org = org
@@ -967,6 +972,7 @@ class AsyncSlotContext:
         self.on_position = on_position
         self.on_lost = on_lost
         self.heartbeat_every = heartbeat_every or lease_ttl / 3
+        self.if_blocked = if_blocked
         self.permit: Optional[AsyncPermit] = None
 
     async def __aenter__(self) -> AsyncPermit:
@@ -983,6 +989,7 @@ class AsyncSlotContext:
                 lease_ttl=self.lease_ttl,
                 max_wait=self.max_wait,
                 wait=wait,
+                if_blocked=self.if_blocked,
             )
             await permit.wait(on_position=self.on_position)
         except BaseException:

@@ -372,6 +372,7 @@ class Client:
         on_position: Optional[PositionCallback] = None,
         on_lost: Optional[LostCallback] = None,
         heartbeat_every: Optional[float] = None,
+        if_blocked: Optional[str] = None,
     ) -> SlotContext:
         """Holds a slot for a ``with`` block; see :meth:`AsyncClient.slot`.
         The callbacks run on the client's thread."""
@@ -387,6 +388,7 @@ class Client:
                 on_position=on_position,
                 on_lost=on_lost,
                 heartbeat_every=heartbeat_every,
+                if_blocked=if_blocked,
             ),
         )
 
