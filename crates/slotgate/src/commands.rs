@@ -102,7 +102,7 @@ pub enum KeysCommand {
     Create {
         /// The org.
         org: String,
-        /// `admin` (everything but the limit) or `runtime` (calls, and reading the org).
+        /// `admin` (everything but the limit and the burst) or `runtime` (calls, and reading the org).
         #[arg(long, value_parser = parse_api::<Role>)]
         role: Role,
         /// A name for people.
