@@ -46,7 +46,8 @@ pub enum Command {
     /// is set: 32 characters or more), saves it to DATA_DIR/operator.key (0600)
     /// and shows it once on a terminal. Every acknowledged change is on disk
     /// before the answer; a restart on the same directory restores orgs,
-    /// reservations, keys, active calls and the queue in order.
+    /// their limits and bursts, reservations, caps, keys, active calls and
+    /// the queue in order.
     ///
     /// With --store postgres://..., SLOTGATE_OPERATOR_KEY must be set, every
     /// acknowledged change is committed in PostgreSQL before the answer, and
@@ -56,8 +57,8 @@ pub enum Command {
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
     ///
-    /// It holds orgs, limits, reservations, active, queued and ended calls,
-    /// and org keys (their hashes), read as one consistent snapshot; a
+    /// It holds orgs, limits, bursts, reservations, caps, active, queued and
+    /// ended calls, and org keys (their hashes), read as one consistent snapshot; a
     /// server may keep running meanwhile. The event log is not included:
     /// event numbering goes on from where it was.
     #[command(

@@ -198,6 +198,21 @@ impl Metrics {
             ("slotgate_org_queued", "Queued calls of the org.", |o| {
                 o.queued
             }),
+            (
+                "slotgate_org_burst",
+                "The org's burst: slots it may use above its limit once the limit is in use.",
+                |o| o.burst,
+            ),
+            (
+                "slotgate_org_burst_in_use",
+                "Active calls above the org's limit, within its burst.",
+                |o| o.burst_in_use,
+            ),
+            (
+                "slotgate_org_blocked_calls",
+                "Queued calls that can never be admitted as the org is configured now.",
+                |o| o.blocked,
+            ),
         ] {
             gauge(&mut out, name, help);
             for (o, _) in &orgs {
@@ -250,6 +265,21 @@ impl Metrics {
         let counter = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         };
+        // The engine counts burst time; it starts at 0 when the server
+        // starts (a counter reset to Prometheus), as the other counters do.
+        counter(
+            &mut out,
+            "slotgate_org_burst_seconds_total",
+            "Burst time: the integral of the org's burst in use, in slot-seconds (what a platform bills as overage).",
+        );
+        for o in &orgs {
+            let _ = writeln!(
+                out,
+                "slotgate_org_burst_seconds_total{{org=\"{}\"}} {}",
+                o.id,
+                o.burst_ms as f64 / 1000.0
+            );
+        }
         counter(
             &mut out,
             "slotgate_admissions_total",
@@ -369,4 +399,45 @@ pub fn render_store(up: bool, commits: &Commits) -> String {
         &LATENCY_BUCKETS,
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slotgate_core::OrgId;
+
+    fn org(id: &str) -> OrgView {
+        OrgView {
+            id: OrgId::new(id).expect("a valid id"),
+            limit: 10,
+            reserved: 0,
+            shared: 10,
+            burst: 2,
+            active: 11,
+            burst_in_use: 1,
+            burst_ms: 1_500,
+            queued: 3,
+            blocked: 1,
+            shared_in_use: 10,
+            agents: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn burst_and_blocked_series_are_the_orgs_and_only_in_its_scope() {
+        let orgs = [org("acme"), org("beta")];
+        let text = Metrics::default().render(&orgs, Scope::Org("acme"));
+        for line in [
+            "# TYPE slotgate_org_burst_seconds_total counter",
+            "slotgate_org_burst_seconds_total{org=\"acme\"} 1.5",
+            "slotgate_org_burst{org=\"acme\"} 2",
+            "slotgate_org_burst_in_use{org=\"acme\"} 1",
+            "slotgate_org_blocked_calls{org=\"acme\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        assert!(!text.contains("beta"), "another org's series: {text}");
+        let anonymous = Metrics::default().render(&orgs, Scope::NoOrgs);
+        assert!(!anonymous.contains("org=\""), "{anonymous}");
+    }
 }

@@ -370,6 +370,20 @@ impl Server {
         self.send_text(Some(OPERATOR_KEY), method, path, body).await
     }
 
+    /// Sends each `(method, path, body, field)` with the operator key: each
+    /// must answer 400 `invalid_request` with a message naming `field`.
+    pub async fn assert_refused_naming(&self, cases: &[(Method, &str, &str, &str)]) {
+        for (m, path, body, field) in cases {
+            let r = self.op_text(m.clone(), path, body).await;
+            assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{path}: {r}");
+            let message = r.error().message;
+            assert!(
+                message.contains(field),
+                "{path} {body}: {message:?} should name {field}"
+            );
+        }
+    }
+
     /// `GET path` with the operator key, which must answer 200 with a `T`.
     pub async fn get<T: DeserializeOwned + Serialize>(&self, path: &str) -> T {
         self.op(Method::GET, path, None).await.ok(200).json()
