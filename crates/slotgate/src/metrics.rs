@@ -272,7 +272,7 @@ impl Metrics {
             "slotgate_org_burst_seconds_total",
             "Burst time: the integral of the org's burst in use, in slot-seconds (what a platform bills as overage).",
         );
-        for o in &orgs {
+        for (o, _) in &orgs {
             let _ = writeln!(
                 out,
                 "slotgate_org_burst_seconds_total{{org=\"{}\"}} {}",
@@ -425,7 +425,10 @@ mod tests {
 
     #[test]
     fn burst_and_blocked_series_are_the_orgs_and_only_in_its_scope() {
-        let orgs = [org("acme"), org("beta")];
+        let orgs = [
+            (org("acme"), AgentTotals::default()),
+            (org("beta"), AgentTotals::default()),
+        ];
         let text = Metrics::default().render(&orgs, Scope::Org("acme"));
         for line in [
             "# TYPE slotgate_org_burst_seconds_total counter",
