@@ -516,7 +516,10 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
                         c.state,
                         c.slot.map_or("-", |s| s.as_str()),
                         c.position.map_or("-".into(), |p| p.to_string()),
-                        if c.is_queued() {
+                        if let Some(reason) = c.blocked {
+                            // It would wait forever: say why instead.
+                            format!("never: blocked ({reason})")
+                        } else if c.is_queued() {
                             wait_text(c.estimated_wait_s)
                         } else {
                             "-".into()

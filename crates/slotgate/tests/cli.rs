@@ -238,6 +238,10 @@ async fn caps_burst_and_blocked_calls_from_the_shell() {
     );
     let org: Org = serde_json::from_str(&ok(&["org", "show", "acme", "--json"])).unwrap();
     assert_eq!((org.burst, org.queued, org.blocked), (3, 1, 1));
+    // The calls table says it would wait forever, and why, not a wait.
+    let calls = ok(&["calls", "acme"]);
+    let y1 = calls.lines().find(|l| l.starts_with("y1 ")).expect(&calls);
+    assert!(y1.ends_with("never: blocked (no_shared_capacity)"), "{calls}");
 }
 
 /// Releasing a queued call cancels it and frees no slot; the id of an ended
