@@ -68,8 +68,21 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 429: the org's queue is at its cap (`error.cap`); nothing was queued. Not now, not never.
     QueueFull,
+    /// 429: a plan or simulation of this org is already running (one at a
+    /// time per org); retry after `Retry-After`, once it has answered.
+    PlanningBusy,
+    /// 503: the plan or simulation was stopped before it answered: it passed
+    /// the server's planning deadline (ask for less), or the server is
+    /// shutting down; the message says which.
+    PlanningCancelled,
     /// 503: the store cannot take the change now; retry after `Retry-After`.
     StoreUnavailable,
+    /// 429: this key (or, for failed authentication, this client address)
+    /// is over its rate; nothing was done. Retry after `Retry-After` seconds.
+    RateLimited,
+    /// 503: the server holds as many long-polls and event streams as it
+    /// may (`error.cap`, `--max-waits`); retry after `Retry-After` seconds.
+    TooManyWaits,
     /// 500: a fault of the server (logged; no detail is given).
     Internal,
     /// A code this version does not know (a newer server).
@@ -96,8 +109,10 @@ impl ErrorCode {
             | ErrorCode::NoTraffic => 409,
             ErrorCode::CallEnded => 410,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::QueueFull => 429,
-            ErrorCode::StoreUnavailable => 503,
+            ErrorCode::QueueFull | ErrorCode::RateLimited | ErrorCode::PlanningBusy => 429,
+            ErrorCode::StoreUnavailable
+            | ErrorCode::TooManyWaits
+            | ErrorCode::PlanningCancelled => 503,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
         }
     }
@@ -121,7 +136,11 @@ impl ErrorCode {
             ErrorCode::CallEnded => "call_ended",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::QueueFull => "queue_full",
+            ErrorCode::PlanningBusy => "planning_busy",
+            ErrorCode::PlanningCancelled => "planning_cancelled",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyWaits => "too_many_waits",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -158,7 +177,8 @@ pub struct ApiError {
     /// `limit_below_reservations`: the sum of the org's reservations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved: Option<u32>,
-    /// `queue_full`: the queue's cap.
+    /// `queue_full`: the queue's cap; `too_many_waits`: how many long-polls
+    /// and event streams the server holds at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap: Option<u32>,
     /// `call_ended`: the call as it ended.

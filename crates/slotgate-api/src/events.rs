@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::resources::Time;
-use crate::types::{CallType, EndReason, PerType, Slot};
+use crate::types::{BlockedReason, CallType, Caps, EndReason, PerType, Slot};
 
 /// One state change of an org (`GET .../events`, the SSE stream).
 ///
@@ -58,6 +58,9 @@ pub enum EventKind {
         /// When its `max_wait` runs out, if it has one.
         #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
         max_wait_expires_at: Option<Time>,
+        /// Why it can never be admitted as the org is configured now; null if it can.
+        #[serde(default)]
+        blocked: Option<BlockedReason>,
     },
     /// A call took a slot.
     #[serde(rename = "call.admitted")]
@@ -97,6 +100,36 @@ pub enum EventKind {
         /// The id of the key that changed it (null for the operator).
         by: Option<String>,
     },
+    /// The org's burst changed.
+    #[serde(rename = "org.burst_changed")]
+    BurstChanged {
+        /// The burst before.
+        old: u32,
+        /// The burst now.
+        new: u32,
+        /// The id of the key that changed it (null for the operator).
+        by: Option<String>,
+    },
+    /// An agent's caps changed.
+    #[serde(rename = "agent.caps_changed")]
+    CapsChanged {
+        /// The agent.
+        agent: String,
+        /// Its caps before.
+        old: Caps,
+        /// Its caps now.
+        new: Caps,
+        /// The id of the key that changed them (null for the operator).
+        by: Option<String>,
+    },
+    /// A configuration change blocked or unblocked queued calls: how many are blocked now.
+    #[serde(rename = "org.blocked_changed")]
+    BlockedChanged {
+        /// Blocked queued calls before the change.
+        old: u32,
+        /// Blocked queued calls now.
+        new: u32,
+    },
     /// An agent's reservations changed.
     #[serde(rename = "agent.reservations_changed")]
     ReservationsChanged {
@@ -123,6 +156,9 @@ impl EventKind {
             EventKind::CallEnded { .. } => "call.ended",
             EventKind::LimitChanged { .. } => "org.limit_changed",
             EventKind::ReservationsChanged { .. } => "agent.reservations_changed",
+            EventKind::BurstChanged { .. } => "org.burst_changed",
+            EventKind::CapsChanged { .. } => "agent.caps_changed",
+            EventKind::BlockedChanged { .. } => "org.blocked_changed",
         }
     }
 

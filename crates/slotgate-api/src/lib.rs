@@ -43,8 +43,12 @@ pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
 pub use requests::{
     AcquireCall, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetLimit, SetReservations,
+    UpdateKey,
 };
 pub use resources::{
     Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Sample, Time,
 };
-pub use types::{CallState, CallType, EndReason, PerType, Reservations, Role, Slot};
+pub use types::{
+    BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Role,
+    Slot,
+};

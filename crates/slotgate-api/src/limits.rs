@@ -16,6 +16,20 @@ pub const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
 /// The longest a queued call may ask to wait (`max_wait_s`): a week.
 pub const MAX_MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The highest rate limit of a key, in requests per second.
+pub const MAX_RATE_PER_S: u32 = 1_000_000;
+
+/// A key's own rate limit, if given: 1 to [`MAX_RATE_PER_S`].
+pub fn rate_per_s(v: Option<u32>) -> Result<()> {
+    match v {
+        Some(r) if r == 0 || r > MAX_RATE_PER_S => Err(FieldError::new(
+            "rate_per_s",
+            format!("must be 1 to {MAX_RATE_PER_S} requests per second, got {r}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The longest one request may block (`wait_s` of acquire, get and events).
 pub const MAX_REQUEST_WAIT: Duration = Duration::from_secs(60);
 /// A list's page size when none is asked for.

@@ -164,11 +164,43 @@ pub struct CreateKey {
     /// A name for people.
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
     pub name: String,
+    /// Its own rate limit, in requests per second (1 to 1,000,000; the
+    /// operator key only). Absent: its role's default, as the server is set.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number::whole_opt::<_, _, 1, { limits::MAX_RATE_PER_S as u64 }>"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
+    pub rate_per_s: Option<u32>,
 }
 
 impl CreateKey {
-    /// Checks the name.
+    /// Checks the name and the rate.
     pub fn check(&self) -> Result<()> {
-        limits::check_id("name", &self.name)
+        limits::check_id("name", &self.name)?;
+        limits::rate_per_s(self.rate_per_s)
+    }
+}
+
+/// `PATCH /v1/orgs/{org}/keys/{id}`: what to change of a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    /// Its own rate limit, in requests per second (1 to 1,000,000); null:
+    /// back to its role's default.
+    #[serde(
+        default,
+        deserialize_with = "number::whole_opt::<_, _, 1, { limits::MAX_RATE_PER_S as u64 }>"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
+    pub rate_per_s: Option<u32>,
+}
+
+impl UpdateKey {
+    /// Checks the rate.
+    pub fn check(&self) -> Result<()> {
+        limits::rate_per_s(self.rate_per_s)
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{CallState, CallType, EndReason, PerType, Role, Slot};
+use crate::types::{BlockedReason, CallState, CallType, Caps, EndReason, PerType, Role, Slot};
 
 /// An RFC 3339 UTC time with milliseconds, e.g. `2026-11-23T20:00:00.000Z`.
 pub type Time = String;
@@ -20,13 +20,23 @@ pub struct Org {
     pub reserved: u32,
     /// Shared capacity `S = L - R`.
     pub shared: u32,
+    /// Slots it may use above its limit once the limit is in use (`B`, 0 unless set).
+    #[serde(default)]
+    pub burst: u32,
     /// Active calls `N`.
     pub active: u32,
+    /// Active calls above the limit: `max(0, N - L)`.
+    #[serde(default)]
+    pub burst_in_use: u32,
     /// Queued calls.
     pub queued: u32,
+    /// Queued calls that are blocked: they can never be admitted as the org
+    /// is configured now (each call's `blocked` says why).
+    #[serde(default)]
+    pub blocked: u32,
     /// Active calls counted against the shared pool (may exceed `shared` after a change).
     pub shared_in_use: u32,
-    /// Every agent with a reservation, an active call or a queued call, by id.
+    /// Every agent with a reservation, a cap, an active call or a queued call, by id.
     pub agents: Vec<Agent>,
 }
 
@@ -36,6 +46,9 @@ pub struct Org {
 pub struct Agent {
     /// The agent's id.
     pub id: String,
+    /// Its caps: the most active calls per call type and in total (null: no cap).
+    #[serde(default)]
+    pub caps: Caps,
     /// Slots reserved per call type.
     #[cfg_attr(feature = "openapi", schema(value_type = crate::types::PerTypeSchema))]
     pub reserved: PerType<u32>,
@@ -81,6 +94,11 @@ pub struct Call {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub estimated_wait_s: Option<f64>,
+    /// While queued: why it can never be admitted as its org is configured
+    /// now (`limit_zero`, `cap_zero`, `no_shared_capacity`); null if it can.
+    /// A blocked call stays queued: a configuration change may unblock it.
+    #[serde(default)]
+    pub blocked: Option<BlockedReason>,
     /// When it joined the queue; null if it was admitted on arrival.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub queued_at: Option<Time>,
@@ -130,6 +148,8 @@ pub struct KeyInfo {
     pub name: String,
     /// What it may do.
     pub role: Role,
+    /// Its own rate limit, in requests per second; null: its role's default.
+    pub rate_per_s: Option<u32>,
     /// When it was made.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Time,
@@ -145,6 +165,8 @@ pub struct NewKey {
     pub name: String,
     /// Its role.
     pub role: Role,
+    /// Its own rate limit, in requests per second; null: its role's default.
+    pub rate_per_s: Option<u32>,
     /// The secret, for `Authorization: Bearer`.
     pub key: String,
 }

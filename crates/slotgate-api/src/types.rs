@@ -74,6 +74,31 @@ closed_set! {
         Reserved = "reserved",
         /// The shared pool.
         Shared = "shared",
+        /// Above the org's limit, within its burst: only when the whole limit was in use.
+        Burst = "burst",
+    }
+}
+
+closed_set! {
+    /// Why a queued call can never be admitted as the org is configured now:
+    /// the admission rule would refuse it even in an org with no active call.
+    BlockedReason ("blocked") {
+        /// The org's limit and burst are both 0.
+        LimitZero = "limit_zero",
+        /// Its agent's cap for its type, or its agent's total cap, is 0.
+        CapZero = "cap_zero",
+        /// Its agent reserves nothing for its type and reservations take the whole limit.
+        NoSharedCapacity = "no_shared_capacity",
+    }
+}
+
+closed_set! {
+    /// What an acquire wants done with a call that would queue blocked.
+    IfBlocked ("if_blocked") {
+        /// Queue it anyway, saying it is blocked: a live change may unblock it.
+        Queue = "queue",
+        /// Refuse it (`call_blocked`) and queue nothing.
+        Refuse = "refuse",
     }
 }
 
@@ -112,6 +137,8 @@ closed_set! {
         Admin = "admin",
         /// Calls in its org, and reading the org.
         Runtime = "runtime",
+        /// `/metrics` only, with its org's series: for a Prometheus scraper.
+        Metrics = "metrics",
     }
 }
 
@@ -180,6 +207,44 @@ impl PerType<u32> {
 
 /// An agent's reservation per call type.
 pub type Reservations = PerType<u32>;
+
+/// An agent's caps: the most active calls it may hold of each type
+/// (`c(a,t)`) and over all types (`C(a)`). `None` is no cap; a cap is never
+/// below the reservation it covers.
+///
+/// On the wire one field per type and `total`; `null` or a missing field is no cap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct Caps {
+    /// The most active `webcall` calls.
+    pub webcall: Option<u32>,
+    /// The most active `chat` calls.
+    pub chat: Option<u32>,
+    /// The most active `outbound` calls.
+    pub outbound: Option<u32>,
+    /// The most active `inbound` calls.
+    pub inbound: Option<u32>,
+    /// The most active calls over all four types.
+    pub total: Option<u32>,
+}
+
+impl Caps {
+    /// The cap of type `t`.
+    pub fn get(&self, t: CallType) -> Option<u32> {
+        match t {
+            CallType::Webcall => self.webcall,
+            CallType::Chat => self.chat,
+            CallType::Outbound => self.outbound,
+            CallType::Inbound => self.inbound,
+        }
+    }
+
+    /// Whether no cap is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Caps::default()
+    }
+}
 
 /// The OpenAPI schema of a count per call type ([`PerType<u32>`] on the wire),
 /// named `PerType`: the generic type itself has no derived schema.

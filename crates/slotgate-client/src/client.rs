@@ -399,6 +399,7 @@ impl Client {
         let body = CreateKey {
             role,
             name: name.to_string(),
+            rate_per_s: None,
         };
         Ok(self
             .send(

@@ -7,7 +7,7 @@ use crate::id::{AgentId, CallId};
 use crate::pool::GroupId;
 use crate::time::Timestamp;
 use crate::timers::{Filed, TimerKind, Timers, Wanted};
-use crate::types::{CallState, EndReason, Slot};
+use crate::types::{BlockedReason, CallState, EndReason, Slot};
 use crate::view::CallView;
 
 /// The shortest lease a call may ask for (API.md: `lease_ttl_s` 5 to 3600).
@@ -141,6 +141,7 @@ impl Call {
             slot: None,
             position: None,
             estimated_wait_ms: None,
+            blocked: None,
             queued_at: self.queued_at,
             admitted_at: None,
             lease_expires_at: None,
@@ -155,6 +156,7 @@ impl Call {
                 if let Some(place) = place {
                     view.position = Some(place.position);
                     view.estimated_wait_ms = place.estimated_wait_ms;
+                    view.blocked = place.blocked;
                 }
                 view.hold_expires_at = w.hold_until.finite();
                 view.max_wait_expires_at = w.max_wait_at.finite();
@@ -192,6 +194,8 @@ pub(crate) struct Place {
     pub(crate) position: u64,
     /// Expected wait in ms, if there is enough history.
     pub(crate) estimated_wait_ms: Option<u64>,
+    /// Why it can never be admitted as the org is configured now, if so.
+    pub(crate) blocked: Option<BlockedReason>,
 }
 
 /// Checks a requested lease length; returns it in ms.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::id::{AgentId, CallId};
-use crate::types::{CallState, CallType};
+use crate::types::{CallState, CallType, IfBlocked};
 use crate::view::CallView;
 
 /// Engine-wide settings.
@@ -42,13 +42,16 @@ pub struct AcquireRequest {
     pub lease_ttl: Duration,
     /// The longest it may wait in the queue; `None` waits as long as it is held.
     pub max_wait: Option<Duration>,
+    /// Whether a call that would queue blocked queues anyway (saying so) or
+    /// is refused with [`crate::Error::CallBlocked`].
+    pub if_blocked: IfBlocked,
 }
 
 impl AcquireRequest {
     /// The API's default lease length.
     pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
 
-    /// A request with the default lease and no `max_wait`.
+    /// A request with the default lease, no `max_wait`, queued even if blocked.
     pub fn new(id: CallId, agent: AgentId, call_type: CallType) -> Self {
         AcquireRequest {
             id,
@@ -56,6 +59,7 @@ impl AcquireRequest {
             call_type,
             lease_ttl: Self::DEFAULT_LEASE_TTL,
             max_wait: None,
+            if_blocked: IfBlocked::Queue,
         }
     }
 }

@@ -26,6 +26,7 @@ impl From<CallView> for slotgate_api::Call {
             slot: c.slot,
             position: c.position,
             estimated_wait_s: c.estimated_wait_ms.map(seconds),
+            blocked: c.blocked,
             queued_at: c.queued_at.map(time),
             admitted_at: c.admitted_at.map(time),
             lease_expires_at: c.lease_expires_at.map(time),
@@ -42,6 +43,7 @@ impl From<AgentView> for slotgate_api::Agent {
     fn from(a: AgentView) -> Self {
         slotgate_api::Agent {
             id: a.id.to_string(),
+            caps: a.caps,
             reserved: a.reserved,
             active: a.active,
             queued: a.queued,
@@ -59,8 +61,11 @@ impl From<OrgView> for slotgate_api::Org {
             limit: o.limit,
             reserved: o.reserved,
             shared: o.shared,
+            burst: o.burst,
             active: o.active,
+            burst_in_use: o.burst_in_use,
             queued: o.queued,
+            blocked: o.blocked,
             shared_in_use: o.shared_in_use,
             agents: o.agents.into_iter().map(Into::into).collect(),
         }
@@ -83,6 +88,7 @@ impl Event {
                 estimated_wait_ms,
                 lease_ttl_ms,
                 max_wait_expires_at,
+                blocked,
             } => K::CallQueued {
                 call: call.to_string(),
                 agent: agent.to_string(),
@@ -91,6 +97,7 @@ impl Event {
                 estimated_wait_s: estimated_wait_ms.map(seconds),
                 lease_ttl_ms: *lease_ttl_ms,
                 max_wait_expires_at: max_wait_expires_at.map(time),
+                blocked: *blocked,
             },
             EventKind::CallAdmitted {
                 call,
@@ -122,6 +129,21 @@ impl Event {
                 old: *old,
                 new: *new,
                 by,
+            },
+            EventKind::BurstChanged { old, new } => K::BurstChanged {
+                old: *old,
+                new: *new,
+                by,
+            },
+            EventKind::CapsChanged { agent, old, new } => K::CapsChanged {
+                agent: agent.to_string(),
+                old: *old,
+                new: *new,
+                by,
+            },
+            EventKind::BlockedChanged { old, new } => K::BlockedChanged {
+                old: *old,
+                new: *new,
             },
             EventKind::ReservationsChanged { agent, old, new } => K::ReservationsChanged {
                 agent: agent.to_string(),

@@ -16,7 +16,7 @@ use crate::id::{AgentId, IdMap, OrgId};
 use crate::org::{Org, OrgConfig};
 use crate::restore::RestoredCall;
 use crate::time::Timestamp;
-use crate::types::Reservations;
+use crate::types::{Caps, Reservations};
 use crate::view::{AgentView, CallView, OrgView};
 
 #[derive(Debug)]
@@ -74,7 +74,7 @@ impl Engine {
             return Err(Error::OrgExists);
         }
         let org = Org::new(id.clone(), limit, self.org_config(), now, &mut self.events)?;
-        let view = org.view();
+        let view = org.view(now);
         self.orgs.insert(
             id,
             Entry {
@@ -89,8 +89,29 @@ impl Engine {
     pub fn set_limit(&mut self, org: &str, limit: u32, now: Timestamp) -> Result<OrgView> {
         self.with_org(org, now, |o, now, out| {
             o.set_limit(limit, now, out)?;
-            Ok(o.view())
+            Ok(o.view(now))
         })
+    }
+
+    /// Sets an org's burst `B`: slots it may use above its limit once the
+    /// limit is in use. Lowering it ends no call.
+    pub fn set_burst(&mut self, org: &str, burst: u32, now: Timestamp) -> Result<OrgView> {
+        self.with_org(org, now, |o, now, out| {
+            o.set_burst(burst, now, out)?;
+            Ok(o.view(now))
+        })
+    }
+
+    /// Sets an agent's caps (all five: a `None` removes one). Refused if a
+    /// cap would be below the reservation it covers. Lowering a cap ends no call.
+    pub fn set_caps(
+        &mut self,
+        org: &str,
+        agent: &AgentId,
+        caps: Caps,
+        now: Timestamp,
+    ) -> Result<AgentView> {
+        self.with_org(org, now, |o, now, out| o.set_caps(agent, caps, now, out))
     }
 
     /// Sets an agent's four reservations. Refused if the org's sum would exceed its limit.
@@ -106,14 +127,18 @@ impl Engine {
         })
     }
 
-    /// Sets an agent's four reservations to 0; its slots return to the shared pool.
+    /// Sets an agent's four reservations to 0 and removes its caps; its
+    /// slots return to the shared pool.
     pub fn remove_agent(
         &mut self,
         org: &str,
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<AgentView> {
-        self.set_reservations(org, agent, Reservations::default(), now)
+        self.with_org(org, now, |o, now, out| {
+            o.set_caps(agent, Caps::default(), now, out)?;
+            o.set_reservations(agent, Reservations::default(), now, out)
+        })
     }
 
     /// A call arrives: admitted, queued, or (known id) its current state.
@@ -165,7 +190,8 @@ impl Engine {
     }
 
     /// Restores an org from a store, with no events: its limit and the seq of
-    /// its last event. Follow with its reservations and calls, then [`Engine::resume`].
+    /// its last event. Follow with its burst, reservations, caps and calls,
+    /// then [`Engine::resume`].
     pub fn restore_org(&mut self, id: OrgId, limit: u32, last_event_seq: u64) -> Result<()> {
         if self.orgs.contains_key(&id) {
             return Err(Error::OrgExists);
@@ -192,6 +218,16 @@ impl Engine {
     ) -> Result<()> {
         let now = self.clock;
         self.get_mut(org)?.restore_reservations(agent, r, now)
+    }
+
+    /// Restores an org's burst (no event).
+    pub fn restore_burst(&mut self, org: &str, burst: u32) -> Result<()> {
+        self.get_mut(org)?.restore_burst(burst)
+    }
+
+    /// Restores an agent's caps (no event); after its reservations.
+    pub fn restore_caps(&mut self, org: &str, agent: &AgentId, caps: Caps) -> Result<()> {
+        self.get_mut(org)?.restore_caps(agent, caps)
     }
 
     /// Restores one call (no event). Queued calls in queue order, ended calls in the order they ended.
@@ -240,9 +276,9 @@ impl Engine {
         self.events.drain(..)
     }
 
-    /// An org's snapshot.
+    /// An org's snapshot, its burst time counted to the engine's clock.
     pub fn org(&self, org: &str) -> Result<OrgView> {
-        Ok(self.get(org)?.view())
+        Ok(self.get(org)?.view(self.clock))
     }
 
     /// Ids of all orgs, sorted.

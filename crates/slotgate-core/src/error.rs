@@ -1,5 +1,6 @@
 //! The engine's errors: every refusal a caller can get, with the data the API reports.
 
+use crate::types::{BlockedReason, CallType};
 use crate::view::CallView;
 
 /// A refused engine operation. A refused operation changed nothing.
@@ -43,6 +44,22 @@ pub enum Error {
     ReservationsExceedLimit {
         /// The most this agent could reserve in total now.
         available: u32,
+    },
+    /// A cap would be below the reservation it covers (`c(a,t) >= r(a,t)`,
+    /// `C(a) >= r(a)`): refused, whether the cap or the reservation changed.
+    #[error("the {} cap would be below the {lowest} slots reserved under it: the lowest allowed cap is {lowest}", call_type.map_or("total", |t| t.as_str()))]
+    CapBelowReservation {
+        /// The cap of this call type; `None`: the agent's total cap.
+        call_type: Option<CallType>,
+        /// The lowest value that cap may have: the reservation it covers.
+        lowest: u32,
+    },
+    /// The call would queue blocked (it can never be admitted as the org is
+    /// configured now) and the acquire asked to be refused instead; nothing was queued.
+    #[error("the call would wait blocked ({reason}): nothing was queued")]
+    CallBlocked {
+        /// Why it is blocked.
+        reason: BlockedReason,
     },
     /// The org's queue is at its cap; the call was not queued. This is "not now", not "never".
     #[error("the org's queue is full ({cap} calls waiting)")]

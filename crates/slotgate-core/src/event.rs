@@ -2,7 +2,7 @@
 
 use crate::id::{AgentId, CallId, OrgId};
 use crate::time::Timestamp;
-use crate::types::{CallType, EndReason, Reservations, Slot};
+use crate::types::{BlockedReason, CallType, Caps, EndReason, Reservations, Slot};
 
 /// One state change of an org.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -42,6 +42,8 @@ pub enum EventKind {
         lease_ttl_ms: u64,
         /// When its `max_wait` runs out, if it has one.
         max_wait_expires_at: Option<Timestamp>,
+        /// Why it can never be admitted as the org is configured now, if so.
+        blocked: Option<BlockedReason>,
     },
     /// `call.admitted`: a call took a slot.
     CallAdmitted {
@@ -74,6 +76,30 @@ pub enum EventKind {
         /// The limit before.
         old: u32,
         /// The limit now.
+        new: u32,
+    },
+    /// `org.burst_changed`.
+    BurstChanged {
+        /// The burst before.
+        old: u32,
+        /// The burst now.
+        new: u32,
+    },
+    /// `agent.caps_changed`.
+    CapsChanged {
+        /// The agent.
+        agent: AgentId,
+        /// Its caps before.
+        old: Caps,
+        /// Its caps now.
+        new: Caps,
+    },
+    /// `org.blocked_changed`: a configuration change blocked or unblocked
+    /// queued calls (after the dispatch it caused).
+    BlockedChanged {
+        /// Blocked queued calls before the change.
+        old: u32,
+        /// Blocked queued calls now.
         new: u32,
     },
     /// `agent.reservations_changed`.

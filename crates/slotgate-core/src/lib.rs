@@ -78,6 +78,9 @@ pub use event::{Event, EventKind};
 pub use ids::{AgentId, CallId, OrgId};
 pub use restore::{RestoredCall, RestoredState};
 pub use time::Timestamp;
-pub use types::{CallState, CallType, EndReason, PerType, Reservations, Slot, MAX_LIMIT};
+pub use types::{
+    BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot,
+    MAX_LIMIT,
+};
 pub use view::{AgentView, CallView, OrgView};
 pub use wait::{FREES_KEPT, MIN_FREES};

@@ -19,7 +19,7 @@ use crate::pool::{Listed, Pool};
 use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
 use crate::timers::{TimerKind, Timers};
-use crate::types::{CallState, EndReason, Reservations, Slot};
+use crate::types::{CallState, Caps, EndReason, IfBlocked, Reservations, Slot};
 use crate::view::{AgentView, CallView, OrgView};
 
 /// Settings an org takes from its engine.
@@ -89,12 +89,62 @@ impl Org {
         now: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<()> {
-        let old = self.pool.set_limit(limit)?;
+        let blocked = self.pool.blocked();
+        let old = self.pool.set_limit(limit, now)?;
         if old != limit {
             self.emit(now, EventKind::LimitChanged { old, new: limit }, out);
-            self.dispatch(now, out);
+            self.reconfigured(blocked, now, out);
         }
         Ok(())
+    }
+
+    /// Sets the burst. Lowering it ends no call.
+    pub(crate) fn set_burst(
+        &mut self,
+        burst: u32,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
+        let blocked = self.pool.blocked();
+        let old = self.pool.set_burst(burst)?;
+        if old != burst {
+            self.emit(now, EventKind::BurstChanged { old, new: burst }, out);
+            self.reconfigured(blocked, now, out);
+        }
+        Ok(())
+    }
+
+    /// Sets an agent's caps. Refused if a cap would be below the reservation
+    /// it covers; nothing changes then. Lowering a cap ends no call.
+    pub(crate) fn set_caps(
+        &mut self,
+        agent: &AgentId,
+        new: Caps,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<AgentView> {
+        let blocked = self.pool.blocked();
+        let old = self.pool.set_caps(agent, new)?;
+        if old != new {
+            let agent = agent.clone();
+            self.emit(now, EventKind::CapsChanged { agent, old, new }, out);
+            self.reconfigured(blocked, now, out);
+        }
+        Ok(self.pool.agent_view(agent))
+    }
+
+    /// After a configuration change: dispatch, then `org.blocked_changed` if
+    /// the number of blocked queued calls is no longer `blocked_before`.
+    fn reconfigured(&mut self, blocked_before: u32, now: Timestamp, out: &mut Vec<Event>) {
+        self.dispatch(now, out);
+        let blocked = self.pool.blocked();
+        if blocked != blocked_before {
+            let kind = EventKind::BlockedChanged {
+                old: blocked_before,
+                new: blocked,
+            };
+            self.emit(now, kind, out);
+        }
     }
 
     /// Sets an agent's four reservations. Refused if the org's sum would exceed
@@ -106,11 +156,12 @@ impl Org {
         now: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<AgentView> {
+        let blocked = self.pool.blocked();
         let old = self.pool.set_reservations(agent, new, now)?;
         if old != new {
             let agent = agent.clone();
             self.emit(now, EventKind::ReservationsChanged { agent, old, new }, out);
-            self.dispatch(now, out);
+            self.reconfigured(blocked, now, out);
         }
         Ok(self.pool.agent_view(agent))
     }
@@ -139,6 +190,11 @@ impl Org {
         };
         let group = self.pool.find_group(&req.agent, req.call_type);
         let admit = self.pool.admissible(group);
+        if !admit && req.if_blocked == IfBlocked::Refuse {
+            if let Some(reason) = self.pool.blocked_reason(group) {
+                return Err(Error::CallBlocked { reason });
+            }
+        }
         if !admit && self.pool.queued() >= self.config.queue_cap as usize {
             return Err(Error::QueueFull {
                 cap: self.config.queue_cap,
@@ -161,6 +217,11 @@ impl Org {
             let kind = admitted_event(&call, &req.agent, slot, now);
             self.insert_call(call);
             self.emit(now, kind, out);
+            if self.pool.burst() > 0 {
+                // With a burst the rule is not monotone in `N`: filling the
+                // limit opens the burst to queued calls with no reserved room.
+                self.dispatch(now, out);
+            }
             return Ok(Acquired::Admitted(view));
         }
         let phase = Phase::Queued(Waiting {
@@ -180,6 +241,7 @@ impl Org {
             estimated_wait_ms: view.estimated_wait_ms,
             lease_ttl_ms: u64::from(lease_ttl_ms),
             max_wait_expires_at: max_wait_at.finite(),
+            blocked: view.blocked,
         };
         self.emit(now, kind, out);
         Ok(Acquired::Queued(view))
@@ -319,6 +381,17 @@ impl Org {
         self.pool.set_reservations(agent, r, now).map(drop)
     }
 
+    /// Restores the org's burst.
+    pub(crate) fn restore_burst(&mut self, burst: u32) -> Result<()> {
+        self.pool.set_burst(burst).map(drop)
+    }
+
+    /// Restores an agent's caps, refused (unchanged) below its reservations:
+    /// restore reservations first.
+    pub(crate) fn restore_caps(&mut self, agent: &AgentId, caps: Caps) -> Result<()> {
+        self.pool.set_caps(agent, caps).map(drop)
+    }
+
     /// Restores one call. Queued calls must come in queue order, ended calls in
     /// the order they ended. Leases and holds start when the org is resumed;
     /// only a `max_wait` runs already. `now` is the engine's clock, where the
@@ -417,15 +490,19 @@ impl Org {
 
     // ---- Read views. ----
 
-    /// The org's concurrency snapshot.
-    pub(crate) fn view(&self) -> OrgView {
+    /// The org's concurrency snapshot, its burst time counted to `now`.
+    pub(crate) fn view(&self, now: Timestamp) -> OrgView {
         OrgView {
             id: self.id.clone(),
             limit: self.pool.limit(),
             reserved: self.pool.reserved(),
             shared: self.pool.shared_capacity(),
+            burst: self.pool.burst(),
             active: self.pool.active(),
+            burst_in_use: self.pool.burst_in_use(),
+            burst_ms: self.pool.burst_ms(now),
             queued: self.pool.queued() as u32,
+            blocked: self.pool.blocked(),
             shared_in_use: self.pool.shared_in_use(),
             agents: self.pool.agent_views(),
         }
@@ -514,6 +591,7 @@ impl Org {
         Some(Place {
             position,
             estimated_wait_ms: self.pool.expected_wait_ms(w.seq, call.group, position, now),
+            blocked: self.pool.blocked_reason(Some(call.group)),
         })
     }
 

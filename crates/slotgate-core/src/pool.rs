@@ -1,16 +1,26 @@
-//! One org's slots: the counts of SEMANTICS.md's admission rule and the queue
-//! in arrival order, and which queued call dispatch admits next.
+//! One org's slots: the counts of SEMANTICS.md's admission rule (version 2:
+//! caps and burst) and the queue in arrival order, and which queued call
+//! dispatch admits next.
 //!
-//! The pool keeps counts, never slot assignments: `n(a,t)` and `r(a,t)` per
-//! (agent, type) group, and the derived totals `N`, `R` and `shared_in_use`,
-//! each updated by the delta of the one group that changed. The admission rule
-//! reads only these, so every decision is O(1) in the number of agents.
+//! The pool keeps counts, never slot assignments: `n(a,t)`, `r(a,t)` and the
+//! cap `c(a,t)` per (agent, type) group, `n(a)` and `C(a)` per agent, and the
+//! derived totals `N`, `R` and `shared_in_use`, each updated by the delta of
+//! the one group that changed. The admission rule reads only these, so every
+//! decision is O(1) in the number of agents.
 //!
 //! The queue is a [`Ranked`] sequence of sequence numbers (positions in
-//! O(log q)) plus each group's set of queued sequence numbers. A group with
-//! reserved room and a queued call is *ready*; the ready set is ordered by each
-//! group's oldest call. So the oldest admissible call is found in O(log q): the
-//! oldest of the org when the shared pool has room, else the oldest ready one.
+//! O(log q)) plus each group's set of queued sequence numbers. A group below
+//! its caps with a queued call is *open*; an open group with reserved room is
+//! also *ready*. Both sets are ordered by each group's oldest call. So the
+//! oldest admissible call is found in O(log q): the oldest open one when the
+//! shared pool (or, with the limit in use, the burst) has room, else the
+//! oldest ready one. A capped group's calls sit in neither set: younger calls
+//! of other groups pass them, and their org-wide positions stay.
+//!
+//! A queued call is *blocked* when the rule would refuse it even in an idle
+//! org (SEMANTICS.md, "Blocked calls"). That depends on the configuration
+//! only, so the pool counts blocked calls as it counts the rest: by group,
+//! the queued calls under a zero cap and those with no reservation.
 //!
 //! It also keeps how long each kind of slot is held (the shared pool, each
 //! group's reserved slots: [`SlotUse`]), so a queued call's expected wait is
@@ -26,7 +36,9 @@ use crate::error::{Error, Result};
 use crate::id::{AgentId, CallId, IdMap};
 use crate::ranked::Ranked;
 use crate::time::Timestamp;
-use crate::types::{CallState, CallType, PerType, Reservations, Slot, MAX_LIMIT};
+use crate::types::{
+    BlockedReason, CallState, CallType, Caps, PerType, Reservations, Slot, MAX_LIMIT,
+};
 use crate::view::AgentView;
 use crate::wait::{expected_wait_ms, Path, SlotUse};
 
@@ -45,8 +57,12 @@ struct Group {
     reserved: u32,
     /// `n(a,t)`: active calls of this group.
     active: u32,
+    /// `c(a,t)`: the most active calls this group may hold; `None`, no cap.
+    cap: Option<u32>,
     /// Sequence numbers of this group's queued calls.
     queue: BTreeSet<u64>,
+    /// The key under which this group sits in the open set, if it does.
+    open_at: Option<u64>,
     /// The key under which this group sits in the ready set, if it does.
     ready_at: Option<u64>,
     /// For expected waits through its reserved slots, while (and only while)
@@ -66,7 +82,37 @@ struct ReservedWait {
     slots: SlotUse,
 }
 
+/// What one group adds to the org's totals: the pool keeps each total as
+/// the sum of these, updated by the difference when a group changes.
+#[derive(Clone, Copy, Default)]
+struct Share {
+    reserved: u32,
+    shared_in_use: u32,
+    /// Its queued calls, if a zero cap (its own or its agent's) blocks them.
+    queued_cap_zero: u32,
+    /// Its queued calls, if it has no zero cap and reserves nothing: blocked
+    /// while the org has no shared capacity.
+    queued_unreserved: u32,
+}
+
 impl Group {
+    /// What the group adds to the org's totals; `agent_cap_zero`: its
+    /// agent's total cap is 0.
+    fn share(&self, agent_cap_zero: bool) -> Share {
+        let queued = self.queue.len() as u32;
+        let cap_zero = agent_cap_zero || self.cap == Some(0);
+        Share {
+            reserved: self.reserved,
+            shared_in_use: self.shared_in_use(),
+            queued_cap_zero: if cap_zero { queued } else { 0 },
+            queued_unreserved: if !cap_zero && self.reserved == 0 {
+                queued
+            } else {
+                0
+            },
+        }
+    }
+
     /// Active calls counted against the shared pool: `max(0, n - r)`.
     fn shared_in_use(&self) -> u32 {
         self.active.saturating_sub(self.reserved)
@@ -130,10 +176,41 @@ impl Group {
 struct Agent {
     id: AgentId,
     groups: [Group; 4],
+    /// `n(a)`: its active calls over all types, for its total cap.
+    active: u32,
+    /// `C(a)`: the most active calls it may hold over all types; `None`, no cap.
+    cap_total: Option<u32>,
     /// Admission seqs of its active calls: a page of them by rank.
     admitted: Ranked<()>,
     /// Arrival seqs of its queued calls: a page of them by rank.
     queued: Ranked<()>,
+}
+
+impl Agent {
+    /// Whether group `t` may not take one more active call: it is at its
+    /// cap, or the agent at its total cap.
+    fn capped(&self, t: CallType) -> bool {
+        let g = &self.groups[t.index()];
+        g.cap.is_some_and(|c| g.active >= c) || self.cap_total.is_some_and(|c| self.active >= c)
+    }
+
+    /// The caps of its groups and its total.
+    fn caps(&self) -> Caps {
+        let cap = |t: CallType| self.groups[t.index()].cap;
+        Caps {
+            webcall: cap(CallType::Webcall),
+            chat: cap(CallType::Chat),
+            outbound: cap(CallType::Outbound),
+            inbound: cap(CallType::Inbound),
+            total: self.cap_total,
+        }
+    }
+
+    /// What its four groups add to the org's totals.
+    fn shares(&self) -> [Share; 4] {
+        let cap_zero = self.cap_total == Some(0);
+        [0, 1, 2, 3].map(|i| self.groups[i].share(cap_zero))
+    }
 }
 
 /// One org's counts and queue.
@@ -141,12 +218,19 @@ struct Agent {
 pub(crate) struct Pool {
     /// `L`.
     limit: u32,
+    /// `B`: slots the org may use above `L`.
+    burst: u32,
     /// `R`: sum of all groups' `reserved`.
     reserved: u32,
     /// `N`: sum of all groups' `active`.
     active: u32,
     /// Sum of all groups' `shared_in_use()`.
     shared_in_use: u32,
+    /// Queued calls blocked by a zero cap (sum of the groups' shares).
+    queued_cap_zero: u32,
+    /// Queued calls with no zero cap and no reservation for their type:
+    /// blocked while `S = 0 < L` (sum of the groups' shares).
+    queued_unreserved: u32,
     /// Every agent seen, by index; never removed (a removed agent has zeros).
     agents: Vec<Agent>,
     /// Agent id -> index in `agents`.
@@ -155,28 +239,88 @@ pub(crate) struct Pool {
     queue: Ranked<(CallId, GroupId)>,
     /// All active calls, `admission seq -> call`, oldest admission first.
     admitted: Ranked<CallId>,
-    /// Groups with reserved room and a queued call, by `(oldest seq, group)`.
+    /// Groups below their caps with a queued call, by `(oldest seq, group)`.
+    open: BTreeSet<(u64, GroupId)>,
+    /// Open groups with reserved room, by `(oldest seq, group)`.
     ready: BTreeSet<(u64, GroupId)>,
     /// How long shared slots are held, for expected waits.
     shared_use: SlotUse,
+    /// The integral of `burst_in_use` over time: the org's burst time, for billing.
+    burst_use: SlotUse,
 }
 
 impl Pool {
     /// A pool of `limit` slots with no agents. Refused above [`MAX_LIMIT`].
     pub(crate) fn new(limit: u32) -> Result<Pool> {
-        check_limit(limit)?;
+        check_limit("limit", limit)?;
         Ok(Pool {
             limit,
+            burst: 0,
             reserved: 0,
             active: 0,
             shared_in_use: 0,
+            queued_cap_zero: 0,
+            queued_unreserved: 0,
             agents: Vec::new(),
             agent_index: IdMap::default(),
             queue: Ranked::default(),
             admitted: Ranked::default(),
+            open: BTreeSet::new(),
             ready: BTreeSet::new(),
             shared_use: SlotUse::default(),
+            burst_use: SlotUse::default(),
         })
+    }
+
+    /// `B`.
+    pub(crate) fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// `burst_in_use = max(0, N - L)`.
+    pub(crate) fn burst_in_use(&self) -> u32 {
+        self.active.saturating_sub(self.limit)
+    }
+
+    /// The org's burst time up to `now`, in slot-milliseconds: the integral
+    /// of `burst_in_use`, counted exactly at every change of `N` or `L`.
+    pub(crate) fn burst_ms(&self, now: Timestamp) -> u64 {
+        self.burst_use.busy_ms(self.burst_in_use(), now)
+    }
+
+    /// Queued calls that are blocked (see [`Pool::blocked_reason`]).
+    pub(crate) fn blocked(&self) -> u32 {
+        if self.limit + self.burst == 0 {
+            self.queue.len() as u32
+        } else if self.shared_capacity() == 0 && self.limit > 0 {
+            self.queued_cap_zero + self.queued_unreserved
+        } else {
+            self.queued_cap_zero
+        }
+    }
+
+    /// Why a queued call of group `g` (`None`: an agent never seen) is
+    /// blocked, if it is: the rule would refuse it even with no active call
+    /// in the org. The first that applies of `limit_zero` (`L + B = 0`),
+    /// `cap_zero` (`c(a,t) = 0` or `C(a) = 0`), `no_shared_capacity`
+    /// (`r(a,t) = 0`, `S = 0`, `L > 0`).
+    pub(crate) fn blocked_reason(&self, g: Option<GroupId>) -> Option<BlockedReason> {
+        let agent = g.map(|g| &self.agents[g.agent as usize]);
+        let group = g.map(|g| self.group(g));
+        if self.limit + self.burst == 0 {
+            Some(BlockedReason::LimitZero)
+        } else if agent.is_some_and(|a| a.cap_total == Some(0))
+            || group.is_some_and(|g| g.cap == Some(0))
+        {
+            Some(BlockedReason::CapZero)
+        } else if group.is_none_or(|g| g.reserved == 0)
+            && self.shared_capacity() == 0
+            && self.limit > 0
+        {
+            Some(BlockedReason::NoSharedCapacity)
+        } else {
+            None
+        }
     }
 
     /// `L`.
@@ -209,16 +353,24 @@ impl Pool {
         self.queue.len()
     }
 
-    /// Sets the limit; returns the old one. Refused below the sum of
-    /// reservations; nothing changes then.
-    pub(crate) fn set_limit(&mut self, limit: u32) -> Result<u32> {
-        check_limit(limit)?;
+    /// Sets the limit at `now`; returns the old one. Refused below the sum
+    /// of reservations; nothing changes then.
+    pub(crate) fn set_limit(&mut self, limit: u32, now: Timestamp) -> Result<u32> {
+        check_limit("limit", limit)?;
         if limit < self.reserved {
             return Err(Error::LimitBelowReservations {
                 reserved: self.reserved,
             });
         }
+        self.burst_use.advance(self.burst_in_use(), now);
         Ok(std::mem::replace(&mut self.limit, limit))
+    }
+
+    /// Sets the burst; returns the old one. Lowering it below what is in
+    /// use ends no call: new calls wait until they fit.
+    pub(crate) fn set_burst(&mut self, burst: u32) -> Result<u32> {
+        check_limit("burst", burst)?;
+        Ok(std::mem::replace(&mut self.burst, burst))
     }
 
     /// Sets an agent's four reservations at `now`; returns the old ones.
@@ -236,17 +388,49 @@ impl Pool {
                 available: self.limit - others as u32,
             });
         }
+        check_caps_cover(&self.caps_of(agent), &new)?;
         if old != new {
             let a = self.agent_or_insert(agent);
             for t in CallType::ALL {
                 self.track_use(group(a, t), now);
-                self.update_group(group(a, t), |g| {
+            }
+            self.update_agent(a, |agent| {
+                for t in CallType::ALL {
+                    let g = &mut agent.groups[t.index()];
                     g.reserved = new.get(t);
                     g.track_reserved_wait(now);
-                });
-            }
+                }
+            });
         }
         Ok(old)
+    }
+
+    /// Sets an agent's caps; returns the old ones. Refused (nothing changes)
+    /// if a cap would be below the reservation it covers, or above [`MAX_LIMIT`].
+    pub(crate) fn set_caps(&mut self, agent: &AgentId, new: Caps) -> Result<Caps> {
+        for t in CallType::ALL {
+            new.get(t).map_or(Ok(()), |c| check_limit(t.as_str(), c))?;
+        }
+        new.total.map_or(Ok(()), |c| check_limit("total", c))?;
+        check_caps_cover(&new, &self.reservations_of(agent))?;
+        let old = self.caps_of(agent);
+        if old != new {
+            let a = self.agent_or_insert(agent);
+            self.update_agent(a, |agent| {
+                for t in CallType::ALL {
+                    agent.groups[t.index()].cap = new.get(t);
+                }
+                agent.cap_total = new.total;
+            });
+        }
+        Ok(old)
+    }
+
+    fn caps_of(&self, agent: &AgentId) -> Caps {
+        match self.agent_index.get(agent) {
+            Some(&a) => self.agents[a as usize].caps(),
+            None => Caps::default(),
+        }
     }
 
     fn reservations_of(&self, agent: &AgentId) -> Reservations {
@@ -274,6 +458,8 @@ impl Pool {
         self.agents.push(Agent {
             id: agent.clone(),
             groups: Default::default(),
+            active: 0,
+            cap_total: None,
             admitted: Ranked::default(),
             queued: Ranked::default(),
         });
@@ -294,24 +480,45 @@ impl Pool {
         &mut self.agents[g.agent as usize].groups[g.call_type.index()]
     }
 
-    /// The admission rule: may a call of group `g` (`None`: an agent never
-    /// seen, so no reservation) become active now?
+    /// The admission rule, version 2: may a call of group `g` (`None`: an
+    /// agent never seen, so no reservation and no cap) become active now?
+    ///
+    /// `N < L + B`, below its caps, and room in its reservation, in the
+    /// shared pool, or (the limit in use) in the burst.
     pub(crate) fn admissible(&self, g: Option<GroupId>) -> bool {
-        let reserved_room = g.is_some_and(|g| self.group(g).has_reserved_room());
-        self.active < self.limit && (reserved_room || self.shared_in_use < self.shared_capacity())
+        let (capped, reserved_room) = match g {
+            Some(g) => (
+                self.agents[g.agent as usize].capped(g.call_type),
+                self.group(g).has_reserved_room(),
+            ),
+            None => (false, false),
+        };
+        self.active < self.limit + self.burst && !capped && (reserved_room || self.shared_room())
+    }
+
+    /// Whether a call with no reserved room fits: `shared_in_use < S`, or
+    /// `N >= L` and `shared_in_use < S + B`. (`N < L + B` is checked apart.)
+    fn shared_room(&self) -> bool {
+        let s = self.shared_capacity();
+        self.shared_in_use < s || (self.active >= self.limit && self.shared_in_use < s + self.burst)
     }
 
     /// Counts one more active call in group `g` from `now`, call `id` admitted
     /// under `seq`, above every admission before; returns the slot it takes:
-    /// `reserved` if the group had reserved room just before, else `shared`.
+    /// `reserved` if the group had reserved room just before, else `shared`
+    /// if the shared pool had room, else `burst`.
     pub(crate) fn occupy(&mut self, g: GroupId, seq: u64, id: &CallId, now: Timestamp) -> Slot {
         let slot = if self.group(g).has_reserved_room() {
             Slot::Reserved
-        } else {
+        } else if self.shared_in_use < self.shared_capacity() {
             Slot::Shared
+        } else {
+            Slot::Burst
         };
         self.admitted.push(seq, id.clone());
-        self.agents[g.agent as usize].admitted.push(seq, ());
+        let agent = &mut self.agents[g.agent as usize];
+        agent.admitted.push(seq, ());
+        agent.active += 1;
         self.track_use(g, now);
         self.update_group(g, |group| group.active += 1);
         self.active += 1;
@@ -325,7 +532,9 @@ impl Pool {
         self.admitted
             .remove(seq)
             .expect("an active call is filed under its admission seq");
-        self.agents[g.agent as usize].admitted.remove(seq);
+        let agent = &mut self.agents[g.agent as usize];
+        agent.admitted.remove(seq);
+        agent.active -= 1;
         self.track_use(g, now);
         let group = self.group_mut(g);
         match &mut group.reserved_wait {
@@ -336,10 +545,11 @@ impl Pool {
         self.active -= 1;
     }
 
-    /// Counts the use of the shared pool and of `g`'s reserved slots up to
-    /// `now`, before a change to `g`'s counts.
+    /// Counts the use of the shared pool, of the burst and of `g`'s reserved
+    /// slots up to `now`, before a change to `g`'s counts.
     fn track_use(&mut self, g: GroupId, now: Timestamp) {
         self.shared_use.advance(self.shared_in_use, now);
+        self.burst_use.advance(self.burst_in_use(), now);
         let group = self.group_mut(g);
         let in_use = group.reserved_in_use();
         if let Some(w) = &mut group.reserved_wait {
@@ -391,11 +601,11 @@ impl Pool {
 
     /// The seq of the queued call dispatch admits next: the oldest admissible one.
     pub(crate) fn next_admissible(&self) -> Option<u64> {
-        if self.active >= self.limit {
+        if self.active >= self.limit + self.burst {
             None
-        } else if self.shared_in_use < self.shared_capacity() {
-            // Every queued call is admissible: the oldest of the org goes.
-            self.queue.first().map(|(seq, _)| seq)
+        } else if self.shared_room() {
+            // Every call below its caps is admissible: the oldest of those goes.
+            self.open.first().map(|&(seq, _)| seq)
         } else {
             // Only calls with reserved room are: the oldest of those goes.
             self.ready.first().map(|&(seq, _)| seq)
@@ -472,29 +682,70 @@ impl Pool {
         }
     }
 
-    /// Changes one group and keeps every derived total and the ready set in step.
-    /// All changes to `reserved`, `active` or a group's queue go through here.
+    /// Changes one group and keeps every derived total and the open and
+    /// ready sets in step. All changes to a group's `active` or queue go
+    /// through here; changes to caps and reservations go through
+    /// [`Pool::update_agent`].
     fn update_group(&mut self, g: GroupId, change: impl FnOnce(&mut Group)) {
-        let group = &mut self.agents[g.agent as usize].groups[g.call_type.index()];
-        let (reserved, shared) = (group.reserved, group.shared_in_use());
+        let agent = &mut self.agents[g.agent as usize];
+        let cap_zero = agent.cap_total == Some(0);
+        let group = &mut agent.groups[g.call_type.index()];
+        let has_total_cap = agent.cap_total.is_some();
+        let before = group.share(cap_zero);
         change(group);
-        self.reserved = self.reserved - reserved + group.reserved;
-        self.shared_in_use = self.shared_in_use - shared + group.shared_in_use();
-
-        let want = if group.has_reserved_room() {
-            group.queue.first().copied()
+        let after = group.share(cap_zero);
+        self.add_share(before, after);
+        if has_total_cap {
+            // Its agent's total may have reached (or left) its cap: every
+            // group of the agent may open or close.
+            self.refile_agent(g.agent);
         } else {
-            None
-        };
-        if want != group.ready_at {
-            if let Some(seq) = group.ready_at {
-                self.ready.remove(&(seq, g));
-            }
-            if let Some(seq) = want {
-                self.ready.insert((seq, g));
-            }
-            group.ready_at = want;
+            self.refile(g);
         }
+    }
+
+    /// Changes one agent's groups (caps, reservations) and keeps every
+    /// derived total and the open and ready sets in step.
+    fn update_agent(&mut self, a: u32, change: impl FnOnce(&mut Agent)) {
+        let agent = &mut self.agents[a as usize];
+        let before = agent.shares();
+        change(agent);
+        let after = agent.shares();
+        for (b, a) in before.into_iter().zip(after) {
+            self.add_share(b, a);
+        }
+        self.refile_agent(a);
+    }
+
+    /// Replaces one group's share of the totals, `before`, with `after`.
+    fn add_share(&mut self, before: Share, after: Share) {
+        self.reserved = self.reserved - before.reserved + after.reserved;
+        self.shared_in_use = self.shared_in_use - before.shared_in_use + after.shared_in_use;
+        self.queued_cap_zero =
+            self.queued_cap_zero - before.queued_cap_zero + after.queued_cap_zero;
+        self.queued_unreserved =
+            self.queued_unreserved - before.queued_unreserved + after.queued_unreserved;
+    }
+
+    fn refile_agent(&mut self, a: u32) {
+        for t in CallType::ALL {
+            self.refile(group(a, t));
+        }
+    }
+
+    /// Files group `g` in the open and ready sets as its counts now say:
+    /// open if below its caps with a queued call, ready if also with reserved room.
+    fn refile(&mut self, g: GroupId) {
+        let agent = &mut self.agents[g.agent as usize];
+        let head = if agent.capped(g.call_type) {
+            None
+        } else {
+            agent.groups[g.call_type.index()].queue.first().copied()
+        };
+        let group = &mut agent.groups[g.call_type.index()];
+        let ready = head.filter(|_| group.has_reserved_room());
+        refile_in(&mut self.open, &mut group.open_at, head, g);
+        refile_in(&mut self.ready, &mut group.ready_at, ready, g);
     }
 
     /// One agent's view; an agent never seen has zeros everywhere.
@@ -503,6 +754,7 @@ impl Pool {
             Some(&a) => self.agent_view_of(&self.agents[a as usize]),
             None => AgentView {
                 id: agent.clone(),
+                caps: Caps::default(),
                 reserved: PerType::default(),
                 active: PerType::default(),
                 queued: PerType::default(),
@@ -519,9 +771,10 @@ impl Pool {
             .agents
             .iter()
             .filter(|a| {
-                a.groups
-                    .iter()
-                    .any(|g| g.reserved > 0 || g.active > 0 || !g.queue.is_empty())
+                a.cap_total.is_some()
+                    || a.groups.iter().any(|g| {
+                        g.reserved > 0 || g.active > 0 || !g.queue.is_empty() || g.cap.is_some()
+                    })
             })
             .map(|a| self.agent_view_of(a))
             .collect();
@@ -534,6 +787,7 @@ impl Pool {
         let sum = |f: &dyn Fn(&Group) -> u32| agent.groups.iter().map(f).sum::<u32>();
         AgentView {
             id: agent.id.clone(),
+            caps: agent.caps(),
             reserved: PerType::from_fn(|t| group(t).reserved),
             active: PerType::from_fn(|t| group(t).active),
             queued: PerType::from_fn(|t| group(t).queue.len() as u32),
@@ -567,12 +821,52 @@ fn group(agent: u32, call_type: CallType) -> GroupId {
     GroupId { agent, call_type }
 }
 
-fn check_limit(limit: u32) -> Result<()> {
-    if limit > MAX_LIMIT {
+/// Moves `g`'s entry in `set` from `*at` to `want`.
+fn refile_in(
+    set: &mut BTreeSet<(u64, GroupId)>,
+    at: &mut Option<u64>,
+    want: Option<u64>,
+    g: GroupId,
+) {
+    if want != *at {
+        if let Some(seq) = *at {
+            set.remove(&(seq, g));
+        }
+        if let Some(seq) = want {
+            set.insert((seq, g));
+        }
+        *at = want;
+    }
+}
+
+/// Checks a count of slots (a limit, a burst, a cap) named `field`.
+fn check_limit(field: &'static str, n: u32) -> Result<()> {
+    if n > MAX_LIMIT {
         return Err(Error::invalid(
-            "limit",
-            format!("must be 0 to {MAX_LIMIT}, got {limit}"),
+            field,
+            format!("must be 0 to {MAX_LIMIT}, got {n}"),
         ));
+    }
+    Ok(())
+}
+
+/// Checks that every cap covers the reservation under it: `c(a,t) >= r(a,t)`
+/// and `C(a) >= r(a)`. The refusal names the cap and its lowest allowed value.
+fn check_caps_cover(caps: &Caps, r: &Reservations) -> Result<()> {
+    for t in CallType::ALL {
+        if caps.get(t).is_some_and(|c| c < r.get(t)) {
+            return Err(Error::CapBelowReservation {
+                call_type: Some(t),
+                lowest: r.get(t),
+            });
+        }
+    }
+    let total = u32::try_from(r.total()).expect("reservations sum to at most the limit");
+    if caps.total.is_some_and(|c| c < total) {
+        return Err(Error::CapBelowReservation {
+            call_type: None,
+            lowest: total,
+        });
     }
     Ok(())
 }

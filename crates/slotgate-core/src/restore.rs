@@ -74,6 +74,7 @@ impl RestoredCall {
             slot,
             position: None,
             estimated_wait_ms: None,
+            blocked: None,
             queued_at: self.queued_at,
             admitted_at,
             lease_expires_at: None,

@@ -4,4 +4,6 @@
 //! every client spell them one way.
 
 pub use slotgate_api::limits::MAX_LIMIT;
-pub use slotgate_api::types::{CallState, CallType, EndReason, PerType, Reservations, Slot};
+pub use slotgate_api::types::{
+    BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot,
+};

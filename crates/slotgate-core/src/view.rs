@@ -5,7 +5,9 @@
 
 use crate::id::{AgentId, CallId, OrgId};
 use crate::time::Timestamp;
-use crate::types::{CallState, CallType, EndReason, PerType, Reservations, Slot};
+use crate::types::{
+    BlockedReason, CallState, CallType, Caps, EndReason, PerType, Reservations, Slot,
+};
 
 /// A call as the API shows it.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -30,6 +32,9 @@ pub struct CallView {
     /// [`crate::MIN_FREES`] times since the engine started, and for active
     /// and ended calls.
     pub estimated_wait_ms: Option<u64>,
+    /// While queued, why it can never be admitted as the org is configured
+    /// now (SEMANTICS.md, "Blocked calls"); `None` if it can.
+    pub blocked: Option<BlockedReason>,
     /// When it joined the queue; `None` if it was admitted on arrival.
     pub queued_at: Option<Timestamp>,
     /// When it became active.
@@ -53,6 +58,8 @@ pub struct CallView {
 pub struct AgentView {
     /// The agent.
     pub id: AgentId,
+    /// Its caps per type and in total (`None`: no cap).
+    pub caps: Caps,
     /// Its reservation per type.
     pub reserved: Reservations,
     /// Its active calls per type.
@@ -78,10 +85,20 @@ pub struct OrgView {
     pub reserved: u32,
     /// Shared capacity `S = L - R`.
     pub shared: u32,
+    /// Slots it may use above its limit, `B`.
+    pub burst: u32,
     /// Active calls `N`.
     pub active: u32,
+    /// Active calls above the limit: `max(0, N - L)`.
+    pub burst_in_use: u32,
+    /// The org's burst time so far: the integral of `burst_in_use` over
+    /// time, in slot-milliseconds, up to the engine's clock (since the
+    /// engine started or restored the org). What a platform bills as overage.
+    pub burst_ms: u64,
     /// Queued calls.
     pub queued: u32,
+    /// Queued calls that are blocked (each says why in its view).
+    pub blocked: u32,
     /// Active calls counted against the shared pool (may exceed `shared` after a change).
     pub shared_in_use: u32,
     /// Every agent with a reservation, an active call or a queued call, by id.

@@ -61,6 +61,14 @@ impl SlotUse {
         }
     }
 
+    /// Slot-milliseconds of use up to `now`, with `in_use` slots busy since
+    /// the last update: the integral of its use over time (the org's burst
+    /// time is one).
+    pub(crate) fn busy_ms(&self, in_use: u32, now: Timestamp) -> u64 {
+        let since = u64::from(in_use).saturating_mul(now.millis_since(self.since));
+        self.busy_ms.saturating_add(since)
+    }
+
     /// One slot freed (after [`SlotUse::advance`] to the instant it freed).
     pub(crate) fn freed(&mut self) {
         if self.frees.len() == FREES_KEPT {
@@ -79,8 +87,7 @@ impl SlotUse {
         if self.frees.len() < MIN_FREES || in_use == 0 {
             return None;
         }
-        let since = u64::from(in_use).saturating_mul(now.millis_since(self.since));
-        let busy_now = self.busy_ms.saturating_add(since);
+        let busy_now = self.busy_ms(in_use, now);
         let holding_ms = (busy_now - oldest) as f64 / (self.frees.len() - 1) as f64;
         Some(holding_ms / f64::from(in_use))
     }

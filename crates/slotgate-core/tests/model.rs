@@ -6,6 +6,10 @@
 //! are checked on the way: `N <= L` at every admission, no queued call
 //! admissible, event numbers contiguous, every call ended exactly once.
 //!
+//! Version 2 is in it too: per-agent caps (per type and total) and the org's
+//! burst, changed at random like limits and reservations; `N <= L + B` at
+//! every admission.
+//!
 //! Each property runs 1,024 random sequences of up to 80 steps in well under a
 //! second; `PROPTEST_CASES=100000 cargo test -p slotgate-core --test model` runs more.
 
@@ -14,7 +18,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use slotgate_core::{
-    AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, Config, Engine, Error,
+    AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, Caps, Config, Engine, Error,
     EventKind, OrgId, Reservations, Slot, Timestamp, WaitToken,
 };
 
@@ -52,7 +56,10 @@ struct MCall {
 #[derive(Debug, Default, Clone)]
 struct MOrg {
     limit: u32,
+    burst: u32,
     res: HashMap<(usize, usize), u32>,
+    /// `c(a,t)` by `(a, t)`, and `C(a)` by `(a, 4)`; absent: no cap.
+    caps: HashMap<(usize, usize), u32>,
     calls: Vec<MCall>,
     arrivals: u64,
     seq: u64,
@@ -96,8 +103,16 @@ impl MOrg {
         s
     }
     fn admissible(&self, a: usize, t: usize) -> bool {
-        self.active() < self.limit
-            && (self.n(a, t) < self.r(a, t) || self.shared_in_use() < self.limit - self.reserved())
+        let n_a: u32 = (0..4).map(|t| self.n(a, t)).sum();
+        let below = |key, n| self.caps.get(&key).is_none_or(|&c| n < c);
+        let s = self.limit - self.reserved();
+        let sh = self.shared_in_use();
+        self.active() < self.limit + self.burst
+            && below((a, t), self.n(a, t))
+            && below((a, 4), n_a)
+            && (self.n(a, t) < self.r(a, t)
+                || sh < s
+                || (self.active() >= self.limit && sh < s + self.burst))
     }
     fn queued(&self) -> Vec<&MCall> {
         let mut q: Vec<&MCall> = self.calls.iter().filter(|c| c.st == St::Queued).collect();
@@ -122,6 +137,9 @@ fn reason_of(e: &Error) -> String {
         Error::LimitBelowReservations { reserved } => format!("limit_below {reserved}"),
         Error::ReservationsExceedLimit { available } => format!("exceed {available}"),
         Error::QueueFull { cap } => format!("queue_full {cap}"),
+        Error::CapBelowReservation { call_type, lowest } => {
+            format!("cap_below {} {lowest}", call_type.map_or(4, |t| t.index()))
+        }
         Error::CallEnded { .. } => "call_ended".into(),
         other => format!("{other:?}"),
     }
@@ -155,12 +173,17 @@ impl Model {
 
     fn admit(&mut self, org: &str, i: usize, at: u64) {
         let o = self.orgs.get_mut(org).unwrap();
-        assert!(o.active() < o.limit, "N < L at every admission");
+        assert!(
+            o.active() < o.limit + o.burst,
+            "N < L + B at every admission"
+        );
         let (a, t) = (o.calls[i].agent, o.calls[i].ty);
         let slot = if o.n(a, t) < o.r(a, t) {
             Slot::Reserved
-        } else {
+        } else if o.shared_in_use() < o.limit - o.reserved() {
             Slot::Shared
+        } else {
+            Slot::Burst
         };
         let c = &mut o.calls[i];
         c.st = St::Active;
@@ -215,6 +238,15 @@ impl Model {
         if u64::from(others) + total > u64::from(o.limit) {
             return Err(format!("exceed {}", o.limit - others));
         }
+        for (t, &rt) in r.iter().enumerate() {
+            if o.caps.get(&(a, t)).is_some_and(|&c| c < rt) {
+                return Err(format!("cap_below {t} {rt}"));
+            }
+        }
+        let sum: u32 = r.iter().sum();
+        if o.caps.get(&(a, 4)).is_some_and(|&c| c < sum) {
+            return Err(format!("cap_below 4 {sum}"));
+        }
         let old: Vec<u32> = (0..4).map(|t| o.r(a, t)).collect();
         if old != r {
             for (t, &n) in r.iter().enumerate() {
@@ -225,6 +257,50 @@ impl Model {
                 }
             }
             self.emit(org, "reservations", AGENTS[a], format!("{r:?}"));
+            self.dispatch(org, now);
+        }
+        Ok(())
+    }
+
+    fn set_burst(&mut self, org: &str, b: u32, now: u64) -> Result<(), String> {
+        let now = self.tick(now);
+        let o = self.orgs.get_mut(org).ok_or("OrgNotFound")?;
+        if o.burst != b {
+            o.burst = b;
+            self.emit(org, "burst", "", b.to_string());
+            self.dispatch(org, now);
+        }
+        Ok(())
+    }
+
+    /// Caps by type index, then the total at index 4.
+    fn set_caps(
+        &mut self,
+        org: &str,
+        a: usize,
+        c: [Option<u32>; 5],
+        now: u64,
+    ) -> Result<(), String> {
+        let now = self.tick(now);
+        let o = self.orgs.get_mut(org).ok_or("OrgNotFound")?;
+        for t in 0..4 {
+            if c[t].is_some_and(|c| c < o.r(a, t)) {
+                return Err(format!("cap_below {t} {}", o.r(a, t)));
+            }
+        }
+        let sum: u32 = (0..4).map(|t| o.r(a, t)).sum();
+        if c[4].is_some_and(|c| c < sum) {
+            return Err(format!("cap_below 4 {sum}"));
+        }
+        let old: Vec<Option<u32>> = (0..5).map(|k| o.caps.get(&(a, k)).copied()).collect();
+        if old != c {
+            for (k, c) in c.iter().enumerate() {
+                match c {
+                    Some(c) => o.caps.insert((a, k), *c),
+                    None => o.caps.remove(&(a, k)),
+                };
+            }
+            self.emit(org, "caps", AGENTS[a], format!("{c:?}"));
             self.dispatch(org, now);
         }
         Ok(())
@@ -290,6 +366,8 @@ impl Model {
         let i = o.calls.len() - 1;
         if admit {
             self.admit(org, i, now);
+            // Filling the limit may open the burst to queued calls.
+            self.dispatch(org, now);
             Ok(("admitted".into(), St::Active))
         } else {
             self.emit(org, "queued", id, String::new());
@@ -435,6 +513,9 @@ enum Op {
     SetLimit(usize, u32),
     Reserve(usize, usize, [u32; 4]),
     Remove(usize, usize),
+    SetBurst(usize, u32),
+    /// Caps per type, then the total.
+    SetCaps(usize, usize, [Option<u32>; 5]),
     Acquire {
         org: usize,
         id: u8,
@@ -459,6 +540,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (org.clone(), prop_oneof![0u32..8, Just(MAX_LIMIT + 1)]).prop_map(|(o, l)| Op::SetLimit(o, l)),
         2 => (org.clone(), 0..AGENTS.len(), prop::array::uniform4(0u32..3)).prop_map(|(o, a, r)| Op::Reserve(o, a, r)),
         1 => (org.clone(), 0..AGENTS.len()).prop_map(|(o, a)| Op::Remove(o, a)),
+        1 => (org.clone(), 0u32..3).prop_map(|(o, b)| Op::SetBurst(o, b)),
+        2 => (org.clone(), 0..AGENTS.len(), prop::array::uniform5(prop_oneof![3 => Just(None), 2 => (0u32..4).prop_map(Some)]))
+            .prop_map(|(o, a, c)| Op::SetCaps(o, a, c)),
         8 => (org.clone(), id.clone(), 0..AGENTS.len(), 0usize..4, prop_oneof![4 => 5u64..31, 1 => Just(4u64)],
               prop_oneof![3 => Just(None), 2 => (0u64..40).prop_map(Some)])
             .prop_map(|(org, id, agent, ty, ttl_s, max_wait_s)| Op::Acquire { org, id, agent, ty, ttl_s, max_wait_s }),
@@ -501,6 +585,16 @@ fn engine_events(e: &mut Engine, seqs: &mut HashMap<String, u64>) -> Vec<Ev> {
                 (org, "ended", call.to_string(), reason.as_str().into())
             }
             EventKind::LimitChanged { new, .. } => (org, "limit", String::new(), new.to_string()),
+            EventKind::BurstChanged { new, .. } => (org, "burst", String::new(), new.to_string()),
+            EventKind::CapsChanged { agent, new, .. } => (
+                org,
+                "caps",
+                agent.to_string(),
+                format!(
+                    "{:?}",
+                    [new.webcall, new.chat, new.outbound, new.inbound, new.total]
+                ),
+            ),
             EventKind::ReservationsChanged { agent, new, .. } => (
                 org,
                 "reservations",
@@ -511,6 +605,10 @@ fn engine_events(e: &mut Engine, seqs: &mut HashMap<String, u64>) -> Vec<Ev> {
         });
     }
     out
+}
+
+fn m_has_cap(o: &MOrg, a: usize, k: usize) -> bool {
+    o.caps.contains_key(&(a, k))
 }
 
 fn compare(e: &Engine, m: &Model, step: &str) {
@@ -525,7 +623,9 @@ fn compare(e: &Engine, m: &Model, step: &str) {
                 v.shared,
                 v.active,
                 v.queued,
-                v.shared_in_use
+                v.shared_in_use,
+                v.burst,
+                v.burst_in_use
             ),
             (
                 o.limit,
@@ -533,12 +633,22 @@ fn compare(e: &Engine, m: &Model, step: &str) {
                 s,
                 o.active(),
                 o.queued().len() as u32,
-                o.shared_in_use()
+                o.shared_in_use(),
+                o.burst,
+                o.active().saturating_sub(o.limit)
             ),
             "{step}: snapshot of {name}"
         );
         for a in &v.agents {
             let ai = AGENTS.iter().position(|x| *x == a.id.as_str()).unwrap();
+            let cap = |k| o.caps.get(&(ai, k)).copied();
+            let c = a.caps;
+            assert_eq!(
+                [c.webcall, c.chat, c.outbound, c.inbound, c.total],
+                [cap(0), cap(1), cap(2), cap(3), cap(4)],
+                "{step}: caps of {}",
+                a.id
+            );
             for t in CallType::ALL {
                 let ti = t.index();
                 let q = o
@@ -556,13 +666,14 @@ fn compare(e: &Engine, m: &Model, step: &str) {
         }
         let listed = (0..AGENTS.len())
             .filter(|&a| {
-                (0..4).any(|t| {
-                    o.r(a, t) > 0
-                        || o.n(a, t) > 0
-                        || o.calls
-                            .iter()
-                            .any(|c| c.st == St::Queued && c.agent == a && c.ty == t)
-                })
+                (0..5).any(|k| m_has_cap(o, a, k))
+                    || (0..4).any(|t| {
+                        o.r(a, t) > 0
+                            || o.n(a, t) > 0
+                            || o.calls
+                                .iter()
+                                .any(|c| c.st == St::Queued && c.agent == a && c.ty == t)
+                    })
             })
             .count();
         assert_eq!(v.agents.len(), listed, "{step}: agents listed in {name}");
@@ -728,7 +839,32 @@ fn run(limits: [u32; 2], mut ops: Vec<Op>, cap: u32, retention_s: u64) {
                     .remove_agent(org(o), &AgentId::new(AGENTS[a]).unwrap(), t)
                     .map(|_| ())
                     .map_err(|e| reason_of(&e));
-                assert_eq!(got, m.reserve(org(o), a, [0; 4], now), "{step}");
+                // Removing an agent removes its caps, then its reservations.
+                let want = m
+                    .set_caps(org(o), a, [None; 5], now)
+                    .and_then(|()| m.reserve(org(o), a, [0; 4], now));
+                assert_eq!(got, want, "{step}");
+            }
+            Op::SetBurst(o, b) => {
+                let got = e
+                    .set_burst(org(o), b, t)
+                    .map(|_| ())
+                    .map_err(|e| reason_of(&e));
+                assert_eq!(got, m.set_burst(org(o), b, now), "{step}");
+            }
+            Op::SetCaps(o, a, c) => {
+                let caps = Caps {
+                    webcall: c[0],
+                    chat: c[1],
+                    outbound: c[2],
+                    inbound: c[3],
+                    total: c[4],
+                };
+                let got = e
+                    .set_caps(org(o), &AgentId::new(AGENTS[a]).unwrap(), caps, t)
+                    .map(|_| ())
+                    .map_err(|e| reason_of(&e));
+                assert_eq!(got, m.set_caps(org(o), a, c, now), "{step}");
             }
             Op::Acquire {
                 org: o,

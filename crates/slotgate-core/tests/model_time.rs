@@ -8,6 +8,10 @@
 //! only simultaneous endings of the same reason may come in any order), and
 //! every list of calls (by state and agent) read page by page.
 //!
+//! The model has version 2's caps, burst and blocked calls (with the
+//! org's burst time, integrated at every change of `N` or `L`), and the
+//! random steps change caps, burst, limits and reservations.
+//!
 //! The model is written from SEMANTICS.md with linear scans only. Time rules
 //! it encodes (the brief and DECISIONS.md):
 //! - the clock is `max(last, now)`;
@@ -25,9 +29,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use slotgate_core::{
-    AcquireRequest, Acquired, AgentId, AgentView, CallId, CallState, CallType, CallView, Config,
-    EndReason, Engine, Error, Event, EventKind, ListFilter, OrgId, OrgView, PerType, Reservations,
-    Slot, Timestamp, WaitToken,
+    AcquireRequest, Acquired, AgentId, AgentView, BlockedReason, CallId, CallState, CallType,
+    CallView, Caps, Config, EndReason, Engine, Error, Event, EventKind, IfBlocked, ListFilter,
+    OrgId, OrgView, PerType, Reservations, Slot, Timestamp, WaitToken,
 };
 
 const ORGS: [&str; 2] = ["o1", "o2"];
@@ -46,8 +50,8 @@ fn ts(ms: u64) -> Timestamp {
 // ---------------------------------------------------------------- coverage
 
 /// What the random runs exercised (printed by `coverage`).
-static STATS: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
-const STAT_NAMES: [&str; 12] = [
+static STATS: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
+const STAT_NAMES: [&str; 15] = [
     "commands arriving after a passed deadline (late)",
     "late catch-ups spanning 2+ instants",
     "instants with 2+ deadlines",
@@ -60,6 +64,9 @@ const STAT_NAMES: [&str; 12] = [
     "idempotent acquire retries",
     "queue_full refusals",
     "heartbeats with a new lease_ttl on a queued call",
+    "call_blocked refusals",
+    "admissions into the burst",
+    "calls queued blocked",
 ];
 fn stat(i: usize) {
     STATS[i].fetch_add(1, Relaxed);
@@ -100,10 +107,19 @@ struct MCall {
 struct MOrg {
     name: &'static str,
     limit: u32,
+    /// `B`.
+    burst: u32,
     res: [[u32; 4]; 3],
+    /// `c(a,t)`, `None`: no cap.
+    caps: [[Option<u32>; 4]; 3],
+    /// `C(a)`.
+    cap_total: [Option<u32>; 3],
     calls: Vec<MCall>,
     next_seq: u64,
     ev_seq: u64,
+    /// Burst time (slot-ms) up to `burst_since`.
+    burst_ms: u64,
+    burst_since: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +136,16 @@ struct Model {
 
 fn agent_id(a: usize) -> AgentId {
     AgentId::new(AGENTS[a]).unwrap()
+}
+
+fn caps(c: [Option<u32>; 4], total: Option<u32>) -> Caps {
+    Caps {
+        webcall: c[0],
+        chat: c[1],
+        outbound: c[2],
+        inbound: c[3],
+        total,
+    }
 }
 
 fn reservations(r: [u32; 4]) -> Reservations {
@@ -159,9 +185,51 @@ impl MOrg {
         }
         s
     }
+    /// `n(a)`.
+    fn n_agent(&self, a: usize) -> u32 {
+        (0..4).map(|t| self.n(a, t)).sum()
+    }
+    /// SEMANTICS.md, "Admission, version 2", as written.
     fn admissible(&self, a: usize, t: usize) -> bool {
-        self.big_n() < self.limit
-            && (self.n(a, t) < self.res[a][t] || self.shared_in_use() < self.limit - self.big_r())
+        let (n, l, b) = (self.big_n(), self.limit, self.burst);
+        let s = l - self.big_r();
+        let sh = self.shared_in_use();
+        n < l + b
+            && self.caps[a][t].is_none_or(|c| self.n(a, t) < c)
+            && self.cap_total[a].is_none_or(|c| self.n_agent(a) < c)
+            && (self.n(a, t) < self.res[a][t] || sh < s || (n >= l && sh < s + b))
+    }
+    /// SEMANTICS.md, "Blocked calls": refused even with `N = 0`, every `n = 0`.
+    fn blocked(&self, a: usize, t: usize) -> Option<BlockedReason> {
+        if self.limit + self.burst == 0 {
+            Some(BlockedReason::LimitZero)
+        } else if self.caps[a][t] == Some(0) || self.cap_total[a] == Some(0) {
+            Some(BlockedReason::CapZero)
+        } else if self.res[a][t] == 0 && self.limit == self.big_r() && self.limit > 0 {
+            Some(BlockedReason::NoSharedCapacity)
+        } else {
+            None
+        }
+    }
+    fn blocked_count(&self) -> u32 {
+        self.calls
+            .iter()
+            .filter(|c| c.st == St::Queued && self.blocked(c.agent, c.ty).is_some())
+            .count() as u32
+    }
+    fn burst_in_use(&self) -> u32 {
+        self.big_n().saturating_sub(self.limit)
+    }
+    /// Burst time up to `at`.
+    fn burst_ms_at(&self, at: u64) -> u64 {
+        self.burst_ms + u64::from(self.burst_in_use()) * at.saturating_sub(self.burst_since)
+    }
+    /// Counts burst time up to `at`, before `N` or `L` changes.
+    fn advance_burst(&mut self, at: u64) {
+        if at > self.burst_since {
+            self.burst_ms = self.burst_ms_at(at);
+            self.burst_since = at;
+        }
     }
     fn find(&self, id: &str) -> Option<usize> {
         self.calls.iter().position(|c| c.id == id)
@@ -196,6 +264,11 @@ impl MOrg {
             position: (c.st == St::Queued).then(|| self.position(i)),
             // Not modelled: compared as `None` (see `no_estimate`).
             estimated_wait_ms: None,
+            blocked: if c.st == St::Queued {
+                self.blocked(c.agent, c.ty)
+            } else {
+                None
+            },
             queued_at: c.queued_at.map(ts),
             admitted_at: c.admitted_at.map(ts),
             lease_expires_at: (c.st == St::Active).then(|| ts(c.lease)),
@@ -219,6 +292,7 @@ impl MOrg {
         let n = |t: usize| self.n(a, t);
         AgentView {
             id: agent_id(a),
+            caps: caps(self.caps[a], self.cap_total[a]),
             reserved: reservations(r),
             active: PerType::from_fn(|t| n(t.index())),
             queued: PerType::from_fn(|t| self.q(a, t.index())),
@@ -227,10 +301,19 @@ impl MOrg {
             shared_in_use: (0..4).map(|t| n(t).saturating_sub(r[t])).sum(),
         }
     }
-    fn org_view(&self) -> OrgView {
+    /// The org's view, its burst time counted up to `clock`.
+    fn org_view(&self, clock: u64) -> OrgView {
         // AGENTS are in id order already.
         let agents = (0..3)
-            .filter(|&a| (0..4).any(|t| self.res[a][t] > 0 || self.n(a, t) > 0 || self.q(a, t) > 0))
+            .filter(|&a| {
+                self.cap_total[a].is_some()
+                    || (0..4).any(|t| {
+                        self.res[a][t] > 0
+                            || self.n(a, t) > 0
+                            || self.q(a, t) > 0
+                            || self.caps[a][t].is_some()
+                    })
+            })
             .map(|a| self.agent_view(a))
             .collect();
         OrgView {
@@ -238,8 +321,12 @@ impl MOrg {
             limit: self.limit,
             reserved: self.big_r(),
             shared: self.limit - self.big_r(),
+            burst: self.burst,
             active: self.big_n(),
+            burst_in_use: self.burst_in_use(),
+            burst_ms: self.burst_ms_at(clock),
             queued: self.calls.iter().filter(|c| c.st == St::Queued).count() as u32,
+            blocked: self.blocked_count(),
             shared_in_use: self.shared_in_use(),
             agents,
         }
@@ -262,10 +349,15 @@ impl Model {
             .map(|o| MOrg {
                 name: ORGS[o],
                 limit: limits[o],
+                burst: 0,
                 res: [[0; 4]; 3],
+                caps: [[None; 4]; 3],
+                cap_total: [None; 3],
                 calls: Vec::new(),
                 next_seq: 1,
                 ev_seq: 0,
+                burst_ms: 0,
+                burst_since: 0,
             })
             .collect();
         Model {
@@ -296,6 +388,7 @@ impl Model {
     }
 
     fn end(&mut self, o: usize, i: usize, reason: EndReason, at: u64) {
+        self.orgs[o].advance_burst(at);
         let c = &mut self.orgs[o].calls[i];
         assert_ne!(c.st, St::Ended, "model: a call ends once");
         c.st = St::Ended;
@@ -319,13 +412,20 @@ impl Model {
     }
 
     fn admit(&mut self, o: usize, i: usize, at: u64) {
+        self.orgs[o].advance_burst(at);
         let org = &self.orgs[o];
         let (a, t) = (org.calls[i].agent, org.calls[i].ty);
-        assert!(org.big_n() < org.limit, "model: N < L at admission");
+        assert!(
+            org.big_n() < org.limit + org.burst,
+            "model: N < L + B at admission"
+        );
         let slot = if org.n(a, t) < org.res[a][t] {
             Slot::Reserved
-        } else {
+        } else if org.shared_in_use() < org.limit - org.big_r() {
             Slot::Shared
+        } else {
+            stat(13);
+            Slot::Burst
         };
         let admission = self.orgs[o].next_seq;
         self.orgs[o].next_seq += 1;
@@ -474,11 +574,82 @@ impl Model {
         }
         if l != org.limit {
             let old = org.limit;
+            let blocked = org.blocked_count();
+            self.orgs[o].advance_burst(now);
             self.orgs[o].limit = l;
             self.emit(o, now, EventKind::LimitChanged { old, new: l });
-            self.dispatch(o, now);
+            self.reconfigured(o, blocked, now);
         }
-        Ok(self.orgs[o].org_view())
+        Ok(self.orgs[o].org_view(self.clock))
+    }
+
+    /// After a configuration change: dispatch, then `org.blocked_changed` if
+    /// the number of blocked calls moved.
+    fn reconfigured(&mut self, o: usize, blocked: u32, now: u64) {
+        self.dispatch(o, now);
+        let new = self.orgs[o].blocked_count();
+        if new != blocked {
+            self.emit(o, now, EventKind::BlockedChanged { old: blocked, new });
+        }
+    }
+
+    fn set_burst(&mut self, o: usize, b: u32, now: u64) -> Result<OrgView, Error> {
+        let now = self.begin(o, now);
+        let org = &self.orgs[o];
+        if b != org.burst {
+            let (old, blocked) = (org.burst, org.blocked_count());
+            self.orgs[o].burst = b;
+            self.emit(o, now, EventKind::BurstChanged { old, new: b });
+            self.reconfigured(o, blocked, now);
+        }
+        Ok(self.orgs[o].org_view(self.clock))
+    }
+
+    /// `c(a,t) >= r(a,t)` and `C(a) >= r(a)`, checked type by type, then the total.
+    fn caps_cover(c: [Option<u32>; 4], total: Option<u32>, r: [u32; 4]) -> Result<(), Error> {
+        for t in 0..4 {
+            if c[t].is_some_and(|c| c < r[t]) {
+                return Err(Error::CapBelowReservation {
+                    call_type: Some(CallType::ALL[t]),
+                    lowest: r[t],
+                });
+            }
+        }
+        let sum: u32 = r.iter().sum();
+        if total.is_some_and(|c| c < sum) {
+            return Err(Error::CapBelowReservation {
+                call_type: None,
+                lowest: sum,
+            });
+        }
+        Ok(())
+    }
+
+    fn set_caps(
+        &mut self,
+        o: usize,
+        a: usize,
+        c: [Option<u32>; 4],
+        total: Option<u32>,
+        now: u64,
+    ) -> Result<AgentView, Error> {
+        let now = self.begin(o, now);
+        let org = &self.orgs[o];
+        Self::caps_cover(c, total, org.res[a])?;
+        if (org.caps[a], org.cap_total[a]) != (c, total) {
+            let old = caps(org.caps[a], org.cap_total[a]);
+            let blocked = org.blocked_count();
+            self.orgs[o].caps[a] = c;
+            self.orgs[o].cap_total[a] = total;
+            let kind = EventKind::CapsChanged {
+                agent: agent_id(a),
+                old,
+                new: caps(c, total),
+            };
+            self.emit(o, now, kind);
+            self.reconfigured(o, blocked, now);
+        }
+        Ok(self.orgs[o].agent_view(a))
     }
 
     fn set_res(&mut self, o: usize, a: usize, r: [u32; 4], now: u64) -> Result<AgentView, Error> {
@@ -490,8 +661,10 @@ impl Model {
                 available: org.limit - others,
             });
         }
+        Self::caps_cover(org.caps[a], org.cap_total[a], r)?;
         if org.res[a] != r {
             let old = org.res[a];
+            let blocked = org.blocked_count();
             self.orgs[o].res[a] = r;
             self.emit(
                 o,
@@ -502,7 +675,7 @@ impl Model {
                     new: reservations(r),
                 },
             );
-            self.dispatch(o, now);
+            self.reconfigured(o, blocked, now);
         }
         Ok(self.orgs[o].agent_view(a))
     }
@@ -531,6 +704,7 @@ impl Model {
         t: usize,
         ttl: u64,
         max_wait: Option<u64>,
+        refuse: bool,
         now: u64,
     ) -> Result<Acquired, Error> {
         let now = self.begin(o, now);
@@ -547,6 +721,10 @@ impl Model {
         let org = &self.orgs[o];
         let admit = org.admissible(a, t);
         let queued = org.calls.iter().filter(|c| c.st == St::Queued).count();
+        if let Some(reason) = org.blocked(a, t).filter(|_| !admit && refuse) {
+            stat(12);
+            return Err(Error::CallBlocked { reason });
+        }
         if !admit && queued >= self.cap {
             stat(10);
             return Err(Error::QueueFull {
@@ -577,6 +755,9 @@ impl Model {
         let i = self.orgs[o].calls.len() - 1;
         if admit {
             self.admit(o, i, now);
+            // The invariant holds after every operation: an admission that
+            // fills the limit opens the burst to queued calls.
+            self.dispatch(o, now);
             Ok(Acquired::Admitted(self.orgs[o].view(i)))
         } else {
             self.orgs[o].calls[i].queued_at = Some(now);
@@ -589,7 +770,11 @@ impl Model {
                 estimated_wait_ms: None,
                 lease_ttl_ms: ttl,
                 max_wait_expires_at: max_wait.map(|w| ts(now + w)),
+                blocked: self.orgs[o].blocked(a, t),
             };
+            if self.orgs[o].blocked(a, t).is_some() {
+                stat(14);
+            }
             self.emit(o, now, kind);
             Ok(Acquired::Queued(self.orgs[o].view(i)))
         }
@@ -666,6 +851,8 @@ enum Op {
         ty: usize,
         ttl_s: u64,
         max_wait_ms: Option<u64>,
+        /// `if_blocked: refuse`.
+        refuse: bool,
     },
     Release(usize, usize),
     /// Acquire again with the agent and type the call has (an idempotent retry),
@@ -678,6 +865,9 @@ enum Op {
     CloseWait(usize),
     SetLimit(usize, u32),
     SetRes(usize, usize, [u32; 4]),
+    /// An agent's caps per type (the fourth type unused) and total.
+    SetCaps(usize, usize, [Option<u32>; 4], Option<u32>),
+    SetBurst(usize, u32),
     /// `handle_timeout(now)`.
     Handle,
     /// `handle_timeout(poll_timeout())`, moving `now` up to it if later.
@@ -694,11 +884,13 @@ struct Step {
 fn op() -> impl Strategy<Value = Op> {
     let o = 0usize..2;
     let id = 0usize..IDS;
+    let cap = || prop_oneof![3 => Just(None), 2 => (0u32..3).prop_map(Some)];
     prop_oneof![
         6 => (o.clone(), id.clone(), 0usize..3, 0usize..TYPES,
               prop_oneof![Just(5u64), Just(6), Just(10)],
-              prop_oneof![2 => Just(None), 1 => (1u64..16).prop_map(|s| Some(s * 1000)), 1 => (1u64..16_000).prop_map(Some)])
-            .prop_map(|(o, id, agent, ty, ttl_s, max_wait_ms)| Op::Acquire { o, id, agent, ty, ttl_s, max_wait_ms }),
+              prop_oneof![2 => Just(None), 1 => (1u64..16).prop_map(|s| Some(s * 1000)), 1 => (1u64..16_000).prop_map(Some)],
+              prop::bool::weighted(0.25))
+            .prop_map(|(o, id, agent, ty, ttl_s, max_wait_ms, refuse)| Op::Acquire { o, id, agent, ty, ttl_s, max_wait_ms, refuse }),
         3 => (o.clone(), id.clone()).prop_map(|(o, i)| Op::Release(o, i)),
         2 => (o.clone(), id.clone(), 5u64..9).prop_map(|(o, i, t)| Op::Retry(o, i, t)),
         2 => o.clone().prop_map(Op::HeartbeatAll),
@@ -709,6 +901,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (o.clone(), 0u32..5).prop_map(|(o, l)| Op::SetLimit(o, l)),
         2 => (o.clone(), 0usize..3, prop::array::uniform3(0u32..3))
             .prop_map(|(o, a, r)| Op::SetRes(o, a, [r[0], r[1], r[2], 0])),
+        2 => (o.clone(), 0usize..3, [cap(), cap(), cap()], prop_oneof![2 => Just(None), 1 => (0u32..5).prop_map(Some)])
+            .prop_map(|(o, a, c, total)| Op::SetCaps(o, a, [c[0], c[1], c[2], None], total)),
+        1 => (o.clone(), 0u32..3).prop_map(|(o, b)| Op::SetBurst(o, b)),
         2 => Just(Op::Handle),
         2 => Just(Op::HandlePoll),
     ]
@@ -744,6 +939,7 @@ fn grid_steps() -> impl Strategy<Value = Vec<Step>> {
             agent,
             ty,
             max_wait_ms,
+            refuse,
             ..
         } => Op::Acquire {
             o,
@@ -752,6 +948,7 @@ fn grid_steps() -> impl Strategy<Value = Vec<Step>> {
             ty,
             ttl_s: 5,
             max_wait_ms: max_wait_ms.map(|w| (w / 1000 + 1) * 1000),
+            refuse,
         },
         Op::Heartbeat(o, i, t) => Op::Heartbeat(o, i, t.map(|t| 5 + t % 2)),
         Op::Retry(o, i, _) => Op::Retry(o, i, 5),
@@ -803,6 +1000,7 @@ fn no_estimate_in(kind: EventKind) -> EventKind {
             position,
             lease_ttl_ms,
             max_wait_expires_at,
+            blocked,
             ..
         } => EventKind::CallQueued {
             call,
@@ -812,6 +1010,7 @@ fn no_estimate_in(kind: EventKind) -> EventKind {
             estimated_wait_ms: None,
             lease_ttl_ms,
             max_wait_expires_at,
+            blocked,
         },
         kind => kind,
     }
@@ -896,6 +1095,7 @@ impl Harness {
                 ty,
                 ttl_s,
                 max_wait_ms,
+                refuse,
             } => {
                 let mut req = AcquireRequest::new(
                     CallId::new(&call_id(id)).unwrap(),
@@ -904,10 +1104,14 @@ impl Harness {
                 );
                 req.lease_ttl = Duration::from_secs(ttl_s);
                 req.max_wait = max_wait_ms.map(Duration::from_millis);
+                if refuse {
+                    req.if_blocked = IfBlocked::Refuse;
+                }
                 let got = no_estimate_acquired(self.e.acquire(ORGS[o], req, t));
-                let want =
-                    self.m
-                        .acquire(o, &call_id(id), agent, ty, ttl_s * 1000, max_wait_ms, now);
+                let (ttl, mw) = (ttl_s * 1000, max_wait_ms);
+                let want = self
+                    .m
+                    .acquire(o, &call_id(id), agent, ty, ttl, mw, refuse, now);
                 assert_eq!(got, want, "acquire answer\n{}", ctx());
             }
             Op::Retry(o, id, ttl_s) => {
@@ -923,9 +1127,16 @@ impl Harness {
                 req.lease_ttl = Duration::from_secs(ttl_s);
                 req.max_wait = Some(Duration::from_secs(3));
                 let got = no_estimate_acquired(self.e.acquire(ORGS[o], req, t));
-                let want =
-                    self.m
-                        .acquire(o, &call_id(id), agent, ty, ttl_s * 1000, Some(3000), now);
+                let want = self.m.acquire(
+                    o,
+                    &call_id(id),
+                    agent,
+                    ty,
+                    ttl_s * 1000,
+                    Some(3000),
+                    false,
+                    now,
+                );
                 assert_eq!(got, want, "acquire retry answer\n{}", ctx());
             }
             Op::HeartbeatAll(o) => {
@@ -985,6 +1196,16 @@ impl Harness {
                     .set_reservations(ORGS[o], &agent_id(a), reservations(r), t);
                 let want = self.m.set_res(o, a, r, now);
                 assert_eq!(got, want, "set_reservations answer\n{}", ctx());
+            }
+            Op::SetCaps(o, a, c, total) => {
+                let got = self.e.set_caps(ORGS[o], &agent_id(a), caps(c, total), t);
+                let want = self.m.set_caps(o, a, c, total, now);
+                assert_eq!(got, want, "set_caps answer\n{}", ctx());
+            }
+            Op::SetBurst(o, b) => {
+                let got = self.e.set_burst(ORGS[o], b, t);
+                let want = self.m.set_burst(o, b, now);
+                assert_eq!(got, want, "set_burst answer\n{}", ctx());
             }
             Op::Handle => {
                 self.e.handle_timeout(t);
@@ -1069,7 +1290,7 @@ impl Harness {
             let name = ORGS[o];
             assert_eq!(
                 self.e.org(name).unwrap(),
-                org.org_view(),
+                org.org_view(self.m.clock),
                 "org view {name}\n{ctx}"
             );
             for id in 0..IDS {

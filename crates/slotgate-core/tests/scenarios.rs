@@ -8,17 +8,21 @@
 //! org ORG LIMIT                                 create an org
 //! limit ORG N                                   set its limit
 //! reserve ORG AGENT webcall=N chat=N ...        set an agent's reservations (missing types are 0)
-//! unreserve ORG AGENT                           remove the agent's reservations
-//! acquire ORG CALL AGENT TYPE [ttl=30s] [max_wait=20s]
+//! unreserve ORG AGENT                           remove the agent's reservations and caps
+//! burst ORG N                                   set its burst
+//! caps ORG AGENT chat=N ... total=N             set an agent's caps (missing ones: no cap)
+//! acquire ORG CALL AGENT TYPE [ttl=30s] [max_wait=20s] [if_blocked=refuse]
 //! release ORG CALL                              release (active) or cancel (queued)
 //! heartbeat ORG CALL [ttl=30s]
 //! wait ORG CALL / unwait ORG CALL               open / close a long-poll on a call
 //! advance DURATION                              move the clock and handle every deadline
-//! expect ORG key=value ...                      org snapshot: limit reserved shared active queued shared_in_use
+//! expect ORG key=value ...                      org snapshot: limit reserved shared active queued
+//!                                               shared_in_use burst burst_in_use blocked
 //! call ORG CALL                                 assert a call's state with `-> ...`
+//! blocked ORG CALL                              why the call is blocked: `-> REASON` or `-> none`
 //! queue ORG CALL CALL ...                       the org's queue, in order
 //!
-//! outcomes:  -> active reserved|shared   -> queued POSITION   -> existing <outcome>
+//! outcomes:  -> active reserved|shared|burst   -> queued POSITION   -> existing <outcome>
 //!            -> ended REASON   -> ok   -> error CODE [field=value]
 //! ```
 //!
@@ -33,8 +37,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use slotgate_core::{
-    AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, CallView, Config, Engine,
-    Error, OrgId, Reservations, Timestamp, WaitToken,
+    AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, CallView, Caps, Config, Engine,
+    Error, IfBlocked, OrgId, Reservations, Timestamp, WaitToken,
 };
 
 struct Script {
@@ -70,6 +74,11 @@ fn error_text(e: &Error) -> String {
             format!("error reservations_exceed_limit available={available}")
         }
         Error::QueueFull { cap } => format!("error queue_full cap={cap}"),
+        Error::CapBelowReservation { call_type, lowest } => format!(
+            "error cap_below_reservation type={} lowest={lowest}",
+            call_type.map_or("total", |t| t.as_str())
+        ),
+        Error::CallBlocked { reason } => format!("error call_blocked reason={reason}"),
         other => format!("error {other:?}"),
     }
 }
@@ -124,6 +133,28 @@ impl Script {
                         .map(|_| "ok".into()),
                 )
             }
+            ["burst", org, n] => outcome(
+                e.set_burst(org, n.parse().unwrap(), now)
+                    .map(|_| "ok".into()),
+            ),
+            ["caps", org, agent, caps @ ..] => {
+                let c = |t: &str| option(caps, t).map(|v| v.parse().unwrap());
+                let caps = Caps {
+                    webcall: c("webcall"),
+                    chat: c("chat"),
+                    outbound: c("outbound"),
+                    inbound: c("inbound"),
+                    total: c("total"),
+                };
+                outcome(
+                    e.set_caps(org, &AgentId::new(agent).unwrap(), caps, now)
+                        .map(|_| "ok".into()),
+                )
+            }
+            ["blocked", org, call] => outcome(
+                e.call(org, call, self.now)
+                    .map(|c| c.blocked.map_or("none".into(), |r| r.as_str().to_string())),
+            ),
             ["unreserve", org, agent] => outcome(
                 e.remove_agent(org, &AgentId::new(agent).unwrap(), now)
                     .map(|_| "ok".into()),
@@ -138,6 +169,9 @@ impl Script {
                     req.lease_ttl = duration(ttl);
                 }
                 req.max_wait = option(opts, "max_wait").map(duration);
+                if let Some(b) = option(opts, "if_blocked") {
+                    req.if_blocked = b.parse::<IfBlocked>().unwrap();
+                }
                 outcome(e.acquire(org, req, now).map(|a| match a {
                     Acquired::Existing(c) => format!("existing {}", call_text(&c)),
                     Acquired::Admitted(c) | Acquired::Queued(c) => call_text(&c),
@@ -176,6 +210,9 @@ impl Script {
                         "active" => v.active,
                         "queued" => v.queued,
                         "shared_in_use" => v.shared_in_use,
+                        "burst" => v.burst,
+                        "burst_in_use" => v.burst_in_use,
+                        "blocked" => v.blocked,
                         _ => panic!("unknown org field {k}"),
                     };
                     assert_eq!(got.to_string(), *want, "{org}.{k}");

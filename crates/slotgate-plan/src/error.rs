@@ -16,6 +16,10 @@ pub enum Error {
     /// reservations that add up to more than the limit).
     #[error("engine refused the simulated org: {0}")]
     Engine(#[from] slotgate_core::Error),
+    /// Whoever ran the simulation cancelled it ([`crate::Cancel`]): its
+    /// request went away, its deadline passed, or the server is stopping.
+    #[error("the simulation was cancelled")]
+    Cancelled,
     /// No limit up to the search's ceiling meets the targets.
     #[error("no limit up to {ceiling} meets the targets")]
     Unreachable {

@@ -33,7 +33,7 @@
 //! - [`plan`]: the planner; [`whatif`]: the current configuration beside changes to it.
 //! - [`traffic`]: observed traffic, from recorded calls.
 //! - [`body`]: the bodies and answers of the server's planning endpoints.
-//! - [`error`]: every refusal.
+//! - [`error`]: every refusal; [`Cancel`]: stopping a simulation from outside.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -44,6 +44,7 @@
 )]
 
 pub mod body;
+mod cancel;
 pub mod erlang;
 pub mod error;
 pub mod plan;
@@ -54,13 +55,16 @@ pub mod traffic;
 pub mod whatif;
 
 pub use body::{PlanAnswer, PlanBody, SimulateAnswer, SimulateBody};
+pub use cancel::Cancel;
 pub use erlang::{erlang_b, erlang_b_load, ErlangA, ErlangC, PoolTraffic};
 pub use error::{Error, Result};
 pub use plan::{
-    plan, Alternative, CheckSettings, Plan, PlanRequest, Reservation, Target, TrafficSpec,
-    TypeOutcome,
+    plan, plan_cancellable, Alternative, CheckSettings, Plan, PlanRequest, Reservation, Target,
+    TrafficSpec, TypeOutcome,
 };
-pub use sim::{simulate, SimConfig, SimReport};
+pub use sim::{simulate, simulate_cancellable, SimConfig, SimReport, MAX_SIMULATED_QUEUE};
 pub use stats::Estimate;
 pub use traffic::{observe, CallRecord, Traffic};
-pub use whatif::{compare, Comparison, OrgConfig, Scenario, SimulateRequest, WhatIf};
+pub use whatif::{
+    compare, compare_cancellable, Comparison, OrgConfig, Scenario, SimulateRequest, WhatIf,
+};

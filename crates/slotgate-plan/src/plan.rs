@@ -29,9 +29,12 @@ use serde::{Deserialize, Serialize};
 use slotgate_api::{limits, number};
 use slotgate_core::CallType;
 
+use crate::cancel::Cancel;
 use crate::erlang::PoolTraffic;
 use crate::error::{check_at_least, check_positive, check_probability, Error, Result};
-use crate::sim::{simulate, Arrivals, DurationDist, Patience, SimConfig, SimReport, StreamSpec};
+use crate::sim::{
+    simulate_cancellable, Arrivals, DurationDist, Patience, SimConfig, SimReport, StreamSpec,
+};
 use crate::stats::Estimate;
 
 /// What to plan for.
@@ -86,6 +89,25 @@ pub struct TrafficSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(min_items = 1, value_type = Option<Vec<Seconds>>))]
     pub duration_samples_s: Option<Vec<f64>>,
+}
+
+impl TrafficSpec {
+    /// The calls per hour a simulation of `run_s` seconds follows, for its
+    /// budget: see [`CheckSettings::simulated_calls`]. Not finite for a bad
+    /// rate (refused later, by the validation).
+    fn simulated_rate(&self, run_s: f64) -> f64 {
+        match &self.calls_per_hour_by_hour {
+            Some(hours) if !hours.is_empty() => {
+                let mean = hours.iter().sum::<f64>() / hours.len() as f64;
+                if run_s >= 86_400.0 {
+                    mean
+                } else {
+                    hours.iter().copied().fold(mean, f64::max)
+                }
+            }
+            _ => self.calls_per_hour,
+        }
+    }
 }
 
 /// A service-level target: `service_level` of the type's calls admitted
@@ -192,10 +214,14 @@ pub const MAX_THREADS: u64 = 1024;
 impl CheckSettings {
     /// About how many calls one check of `traffic` simulates, all
     /// replications together: what its run time grows with (about a
-    /// microsecond a call).
+    /// microsecond a call). A stream's rate is the one the simulation
+    /// follows: the mean of `calls_per_hour_by_hour` when given (at least
+    /// the busiest hour's, for a run shorter than a day, which may fall in
+    /// it), else `calls_per_hour`.
     pub fn simulated_calls(&self, traffic: &[TrafficSpec]) -> f64 {
-        let per_s: f64 = traffic.iter().map(|s| s.calls_per_hour / 3600.0).sum();
-        per_s * (self.horizon_s + self.warmup_s) * f64::from(self.replications)
+        let run_s = self.horizon_s + self.warmup_s;
+        let per_hour: f64 = traffic.iter().map(|s| s.simulated_rate(run_s)).sum();
+        per_hour / 3600.0 * run_s * f64::from(self.replications)
     }
 }
 
@@ -276,6 +302,11 @@ pub struct Plan {
 
 /// Plans the org: see the module's doc for the method.
 pub fn plan(req: &PlanRequest) -> Result<Plan> {
+    plan_cancellable(req, &Cancel::new())
+}
+
+/// [`plan`], stopping with [`Error::Cancelled`] soon after `cancel` is set.
+pub fn plan_cancellable(req: &PlanRequest, cancel: &Cancel) -> Result<Plan> {
     validate(req)?;
     let pooled = pooled_traffic(&req.traffic);
     // 1. Erlang, pooled: slots per target.
@@ -340,6 +371,7 @@ pub fn plan(req: &PlanRequest) -> Result<Plan> {
     let mut checker = Checker {
         req,
         simulations: 0,
+        cancel,
     };
     let start = floor.max(reserved).max(1);
     let mut limit = checker.smallest_meeting(start, &reservations)?;
@@ -372,19 +404,15 @@ pub fn plan(req: &PlanRequest) -> Result<Plan> {
 struct Checker<'r> {
     req: &'r PlanRequest,
     simulations: u32,
+    cancel: &'r Cancel,
 }
 
 impl Checker<'_> {
     fn run(&mut self, limit: u32, reservations: &[Reservation]) -> Result<SimReport> {
         self.simulations += 1;
         let req = self.req;
-        simulate(&sim_config(
-            &req.traffic,
-            &req.targets,
-            &req.check,
-            limit,
-            reservations,
-        ))
+        let cfg = sim_config(&req.traffic, &req.targets, &req.check, limit, reservations);
+        simulate_cancellable(&cfg, self.cancel)
     }
 
     fn meets(&mut self, limit: u32, reservations: &[Reservation]) -> Result<bool> {
@@ -688,4 +716,42 @@ pub(crate) fn validate_traffic(traffic: &[TrafficSpec]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_counts_the_hourly_rates_the_simulation_follows() {
+        let spec = TrafficSpec {
+            agent: "a".into(),
+            call_type: CallType::Inbound,
+            calls_per_hour: 1.0,
+            mean_duration_s: 60.0,
+            duration_sd_s: None,
+            patience_s: None,
+            calls_per_hour_by_hour: Some(vec![200_000.0; 24]),
+            duration_samples_s: None,
+        };
+        let day = CheckSettings {
+            horizon_s: 86_400.0,
+            warmup_s: 0.0,
+            replications: 2,
+            ..CheckSettings::default()
+        };
+        assert_eq!(
+            day.simulated_calls(std::slice::from_ref(&spec)),
+            200_000.0 * 24.0 * 2.0
+        );
+        // A run shorter than a day counts the busiest hour.
+        let mut peak = spec.clone();
+        peak.calls_per_hour_by_hour =
+            Some((0..24).map(|h| if h == 9 { 2400.0 } else { 0.0 }).collect());
+        let hour = CheckSettings {
+            horizon_s: 3600.0,
+            ..day
+        };
+        assert_eq!(hour.simulated_calls(&[peak]), 2400.0 * 2.0);
+    }
 }

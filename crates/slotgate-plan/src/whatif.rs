@@ -8,11 +8,12 @@
 use serde::{Deserialize, Serialize};
 use slotgate_api::{limits, number};
 
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::plan::{
     sim_config, validate_targets, validate_traffic, CheckSettings, Reservation, Target, TrafficSpec,
 };
-use crate::sim::{simulate, SimReport};
+use crate::sim::{simulate_cancellable, SimReport};
 
 /// A limit and its reservations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +80,15 @@ pub struct Comparison {
 
 /// Simulates `current` and each of `req.what_if` on the same traffic.
 pub fn compare(current: &OrgConfig, req: &SimulateRequest) -> Result<Comparison> {
+    compare_cancellable(current, req, &Cancel::new())
+}
+
+/// [`compare`], stopping with [`Error::Cancelled`] soon after `cancel` is set.
+pub fn compare_cancellable(
+    current: &OrgConfig,
+    req: &SimulateRequest,
+    cancel: &Cancel,
+) -> Result<Comparison> {
     validate_traffic(&req.traffic)?;
     validate_targets(&req.targets)?;
     let mut configs = vec![("current".to_string(), current.clone())];
@@ -95,7 +105,7 @@ pub fn compare(current: &OrgConfig, req: &SimulateRequest) -> Result<Comparison>
                 config.limit,
                 &config.reservations,
             );
-            let report = simulate(&cfg).map_err(|e| match e {
+            let report = simulate_cancellable(&cfg, cancel).map_err(|e| match e {
                 Error::Engine(e) => Error::Invalid {
                     field: "what_if",
                     message: format!("{name}: {e}"),
@@ -179,6 +189,52 @@ mod tests {
         assert_eq!(names, ["current", "limit 25"]);
         let wait = |i: usize| c.scenarios[i].report.org.mean_wait_s.mean;
         assert!(wait(1) < wait(0) / 2.0, "{} vs {}", wait(1), wait(0));
+    }
+
+    #[test]
+    fn a_limit_of_zero_queues_no_more_than_the_cap_and_says_so() {
+        // 20,000 calls an hour for 2 h, none ever admitted: the queue would
+        // hold every call of the run without its cap.
+        let mut req = request(vec![WhatIf {
+            name: "nothing".into(),
+            limit: Some(0),
+            reservations: vec![],
+        }]);
+        for t in &mut req.traffic {
+            t.calls_per_hour = 10_000.0;
+        }
+        req.check.horizon_s = 2.0 * 3600.0;
+        req.check.warmup_s = 0.0;
+        req.check.replications = 2;
+        // 667 erlangs on 1,000 slots.
+        let current = OrgConfig {
+            limit: 1000,
+            reservations: vec![],
+        };
+        let c = compare(&current, &req).unwrap();
+        let (fine, starved) = (&c.scenarios[0].report, &c.scenarios[1].report);
+        assert_eq!(fine.queue_full_calls, 0);
+        assert_eq!(starved.queue_cap, crate::MAX_SIMULATED_QUEUE);
+        let offered = starved.org.calls.mean * 2.0;
+        let turned_away = starved.queue_full_calls as f64;
+        let cap = f64::from(crate::MAX_SIMULATED_QUEUE);
+        assert!(
+            (turned_away - (offered - 2.0 * cap)).abs() < 1.0,
+            "{turned_away} turned away of {offered}"
+        );
+        assert_eq!(starved.org.service_level.mean, 0.0);
+    }
+
+    #[test]
+    fn a_cancelled_comparison_stops_with_cancelled() {
+        let current = OrgConfig {
+            limit: 21,
+            reservations: vec![],
+        };
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let e = compare_cancellable(&current, &request(vec![]), &cancel).unwrap_err();
+        assert_eq!(e, Error::Cancelled);
     }
 
     #[test]

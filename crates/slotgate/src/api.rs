@@ -7,7 +7,7 @@
 //! Each route is declared once, below, with its handler's OpenAPI
 //! operation ([`routes`]); `api/openapi.rs` completes the document they make.
 //! `api/extract.rs` and `api/query.rs` read bodies, paths, keys and query
-//! strings; `api/headers.rs` sets the security headers every answer carries.
+//! strings; `api/limits.rs` holds callers to their rates and long-polls to their cap; `api/headers.rs` sets the security headers every answer carries.
 //! Errors become HTTP in `api/error.rs` only; `api/json.rs` writes every JSON answer.
 
 pub mod calls;
@@ -18,6 +18,7 @@ pub mod forward;
 pub mod headers;
 pub mod json;
 pub mod keys;
+pub mod limits;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
@@ -74,6 +75,10 @@ pub fn router(
         .layer_fn(headers::Secured)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::cap_waits,
+        ))
         .layer_fn(|inner| forward::Forward::new(inner, state.clone()))
         .service(routes)
 }
@@ -94,7 +99,7 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
         .routes(routes!(calls::get, calls::release))
         .routes(routes!(calls::heartbeat))
         .routes(routes!(keys::create, keys::list))
-        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::revoke, keys::update))
         .routes(routes!(events::list))
         .routes(routes!(events::stream))
         .routes(routes!(planning::traffic))

@@ -30,6 +30,9 @@ pub struct KeyRecord {
     pub hash: [u8; 32],
     /// When it was made.
     pub created_at: Timestamp,
+    /// Its own rate limit, in requests per second; none: its org's, or its
+    /// role's default (`limits.rs`).
+    pub rate_per_s: Option<u32>,
 }
 
 /// Who is calling.
@@ -59,6 +62,9 @@ pub enum Action {
     Configure,
     /// Change the limit (the plan).
     SetLimit,
+    /// Run plans and simulations, and read the observed traffic they start
+    /// from: seconds of a core each, so not for runtime keys.
+    Plan,
 }
 
 /// Why a principal may not act.
@@ -82,6 +88,8 @@ impl Principal {
                 let allowed = match role {
                     Role::Admin => action != Action::SetLimit,
                     Role::Runtime => matches!(action, Action::Read | Action::Calls),
+                    // Sees `/metrics` only, which asks no org action.
+                    Role::Metrics => false,
                 };
                 if allowed {
                     Ok(())
@@ -128,6 +136,7 @@ pub fn new_key(org: OrgId, name: String, role: Role, now: Timestamp) -> (KeyReco
         role,
         hash: hash_key(&key),
         created_at: now,
+        rate_per_s: None,
     };
     (record, key)
 }
@@ -143,6 +152,9 @@ pub struct Keys {
     /// Org keys by id. `RwLock`: read on every request, written on key changes;
     /// never held across an await.
     org_keys: RwLock<HashMap<String, KeyRecord>>,
+    /// Counts the times keys were taken away (revoked, or replaced by the
+    /// stored ones), so open event streams and long-polls can end at once.
+    removals: tokio::sync::watch::Sender<u64>,
 }
 
 impl Keys {
@@ -151,6 +163,25 @@ impl Keys {
         Keys {
             operator: hash_key(operator_key),
             org_keys: RwLock::new(by_id(org_keys)),
+            removals: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Resolves once `p`'s key no longer works (revoked); never for the operator.
+    pub async fn revoked(&self, p: &Principal) {
+        let Principal::Org { key_id, .. } = p else {
+            return std::future::pending().await;
+        };
+        let mut removals = self.removals.subscribe();
+        loop {
+            let gone = !self
+                .org_keys
+                .read()
+                .expect("the keys lock is never poisoned")
+                .contains_key(key_id);
+            if gone || removals.changed().await.is_err() {
+                return;
+            }
         }
     }
 
@@ -180,6 +211,8 @@ impl Keys {
             .write()
             .expect("the keys lock is never poisoned");
         *keys = by_id(org_keys);
+        drop(keys);
+        self.removals.send_modify(|n| *n += 1);
     }
 
     /// Adds a key (after it is durable).
@@ -199,6 +232,8 @@ impl Keys {
             .expect("the keys lock is never poisoned");
         if keys.get(id).is_some_and(|k| k.org.as_str() == org) {
             keys.remove(id);
+            drop(keys);
+            self.removals.send_modify(|n| *n += 1);
             return true;
         }
         false
@@ -217,6 +252,15 @@ impl Keys {
             .collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         list
+    }
+
+    /// A key's own rate limit, if it has one.
+    pub fn rate_of(&self, id: &str) -> Option<u32> {
+        let keys = self
+            .org_keys
+            .read()
+            .expect("the keys lock is never poisoned");
+        keys.get(id).and_then(|k| k.rate_per_s)
     }
 
     /// Does `org` have a key with this id?

@@ -181,6 +181,91 @@ pub struct ServeArgs {
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
     #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
+    /// How long a client may take to send a request's headers, from their
+    /// first byte (and to complete a TLS handshake). A slower one is
+    /// disconnected without an answer.
+    #[arg(long, env = "SLOTGATE_HEADER_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Limits")]
+    pub header_timeout: Duration,
+    /// How long a connection may wait for its next request (keep-alive)
+    /// before it is closed. A request in progress (a long-poll, an event
+    /// stream) is never cut by it.
+    #[arg(long, env = "SLOTGATE_IDLE_TIMEOUT", hide_env_values = true, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Limits")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once. A new one above it closes the one
+    /// idle the longest; if every connection has a request in progress, the
+    /// new one is closed at once. Default: 16384, or 7/8 of the limit of
+    /// open files if lower (the soft limit is raised to the hard one at start).
+    #[arg(
+        long,
+        env = "SLOTGATE_MAX_CONNECTIONS",
+        hide_env_values = true,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_connections: Option<usize>,
+    /// Most long-polls (wait_s) and event streams open at once; more are
+    /// answered 503 too_many_waits. Default: half of --max-connections.
+    #[arg(
+        long,
+        env = "SLOTGATE_MAX_WAITS",
+        hide_env_values = true,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_waits: Option<usize>,
+    /// Requests per second of each runtime key (a burst of as many is
+    /// allowed); more are answered 429 rate_limited with Retry-After. A key
+    /// may have its own (`rate_per_s`, set by the operator key).
+    #[arg(
+        long,
+        env = "SLOTGATE_RATE_RUNTIME",
+        hide_env_values = true,
+        default_value_t = 500,
+        value_name = "PER_S",
+        help_heading = "Limits"
+    )]
+    pub rate_runtime: u32,
+    /// Requests per second of each admin key, as --rate-runtime.
+    #[arg(
+        long,
+        env = "SLOTGATE_RATE_ADMIN",
+        hide_env_values = true,
+        default_value_t = 100,
+        value_name = "PER_S",
+        help_heading = "Limits"
+    )]
+    pub rate_admin: u32,
+    /// Requests per second of the operator key.
+    #[arg(
+        long,
+        env = "SLOTGATE_RATE_OPERATOR",
+        hide_env_values = true,
+        default_value_t = 500,
+        value_name = "PER_S",
+        help_heading = "Limits"
+    )]
+    pub rate_operator: u32,
+    /// Failed authentications (no key, or a wrong one) one client address
+    /// may make per --auth-failure-window; beyond them, every request from
+    /// it is answered 429 rate_limited until its allowance refills.
+    #[arg(
+        long,
+        env = "SLOTGATE_AUTH_FAILURES",
+        hide_env_values = true,
+        default_value_t = 20,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub auth_failures: u32,
+    /// The window of --auth-failures.
+    #[arg(long, env = "SLOTGATE_AUTH_FAILURE_WINDOW", hide_env_values = true, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Limits")]
+    pub auth_failure_window: Duration,
+    /// A reverse proxy or load balancer in front of the server (an address,
+    /// or a network like 10.0.0.0/8; repeat, or separate with commas in the
+    /// variable). Only from these peers is X-Forwarded-For believed, to find
+    /// the client's address for --auth-failures.
+    #[arg(long, env = "SLOTGATE_TRUSTED_PROXY", hide_env_values = true, value_delimiter = ',', value_parser = crate::limits::parse_trusted_proxy, value_name = "IP|CIDR", help_heading = "Limits")]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
     /// Log lines as text (coloured on a terminal only) or as JSON objects, for log collectors.
     /// `RUST_LOG` sets the level (default `info`; `debug` logs every request).
     #[arg(long, env = "SLOTGATE_LOG_FORMAT", hide_env_values = true, value_enum, default_value_t = LogFormat::Text)]
@@ -306,6 +391,25 @@ fn advertised(scheme: &str, addr: SocketAddr) -> Option<String> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let open_files = crate::connections::raise_open_files_limit();
+    let max_connections = args
+        .max_connections
+        .unwrap_or_else(|| crate::connections::default_max_connections(open_files))
+        .max(1);
+    let connections = crate::connections::Limits {
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections,
+    };
+    let limits = crate::limits::Settings {
+        runtime_rate: args.rate_runtime,
+        admin_rate: args.rate_admin,
+        operator_rate: args.rate_operator,
+        auth_failures: args.auth_failures,
+        auth_window: args.auth_failure_window,
+        trusted_proxies: args.trusted_proxy,
+        max_waits: args.max_waits.unwrap_or(max_connections / 2).max(1),
+    };
     let settings = Settings {
         store: args.store.store,
         data_dir: args.store.data_dir,
@@ -315,6 +419,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
         advertise_url: None,
+        connections,
+        limits,
     };
     // The certificate and the port first: a wrong file or a taken port must
     // not leave a new data directory and a new operator key behind.
@@ -374,17 +480,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
-    let served = match certificate {
-        None => server.serve(listener, stop_rx).await,
-        Some(certificate) => {
-            let listener = certificate.listen(listener).map_err(|e| e.to_string())?;
-            tokio::spawn(async move {
-                if let Err(e) = certificate.reload_on_sighup().await {
-                    tracing::error!(error = %e, "cannot reload the TLS certificate on SIGHUP");
-                }
-            });
-            server.serve(listener, stop_rx).await
-        }
-    };
-    served.map_err(|e| e.to_string())
+    let handshakes = certificate.map(|certificate| {
+        let handshakes = certificate.handshakes();
+        tokio::spawn(async move {
+            if let Err(e) = certificate.reload_on_sighup().await {
+                tracing::error!(error = %e, "cannot reload the TLS certificate on SIGHUP");
+            }
+        });
+        handshakes
+    });
+    server
+        .serve(listener, handshakes, settings.connections, stop_rx)
+        .await;
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! - [`cli`]: the `slotgate` command line; [`commands`]: its client subcommands;
-//!   [`server`]: start-up, restore, shutdown; [`backup`]: `slotgate export` and `import`.
+//!   [`server`]: start-up, restore, shutdown; [`connections`]: the accept loop, the connection cap and timeouts; [`backup`]: `slotgate export` and `import`.
 //! - [`api`]: routes and handlers; errors become HTTP in [`api::error`] only.
 //! - [`service`]: one method per use case; each org's engine behind its own lock, and how a change becomes durable.
 //! - [`driver`]: the task that wakes each org's engine at its deadlines; [`history`]: samples for the dashboard's chart.
@@ -12,7 +12,7 @@
 //!   [`store::postgres`]: the PostgreSQL store, any number of replicas on one database
 //!   (one leads; the others forward every request to it: [`api::forward`]).
 //! - [`tls`]: rustls on ring, for HTTPS ([`tls::https`]) and for TLS to PostgreSQL.
-//! - [`auth`]: keys and roles; [`operator_key`]: the operator key's strength and file;
+//! - [`auth`]: keys and roles; [`limits`]: each key's rate, failed authentication, the long-poll cap; [`operator_key`]: the operator key's strength and file;
 //!   [`private_files`]: the data directory 0700, its files 0600;
 //!   [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
 //! - The API's shapes are the contract crate's (`slotgate-api`), filled from the
@@ -26,8 +26,10 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod connections;
 pub mod driver;
 pub mod history;
+pub mod limits;
 pub mod metrics;
 pub mod operator_key;
 pub mod private_files;

@@ -76,6 +76,28 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
 }
 
+/// Whose series a scrape shows: org and agent names are the orgs' own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Every org's (the operator key).
+    Everything,
+    /// One org's, beside the server's own (a `metrics` key of that org).
+    Org(&'a str),
+    /// The server's own series only, naming no org (no key).
+    NoOrgs,
+}
+
+impl Scope<'_> {
+    /// Whether the series of `org` are shown.
+    pub fn shows(self, org: &str) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Org(own) => own == org,
+            Scope::NoOrgs => false,
+        }
+    }
+}
+
 /// The server's counters and histograms.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -134,7 +156,9 @@ impl Metrics {
     /// The whole exposition: gauges from the snapshots of `orgs`, then
     /// counters and histograms (copied first: no request waits while the
     /// text is written).
-    pub fn render(&self, orgs: &[OrgView]) -> String {
+    /// Only the orgs that `scope` shows appear, in the gauges and in the counters.
+    pub fn render(&self, orgs: &[OrgView], scope: Scope<'_>) -> String {
+        let orgs: Vec<&OrgView> = orgs.iter().filter(|o| scope.shows(o.id.as_str())).collect();
         let mut out = String::new();
         let gauge = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -168,7 +192,7 @@ impl Metrics {
             }),
         ] {
             gauge(&mut out, name, help);
-            for o in orgs {
+            for o in &orgs {
                 let _ = writeln!(out, "{name}{{org=\"{}\"}} {}", o.id, f(o));
             }
         }
@@ -190,7 +214,7 @@ impl Metrics {
             ),
         ] {
             gauge(&mut out, name, help);
-            for o in orgs {
+            for o in &orgs {
                 for a in &o.agents {
                     let per = [a.active, a.queued, a.reserved][pick];
                     for t in CallType::ALL {
@@ -215,7 +239,7 @@ impl Metrics {
             "slotgate_admissions_total",
             "Calls admitted, by slot.",
         );
-        for ((org, slot), n) in &m.admissions {
+        for ((org, slot), n) in m.admissions.iter().filter(|((o, _), _)| scope.shows(o)) {
             let _ = writeln!(
                 out,
                 "slotgate_admissions_total{{org=\"{org}\",slot=\"{slot}\"}} {n}"
@@ -226,11 +250,11 @@ impl Metrics {
             "slotgate_queueings_total",
             "Calls that had to queue.",
         );
-        for (org, n) in &m.queueings {
+        for (org, n) in m.queueings.iter().filter(|(o, _)| scope.shows(o)) {
             let _ = writeln!(out, "slotgate_queueings_total{{org=\"{org}\"}} {n}");
         }
         counter(&mut out, "slotgate_ends_total", "Calls ended, by reason.");
-        for ((org, reason), n) in &m.ends {
+        for ((org, reason), n) in m.ends.iter().filter(|((o, _), _)| scope.shows(o)) {
             let _ = writeln!(
                 out,
                 "slotgate_ends_total{{org=\"{org}\",reason=\"{reason}\"}} {n}"
@@ -248,7 +272,7 @@ impl Metrics {
             out,
             "# HELP slotgate_queue_wait_seconds Time admitted calls waited in the queue.\n# TYPE slotgate_queue_wait_seconds histogram"
         );
-        for (org, h) in &m.queue_wait {
+        for (org, h) in m.queue_wait.iter().filter(|(o, _)| scope.shows(o)) {
             h.render(
                 &mut out,
                 "slotgate_queue_wait_seconds",

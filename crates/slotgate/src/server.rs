@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::ServiceExt as _;
 use slotgate_core::{Config, Engine, OrgId};
 use tokio::sync::watch;
 
@@ -66,6 +65,10 @@ pub struct Settings {
     /// Where the other replicas on the same PostgreSQL database reach this
     /// one while it leads (`--advertise-url`).
     pub advertise_url: Option<String>,
+    /// Timeouts and the cap of connections.
+    pub connections: crate::connections::Limits,
+    /// Each key's rate, failed authentication, the long-poll cap.
+    pub limits: crate::limits::Settings,
 }
 
 /// Why the server could not start.
@@ -242,14 +245,10 @@ impl Server {
             log_recovered(&orgs, started.elapsed());
         }
         let keys = Keys::new(&operator, keys);
-        let service = Arc::new(Service::new(
-            config,
-            orgs,
-            store,
-            keys,
-            settings.metrics_auth,
-            shutdown,
-        ));
+        let service = Arc::new(
+            Service::new(config, orgs, store, keys, settings.metrics_auth, shutdown)
+                .with_limits(crate::limits::Limits::new(settings.limits.clone())),
+        );
         // Whatever resuming changed (calls that timed out while down) is stored like any change.
         service.settle().await;
         let s = service.clone();
@@ -265,29 +264,21 @@ impl Server {
         })
     }
 
-    /// Serves on `listener` (a `TcpListener`, or an
-    /// [`HttpsListener`](crate::tls::https::HttpsListener)) until `shutdown`
-    /// is set, then finishes in-flight requests and waits until every change
-    /// is durable.
-    pub async fn serve<L>(
+    /// Serves on `tcp` (HTTPS with `tls`) within `connections`' limits
+    /// until `shutdown` is set, then finishes in-flight requests and waits
+    /// until every change is durable.
+    pub async fn serve(
         self,
-        listener: L,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> std::io::Result<()>
-    where
-        L: axum::serve::Listener,
-        L::Addr: std::fmt::Debug,
-    {
+        tcp: tokio::net::TcpListener,
+        tls: Option<crate::tls::https::Handshakes>,
+        connections: crate::connections::Limits,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let app = api::router(self.service.clone());
-        axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|s| *s).await;
-            })
-            .await?;
+        crate::connections::serve(tcp, tls, app, connections, shutdown).await;
         if let Err(e) = self.service.flush().await {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
         }
-        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@
 //! - `service/calls.rs`: acquire, waiting in the queue, heartbeat, release, lists;
 //! - `service/keys.rs`: org keys; `service/events.rs`: the event log and its stream;
 //! - `service/planning.rs`: observed traffic, the plan, what-if simulations;
+//!   `service/planner.rs`: the pool they run on (per-org turns, deadline, cancellation);
 //! - `service/waiters.rs`: long-polls waiting for a call to leave the queue.
 
 mod calls;
@@ -26,6 +27,7 @@ mod cores;
 mod events;
 mod keys;
 mod orgs;
+mod planner;
 mod planning;
 #[cfg(test)]
 mod tests;
@@ -66,6 +68,19 @@ pub enum Error {
     /// The org has no key with this id.
     #[error("no key with this id in this org")]
     KeyNotFound,
+    /// The caller's key was revoked while its request waited.
+    #[error("this key was revoked")]
+    Revoked,
+    /// The key's role may not do this; the message names the role needed.
+    #[error("{0}")]
+    RoleNeeded(&'static str),
+    /// A plan or simulation of this org is waiting or running already.
+    #[error("a plan or simulation of this org is already running (one at a time per org): retry once it has answered")]
+    PlanningBusy,
+    /// The plan or simulation was stopped before it answered: its deadline
+    /// passed, or the server is shutting down (the message says which).
+    #[error("{0}")]
+    PlanningCancelled(String),
     /// A plan or simulation of observed traffic, and the org has no ended
     /// calls in the window: it depends on the org's state, not on the request.
     #[error("the org has no ended calls in the window to learn from (of each type with a target): give traffic, or a longer window")]
@@ -136,8 +151,10 @@ pub struct Service {
     health: watch::Receiver<Health>,
     /// Set to `true` when the server begins to shut down.
     shutdown: watch::Receiver<bool>,
-    /// One plan or simulation at a time.
-    planner: tokio::sync::Semaphore,
+    /// Where plans and simulations run: a few at a time, one per org.
+    planner: planner::Planner,
+    /// Each key's rate, failed authentication, the long-poll cap.
+    limits: crate::limits::Limits,
 }
 
 /// A change run on the engine and submitted to the store, not yet durable.
@@ -189,7 +206,30 @@ impl Service {
             driver,
             metrics_auth,
             shutdown,
-            planner: tokio::sync::Semaphore::new(1),
+            planner: planner::Planner::default(),
+            limits: crate::limits::Limits::default(),
+        }
+    }
+
+    /// The service with these caller limits (else the defaults).
+    pub fn with_limits(self, limits: crate::limits::Limits) -> Self {
+        Service { limits, ..self }
+    }
+
+    /// The caller limits.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
+    }
+
+    /// The rate of a key, in requests per second: its own, else its
+    /// role's default.
+    pub fn rate_of(&self, who: &Principal) -> u32 {
+        match who {
+            Principal::Operator => self.limits.role_rate(None),
+            Principal::Org { key_id, role, .. } => self
+                .keys
+                .rate_of(key_id)
+                .unwrap_or_else(|| self.limits.role_rate(Some(*role))),
         }
     }
 
@@ -211,7 +251,9 @@ impl Service {
     /// The Prometheus text of `/metrics`, once what it shows is durable.
     /// While the store cannot commit it still answers, with this server's
     /// own counters and `slotgate_store_up 0`, so that the outage is seen.
-    pub async fn metrics_text(&self) -> Result<String> {
+    /// Only the orgs `scope` shows are read and named: a scrape without a
+    /// key takes no org's lock.
+    pub async fn metrics_text(&self, scope: crate::metrics::Scope<'_>) -> Result<String> {
         let role = |leads: bool| {
             format!(
                 "# HELP slotgate_replica_leads Whether this server holds the orgs (1), or not: it forwards to the replica that does, or its store cannot commit (0).\n\
@@ -226,15 +268,29 @@ impl Service {
         if self.leader().is_some() || !self.store_up() {
             // The leader holds the orgs, or the store is down and memory may
             // be ahead of it: this replica shows its own counters only.
-            return Ok(self.metrics.render(&[]) + &role(false) + &store);
+            return Ok(self.metrics.render(&[], scope)
+                + &role(false)
+                + &store
+                + &self.planner.render()
+                + &self.limits.render());
         }
         // A snapshot of each org taken under its own lock, one at a time:
         // a scrape never holds every org, and renders holding none.
+        let ids: Vec<OrgId> = self
+            .cores
+            .ids()
+            .into_iter()
+            .filter(|id| scope.shows(id.as_str()))
+            .collect();
         let orgs = self
-            .observe_each(&self.cores.ids(), |e| e.org(e.id.as_str()).ok())
+            .observe_each(&ids, |e| e.org(e.id.as_str()).ok())
             .await?;
         let orgs: Vec<_> = orgs.into_iter().flatten().collect();
-        Ok(self.metrics.render(&orgs) + &role(true) + &store)
+        Ok(self.metrics.render(&orgs, scope)
+            + &role(true)
+            + &store
+            + &self.planner.render()
+            + &self.limits.render())
     }
 
     /// Stores whatever the engines changed on their own (calls that timed

@@ -689,12 +689,42 @@ async fn metrics_can_ask_for_the_operator_key() {
     let r = s.send(None, Method::GET, "/metrics", None).await;
     assert_eq!(r.status, 401);
     let r = s.send(Some(&admin), Method::GET, "/metrics", None).await;
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403, "an org key of another role than metrics");
     let r = s
         .send(Some(OP), Method::GET, "/metrics", None)
         .await
         .ok(200);
     assert!(r.text.contains("slotgate_org_limit{org=\"acme\"} 1"));
+}
+
+#[tokio::test]
+async fn metrics_name_an_org_only_to_its_metrics_key_and_the_operator() {
+    let s = acme(1).await;
+    s.create_org("other", 1).await;
+    s.acquire("acme", "a1", "A", Chat).await;
+    let anonymous = s.send(None, Method::GET, "/metrics", None).await.ok(200);
+    assert!(anonymous.text.contains("slotgate_store_up"), "{anonymous}");
+    assert!(
+        !anonymous.text.contains("acme") && !anonymous.text.contains("agent="),
+        "no org or agent names without a key: {anonymous}"
+    );
+    let metrics_key = key(&s, Role::Metrics).await;
+    let own = s
+        .send(Some(&metrics_key), Method::GET, "/metrics", None)
+        .await
+        .ok(200);
+    assert!(
+        own.text.contains(r#"slotgate_org_limit{org="acme"} 1"#),
+        "{own}"
+    );
+    assert!(!own.text.contains("other"), "another org's series: {own}");
+    let runtime = key(&s, Role::Runtime).await;
+    let r = s.send(Some(&runtime), Method::GET, "/metrics", None).await;
+    assert_eq!(r.refusal(), (403, ErrorCode::Forbidden), "{r}");
+    let r = s
+        .send(Some(&metrics_key), Method::GET, "/v1/orgs/acme", None)
+        .await;
+    assert_eq!(r.status, 403, "a metrics key sees nothing else");
 }
 
 #[tokio::test]
@@ -705,7 +735,10 @@ async fn health_metrics_openapi_and_unknown_routes() {
         s.send(None, Method::GET, "/healthz", None).await.status,
         200
     );
-    let r = s.send(None, Method::GET, "/metrics", None).await.ok(200);
+    let r = s
+        .send(Some(OP), Method::GET, "/metrics", None)
+        .await
+        .ok(200);
     for line in [
         "slotgate_org_limit{org=\"acme\"} 2",
         "slotgate_agent_active{org=\"acme\",agent=\"A\",type=\"chat\"} 1",
@@ -767,7 +800,10 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
             );
         }
     }
-    assert_eq!(operations, 21, "every /v1 operation is published");
+    assert_eq!(
+        operations, 22,
+        "every /v1 operation is published (PATCH of a key the 22nd)"
+    );
 }
 
 /// `op` at `path` answers 400, 401, 503 (and 404 under an org, 413 with a
@@ -864,7 +900,13 @@ async fn openapi_declares_answers_ranges_links_and_resolves_every_reference() {
         event["discriminator"]["mapping"]["call.admitted"],
         "#/components/schemas/CallAdmittedEvent"
     );
-    assert_eq!(event["oneOf"].as_array().unwrap().len(), 6);
+    // Six kinds of version 1, and version 2's org.burst_changed,
+    // agent.caps_changed and org.blocked_changed.
+    assert_eq!(event["oneOf"].as_array().unwrap().len(), 9);
+    assert_eq!(
+        event["discriminator"]["mapping"]["org.blocked_changed"],
+        "#/components/schemas/OrgBlockedChangedEvent"
+    );
     let admitted = &schemas["CallAdmittedEvent"];
     for field in ["seq", "org", "at", "type", "call", "slot", "waited_ms"] {
         assert!(

@@ -319,7 +319,7 @@ async fn serve_refuses(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
 async fn serve_on_postgres_says_what_is_missing() {
     let db = PgCluster::start().await;
     let url = db.url();
-    let key = [("SLOTGATE_OPERATOR_KEY", "k")];
+    let key = [("SLOTGATE_OPERATOR_KEY", support::OPERATOR_KEY)];
 
     let (ok, err) = serve_refuses(&["--store", &url], &[]).await;
     assert!(!ok && err.contains("set SLOTGATE_OPERATOR_KEY"), "{err}");

@@ -151,7 +151,7 @@ async fn three_replicas_answer_every_request_as_one_server_would() {
     assert_eq!(healthz(&three[0]).await, (200, "ok\n".into()));
     let metrics = |s: &Server| {
         let url = s.url("/metrics");
-        let http = s.anon.clone();
+        let http = s.client.clone();
         async move { http.get(url).send().await.unwrap().text().await.unwrap() }
     };
     let leader = metrics(&three[0]).await;

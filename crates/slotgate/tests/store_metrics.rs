@@ -16,8 +16,11 @@ fn value(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// `/metrics` with the operator key: every org's series.
 async fn metrics(s: &Server) -> (u16, String) {
-    let r = s.send(None, Method::GET, "/metrics", None).await;
+    let r = s
+        .send(Some(support::OPERATOR_KEY), Method::GET, "/metrics", None)
+        .await;
     (r.status, r.text)
 }
 

@@ -49,6 +49,7 @@ class KeyRole(str, enum.Enum):
 
     ADMIN = "admin"
     RUNTIME = "runtime"
+    METRICS = "metrics"
 
 
 def parse_time(value: Any) -> Optional[datetime]:

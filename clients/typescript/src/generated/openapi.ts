@@ -30,7 +30,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics; with `--metrics-auth`, for the operator key only. */
+        /**
+         * Prometheus metrics. Without a key, the server's own series only (no org
+         *     or agent names; with `--metrics-auth`, 401); with the operator key,
+         *     every org's; with an org's `metrics` key, that org's too. Other org keys
+         *     get 403.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -263,7 +268,8 @@ export interface paths {
         delete: operations["revoke_key"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change a key: its own rate limit (operator only). */
+        patch: operations["update_key"];
         trace?: never;
     };
     "/v1/orgs/{org}/limit": {
@@ -375,6 +381,8 @@ export interface components {
         Agent: {
             /** @description Active calls per call type. */
             active: components["schemas"]["PerType"];
+            /** @description Its caps: the most active calls per call type and in total (null: no cap). */
+            caps?: components["schemas"]["Caps"];
             /** @description The agent's id. */
             id: string;
             /** @description Queued calls per call type. */
@@ -396,6 +404,34 @@ export interface components {
              * @description Active calls in the shared pool: sum of `max(0, active - reserved)` per type.
              */
             shared_in_use: number;
+        };
+        /** @description An agent's caps changed. */
+        AgentCapsChangedEvent: {
+            /** @description The agent. */
+            agent: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The id of the key that changed them (null for the operator). */
+            by?: string | null;
+            /** @description Its caps now. */
+            new: components["schemas"]["Caps"];
+            /** @description Its caps before. */
+            old: components["schemas"]["Caps"];
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "agent.caps_changed";
         };
         /** @description An agent's reservations changed. */
         AgentReservationsChangedEvent: {
@@ -452,7 +488,8 @@ export interface components {
             call?: null | components["schemas"]["Call"];
             /**
              * Format: int32
-             * @description `queue_full`: the queue's cap.
+             * @description `queue_full`: the queue's cap; `too_many_waits`: how many long-polls
+             *     and event streams the server holds at most.
              */
             cap?: number | null;
             /** @description Which error. */
@@ -465,6 +502,12 @@ export interface components {
              */
             reserved?: number | null;
         };
+        /**
+         * @description Why a queued call can never be admitted as the org is configured now:
+         *     the admission rule would refuse it even in an org with no active call.
+         * @enum {string}
+         */
+        BlockedReason: "limit_zero" | "cap_zero" | "no_shared_capacity";
         /** @description One call. */
         Call: {
             /**
@@ -474,6 +517,7 @@ export interface components {
             admitted_at?: string | null;
             /** @description The agent it is for. */
             agent: string;
+            blocked?: null | components["schemas"]["BlockedReason"];
             end_reason?: null | components["schemas"]["EndReason"];
             /**
              * Format: date-time
@@ -612,6 +656,7 @@ export interface components {
              * @description When it happened.
              */
             at: string;
+            blocked?: null | components["schemas"]["BlockedReason"];
             /** @description The call. */
             call: string;
             /** @description Its type. */
@@ -660,6 +705,45 @@ export interface components {
          * @enum {string}
          */
         CallType: "webcall" | "chat" | "outbound" | "inbound";
+        /**
+         * @description An agent's caps: the most active calls it may hold of each type
+         *     (`c(a,t)`) and over all types (`C(a)`). `None` is no cap; a cap is never
+         *     below the reservation it covers.
+         *
+         *     On the wire one field per type and `total`; `null` or a missing field is no cap.
+         */
+        Caps: {
+            /**
+             * Format: int32
+             * @description The most active `chat` calls.
+             * @default null
+             */
+            chat: number | null;
+            /**
+             * Format: int32
+             * @description The most active `inbound` calls.
+             * @default null
+             */
+            inbound: number | null;
+            /**
+             * Format: int32
+             * @description The most active `outbound` calls.
+             * @default null
+             */
+            outbound: number | null;
+            /**
+             * Format: int32
+             * @description The most active calls over all four types.
+             * @default null
+             */
+            total: number | null;
+            /**
+             * Format: int32
+             * @description The most active `webcall` calls.
+             * @default null
+             */
+            webcall: number | null;
+        };
         /** @description The simulation budget of each check; a field left out takes its default. */
         CheckSettings: {
             /**
@@ -705,6 +789,12 @@ export interface components {
         CreateKey: {
             /** @description A name for people. */
             name: string;
+            /**
+             * Format: int32
+             * @description Its own rate limit, in requests per second (1 to 1,000,000; the
+             *     operator key only). Absent: its role's default, as the server is set.
+             */
+            rate_per_s?: number | null;
             /** @description What it may do. */
             role: components["schemas"]["Role"];
         };
@@ -732,7 +822,7 @@ export interface components {
          * @description Every error code the API answers with (`error.code`), each with its status.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "store_unavailable" | "internal" | "unknown";
+        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "planning_busy" | "planning_cancelled" | "store_unavailable" | "rate_limited" | "too_many_waits" | "internal" | "unknown";
         /**
          * @description An estimate from independent replications: their mean, and the half-width
          *     of the confidence interval around it (`mean ± half_width`).
@@ -753,7 +843,7 @@ export interface components {
             mean?: number | null;
         };
         /** @description One state change of an org (`GET .../events`, the SSE stream), by its `type`. */
-        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
+        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["OrgBurstChangedEvent"] | components["schemas"]["AgentCapsChangedEvent"] | components["schemas"]["OrgBlockedChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
         /** @description `GET /v1/orgs/{org}/events`: a page of events, oldest first. */
         EventPage: {
             /** @description The events. */
@@ -793,6 +883,11 @@ export interface components {
             id: string;
             /** @description A name for people. */
             name: string;
+            /**
+             * Format: int32
+             * @description Its own rate limit, in requests per second; null: its role's default.
+             */
+            rate_per_s?: number | null;
             /** @description What it may do. */
             role: components["schemas"]["Role"];
         };
@@ -846,6 +941,11 @@ export interface components {
             key: string;
             /** @description Its name. */
             name: string;
+            /**
+             * Format: int32
+             * @description Its own rate limit, in requests per second; null: its role's default.
+             */
+            rate_per_s?: number | null;
             /** @description Its role. */
             role: components["schemas"]["Role"];
         };
@@ -903,8 +1003,24 @@ export interface components {
              * @description Active calls `N`.
              */
             active: number;
-            /** @description Every agent with a reservation, an active call or a queued call, by id. */
+            /** @description Every agent with a reservation, a cap, an active call or a queued call, by id. */
             agents: components["schemas"]["Agent"][];
+            /**
+             * Format: int32
+             * @description Queued calls that are blocked: they can never be admitted as the org
+             *     is configured now (each call's `blocked` says why).
+             */
+            blocked?: number;
+            /**
+             * Format: int32
+             * @description Slots it may use above its limit once the limit is in use (`B`, 0 unless set).
+             */
+            burst?: number;
+            /**
+             * Format: int32
+             * @description Active calls above the limit: `max(0, N - L)`.
+             */
+            burst_in_use?: number;
             /** @description The org's id. */
             id: string;
             /**
@@ -932,6 +1048,68 @@ export interface components {
              * @description Active calls counted against the shared pool (may exceed `shared` after a change).
              */
             shared_in_use: number;
+        };
+        /** @description A configuration change blocked or unblocked queued calls: how many are blocked now. */
+        OrgBlockedChangedEvent: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /**
+             * Format: int32
+             * @description Blocked queued calls now.
+             */
+            new: number;
+            /**
+             * Format: int32
+             * @description Blocked queued calls before the change.
+             */
+            old: number;
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "org.blocked_changed";
+        };
+        /** @description The org's burst changed. */
+        OrgBurstChangedEvent: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The id of the key that changed it (null for the operator). */
+            by?: string | null;
+            /**
+             * Format: int32
+             * @description The burst now.
+             */
+            new: number;
+            /**
+             * Format: int32
+             * @description The burst before.
+             */
+            old: number;
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "org.burst_changed";
         };
         /** @description A limit and its reservations. */
         OrgConfig: {
@@ -1138,7 +1316,7 @@ export interface components {
          * @description What an org key may do (the operator key is not an org key).
          * @enum {string}
          */
-        Role: "admin" | "runtime";
+        Role: "admin" | "runtime" | "metrics";
         /** @description One sample of an org's recent past. */
         Sample: {
             /**
@@ -1201,6 +1379,19 @@ export interface components {
             org: components["schemas"]["Metrics"];
             /**
              * Format: int32
+             * @description The most calls the simulated queue holds.
+             */
+            queue_cap: number;
+            /**
+             * Format: int64
+             * @description Calls turned away, all replications together, because the simulated
+             *     queue held `queue_cap` calls already: more than 0 means the
+             *     configuration is far below its traffic and the queue was cut short
+             *     (these calls count as not admitted; waits are understated).
+             */
+            queue_full_calls: number;
+            /**
+             * Format: int32
              * @description Replications run.
              */
             replications: number;
@@ -1243,7 +1434,7 @@ export interface components {
          * @description Which part of the pool an active call counts against, as reported when it was admitted.
          * @enum {string}
          */
-        Slot: "reserved" | "shared";
+        Slot: "reserved" | "shared" | "burst";
         /** @description One (agent, type)'s results. */
         StreamReport: {
             /** @description The agent. */
@@ -1412,6 +1603,15 @@ export interface components {
             /** @description The call type. */
             call_type: components["schemas"]["CallType"];
         };
+        /** @description `PATCH /v1/orgs/{org}/keys/{id}`: what to change of a key. */
+        UpdateKey: {
+            /**
+             * Format: int32
+             * @description Its own rate limit, in requests per second (1 to 1,000,000); null:
+             *     back to its role's default.
+             */
+            rate_per_s?: number | null;
+        };
         /** @description One change to try. */
         WhatIf: {
             /**
@@ -1480,8 +1680,17 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description unauthorized: with --metrics-auth, no operator key */
+            /** @description unauthorized: with --metrics-auth, no key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: an org key whose role is not `metrics` */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1569,7 +1778,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1646,7 +1864,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1704,7 +1931,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1764,7 +2000,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1855,7 +2100,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1924,7 +2178,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1991,7 +2254,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2090,7 +2362,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description queue_full: the org's queue is at its cap, with `cap` */
+            /** @description queue_full: the org's queue is at its cap, with `cap`; rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2099,7 +2371,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2162,7 +2434,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2222,7 +2503,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2304,7 +2594,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2369,7 +2668,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2431,7 +2739,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2489,7 +2806,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2561,7 +2887,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2641,7 +2976,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2709,7 +3053,107 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The org's id. */
+                org: string;
+                /** @description The key's id (from its creation or the key list). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateKey"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyInfo"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: the operator key only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description key_not_found; org_not_found: no such org, or one this key may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2798,7 +3242,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2878,7 +3331,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2958,7 +3420,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3024,7 +3495,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description store_unavailable: the store cannot take or confirm the change now; retry */
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;

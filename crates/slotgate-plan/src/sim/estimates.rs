@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use slotgate_core::{Engine, Event, EventKind, Timestamp};
 
+use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::sim::run::{replicate_observed, Model, Observer, ORG};
 use crate::sim::{replication_seed, SimConfig};
@@ -135,7 +136,12 @@ pub fn wait_estimates(cfg: &SimConfig) -> Result<Vec<WaitSample>> {
             head: None,
             samples: Vec::new(),
         };
-        let (_, collector) = replicate_observed(&model, replication_seed(cfg.seed, i), collector)?;
+        let (_, collector) = replicate_observed(
+            &model,
+            replication_seed(cfg.seed, i),
+            collector,
+            &Cancel::new(),
+        )?;
         samples.extend(collector.samples);
     }
     Ok(samples)

@@ -25,15 +25,30 @@ pub use config::{Arrivals, DurationDist, Patience, SimConfig, StreamSpec};
 pub use estimates::{wait_estimates, WaitSample};
 pub use report::{Metrics, SimReport, StreamReport, TypeReport};
 
+use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::rng::splitmix64;
 use run::{replicate, Model};
 use slotgate_core::CallType;
 use tally::Tally;
 
+/// The most calls the simulated org may have queued. A configuration far
+/// below its traffic (a what-if with `limit: 0`) would otherwise queue every
+/// call of the run, and the simulation's memory would grow with its length;
+/// past the cap arrivals are turned away, counted in the report's
+/// `queue_full_calls` (and as not admitted in the service level).
+pub const MAX_SIMULATED_QUEUE: u32 = 20_000;
+
 /// Runs `cfg.replications` independent replications of the org and reports
 /// every measure with its confidence interval.
 pub fn simulate(cfg: &SimConfig) -> Result<SimReport> {
+    simulate_cancellable(cfg, &Cancel::new())
+}
+
+/// [`simulate`], stopping with [`Error::Cancelled`](crate::Error::Cancelled)
+/// soon after `cancel` is set.
+pub fn simulate_cancellable(cfg: &SimConfig, cancel: &Cancel) -> Result<SimReport> {
+    cancel.check()?;
     let model = Model::new(cfg)?;
     let n = cfg.replications as usize;
     let threads = match cfg.threads {
@@ -50,7 +65,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<SimReport> {
                 if i >= n {
                     break;
                 }
-                let out = replicate(&model, replication_seed(cfg.seed, i as u64));
+                let out = replicate(&model, replication_seed(cfg.seed, i as u64), cancel);
                 // Held only to store one finished replication.
                 results.lock().expect("no replication panics while storing")[i] = Some(out);
             });
@@ -124,5 +139,7 @@ fn summarise(cfg: &SimConfig, model: &Model, reps: &[Vec<Tally>]) -> SimReport {
         org,
         occupancy: crate::stats::Estimate::from_replications(&occupancy, level),
         lost_calls: all.iter().map(|t| t.lost).sum(),
+        queue_full_calls: all.iter().map(|t| t.queue_full).sum(),
+        queue_cap: MAX_SIMULATED_QUEUE,
     }
 }

@@ -86,6 +86,13 @@ pub struct SimReport {
     /// Calls the engine ended by lease or hold expiry: 0 unless the simulator
     /// itself is wrong (it keeps every call held).
     pub lost_calls: u64,
+    /// Calls turned away, all replications together, because the simulated
+    /// queue held `queue_cap` calls already: more than 0 means the
+    /// configuration is far below its traffic and the queue was cut short
+    /// (these calls count as not admitted; waits are understated).
+    pub queue_full_calls: u64,
+    /// The most calls the simulated queue holds.
+    pub queue_cap: u32,
 }
 
 /// One replication's value of each measure, for one group.

@@ -18,15 +18,17 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use slotgate_core::{
-    AcquireRequest, AgentId, CallId, Config, EndReason, Engine, Event, EventKind, OrgId,
+    AcquireRequest, AgentId, CallId, Config, EndReason, Engine, Event, EventKind, IfBlocked, OrgId,
     Reservations, Timestamp, MAX_LEASE_TTL, MAX_MAX_WAIT,
 };
 
+use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::rng::Rng;
 use crate::sim::alias::Alias;
 use crate::sim::config::{DurationDist, Patience, SimConfig};
 use crate::sim::tally::Tally;
+use crate::sim::MAX_SIMULATED_QUEUE;
 
 /// The org's id inside the simulation's private engine.
 pub(crate) const ORG: &str = "sim";
@@ -254,19 +256,25 @@ struct Run<'m, O> {
 }
 
 /// Runs one replication with `seed`; returns each stream's tally.
-pub(crate) fn replicate(model: &Model, seed: u64) -> Result<Vec<Tally>> {
-    replicate_observed(model, seed, ()).map(|(tallies, ())| tallies)
+pub(crate) fn replicate(model: &Model, seed: u64, cancel: &Cancel) -> Result<Vec<Tally>> {
+    replicate_observed(model, seed, (), cancel).map(|(tallies, ())| tallies)
 }
 
+/// How many steps the loop takes between two looks at the cancellation
+/// flag: a fraction of a millisecond of work.
+const STEPS_PER_CANCEL_CHECK: u32 = 4096;
+
 /// Runs one replication with `seed`, shown to `observer`; returns each
-/// stream's tally and the observer.
+/// stream's tally and the observer. Stops with `Cancelled` soon after
+/// `cancel` is set.
 pub(crate) fn replicate_observed<O: Observer>(
     model: &Model,
     seed: u64,
     observer: O,
+    cancel: &Cancel,
 ) -> Result<(Vec<Tally>, O)> {
     let mut engine = Engine::new(Config {
-        queue_cap: u32::MAX,
+        queue_cap: MAX_SIMULATED_QUEUE,
         ended_retention: Duration::ZERO,
     });
     let t0 = Timestamp::from_millis(0);
@@ -290,7 +298,12 @@ pub(crate) fn replicate_observed<O: Observer>(
     };
     let mut arrivals = Arrivals { model, next_s: 0.0 };
     arrivals.advance(&mut run.rng);
+    let mut steps = 0u32;
     loop {
+        steps = steps.wrapping_add(1);
+        if steps.is_multiple_of(STEPS_PER_CANCEL_CHECK) {
+            cancel.check()?;
+        }
         // Each source's next instant, u64::MAX for none (plain integers: this
         // loop runs once per event, ten million times a simulated week).
         const NONE: u64 = u64::MAX;
@@ -378,10 +391,26 @@ impl<O: Observer> Run<'_, O> {
             call_type: s.call_type,
             lease_ttl: MAX_LEASE_TTL,
             max_wait,
+            if_blocked: IfBlocked::Queue,
         };
+        match self.engine.acquire(ORG, req, Timestamp::from_millis(at)) {
+            Ok(_) => {}
+            Err(slotgate_core::Error::QueueFull { .. }) => {
+                // Turned away: never queued, never admitted.
+                self.calls[key as usize].live = false;
+                self.free.push(key);
+                let t = &mut self.tallies[stream as usize];
+                t.queue_full += 1;
+                if measured {
+                    self.unresolved -= 1;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let generation = self.calls[key as usize].generation;
         self.keepalive
-            .push_back((at + KEEPALIVE_MS, key, call.generation));
-        self.engine.acquire(ORG, req, Timestamp::from_millis(at))?;
+            .push_back((at + KEEPALIVE_MS, key, generation));
         self.absorb_events();
         Ok(())
     }

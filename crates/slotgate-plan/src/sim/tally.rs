@@ -95,6 +95,9 @@ pub(crate) struct Tally {
     /// Calls the engine ended otherwise (expired, abandoned): must stay 0,
     /// since the simulator keeps every call held.
     pub(crate) lost: u64,
+    /// Calls turned away because the simulated queue was at its cap
+    /// ([`crate::sim::MAX_SIMULATED_QUEUE`]); arrived in the window or not.
+    pub(crate) queue_full: u64,
 }
 
 impl Tally {
@@ -108,6 +111,7 @@ impl Tally {
         self.waits.merge(&o.waits);
         self.busy_ms += o.busy_ms;
         self.lost += o.lost;
+        self.queue_full += o.queue_full;
     }
 
     /// A call's wait, once known.

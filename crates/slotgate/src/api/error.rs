@@ -10,9 +10,9 @@ use crate::auth::Denied;
 use crate::service;
 use crate::store::StoreError;
 
-/// An error answer.
+/// An error answer, and its `Retry-After` in seconds, if it has one.
 #[derive(Debug)]
-pub struct ApiError(slotgate_api::ApiError);
+pub struct ApiError(slotgate_api::ApiError, Option<u64>);
 
 /// Marks a response as a refusal, for the metrics middleware.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +21,7 @@ pub struct Refused(pub ErrorCode);
 impl ApiError {
     /// An error with a code and a message; its status is the code's.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError(slotgate_api::ApiError::new(code, message))
+        ApiError(slotgate_api::ApiError::new(code, message), None)
     }
 
     /// 400 `invalid_request`, naming the field.
@@ -52,11 +52,22 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         self.0.code
     }
+
+    /// Says when to try again: `Retry-After`, in seconds.
+    pub fn retry_after(self, seconds: u64) -> Self {
+        ApiError(self.0, Some(seconds))
+    }
+
+    /// With `error.cap`: the cap that refused the request.
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.0.cap = Some(u32::try_from(cap).unwrap_or(u32::MAX));
+        self
+    }
 }
 
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
-        ApiError(e.into())
+        ApiError(e.into(), None)
     }
 }
 
@@ -65,7 +76,7 @@ impl From<slotgate_core::Error> for ApiError {
         use slotgate_core::Error as E;
         let message = e.to_string();
         let error = |code| slotgate_api::ApiError::new(code, message.clone());
-        ApiError(match e {
+        let error = match e {
             E::Invalid { field, message } => return ApiError::invalid(field, message),
             E::OrgNotFound => return ApiError::org_not_found(),
             E::OrgExists => error(ErrorCode::OrgExists),
@@ -88,7 +99,8 @@ impl From<slotgate_core::Error> for ApiError {
                 ..error(ErrorCode::QueueFull)
             },
             other => return ApiError::internal(other),
-        })
+        };
+        ApiError(error, None)
     }
 }
 
@@ -106,6 +118,13 @@ impl From<service::Error> for ApiError {
                 ApiError::new(ErrorCode::KeyNotFound, "no key with this id in this org")
             }
             E::NoTraffic => ApiError::new(ErrorCode::NoTraffic, E::NoTraffic.to_string()),
+            E::Revoked => ApiError::new(
+                ErrorCode::Unauthorized,
+                "this key was revoked while the request waited",
+            ),
+            E::RoleNeeded(why) => ApiError::new(ErrorCode::Forbidden, why),
+            E::PlanningBusy => ApiError::new(ErrorCode::PlanningBusy, E::PlanningBusy.to_string()),
+            E::PlanningCancelled(why) => ApiError::new(ErrorCode::PlanningCancelled, why),
             E::Store(e) => e.into(),
             other => ApiError::internal(other),
         }
@@ -138,12 +157,18 @@ impl IntoResponse for ApiError {
         let code = self.0.code;
         let status = StatusCode::from_u16(code.status())
             .expect("every error code's status is a valid HTTP status");
+        // API.md: a 503 of the store, and a busy or stopped plan, say when
+        // to try again.
+        let retry_after = self.1.or(matches!(
+            code,
+            ErrorCode::StoreUnavailable | ErrorCode::PlanningBusy | ErrorCode::PlanningCancelled
+        )
+        .then_some(1));
         let mut response = (status, Json(ErrorBody { error: self.0 })).into_response();
-        if code == ErrorCode::StoreUnavailable {
-            // API.md: a 503 says when to try again.
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response.extensions_mut().insert(Refused(code));

@@ -155,7 +155,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The caller, from `Authorization: Bearer <key>`; 401 if missing or unknown.
+/// The caller, from `Authorization: Bearer <key>`; 401 if missing or
+/// unknown, 429 over its rate or after too many failures from its address
+/// ([`super::limits::authorize`]).
 #[derive(Debug)]
 pub struct Auth(pub Principal);
 
@@ -163,9 +165,7 @@ impl FromRequestParts<Arc<Service>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<Service>) -> Result<Self, ApiError> {
-        caller(&parts.headers, state)
-            .map(Auth)
-            .ok_or_else(ApiError::unauthorized)
+        super::limits::authorize(parts, state).map(Auth)
     }
 }
 

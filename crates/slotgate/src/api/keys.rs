@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use slotgate_api::{CreateKey, KeyList, NewKey};
+use slotgate_api::{CreateKey, KeyInfo, KeyList, NewKey, UpdateKey};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Auth};
@@ -37,6 +37,19 @@ pub async fn list(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
     Ok(Json(s.keys(&p, &org, q.page()).await?))
+}
+
+/// Change a key: its own rate limit (operator only).
+#[utoipa::path(patch, path = "/v1/orgs/{org}/keys/{id}", operation_id = "update_key", request_body = UpdateKey,
+    responses((status = 200, body = KeyInfo), (status = 403, description = "forbidden: the operator key only"),
+              (status = 404, description = "key_not_found")))]
+pub async fn update(
+    State(s): State<Arc<Service>>,
+    Auth(p): Auth,
+    ApiPath((org, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<UpdateKey>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    Ok(Json(s.update_key(&p, &org, &id, body).await?))
 }
 
 /// Revoke a key: it stops working at once.

@@ -31,8 +31,12 @@ const COMMON_ERRORS: &[(u16, &str)] = &[
     ),
     (401, "unauthorized: no key, or a key nobody issued"),
     (
+        429,
+        "rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds",
+    ),
+    (
         503,
-        "store_unavailable: the store cannot take or confirm the change now; retry",
+        "store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds",
     ),
 ];
 

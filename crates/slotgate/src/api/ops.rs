@@ -9,7 +9,8 @@ use axum::response::{Html, IntoResponse};
 use super::error::ApiError;
 use super::extract::caller;
 use super::json::Json;
-use crate::auth::Principal;
+use crate::auth::{Principal, Role};
+use crate::metrics::Scope;
 use crate::service::Service;
 use slotgate_api::ErrorCode;
 
@@ -31,19 +32,37 @@ pub async fn healthz(State(s): State<Arc<Service>>) -> Result<String, ApiError> 
     Ok("ok\n".to_string())
 }
 
-/// Prometheus metrics; with `--metrics-auth`, for the operator key only.
+/// Prometheus metrics. Without a key, the server's own series only (no org
+/// or agent names; with `--metrics-auth`, 401); with the operator key,
+/// every org's; with an org's `metrics` key, that org's too. Other org keys
+/// get 403.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
-              (status = 401, description = "unauthorized: with --metrics-auth, no operator key", body = slotgate_api::ErrorBody),
+              (status = 401, description = "unauthorized: with --metrics-auth, no key", body = slotgate_api::ErrorBody),
+              (status = 403, description = "forbidden: an org key whose role is not `metrics`", body = slotgate_api::ErrorBody),
               (status = 503, description = "store_unavailable", body = slotgate_api::ErrorBody)))]
 pub async fn metrics(
     State(s): State<Arc<Service>>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if s.metrics_need_operator() && !matches!(caller(&headers, &s), Some(Principal::Operator)) {
-        return Err(ApiError::unauthorized());
-    }
-    let text = s.metrics_text().await?;
+    let who = caller(&headers, &s);
+    let scope = match &who {
+        Some(Principal::Operator) => Scope::Everything,
+        Some(Principal::Org {
+            role: Role::Metrics,
+            org,
+            ..
+        }) => Scope::Org(org.as_str()),
+        Some(Principal::Org { .. }) => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "/metrics takes a key of the `metrics` role (or the operator key, or none for the server's own series)",
+            ))
+        }
+        None if s.metrics_need_operator() => return Err(ApiError::unauthorized()),
+        None => Scope::NoOrgs,
+    };
+    let text = s.metrics_text(scope).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 

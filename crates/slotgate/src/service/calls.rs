@@ -88,7 +88,7 @@ impl Service {
             return Ok((admission, call.into()));
         }
         let call = self
-            .wait_while_queued(&OrgId::new(org)?, call.id, wait)
+            .wait_while_queued(p, &OrgId::new(org)?, call.id, wait)
             .await?;
         let admission = match (admission, call.state) {
             (Admission::Queued, CallState::Active) => Admission::Admitted,
@@ -117,7 +117,7 @@ impl Service {
             return Ok(call.into());
         }
         Ok(self
-            .wait_while_queued(&OrgId::new(org)?, call.id, wait)
+            .wait_while_queued(p, &OrgId::new(org)?, call.id, wait)
             .await?
             .into())
     }
@@ -231,9 +231,11 @@ impl Service {
     }
 
     /// Holds a queued call with an open wait until it leaves the queue,
-    /// `wait` passes or the server shuts down.
+    /// `wait` passes or the server shuts down; answers 401 (`Revoked`) at
+    /// once if `p`'s key is revoked meanwhile (the wait is closed all the same).
     async fn wait_while_queued(
         self: &Arc<Self>,
+        p: &Principal,
         org: &OrgId,
         call: CallId,
         wait: Duration,
@@ -255,11 +257,13 @@ impl Service {
         };
         self.store.durable(ran.ticket).await?;
         let (view, token) = ran.result?;
+        let mut revoked = false;
         if view.state == CallState::Queued {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = notified => {}
                 _ = self.interrupted() => {}
+                () = self.keys.revoked(p) => revoked = true,
             }
         }
         // Close the wait whatever happened: it starts the call's hold if still queued.
@@ -269,6 +273,9 @@ impl Service {
                 e.close_wait(org.as_str(), call.as_str(), token, now)
             })
             .await??;
+        if revoked {
+            return Err(super::Error::Revoked);
+        }
         Ok(view)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use slotgate_api::{limits, Event, EventPage};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -33,6 +33,7 @@ impl Service {
                 let next = tokio::select! {
                     next = tokio::time::timeout_at(deadline, live.recv()) => next,
                     _ = self.interrupted() => break,
+                    () = self.keys.revoked(p) => return Err(super::Error::Revoked),
                 };
                 match next {
                     Ok(Ok(e)) if e.is_news(org, after) => break,
@@ -73,6 +74,9 @@ impl Service {
             live,
             Vec::<Event>::new(),
         );
+        // Ends as soon as the caller's key is revoked, whatever it waits for.
+        let (s, p) = (self.clone(), p.clone());
+        let revoked = Box::pin(async move { s.keys.revoked(&p).await });
         Ok(stream::unfold(
             state,
             |(s, org, mut last, mut live, mut backlog)| async move {
@@ -105,7 +109,8 @@ impl Service {
                     }
                 }
             },
-        ))
+        )
+        .take_until(revoked))
     }
 
     /// Reads stored events off the async threads (the store's reads block).

@@ -1,9 +1,16 @@
 //! Capacity planning for an org: its observed traffic, the plan, and what-if simulations.
 //!
 //! The traffic comes from the store's recorded calls; the plan and the
-//! simulations run in `slotgate-plan`, on the blocking threads, one at a time
-//! and on one thread each, so planning never takes the cores the call path
-//! needs.
+//! simulations run in `slotgate-plan`, on the planning pool
+//! (`service/planner.rs`: a few at a time, one per org, on one thread each,
+//! with a deadline), so planning never takes the cores the call path needs.
+//! Planning needs an admin key of the org or the operator key: a runtime
+//! key is for calls.
+//!
+//! Before a job starts, what it would simulate is counted against a budget:
+//! every stream's rate as the simulation follows it (its hourly rates when
+//! given), the horizon and warm-up, the replications, and for a simulation
+//! every what-if. A body over it is refused naming the field to lower.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +23,7 @@ use slotgate_plan::{
 };
 
 use super::{Error, Result, Service};
-use crate::auth::{Action, Principal};
+use crate::auth::{Action, Denied, Principal};
 use crate::clock;
 
 /// The most calls one simulated check may run, all replications together
@@ -25,6 +32,14 @@ const MAX_SIMULATED_CALLS: f64 = 2_000_000.0;
 /// The most calls a check with the default settings simulates (a fraction
 /// of a second): a busy org's simulated day is shortened to fit.
 const FITTED_SIMULATED_CALLS: f64 = 250_000.0;
+/// The most calls one simulation may run, its current configuration and
+/// every what-if together (about 8 s of one core).
+const MAX_SIMULATE_CALLS: f64 = 8_000_000.0;
+/// The most what-ifs one simulation compares.
+const MAX_WHAT_IFS: usize = 16;
+/// Why a key may not plan, for its 403.
+const PLANNING_ROLE: &str = "planning needs an admin key of the org or the operator key \
+     (plans and simulations take seconds of a core; runtime and metrics keys may not run them)";
 /// The time of observed service levels when none is asked: admitted within 20 s.
 const DEFAULT_WITHIN_S: f64 = 20.0;
 /// The plan's ceiling when the body gives none.
@@ -43,7 +58,7 @@ impl Service {
         window: Option<&str>,
         within_s: Option<f64>,
     ) -> Result<Traffic> {
-        p.check(org, Action::Read)?;
+        may_plan(p, org)?;
         let window = limits::traffic_window(window)?;
         let within = limits::seconds(
             "within_s",
@@ -88,7 +103,11 @@ impl Service {
             max_limit,
             check,
         };
-        let plan = self.planning(move || slotgate_plan::plan(&req)).await?;
+        let plan = self
+            .planning(org, move |cancel| {
+                slotgate_plan::plan_cancellable(&req, cancel)
+            })
+            .await?;
         Ok(PlanAnswer {
             current,
             traffic,
@@ -104,9 +123,29 @@ impl Service {
         org: &str,
         body: SimulateBody,
     ) -> Result<SimulateAnswer> {
+        if body.what_if.len() > MAX_WHAT_IFS {
+            let many = format!(
+                "at most {MAX_WHAT_IFS} per simulation, got {}",
+                body.what_if.len()
+            );
+            return Err(FieldError::new("what_if", many).into());
+        }
         let (traffic, check, current) = self
             .prepare(p, org, body.traffic, body.window, body.check)
             .await?;
+        let scenarios = 1 + body.what_if.len();
+        let calls = check.simulated_calls(&traffic) * scenarios as f64;
+        if calls > MAX_SIMULATE_CALLS {
+            return Err(FieldError::new(
+                "what_if",
+                format!(
+                    "the current configuration and {} what-ifs would simulate about {calls:.0} calls, \
+                     more than {MAX_SIMULATE_CALLS:.0}: compare fewer, or shorten check.horizon_s",
+                    scenarios - 1
+                ),
+            )
+            .into());
+        }
         let req = SimulateRequest {
             traffic: traffic.clone(),
             targets: body.targets,
@@ -114,7 +153,9 @@ impl Service {
             check,
         };
         let comparison = self
-            .planning(move || slotgate_plan::compare(&current, &req))
+            .planning(org, move |cancel| {
+                slotgate_plan::compare_cancellable(&current, &req, cancel)
+            })
             .await?;
         Ok(SimulateAnswer {
             traffic,
@@ -132,7 +173,7 @@ impl Service {
         window: Option<String>,
         check: Option<CheckSettings>,
     ) -> Result<(Vec<TrafficSpec>, CheckSettings, OrgConfig)> {
-        p.check(org, Action::Read)?;
+        may_plan(p, org)?;
         let traffic = self.given_or_observed(org, traffic, window).await?;
         let check = server_check(check, &traffic)?;
         let current = self.current(org).await?;
@@ -213,21 +254,26 @@ impl Service {
         })
     }
 
-    /// Runs `work` on the blocking threads once no other planning runs.
+    /// Runs `work` for `org` on the planning pool: cancelled if its
+    /// deadline passes, the server shuts down, or this future is dropped.
     async fn planning<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> slotgate_plan::Result<T> + Send + 'static,
+        org: &str,
+        work: impl FnOnce(&slotgate_plan::Cancel) -> slotgate_plan::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _turn = self
-            .planner
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+        self.planner
+            .run(org, self.shutting_down(), work)
+            .await?
             .map_err(planning_error)
     }
+}
+
+/// Refuses a key that may not plan in `org`, naming the role needed.
+fn may_plan(p: &Principal, org: &str) -> Result<()> {
+    p.check(org, Action::Plan).map_err(|d| match d {
+        Denied::Forbidden => Error::RoleNeeded(PLANNING_ROLE),
+        hidden => hidden.into(),
+    })
 }
 
 /// The body's check settings on one thread, within the simulation budget.
@@ -275,6 +321,8 @@ fn planning_error(e: slotgate_plan::Error) -> Error {
         )
         .into(),
         slotgate_plan::Error::Engine(e) => Error::Refused(e),
+        // Only after the pool stopped waiting for it: never answered.
+        slotgate_plan::Error::Cancelled => Error::PlanningCancelled("cancelled".into()),
         e => Error::Internal(e.to_string()),
     }
 }

@@ -810,9 +810,11 @@ async fn run(
 fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>, term: i64) {
     match write {
         Write::PutKey(k) => {
+            // A key put again is its rate changed.
             exec(jobs,
-                "INSERT INTO slotgate_keys (id, org, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                params![k.id, k.org.as_str(), k.name, k.role.as_str(), &k.hash[..], &rows::ms(k.created_at)],
+                "INSERT INTO slotgate_keys (id, org, name, role, hash, created_at, rate_per_s) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO UPDATE SET rate_per_s = excluded.rate_per_s",
+                params![k.id, k.org.as_str(), k.name, k.role.as_str(), &k.hash[..], &rows::ms(k.created_at), &k.rate_per_s.map(i64::from)],
             );
         }
         Write::DeleteKey { id } => {
@@ -882,8 +884,8 @@ async fn import(txn: &Transaction<'_>, dump: &Dump) -> Result<(), tokio_postgres
     }
     for k in &dump.keys {
         txn.execute(
-            "INSERT INTO slotgate_keys (id, org, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&k.id, &k.org, &k.name, &k.role, &k.hash, &k.created_at],
+            "INSERT INTO slotgate_keys (id, org, name, role, hash, created_at, rate_per_s) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&k.id, &k.org, &k.name, &k.role, &k.hash, &k.created_at, &k.rate_per_s],
         )
         .await?;
     }
@@ -1069,6 +1071,7 @@ async fn dump(
             role: r.get(3),
             hash: r.get(4),
             created_at: r.get(5),
+            rate_per_s: r.get(6),
         })
         .collect();
     txn.commit().await?;

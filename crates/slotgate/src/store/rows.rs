@@ -51,7 +51,7 @@ pub(super) const TRAFFIC_COLUMNS: &str =
     "agent, type, COALESCE(queued_at, admitted_at), admitted_at, ended_at, end_reason";
 
 /// The columns of a key row, in [`KeyRow`]'s order.
-pub(super) const KEY_COLUMNS: &str = "id, org, name, role, hash, created_at";
+pub(super) const KEY_COLUMNS: &str = "id, org, name, role, hash, created_at, rate_per_s";
 
 /// Stored data that does not parse: the store was written by something else.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -86,6 +86,7 @@ fn slot(s: Option<&str>) -> Result<Option<Slot>, Corrupt> {
         None => Ok(None),
         Some("reserved") => Ok(Some(Slot::Reserved)),
         Some("shared") => Ok(Some(Slot::Shared)),
+        Some("burst") => Ok(Some(Slot::Burst)),
         Some(other) => Err(Corrupt(other.to_string())),
     }
 }
@@ -299,6 +300,9 @@ pub struct KeyRow {
     #[serde(with = "hex")]
     pub(super) hash: Vec<u8>,
     pub(super) created_at: i64,
+    /// The key's own rate limit, requests per second (none: its org's or role's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) rate_per_s: Option<i64>,
 }
 
 impl KeyRow {
@@ -317,6 +321,11 @@ impl KeyRow {
                 .try_into()
                 .map_err(|_| Corrupt("key hash".into()))?,
             created_at: ts(self.created_at),
+            rate_per_s: self
+                .rate_per_s
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|_| Corrupt("key rate_per_s".into()))?,
         })
     }
 }

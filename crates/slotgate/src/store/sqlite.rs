@@ -42,9 +42,32 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY, org TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
-    hash BLOB NOT NULL, created_at INTEGER NOT NULL
+    hash BLOB NOT NULL, created_at INTEGER NOT NULL, rate_per_s INTEGER
 );
 ";
+
+/// Columns added since the tables were first made, each with the statement
+/// that adds it to an older data directory's table.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
+    "keys",
+    "rate_per_s",
+    "ALTER TABLE keys ADD COLUMN rate_per_s INTEGER",
+)];
+
+/// Adds the [`ADDED_COLUMNS`] a table made by an older slotgate lacks.
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, add) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(add)?;
+        }
+    }
+    Ok(())
+}
 
 /// The SQLite store.
 #[derive(Debug)]
@@ -80,6 +103,7 @@ impl SqliteStore {
             .map_err(|e| err(format!("creating {}: {e}", path.display())))?;
         let writer = open(&path).map_err(err)?;
         writer.execute_batch(SCHEMA).map_err(err)?;
+        add_columns(&writer).map_err(err)?;
         let reader = open(&path).map_err(err)?;
         let (tickets, write) = group_commit::channel();
         std::thread::Builder::new()
@@ -276,9 +300,11 @@ fn apply(
 ) -> rusqlite::Result<()> {
     match write {
         Write::PutKey(k) => {
+            // A key put again is its rate changed.
             exec(txn,
-                "INSERT INTO keys (id, org, name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![k.id, k.org.as_str(), k.name, k.role.as_str(), &k.hash[..], ms(k.created_at)],
+                "INSERT INTO keys (id, org, name, role, hash, created_at, rate_per_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET rate_per_s = excluded.rate_per_s",
+                params![k.id, k.org.as_str(), k.name, k.role.as_str(), &k.hash[..], ms(k.created_at), k.rate_per_s],
             )?;
         }
         Write::DeleteKey { id } => {
@@ -342,8 +368,8 @@ fn import(txn: &Transaction<'_>, dump: &Dump) -> rusqlite::Result<()> {
     }
     for k in &dump.keys {
         exec(txn,
-            "INSERT INTO keys (id, org, name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![k.id, k.org, k.name, k.role, k.hash, k.created_at],
+            "INSERT INTO keys (id, org, name, role, hash, created_at, rate_per_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![k.id, k.org, k.name, k.role, k.hash, k.created_at, k.rate_per_s],
         )?;
     }
     Ok(())
@@ -528,6 +554,7 @@ fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Resu
                 role: r.get(3)?,
                 hash: r.get(4)?,
                 created_at: r.get(5)?,
+                rate_per_s: r.get(6)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -1,30 +1,16 @@
-//! HTTPS for `slotgate serve --tls-cert FILE --tls-key FILE`: a listener
-//! that completes each connection's TLS handshake before the HTTP server
-//! sees it, and a certificate that is read again on SIGHUP.
-//!
-//! Handshakes run on tasks of their own (at most [`HANDSHAKE_TIMEOUT`]
-//! each), so a client that connects and says nothing holds up nobody else.
+//! HTTPS for `slotgate serve --tls-cert FILE --tls-key FILE`: the
+//! certificate, read again on SIGHUP, and the handshakes of new connections
+//! made with it.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::ServerConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
-use tokio_rustls::server::TlsStream;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::{provider, read_certs, read_key};
-
-/// How long a client may take to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long accepting pauses after a failed accept (out of file
-/// descriptors, say), so that it does not spin.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// The server's certificate and key: where they are, and the TLS settings
 /// made of them that new connections get.
@@ -92,71 +78,27 @@ impl Certificate {
         Ok(())
     }
 
-    /// Serves TLS on `tcp`: connections come out of the returned listener
-    /// once their handshake is done.
-    pub fn listen(&self, tcp: TcpListener) -> io::Result<HttpsListener> {
-        let addr = tcp.local_addr()?;
-        let (done, handshaken) = mpsc::channel(64);
-        tokio::spawn(accept(tcp, self.current.subscribe(), done));
-        Ok(HttpsListener { addr, handshaken })
-    }
-}
-
-/// Accepts connections and starts their handshakes, until the
-/// [`HttpsListener`] is dropped (the server shut down).
-async fn accept(
-    tcp: TcpListener,
-    config: watch::Receiver<Arc<ServerConfig>>,
-    done: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = tcp.accept() => match accepted {
-                Ok(connection) => connection,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(ACCEPT_PAUSE).await;
-                    continue;
-                }
-            },
-            () = done.closed() => return,
-        };
-        let acceptor = TlsAcceptor::from(config.borrow().clone());
-        let done = done.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    // Refused only when the server is shutting down.
-                    let _ = done.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-/// Connections whose TLS handshake is done, for `axum::serve`.
-#[derive(Debug)]
-pub struct HttpsListener {
-    addr: SocketAddr,
-    handshaken: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl axum::serve::Listener for HttpsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.handshaken.recv().await {
-            Some(connection) => connection,
-            // The accepting task holds the sender until this listener is
-            // dropped; should it have died, no connection comes any more.
-            None => std::future::pending().await,
+    /// The handshakes of new connections, with the certificate of the moment.
+    pub fn handshakes(&self) -> Handshakes {
+        Handshakes {
+            current: self.current.subscribe(),
         }
     }
+}
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.addr)
+/// What completes a new connection's TLS handshake: the accept loop
+/// (`connections.rs`) runs it on the connection's own task, within the
+/// header timeout, so a client that connects and says nothing holds up
+/// nobody else, and the connection counts against the cap from the start.
+#[derive(Debug, Clone)]
+pub struct Handshakes {
+    /// The settings new handshakes use; follows [`Certificate::reload`].
+    current: watch::Receiver<Arc<ServerConfig>>,
+}
+
+impl Handshakes {
+    /// An acceptor with the current certificate.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current.borrow().clone())
     }
 }

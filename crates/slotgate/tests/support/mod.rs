@@ -646,11 +646,25 @@ fn client(key: Option<&str>) -> Client {
 /// `slotgate serve --listen LISTEN --data-dir DIR` with the operator key:
 /// the one place that says how the tests run the server (a store URL goes
 /// here). The caller adds options and pipes, and spawns or runs it.
+///
+/// Its rate limits are high enough never to get in a test's way (tests
+/// fire requests, and requests without a key, from 127.0.0.1 as fast as
+/// they can); options given on the command line override them
+/// (`tests/limits.rs`).
 pub fn serve_command(listen: &str, dir: &Path) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_slotgate"));
     c.args(["serve", "--listen", listen, "--data-dir"])
         .arg(dir)
         .env("SLOTGATE_OPERATOR_KEY", OPERATOR_KEY)
+        .envs(
+            [
+                "SLOTGATE_RATE_RUNTIME",
+                "SLOTGATE_RATE_ADMIN",
+                "SLOTGATE_RATE_OPERATOR",
+                "SLOTGATE_AUTH_FAILURES",
+            ]
+            .map(|var| (var, "1000000")),
+        )
         .stdin(Stdio::null());
     c
 }
@@ -662,13 +676,35 @@ pub async fn spawn(dir: &Path) -> (Child, u16, Arc<Mutex<String>>) {
     spawn_with(dir, &[], &[]).await
 }
 
-/// [`spawn`] with more `serve` options and environment variables.
+/// The variable of `env` that runs the server with this limit of open
+/// files (soft and hard): `("RLIMIT_NOFILE", "2048")`.
+pub const RLIMIT_NOFILE: &str = "RLIMIT_NOFILE";
+
+/// [`spawn`] with more `serve` options and environment variables; with
+/// [`RLIMIT_NOFILE`] among them, under `sh -c 'ulimit -n ...'`.
 pub async fn spawn_with(
     dir: &Path,
     extra: &[String],
     env: &[(String, String)],
 ) -> (Child, u16, Arc<Mutex<String>>) {
-    let mut child = Command::from(serve_command("127.0.0.1:0", dir))
+    let serve = serve_command("127.0.0.1:0", dir);
+    let command = match env.iter().any(|(k, _)| k == RLIMIT_NOFILE) {
+        false => serve,
+        true => {
+            let mut sh = std::process::Command::new("sh");
+            sh.args(["-c", "ulimit -n \"$RLIMIT_NOFILE\" && exec \"$0\" \"$@\""])
+                .arg(serve.get_program())
+                .args(serve.get_args())
+                .stdin(Stdio::null());
+            for (k, v) in serve.get_envs() {
+                if let Some(v) = v {
+                    sh.env(k, v);
+                }
+            }
+            sh
+        }
+    };
+    let mut child = Command::from(command)
         .args(extra)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")

@@ -15,6 +15,7 @@ use tokio_postgres::{Client, IsolationLevel};
 pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_tables.sql"),
     include_str!("migrations/0002_leader.sql"),
+    include_str!("migrations/0003_key_rates.sql"),
 ];
 
 /// The newest schema version this binary knows.
