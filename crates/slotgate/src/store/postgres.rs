@@ -45,7 +45,7 @@ pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{self, CallRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
-use super::{Health, Retention, Store, StoreError, Stored, Write};
+use super::{Health, Leader, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
 /// A statement's parameters, owned: `params![org, seq as i64]`.
@@ -80,9 +80,9 @@ pub struct Replica {
     pub url: String,
 }
 
-/// Until when this replica may answer from memory: set by each renewal of
-/// its lead, `None` while it follows.
-type Lead = Arc<Mutex<Option<Instant>>>;
+/// The term this replica leads in and until when it may answer from
+/// memory: set by each renewal of its lead, `None` while it follows.
+type Lead = Arc<Mutex<Option<(i64, Instant)>>>;
 
 /// The PostgreSQL store.
 #[derive(Debug)]
@@ -286,8 +286,13 @@ impl Store for PostgresStore {
     }
 
     fn leads(&self) -> bool {
-        let until = *self.lead.lock().expect("never poisoned");
-        until.is_some_and(|t| Instant::now() < t)
+        self.term().is_some()
+    }
+
+    fn term(&self) -> Option<i64> {
+        let lead = *self.lead.lock().expect("never poisoned");
+        lead.filter(|(_, until)| Instant::now() < *until)
+            .map(|(term, _)| term)
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
@@ -410,7 +415,7 @@ async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, rete
                 let result =
                     within(COMMIT_TIMEOUT, commit(live, &mut prepared, &batch, term)).await;
                 if result.is_ok() {
-                    lead.renewed(sent);
+                    lead.renewed(term, sent);
                 }
                 let resigned = batch.iter().any(|(_, w)| matches!(w, Write::Resign));
                 batch.clear();
@@ -478,8 +483,8 @@ impl Leadership {
             .await
             .map_err(err)?;
         let term = row.map(|r| r.get::<_, i64>(0));
-        if term.is_some() {
-            self.renewed(sent);
+        if let Some(term) = term {
+            self.renewed(term, sent);
         }
         Ok(term)
     }
@@ -489,7 +494,7 @@ impl Leadership {
         let row = conn
             .query_one(
                 "SELECT url, holder = $2, renewed_at >= clock_timestamp() - make_interval(secs => $1),
-                     NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend)
+                     NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend), term
                  FROM slotgate_leader WHERE id = 1",
                 &[&LEASE.as_secs_f64(), &self.me.id],
             )
@@ -500,6 +505,7 @@ impl Leadership {
             mine: row.get(1),
             current: row.get(2),
             disconnected: row.get(3),
+            term: row.get(4),
         })
     }
 
@@ -519,13 +525,13 @@ impl Leadership {
             .map_err(err)?
             .ok_or_else(|| StoreError("another replica took the lead".into()))?;
         clock::follow(row.get(0), before, clock::system_ms());
-        self.renewed(sent);
+        self.renewed(term, sent);
         Ok(())
     }
 
-    /// The lead was renewed by a statement sent at `sent`.
-    fn renewed(&self, sent: Instant) {
-        *self.until.lock().expect("never poisoned") = Some(sent + LEAD_VALID);
+    /// The lead of `term` was renewed by a statement sent at `sent`.
+    fn renewed(&self, term: i64, sent: Instant) {
+        *self.until.lock().expect("never poisoned") = Some((term, sent + LEAD_VALID));
     }
 
     fn step_down(&mut self) {
@@ -565,8 +571,8 @@ impl Leadership {
             let pause = if conn.is_some() { WATCH } else { RETRY };
             if writer.health() != health {
                 match &health {
-                    Health::Following(url) => {
-                        tracing::info!(leader = %url, "following the leading replica")
+                    Health::Following(leader) => {
+                        tracing::info!(leader = %leader.url, term = leader.term, "following the leading replica")
                     }
                     other => tracing::debug!(health = ?other, "not leading"),
                 }
@@ -638,6 +644,8 @@ struct LeaderRow {
     /// Whether the connection that last renewed it is gone from
     /// `pg_stat_activity`.
     disconnected: bool,
+    /// The leader's term, written with its URL when it took the lead.
+    term: i64,
 }
 
 impl LeaderRow {
@@ -645,7 +653,10 @@ impl LeaderRow {
     /// its lead is current, else [`Health::Down`].
     fn health(&self) -> Health {
         if self.current && !self.url.is_empty() && !self.mine {
-            Health::Following(self.url.clone())
+            Health::Following(Leader {
+                url: self.url.clone(),
+                term: self.term,
+            })
         } else {
             Health::Down("no replica leads yet; one takes over within seconds".into())
         }
