@@ -258,16 +258,31 @@ impl Leading {
             return Ok(());
         }
         let nonce = Trust::nonce();
-        let uri = format!(
+        let Ok(uri) = format!(
             "{}{}",
             self.leader.url.trim_end_matches('/'),
             trust::PROOF_PATH
-        );
-        let req = Request::get(uri)
-            .header(trust::NONCE, &nonce)
-            .body(Body::empty())
-            .map_err(|_| "its URL is not valid".to_string())?;
-        let answer = match tokio::time::timeout(PROOF_TIMEOUT, self.client.request(req)).await {
+        )
+        .parse::<Uri>() else {
+            return Err("its URL is not valid".into());
+        };
+        let ask = || {
+            let req = Request::get(uri.clone())
+                .header(trust::NONCE, &nonce)
+                .body(Body::empty())
+                .expect("a parsed URI and a hex nonce make a request");
+            self.client.request(req)
+        };
+        // Asked again once, within the same 2 s: a kept-alive connection the
+        // leader closed for idleness just as the question left fails it, and
+        // the question is safe to repeat.
+        let asked = tokio::time::timeout(PROOF_TIMEOUT, async {
+            match ask().await {
+                Ok(answer) => Ok(answer),
+                Err(_) => ask().await,
+            }
+        });
+        let answer = match asked.await {
             Err(_) => return Err("it did not prove that it is a replica within 2 s".into()),
             Ok(Err(e)) => return Err(format!("it did not answer: {e}")),
             Ok(Ok(answer)) => answer,
