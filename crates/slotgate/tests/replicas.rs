@@ -583,14 +583,25 @@ async fn takeover_after_kill_9_measured() {
     let mut took = Vec::new();
     let mut n = 0;
     for round in 0..10 {
-        // Who leads: the one whose /healthz says "ok" alone.
-        let mut leader = None;
-        for (i, s) in r.iter().enumerate() {
-            if healthz(s).await == (200, "ok\n".into()) {
-                leader = Some(i);
+        // Who leads: the one whose /healthz says "ok" alone, once the
+        // others forward to it (a follower that has not yet read the new
+        // leader row still forwards to the replica killed last round).
+        let asked = Instant::now();
+        let leader = loop {
+            let mut said = Vec::new();
+            for s in &r {
+                said.push(healthz(s).await);
             }
-        }
-        let leader = leader.expect("a replica leads");
+            let leader = said.iter().position(|h| *h == (200, "ok\n".into()));
+            if let Some(leader) = leader.filter(|_| said.iter().all(|(status, _)| *status == 200)) {
+                break leader;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(30),
+                "one replica leads and the others forward to it: {said:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
         // A few acquires through the followers, then the kill, then acquires
         // through them until one is acknowledged.

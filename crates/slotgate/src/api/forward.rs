@@ -342,7 +342,11 @@ impl Leading {
                 let why = format!("no answer within {} s", ANSWER_TIMEOUT.as_secs());
                 return unavailable(leader, &why);
             }
-            Ok(Err(e)) => return unavailable(leader, &e.to_string()),
+            Ok(Err(e)) => {
+                // Its proof is asked for again before the next request.
+                *self.proven.lock().expect("never poisoned") = None;
+                return unavailable(leader, &e.to_string());
+            }
             Ok(Ok(answer)) => answer,
         };
         let (mut parts, body) = answer.into_parts();
