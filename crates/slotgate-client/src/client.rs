@@ -461,15 +461,22 @@ impl Client {
         Ok(resp.status().is_success())
     }
 
-    /// `GET /metrics`: the Prometheus text.
+    /// `GET /metrics`: the Prometheus text, as this client's key may see it
+    /// (an org's metrics key: its org; the operator: every org).
     pub async fn metrics(&self) -> Result<String> {
         let resp = self
             .http
             .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.key)
             .timeout(self.request_timeout)
             .send()
             .await?;
-        Ok(resp.text().await?)
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if !status.is_success() {
+            return Err(Error::refusal(status.as_u16(), &bytes));
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// `GET /v1/openapi.json`: the API's OpenAPI 3 document.

@@ -4,7 +4,10 @@
 //! commit (`group_commit.rs`): everything waiting in one transaction, one
 //! commit (WAL, `synchronous=FULL`: one fsync). So concurrent requests share
 //! one fsync, and a request answers once its ticket is durable.
-//! Reads (start-up, the events API) use their own connection.
+//! Reads (start-up, the events API) use their own connection. The schema
+//! has numbered migrations (`sqlite/migrate.rs`), applied at start.
+
+mod migrate;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,55 +22,7 @@ use super::rows::{self, ms, CallRow, Dump, KeyRow, OrgRows, ReservationRow, Traf
 use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS orgs (
-    id TEXT PRIMARY KEY, lim INTEGER NOT NULL, last_event_seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reservations (
-    org TEXT NOT NULL, agent TEXT NOT NULL,
-    webcall INTEGER NOT NULL, chat INTEGER NOT NULL, outbound INTEGER NOT NULL, inbound INTEGER NOT NULL,
-    PRIMARY KEY (org, agent)
-);
-CREATE TABLE IF NOT EXISTS calls (
-    org TEXT NOT NULL, id TEXT NOT NULL, agent TEXT NOT NULL, type TEXT NOT NULL,
-    state TEXT NOT NULL, slot TEXT, queue_seq INTEGER, queued_at INTEGER, admitted_at INTEGER,
-    lease_ttl_ms INTEGER NOT NULL, max_wait_at INTEGER, ended_at INTEGER, end_reason TEXT,
-    PRIMARY KEY (org, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_at) WHERE state = 'ended';
-CREATE TABLE IF NOT EXISTS events (
-    org TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL,
-    PRIMARY KEY (org, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_at ON events (at);
-CREATE TABLE IF NOT EXISTS keys (
-    id TEXT PRIMARY KEY, org TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
-    hash BLOB NOT NULL, created_at INTEGER NOT NULL, rate_per_s INTEGER
-);
-";
-
-/// Columns added since the tables were first made, each with the statement
-/// that adds it to an older data directory's table.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
-    "keys",
-    "rate_per_s",
-    "ALTER TABLE keys ADD COLUMN rate_per_s INTEGER",
-)];
-
-/// Adds the [`ADDED_COLUMNS`] a table made by an older slotgate lacks.
-fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
-    for (table, column, add) in ADDED_COLUMNS {
-        let present: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
-            [table, column],
-            |r| r.get(0),
-        )?;
-        if !present {
-            conn.execute_batch(add)?;
-        }
-    }
-    Ok(())
-}
+pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS};
 
 /// The SQLite store.
 #[derive(Debug)]
@@ -91,7 +46,8 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `DIR/slotgate.db` and starts the writer thread.
+    /// Opens (creating if needed) `DIR/slotgate.db`, migrates its schema
+    /// (refusing one newer than this binary knows) and starts the writer thread.
     pub fn open(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
         let path = dir.join("slotgate.db");
         // Created 0600 here, so SQLite's journal files (which take the
@@ -101,9 +57,8 @@ impl SqliteStore {
             .truncate(false)
             .open(&path)
             .map_err(|e| err(format!("creating {}: {e}", path.display())))?;
-        let writer = open(&path).map_err(err)?;
-        writer.execute_batch(SCHEMA).map_err(err)?;
-        add_columns(&writer).map_err(err)?;
+        let mut writer = open(&path).map_err(err)?;
+        migrate(&mut writer, dir).map_err(err)?;
         let reader = open(&path).map_err(err)?;
         let (tickets, write) = group_commit::channel();
         std::thread::Builder::new()
@@ -492,6 +447,7 @@ pub fn dump_dir(dir: &Path) -> Result<Dump, StoreError> {
     let mut conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    migrate::version(&conn, dir).map_err(err)?;
     dump(&mut conn, None).map_err(err)
 }
 
