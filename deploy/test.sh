@@ -128,7 +128,7 @@ echo "== the dashboard's and the rules' metrics against a live /metrics ($bin)"
 /usr/bin/python3 $here/check_metric_names.py --self-test
 mkdir -p "$work/live"
 SLOTGATE_OPERATOR_KEY=$key "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/live" \
-  >"$work/live.log" 2>&1 &
+  --metrics-agents 10 >"$work/live.log" 2>&1 &
 pids+=($!)
 base="http://127.0.0.1:$(ready_port "$work/live.log")"
 call 201 POST "$base/v1/orgs" '{"id": "acme", "limit": 2}'

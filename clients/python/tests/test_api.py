@@ -146,6 +146,44 @@ async def test_limits_and_reservations(client: AsyncClient, make_org: MakeOrg) -
     assert history.interval_s > 0 and isinstance(history.samples, list)
 
 
+async def test_caps_burst_and_blocked_calls(client: AsyncClient, make_org: MakeOrg) -> None:
+    org = make_org(2)
+    await client.set_reservations(org, "agent-a", chat=2)
+    with pytest.raises(slotgate.CapBelowReservation) as e:
+        await client.set_caps(org, "agent-a", chat=1)
+    assert (e.value.status, e.value.code, e.value.reserved) == (409, "cap_below_reservation", 2)
+    a = await client.set_caps(org, "agent-a", chat=3, total=3)
+    assert a.caps == slotgate.Caps(chat=3, total=3)
+    assert (await client.get_agent(org, "agent-a")).caps.webcall is None
+
+    snap = await client.set_burst(org, 1)
+    assert (snap.burst, snap.burst_in_use) == (1, 0)
+    # The limit is in use (agent-a's reserved calls): the next call takes the burst.
+    for i in range(2):
+        await client.acquire(org, agent="agent-a", type="chat", id=f"a{i}")
+    burst = await client.acquire(org, agent="agent-a", type="chat", id="a2", if_blocked="refuse")
+    assert (burst.status, burst.slot) == (201, Slot.BURST)
+    assert (await client.get_org(org)).burst_in_use == 1
+
+    # Agent-y reserves nothing and reservations take the whole limit: blocked.
+    with pytest.raises(slotgate.CallBlocked) as b:
+        await client.acquire(org, agent="agent-y", type="chat", if_blocked="refuse")
+    assert (b.value.code, b.value.blocked) == (
+        "call_blocked",
+        slotgate.BlockedReason.NO_SHARED_CAPACITY,
+    )
+    queued = await client.acquire(org, agent="agent-y", type="chat", id="y1")
+    assert queued.status == 202
+    call = await client.get_call(org, "y1")
+    assert call.blocked is slotgate.BlockedReason.NO_SHARED_CAPACITY
+    snap = await client.get_org(org)
+    assert (snap.queued, snap.blocked) == (1, 1)
+    with pytest.raises(slotgate.CallBlocked):
+        async with client.slot(org, agent="agent-y", type="chat", if_blocked="refuse"):
+            pass
+    assert (await client.get_org(org)).queued == 1
+
+
 async def test_acquire_admit_queue_idempotent_conflict(
     client: AsyncClient, make_org: MakeOrg
 ) -> None:

@@ -28,6 +28,7 @@ import type {
   Call,
   CallList,
   CallState,
+  Caps,
   CreateKey,
   CreateOrg,
   Event,
@@ -173,6 +174,23 @@ export class Client {
   /** Sets an org's limit (operator key); 409 `limit_below_reservations` if below them. */
   setLimit(org: string, limit: number): Promise<Org> {
     return this.request("PUT", `/orgs/${seg(org)}/limit`, { body: { limit } });
+  }
+
+  /**
+   * Sets an org's burst, the slots it may use above its limit once the
+   * whole limit is in use (operator key).
+   */
+  setBurst(org: string, burst: number): Promise<Org> {
+    return this.request("PUT", `/orgs/${seg(org)}/burst`, { body: { burst } });
+  }
+
+  /**
+   * Sets an agent's caps, all five at once (one left out or null: no cap);
+   * 409 `cap_below_reservation` (with `error.reserved`, the lowest allowed)
+   * if a cap would be below the reservation it covers.
+   */
+  setCaps(org: string, agent: string, caps: Partial<Caps>): Promise<Agent> {
+    return this.request("PUT", `/orgs/${seg(org)}/agents/${seg(agent)}/caps`, { body: caps });
   }
 
   /** One agent (zeros everywhere if never seen). */

@@ -42,6 +42,12 @@ export interface SlotOptions {
   onPosition?: (position: number, call: Call) => void;
   /** Cancels the wait: the queued call is cancelled on the server, and `slot()` rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * A call the org as configured now can never admit: `"queue"` it anyway
+   * (the default; its `blocked` says why, and a change may admit it), or
+   * `"refuse"` it: `slot()` rejects with {@link CallBlocked} and nothing is queued.
+   */
+  ifBlocked?: "queue" | "refuse";
 }
 
 /**
@@ -239,7 +245,15 @@ export async function acquireSlot(client: Client, opts: SlotOptions): Promise<Sl
   try {
     ({ call } = await client.acquire(
       org,
-      { id, agent: opts.agent, type: opts.type, lease_ttl_s: leaseTtl, max_wait_s: opts.maxWait, wait_s: waitS },
+      {
+        id,
+        agent: opts.agent,
+        type: opts.type,
+        lease_ttl_s: leaseTtl,
+        max_wait_s: opts.maxWait,
+        wait_s: waitS,
+        if_blocked: opts.ifBlocked,
+      },
       { signal },
     ));
   } catch (e) {

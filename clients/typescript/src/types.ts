@@ -18,8 +18,12 @@ export type Call = Schemas["Call"];
 export type CallType = Schemas["CallType"];
 /** `queued`, `active` or `ended`. */
 export type CallState = Schemas["CallState"];
-/** The part of the pool an admitted call took: `reserved` or `shared` (more may come). */
+/** The part of the pool an admitted call took: `reserved`, `shared` or `burst` (above the limit). */
 export type SlotKind = Schemas["Slot"];
+/** Why a queued call can never be admitted as its org is configured now. */
+export type BlockedReason = Schemas["BlockedReason"];
+/** An agent's caps: the most active calls per type and in total (null: no cap). */
+export type Caps = Schemas["Caps"];
 /** Why a call ended. */
 export type EndReason = Schemas["EndReason"];
 /** What an org key may do: `admin` or `runtime`. */

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { ApiError, CallEnded, Client, type Event } from "../src/index.js";
+import { ApiError, CallBlocked, CallEnded, Client, type Event } from "../src/index.js";
 import type { SlotgateServer } from "../src/testing.js";
 import { clientOf, newOrg, pendingAfter, serve } from "./support/server.js";
 
@@ -71,6 +71,32 @@ describe("the plain API", () => {
       cursor = page.nextCursor;
     }
     assert.ok(ids.includes(org));
+  });
+
+  test("caps, burst and blocked calls", T, async () => {
+    const org = newOrg();
+    await client.createOrg({ id: org, limit: 2 });
+    await client.setReservations(org, "a", { chat: 2 });
+    const below: unknown = await client.setCaps(org, "a", { chat: 1 }).catch((e: unknown) => e);
+    assert.ok(below instanceof ApiError);
+    assert.deepEqual([below.status, below.code, below.error.reserved], [409, "cap_below_reservation", 2]);
+    const capped = await client.setCaps(org, "a", { chat: 3, total: 3 });
+    assert.deepEqual([capped.caps?.chat, capped.caps?.total, capped.caps?.webcall], [3, 3, null]);
+    assert.equal((await client.setBurst(org, 1)).burst, 1);
+
+    for (const id of ["a0", "a1", "a2"]) await client.acquire(org, { id, agent: "a", type: "chat" });
+    const org1 = await client.getOrg(org);
+    assert.deepEqual([org1.active, org1.burst_in_use], [3, 1]);
+    assert.equal((await client.getCall(org, "a2")).slot, "burst");
+
+    const refused: unknown = await client
+      .acquire(org, { agent: "y", type: "chat", if_blocked: "refuse" })
+      .catch((e: unknown) => e);
+    assert.ok(refused instanceof CallBlocked);
+    assert.deepEqual([refused.code, refused.error.blocked], ["call_blocked", "no_shared_capacity"]);
+    const queued = await client.acquire(org, { id: "y1", agent: "y", type: "chat" });
+    assert.deepEqual([queued.status, queued.call.blocked], [202, "no_shared_capacity"]);
+    assert.equal((await client.getOrg(org)).blocked, 1);
   });
 
   test("calls: acquire (201, 202, 200 on retry), wait, heartbeat, release, list", T, async () => {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::resources::Call;
+use crate::types::BlockedReason;
 
 /// A field of a request that is not acceptable: the API answers 400
 /// `invalid_request` with `"{field}: {message}"`.
@@ -59,6 +60,13 @@ pub enum ErrorCode {
     LimitBelowReservations,
     /// 409: the reservations would exceed the limit; `error.available` is the most this agent could reserve.
     ReservationsExceedLimit,
+    /// 409: a cap would be below the reservation it covers (`c(a,t) >= r(a,t)`,
+    /// `C(a) >= r(a)`), whether the cap or the reservation changed;
+    /// `error.reserved` is that reservation: the lowest value the cap may have.
+    CapBelowReservation,
+    /// 409: the call would queue blocked and the acquire asked
+    /// `if_blocked: "refuse"`; nothing was queued. `error.blocked` says why.
+    CallBlocked,
     /// 409: a plan or simulation of observed traffic, for an org with no
     /// ended calls in the window to learn from (give `traffic`, or a longer `window`).
     NoTraffic,
@@ -106,6 +114,8 @@ impl ErrorCode {
             | ErrorCode::CallIdConflict
             | ErrorCode::LimitBelowReservations
             | ErrorCode::ReservationsExceedLimit
+            | ErrorCode::CapBelowReservation
+            | ErrorCode::CallBlocked
             | ErrorCode::NoTraffic => 409,
             ErrorCode::CallEnded => 410,
             ErrorCode::PayloadTooLarge => 413,
@@ -132,6 +142,8 @@ impl ErrorCode {
             ErrorCode::CallIdConflict => "call_id_conflict",
             ErrorCode::LimitBelowReservations => "limit_below_reservations",
             ErrorCode::ReservationsExceedLimit => "reservations_exceed_limit",
+            ErrorCode::CapBelowReservation => "cap_below_reservation",
+            ErrorCode::CallBlocked => "call_blocked",
             ErrorCode::NoTraffic => "no_traffic",
             ErrorCode::CallEnded => "call_ended",
             ErrorCode::PayloadTooLarge => "payload_too_large",
@@ -174,7 +186,9 @@ pub struct ApiError {
     /// `reservations_exceed_limit`: the most this agent could reserve in total now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available: Option<u32>,
-    /// `limit_below_reservations`: the sum of the org's reservations.
+    /// `limit_below_reservations`: the sum of the org's reservations;
+    /// `cap_below_reservation`: the reservation the cap covers, which is the
+    /// lowest value the cap may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved: Option<u32>,
     /// `queue_full`: the queue's cap; `too_many_waits`: how many long-polls
@@ -184,6 +198,9 @@ pub struct ApiError {
     /// `call_ended`: the call as it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<Box<Call>>,
+    /// `call_blocked`: why the call would have waited blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<BlockedReason>,
 }
 
 impl ApiError {
@@ -196,6 +213,7 @@ impl ApiError {
             reserved: None,
             cap: None,
             call: None,
+            blocked: None,
         }
     }
 }

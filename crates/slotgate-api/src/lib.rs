@@ -42,8 +42,8 @@ pub mod types;
 pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
 pub use requests::{
-    AcquireCall, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetLimit, SetReservations,
-    UpdateKey,
+    AcquireCall, CapsBody, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetBurst, SetCaps,
+    SetLimit, SetReservations, UpdateKey,
 };
 pub use resources::{
     Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Sample, Time,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::limits;
 use crate::number;
-use crate::types::{CallType, PerType, Role};
+use crate::types::{CallType, Caps, IfBlocked, PerType, Role};
 
 /// `POST /v1/orgs`: a new org on a plan of `limit` concurrent calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,63 @@ pub struct SetLimit {
     #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
     pub limit: u32,
+}
+
+/// `PUT /v1/orgs/{org}/burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetBurst {
+    /// Slots the org may use above its limit once the whole limit is in
+    /// use, 0 to 1,000,000 (0: none, as in version 1).
+    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub burst: u32,
+}
+
+/// `PUT /v1/orgs/{org}/agents/{agent}/caps`: all five caps at once; a
+/// missing or null one is no cap.
+pub type SetCaps = Caps;
+
+/// [`SetCaps`] as the server reads it: each cap 0 to 1,000,000 or null (no
+/// cap), a missing one null. A cap is never below the reservation it covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = SetCaps))]
+#[serde(default, deny_unknown_fields)]
+pub struct CapsBody {
+    /// The most active `webcall` calls (null: no cap).
+    #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub webcall: Option<u32>,
+    /// The most active `chat` calls (null: no cap).
+    #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub chat: Option<u32>,
+    /// The most active `outbound` calls (null: no cap).
+    #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub outbound: Option<u32>,
+    /// The most active `inbound` calls (null: no cap).
+    #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub inbound: Option<u32>,
+    /// The most active calls over all four types (null: no cap).
+    #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub total: Option<u32>,
+}
+
+impl From<CapsBody> for SetCaps {
+    fn from(b: CapsBody) -> Self {
+        Caps {
+            webcall: b.webcall,
+            chat: b.chat,
+            outbound: b.outbound,
+            inbound: b.inbound,
+            total: b.total,
+        }
+    }
 }
 
 /// `PUT /v1/orgs/{org}/agents/{agent}/reservations`: slots per call type; a missing type means 0.
@@ -104,6 +161,11 @@ pub struct AcquireCall {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 60))]
     pub wait_s: Option<f64>,
+    /// A call that would wait blocked (it can never be admitted as the org
+    /// is configured now): `queue` it anyway, saying why (the default), or
+    /// `refuse` it with 409 `call_blocked`, queueing nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_blocked: Option<IfBlocked>,
 }
 
 impl AcquireCall {
@@ -116,6 +178,7 @@ impl AcquireCall {
             lease_ttl_s: None,
             max_wait_s: None,
             wait_s: None,
+            if_blocked: None,
         }
     }
 

@@ -133,7 +133,7 @@ closed_set! {
 closed_set! {
     /// What an org key may do (the operator key is not an org key).
     Role ("role") {
-        /// Everything in its org but changing the limit.
+        /// Everything in its org but changing the limit and the burst.
         Admin = "admin",
         /// Calls in its org, and reading the org.
         Runtime = "runtime",

@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use slotgate_api::{
-    AcquireCall, CallList, CallState, CreateKey, CreateOrg, Heartbeat, KeyList, OrgList,
-    Reservations, Role, SetLimit,
+    AcquireCall, CallList, CallState, Caps, CreateKey, CreateOrg, Heartbeat, KeyList, OrgList,
+    Reservations, Role, SetBurst, SetLimit,
 };
 
 use crate::error::{Error, Result};
@@ -291,6 +291,29 @@ impl Client {
             Method::PUT,
             &format!("/orgs/{}/limit", enc(org)),
             &SetLimit { limit },
+        )
+        .await
+    }
+
+    /// Sets an org's burst: slots it may use above its limit once the whole
+    /// limit is in use (operator key).
+    pub async fn set_burst(&self, org: &str, burst: u32) -> Result<Org> {
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/burst", enc(org)),
+            &SetBurst { burst },
+        )
+        .await
+    }
+
+    /// Sets an agent's caps, all five at once (`None`: no cap). A cap below
+    /// the reservation it covers is refused (`cap_below_reservation`, with
+    /// the lowest allowed value as `reserved`).
+    pub async fn set_caps(&self, org: &str, agent: &str, caps: Caps) -> Result<Agent> {
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/agents/{}/caps", enc(org), enc(agent)),
+            &caps,
         )
         .await
     }

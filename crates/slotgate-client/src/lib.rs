@@ -59,7 +59,7 @@ pub use error::{ApiError, Error, ErrorCode, Result};
 pub use permit::{Acquire, Permit, QueueStatus};
 pub use slotgate_api as api;
 pub use slotgate_api::{
-    Agent, Call, CallState, CallType, EndReason, Event, EventKind, EventPage, KeyInfo, NewKey, Org,
-    PerType, Reservations, Role, Slot,
+    Agent, BlockedReason, Call, CallState, CallType, Caps, EndReason, Event, EventKind, EventPage,
+    IfBlocked, KeyInfo, NewKey, Org, PerType, Reservations, Role, Slot,
 };
 pub use slotgate_plan as plan;

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use slotgate_api::{AcquireCall, CallState, CallType, ErrorCode, EventKind};
+use slotgate_api::{
+    AcquireCall, BlockedReason, CallState, CallType, ErrorCode, EventKind, IfBlocked,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -32,6 +34,10 @@ pub struct Acquire {
     pub max_wait: Option<Duration>,
     /// Client-side limit: give up (and cancel the call) after this long.
     pub timeout: Option<Duration>,
+    /// A call that would wait blocked (the org as configured now can never
+    /// admit it): queued anyway (`None`, the server's default `queue`), or
+    /// refused with `call_blocked` (`Some(IfBlocked::Refuse)`), queueing nothing.
+    pub if_blocked: Option<IfBlocked>,
     /// Called with the call's place in the queue (position and expected
     /// wait) at once and whenever its position changes.
     pub on_queue: Option<Arc<dyn Fn(QueueStatus) + Send + Sync>>,
@@ -45,6 +51,9 @@ pub struct QueueStatus {
     /// About how long until it is admitted, as of this report (the call's
     /// `estimated_wait_s`); `None` while the org has too little history.
     pub estimated_wait: Option<Duration>,
+    /// Why it can never be admitted as its org is configured now, if so: it
+    /// waits until a change of the configuration unblocks it.
+    pub blocked: Option<BlockedReason>,
 }
 
 impl QueueStatus {
@@ -55,6 +64,7 @@ impl QueueStatus {
             estimated_wait: call
                 .estimated_wait_s
                 .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+            blocked: call.blocked,
         })
     }
 }
@@ -81,8 +91,15 @@ impl Acquire {
             heartbeat_every: None,
             max_wait: None,
             timeout: None,
+            if_blocked: None,
             on_queue: None,
         }
+    }
+
+    /// Refuses the call (`call_blocked`) rather than queue it blocked.
+    pub fn refuse_if_blocked(mut self) -> Acquire {
+        self.if_blocked = Some(IfBlocked::Refuse);
+        self
     }
 
     /// Uses this call id (e.g. the telephony provider's call SID).
@@ -153,6 +170,7 @@ impl Client {
             id: Some(id.clone()),
             lease_ttl_s: Some(req.lease_ttl.as_secs_f64()),
             max_wait_s: req.max_wait.map(|w| w.as_secs_f64()),
+            if_blocked: req.if_blocked,
             ..AcquireCall::new(req.agent.clone(), req.call_type)
         };
         let (_, mut call) = self.start_call(org, &body).await?;

@@ -17,7 +17,7 @@ use crate::org::{Org, OrgConfig};
 use crate::restore::RestoredCall;
 use crate::time::Timestamp;
 use crate::types::{Caps, Reservations};
-use crate::view::{AgentView, CallView, OrgView};
+use crate::view::{AgentTotals, AgentView, CallView, OrgView};
 
 #[derive(Debug)]
 struct Entry {
@@ -279,6 +279,15 @@ impl Engine {
     /// An org's snapshot, its burst time counted to the engine's clock.
     pub fn org(&self, org: &str) -> Result<OrgView> {
         Ok(self.get(org)?.view(self.clock))
+    }
+
+    /// An org's snapshot for metrics: `agents` holds only its `busiest`
+    /// busiest agents (most active and queued calls, then most reserved
+    /// slots, then the agent the org met first), and the others come summed. Cheap under a
+    /// lock: O(1) when `busiest` is 0, else one pass over the org's agents
+    /// building `busiest` views.
+    pub fn org_summary(&self, org: &str, busiest: usize) -> Result<(OrgView, AgentTotals)> {
+        Ok(self.get(org)?.summary(self.clock, busiest))
     }
 
     /// Ids of all orgs, sorted.

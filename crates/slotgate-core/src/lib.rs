@@ -82,5 +82,5 @@ pub use types::{
     BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot,
     MAX_LIMIT,
 };
-pub use view::{AgentView, CallView, OrgView};
+pub use view::{AgentTotals, AgentView, CallView, OrgView};
 pub use wait::{FREES_KEPT, MIN_FREES};

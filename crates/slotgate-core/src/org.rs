@@ -20,7 +20,7 @@ use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
 use crate::timers::{TimerKind, Timers};
 use crate::types::{CallState, Caps, EndReason, IfBlocked, Reservations, Slot};
-use crate::view::{AgentView, CallView, OrgView};
+use crate::view::{AgentTotals, AgentView, CallView, OrgView};
 
 /// Settings an org takes from its engine.
 #[derive(Debug, Clone, Copy)]
@@ -492,6 +492,18 @@ impl Org {
 
     /// The org's concurrency snapshot, its burst time counted to `now`.
     pub(crate) fn view(&self, now: Timestamp) -> OrgView {
+        self.view_with(now, self.pool.agent_views())
+    }
+
+    /// The org's snapshot with only its `busiest` busiest agents, and the
+    /// others summed: O(1) when `busiest` is 0, one pass over the agents
+    /// otherwise (no view of the others is built).
+    pub(crate) fn summary(&self, now: Timestamp, busiest: usize) -> (OrgView, AgentTotals) {
+        let (agents, others) = self.pool.busiest_agents(busiest);
+        (self.view_with(now, agents), others)
+    }
+
+    fn view_with(&self, now: Timestamp, agents: Vec<AgentView>) -> OrgView {
         OrgView {
             id: self.id.clone(),
             limit: self.pool.limit(),
@@ -504,7 +516,7 @@ impl Org {
             queued: self.pool.queued() as u32,
             blocked: self.pool.blocked(),
             shared_in_use: self.pool.shared_in_use(),
-            agents: self.pool.agent_views(),
+            agents,
         }
     }
 

@@ -30,7 +30,8 @@
 //! active and queued calls, ranked too: a page of any list is found by rank
 //! in O(log n), not by walking the list.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use crate::error::{Error, Result};
 use crate::id::{AgentId, CallId, IdMap};
@@ -39,7 +40,7 @@ use crate::time::Timestamp;
 use crate::types::{
     BlockedReason, CallState, CallType, Caps, PerType, Reservations, Slot, MAX_LIMIT,
 };
-use crate::view::AgentView;
+use crate::view::{AgentTotals, AgentView};
 use crate::wait::{expected_wait_ms, Path, SlotUse};
 
 /// An (agent, type) pair: the agent by its index in the org.
@@ -204,6 +205,16 @@ impl Agent {
             inbound: cap(CallType::Inbound),
             total: self.cap_total,
         }
+    }
+
+    /// Whether it is shown among the org's agents: it has a cap, a
+    /// reservation, an active call or a queued call.
+    fn listed(&self) -> bool {
+        self.cap_total.is_some()
+            || self
+                .groups
+                .iter()
+                .any(|g| g.reserved > 0 || g.active > 0 || !g.queue.is_empty() || g.cap.is_some())
     }
 
     /// What its four groups add to the org's totals.
@@ -770,16 +781,64 @@ impl Pool {
         let mut views: Vec<AgentView> = self
             .agents
             .iter()
-            .filter(|a| {
-                a.cap_total.is_some()
-                    || a.groups.iter().any(|g| {
-                        g.reserved > 0 || g.active > 0 || !g.queue.is_empty() || g.cap.is_some()
-                    })
-            })
+            .filter(|a| a.listed())
             .map(|a| self.agent_view_of(a))
             .collect();
         views.sort_by(|x, y| x.id.cmp(&y.id));
         views
+    }
+
+    /// The views of the `n` busiest listed agents (most active and queued
+    /// calls, then most reserved slots, then the agent met first), by id,
+    /// and the other listed agents summed. One pass over the agents, none
+    /// when `n` is 0: each agent is compared with the least busy of the `n`
+    /// kept so far by three numbers, and only the `n` kept get a view. (A
+    /// tie broken by id instead reads each agent's id from elsewhere in
+    /// memory: a scrape of 100,000 agents took 10 ms under the org's lock
+    /// rather than 3.)
+    pub(crate) fn busiest_agents(&self, n: usize) -> (Vec<AgentView>, AgentTotals) {
+        if n == 0 {
+            return (Vec::new(), AgentTotals::default());
+        }
+        // Smaller is busier: the heap's top is the least busy kept.
+        let mut kept = BinaryHeap::with_capacity(n.min(self.agents.len()) + 1);
+        let mut all = AgentTotals::default();
+        for (i, a) in self.agents.iter().enumerate().filter(|(_, a)| a.listed()) {
+            all.agents += 1;
+            let (mut calls, mut reserved) = (0, 0);
+            for t in CallType::ALL {
+                let g = &a.groups[t.index()];
+                let queued = g.queue.len() as u32;
+                calls += g.active + queued;
+                reserved += g.reserved;
+                *all.active.get_mut(t) += g.active;
+                *all.queued.get_mut(t) += queued;
+                *all.reserved.get_mut(t) += g.reserved;
+            }
+            let busy = (Reverse(calls), Reverse(reserved), i);
+            if kept.len() < n {
+                kept.push(busy);
+            } else if kept.peek().is_some_and(|top| busy < *top) {
+                kept.pop();
+                kept.push(busy);
+            }
+        }
+        let mut views: Vec<AgentView> = kept
+            .into_iter()
+            .map(|(.., i)| self.agent_view_of(&self.agents[i]))
+            .collect();
+        views.sort_by(|x, y| x.id.cmp(&y.id));
+        // The others: all of them but those named.
+        let mut others = all;
+        for v in &views {
+            others.agents -= 1;
+            for t in CallType::ALL {
+                *others.active.get_mut(t) -= v.active.get(t);
+                *others.queued.get_mut(t) -= v.queued.get(t);
+                *others.reserved.get_mut(t) -= v.reserved.get(t);
+            }
+        }
+        (views, others)
     }
 
     fn agent_view_of(&self, agent: &Agent) -> AgentView {

@@ -74,6 +74,20 @@ pub struct AgentView {
     pub shared_in_use: u32,
 }
 
+/// Several agents' reservations and calls, summed per type: what
+/// `/metrics` shows of the agents it does not name.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct AgentTotals {
+    /// How many agents are summed.
+    pub agents: u32,
+    /// Their reservations per type.
+    pub reserved: Reservations,
+    /// Their active calls per type.
+    pub active: PerType<u32>,
+    /// Their queued calls per type.
+    pub queued: PerType<u32>,
+}
+
 /// The concurrency snapshot of an org, as the dashboard draws it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct OrgView {

@@ -52,6 +52,10 @@ pub struct PlanAnswer {
     pub plan: Plan,
 }
 
+/// The most what-ifs one simulation compares (the OpenAPI document's
+/// `maxItems` of `what_if` says the same number).
+pub const MAX_WHAT_IFS: usize = 16;
+
 /// The body of `POST /v1/orgs/{org}/simulate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -72,8 +76,10 @@ pub struct SimulateBody {
     /// Targets whose times the service levels use, per type (20 s for a type without one).
     #[serde(default)]
     pub targets: Vec<Target>,
-    /// Changes to simulate beside the current configuration.
+    /// Changes to simulate beside the current configuration: at most
+    /// [`MAX_WHAT_IFS`].
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub what_if: Vec<WhatIf>,
     /// How long and how often to simulate; every field optional.
     #[serde(default)]

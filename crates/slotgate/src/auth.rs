@@ -60,7 +60,7 @@ pub enum Action {
     Calls,
     /// Reservations and keys.
     Configure,
-    /// Change the limit (the plan).
+    /// Change the limit or the burst (the plan).
     SetLimit,
     /// Run plans and simulations, and read the observed traffic they start
     /// from: seconds of a core each, so not for runtime keys.

@@ -46,7 +46,8 @@ pub enum Command {
     /// is set: 32 characters or more), saves it to DATA_DIR/operator.key (0600)
     /// and shows it once on a terminal. Every acknowledged change is on disk
     /// before the answer; a restart on the same directory restores orgs,
-    /// reservations, keys, active calls and the queue in order.
+    /// their limits and bursts, reservations, caps, keys, active calls and
+    /// the queue in order.
     ///
     /// With --store postgres://..., SLOTGATE_OPERATOR_KEY and
     /// SLOTGATE_REPLICA_SECRET must be set (each the same on every replica,
@@ -58,8 +59,8 @@ pub enum Command {
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
     ///
-    /// It holds orgs, limits, reservations, active, queued and ended calls,
-    /// and org keys (their hashes), read as one consistent snapshot; a
+    /// It holds orgs, limits, bursts, reservations, caps, active, queued and
+    /// ended calls, and org keys (their hashes), read as one consistent snapshot; a
     /// server may keep running meanwhile. The event log is not included:
     /// event numbering goes on from where it was.
     #[command(
@@ -184,6 +185,18 @@ pub struct ServeArgs {
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
     #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
+    /// Per-agent series on /metrics (slotgate_agent_active, _queued,
+    /// _reserved): at most N agents of each org, its busiest (most active
+    /// and queued calls, then most reserved slots, then the agent met first), the others
+    /// summed under agent="(other)". 0: no per-agent series, only the org's.
+    #[arg(
+        long,
+        env = "SLOTGATE_METRICS_AGENTS",
+        hide_env_values = true,
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub metrics_agents: usize,
     /// How long a client may take to send a request's headers, from their
     /// first byte (and to complete a TLS handshake). A slower one is
     /// disconnected without an answer.
@@ -248,6 +261,24 @@ pub struct ServeArgs {
         help_heading = "Limits"
     )]
     pub rate_operator: u32,
+    /// Requests per second of all the keys of one org together (a burst of
+    /// as many is allowed), whatever each key's own rate; more are answered
+    /// 429 rate_limited with Retry-After. The operator key's requests are not
+    /// the org's. 0: no org-wide rate.
+    #[arg(
+        long,
+        env = "SLOTGATE_RATE_ORG",
+        hide_env_values = true,
+        default_value_t = 0,
+        value_name = "PER_S",
+        help_heading = "Limits"
+    )]
+    pub rate_org: u32,
+    /// One org's rate for all its keys together, in place of --rate-org:
+    /// ORG=PER_S (0: none for that org); repeat, or separate with commas in
+    /// the variable.
+    #[arg(long, env = "SLOTGATE_RATE_ORG_FOR", hide_env_values = true, value_delimiter = ',', value_parser = crate::limits::parse_org_rate, value_name = "ORG=PER_S", help_heading = "Limits")]
+    pub rate_org_for: Vec<(slotgate_core::OrgId, u32)>,
     /// Failed authentications (no key, or a wrong one) one client address
     /// may make per --auth-failure-window; beyond them, every request from
     /// it is answered 429 rate_limited until its allowance refills.
@@ -408,6 +439,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         runtime_rate: args.rate_runtime,
         admin_rate: args.rate_admin,
         operator_rate: args.rate_operator,
+        org_rate: args.rate_org,
+        org_rates: args.rate_org_for.into_iter().collect(),
         auth_failures: args.auth_failures,
         auth_window: args.auth_failure_window,
         trusted_proxies: args.trusted_proxy,
@@ -421,6 +454,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         event_retention: args.event_retention,
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
+        metrics_agents: args.metrics_agents,
         advertise_url: None,
         connections,
         limits,

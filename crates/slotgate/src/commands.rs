@@ -1,4 +1,4 @@
-//! The client subcommands (`org`, `reserve`, `calls`, `acquire`, `hold`,
+//! The client subcommands (`org`, `reserve`, `cap`, `burst`, `calls`, `acquire`, `hold`,
 //! `keys`, `status`...), spoken through the Rust client, printed as tables
 //! or JSON.
 //!
@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use slotgate_client::{
-    Acquire, CallFilter, CallState, CallType, Client, EndReason, Org, Reservations, Role,
+    Acquire, CallFilter, CallState, CallType, Caps, Client, EndReason, IfBlocked, Org,
+    Reservations, Role,
 };
 
 pub use self::hold::stop_signal;
@@ -101,7 +102,7 @@ pub enum KeysCommand {
     Create {
         /// The org.
         org: String,
-        /// `admin` (everything but the limit) or `runtime` (calls, and reading the org).
+        /// `admin` (everything but the limit and the burst) or `runtime` (calls, and reading the org).
         #[arg(long, value_parser = parse_api::<Role>)]
         role: Role,
         /// A name for people.
@@ -145,6 +146,42 @@ pub struct ReserveArgs {
     pub inbound: u32,
 }
 
+/// `slotgate cap`: the agent and its caps.
+#[derive(Debug, Args)]
+pub struct CapArgs {
+    /// The org.
+    pub org: String,
+    /// The agent.
+    pub agent: String,
+    /// The caps.
+    #[command(flatten)]
+    pub caps: CapValues,
+}
+
+/// The five caps of `slotgate cap`, set at once (a missing one: no cap), or `--clear`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct CapValues {
+    /// The most active browser voice calls.
+    #[arg(long, allow_negative_numbers = true, value_parser = slots)]
+    pub webcall: Option<u32>,
+    /// The most active chats.
+    #[arg(long, allow_negative_numbers = true, value_parser = slots)]
+    pub chat: Option<u32>,
+    /// The most active outbound telephony calls.
+    #[arg(long, allow_negative_numbers = true, value_parser = slots)]
+    pub outbound: Option<u32>,
+    /// The most active inbound telephony calls.
+    #[arg(long, allow_negative_numbers = true, value_parser = slots)]
+    pub inbound: Option<u32>,
+    /// The most active calls over all four types.
+    #[arg(long, allow_negative_numbers = true, value_parser = slots)]
+    pub total: Option<u32>,
+    /// Remove every cap of the agent.
+    #[arg(long, conflicts_with_all = ["webcall", "chat", "outbound", "inbound", "total"])]
+    pub clear: bool,
+}
+
 /// `slotgate acquire` and `slotgate hold`: the call and how it waits.
 #[derive(Debug, Args)]
 pub struct CallArgs {
@@ -165,6 +202,10 @@ pub struct CallArgs {
     /// Give up (the call ends `timed_out`) after this many seconds in the queue.
     #[arg(long)]
     pub max_wait: Option<f64>,
+    /// A call the org as configured now can never admit (blocked): `queue`
+    /// it anyway, saying why (the default), or `refuse` it, queueing nothing.
+    #[arg(long, value_parser = parse_api::<IfBlocked>, value_name = "queue|refuse")]
+    pub if_blocked: Option<IfBlocked>,
 }
 
 /// The client subcommands.
@@ -176,7 +217,25 @@ pub enum ClientCommand {
     /// Reserve slots for an agent, per call type (missing types are 0).
     #[command(after_help = "Example: slotgate reserve acme agent-a --chat 3 --inbound 2")]
     Reserve(ReserveArgs),
-    /// Remove an agent's reservations; its slots return to the shared pool.
+    /// Cap an agent's active calls, per call type and in total (missing ones: no cap).
+    ///
+    /// Sets all five caps at once: a type not given has no cap. A cap is
+    /// never below the reservation it covers. Lowering a cap ends no call;
+    /// new calls of the agent wait until they fit.
+    #[command(
+        after_help = "Examples:\n  slotgate cap acme agent-a --chat 2 --total 5\n  slotgate cap acme agent-a --clear"
+    )]
+    Cap(CapArgs),
+    /// Set an org's burst: slots it may use above its limit once the whole limit is in use (operator key).
+    #[command(after_help = "Example: slotgate burst acme 5")]
+    Burst {
+        /// The org.
+        org: String,
+        /// Slots above the limit, 0 to 1,000,000 (0: none).
+        #[arg(allow_negative_numbers = true, value_parser = slots)]
+        burst: u32,
+    },
+    /// Remove an agent's reservations and caps; its slots return to the shared pool.
     #[command(after_help = "Example: slotgate unreserve acme agent-a")]
     Unreserve {
         /// The org.
@@ -410,6 +469,31 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
                 )
             })?;
         }
+        ClientCommand::Cap(CapArgs {
+            org,
+            agent,
+            caps: c,
+        }) => {
+            // `--clear` comes alone (clap): every cap is then `None`.
+            let caps = Caps {
+                webcall: c.webcall,
+                chat: c.chat,
+                outbound: c.outbound,
+                inbound: c.inbound,
+                total: c.total,
+            };
+            let a = client.set_caps(&org, &agent, caps).await?;
+            emit(json, &a, || caps_text(&a.id, &a.caps))?;
+        }
+        ClientCommand::Burst { org, burst } => {
+            let o = client.set_burst(&org, burst).await?;
+            emit(json, &o, || {
+                format!(
+                    "org {} now has burst {} above its limit {} (in use: {})",
+                    o.id, o.burst, o.limit, o.burst_in_use
+                )
+            })?;
+        }
         ClientCommand::Unreserve { org, agent } => {
             let a = client.remove_agent(&org, &agent).await?;
             emit(json, &a, || {
@@ -458,13 +542,21 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
                     c.slot.map_or("?", |s| s.as_str()),
                     if status == 200 { " (it existed already)" } else { "" }
                 ),
-                CallState::Queued => format!(
-                    "call {} is queued at position {} (expected wait {}); heartbeat it within its lease ({} s) to keep its place",
-                    c.id,
-                    c.position.unwrap_or(0),
-                    wait_text(c.estimated_wait_s),
-                    c.lease_ttl_s
-                ),
+                CallState::Queued => match c.blocked {
+                    Some(reason) => format!(
+                        "call {} is queued at position {}, blocked ({reason}): the org as configured now can never admit it, until its limit, burst, reservations or caps change; heartbeat it within its lease ({} s) to keep its place",
+                        c.id,
+                        c.position.unwrap_or(0),
+                        c.lease_ttl_s
+                    ),
+                    None => format!(
+                        "call {} is queued at position {} (expected wait {}); heartbeat it within its lease ({} s) to keep its place",
+                        c.id,
+                        c.position.unwrap_or(0),
+                        wait_text(c.estimated_wait_s),
+                        c.lease_ttl_s
+                    ),
+                },
                 CallState::Ended => unreachable!("an ended call is a failure, above"),
             }
             })?;
@@ -481,6 +573,7 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             if let Some(w) = body.max_wait().map_err(invalid)? {
                 req = req.max_wait(w);
             }
+            req.if_blocked = call.if_blocked;
             return hold::run(&client, &call.org, req, &command).await;
         }
         ClientCommand::Heartbeat { org, call } => {
@@ -631,7 +724,22 @@ fn acquire_body(call: &CallArgs, wait: Option<f64>) -> slotgate_api::AcquireCall
         lease_ttl_s: Some(call.lease_ttl),
         max_wait_s: call.max_wait,
         wait_s: wait,
+        if_blocked: call.if_blocked,
         ..slotgate_api::AcquireCall::new(call.agent.clone(), call.call_type)
+    }
+}
+
+/// An agent's caps in words: `agent-a is capped at chat 2, total 5`.
+fn caps_text(agent: &str, caps: &Caps) -> String {
+    let set: Vec<String> = CallType::ALL
+        .iter()
+        .map(|&t| (t.as_str(), caps.get(t)))
+        .chain([("total", caps.total)])
+        .filter_map(|(name, cap)| cap.map(|n| format!("{name} {n}")))
+        .collect();
+    match set.is_empty() {
+        true => format!("{agent} has no caps"),
+        false => format!("{agent} is capped at {}", set.join(", ")),
     }
 }
 

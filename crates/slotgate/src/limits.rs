@@ -1,15 +1,17 @@
-//! Limits per caller: each key's request rate, failed authentication per
-//! client address, and the cap on open long-polls and event streams.
-//! (The connection limits are `connections.rs`'s.)
+//! Limits per caller: each key's request rate, each org's (all its keys
+//! together), failed authentication per client address, and the cap on open
+//! long-polls and event streams. (The connection limits are `connections.rs`'s.)
 //!
 //! Rates are GCRA buckets of the `governor` crate: a key's rate is requests
 //! per second, with a burst of one second's worth. A key's rate is its own
 //! (`rate_per_s` on the key), else its role's default
-//! (`--rate-runtime`, `--rate-admin`, `--rate-operator`). Every request
-//! counts, retries of an acquire with the same call id too: a retry is as
-//! cheap to answer as any request, not free.
+//! (`--rate-runtime`, `--rate-admin`, `--rate-operator`). With `--rate-org`,
+//! the requests of all an org's keys together are held to that rate too
+//! (the operator key's are not the org's). Every request counts, retries of
+//! an acquire with the same call id too: a retry is as cheap to answer as
+//! any request, not free.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +25,7 @@ use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::{Principal, Role};
+use slotgate_core::OrgId;
 
 /// The client's address of a request another replica forwarded, as that
 /// replica saw it: set on the request only when the follower proved it
@@ -40,6 +43,11 @@ pub struct Settings {
     pub admin_rate: u32,
     /// Requests per second of the operator key.
     pub operator_rate: u32,
+    /// Requests per second of all the keys of one org together, unless
+    /// `org_rates` names the org; 0: none.
+    pub org_rate: u32,
+    /// Orgs with a rate of their own for all their keys together (0: none).
+    pub org_rates: BTreeMap<OrgId, u32>,
     /// Failed authentications one client address may make per `auth_window`.
     pub auth_failures: u32,
     /// The window of `auth_failures`.
@@ -56,6 +64,8 @@ impl Default for Settings {
             runtime_rate: 500,
             admin_rate: 100,
             operator_rate: 500,
+            org_rate: 0,
+            org_rates: BTreeMap::new(),
             auth_failures: 20,
             auth_window: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
@@ -69,6 +79,31 @@ impl Default for Settings {
 pub struct Throttled {
     /// How long until a request would be let through.
     pub retry_after: Duration,
+    /// Whose allowance the request was over.
+    pub over: Over,
+}
+
+/// Whose allowance a refused request was over: the label `scope` of
+/// `slotgate_rate_limited_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// Its key's rate.
+    Key,
+    /// Its org's rate (`--rate-org`): all the org's keys together.
+    Org,
+    /// Its client address's failed authentications.
+    Address,
+}
+
+impl Over {
+    /// Its name in `/metrics`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Over::Key => "key",
+            Over::Org => "org",
+            Over::Address => "address",
+        }
+    }
 }
 
 impl Throttled {
@@ -93,6 +128,9 @@ pub struct Limits {
     /// key ids are hex). `std` mutex: a lookup, never held across an await
     /// or while a bucket is checked.
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Each org's bucket, for all its keys together (`--rate-org`), by org
+    /// id. `std` mutex, as `buckets`.
+    orgs: Mutex<HashMap<String, Bucket>>,
     /// Failed authentications by client address.
     failures: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses refused until the instant given, after too many failures.
@@ -100,10 +138,23 @@ pub struct Limits {
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     /// Open long-polls and event streams.
     waits: Arc<Semaphore>,
-    /// Requests refused for their rate, by role (runtime, admin, operator,
-    /// anonymous: failed authentication, metrics).
-    refused: [AtomicU64; 5],
+    /// Requests refused for their rate, by whose allowance they were over
+    /// and the role of their key (`REFUSED`).
+    refused: [AtomicU64; REFUSED.len()],
 }
+
+/// The series of `slotgate_rate_limited_total`: whose allowance, and the
+/// role of the key (anonymous: failed authentication). No org names.
+const REFUSED: [(Over, &str); 8] = [
+    (Over::Key, "runtime"),
+    (Over::Key, "admin"),
+    (Over::Key, "operator"),
+    (Over::Key, "metrics"),
+    (Over::Org, "runtime"),
+    (Over::Org, "admin"),
+    (Over::Org, "metrics"),
+    (Over::Address, "anonymous"),
+];
 
 /// How many addresses the failure tables hold before they are pruned.
 const PRUNE_ABOVE: usize = 10_000;
@@ -128,6 +179,7 @@ impl Limits {
             .allow_burst(failures);
         Limits {
             waits: Arc::new(Semaphore::new(settings.max_waits)),
+            orgs: Mutex::default(),
             failures: governor::RateLimiter::keyed(quota),
             blocked: Mutex::default(),
             buckets: Mutex::default(),
@@ -151,45 +203,48 @@ impl Limits {
         }
     }
 
-    /// Lets one request of `who` through at `rate` requests per second, or
-    /// says when it may come again (and counts the refusal).
+    /// The rate of all the keys of `org` together: its own
+    /// (`--rate-org-for`), else `--rate-org`; 0: none.
+    pub fn org_rate(&self, org: &OrgId) -> u32 {
+        let s = &self.settings;
+        s.org_rates.get(org).copied().unwrap_or(s.org_rate)
+    }
+
+    /// Lets one request of `who` through at `rate` requests per second, and
+    /// within its org's rate ([`Limits::org_rate`]), or says when it may come
+    /// again (and counts the refusal). The key's bucket is checked first: a
+    /// key over its own rate takes nothing of its org's.
     pub fn admit(&self, who: &Principal, rate: u32) -> Result<(), Throttled> {
-        let (id, role) = match who {
-            Principal::Operator => ("operator", None),
-            Principal::Org { key_id, role, .. } => (key_id.as_str(), Some(*role)),
+        let (id, org, role) = match who {
+            Principal::Operator => ("operator", None, "operator"),
+            Principal::Org { key_id, org, role } => (key_id.as_str(), Some(org), role.as_str()),
         };
-        let gcra = {
-            let mut buckets = self
-                .buckets
-                .lock()
-                .expect("the buckets lock is never poisoned");
-            match buckets.get(id) {
-                Some(b) if b.rate == rate => b.gcra.clone(),
-                _ => {
-                    let gcra = Arc::new(governor::RateLimiter::direct(Quota::per_second(nonzero(
-                        rate,
-                    ))));
-                    buckets.insert(
-                        id.to_string(),
-                        Bucket {
-                            rate,
-                            gcra: gcra.clone(),
-                        },
-                    );
-                    gcra
-                }
-            }
+        bucket(&self.buckets, id, rate)
+            .check()
+            .map_err(|not_until| self.refuse(Over::Key, role, not_until))?;
+        let Some(org) = org else {
+            return Ok(());
         };
-        gcra.check().map_err(|not_until| {
-            self.count(role.map_or(2, |r| match r {
-                Role::Runtime => 0,
-                Role::Admin => 1,
-                Role::Metrics => 4,
-            }));
-            Throttled {
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            }
-        })
+        match self.org_rate(org) {
+            0 => Ok(()),
+            rate => bucket(&self.orgs, org.as_str(), rate)
+                .check()
+                .map_err(|not_until| self.refuse(Over::Org, role, not_until)),
+        }
+    }
+
+    /// Counts a refusal over `over`'s allowance of a key of `role`.
+    fn refuse(
+        &self,
+        over: Over,
+        role: &str,
+        not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>,
+    ) -> Throttled {
+        self.count(over, role);
+        Throttled {
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            over,
+        }
     }
 
     /// Whether `client` may try to authenticate now (it has not failed too
@@ -203,8 +258,11 @@ impl Limits {
             Some(until) if *until > Instant::now() => {
                 let retry_after = *until - Instant::now();
                 drop(blocked);
-                self.count(3);
-                Err(Throttled { retry_after })
+                self.count(Over::Address, "anonymous");
+                Err(Throttled {
+                    retry_after,
+                    over: Over::Address,
+                })
             }
             _ => Ok(()),
         }
@@ -230,8 +288,11 @@ impl Limits {
         }
         blocked.insert(client, Instant::now() + retry_after);
         drop(blocked);
-        self.count(3);
-        Err(Throttled { retry_after })
+        self.count(Over::Address, "anonymous");
+        Err(Throttled {
+            retry_after,
+            over: Over::Address,
+        })
     }
 
     /// A place among the open long-polls and event streams, held until
@@ -240,23 +301,23 @@ impl Limits {
         self.waits.clone().try_acquire_owned().ok()
     }
 
-    fn count(&self, role: usize) {
-        self.refused[role].fetch_add(1, Ordering::Relaxed);
+    fn count(&self, over: Over, role: &str) {
+        if let Some(i) = REFUSED.iter().position(|&(o, r)| o == over && r == role) {
+            self.refused[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// `slotgate_rate_limited_total` by role, as Prometheus text.
+    /// `slotgate_rate_limited_total` by whose allowance and role, as Prometheus text.
     pub fn render(&self) -> String {
         let mut out = String::from(
-            "# HELP slotgate_rate_limited_total Requests refused with 429 rate_limited, by the role of their key (anonymous: failed authentication).\n\
+            "# HELP slotgate_rate_limited_total Requests refused with 429 rate_limited, by whose allowance they were over (scope: key, org, address) and the role of their key (anonymous: failed authentication).\n\
              # TYPE slotgate_rate_limited_total counter\n",
         );
-        for (i, role) in ["runtime", "admin", "operator", "anonymous", "metrics"]
-            .iter()
-            .enumerate()
-        {
+        for (i, (over, role)) in REFUSED.iter().enumerate() {
             let n = self.refused[i].load(Ordering::Relaxed);
             out.push_str(&format!(
-                "slotgate_rate_limited_total{{role=\"{role}\"}} {n}\n"
+                "slotgate_rate_limited_total{{role=\"{role}\",scope=\"{}\"}} {n}\n",
+                over.as_str()
             ));
         }
         out
@@ -300,6 +361,46 @@ impl Limits {
             .iter()
             .any(|n| n.contains(&ip))
     }
+}
+
+/// The bucket of `id` in `buckets`, made anew when it has none at `rate`
+/// (the rate changed: a new bucket, full).
+fn bucket(
+    buckets: &Mutex<HashMap<String, Bucket>>,
+    id: &str,
+    rate: u32,
+) -> Arc<DefaultDirectRateLimiter> {
+    let mut buckets = buckets.lock().expect("the buckets lock is never poisoned");
+    match buckets.get(id) {
+        Some(b) if b.rate == rate => b.gcra.clone(),
+        _ => {
+            let gcra = Arc::new(governor::RateLimiter::direct(Quota::per_second(nonzero(
+                rate,
+            ))));
+            let bucket = Bucket {
+                rate,
+                gcra: gcra.clone(),
+            };
+            buckets.insert(id.to_string(), bucket);
+            gcra
+        }
+    }
+}
+
+/// Reads `--rate-org-for`: `ORG=PER_S`, the org's rate for all its keys
+/// together (0: none).
+pub fn parse_org_rate(s: &str) -> Result<(OrgId, u32), String> {
+    let (org, rate) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ORG=PER_S (acme=200), got {s:?}"))?;
+    let org = OrgId::new(org.trim()).map_err(|e| e.to_string())?;
+    let rate = rate
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|r| *r <= 1_000_000)
+        .ok_or_else(|| format!("expected a rate of 0 to 1000000 after {org}=, got {rate:?}"))?;
+    Ok((org, rate))
 }
 
 /// Reads `--trusted-proxy`: an address (`10.0.0.5`) or a network (`10.0.0.0/8`).
@@ -373,7 +474,38 @@ mod tests {
         assert_eq!(l.admit(&who, 10), Ok(()));
         assert!(l
             .render()
-            .contains("slotgate_rate_limited_total{role=\"runtime\"} 1"));
+            .contains("slotgate_rate_limited_total{role=\"runtime\",scope=\"key\"} 1"));
+    }
+
+    #[test]
+    fn an_orgs_keys_share_its_rate_and_an_org_may_have_its_own() {
+        let (acme, big) = (OrgId::new("acme").unwrap(), OrgId::new("big").unwrap());
+        let l = Limits::new(Settings {
+            org_rate: 2,
+            org_rates: [(big.clone(), 0)].into(),
+            ..Settings::default()
+        });
+        let key = |id: &str, org: &OrgId| Principal::Org {
+            key_id: id.into(),
+            org: org.clone(),
+            role: Role::Runtime,
+        };
+        assert_eq!(l.admit(&key("k1", &acme), 100), Ok(()));
+        assert_eq!(l.admit(&key("k2", &acme), 100), Ok(()));
+        let refused = l.admit(&key("k3", &acme), 100).unwrap_err();
+        assert_eq!(refused.over, Over::Org);
+        // 0: no rate for that org; the operator is no org's.
+        for _ in 0..10 {
+            assert_eq!(l.admit(&key("k4", &big), 100), Ok(()));
+            assert_eq!(l.admit(&Principal::Operator, 100), Ok(()));
+        }
+        assert!(l
+            .render()
+            .contains("slotgate_rate_limited_total{role=\"runtime\",scope=\"org\"} 1"));
+        assert_eq!(parse_org_rate("acme=200"), Ok((acme, 200)));
+        for bad in ["acme", "acme=", "acme=-1", "acme=1000001", "bad org=5"] {
+            assert!(parse_org_rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,12 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use slotgate_core::{CallType, Event, EventKind, OrgView};
+use slotgate_core::{AgentTotals, CallType, Event, EventKind, OrgView};
+
+/// The `agent` label of the agents an org's series do not name, summed
+/// (`--metrics-agents`). Not a possible agent id (ids are `A-Z a-z 0-9 . _ : -`),
+/// so it never collides with a real agent's series.
+pub const OTHER_AGENTS: &str = "(other)";
 
 /// Upper bounds of the queue-wait histogram, in seconds.
 const WAIT_BUCKETS: [f64; 11] = [
@@ -157,8 +162,11 @@ impl Metrics {
     /// counters and histograms (copied first: no request waits while the
     /// text is written).
     /// Only the orgs that `scope` shows appear, in the gauges and in the counters.
-    pub fn render(&self, orgs: &[OrgView], scope: Scope<'_>) -> String {
-        let orgs: Vec<&OrgView> = orgs.iter().filter(|o| scope.shows(o.id.as_str())).collect();
+    pub fn render(&self, orgs: &[(OrgView, AgentTotals)], scope: Scope<'_>) -> String {
+        let orgs: Vec<&(OrgView, AgentTotals)> = orgs
+            .iter()
+            .filter(|(o, _)| scope.shows(o.id.as_str()))
+            .collect();
         let mut out = String::new();
         let gauge = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -190,39 +198,62 @@ impl Metrics {
             ("slotgate_org_queued", "Queued calls of the org.", |o| {
                 o.queued
             }),
+            (
+                "slotgate_org_burst",
+                "The org's burst: slots it may use above its limit once the limit is in use.",
+                |o| o.burst,
+            ),
+            (
+                "slotgate_org_burst_in_use",
+                "Active calls above the org's limit, within its burst.",
+                |o| o.burst_in_use,
+            ),
+            (
+                "slotgate_org_blocked_calls",
+                "Queued calls that can never be admitted as the org is configured now.",
+                |o| o.blocked,
+            ),
         ] {
             gauge(&mut out, name, help);
-            for o in &orgs {
+            for (o, _) in &orgs {
                 let _ = writeln!(out, "{name}{{org=\"{}\"}} {}", o.id, f(o));
             }
         }
         for (name, help, pick) in [
             (
                 "slotgate_agent_active",
-                "Active calls per org, agent and type.",
+                "Active calls per org, agent and type (the busiest agents, with --metrics-agents).",
                 0,
             ),
             (
                 "slotgate_agent_queued",
-                "Queued calls per org, agent and type.",
+                "Queued calls per org, agent and type (the busiest agents, with --metrics-agents).",
                 1,
             ),
             (
                 "slotgate_agent_reserved",
-                "Reserved slots per org, agent and type.",
+                "Reserved slots per org, agent and type (the busiest agents, with --metrics-agents).",
                 2,
             ),
         ] {
+            // None named: no agent series at all (the default).
+            if orgs.iter().all(|(o, others)| o.agents.is_empty() && others.agents == 0) {
+                continue;
+            }
             gauge(&mut out, name, help);
-            for o in &orgs {
-                for a in &o.agents {
-                    let per = [a.active, a.queued, a.reserved][pick];
+            for (o, others) in &orgs {
+                let named = o
+                    .agents
+                    .iter()
+                    .map(|a| (a.id.as_str(), [a.active, a.queued, a.reserved][pick]));
+                let summed = (others.agents > 0)
+                    .then(|| (OTHER_AGENTS, [others.active, others.queued, others.reserved][pick]));
+                for (agent, per) in named.chain(summed) {
                     for t in CallType::ALL {
                         let _ = writeln!(
                             out,
-                            "{name}{{org=\"{}\",agent=\"{}\",type=\"{}\"}} {}",
+                            "{name}{{org=\"{}\",agent=\"{agent}\",type=\"{}\"}} {}",
                             o.id,
-                            a.id,
                             t.as_str(),
                             per.get(t)
                         );
@@ -234,6 +265,21 @@ impl Metrics {
         let counter = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         };
+        // The engine counts burst time; it starts at 0 when the server
+        // starts (a counter reset to Prometheus), as the other counters do.
+        counter(
+            &mut out,
+            "slotgate_org_burst_seconds_total",
+            "Burst time: the integral of the org's burst in use, in slot-seconds (what a platform bills as overage).",
+        );
+        for (o, _) in &orgs {
+            let _ = writeln!(
+                out,
+                "slotgate_org_burst_seconds_total{{org=\"{}\"}} {}",
+                o.id,
+                o.burst_ms as f64 / 1000.0
+            );
+        }
         counter(
             &mut out,
             "slotgate_admissions_total",
@@ -353,4 +399,48 @@ pub fn render_store(up: bool, commits: &Commits) -> String {
         &LATENCY_BUCKETS,
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slotgate_core::OrgId;
+
+    fn org(id: &str) -> OrgView {
+        OrgView {
+            id: OrgId::new(id).expect("a valid id"),
+            limit: 10,
+            reserved: 0,
+            shared: 10,
+            burst: 2,
+            active: 11,
+            burst_in_use: 1,
+            burst_ms: 1_500,
+            queued: 3,
+            blocked: 1,
+            shared_in_use: 10,
+            agents: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn burst_and_blocked_series_are_the_orgs_and_only_in_its_scope() {
+        let orgs = [
+            (org("acme"), AgentTotals::default()),
+            (org("beta"), AgentTotals::default()),
+        ];
+        let text = Metrics::default().render(&orgs, Scope::Org("acme"));
+        for line in [
+            "# TYPE slotgate_org_burst_seconds_total counter",
+            "slotgate_org_burst_seconds_total{org=\"acme\"} 1.5",
+            "slotgate_org_burst{org=\"acme\"} 2",
+            "slotgate_org_burst_in_use{org=\"acme\"} 1",
+            "slotgate_org_blocked_calls{org=\"acme\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        assert!(!text.contains("beta"), "another org's series: {text}");
+        let anonymous = Metrics::default().render(&orgs, Scope::NoOrgs);
+        assert!(!anonymous.contains("org=\""), "{anonymous}");
+    }
 }

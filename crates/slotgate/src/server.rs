@@ -63,6 +63,8 @@ pub struct Settings {
     pub queue_cap: u32,
     /// Whether `/metrics` asks for the operator key.
     pub metrics_auth: bool,
+    /// How many agents of each org `/metrics` names, the busiest (0: none).
+    pub metrics_agents: usize,
     /// Where the other replicas on the same PostgreSQL database reach this
     /// one while it leads (`--advertise-url`).
     pub advertise_url: Option<String>,
@@ -269,6 +271,7 @@ impl Server {
         let keys = Keys::new(&operator, keys);
         let service = Service::new(config, orgs, store, keys, settings.metrics_auth, shutdown)
             .with_limits(crate::limits::Limits::new(settings.limits.clone()))
+            .with_metrics_agents(settings.metrics_agents)
             .trusting(trust);
         let service = Arc::new(service);
         // Whatever resuming changed (calls that timed out while down) is stored like any change.

@@ -147,6 +147,9 @@ pub struct Service {
     driver: Driver,
     /// Whether `/metrics` asks for the operator key (`--metrics-auth`).
     metrics_auth: bool,
+    /// How many agents of each org `/metrics` names, the busiest; the
+    /// others are summed in one series (`--metrics-agents`; 0: no agent series).
+    metrics_agents: usize,
     /// Whether the store works.
     health: watch::Receiver<Health>,
     /// Set to `true` when the server begins to shut down.
@@ -209,6 +212,7 @@ impl Service {
             history: History::default(),
             driver,
             metrics_auth,
+            metrics_agents: 0,
             shutdown,
             planner: planner::Planner::default(),
             limits: crate::limits::Limits::default(),
@@ -219,6 +223,15 @@ impl Service {
     /// The service with these caller limits (else the defaults).
     pub fn with_limits(self, limits: crate::limits::Limits) -> Self {
         Service { limits, ..self }
+    }
+
+    /// The service naming at most `n` agents of each org in `/metrics`
+    /// (else none).
+    pub fn with_metrics_agents(self, n: usize) -> Self {
+        Service {
+            metrics_agents: n,
+            ..self
+        }
     }
 
     /// The caller limits.
@@ -294,7 +307,10 @@ impl Service {
                 + &self.limits.render());
         }
         // A snapshot of each org taken under its own lock, one at a time:
-        // a scrape never holds every org, and renders holding none.
+        // a scrape never holds every org, and renders holding none. Without
+        // agent series (the default) the snapshot is O(1) under the lock,
+        // however many agents the org has; with them, one pass over the
+        // org's agents' counts (`Engine::org_summary`).
         let ids: Vec<OrgId> = self
             .cores
             .ids()
@@ -302,7 +318,9 @@ impl Service {
             .filter(|id| scope.shows(id.as_str()))
             .collect();
         let orgs = self
-            .observe_each(&ids, |e| e.org(e.id.as_str()).ok())
+            .observe_each(&ids, |e| {
+                e.org_summary(e.id.as_str(), self.metrics_agents).ok()
+            })
             .await?;
         let orgs: Vec<_> = orgs.into_iter().flatten().collect();
         Ok(self.metrics.render(&orgs, scope)
@@ -508,8 +526,9 @@ impl Service {
                 || async {
                     self.cores
                         .each(&self.cores.ids(), |e| {
-                            e.org(e.id.as_str())
-                                .map(|o| (o.id.to_string(), o.active, o.queued))
+                            // O(1) under the lock: no agent is read.
+                            e.org_summary(e.id.as_str(), 0)
+                                .map(|(o, _)| (o.id.to_string(), o.active, o.queued))
                                 .ok()
                         })
                         .await

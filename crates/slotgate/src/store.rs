@@ -15,6 +15,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
+use slotgate_core::types::Caps;
 use slotgate_core::{AgentId, Config, Engine, Event, OrgId, Reservations, RestoredCall, Timestamp};
 
 /// Each org in an engine of its own, and the keys: what a [`Snapshot`] restores.
@@ -94,9 +95,18 @@ impl Snapshot {
             engine
                 .restore_org(org.id.clone(), org.limit, org.last_event_seq)
                 .map_err(refused)?;
+            engine
+                .restore_burst(org.id.as_str(), org.burst)
+                .map_err(refused)?;
             for (agent, r) in &org.reservations {
                 engine
                     .restore_reservations(org.id.as_str(), agent, *r)
+                    .map_err(refused)?;
+            }
+            // Caps after reservations: a cap is checked against the reservation it covers.
+            for (agent, caps) in &org.caps {
+                engine
+                    .restore_caps(org.id.as_str(), agent, *caps)
                     .map_err(refused)?;
             }
             for call in org.calls {
@@ -117,10 +127,14 @@ pub struct StoredOrg {
     pub id: OrgId,
     /// Its limit.
     pub limit: u32,
+    /// Its burst `B`.
+    pub burst: u32,
     /// The seq of its last event.
     pub last_event_seq: u64,
     /// Every agent with a reservation.
     pub reservations: Vec<(AgentId, Reservations)>,
+    /// Every agent with a cap.
+    pub caps: Vec<(AgentId, Caps)>,
     /// Its calls: active ones, then queued ones in queue order, then ended ones in the order they ended.
     pub calls: Vec<RestoredCall>,
 }

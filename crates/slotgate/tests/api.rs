@@ -407,15 +407,7 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
         (Method::GET, "/v1/orgs/acme/calls?color=red", "", "color"),
         (Method::GET, "/v1/orgs/acme/calls?limit=0", "", "limit"),
     ];
-    for (m, path, body, field) in cases {
-        let r = s.op_text(m.clone(), path, body).await;
-        assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{path}: {r}");
-        let message = r.error().message;
-        assert!(
-            message.contains(field),
-            "{path}: {message:?} should name {field}"
-        );
-    }
+    s.assert_refused_naming(cases).await;
     let big = format!(
         "{{\"id\": \"x\", \"limit\": 1, \"pad\": \"{}\"}}",
         "x".repeat(70_000)
@@ -729,7 +721,8 @@ async fn metrics_name_an_org_only_to_its_metrics_key_and_the_operator() {
 
 #[tokio::test]
 async fn health_metrics_openapi_and_unknown_routes() {
-    let s = acme(2).await;
+    // Agent series are opt-in (tests/metrics_agents.rs).
+    let s = acme_with(2, &["--metrics-agents", "5"]).await;
     s.acquire("acme", "a1", "A", Chat).await;
     assert_eq!(
         s.send(None, Method::GET, "/healthz", None).await.status,
@@ -801,8 +794,8 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
         }
     }
     assert_eq!(
-        operations, 22,
-        "every /v1 operation is published (PATCH of a key the 22nd)"
+        operations, 24,
+        "every /v1 operation is published (PUT of caps and of the burst the 23rd and 24th)"
     );
 }
 

@@ -188,6 +188,58 @@ async fn acquire_heartbeat_and_release_a_call_from_the_shell() {
     assert_eq!(c2.state, CallState::Active);
 }
 
+/// Version 2 from the shell: caps, the burst, and a blocked call, said in
+/// words, refused with `--if-blocked refuse`.
+#[tokio::test(flavor = "multi_thread")]
+async fn caps_burst_and_blocked_calls_from_the_shell() {
+    let s = server().await;
+    let ok = |args: &[&str]| {
+        let (code, out, err) = cli(&s, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    ok(&["org", "create", "acme", "--limit", "2"]);
+    ok(&["reserve", "acme", "agent-a", "--chat", "2"]);
+    let (code, _, err) = cli(&s, &["cap", "acme", "agent-a", "--chat", "1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cap_below_reservation") && err.contains("lowest allowed cap is 2"),
+        "{err}"
+    );
+    let capped = ok(&["cap", "acme", "agent-a", "--chat", "2", "--total", "5"]);
+    assert!(
+        capped.contains("agent-a is capped at chat 2, total 5"),
+        "{capped}"
+    );
+    let (code, _, err) = cli(&s, &["cap", "acme", "agent-a"]);
+    assert_ne!(code, 0, "a cap or --clear is needed");
+    assert!(err.contains("--clear"), "{err}");
+    assert!(ok(&["cap", "acme", "agent-a", "--clear"]).contains("agent-a has no caps"));
+    assert!(ok(&["burst", "acme", "3"]).contains("org acme now has burst 3"));
+
+    // Reservations take the whole limit: agent-y's call can never be admitted.
+    let call = |id| {
+        [
+            "acquire", "acme", "--agent", "agent-y", "--type", "chat", "--id", id,
+        ]
+    };
+    let queued = ok(&call("y1"));
+    assert!(
+        queued.contains("call y1 is queued at position 1, blocked (no_shared_capacity)"),
+        "{queued}"
+    );
+    let mut refuse = call("y2").to_vec();
+    refuse.extend(["--if-blocked", "refuse"]);
+    let (code, _, err) = cli(&s, &refuse);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("call_blocked") && err.contains("blocked: no_shared_capacity"),
+        "{err}"
+    );
+    let org: Org = serde_json::from_str(&ok(&["org", "show", "acme", "--json"])).unwrap();
+    assert_eq!((org.burst, org.queued, org.blocked), (3, 1, 1));
+}
+
 /// Releasing a queued call cancels it and frees no slot; the id of an ended
 /// call gets no slot from `acquire`, which a script sees in the exit code.
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slotgate_client::{
-    Acquire, CallState, CallType, Client, EndReason, ErrorCode, EventKind, PerType, Slot,
+    Acquire, BlockedReason, CallState, CallType, Caps, Client, EndReason, ErrorCode, EventKind,
+    PerType, Slot,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -288,4 +289,86 @@ async fn a_waiting_permit_hears_its_position_move_as_calls_ahead_leave() {
     .await
     .expect("the new position is reported while the call still waits");
     assert_eq!(*third.lock().unwrap(), vec![2, 1]);
+}
+
+/// Version 2 through the client: caps and the burst set, a blocked call
+/// refused when asked, and a permit that waits blocked hearing why until a
+/// change of the configuration admits it.
+#[tokio::test(flavor = "multi_thread")]
+async fn caps_burst_and_a_blocked_permit_through_the_client() {
+    let s = server().await;
+    let c = Client::new(&s.base, OP);
+    c.create_org("acme", 2).await.unwrap();
+    c.set_reservations(
+        "acme",
+        "a",
+        PerType {
+            chat: 2,
+            ..PerType::default()
+        },
+    )
+    .await
+    .unwrap();
+    let chat_1 = Caps {
+        chat: Some(1),
+        ..Caps::default()
+    };
+    let refused = c.set_caps("acme", "a", chat_1).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::CapBelowReservation));
+    assert_eq!(refused.api().and_then(|e| e.reserved), Some(2));
+    let caps = Caps {
+        chat: Some(2),
+        total: Some(4),
+        ..Caps::default()
+    };
+    assert_eq!(c.set_caps("acme", "a", caps).await.unwrap().caps, caps);
+    assert_eq!(c.set_burst("acme", 1).await.unwrap().burst, 1);
+
+    let blocked = Acquire::new("y", CallType::Chat).id("y0");
+    let refused = c
+        .acquire("acme", blocked.refuse_if_blocked())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::CallBlocked));
+    let reason = refused.api().and_then(|e| e.blocked);
+    assert_eq!(reason, Some(BlockedReason::NoSharedCapacity));
+    assert_eq!(c.org("acme").await.unwrap().queued, 0, "nothing queued");
+
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let seen = heard.clone();
+    let c2 = c.clone();
+    let waiting = tokio::spawn(async move {
+        let req = Acquire::new("y", CallType::Chat)
+            .id("y1")
+            .on_queue(move |q| seen.lock().unwrap().push(q.blocked));
+        c2.acquire("acme", req).await
+    });
+    let c3 = c.clone();
+    support::eventually(10, "the permit hears it is queued", || {
+        let heard = heard.clone();
+        async move { !heard.lock().unwrap().is_empty() }
+    })
+    .await;
+    assert_eq!(
+        heard.lock().unwrap()[0],
+        Some(BlockedReason::NoSharedCapacity)
+    );
+    // A smaller reservation leaves a shared slot: the call is admitted.
+    c3.set_reservations(
+        "acme",
+        "a",
+        PerType {
+            chat: 1,
+            ..PerType::default()
+        },
+    )
+    .await
+    .unwrap();
+    let permit = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("admitted once unblocked")
+        .unwrap()
+        .unwrap();
+    assert_eq!(permit.call().slot, Some(Slot::Shared));
+    permit.release().await.unwrap();
 }

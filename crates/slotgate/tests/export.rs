@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Value};
-use slotgate_api::{Call, CallState, CallType, Org, Role};
+use slotgate_api::{Call, CallState, CallType, Org, Role, Slot};
 use support::pg::PgCluster;
 use support::Server;
 
@@ -41,7 +41,7 @@ fn without_deadlines(calls: Vec<Call>) -> Vec<Call> {
     calls.into_iter().map(strip).collect()
 }
 
-/// An org with active, queued and ended calls, reservations and a key.
+/// An org with active, queued and ended calls, reservations, caps, a burst and a key.
 async fn seed(s: &Server) -> String {
     s.create_org("acme", 2).await;
     s.reserve("acme", "agent-a", json!({"chat": 1})).await;
@@ -49,6 +49,12 @@ async fn seed(s: &Server) -> String {
         s.acquire("acme", id, "agent-b", CallType::Inbound).await;
     }
     s.release("acme", "c1").await;
+    let caps = json!({"chat": 2, "total": 3});
+    let path = "/v1/orgs/acme/agents/agent-a/caps";
+    s.op(reqwest::Method::PUT, path, Some(&caps)).await.ok(200);
+    let burst = json!({"burst": 1});
+    let path = "/v1/orgs/acme/burst";
+    s.op(reqwest::Method::PUT, path, Some(&burst)).await.ok(200);
     s.new_key("acme", Role::Runtime, "orchestrator").await.key
 }
 
@@ -67,6 +73,8 @@ async fn the_embedded_store_moves_to_postgresql_with_everything_in_it() {
     let data_dir = s.data_dir().to_str().unwrap().to_string();
     let from_sqlite = export(&["--data-dir", &data_dir], &file);
     assert_eq!(from_sqlite["orgs"][0]["calls"].as_array().unwrap().len(), 4);
+    assert_eq!(from_sqlite["orgs"][0]["burst"], 1);
+    assert_eq!(from_sqlite["orgs"][0]["caps"][0]["chat"], 2);
     s.terminate().await;
 
     let db = PgCluster::start().await;
@@ -88,6 +96,8 @@ async fn the_embedded_store_moves_to_postgresql_with_everything_in_it() {
     // key, and event numbering going on.
     let s = Server::start_on(Some(db), &[]).await;
     assert_eq!(s.org("acme").await, before);
+    assert_eq!(before.burst, 1);
+    assert_eq!(s.agent("acme", "agent-a").await.caps.total, Some(3));
     // Leases and holds get their grace from the start, as after a restart.
     assert_eq!(
         without_deadlines(s.all_calls("acme").await),
@@ -100,8 +110,11 @@ async fn the_embedded_store_moves_to_postgresql_with_everything_in_it() {
     assert_eq!(with_key.status, 200, "the runtime key works: {with_key}");
     let c5 = s.acquire("acme", "c5", "agent-a", CallType::Chat).await;
     assert_eq!(c5.brief().1, CallState::Active, "agent-a's reserved slot");
+    // The limit now in use opens the burst: the oldest queued call takes it.
+    let c3 = s.get_call("acme", "c3").await;
+    assert_eq!((c3.state, c3.slot), (CallState::Active, Some(Slot::Burst)));
     let next = s.all_events("acme").await;
-    assert_eq!(next.last().unwrap().seq, last_seq + 1);
+    assert_eq!(next.last().unwrap().seq, last_seq + 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

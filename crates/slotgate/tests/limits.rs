@@ -2,7 +2,8 @@
 //! silent connections never keep `/healthz` from answering, idle and slow
 //! connections are closed, long-polls have a cap of their own; each key is
 //! held to its rate (429 `rate_limited` with `Retry-After`, and nothing
-//! done), a key's own rate overrides its role's, and failed authentication
+//! done), a key's own rate overrides its role's, the keys of an org are
+//! held together to `--rate-org` (or the org's own, `--rate-org-for`), and failed authentication
 //! is throttled per client address, with `X-Forwarded-For` believed only
 //! from a trusted proxy.
 
@@ -353,7 +354,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_changes_nothing() {
     let metrics = s.op(Method::GET, "/metrics", None).await.ok(200).text;
     let line = metrics
         .lines()
-        .find(|l| l.starts_with("slotgate_rate_limited_total{role=\"runtime\"}"))
+        .find(|l| l.starts_with(r#"slotgate_rate_limited_total{role="runtime",scope="key"}"#))
         .expect("the rate_limited counter");
     let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(n >= refused.len() as u64, "{line}");
@@ -415,6 +416,85 @@ async fn a_keys_own_rate_overrides_its_roles_and_survives_a_restart() {
 }
 
 /// A request with a wrong key, as if forwarded for `forwarded_for`.
+#[tokio::test]
+async fn the_keys_of_an_org_together_are_held_to_the_org_rate_or_its_own() {
+    let s = Server::start_with(&[
+        "--rate-org",
+        "5",
+        "--rate-runtime",
+        "1000",
+        "--rate-org-for",
+        "other=1000",
+    ])
+    .await;
+    s.create_org("acme", 1000).await;
+    s.create_org("other", 1000).await;
+    let keys = [
+        s.new_key("acme", Role::Runtime, "one").await.key,
+        s.new_key("acme", Role::Runtime, "two").await.key,
+    ];
+    let other = s.new_key("other", Role::Runtime, "ci").await.key;
+
+    // 40 acquires at once, in turn from two keys each well within its own rate.
+    let mut refused = Vec::new();
+    for i in 0..40 {
+        let id = format!("c{i}");
+        let body = json!({"id": id, "agent": "a", "type": "chat"});
+        let a = s
+            .send(
+                Some(&keys[i % 2]),
+                Method::POST,
+                "/v1/orgs/acme/calls",
+                Some(&body),
+            )
+            .await;
+        match a.status {
+            201 => {}
+            _ => refused.push((id, a)),
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "40 requests at once exceed 5 per second"
+    );
+    for (id, a) in &refused {
+        assert_eq!(a.refusal(), (429, ErrorCode::RateLimited), "{a}");
+        let retry: u64 = a.header("retry-after").parse().expect("whole seconds");
+        assert!((1..=2).contains(&retry), "Retry-After {retry}");
+        assert!(a.error().message.contains("this org"), "{a}");
+        let read = s
+            .op(Method::GET, &format!("/v1/orgs/acme/calls/{id}"), None)
+            .await;
+        assert_eq!(read.refusal(), (404, ErrorCode::CallNotFound), "{id}");
+    }
+    // Another org has its own allowance, here its own rate (--rate-org-for),
+    // and the operator key is not the org's.
+    for i in 0..20 {
+        let body = json!({"id": format!("o{i}"), "agent": "a", "type": "chat"});
+        s.send(
+            Some(&other),
+            Method::POST,
+            "/v1/orgs/other/calls",
+            Some(&body),
+        )
+        .await
+        .ok(201);
+    }
+    s.op(Method::GET, "/v1/orgs/acme", None).await.ok(200);
+    // Counted apart from keys over their own rate, without org names.
+    let metrics = s.op(Method::GET, "/metrics", None).await.ok(200).text;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"slotgate_rate_limited_total{role="runtime",scope="org"}"#))
+        .expect("the org's rate_limited counter");
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= refused.len() as u64, "{line}");
+    assert!(
+        metrics.contains(r#"slotgate_rate_limited_total{role="runtime",scope="key"} 0"#),
+        "no key was over its own rate"
+    );
+}
+
 async fn wrong_key(s: &Server, forwarded_for: &str) -> Answer {
     let r = s
         .anon
@@ -469,10 +549,9 @@ async fn failed_authentication_is_throttled_per_address_and_x_forwarded_for_need
     assert_eq!(metrics.status(), 200);
     let metrics = metrics.text().await.unwrap();
     assert!(
-        metrics.lines().any(
-            |l| l.starts_with("slotgate_rate_limited_total{role=\"anonymous\"}")
-                && !l.ends_with(" 0")
-        ),
+        metrics.lines().any(|l| l
+            .starts_with(r#"slotgate_rate_limited_total{role="anonymous",scope="address"}"#)
+            && !l.ends_with(" 0")),
         "failed authentication is counted"
     );
 }

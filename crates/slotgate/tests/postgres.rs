@@ -19,6 +19,7 @@ use tokio::sync::Barrier;
 /// The tables the migrations create, and the migrations' own record.
 const TABLES: &[&str] = &[
     "slotgate_calls",
+    "slotgate_caps",
     "slotgate_events",
     "slotgate_keys",
     "slotgate_leader",

@@ -52,6 +52,7 @@ from ._types import (
     Call,
     CallState,
     CallType,
+    Caps,
     EndReason,
     Event,
     EventPage,
@@ -267,6 +268,32 @@ class AsyncClient:
         body = await self._request("PUT", f"/orgs/{seg(org)}/limit", body={"limit": limit})
         return Org.from_json(body)
 
+    async def set_burst(self, org: str, burst: int) -> Org:
+        """Sets an org's burst, the slots it may use above its limit once the
+        whole limit is in use (operator key)."""
+        body = await self._request("PUT", f"/orgs/{seg(org)}/burst", body={"burst": burst})
+        return Org.from_json(body)
+
+    async def set_caps(
+        self,
+        org: str,
+        agent: str,
+        *,
+        webcall: Optional[int] = None,
+        chat: Optional[int] = None,
+        outbound: Optional[int] = None,
+        inbound: Optional[int] = None,
+        total: Optional[int] = None,
+    ) -> Agent:
+        """Sets an agent's caps, all five at once (one left out: no cap);
+        `CapBelowReservation` (with `reserved`, the lowest allowed) if a cap
+        would be below the reservation it covers."""
+        caps = Caps(webcall=webcall, chat=chat, outbound=outbound, inbound=inbound, total=total)
+        body = await self._request(
+            "PUT", f"/orgs/{seg(org)}/agents/{seg(agent)}/caps", body=caps.to_json()
+        )
+        return Agent.from_json(body)
+
     async def get_agent(self, org: str, agent: str) -> Agent:
         """One agent (zeros if never seen)."""
         return Agent.from_json(await self._request("GET", f"/orgs/{seg(org)}/agents/{seg(agent)}"))
@@ -311,11 +338,15 @@ class AsyncClient:
         lease_ttl: Optional[float] = None,
         max_wait: Optional[float] = None,
         wait: float = 0.0,
+        if_blocked: Optional[str] = None,
     ) -> AsyncPermit:
         """`POST /v1/orgs/{org}/calls`: one request, returning at once (or within
         `wait` seconds) with the call active or queued. The id is made here
         when not given, so the request is retried safely; the same id again is
-        the same call (`permit.status` 200).
+        the same call (`permit.status` 200). With ``if_blocked="refuse"``, a
+        call the org can never admit as configured now raises
+        :class:`CallBlocked` instead of queueing (``"queue"``, the default,
+        queues it with its `blocked` reason).
 
         The permit neither heartbeats nor releases by itself: see :meth:`slot`.
         """
@@ -327,6 +358,8 @@ class AsyncClient:
             body["max_wait_s"] = max_wait
         if wait:
             body["wait_s"] = wait
+        if if_blocked is not None:
+            body["if_blocked"] = if_blocked
         permit = AsyncPermit(self, org, call_id, lease_ttl=lease_ttl)
         status, call = await self._acquire(org, body, wait)
         permit._update(call)
@@ -567,6 +600,7 @@ class AsyncClient:
         on_position: Optional[PositionCallback] = None,
         on_lost: Optional[LostCallback] = None,
         heartbeat_every: Optional[float] = None,
+        if_blocked: Optional[str] = None,
     ) -> AsyncSlotContext:
         """Holds a slot for an ``async with`` block.
 
@@ -582,7 +616,9 @@ class AsyncClient:
         restarted server restores its calls with a grace lease, so the
         heartbeats go on until the server answers, one way or the other. Leaving releases the slot,
         whether the block ended normally, raised, or was cancelled; a
-        cancelled wait cancels the queued call.
+        cancelled wait cancels the queued call. With ``if_blocked="refuse"``,
+        a call the org can never admit as configured now raises
+        :class:`CallBlocked` on entering, and nothing is queued.
         """
         return AsyncSlotContext(
             self,
@@ -595,6 +631,7 @@ class AsyncClient:
             on_position=on_position,
             on_lost=on_lost,
             heartbeat_every=heartbeat_every,
+            if_blocked=if_blocked,
         )
 
 
@@ -923,6 +960,7 @@ class AsyncSlotContext:
         on_position: Optional[PositionCallback],
         on_lost: Optional[LostCallback],
         heartbeat_every: Optional[float],
+        if_blocked: Optional[str] = None,
     ) -> None:
         self.client = client
         self.org = org
@@ -934,6 +972,7 @@ class AsyncSlotContext:
         self.on_position = on_position
         self.on_lost = on_lost
         self.heartbeat_every = heartbeat_every or lease_ttl / 3
+        self.if_blocked = if_blocked
         self.permit: Optional[AsyncPermit] = None
 
     async def __aenter__(self) -> AsyncPermit:
@@ -950,6 +989,7 @@ class AsyncSlotContext:
                 lease_ttl=self.lease_ttl,
                 max_wait=self.max_wait,
                 wait=wait,
+                if_blocked=self.if_blocked,
             )
             await permit.wait(on_position=self.on_position)
         except BaseException:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Type
 
-from ._types import Call
+from ._types import BlockedReason, Call
 
 
 class SlotgateError(Exception):
@@ -145,6 +145,30 @@ class ReservationsExceedLimit(Conflict):
         return int(self.error["available"])
 
 
+class CapBelowReservation(Conflict):
+    """409: a cap would be below the reservation it covers; ``reserved`` is
+    that reservation, the lowest value the cap may have."""
+
+    CODE = "cap_below_reservation"
+
+    @property
+    def reserved(self) -> int:
+        """The lowest value the cap may have."""
+        return int(self.error["reserved"])
+
+
+class CallBlocked(Conflict):
+    """409: the call would wait blocked and the acquire asked to be refused
+    (``if_blocked="refuse"``); nothing was queued."""
+
+    CODE = "call_blocked"
+
+    @property
+    def blocked(self) -> BlockedReason:
+        """Why the call would have waited blocked."""
+        return BlockedReason(self.error["blocked"])
+
+
 class CallEnded(ApiError):
     """410: the call has ended; ``call`` is the call as it ended."""
 
@@ -214,6 +238,8 @@ _BY_CODE: Dict[str, Type[ApiError]] = {
         CallIdConflict,
         LimitBelowReservations,
         ReservationsExceedLimit,
+        CapBelowReservation,
+        CallBlocked,
         CallEnded,
         PayloadTooLarge,
         QueueFull,

@@ -188,6 +188,34 @@ class Client:
         """Sets an org's limit (operator key)."""
         return self._portal.call(self._async.set_limit(org, limit))
 
+    def set_burst(self, org: str, burst: int) -> Org:
+        """Sets an org's burst (operator key)."""
+        return self._portal.call(self._async.set_burst(org, burst))
+
+    def set_caps(
+        self,
+        org: str,
+        agent: str,
+        *,
+        webcall: Optional[int] = None,
+        chat: Optional[int] = None,
+        outbound: Optional[int] = None,
+        inbound: Optional[int] = None,
+        total: Optional[int] = None,
+    ) -> Agent:
+        """Sets an agent's caps, all five at once (one left out: no cap)."""
+        return self._portal.call(
+            self._async.set_caps(
+                org,
+                agent,
+                webcall=webcall,
+                chat=chat,
+                outbound=outbound,
+                inbound=inbound,
+                total=total,
+            )
+        )
+
     def get_agent(self, org: str, agent: str) -> Agent:
         """One agent (zeros if never seen)."""
         return self._portal.call(self._async.get_agent(org, agent))
@@ -229,6 +257,7 @@ class Client:
         lease_ttl: Optional[float] = None,
         max_wait: Optional[float] = None,
         wait: float = 0.0,
+        if_blocked: Optional[str] = None,
     ) -> Permit:
         """One acquire request; see :meth:`AsyncClient.acquire`."""
         permit = self._portal.call(
@@ -240,6 +269,7 @@ class Client:
                 lease_ttl=lease_ttl,
                 max_wait=max_wait,
                 wait=wait,
+                if_blocked=if_blocked,
             )
         )
         return Permit(self, permit)
@@ -342,6 +372,7 @@ class Client:
         on_position: Optional[PositionCallback] = None,
         on_lost: Optional[LostCallback] = None,
         heartbeat_every: Optional[float] = None,
+        if_blocked: Optional[str] = None,
     ) -> SlotContext:
         """Holds a slot for a ``with`` block; see :meth:`AsyncClient.slot`.
         The callbacks run on the client's thread."""
@@ -357,6 +388,7 @@ class Client:
                 on_position=on_position,
                 on_lost=on_lost,
                 heartbeat_every=heartbeat_every,
+                if_blocked=if_blocked,
             ),
         )
 

@@ -32,6 +32,19 @@ class Slot(str, enum.Enum):
 
     RESERVED = "reserved"
     SHARED = "shared"
+    #: Above the org's limit, within its burst (only when the whole limit was in use).
+    BURST = "burst"
+
+
+class BlockedReason(str, enum.Enum):
+    """Why a queued call can never be admitted as its org is configured now."""
+
+    #: The org's limit and burst are both 0.
+    LIMIT_ZERO = "limit_zero"
+    #: Its agent's cap for its type, or its agent's total cap, is 0.
+    CAP_ZERO = "cap_zero"
+    #: Its agent reserves nothing for its type and reservations take the whole limit.
+    NO_SHARED_CAPACITY = "no_shared_capacity"
 
 
 class EndReason(str, enum.Enum):
@@ -110,8 +123,39 @@ class PerType:
 
 
 @dataclass(frozen=True)
+class Caps:
+    """An agent's caps: the most active calls per call type and in total
+    (None: no cap). A cap is never below the reservation it covers."""
+
+    webcall: Optional[int] = None
+    chat: Optional[int] = None
+    outbound: Optional[int] = None
+    inbound: Optional[int] = None
+    total: Optional[int] = None
+
+    def to_json(self) -> Dict[str, Optional[int]]:
+        return {
+            "webcall": self.webcall,
+            "chat": self.chat,
+            "outbound": self.outbound,
+            "inbound": self.inbound,
+            "total": self.total,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Caps:
+        return cls(
+            webcall=_opt_int(d.get("webcall")),
+            chat=_opt_int(d.get("chat")),
+            outbound=_opt_int(d.get("outbound")),
+            inbound=_opt_int(d.get("inbound")),
+            total=_opt_int(d.get("total")),
+        )
+
+
+@dataclass(frozen=True)
 class Agent:
-    """An agent's reservations and usage."""
+    """An agent's reservations, caps and usage."""
 
     id: str
     reserved: PerType
@@ -120,6 +164,7 @@ class Agent:
     reserved_total: int
     reserved_in_use: int
     shared_in_use: int
+    caps: Caps = field(default_factory=Caps)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Agent:
@@ -131,6 +176,7 @@ class Agent:
             reserved_total=int(d["reserved_total"]),
             reserved_in_use=int(d["reserved_in_use"]),
             shared_in_use=int(d["shared_in_use"]),
+            caps=Caps.from_json(d.get("caps") or {}),
         )
 
 
@@ -146,6 +192,12 @@ class Org:
     queued: int
     shared_in_use: int
     agents: List[Agent]
+    #: Slots it may use above its limit once the whole limit is in use.
+    burst: int = 0
+    #: Active calls above the limit: max(0, active - limit).
+    burst_in_use: int = 0
+    #: Queued calls that can never be admitted as the org is configured now.
+    blocked: int = 0
 
     def agent(self, agent_id: str) -> Optional[Agent]:
         """The listed agent with this id, if any."""
@@ -165,6 +217,9 @@ class Org:
             queued=int(d["queued"]),
             shared_in_use=int(d["shared_in_use"]),
             agents=[Agent.from_json(a) for a in d.get("agents", [])],
+            burst=int(d.get("burst", 0)),
+            burst_in_use=int(d.get("burst_in_use", 0)),
+            blocked=int(d.get("blocked", 0)),
         )
 
 
@@ -207,6 +262,9 @@ class Call:
     #: recent frees and the calls ahead of it; None while the org has too
     #: little history (and for active and ended calls).
     estimated_wait_s: Optional[float] = None
+    #: While queued: why it can never be admitted as its org is configured
+    #: now; None if it can. It stays queued: a change may unblock it.
+    blocked: Optional[BlockedReason] = None
 
     @property
     def active(self) -> bool:
@@ -240,6 +298,7 @@ class Call:
             max_wait_expires_at=parse_time(d.get("max_wait_expires_at")),
             lease_ttl_s=_opt_float(d.get("lease_ttl_s")),
             estimated_wait_s=_opt_float(d.get("estimated_wait_s")),
+            blocked=None if d.get("blocked") is None else BlockedReason(d["blocked"]),
         )
 
 

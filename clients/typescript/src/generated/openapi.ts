@@ -114,6 +114,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{org}/agents/{agent}/caps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set an agent's caps, all five at once (null: no cap). */
+        put: operations["set_caps"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{org}/agents/{agent}/reservations": {
         parameters: {
             query?: never;
@@ -127,6 +144,23 @@ export interface paths {
         post?: never;
         /** Remove an agent's reservations: its slots return to the shared pool. */
         delete: operations["remove_reservations"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org}/burst": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set an org's burst: slots above its limit once the limit is in use (operator). */
+        put: operations["set_burst"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -359,6 +393,7 @@ export interface components {
             agent: string;
             /** @description The call's id; give one to retry safely. The server makes one if absent. */
             id?: string | null;
+            if_blocked?: null | components["schemas"]["IfBlocked"];
             /**
              * Format: double
              * @description Lease length in seconds, 5 to 3600 (default 60), renewed by heartbeats.
@@ -485,6 +520,7 @@ export interface components {
              * @description `reservations_exceed_limit`: the most this agent could reserve in total now.
              */
             available?: number | null;
+            blocked?: null | components["schemas"]["BlockedReason"];
             call?: null | components["schemas"]["Call"];
             /**
              * Format: int32
@@ -498,7 +534,9 @@ export interface components {
             message: string;
             /**
              * Format: int32
-             * @description `limit_below_reservations`: the sum of the org's reservations.
+             * @description `limit_below_reservations`: the sum of the org's reservations;
+             *     `cap_below_reservation`: the reservation the cap covers, which is the
+             *     lowest value the cap may have.
              */
             reserved?: number | null;
         };
@@ -822,7 +860,7 @@ export interface components {
          * @description Every error code the API answers with (`error.code`), each with its status.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "planning_busy" | "planning_cancelled" | "store_unavailable" | "rate_limited" | "too_many_waits" | "internal" | "unknown";
+        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "cap_below_reservation" | "call_blocked" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "planning_busy" | "planning_cancelled" | "store_unavailable" | "rate_limited" | "too_many_waits" | "internal" | "unknown";
         /**
          * @description An estimate from independent replications: their mean, and the half-width
          *     of the confidence interval around it (`mean ± half_width`).
@@ -872,6 +910,11 @@ export interface components {
             /** @description Oldest first (since the server started). */
             samples: components["schemas"]["Sample"][];
         };
+        /**
+         * @description What an acquire wants done with a call that would queue blocked.
+         * @enum {string}
+         */
+        IfBlocked: "queue" | "refuse";
         /** @description An org key as listed: never its secret. */
         KeyInfo: {
             /**
@@ -1344,6 +1387,51 @@ export interface components {
         };
         /** Format: double */
         Seconds: number;
+        /** @description `PUT /v1/orgs/{org}/burst`. */
+        SetBurst: {
+            /**
+             * Format: int32
+             * @description Slots the org may use above its limit once the whole limit is in
+             *     use, 0 to 1,000,000 (0: none, as in version 1).
+             */
+            burst: number;
+        };
+        /**
+         * @description [`SetCaps`] as the server reads it: each cap 0 to 1,000,000 or null (no
+         *     cap), a missing one null. A cap is never below the reservation it covers.
+         */
+        SetCaps: {
+            /**
+             * Format: int32
+             * @description The most active `chat` calls (null: no cap).
+             * @default null
+             */
+            chat: number | null;
+            /**
+             * Format: int32
+             * @description The most active `inbound` calls (null: no cap).
+             * @default null
+             */
+            inbound: number | null;
+            /**
+             * Format: int32
+             * @description The most active `outbound` calls (null: no cap).
+             * @default null
+             */
+            outbound: number | null;
+            /**
+             * Format: int32
+             * @description The most active calls over all four types (null: no cap).
+             * @default null
+             */
+            total: number | null;
+            /**
+             * Format: int32
+             * @description The most active `webcall` calls (null: no cap).
+             * @default null
+             */
+            webcall: number | null;
+        };
         /** @description `PUT /v1/orgs/{org}/limit`. */
         SetLimit: {
             /**
@@ -1422,7 +1510,10 @@ export interface components {
              *     over `window`. Not with `window`.
              */
             traffic?: components["schemas"]["TrafficSpec"][] | null;
-            /** @description Changes to simulate beside the current configuration. */
+            /**
+             * @description Changes to simulate beside the current configuration: at most
+             *     [`MAX_WHAT_IFS`].
+             */
             what_if?: components["schemas"]["WhatIf"][];
             /**
              * @description How far back to observe when `traffic` is absent: a whole number of
@@ -2020,6 +2111,106 @@ export interface operations {
             };
         };
     };
+    set_caps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The org's id. */
+                org: string;
+                /** @description The agent's id. */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetCaps"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator or org admin only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description org_not_found: no such org, or one this key may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description cap_below_reservation: a cap below the reservation it covers, with that reservation, the lowest allowed cap, as `reserved` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     set_reservations: {
         parameters: {
             query?: never;
@@ -2082,7 +2273,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description reservations_exceed_limit, with `available` */
+            /** @description reservations_exceed_limit, with `available`; cap_below_reservation, with `reserved` */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2171,6 +2362,95 @@ export interface operations {
             };
             /** @description org_not_found: no such org, or one this key may not see */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_burst: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The org's id. */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetBurst"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Org"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description org_not_found: no such org, or one this key may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body is over 64 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2344,7 +2624,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description call_id_conflict: the id exists with another agent or type */
+            /** @description call_id_conflict: the id exists with another agent or type; call_blocked: the call would wait blocked and `if_blocked` is `refuse` (nothing queued), with the reason as `blocked` */
             409: {
                 headers: {
                     [name: string]: unknown;

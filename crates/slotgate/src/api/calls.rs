@@ -16,7 +16,7 @@ use crate::service::{Admission, CallFilter, Service};
 #[utoipa::path(post, path = "/v1/orgs/{org}/calls", operation_id = "acquire_call", request_body = AcquireCall,
     responses((status = 201, body = Call, description = "admitted"), (status = 202, body = Call, description = "queued, with its position"),
               (status = 200, body = Call, description = "the id exists with this agent and type: its current state"),
-              (status = 409, description = "call_id_conflict: the id exists with another agent or type"),
+              (status = 409, description = "call_id_conflict: the id exists with another agent or type; call_blocked: the call would wait blocked and `if_blocked` is `refuse` (nothing queued), with the reason as `blocked`"),
               (status = 429, description = "queue_full: the org's queue is at its cap, with `cap`")))]
 pub async fn acquire(
     State(s): State<Arc<Service>>,

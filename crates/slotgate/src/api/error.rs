@@ -94,6 +94,14 @@ impl From<slotgate_core::Error> for ApiError {
                 available: Some(available),
                 ..error(ErrorCode::ReservationsExceedLimit)
             },
+            E::CapBelowReservation { lowest, .. } => slotgate_api::ApiError {
+                reserved: Some(lowest),
+                ..error(ErrorCode::CapBelowReservation)
+            },
+            E::CallBlocked { reason } => slotgate_api::ApiError {
+                blocked: Some(reason),
+                ..error(ErrorCode::CallBlocked)
+            },
             E::QueueFull { cap } => slotgate_api::ApiError {
                 cap: Some(cap),
                 ..error(ErrorCode::QueueFull)
@@ -188,5 +196,31 @@ mod tests {
         let response = ApiError::from(crate::service::Error::KeyNotFound).into_response();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert!(response.headers().get("retry-after").is_none());
+    }
+
+    #[test]
+    fn version_2_refusals_are_409_with_their_extras() {
+        use slotgate_core::types::{BlockedReason, CallType};
+        let e = ApiError::from(slotgate_core::Error::CapBelowReservation {
+            call_type: Some(CallType::Chat),
+            lowest: 3,
+        });
+        assert_eq!(
+            (e.code(), e.0.reserved),
+            (ErrorCode::CapBelowReservation, Some(3))
+        );
+        assert!(e.0.message.contains("chat cap"), "{}", e.0.message);
+        assert_eq!(e.into_response().status(), StatusCode::CONFLICT);
+        let e = ApiError::from(slotgate_core::Error::CallBlocked {
+            reason: BlockedReason::NoSharedCapacity,
+        });
+        assert_eq!(
+            (e.code(), e.0.blocked),
+            (
+                ErrorCode::CallBlocked,
+                Some(BlockedReason::NoSharedCapacity)
+            )
+        );
+        assert_eq!(e.into_response().status(), StatusCode::CONFLICT);
     }
 }

@@ -1,5 +1,5 @@
-//! The caller limits over HTTP (`limits.rs` keeps them): each key's rate
-//! and throttled failed authentication, checked where the key is read
+//! The caller limits over HTTP (`limits.rs` keeps them): each key's rate,
+//! each org's, and throttled failed authentication, checked where the key is read
 //! ([`authorize`]), and the cap on open long-polls and event streams
 //! ([`cap_waits`]), with the answers a client sees above them.
 
@@ -18,7 +18,7 @@ use slotgate_api::ErrorCode;
 use super::error::ApiError;
 use super::extract::caller;
 use crate::auth::Principal;
-use crate::limits::{ForwardedClient, Throttled};
+use crate::limits::{ForwardedClient, Over, Throttled};
 use crate::service::Service;
 
 /// The caller of a request, once its key is known and within its rate.
@@ -28,7 +28,8 @@ use crate::service::Service;
 ///   replicas' secret forwarded the request from) that failed to authenticate too often
 ///   lately is answered 429 `rate_limited`, whatever key it sends now.
 /// - No key or an unknown key: 401, counted against the address.
-/// - A key over its rate: 429 `rate_limited`; nothing was done.
+/// - A key over its rate, or the keys of its org over the org's
+///   (`--rate-org`): 429 `rate_limited`; nothing was done.
 pub fn authorize(parts: &Parts, s: &Service) -> Result<Principal, ApiError> {
     let limits = s.limits();
     let forwarded = parts.extensions.get::<ForwardedClient>();
@@ -59,10 +60,14 @@ pub fn authorize(parts: &Parts, s: &Service) -> Result<Principal, ApiError> {
     };
     let rate = s.rate_of(&principal);
     limits.admit(&principal, rate).map_err(|t| {
-        rate_limited(
-            t,
-            format!("this key may send {rate} requests per second; nothing was done"),
-        )
+        let message = match (t.over, &principal) {
+            (Over::Org, Principal::Org { org, .. }) => format!(
+                "the keys of this org may send {} requests per second together; nothing was done",
+                limits.org_rate(org)
+            ),
+            _ => format!("this key may send {rate} requests per second; nothing was done"),
+        };
+        rate_limited(t, message)
     })?;
     Ok(principal)
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use slotgate_api::{Agent, CreateOrg, HistoryPage, Org, OrgList, ReservationsBody, SetLimit};
+use slotgate_api::{
+    Agent, CapsBody, CreateOrg, HistoryPage, Org, OrgList, ReservationsBody, SetBurst, SetLimit,
+};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Auth};
@@ -58,6 +60,18 @@ pub async fn set_limit(
     Ok(Json(s.set_limit(&p, &org, body).await?))
 }
 
+/// Set an org's burst: slots above its limit once the limit is in use (operator).
+#[utoipa::path(put, path = "/v1/orgs/{org}/burst", operation_id = "set_burst", request_body = SetBurst,
+    responses((status = 200, body = Org), (status = 403, description = "forbidden: operator only")))]
+pub async fn set_burst(
+    State(s): State<Arc<Service>>,
+    Auth(p): Auth,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(body): ApiJson<SetBurst>,
+) -> Result<Json<Org>, ApiError> {
+    Ok(Json(s.set_burst(&p, &org, body).await?))
+}
+
 /// Active and queued calls of the last 15 minutes, for charts.
 #[utoipa::path(get, path = "/v1/orgs/{org}/history", operation_id = "get_history", responses((status = 200, body = HistoryPage)))]
 pub async fn history(
@@ -82,7 +96,7 @@ pub async fn agent(
 #[utoipa::path(put, path = "/v1/orgs/{org}/agents/{agent}/reservations", operation_id = "set_reservations",
     request_body = ReservationsBody,
     responses((status = 200, body = Agent), (status = 403, description = "forbidden: operator or org admin only"),
-              (status = 409, description = "reservations_exceed_limit, with `available`")))]
+              (status = 409, description = "reservations_exceed_limit, with `available`; cap_below_reservation, with `reserved`")))]
 pub async fn reserve(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -92,6 +106,20 @@ pub async fn reserve(
     Ok(Json(
         s.set_reservations(&p, &org, &agent, body.into()).await?,
     ))
+}
+
+/// Set an agent's caps, all five at once (null: no cap).
+#[utoipa::path(put, path = "/v1/orgs/{org}/agents/{agent}/caps", operation_id = "set_caps",
+    request_body = CapsBody,
+    responses((status = 200, body = Agent), (status = 403, description = "forbidden: operator or org admin only"),
+              (status = 409, description = "cap_below_reservation: a cap below the reservation it covers, with that reservation, the lowest allowed cap, as `reserved`")))]
+pub async fn set_caps(
+    State(s): State<Arc<Service>>,
+    Auth(p): Auth,
+    ApiPath((org, agent)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<CapsBody>,
+) -> Result<Json<Agent>, ApiError> {
+    Ok(Json(s.set_caps(&p, &org, &agent, body.into()).await?))
 }
 
 /// Remove an agent's reservations: its slots return to the shared pool.

@@ -154,6 +154,9 @@ pub fn explain(f: &Failure, url: &str, key: Option<KeySource>) -> String {
             if let Some(n) = a.cap {
                 let _ = write!(s, "; queue cap: {n}");
             }
+            if let Some(reason) = a.blocked {
+                let _ = write!(s, "; blocked: {reason}");
+            }
             s
         }
         slotgate_client::Error::Transport(t) => {

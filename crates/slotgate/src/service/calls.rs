@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use slotgate_api::{limits, AcquireCall, Call, CallList, CallState, Heartbeat};
+use slotgate_api::{limits, AcquireCall, Call, CallList, CallState, Heartbeat, IfBlocked};
 use slotgate_core::{
     AcquireRequest, Acquired, AgentId, CallId, CallView, ListFilter, OrgId, WaitToken,
 };
@@ -53,6 +53,7 @@ impl Service {
         let mut req = AcquireRequest::new(id.clone(), AgentId::new(&body.agent)?, body.call_type);
         req.lease_ttl = body.lease_ttl()?;
         req.max_wait = body.max_wait()?;
+        req.if_blocked = body.if_blocked.unwrap_or(IfBlocked::Queue);
         let wait = body.wait()?;
         // A named id the engine does not hold may be a retry of a call that
         // ended longer ago than the engine keeps ended calls: the store

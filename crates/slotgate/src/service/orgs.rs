@@ -1,7 +1,8 @@
 //! Orgs, their limits and their agents' reservations, and the recent past.
 
 use slotgate_api::{
-    Agent, CreateOrg, FieldError, HistoryPage, Org, OrgList, Reservations, SetLimit,
+    Agent, CreateOrg, FieldError, HistoryPage, Org, OrgList, Reservations, SetBurst, SetCaps,
+    SetLimit,
 };
 use slotgate_core::{AgentId, OrgId};
 
@@ -59,6 +60,19 @@ impl Service {
         Ok(view.into())
     }
 
+    /// Sets an org's burst `B` (operator only, as the limit: both are the
+    /// plan). Never ends an active call: a lower burst only stops
+    /// admissions above the limit until enough calls end. Durable before it returns.
+    pub async fn set_burst(&self, p: &Principal, org: &str, body: SetBurst) -> Result<Org> {
+        p.check(org, Action::SetLimit)?;
+        let view = self
+            .change(org, Some(p.key_id()), |e, now| {
+                e.set_burst(org, body.burst, now)
+            })
+            .await??;
+        Ok(view.into())
+    }
+
     /// One agent (zeros if never seen).
     pub async fn agent(&self, p: &Principal, org: &str, agent: &str) -> Result<Agent> {
         p.check(org, Action::Read)?;
@@ -80,6 +94,27 @@ impl Service {
         let view = self
             .change(org, Some(p.key_id()), |e, now| {
                 e.set_reservations(org, &agent, r, now)
+            })
+            .await??;
+        Ok(view.into())
+    }
+
+    /// Sets an agent's caps, all five at once (`None`: no cap). Refused
+    /// below the reservation a cap covers; a lower cap ends no call, and
+    /// queued calls a higher one admits are admitted before it returns.
+    /// Durable before it returns.
+    pub async fn set_caps(
+        &self,
+        p: &Principal,
+        org: &str,
+        agent: &str,
+        caps: SetCaps,
+    ) -> Result<Agent> {
+        p.check(org, Action::Configure)?;
+        let agent = AgentId::new(agent)?;
+        let view = self
+            .change(org, Some(p.key_id()), |e, now| {
+                e.set_caps(org, &agent, caps, now)
             })
             .await??;
         Ok(view.into())

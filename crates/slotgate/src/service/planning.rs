@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use slotgate_api::{limits, FieldError};
 use slotgate_core::Timestamp;
+use slotgate_plan::body::MAX_WHAT_IFS;
 use slotgate_plan::{
     CheckSettings, OrgConfig, PlanAnswer, PlanBody, PlanRequest, Reservation, SimulateAnswer,
     SimulateBody, SimulateRequest, Traffic, TrafficSpec,
@@ -35,8 +36,6 @@ const FITTED_SIMULATED_CALLS: f64 = 250_000.0;
 /// The most calls one simulation may run, its current configuration and
 /// every what-if together (about 8 s of one core).
 const MAX_SIMULATE_CALLS: f64 = 8_000_000.0;
-/// The most what-ifs one simulation compares.
-const MAX_WHAT_IFS: usize = 16;
 /// Why a key may not plan, for its 403.
 const PLANNING_ROLE: &str = "planning needs an admin key of the org or the operator key \
      (plans and simulations take seconds of a core; runtime and metrics keys may not run them)";

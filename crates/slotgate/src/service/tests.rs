@@ -25,6 +25,7 @@ fn chat(agent: &str) -> AcquireCall {
         lease_ttl_s: None,
         max_wait_s: None,
         wait_s: None,
+        if_blocked: None,
     }
 }
 

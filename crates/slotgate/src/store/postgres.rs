@@ -44,7 +44,7 @@ use tokio_postgres::{Client, IsolationLevel, Row, Statement, Transaction};
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
-use super::rows::{self, CallRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
+use super::rows::{self, CallRow, CapRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
 use super::{Health, Leader, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
@@ -872,10 +872,23 @@ async fn import(txn: &Transaction<'_>, dump: &Dump) -> Result<(), tokio_postgres
     let int = |n: u32| n as i32;
     for o in &dump.orgs {
         txn.execute(
-            "INSERT INTO slotgate_orgs (id, lim, last_event_seq) VALUES ($1, $2, $3)",
-            &[&o.id, &int(o.limit), &(o.last_event_seq as i64)],
+            "INSERT INTO slotgate_orgs (id, lim, last_event_seq, burst) VALUES ($1, $2, $3, $4)",
+            &[
+                &o.id,
+                &int(o.limit),
+                &(o.last_event_seq as i64),
+                &int(o.burst),
+            ],
         )
         .await?;
+        for c in &o.caps {
+            let [w, ch, ob, ib, t] = cap_columns(c);
+            txn.execute(
+                "INSERT INTO slotgate_caps (org, agent, webcall, chat, outbound, inbound, total) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&o.id, &c.agent, &w, &ch, &ob, &ib, &t],
+            )
+            .await?;
+        }
         for r in &o.reservations {
             txn.execute(
                 "INSERT INTO slotgate_reservations (org, agent, webcall, chat, outbound, inbound) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -920,6 +933,30 @@ fn apply_event(jobs: &mut Vec<Job>, e: &Event) {
                 "UPDATE slotgate_orgs SET lim = $2 WHERE id = $1",
                 params![org, (*new as i32)],
             );
+        }
+        EventKind::BurstChanged { new, .. } => {
+            exec(
+                jobs,
+                "UPDATE slotgate_orgs SET burst = $2 WHERE id = $1",
+                params![org, (*new as i32)],
+            );
+        }
+        EventKind::CapsChanged { agent, new, .. } => {
+            if new.is_empty() {
+                exec(
+                    jobs,
+                    "DELETE FROM slotgate_caps WHERE org = $1 AND agent = $2",
+                    params![org, agent.as_str()],
+                );
+            } else {
+                let [w, c, o, i, t] = cap_columns(&CapRow::new(agent, new));
+                exec(jobs,
+                    "INSERT INTO slotgate_caps (org, agent, webcall, chat, outbound, inbound, total)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (org, agent) DO UPDATE SET webcall = $3, chat = $4, outbound = $5, inbound = $6, total = $7",
+                    params![org, agent.as_str(), w, c, o, i, t],
+                );
+            }
         }
         EventKind::ReservationsChanged { agent, new, .. } => {
             if new.total() == 0 {
@@ -986,6 +1023,11 @@ fn apply_event(jobs: &mut Vec<Job>, e: &Event) {
     }
 }
 
+/// An agent's caps as `integer` columns: webcall, chat, outbound, inbound, total.
+fn cap_columns(c: &CapRow) -> [Option<i32>; 5] {
+    [c.webcall, c.chat, c.outbound, c.inbound, c.total].map(|n| n.map(|n| n as i32))
+}
+
 /// What `slotgate export` reads: the database at `url`, without changing it
 /// (a server may be running on it).
 pub async fn dump_url(url: &str) -> Result<Dump, StoreError> {
@@ -1031,11 +1073,12 @@ async fn dump(
     };
     let orgs = txn
         .query(
-            "SELECT id, lim, last_event_seq FROM slotgate_orgs ORDER BY id",
+            "SELECT id, lim, last_event_seq, burst FROM slotgate_orgs ORDER BY id",
             &[],
         )
         .await?;
     let reservations_sql = "SELECT agent, webcall, chat, outbound, inbound FROM slotgate_reservations WHERE org = $1 ORDER BY agent";
+    let caps_sql = "SELECT agent, webcall, chat, outbound, inbound, total FROM slotgate_caps WHERE org = $1 ORDER BY agent";
     let calls_sql = format!(
         "SELECT {} FROM slotgate_calls WHERE {} ORDER BY {}",
         rows::CALL_COLUMNS,
@@ -1058,11 +1101,27 @@ async fn dump(
                 inbound: count(r, 4),
             })
             .collect();
+        let cap = |r: &Row, i| r.get::<_, Option<i32>>(i).map(|n| n.max(0) as u32);
+        let caps = txn
+            .query(caps_sql, &[&id])
+            .await?
+            .iter()
+            .map(|r| CapRow {
+                agent: r.get(0),
+                webcall: cap(r, 1),
+                chat: cap(r, 2),
+                outbound: cap(r, 3),
+                inbound: cap(r, 4),
+                total: cap(r, 5),
+            })
+            .collect();
         let calls = txn.query(&calls_sql, &[&id, &bound]).await?;
         dump.orgs.push(OrgRows {
             limit: count(org, 1),
             last_event_seq: org.get::<_, i64>(2).max(0) as u64,
+            burst: count(org, 3),
             reservations,
+            caps,
             calls: calls.iter().map(call_row).collect(),
             id,
         });

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use slotgate_core::types::Caps;
 use slotgate_core::{
     AgentId, CallId, CallType, EndReason, OrgId, Reservations, RestoredCall, RestoredState, Slot,
     Timestamp,
@@ -139,8 +140,14 @@ pub struct OrgRows {
     pub limit: u32,
     /// The seq of its newest event: its next event is one more.
     pub last_event_seq: u64,
+    /// Its burst `B` (absent in a dump: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub burst: u32,
     /// Agents with reservations.
     pub reservations: Vec<ReservationRow>,
+    /// Agents with caps (absent in a dump: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caps: Vec<CapRow>,
     /// Its calls ([`CALL_ORDER`]).
     pub calls: Vec<CallRow>,
 }
@@ -159,6 +166,54 @@ pub struct ReservationRow {
     pub outbound: u32,
     /// Reserved inbound slots.
     pub inbound: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One agent's caps: the most active calls per type and in total (none: no cap).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapRow {
+    /// The agent.
+    pub agent: String,
+    /// Its webcall cap.
+    pub webcall: Option<u32>,
+    /// Its chat cap.
+    pub chat: Option<u32>,
+    /// Its outbound cap.
+    pub outbound: Option<u32>,
+    /// Its inbound cap.
+    pub inbound: Option<u32>,
+    /// Its cap over all types.
+    pub total: Option<u32>,
+}
+
+impl CapRow {
+    /// The row of an agent's caps.
+    pub(super) fn new(agent: &AgentId, caps: &Caps) -> Self {
+        CapRow {
+            agent: agent.to_string(),
+            webcall: caps.webcall,
+            chat: caps.chat,
+            outbound: caps.outbound,
+            inbound: caps.inbound,
+            total: caps.total,
+        }
+    }
+
+    /// The agent and its caps, as the engine restores them.
+    fn restored(self) -> Result<(AgentId, Caps), Corrupt> {
+        let caps = Caps {
+            webcall: self.webcall,
+            chat: self.chat,
+            outbound: self.outbound,
+            inbound: self.inbound,
+            total: self.total,
+        };
+        Ok((agent_id(&self.agent)?, caps))
+    }
 }
 
 impl OrgRows {
@@ -189,6 +244,11 @@ impl Dump {
                     Ok((agent_id(&r.agent)?, reservations(counts)))
                 })
                 .collect::<Result<_, Corrupt>>()?;
+            let caps = o
+                .caps
+                .into_iter()
+                .map(CapRow::restored)
+                .collect::<Result<_, _>>()?;
             let calls = o
                 .calls
                 .into_iter()
@@ -197,8 +257,10 @@ impl Dump {
             orgs.push(StoredOrg {
                 id: org(&o.id)?,
                 limit: o.limit,
+                burst: o.burst,
                 last_event_seq: o.last_event_seq,
                 reservations,
+                caps,
                 calls,
             });
         }

@@ -18,7 +18,7 @@ use slotgate_core::{EventKind, RestoredCall, Timestamp};
 use slotgate_plan::CallRecord;
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
-use super::rows::{self, ms, CallRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
+use super::rows::{self, ms, CallRow, CapRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
 use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
@@ -303,14 +303,17 @@ fn import(txn: &Transaction<'_>, dump: &Dump) -> rusqlite::Result<()> {
     for o in &dump.orgs {
         exec(
             txn,
-            "INSERT INTO orgs (id, lim, last_event_seq) VALUES (?1, ?2, ?3)",
-            params![o.id, o.limit, o.last_event_seq as i64],
+            "INSERT INTO orgs (id, lim, last_event_seq, burst) VALUES (?1, ?2, ?3, ?4)",
+            params![o.id, o.limit, o.last_event_seq as i64, o.burst],
         )?;
         for r in &o.reservations {
             exec(txn,
                 "INSERT INTO reservations (org, agent, webcall, chat, outbound, inbound) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![o.id, r.agent, r.webcall, r.chat, r.outbound, r.inbound],
             )?;
+        }
+        for c in &o.caps {
+            put_caps(txn, &o.id, c)?;
         }
         for (seq, c) in o.queue_seqs() {
             exec(txn,
@@ -347,6 +350,24 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
                 "UPDATE orgs SET lim = ?2 WHERE id = ?1",
                 params![org, new],
             )?;
+        }
+        EventKind::BurstChanged { new, .. } => {
+            exec(
+                txn,
+                "UPDATE orgs SET burst = ?2 WHERE id = ?1",
+                params![org, new],
+            )?;
+        }
+        EventKind::CapsChanged { agent, new, .. } => {
+            if new.is_empty() {
+                exec(
+                    txn,
+                    "DELETE FROM caps WHERE org = ?1 AND agent = ?2",
+                    params![org, agent.as_str()],
+                )?;
+            } else {
+                put_caps(txn, org, &CapRow::new(agent, new))?;
+            }
         }
         EventKind::ReservationsChanged { agent, new, .. } => {
             if new.total() == 0 {
@@ -430,6 +451,16 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
     Ok(())
 }
 
+/// Writes an agent's caps row, replacing the one it had.
+fn put_caps(txn: &Transaction<'_>, org: &str, c: &CapRow) -> rusqlite::Result<()> {
+    exec(txn,
+        "INSERT INTO caps (org, agent, webcall, chat, outbound, inbound, total) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (org, agent) DO UPDATE SET webcall = ?3, chat = ?4, outbound = ?5, inbound = ?6, total = ?7",
+        params![org, c.agent, c.webcall, c.chat, c.outbound, c.inbound, c.total],
+    )?;
+    Ok(())
+}
+
 fn bad(e: rows::Corrupt) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnName(e.to_string())
 }
@@ -467,10 +498,12 @@ fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Resu
     );
     let bound = rows::ended_bound(ended_since);
     let orgs = txn
-        .prepare("SELECT id, lim, last_event_seq FROM orgs ORDER BY id")?
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<Vec<(String, u32, i64)>>>()?;
-    for (id, limit, last) in orgs {
+        .prepare("SELECT id, lim, last_event_seq, burst FROM orgs ORDER BY id")?
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<Vec<(String, u32, i64, u32)>>>()?;
+    for (id, limit, last, burst) in orgs {
         let reservations = txn
             .prepare_cached(
                 "SELECT agent, webcall, chat, outbound, inbound FROM reservations WHERE org = ?1 ORDER BY agent",
@@ -485,6 +518,21 @@ fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Resu
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let caps = txn
+            .prepare_cached(
+                "SELECT agent, webcall, chat, outbound, inbound, total FROM caps WHERE org = ?1 ORDER BY agent",
+            )?
+            .query_map([&id], |r| {
+                Ok(CapRow {
+                    agent: r.get(0)?,
+                    webcall: r.get(1)?,
+                    chat: r.get(2)?,
+                    outbound: r.get(3)?,
+                    inbound: r.get(4)?,
+                    total: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         let calls = txn
             .prepare_cached(&calls_sql)?
             .query_map(rusqlite::params![&id, bound], call_row)?
@@ -493,7 +541,9 @@ fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Resu
             id,
             limit,
             last_event_seq: last.max(0) as u64,
+            burst,
             reservations,
+            caps,
             calls,
         });
     }

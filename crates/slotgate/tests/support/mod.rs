@@ -280,6 +280,12 @@ impl Server {
         }
     }
 
+    /// Sets an environment variable for the next [`Server::restart`].
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
     /// A new process on the same data directory and options (after
     /// [`Server::kill9`] or [`Server::terminate`]), on a new free port; waits
     /// until it is ready.
@@ -365,6 +371,20 @@ impl Server {
     pub async fn op_text(&self, method: Method, path: &str, body: &str) -> Answer {
         let body = (!body.is_empty()).then(|| body.to_string());
         self.send_text(Some(OPERATOR_KEY), method, path, body).await
+    }
+
+    /// Sends each `(method, path, body, field)` with the operator key: each
+    /// must answer 400 `invalid_request` with a message naming `field`.
+    pub async fn assert_refused_naming(&self, cases: &[(Method, &str, &str, &str)]) {
+        for (m, path, body, field) in cases {
+            let r = self.op_text(m.clone(), path, body).await;
+            assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest), "{path}: {r}");
+            let message = r.error().message;
+            assert!(
+                message.contains(field),
+                "{path} {body}: {message:?} should name {field}"
+            );
+        }
     }
 
     /// `GET path` with the operator key, which must answer 200 with a `T`.

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_tables.sql"),
     include_str!("migrations/0002_leader.sql"),
     include_str!("migrations/0003_key_rates.sql"),
+    include_str!("migrations/0004_caps_burst.sql"),
 ];
 
 /// The newest schema version this binary knows.

@@ -18,6 +18,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_tables.sql"),
     include_str!("migrations/0002_key_rates.sql"),
+    include_str!("migrations/0003_caps_burst.sql"),
 ];
 
 /// The newest schema version this binary knows.
