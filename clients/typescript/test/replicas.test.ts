@@ -23,10 +23,12 @@ test("two replicas on one database answer as one server", { timeout: 150_000 }, 
   const pg = await PgCluster.start(pgBin);
   t.after(() => pg.stop());
   const store = ["--store", pg.url];
+  // Every replica shares one secret, which the leader proves it holds before the follower forwards to it.
+  const env = { SLOTGATE_REPLICA_SECRET: "typescript-test-replica-secret-0123456789abcdef" };
   // The first to start finds the lead free and takes it.
-  const leader = await serve({ args: store });
+  const leader = await serve({ args: store, env });
   t.after(() => leader.stop());
-  const follower = await serve({ args: store, operatorKey: leader.operatorKey });
+  const follower = await serve({ args: store, env, operatorKey: leader.operatorKey });
   t.after(() => follower.stop());
   const viaLeader = clientOf(leader);
   const viaFollower = clientOf(follower, { retry: { attempts: 60, backoffMs: 100, maxBackoffMs: 500 } });

@@ -49,10 +49,12 @@ pub enum Command {
     /// their limits and bursts, reservations, caps, keys, active calls and
     /// the queue in order.
     ///
-    /// With --store postgres://..., SLOTGATE_OPERATOR_KEY must be set, every
-    /// acknowledged change is committed in PostgreSQL before the answer, and
-    /// any number of replicas may serve one database: one leads, the others
-    /// forward to it (--advertise-url; docs/REPLICAS.md).
+    /// With --store postgres://..., SLOTGATE_OPERATOR_KEY and
+    /// SLOTGATE_REPLICA_SECRET must be set (each the same on every replica,
+    /// 32 characters or more), every acknowledged change is committed in
+    /// PostgreSQL before the answer, and any number of replicas may serve
+    /// one database: one leads, the others forward to it once it proved it
+    /// holds the replicas' secret (--advertise-url; docs/REPLICAS.md).
     Serve(ServeArgs),
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
@@ -93,7 +95,8 @@ pub struct StoreArgs {
     /// Store: `sqlite`, the embedded store in --data-dir, or a PostgreSQL
     /// URL (`postgres://USER:PASSWORD@HOST:5432/DB`), whose schema is created
     /// and migrated at start; the operator key then comes from
-    /// SLOTGATE_OPERATOR_KEY.
+    /// SLOTGATE_OPERATOR_KEY, and the replicas' shared secret from
+    /// SLOTGATE_REPLICA_SECRET.
     #[arg(
         long,
         env = "SLOTGATE_STORE",
@@ -455,6 +458,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         advertise_url: None,
         connections,
         limits,
+        replica_secret: std::env::var("SLOTGATE_REPLICA_SECRET").ok(),
     };
     // The certificate and the port first: a wrong file or a taken port must
     // not leave a new data directory and a new operator key behind.

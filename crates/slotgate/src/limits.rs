@@ -27,6 +27,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::auth::{Principal, Role};
 use slotgate_core::OrgId;
 
+/// The client's address of a request another replica forwarded, as that
+/// replica saw it: set on the request only when the follower proved it
+/// holds the replicas' secret (`api/forward.rs`), and then the address the
+/// limits count.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardedClient(pub IpAddr);
+
 /// The limits of `slotgate serve` on callers.
 #[derive(Debug, Clone)]
 pub struct Settings {

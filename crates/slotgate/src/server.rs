@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use slotgate_core::{Config, Engine, OrgId};
 use tokio::sync::watch;
 
+use crate::api::forward::Trust;
 use crate::auth::{random_hex, Keys};
 use crate::service::{self, Service};
 use crate::store::postgres::{PostgresStore, Replica};
@@ -71,6 +72,10 @@ pub struct Settings {
     pub connections: crate::connections::Limits,
     /// Each key's rate, failed authentication, the long-poll cap.
     pub limits: crate::limits::Settings,
+    /// The secret every replica on the same PostgreSQL database shares
+    /// (`SLOTGATE_REPLICA_SECRET`): followers forward only to a leader that
+    /// proves it holds it.
+    pub replica_secret: Option<String>,
 }
 
 /// Why the server could not start.
@@ -110,6 +115,13 @@ pub enum StartError {
     /// forward requests while this one leads.
     #[error("with --store postgres://..., set --advertise-url (SLOTGATE_ADVERTISE_URL): the URL the other replicas reach this one at, such as http://10.0.0.5:7878 (it is only guessed when --listen names one address)")]
     AdvertiseUrlNeeded,
+    /// With a PostgreSQL store, followers forward requests (with their keys)
+    /// only to a leader that proves it knows the replicas' secret.
+    #[error("with --store postgres://..., set SLOTGATE_REPLICA_SECRET, the same on every replica: followers forward requests only to a leader that proves it knows it; {how}", how = operator_key::HOW_TO_MAKE_ONE)]
+    ReplicaSecretNeeded,
+    /// The replicas' secret is too short or too monotonous.
+    #[error("SLOTGATE_REPLICA_SECRET is too weak: {0}; {how}", how = operator_key::HOW_TO_MAKE_ONE)]
+    WeakReplicaSecret(String),
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -198,32 +210,42 @@ impl Server {
         if let Some(k) = settings.operator_key.as_deref().filter(|k| !k.is_empty()) {
             check_operator_key(k, "SLOTGATE_OPERATOR_KEY")?;
         }
-        let (store, operator, generated, lock): (Arc<dyn Store>, _, _, _) = match &settings.store {
-            StoreChoice::Sqlite => {
-                let dir = &settings.data_dir;
-                private_files::create_dir(dir).map_err(io("creating", dir))?;
-                let lock = lock_data_dir(dir)?;
-                let (operator, generated) = operator_key(dir, settings.operator_key.clone())?;
-                let store = SqliteStore::open(dir, retention)?;
-                (Arc::new(store), operator, generated, Some(lock))
-            }
-            StoreChoice::Postgres(url) => {
-                let operator = settings
-                    .operator_key
-                    .clone()
-                    .filter(|k| !k.is_empty())
-                    .ok_or(StartError::OperatorKeyNeeded)?;
-                let me = Replica {
-                    id: random_hex(16),
-                    url: settings
-                        .advertise_url
+        let (store, operator, generated, lock, trust): (Arc<dyn Store>, _, _, _, _) =
+            match &settings.store {
+                StoreChoice::Sqlite => {
+                    let dir = &settings.data_dir;
+                    private_files::create_dir(dir).map_err(io("creating", dir))?;
+                    let lock = lock_data_dir(dir)?;
+                    let (operator, generated) = operator_key(dir, settings.operator_key.clone())?;
+                    let store = SqliteStore::open(dir, retention)?;
+                    (Arc::new(store), operator, generated, Some(lock), None)
+                }
+                StoreChoice::Postgres(url) => {
+                    let operator = settings
+                        .operator_key
                         .clone()
-                        .ok_or(StartError::AdvertiseUrlNeeded)?,
-                };
-                let store = PostgresStore::open(url, retention, me).await?;
-                (Arc::new(store), operator, None, None)
-            }
-        };
+                        .filter(|k| !k.is_empty())
+                        .ok_or(StartError::OperatorKeyNeeded)?;
+                    let secret = settings
+                        .replica_secret
+                        .as_deref()
+                        .filter(|k| !k.is_empty())
+                        .ok_or(StartError::ReplicaSecretNeeded)?;
+                    if let Some(why) = operator_key::weakness(secret) {
+                        return Err(StartError::WeakReplicaSecret(why));
+                    }
+                    let me = Replica {
+                        id: random_hex(16),
+                        url: settings
+                            .advertise_url
+                            .clone()
+                            .ok_or(StartError::AdvertiseUrlNeeded)?,
+                    };
+                    let trust = Trust::new(secret, &me.url);
+                    let store = PostgresStore::open(url, retention, me).await?;
+                    (Arc::new(store), operator, None, None, Some(trust))
+                }
+            };
         let config = Config {
             queue_cap: settings.queue_cap,
             ended_retention: settings.ended_retention.min(ended_in_memory()),
@@ -247,11 +269,11 @@ impl Server {
             log_recovered(&orgs, started.elapsed());
         }
         let keys = Keys::new(&operator, keys);
-        let service = Arc::new(
-            Service::new(config, orgs, store, keys, settings.metrics_auth, shutdown)
-                .with_limits(crate::limits::Limits::new(settings.limits.clone()))
-                .with_metrics_agents(settings.metrics_agents),
-        );
+        let service = Service::new(config, orgs, store, keys, settings.metrics_auth, shutdown)
+            .with_limits(crate::limits::Limits::new(settings.limits.clone()))
+            .with_metrics_agents(settings.metrics_agents)
+            .trusting(trust);
+        let service = Arc::new(service);
         // Whatever resuming changed (calls that timed out while down) is stored like any change.
         service.settle().await;
         let s = service.clone();

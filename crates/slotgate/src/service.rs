@@ -47,7 +47,7 @@ use crate::clock;
 use crate::driver::Driver;
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::store::{Health, Restored, Snapshot, Store, StoreError, Write};
+use crate::store::{Health, Leader, Restored, Snapshot, Store, StoreError, Write};
 
 /// Why a use case was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +158,10 @@ pub struct Service {
     planner: planner::Planner,
     /// Each key's rate, failed authentication, the long-poll cap.
     limits: crate::limits::Limits,
+    /// With several replicas: the replicas' secret, with which this
+    /// replica proves it leads and checks the leader's proof before it
+    /// forwards anything (`api/forward/trust.rs`).
+    trust: Option<Arc<crate::api::forward::Trust>>,
 }
 
 /// A change run on the engine and submitted to the store, not yet durable.
@@ -212,6 +216,7 @@ impl Service {
             shutdown,
             planner: planner::Planner::default(),
             limits: crate::limits::Limits::default(),
+            trust: None,
         }
     }
 
@@ -244,6 +249,20 @@ impl Service {
                 .rate_of(key_id)
                 .unwrap_or_else(|| self.limits.role_rate(Some(*role))),
         }
+    }
+
+    /// The service of a replica that shares `trust` with the others (with
+    /// several replicas; `None` for a single server).
+    pub fn trusting(self, trust: Option<crate::api::forward::Trust>) -> Self {
+        Service {
+            trust: trust.map(Arc::new),
+            ..self
+        }
+    }
+
+    /// The replicas' shared secret, with several replicas.
+    pub fn trust(&self) -> Option<Arc<crate::api::forward::Trust>> {
+        self.trust.clone()
     }
 
     /// Who sends `token` (a bearer key), if anybody.
@@ -370,12 +389,18 @@ impl Service {
         *self.health.borrow() == Health::Up && self.store.leads()
     }
 
-    /// The leading replica's URL, while another replica leads: requests go there.
-    pub fn leader(&self) -> Option<String> {
+    /// The leading replica, while another replica leads: requests go there.
+    pub fn leader(&self) -> Option<Leader> {
         match &*self.health.borrow() {
-            Health::Following(url) => Some(url.clone()),
+            Health::Following(leader) => Some(leader.clone()),
             _ => None,
         }
+    }
+
+    /// The term this replica leads in, while it leads and its store
+    /// commits (with several replicas; `None` for a single server).
+    pub fn term(&self) -> Option<i64> {
+        self.store.term().filter(|_| self.store_up())
     }
 
     /// Until shutdown: whenever the store is back after a failure (or this

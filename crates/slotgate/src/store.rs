@@ -153,8 +153,18 @@ pub enum Health {
     /// state from the store, then calls [`Store::resume`].
     Reconnected,
     /// Another replica leads (PostgreSQL, several replicas): requests go to
-    /// it, at this URL.
-    Following(String),
+    /// it.
+    Following(Leader),
+}
+
+/// The replica that leads, as the leader row names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    /// Where it serves: its `--advertise-url`.
+    pub url: String,
+    /// Its term, written with the URL when it took the lead: it proves it
+    /// leads in this term before a follower forwards to it.
+    pub term: i64,
 }
 
 /// A store failure. No change is acknowledged after one until the store is
@@ -231,6 +241,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// replicas, only while its lead is surely not yet another's.
     fn leads(&self) -> bool {
         true
+    }
+
+    /// The term this replica leads in, while [`Store::leads`]; `None` with
+    /// a single server (no term) and while it follows.
+    fn term(&self) -> Option<i64> {
+        None
     }
 
     /// After a failure and [`Health::Reconnected`], once the orgs and keys

@@ -302,6 +302,7 @@ async fn serve_refuses(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
         .arg(dir.path())
         .args(args)
         .env_remove("SLOTGATE_OPERATOR_KEY")
+        .env_remove("SLOTGATE_REPLICA_SECRET")
         .envs(env.iter().copied());
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(60),
@@ -324,6 +325,15 @@ async fn serve_on_postgres_says_what_is_missing() {
 
     let (ok, err) = serve_refuses(&["--store", &url], &[]).await;
     assert!(!ok && err.contains("set SLOTGATE_OPERATOR_KEY"), "{err}");
+    let (ok, err) = serve_refuses(&["--store", &url], &key).await;
+    assert!(!ok && err.contains("set SLOTGATE_REPLICA_SECRET"), "{err}");
+    let weak = [key[0], ("SLOTGATE_REPLICA_SECRET", "short")];
+    let (ok, err) = serve_refuses(&["--store", &url], &weak).await;
+    assert!(
+        !ok && err.contains("SLOTGATE_REPLICA_SECRET is too weak"),
+        "{err}"
+    );
+    let key = [key[0], ("SLOTGATE_REPLICA_SECRET", support::REPLICA_SECRET)];
 
     let (ok, err) = serve_refuses(&["--store", "redis://127.0.0.1/"], &key).await;
     assert!(!ok && err.contains("a PostgreSQL URL"), "{err}");

@@ -567,3 +567,243 @@ async fn a_wait_on_a_replica_that_loses_the_lead_moves_to_the_new_leader() {
     let ended = tokio::time::timeout(Duration::from_secs(30), stream).await;
     assert!(ended.is_ok(), "the event stream on the old leader ended");
 }
+
+/// Takeover after `kill -9` of the leader, measured: ten times, three
+/// replicas, a stream of acquires through the others; from the kill to the
+/// first 2xx through a replica that was following. Prints the median and
+/// the worst (BENCHMARKS.md, "Takeover after kill -9"); asserts only that
+/// nothing acknowledged is lost. Run it with
+/// `cargo test -p slotgate --test replicas -- --ignored --nocapture takeover`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run it by name"]
+async fn takeover_after_kill_9_measured() {
+    let db = PgCluster::start().await;
+    let mut r = replicas(&db, 3, |_| Vec::new()).await;
+    r[0].create_org("acme", 1_000_000).await;
+    let mut took = Vec::new();
+    let mut n = 0;
+    for round in 0..10 {
+        // Who leads: the one whose /healthz says "ok" alone, once the
+        // others forward to it (a follower that has not yet read the new
+        // leader row still forwards to the replica killed last round).
+        let asked = Instant::now();
+        let leader = loop {
+            let mut said = Vec::new();
+            for s in &r {
+                said.push(healthz(s).await);
+            }
+            let leader = said.iter().position(|h| *h == (200, "ok\n".into()));
+            if let Some(leader) = leader.filter(|_| said.iter().all(|(status, _)| *status == 200)) {
+                break leader;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(30),
+                "one replica leads and the others forward to it: {said:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+        // A few acquires through the followers, then the kill, then acquires
+        // through them until one is acknowledged.
+        for _ in 0..5 {
+            n += 1;
+            r[others[n % 2]]
+                .acquire("acme", &format!("c{n}"), "A", CallType::Chat)
+                .await
+                .ok(201);
+        }
+        r[leader].kill9().await;
+        let killed = Instant::now();
+        n += 1;
+        let id = format!("c{n}");
+        let body = json!({"id": id, "agent": "A", "type": "chat", "lease_ttl_s": 600}).to_string();
+        let mut turn = 0;
+        loop {
+            assert!(
+                killed.elapsed() < Duration::from_secs(30),
+                "nobody took over"
+            );
+            turn += 1;
+            let a = r[others[turn % 2]]
+                .try_send(
+                    Some(support::OPERATOR_KEY),
+                    Method::POST,
+                    "/v1/orgs/acme/calls",
+                    Some(body.clone()),
+                )
+                .await;
+            match a {
+                Ok(a) if a.status == 201 || a.status == 200 => break,
+                Ok(a) => assert_eq!(a.refusal().1, ErrorCode::StoreUnavailable, "{a}"),
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let t = killed.elapsed();
+        eprintln!(
+            "kill {}: a follower acknowledged a change {t:?} after the kill",
+            round + 1
+        );
+        took.push(t);
+        r[leader].restart().await;
+    }
+    // Nothing acknowledged is lost.
+    let held = r[0].all_calls("acme").await;
+    assert_eq!(held.len(), n, "every acknowledged call is there");
+    took.sort();
+    eprintln!(
+        "takeover after kill -9, 10 kills: median {:?}, worst {:?}",
+        (took[4] + took[5]) / 2,
+        took[9]
+    );
+}
+
+/// The leader row rewritten (by anyone who can write to the database) to a
+/// listener of the test's own, which answers everything as a leader's
+/// `/healthz` would: the follower sends it a proof request only, never a
+/// client's request or key, answers 503 `store_unavailable` saying why, and
+/// so does its `/healthz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_forwards_nothing_to_a_leader_that_does_not_prove_it_is_a_replica() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = PgCluster::start().await;
+    let r = replicas(&db, 2, |_| Vec::new()).await;
+    r[0].create_org("acme", 1).await;
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake_url = format!("http://{}", fake.local_addr().unwrap());
+    let got = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let heard = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = fake.accept().await {
+            let heard = heard.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let read = Duration::from_secs(2);
+                while let Ok(Ok(n @ 1..)) = tokio::time::timeout(read, sock.read(&mut buf)).await {
+                    heard.lock().unwrap().extend_from_slice(&buf[..n]);
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+                    if sock.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    db.connect()
+        .await
+        .execute("UPDATE slotgate_leader SET url = $1", &[&fake_url])
+        .await
+        .expect("the leader row rewritten");
+    eventually(10, "the follower refuses to forward", || async {
+        r[1].op(Method::GET, "/v1/orgs/acme", None).await.status == 503
+    })
+    .await;
+    let body = json!({"id": "c1", "agent": "A", "type": "chat"});
+    let a = r[1]
+        .op(Method::POST, "/v1/orgs/acme/calls", Some(&body))
+        .await;
+    assert_eq!(a.refusal().1, ErrorCode::StoreUnavailable, "{a}");
+    let said = a.to_string();
+    assert!(
+        said.contains(&fake_url) && said.contains("did not prove"),
+        "{said}"
+    );
+    let (status, text) = healthz(&r[1]).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("did not prove"), "{text}");
+    let heard = String::from_utf8_lossy(&got.lock().unwrap()).into_owned();
+    assert!(
+        heard.contains("/internal/replica/proof"),
+        "asked for a proof: {heard}"
+    );
+    assert!(
+        !heard.contains(support::OPERATOR_KEY),
+        "a key reached it: {heard}"
+    );
+    assert!(!heard.to_lowercase().contains("authorization"), "{heard}");
+    assert!(
+        !heard.contains("/v1/"),
+        "a client's request reached it: {heard}"
+    );
+}
+
+/// A replica whose secret is not the leader's forwards nothing: 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_another_secret_forwards_nothing() {
+    let db = PgCluster::start().await;
+    let other = "another-replica-secret-0123456789abcdefghij".to_string();
+    let r = replicas(&db, 2, |i| match i {
+        0 => Vec::new(),
+        _ => vec![("SLOTGATE_REPLICA_SECRET", other.clone())],
+    })
+    .await;
+    r[0].create_org("acme", 1).await;
+    let a = r[1].op(Method::GET, "/v1/orgs/acme", None).await;
+    assert_eq!(a.refusal().1, ErrorCode::StoreUnavailable, "{a}");
+    assert!(a.to_string().contains("did not prove"), "{a}");
+    assert_eq!(healthz(&r[1]).await.0, 503);
+    r[0].op(Method::GET, "/v1/orgs/acme", None).await.ok(200);
+}
+
+/// The leader believes a follower about the client's address only with the
+/// follower's proof (the replicas' secret): failed authentications through
+/// a follower count against the address the follower saw (here from
+/// `X-Forwarded-For`, which only the follower believes), not against the
+/// follower; a request that says it was forwarded, sent to the leader
+/// without a replica's proof, is refused 403 and nothing is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_believes_only_a_proven_follower_about_the_client() {
+    let db = PgCluster::start().await;
+    let r = replicas(&db, 2, |i| {
+        let mut env = vec![("SLOTGATE_AUTH_FAILURES", "3".to_string())];
+        if i == 1 {
+            env.push(("SLOTGATE_TRUSTED_PROXY", "127.0.0.1".to_string()));
+        }
+        env
+    })
+    .await;
+    let through_follower = |from: &'static str| {
+        let req = r[1]
+            .anon
+            .get(r[1].url("/v1/orgs"))
+            .bearer_auth("not-a-key-anybody-issued")
+            .header("x-forwarded-for", from);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(through_follower("203.0.113.9").await);
+    }
+    assert_eq!(seen[0], 401, "{seen:?}");
+    assert_eq!(seen[4], 429, "throttled after 3 failures: {seen:?}");
+    assert_eq!(
+        through_follower("203.0.113.10").await,
+        401,
+        "another client through the same follower is not throttled"
+    );
+
+    let body = json!({"id": "forged", "limit": 1}).to_string();
+    for proof in [
+        None,
+        Some(format!(
+            "1 0123456789abcdef0123456789abcdef 198.51.100.7 {}",
+            "0".repeat(64)
+        )),
+    ] {
+        let mut req = r[0]
+            .anon
+            .post(r[0].url("/v1/orgs"))
+            .bearer_auth(support::OPERATOR_KEY)
+            .header("content-type", "application/json")
+            .header("x-slotgate-forwarded", "1")
+            .body(body.clone());
+        if let Some(p) = proof {
+            req = req.header("x-slotgate-replica", p);
+        }
+        let a = Answer::read(req.send().await.unwrap()).await.unwrap();
+        assert_eq!(a.refusal(), (403, ErrorCode::Forbidden), "{a}");
+        assert!(a.to_string().contains("replica proof"), "{a}");
+    }
+    let a = r[0].op(Method::GET, "/v1/orgs/forged", None).await;
+    assert_eq!(a.refusal().1, ErrorCode::OrgNotFound, "{a}");
+}

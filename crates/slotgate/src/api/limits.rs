@@ -18,23 +18,27 @@ use slotgate_api::ErrorCode;
 use super::error::ApiError;
 use super::extract::caller;
 use crate::auth::Principal;
-use crate::limits::{Over, Throttled};
+use crate::limits::{ForwardedClient, Over, Throttled};
 use crate::service::Service;
 
 /// The caller of a request, once its key is known and within its rate.
 ///
 /// - The client's address (the peer's, or from `X-Forwarded-For` when the
-///   peer is a `--trusted-proxy`) that failed to authenticate too often
+///   peer is a `--trusted-proxy`, or the one a follower that proved the
+///   replicas' secret forwarded the request from) that failed to authenticate too often
 ///   lately is answered 429 `rate_limited`, whatever key it sends now.
 /// - No key or an unknown key: 401, counted against the address.
 /// - A key over its rate, or the keys of its org over the org's
 ///   (`--rate-org`): 429 `rate_limited`; nothing was done.
 pub fn authorize(parts: &Parts, s: &Service) -> Result<Principal, ApiError> {
     let limits = s.limits();
-    let client = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| limits.client(*peer, &parts.headers));
+    let forwarded = parts.extensions.get::<ForwardedClient>();
+    let client = forwarded.map(|f| f.0).or_else(|| {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| limits.client(*peer, &parts.headers))
+    });
     if let Some(ip) = client {
         limits.may_authenticate(ip).map_err(|t| {
             rate_limited(

@@ -21,7 +21,10 @@ use slotgate_api::ErrorCode;
               (status = 503, description = "store_unavailable: the store cannot commit, or the leading replica does not answer this follower; the server recovers by itself when it can", body = slotgate_api::ErrorBody)))]
 pub async fn healthz(State(s): State<Arc<Service>>) -> Result<String, ApiError> {
     if let Some(leader) = s.leader() {
-        return Ok(format!("ok: forwarding to {leader}, the leading replica\n"));
+        return Ok(format!(
+            "ok: forwarding to {}, the leading replica\n",
+            leader.url
+        ));
     }
     if !s.store_up() {
         return Err(ApiError::new(

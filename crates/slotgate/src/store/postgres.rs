@@ -13,10 +13,11 @@
 //! leader's `url`. The leader renews the row in every transaction it commits
 //! and at least once a second (that also reads the database's clock, which
 //! deadlines follow: `clock.rs`). A follower takes over, with `term + 1`,
-//! once the row is older than [`LEASE`] by the database's clock, or older
-//! than [`GONE_LEADER`] when the leader's connection is gone from
-//! `pg_stat_activity` (it was killed); it then loads the state from the
-//! database and serves. Every transaction of the
+//! once the row is older than [`LEASE`] by the database's clock, or at once
+//! when the leader's process is gone: its connection is gone from
+//! `pg_stat_activity` *and* its advertised address refuses connections
+//! ([`gone`]); it then loads the state from the database and serves. Every
+//! transaction of the
 //! leader begins by renewing the row *where the term is still its own*, so
 //! a replica that lost the lead can never commit after its successor took
 //! over, and it stops answering from memory [`LEAD_VALID`] after its last
@@ -44,7 +45,7 @@ pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{self, CallRow, CapRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
-use super::{Health, Retention, Store, StoreError, Stored, Write};
+use super::{Health, Leader, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
 /// A statement's parameters, owned: `params![org, seq as i64]`.
@@ -62,10 +63,13 @@ pub const LEASE: Duration = Duration::from_secs(5);
 /// memory: well within [`LEASE`], so it stops before anyone may take over.
 pub const LEAD_VALID: Duration = Duration::from_secs(3);
 
-/// How long a leader whose connection is gone (it was killed) must not have
-/// renewed before another replica takes over: [`LEAD_VALID`] and a second of
-/// margin for a paused machine or a step of a clock.
-pub const GONE_LEADER: Duration = Duration::from_secs(4);
+/// How often a follower reads the leader row, to take over as soon as the
+/// leader is gone.
+const WATCH: Duration = Duration::from_millis(100);
+
+/// How long a follower waits for the leader's address to accept or refuse a
+/// connection: a machine that answers nothing leaves the lead to [`LEASE`].
+const GONE_PROBE: Duration = Duration::from_millis(300);
 
 /// This replica, as the leader row names it.
 #[derive(Debug, Clone)]
@@ -76,9 +80,9 @@ pub struct Replica {
     pub url: String,
 }
 
-/// Until when this replica may answer from memory: set by each renewal of
-/// its lead, `None` while it follows.
-type Lead = Arc<Mutex<Option<Instant>>>;
+/// The term this replica leads in and until when it may answer from
+/// memory: set by each renewal of its lead, `None` while it follows.
+type Lead = Arc<Mutex<Option<(i64, Instant)>>>;
 
 /// The PostgreSQL store.
 #[derive(Debug)]
@@ -194,9 +198,9 @@ impl PostgresStore {
             term: None,
             until: Lead::default(),
         };
-        lead.term = lead.claim(&conn).await?;
+        lead.term = lead.claim(&conn, false).await?;
         if lead.term.is_none() {
-            let leader = lead.leader(&conn).await?;
+            let leader = lead.leader(&conn).await?.health();
             writer.stop(leader, StoreError("another replica leads".into()));
         }
         let until = lead.until.clone();
@@ -282,8 +286,13 @@ impl Store for PostgresStore {
     }
 
     fn leads(&self) -> bool {
-        let until = *self.lead.lock().expect("never poisoned");
-        until.is_some_and(|t| Instant::now() < t)
+        self.term().is_some()
+    }
+
+    fn term(&self) -> Option<i64> {
+        let lead = *self.lead.lock().expect("never poisoned");
+        lead.filter(|(_, until)| Instant::now() < *until)
+            .map(|(term, _)| term)
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
@@ -406,7 +415,7 @@ async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, rete
                 let result =
                     within(COMMIT_TIMEOUT, commit(live, &mut prepared, &batch, term)).await;
                 if result.is_ok() {
-                    lead.renewed(sent);
+                    lead.renewed(term, sent);
                 }
                 let resigned = batch.iter().any(|(_, w)| matches!(w, Write::Resign));
                 batch.clear();
@@ -454,49 +463,49 @@ struct Leadership {
 }
 
 impl Leadership {
-    /// Takes the lead if its holder let it lapse ([`LEASE`]), or its
-    /// connection is gone (it was killed) and it has not renewed for
-    /// [`GONE_LEADER`] (so it no longer answers from memory), or it is this
-    /// replica: the new term. Serialised with the leader's transactions by
-    /// the row lock; safe whatever the old leader still believes, since each
-    /// of its commits checks the term.
-    async fn claim(&self, conn: &Client) -> Result<Option<i64>, StoreError> {
+    /// Takes the lead if its holder let it lapse ([`LEASE`]), or it is this
+    /// replica, or the caller found the leader's process gone (`gone`, see
+    /// [`gone`]) and its connection is still gone from `pg_stat_activity`:
+    /// the new term. Serialised with the leader's transactions by the row
+    /// lock; safe whatever the old leader still believes, since each of its
+    /// commits checks the term.
+    async fn claim(&self, conn: &Client, gone: bool) -> Result<Option<i64>, StoreError> {
         let sent = Instant::now();
         let row = conn
             .query_opt(
                 "UPDATE slotgate_leader SET term = term + 1, holder = $1, url = $2, backend = pg_backend_pid(),
                      renewed_at = clock_timestamp()
                  WHERE id = 1 AND (holder = $1 OR renewed_at < clock_timestamp() - make_interval(secs => $3)
-                     OR (renewed_at < clock_timestamp() - make_interval(secs => $4)
-                         AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend)))
+                     OR ($4 AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend)))
                  RETURNING term",
-                &[&self.me.id, &self.me.url, &LEASE.as_secs_f64(), &GONE_LEADER.as_secs_f64()],
+                &[&self.me.id, &self.me.url, &LEASE.as_secs_f64(), &gone],
             )
             .await
             .map_err(err)?;
         let term = row.map(|r| r.get::<_, i64>(0));
-        if term.is_some() {
-            self.renewed(sent);
+        if let Some(term) = term {
+            self.renewed(term, sent);
         }
         Ok(term)
     }
 
-    /// Who leads, as the health to announce: [`Health::Following`] its URL
-    /// while its lead is current, else [`Health::Down`].
-    async fn leader(&self, conn: &Client) -> Result<Health, StoreError> {
+    /// The leader row, as this replica sees it.
+    async fn leader(&self, conn: &Client) -> Result<LeaderRow, StoreError> {
         let row = conn
             .query_one(
-                "SELECT url, holder, renewed_at >= clock_timestamp() - make_interval(secs => $1) FROM slotgate_leader WHERE id = 1",
-                &[&LEASE.as_secs_f64()],
+                "SELECT url, holder = $2, renewed_at >= clock_timestamp() - make_interval(secs => $1),
+                     NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend), term
+                 FROM slotgate_leader WHERE id = 1",
+                &[&LEASE.as_secs_f64(), &self.me.id],
             )
             .await
             .map_err(err)?;
-        let (url, holder, current): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
-        // An empty URL is `slotgate import`'s: it serves nobody.
-        Ok(if current && !url.is_empty() && holder != self.me.id {
-            Health::Following(url)
-        } else {
-            Health::Down("no replica leads yet; one takes over within seconds".into())
+        Ok(LeaderRow {
+            url: row.get(0),
+            mine: row.get(1),
+            current: row.get(2),
+            disconnected: row.get(3),
+            term: row.get(4),
         })
     }
 
@@ -516,13 +525,13 @@ impl Leadership {
             .map_err(err)?
             .ok_or_else(|| StoreError("another replica took the lead".into()))?;
         clock::follow(row.get(0), before, clock::system_ms());
-        self.renewed(sent);
+        self.renewed(term, sent);
         Ok(())
     }
 
-    /// The lead was renewed by a statement sent at `sent`.
-    fn renewed(&self, sent: Instant) {
-        *self.until.lock().expect("never poisoned") = Some(sent + LEAD_VALID);
+    /// The lead of `term` was renewed by a statement sent at `sent`.
+    fn renewed(&self, term: i64, sent: Instant) {
+        *self.until.lock().expect("never poisoned") = Some((term, sent + LEAD_VALID));
     }
 
     fn step_down(&mut self) {
@@ -531,7 +540,8 @@ impl Leadership {
     }
 
     /// Follows the leader until this replica can lead: connects (again)
-    /// when needed, tries to take the lead every [`RETRY`], and announces
+    /// when needed, reads the leader row every [`WATCH`] and takes the lead
+    /// when it is free, and announces
     /// whom requests go to meanwhile. Returns the connection it leads on,
     /// once the service has reloaded from the database.
     async fn follow(&mut self, mut conn: Option<Client>, writer: &mut Writer) -> Client {
@@ -557,21 +567,24 @@ impl Leadership {
                     Health::Down(e.0)
                 }
             };
+            // Connected, it watches the row closely; else it retries the connection.
+            let pause = if conn.is_some() { WATCH } else { RETRY };
             if writer.health() != health {
                 match &health {
-                    Health::Following(url) => {
-                        tracing::info!(leader = %url, "following the leading replica")
+                    Health::Following(leader) => {
+                        tracing::info!(leader = %leader.url, term = leader.term, "following the leading replica")
                     }
                     other => tracing::debug!(health = ?other, "not leading"),
                 }
                 writer.announce(health);
             }
-            tokio::time::sleep(RETRY).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
-    /// Connects if needed and takes the lead if it is free: `None` if this
-    /// replica now leads, else whom it follows.
+    /// Connects if needed and takes the lead if it is free (lapsed, this
+    /// replica's, or its holder's process [`gone`]): `None` if this replica
+    /// now leads, else whom it follows.
     async fn try_to_lead(
         &mut self,
         conn: &mut Option<Client>,
@@ -580,11 +593,25 @@ impl Leadership {
             *conn = Some(within(PING_TIMEOUT, open_writer(&self.url)).await?);
         }
         let live = conn.as_ref().expect("connected above");
-        if let Some(term) = within(PING_TIMEOUT, self.claim(live)).await? {
-            self.term = Some(term);
-            return Ok(None);
+        let row = within(PING_TIMEOUT, self.leader(live)).await?;
+        let gone = row.current && row.disconnected && !row.url.is_empty() && gone(&row.url).await;
+        if !row.current || row.mine || gone {
+            if let Some(term) = within(PING_TIMEOUT, self.claim(live, gone)).await? {
+                if gone {
+                    tracing::info!(
+                        leader = %row.url,
+                        "the leading replica is gone (its connection to the database closed, and its address refuses connections): taking over"
+                    );
+                }
+                self.term = Some(term);
+                return Ok(None);
+            }
+            // Another replica took it first.
+            return Ok(Some(
+                within(PING_TIMEOUT, self.leader(live)).await?.health(),
+            ));
         }
-        Ok(Some(within(PING_TIMEOUT, self.leader(live)).await?))
+        Ok(Some(row.health()))
     }
 
     /// Asks the service to reload, renewing the lead meanwhile; whether it
@@ -602,6 +629,67 @@ impl Leadership {
             }
         }
     }
+}
+
+/// The leader row as a follower reads it.
+#[derive(Debug)]
+struct LeaderRow {
+    /// Where the leader serves; empty while `slotgate import` holds the
+    /// lead, which serves nobody.
+    url: String,
+    /// Whether this replica holds it.
+    mine: bool,
+    /// Whether it was renewed within [`LEASE`].
+    current: bool,
+    /// Whether the connection that last renewed it is gone from
+    /// `pg_stat_activity`.
+    disconnected: bool,
+    /// The leader's term, written with its URL when it took the lead.
+    term: i64,
+}
+
+impl LeaderRow {
+    /// The health to announce: [`Health::Following`] the leader's URL while
+    /// its lead is current, else [`Health::Down`].
+    fn health(&self) -> Health {
+        if self.current && !self.url.is_empty() && !self.mine {
+            Health::Following(Leader {
+                url: self.url.clone(),
+                term: self.term,
+            })
+        } else {
+            Health::Down("no replica leads yet; one takes over within seconds".into())
+        }
+    }
+}
+
+/// Whether the leader's process is surely gone, given that its connection is
+/// gone from the database: nothing listens at its advertised address any
+/// more (its machine answers, and refuses the connection), so it answers
+/// nobody from memory and another replica may take over at once. An address
+/// that accepts (the process lives, and only its connection to the database
+/// was lost: a transaction-pooling PgBouncer may also close the server
+/// connection the leader last used), or a machine that answers nothing
+/// within [`GONE_PROBE`], proves nothing: the lead then runs out ([`LEASE`]).
+async fn gone(url: &str) -> bool {
+    let Ok(uri) = url.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    let probe = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port));
+    matches!(
+        tokio::time::timeout(GONE_PROBE, probe).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// Reads the database's clock, and makes it the server's ([`clock::follow`]).

@@ -43,6 +43,9 @@ use tokio::process::{Child, Command};
 /// The operator key every test server runs with.
 pub const OPERATOR_KEY: &str = "e2e-support-operator-key-0123456789abcdef";
 
+/// The replicas' secret every test server runs with (issue 21).
+pub const REPLICA_SECRET: &str = "e2e-support-replica-secret-0123456789abcdef";
+
 /// How long a server may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -676,6 +679,7 @@ pub fn serve_command(listen: &str, dir: &Path) -> std::process::Command {
     c.args(["serve", "--listen", listen, "--data-dir"])
         .arg(dir)
         .env("SLOTGATE_OPERATOR_KEY", OPERATOR_KEY)
+        .env("SLOTGATE_REPLICA_SECRET", REPLICA_SECRET)
         .envs(
             [
                 "SLOTGATE_RATE_RUNTIME",

@@ -1,0 +1,209 @@
+//! Trusted forwarding (issue 21): the replicas on one database share a
+//! secret (`SLOTGATE_REPLICA_SECRET`) and prove to each other that they
+//! hold it, with HMAC-SHA256 over a fresh nonce and the leader's term.
+//!
+//! - **The leader proves itself before a follower sends it anything.** The
+//!   follower sends [`PROOF_PATH`] to the URL in the leader row with a
+//!   nonce and nothing else; only a replica that leads answers, with
+//!   [`Trust::prove_leader`] of the nonce, its term and its own advertised
+//!   URL. The follower checks it against the row's term and URL: a URL
+//!   written into the row by someone else, a replica with another secret,
+//!   one that relays the question to the real leader (its URL is not the
+//!   row's) or a leader of an older term fail, and the follower answers
+//!   503 `store_unavailable` and sends nothing there.
+//! - **A follower proves each request it forwards**
+//!   ([`Trust::prove_request`], in [`REQUEST_PROOF`]): the term, a nonce,
+//!   the client's address it saw, and the request's method and path. Only
+//!   a proven forwarded request is taken as one (its client address counts
+//!   for the limits on failed authentication); any other request that says
+//!   it was forwarded is refused.
+//!
+//! The two proofs are kept apart by their first line, so neither can be
+//! obtained from the other.
+
+use std::net::IpAddr;
+
+use ring::hmac;
+
+use crate::auth::random_hex;
+
+/// Where a replica proves it leads.
+pub(super) const PROOF_PATH: &str = "/internal/replica/proof";
+
+/// The follower's nonce, on a proof request.
+pub(super) const NONCE: &str = "x-slotgate-nonce";
+
+/// The leader's proof, in answer.
+pub(super) const PROOF: &str = "x-slotgate-proof";
+
+/// A forwarded request's proof: `TERM NONCE CLIENT HMAC`.
+pub(super) const REQUEST_PROOF: &str = "x-slotgate-replica";
+
+/// This replica's share of trust: the replicas' secret and where it serves.
+pub struct Trust {
+    /// HMAC-SHA256 under `SLOTGATE_REPLICA_SECRET`.
+    key: hmac::Key,
+    /// This replica's `--advertise-url`, which its proofs as leader name.
+    url: String,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Trust").field("url", &self.url).finish()
+    }
+}
+
+/// A forwarded request's proof, read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The term of the leader the follower forwarded to.
+    pub term: i64,
+    /// The client's address, as the follower saw it.
+    pub client: IpAddr,
+}
+
+impl Trust {
+    /// Trust from the replicas' `secret`, for a replica advertised at `url`.
+    pub fn new(secret: &str, url: &str) -> Trust {
+        Trust {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+            url: url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// A fresh nonce.
+    pub fn nonce() -> String {
+        random_hex(16)
+    }
+
+    /// The proof this replica, leading in `term`, gives for `nonce`.
+    pub fn prove_leader(&self, nonce: &str, term: i64) -> String {
+        self.sign(&leader_message(nonce, term, &self.url))
+    }
+
+    /// Whether `proof` is the answer to `nonce` of the leader of `term` at
+    /// `url` (in constant time).
+    pub fn verify_leader(&self, nonce: &str, term: i64, url: &str, proof: &str) -> bool {
+        self.verify(
+            &leader_message(nonce, term, url.trim_end_matches('/')),
+            proof,
+        )
+    }
+
+    /// The [`REQUEST_PROOF`] header of a request this replica forwards to
+    /// the leader of `term`, from `client`.
+    pub fn prove_request(&self, term: i64, client: IpAddr, method: &str, path: &str) -> String {
+        let nonce = Self::nonce();
+        let tag = self.sign(&request_message(term, &nonce, client, method, path));
+        format!("{term} {nonce} {client} {tag}")
+    }
+
+    /// The forwarded request's proof in `header`, if it is one under the
+    /// replicas' secret for this `method` and `path`.
+    pub fn verify_request(&self, header: &str, method: &str, path: &str) -> Option<Forwarded> {
+        let mut parts = header.split(' ');
+        let term = parts.next()?.parse().ok()?;
+        let nonce = parts.next().filter(|n| (16..=64).contains(&n.len()))?;
+        let client = parts.next()?.parse().ok()?;
+        let tag = parts.next()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        self.verify(&request_message(term, nonce, client, method, path), tag)
+            .then_some(Forwarded { term, client })
+    }
+
+    fn sign(&self, message: &str) -> String {
+        crate::auth::hex(hmac::sign(&self.key, message.as_bytes()).as_ref())
+    }
+
+    fn verify(&self, message: &str, proof: &str) -> bool {
+        unhex(proof).is_some_and(|tag| hmac::verify(&self.key, message.as_bytes(), &tag).is_ok())
+    }
+}
+
+fn leader_message(nonce: &str, term: i64, url: &str) -> String {
+    format!("slotgate leader proof\n{term}\n{nonce}\n{url}")
+}
+
+fn request_message(term: i64, nonce: &str, client: IpAddr, method: &str, path: &str) -> String {
+    format!("slotgate forwarded request\n{term}\n{nonce}\n{client}\n{method} {path}")
+}
+
+/// The bytes of a hex HMAC tag; `None` if it is not one.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() != 64 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "replica-secret-0123456789abcdefghijkl";
+
+    #[test]
+    fn a_leader_proof_verifies_only_with_the_same_secret_nonce_term_and_url() {
+        let leader = Trust::new(SECRET, "http://10.0.0.5:7878");
+        let follower = Trust::new(SECRET, "http://10.0.0.6:7878");
+        let other = Trust::new(
+            "another-secret-0123456789abcdefghijkl",
+            "http://10.0.0.6:7878",
+        );
+        let proof = leader.prove_leader("n1", 7);
+        assert!(follower.verify_leader("n1", 7, "http://10.0.0.5:7878/", &proof));
+        assert!(!follower.verify_leader("n2", 7, "http://10.0.0.5:7878", &proof));
+        assert!(!follower.verify_leader("n1", 8, "http://10.0.0.5:7878", &proof));
+        assert!(!follower.verify_leader("n1", 7, "http://10.0.0.7:7878", &proof));
+        assert!(!other.verify_leader("n1", 7, "http://10.0.0.5:7878", &proof));
+        assert!(!follower.verify_leader("n1", 7, "http://10.0.0.5:7878", "zz"));
+    }
+
+    #[test]
+    fn a_request_proof_names_its_term_and_client_and_fits_only_its_request() {
+        let follower = Trust::new(SECRET, "http://10.0.0.6:7878");
+        let leader = Trust::new(SECRET, "http://10.0.0.5:7878");
+        let other = Trust::new(
+            "another-secret-0123456789abcdefghijkl",
+            "http://10.0.0.5:7878",
+        );
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        let h = follower.prove_request(7, client, "POST", "/v1/orgs/acme/calls");
+        assert_eq!(
+            leader.verify_request(&h, "POST", "/v1/orgs/acme/calls"),
+            Some(Forwarded { term: 7, client })
+        );
+        assert_eq!(
+            leader.verify_request(&h, "GET", "/v1/orgs/acme/calls"),
+            None
+        );
+        assert_eq!(
+            leader.verify_request(&h, "POST", "/v1/orgs/other/calls"),
+            None
+        );
+        assert_eq!(
+            other.verify_request(&h, "POST", "/v1/orgs/acme/calls"),
+            None
+        );
+        let forged = h.replacen("203.0.113.9", "198.51.100.1", 1);
+        assert_eq!(
+            leader.verify_request(&forged, "POST", "/v1/orgs/acme/calls"),
+            None
+        );
+        let later = h.replacen("7 ", "8 ", 1);
+        assert_eq!(
+            leader.verify_request(&later, "POST", "/v1/orgs/acme/calls"),
+            None
+        );
+        // A leader's proof is no request's, and the reverse.
+        let proof = leader.prove_leader("0123456789abcdef", 7);
+        let h = format!("7 0123456789abcdef {client} {proof}");
+        assert_eq!(leader.verify_request(&h, "GET", "/"), None);
+    }
+}
