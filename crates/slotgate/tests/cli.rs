@@ -241,7 +241,10 @@ async fn caps_burst_and_blocked_calls_from_the_shell() {
     // The calls table says it would wait forever, and why, not a wait.
     let calls = ok(&["calls", "acme"]);
     let y1 = calls.lines().find(|l| l.starts_with("y1 ")).expect(&calls);
-    assert!(y1.ends_with("never: blocked (no_shared_capacity)"), "{calls}");
+    assert!(
+        y1.ends_with("never: blocked (no_shared_capacity)"),
+        "{calls}"
+    );
 }
 
 /// Releasing a queued call cancels it and frees no slot; the id of an ended
