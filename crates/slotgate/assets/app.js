@@ -610,6 +610,7 @@ let openMenu = null;
 function agentMenu(a) {
   const list = el("ul", { role: "menu", hidden: "" },
     el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openEditor(a); } }, "Edit reservations")),
+    el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openCapper(a); } }, "Edit caps")),
     el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openRemover(a); } }, "Remove agent")));
   const toggle = el("button", {
     type: "button", class: "quiet", "aria-haspopup": "menu", "aria-expanded": "false",
@@ -723,8 +724,38 @@ function refusal(e) {
     return `Refused: the limit cannot go below the ${e.body.error.reserved} slots reserved. Remove reservations first.`;
   }
   if (e.code === "forbidden") return "Refused: this key's role may not do this.";
+  if (e.code === "cap_below_reservation") return `Refused: ${e.message} The lowest allowed is ${e.body.error.reserved}.`;
   return "Refused: " + e.message;
 }
+
+// ---- caps ------------------------------------------------------------------------
+
+let capping = null; // the agent whose caps are being edited
+
+function openCapper(agent) {
+  capping = agent;
+  const form = $("capper-form");
+  $("capper-title").textContent = `Edit caps · ${agent.id}`;
+  for (const t of [...TYPES, "total"]) form.elements[t].value = agent.caps && agent.caps[t] != null ? agent.caps[t] : "";
+  $("capper-error").textContent = "";
+  $("capper").showModal();
+  form.elements.webcall.focus();
+}
+
+$("capper-cancel").addEventListener("click", () => $("capper").close());
+$("capper-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = $("capper-form");
+  // The body sets all five: an empty field is no cap.
+  const body = Object.fromEntries([...TYPES, "total"].map((t) => [t, form.elements[t].value === "" ? null : Number(form.elements[t].value)]));
+  try {
+    await api("PUT", `/orgs/${encodeURIComponent(current.id)}/agents/${encodeURIComponent(capping.id)}/caps`, body);
+    $("capper").close();
+    await refresh();
+  } catch (e) {
+    $("capper-error").textContent = refusal(e);
+  }
+});
 
 // ---- remove agent ------------------------------------------------------------
 

@@ -757,3 +757,48 @@ test("burst past the limit on the bar and in the summary; an agent at its cap is
   await p.screenshot({ path: join(SHOTS, "dashboard-burst.png") });
   await done(p);
 });
+
+test("an org admin sets an agent's caps from its menu; a cap below its reservation is refused in the server's words", async () => {
+  const org = "capset";
+  assert.equal((await api("POST", "/orgs", { id: org, limit: 10 })).status, 201);
+  const admin = (await api("POST", `/orgs/${org}/keys`, { role: "admin", name: "dash" })).body.key;
+  assert.equal((await api("PUT", `/orgs/${org}/agents/a/reservations`, { chat: 2 })).status, 200);
+  const p = await page();
+  await p.goto(`${base}/#org=${org}&key=${admin}`);
+  const capsCell = p.locator('[data-agent-row="a"] [data-label="Caps"]');
+  await capsCell.filter({ hasText: "—" }).waitFor();
+  const dialog = p.locator("#capper");
+  const open = async () => {
+    await p.getByRole("button", { name: "Actions for a" }).click();
+    await p.getByRole("menuitem", { name: "Edit caps" }).click();
+    await dialog.waitFor();
+  };
+
+  await open();
+  await dialog.getByLabel("Chat cap", { exact: true }).fill("1");
+  await dialog.getByRole("button", { name: "Save caps" }).click();
+  await p.locator("#capper-error").filter({ hasText: "The lowest allowed is 2." }).waitFor();
+  const said = await p.locator("#capper-error").textContent();
+  assert.match(said, /^Refused: /);
+  const direct = await api("PUT", `/orgs/${org}/agents/a/caps`, { chat: 1 });
+  assert.equal(direct.status, 409);
+  assert.ok(said.includes(direct.body.error.message), `the server's message is shown: ${said}`);
+  assert.equal((await api("GET", `/orgs/${org}/agents/a`)).body.caps.chat, null, "nothing changed");
+
+  await dialog.getByLabel("Chat cap", { exact: true }).fill("3");
+  await dialog.getByLabel("Total cap", { exact: true }).fill("5");
+  await dialog.getByRole("button", { name: "Save caps" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  await capsCell.filter({ hasText: "chat 3, total 5" }).waitFor();
+  assert.deepEqual((await api("GET", `/orgs/${org}/agents/a`)).body.caps,
+    { webcall: null, chat: 3, outbound: null, inbound: null, total: 5 });
+
+  // The form opens with the caps set; an emptied field lifts its cap.
+  await open();
+  assert.equal(await dialog.getByLabel("Total cap", { exact: true }).inputValue(), "5");
+  await dialog.getByLabel("Chat cap", { exact: true }).fill("");
+  await dialog.getByRole("button", { name: "Save caps" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  await capsCell.filter({ hasText: /^total 5$/ }).waitFor();
+  await done(p);
+});
