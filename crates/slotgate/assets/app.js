@@ -262,6 +262,7 @@ async function refresh() {
     while (series.length && series[0].t < clock.now() - WINDOW_MS) series.shift();
     render(view);
     await Promise.all([
+      blockedWarning(view),
       queue.refresh(view.queued),
       ...[...expanded.values()].map((list) => list.refresh(list.total(view))),
     ]);
@@ -306,6 +307,8 @@ const colorOf = (() => {
 
 function render(v) {
   $("stat-limit").textContent = v.limit;
+  $("stat-burst").hidden = !(v.burst > 0);
+  $("stat-burst").textContent = v.burst > 0 ? `burst ${v.burst} (${v.burst_in_use} in use)` : "";
   $("stat-reserved").textContent = v.reserved;
   $("stat-shared").textContent = v.shared;
   $("stat-active").textContent = v.active;
@@ -321,36 +324,111 @@ function pct(part, whole) {
   return whole > 0 ? (100 * part / whole).toFixed(3) + "%" : "0%";
 }
 
+// The bar spans the limit and, when the org has burst, the burst past it:
+// the burst segment starts at the limit line and is drawn lightly, its
+// calls in use darker.
 function renderBar(v) {
+  const burst = v.burst || 0;
+  const span = v.limit + burst;
   const reservedAgents = v.agents.filter((a) => a.reserved_total > 0);
   const segs = reservedAgents.map((a) => {
     const inUse = Math.min(a.reserved_in_use, a.reserved_total);
+    const full = atCap(a);
     return el("div", {
-      class: "seg", "data-agent": a.id, "data-slots": String(a.reserved_total),
-      style: `flex: 0 0 ${pct(a.reserved_total, v.limit)}; background: ${colorOf(a.id)}`,
-      title: `${a.id}: ${a.reserved_total} reserved, ${inUse} in use`,
+      class: full.length ? "seg at-cap" : "seg", "data-agent": a.id, "data-slots": String(a.reserved_total),
+      ...(full.length ? { "data-at-cap": full.join(" ") } : {}),
+      style: `flex: 0 0 ${pct(a.reserved_total, span)}; background: ${colorOf(a.id)}`,
+      title: `${a.id}: ${a.reserved_total} reserved, ${inUse} in use` + (full.length ? `, at its cap (${full.join(", ")})` : ""),
     },
     el("span", { class: "use", style: `width: ${pct(inUse, a.reserved_total)}` }),
-    el("span", { class: "txt" }, `${a.id} ${inUse}/${a.reserved_total}`));
+    el("span", { class: "txt" }, `${a.id} ${inUse}/${a.reserved_total}` + (full.length ? " · at cap" : "")));
   });
-  const sharedUse = Math.min(v.shared_in_use, v.shared);
+  // Calls without reserved room past the limit count in shared_in_use: they
+  // are drawn in the burst, not as an over-committed shared pool.
+  const sharedCalls = v.shared_in_use - Math.min(Math.max(0, v.shared_in_use - v.shared), v.burst_in_use || 0);
+  const sharedUse = Math.min(sharedCalls, v.shared);
   segs.push(el("div", {
     class: "seg shared", "data-segment": "shared", "data-slots": String(v.shared),
-    style: `flex: 0 0 ${pct(v.shared, v.limit)}`,
-    title: `shared: ${v.shared} slots, ${v.shared_in_use} in use`,
+    style: `flex: 0 0 ${pct(v.shared, span)}`,
+    title: `shared: ${v.shared} slots, ${sharedCalls} in use`,
   },
   el("span", { class: "use", style: `width: ${pct(sharedUse, v.shared)}` }),
-  el("span", { class: "txt" }, `shared ${v.shared_in_use}/${v.shared}`)));
+  el("span", { class: "txt" }, `shared ${sharedCalls}/${v.shared}`)));
+  if (burst > 0) {
+    segs.push(el("div", {
+      class: "seg burst", "data-segment": "burst", "data-slots": String(burst), "data-in-use": String(v.burst_in_use),
+      style: `flex: 0 0 ${pct(burst, span)}`,
+      title: `burst past the limit: ${burst} slots, ${v.burst_in_use} in use`,
+    },
+    el("span", { class: "use", style: `width: ${pct(Math.min(v.burst_in_use, burst), burst)}` }),
+    el("span", { class: "txt" }, `burst ${v.burst_in_use}/${burst}`)));
+  }
   $("bar").replaceChildren(...segs);
   $("bar").setAttribute("aria-label",
     `${v.limit} slots: ${reservedAgents.map((a) => `${a.id} ${a.reserved_total} reserved`).join(", ") || "no reservations"}, ` +
-    `${v.shared} shared. ${v.active} active, ${v.queued} queued.`);
-  const over = v.shared_in_use > v.shared ? ` The shared pool is over-committed by ${v.shared_in_use - v.shared}: freed slots go to calls with reserved room first.` : "";
+    `${v.shared} shared` + (burst > 0 ? `; burst ${burst} past the limit, ${v.burst_in_use} in use` : "") +
+    `. ${v.active} active, ${v.queued} queued.`);
+  const over = sharedCalls > v.shared ? ` The shared pool is over-committed by ${sharedCalls - v.shared}: freed slots go to calls with reserved room first.` : "";
+  const inUse = burst > 0
+    ? `${v.active} in use: ${Math.min(v.active, v.limit)} of ${v.limit} slots and ${v.burst_in_use} of ${burst} burst past the limit`
+    : `${v.active} of ${v.limit} slots in use`;
   $("bar-caption").textContent =
-    `${v.active} of ${v.limit} slots in use (${v.active - v.shared_in_use} reserved, ${v.shared_in_use} shared) · ${v.queued} queued.${over}`;
+    `${inUse} (${v.active - v.shared_in_use} reserved, ${v.shared_in_use} shared) · ${v.queued} queued.${over}`;
   $("legend").replaceChildren(
     ...reservedAgents.map((a) => el("li", { style: `--c: ${colorOf(a.id)}` }, `${a.id}: ${a.reserved_total} reserved`)),
-    el("li", { style: "--c: var(--shared)" }, `shared: ${v.shared}`));
+    el("li", { style: "--c: var(--shared)" }, `shared: ${v.shared}`),
+    ...(burst > 0 ? [el("li", { style: "--c: var(--burst)" }, `burst past the limit: ${burst}`)] : []));
+}
+
+// The caps of an agent in words: "chat 2, total 5", or "—" for none.
+function capsText(a) {
+  const caps = a.caps || {};
+  const parts = [...TYPES, "total"].filter((t) => caps[t] != null).map((t) => `${t} ${caps[t]}`);
+  return parts.length ? parts.join(", ") : "—";
+}
+
+// The caps an agent has reached: its types at their cap, and "total".
+function atCap(a) {
+  const caps = a.caps || {};
+  const full = TYPES.filter((t) => caps[t] != null && a.active[t] >= caps[t]);
+  if (caps.total != null && sum(a.active) >= caps.total) full.push("total");
+  return full;
+}
+
+// ---- blocked calls -------------------------------------------------------------
+
+// What would let a blocked call in, by its reason (SEMANTICS.md, "Blocked calls").
+const UNBLOCK = {
+  limit_zero: () => "raise the org's limit (or its burst) above 0",
+  cap_zero: (calls) => `lift the cap of ${[...new Set(calls.map((c) => c.agent))].join(", ")} (a cap of 0 admits nothing)`,
+  no_shared_capacity: (calls) => `lower a reservation so that some slots are shared, raise the limit, or reserve ${[...new Set(calls.map((c) => `${c.type} for ${c.agent}`))].join(", ")}`,
+};
+const BLOCKED_WORDS = {
+  limit_zero: "the org's limit and burst are 0",
+  cap_zero: "their agent's cap is 0",
+  no_shared_capacity: "every slot is reserved for other agents or types, none shared",
+};
+const BLOCKED_SCAN = 1000; // queued calls read for the reasons of the blocked ones
+
+// A warning over the org's view while some queued calls can never be
+// admitted: how many, why (the reasons of the calls), and what would let them in.
+async function blockedWarning(v) {
+  const box = $("blocked-warning");
+  if (!v.blocked) { box.hidden = true; box.replaceChildren(); return; }
+  const org = current;
+  const page = await api("GET", `/orgs/${encodeURIComponent(org.id)}/calls?state=queued&limit=${BLOCKED_SCAN}`);
+  if (current !== org) return;
+  const byReason = new Map();
+  for (const c of page.calls.filter((c) => c.blocked)) {
+    if (!byReason.has(c.blocked)) byReason.set(c.blocked, []);
+    byReason.get(c.blocked).push(c);
+  }
+  const n = v.blocked;
+  box.replaceChildren(
+    el("strong", {}, `${n} queued ${n === 1 ? "call" : "calls"} can never be admitted as the org is set now.`),
+    el("ul", {}, ...[...byReason].map(([reason, calls]) => el("li", { "data-reason": reason },
+      `${calls.length} blocked (${reason}): ${BLOCKED_WORDS[reason] || reason}. To let them in: ${(UNBLOCK[reason] || (() => "change the org's settings"))(calls)}.`))));
+  box.hidden = false;
 }
 
 let shownAgents = "";
@@ -382,6 +460,7 @@ function renderAgents(v) {
       cell("th", "Agent", dot(a.id), a.id),
       ...cells,
       cell("td", "Reserved", String(a.reserved_total)),
+      cell("td", "Caps", ...capsCell(a)),
       cell("td", "Active", callsToggle(a)),
       cell("td", "Queued", String(sum(a.queued))),
       cell("td", "Actions", agentMenu(a)));
@@ -390,6 +469,11 @@ function renderAgents(v) {
   keepFocus($("agents-body"), () => $("agents-body").replaceChildren(...rows));
   $("agents-empty").hidden = v.agents.length > 0;
   $("known-agents").replaceChildren(...v.agents.map((a) => el("option", { value: a.id })));
+}
+
+function capsCell(a) {
+  const full = atCap(a);
+  return [capsText(a), ...(full.length ? [" ", el("span", { class: "badge", "data-at-cap": full.join(" ") }, "at cap")] : [])];
 }
 
 // Rebuilds the children of `container`, keeping the focus on the control
@@ -469,10 +553,15 @@ const queue = callList({
     ["Max wait", (c) => (c.max_wait_expires_at
       ? `${duration(Date.parse(c.max_wait_expires_at) - Date.parse(c.queued_at))}, ${until(c.max_wait_expires_at)} left`
       : "none")],
-    ["Expected wait", (c) => expectedWait(c.estimated_wait_s)],
+    ["Expected wait", (c) => (c.blocked ? blockedText(c) : expectedWait(c.estimated_wait_s))],
   ],
 });
 $("queue-list").append(queue.root);
+
+// A blocked queued call waits forever: said in place of its expected wait.
+function blockedText(c) {
+  return el("span", { class: "blocked", title: BLOCKED_WORDS[c.blocked] || c.blocked }, `blocked (${c.blocked})`);
+}
 
 // The agents whose active calls are open, by id: their lists, in a row under theirs.
 const expanded = new Map();
@@ -491,7 +580,7 @@ function agentCalls(agent) {
       ["Lease ends in", (c) => (c.lease_expires_at ? until(c.lease_expires_at) : "–")],
     ],
   });
-  list.row = el("tr", { class: "detail", id: detailId(agent) }, el("td", { colspan: "9" }, list.root));
+  list.row = el("tr", { class: "detail", id: detailId(agent) }, el("td", { colspan: "10" }, list.root));
   list.total = (v) => sum((v.agents.find((a) => a.id === agent) || { active: { webcall: 0, chat: 0, outbound: 0, inbound: 0 } }).active);
   return list;
 }
@@ -521,6 +610,7 @@ let openMenu = null;
 function agentMenu(a) {
   const list = el("ul", { role: "menu", hidden: "" },
     el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openEditor(a); } }, "Edit reservations")),
+    el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openCapper(a); } }, "Edit caps")),
     el("li", { role: "none" }, el("button", { type: "button", role: "menuitem", onclick: () => { closeMenu(); openRemover(a); } }, "Remove agent")));
   const toggle = el("button", {
     type: "button", class: "quiet", "aria-haspopup": "menu", "aria-expanded": "false",
@@ -634,8 +724,38 @@ function refusal(e) {
     return `Refused: the limit cannot go below the ${e.body.error.reserved} slots reserved. Remove reservations first.`;
   }
   if (e.code === "forbidden") return "Refused: this key's role may not do this.";
+  if (e.code === "cap_below_reservation") return `Refused: ${e.message} The lowest allowed is ${e.body.error.reserved}.`;
   return "Refused: " + e.message;
 }
+
+// ---- caps ------------------------------------------------------------------------
+
+let capping = null; // the agent whose caps are being edited
+
+function openCapper(agent) {
+  capping = agent;
+  const form = $("capper-form");
+  $("capper-title").textContent = `Edit caps · ${agent.id}`;
+  for (const t of [...TYPES, "total"]) form.elements[t].value = agent.caps && agent.caps[t] != null ? agent.caps[t] : "";
+  $("capper-error").textContent = "";
+  $("capper").showModal();
+  form.elements.webcall.focus();
+}
+
+$("capper-cancel").addEventListener("click", () => $("capper").close());
+$("capper-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = $("capper-form");
+  // The body sets all five: an empty field is no cap.
+  const body = Object.fromEntries([...TYPES, "total"].map((t) => [t, form.elements[t].value === "" ? null : Number(form.elements[t].value)]));
+  try {
+    await api("PUT", `/orgs/${encodeURIComponent(current.id)}/agents/${encodeURIComponent(capping.id)}/caps`, body);
+    $("capper").close();
+    await refresh();
+  } catch (e) {
+    $("capper-error").textContent = refusal(e);
+  }
+});
 
 // ---- remove agent ------------------------------------------------------------
 

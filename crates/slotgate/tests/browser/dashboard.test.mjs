@@ -660,3 +660,145 @@ test("the Plan view: observed traffic by hour, a recommendation checked by simul
   assert.equal((await api("GET", "/orgs/plans")).body.limit, limit, "the operator's apply set the limit");
   await done(p);
 });
+
+test("blocked calls: the org view warns how many, why and what would let them in; the queue says blocked (reason)", async () => {
+  const org = "blocky";
+  assert.equal((await api("POST", "/orgs", { id: org, limit: 4 })).status, 201);
+  assert.equal((await api("PUT", `/orgs/${org}/agents/res/reservations`, { inbound: 2 })).status, 200);
+  const caps = { webcall: null, chat: 0, outbound: null, inbound: null, total: null };
+  assert.equal((await api("PUT", `/orgs/${org}/agents/capped/caps`, caps)).status, 200);
+
+  const p = await page();
+  await p.goto(`${base}/#org=${org}&key=${OP}`);
+  await p.waitForFunction(() => document.getElementById("stat-limit").textContent === "4");
+  assert.equal(await p.locator("#blocked-warning").isVisible(), false, "no warning while nothing is blocked");
+  // The caps column: "—" for none, the set caps in words otherwise.
+  const row = (agent) => p.locator(`[data-agent-row="${agent}"]`);
+  assert.equal((await row("res").locator('[data-label="Caps"]').textContent()).trim(), "—");
+  assert.equal((await row("capped").locator('[data-label="Caps"]').textContent()).trim(), "chat 0 at cap");
+
+  // A chat call of an agent whose chat cap is 0 can never be admitted.
+  const r = await api("POST", `/orgs/${org}/calls`, { id: "c1", agent: "capped", type: "chat" });
+  assert.equal(r.status, 202);
+  assert.equal(r.body.blocked, "cap_zero");
+  const warning = p.locator("#blocked-warning");
+  await warning.filter({ hasText: "1 queued call can never be admitted" }).waitFor();
+  assert.match(await warning.locator('[data-reason="cap_zero"]').textContent(), /1 blocked \(cap_zero\).*lift the cap of capped/);
+  await p.locator('[data-call="c1"]').filter({ hasText: "blocked (cap_zero)" }).waitFor();
+
+  // Every slot reserved for inbound of res: a chat call of another agent has no shared slot to wait for.
+  assert.equal((await api("PUT", `/orgs/${org}/agents/res/reservations`, { inbound: 4 })).status, 200);
+  const r2 = await api("POST", `/orgs/${org}/calls`, { id: "c2", agent: "other", type: "chat" });
+  assert.equal(r2.body.blocked, "no_shared_capacity");
+  await warning.filter({ hasText: "2 queued calls can never be admitted" }).waitFor();
+  await warning.locator('[data-reason="no_shared_capacity"]').filter({ hasText: "lower a reservation" }).waitFor();
+  assert.match(await warning.locator('[data-reason="no_shared_capacity"]').textContent(), /raise the limit, or reserve chat for other/);
+  await p.locator('[data-call="c2"]').filter({ hasText: "blocked (no_shared_capacity)" }).waitFor();
+
+  // Lowering the reservation and lifting the cap lets them in: the warning goes.
+  assert.equal((await api("PUT", `/orgs/${org}/agents/res/reservations`, { inbound: 2 })).status, 200);
+  assert.equal((await api("PUT", `/orgs/${org}/agents/capped/caps`, { ...caps, chat: null })).status, 200);
+  await warning.waitFor({ state: "hidden" });
+  await p.waitForFunction(() => document.getElementById("stat-active").textContent === "2");
+  await done(p);
+});
+
+test("burst past the limit on the bar and in the summary; an agent at its cap is marked", async () => {
+  const org = "bursty";
+  assert.equal((await api("POST", "/orgs", { id: org, limit: 2 })).status, 201);
+  assert.equal((await api("PUT", `/orgs/${org}/agents/a/reservations`, { chat: 1 })).status, 200);
+  const p = await page();
+  await p.goto(`${base}/#org=${org}&key=${OP}`);
+  await p.waitForFunction(() => document.getElementById("stat-limit").textContent === "2");
+  // No burst: no burst segment, no burst in the summary.
+  assert.equal(await p.locator('[data-segment="burst"]').count(), 0);
+  assert.equal(await p.locator("#stat-burst").isVisible(), false);
+
+  assert.equal((await api("PUT", `/orgs/${org}/burst`, { burst: 2 })).status, 200);
+  const caps = { webcall: null, chat: null, outbound: null, inbound: null, total: 3 };
+  assert.equal((await api("PUT", `/orgs/${org}/agents/a/caps`, caps)).status, 200);
+  await p.locator("#stat-burst").filter({ hasText: "burst 2 (0 in use)" }).waitFor();
+  const burst = p.locator('[data-segment="burst"]');
+  await burst.waitFor();
+  assert.equal(await burst.getAttribute("data-slots"), "2");
+
+  // Three chat calls of a: its reserved slot, the shared one, then one past the limit.
+  for (const id of ["b1", "b2", "b3"]) {
+    assert.equal((await api("POST", `/orgs/${org}/calls`, { id, agent: "a", type: "chat" })).status, 201);
+  }
+  await p.locator("#stat-burst").filter({ hasText: "burst 2 (1 in use)" }).waitFor();
+  await p.waitForFunction(() => document.querySelector('[data-segment="burst"]').dataset.inUse === "1");
+  assert.equal((await burst.locator(".txt").textContent()), "burst 1/2");
+  assert.match(await p.locator("#bar-caption").textContent(), /^3 in use: 2 of 2 slots and 1 of 2 burst past the limit \(1 reserved, 2 shared\)/);
+  assert.doesNotMatch(await p.locator("#bar-caption").textContent(), /over-committed/, "a call in burst is not an over-committed shared pool");
+  assert.equal(await shared(p).locator(".txt").textContent(), "shared 1/1");
+  // The burst lies past the limit: right of the shared pool, as wide as its slots beside the limit's.
+  const sharedBox = await shared(p).boundingBox();
+  const burstBox = await burst.boundingBox();
+  const barBox = await p.locator("#bar").boundingBox();
+  assert.ok(burstBox.x >= sharedBox.x + sharedBox.width - 1, "burst starts where the limit ends");
+  assert.ok(Math.abs(burstBox.width - barBox.width / 2) < 4, `burst is 2 of the 4 slots wide (${burstBox.width} of ${barBox.width})`);
+  // Half the burst in use: its in-use part is half its width.
+  const useBox = await burst.locator(".use").boundingBox();
+  assert.ok(Math.abs(useBox.width - burstBox.width / 2) < 4, "1 of 2 burst slots drawn in use");
+
+  // a holds 3 calls, its total cap: its segment and its row say so.
+  await p.waitForFunction(() => document.querySelector('[data-agent="a"]').dataset.atCap === "total");
+  assert.match(await seg(p, "a").textContent(), /at cap/);
+  const capsCell = p.locator('[data-agent-row="a"] [data-label="Caps"]');
+  assert.equal((await capsCell.textContent()).trim(), "total 3 at cap");
+  // A fourth call queues behind the cap (not blocked: the cap is not 0).
+  const r = await api("POST", `/orgs/${org}/calls`, { id: "b4", agent: "a", type: "chat" });
+  assert.equal(r.status, 202);
+  assert.equal(r.body.blocked, null);
+  await p.locator('[data-call="b4"]').waitFor();
+  assert.doesNotMatch(await p.locator('[data-call="b4"]').textContent(), /blocked/);
+  assert.equal(await p.locator("#blocked-warning").isVisible(), false);
+  await p.screenshot({ path: join(SHOTS, "dashboard-burst.png") });
+  await done(p);
+});
+
+test("an org admin sets an agent's caps from its menu; a cap below its reservation is refused in the server's words", async () => {
+  const org = "capset";
+  assert.equal((await api("POST", "/orgs", { id: org, limit: 10 })).status, 201);
+  const admin = (await api("POST", `/orgs/${org}/keys`, { role: "admin", name: "dash" })).body.key;
+  assert.equal((await api("PUT", `/orgs/${org}/agents/a/reservations`, { chat: 2 })).status, 200);
+  const p = await page();
+  await p.goto(`${base}/#org=${org}&key=${admin}`);
+  const capsCell = p.locator('[data-agent-row="a"] [data-label="Caps"]');
+  await capsCell.filter({ hasText: "—" }).waitFor();
+  const dialog = p.locator("#capper");
+  const open = async () => {
+    await p.getByRole("button", { name: "Actions for a" }).click();
+    await p.getByRole("menuitem", { name: "Edit caps" }).click();
+    await dialog.waitFor();
+  };
+
+  await open();
+  await dialog.getByLabel("Chat cap", { exact: true }).fill("1");
+  await dialog.getByRole("button", { name: "Save caps" }).click();
+  await p.locator("#capper-error").filter({ hasText: "The lowest allowed is 2." }).waitFor();
+  const said = await p.locator("#capper-error").textContent();
+  assert.match(said, /^Refused: /);
+  const direct = await api("PUT", `/orgs/${org}/agents/a/caps`, { chat: 1 });
+  assert.equal(direct.status, 409);
+  assert.ok(said.includes(direct.body.error.message), `the server's message is shown: ${said}`);
+  assert.equal((await api("GET", `/orgs/${org}/agents/a`)).body.caps.chat, null, "nothing changed");
+
+  await dialog.getByLabel("Chat cap", { exact: true }).fill("3");
+  await dialog.getByLabel("Total cap", { exact: true }).fill("5");
+  await dialog.getByRole("button", { name: "Save caps" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  await capsCell.filter({ hasText: "chat 3, total 5" }).waitFor();
+  assert.deepEqual((await api("GET", `/orgs/${org}/agents/a`)).body.caps,
+    { webcall: null, chat: 3, outbound: null, inbound: null, total: 5 });
+
+  // The form opens with the caps set; an emptied field lifts its cap.
+  await open();
+  assert.equal(await dialog.getByLabel("Total cap", { exact: true }).inputValue(), "5");
+  await dialog.getByLabel("Chat cap", { exact: true }).fill("");
+  await dialog.getByRole("button", { name: "Save caps" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  await capsCell.filter({ hasText: /^total 5$/ }).waitFor();
+  await done(p);
+});
