@@ -96,7 +96,10 @@ pub struct StoreArgs {
     /// URL (`postgres://USER:PASSWORD@HOST:5432/DB`), whose schema is created
     /// and migrated at start; the operator key then comes from
     /// SLOTGATE_OPERATOR_KEY, and the replicas' shared secret from
-    /// SLOTGATE_REPLICA_SECRET.
+    /// SLOTGATE_REPLICA_SECRET. TLS to the database as libpq's `sslmode`,
+    /// `sslrootcert`, `sslcert`, `sslkey` in the URL say, or, where the URL
+    /// lacks one, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY (the URL
+    /// wins); the log says which mode is in use and where it came from.
     #[arg(
         long,
         env = "SLOTGATE_STORE",
