@@ -319,8 +319,8 @@ pub struct ServeArgs {
     pub planning_workers: u8,
     /// The longest a plan or simulation may take, waiting for a worker
     /// included (e.g. 60s, 5m); past it the job is stopped and answered 503
-    /// planning_cancelled. Raise it with --planning-workers rather than
-    /// alone: a longer deadline lets one org's job hold a worker longer.
+    /// planning_cancelled. A longer one lets one org's big job hold a
+    /// worker longer while other orgs wait: raise --planning-workers with it.
     #[arg(long, env = "SLOTGATE_PLANNING_DEADLINE", hide_env_values = true, default_value = "60s", value_parser = parse_planning_deadline, value_name = "DURATION", help_heading = "Limits")]
     pub planning_deadline: Duration,
     /// Log lines as text (coloured on a terminal only) or as JSON objects, for log collectors.
