@@ -96,7 +96,10 @@ pub struct StoreArgs {
     /// URL (`postgres://USER:PASSWORD@HOST:5432/DB`), whose schema is created
     /// and migrated at start; the operator key then comes from
     /// SLOTGATE_OPERATOR_KEY, and the replicas' shared secret from
-    /// SLOTGATE_REPLICA_SECRET.
+    /// SLOTGATE_REPLICA_SECRET. TLS to the database as libpq's `sslmode`,
+    /// `sslrootcert`, `sslcert`, `sslkey` in the URL say, or, where the URL
+    /// lacks one, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY (the URL
+    /// wins); the log says which mode is in use and where it came from.
     #[arg(
         long,
         env = "SLOTGATE_STORE",
@@ -300,10 +303,38 @@ pub struct ServeArgs {
     /// the client's address for --auth-failures.
     #[arg(long, env = "SLOTGATE_TRUSTED_PROXY", hide_env_values = true, value_delimiter = ',', value_parser = crate::limits::parse_trusted_proxy, value_name = "IP|CIDR", help_heading = "Limits")]
     pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// How many plans and simulations (POST .../plan, .../simulate) run at
+    /// once, all orgs together, each on one thread: planning never takes
+    /// more than this many cores from the calls. An org has at most one job
+    /// waiting or running; orgs waiting for a worker are served in turn.
+    #[arg(
+        long,
+        env = "SLOTGATE_PLANNING_WORKERS",
+        hide_env_values = true,
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u8).range(1..=64),
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub planning_workers: u8,
+    /// The longest a plan or simulation may take, waiting for a worker
+    /// included (e.g. 60s, 5m); past it the job is stopped and answered 503
+    /// planning_cancelled. A longer one lets one org's big job hold a
+    /// worker longer while other orgs wait: raise --planning-workers with it.
+    #[arg(long, env = "SLOTGATE_PLANNING_DEADLINE", hide_env_values = true, default_value = "60s", value_parser = parse_planning_deadline, value_name = "DURATION", help_heading = "Limits")]
+    pub planning_deadline: Duration,
     /// Log lines as text (coloured on a terminal only) or as JSON objects, for log collectors.
     /// `RUST_LOG` sets the level (default `info`; `debug` logs every request).
     #[arg(long, env = "SLOTGATE_LOG_FORMAT", hide_env_values = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// A planning deadline: a duration like 60s or 5m, above zero.
+fn parse_planning_deadline(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s).map_err(|e| e.to_string())? {
+        d if d.is_zero() => Err("a job needs some time: give more than 0s".into()),
+        d => Ok(d),
+    }
 }
 
 /// How log lines are written.
@@ -455,6 +486,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
         metrics_agents: args.metrics_agents,
+        planning: crate::service::PlanningSettings {
+            workers: args.planning_workers.into(),
+            deadline: args.planning_deadline,
+        },
         advertise_url: None,
         connections,
         limits,

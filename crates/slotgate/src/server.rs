@@ -68,6 +68,8 @@ pub struct Settings {
     /// Where the other replicas on the same PostgreSQL database reach this
     /// one while it leads (`--advertise-url`).
     pub advertise_url: Option<String>,
+    /// The planning pool's workers and deadline.
+    pub planning: crate::service::PlanningSettings,
     /// Timeouts and the cap of connections.
     pub connections: crate::connections::Limits,
     /// Each key's rate, failed authentication, the long-poll cap.
@@ -272,6 +274,7 @@ impl Server {
         let service = Service::new(config, orgs, store, keys, settings.metrics_auth, shutdown)
             .with_limits(crate::limits::Limits::new(settings.limits.clone()))
             .with_metrics_agents(settings.metrics_agents)
+            .with_planning(settings.planning)
             .trusting(trust);
         let service = Arc::new(service);
         // Whatever resuming changed (calls that timed out while down) is stored like any change.

@@ -28,6 +28,7 @@ mod events;
 mod keys;
 mod orgs;
 mod planner;
+pub use planner::Settings as PlanningSettings;
 mod planning;
 #[cfg(test)]
 mod tests;
@@ -230,6 +231,14 @@ impl Service {
     pub fn with_metrics_agents(self, n: usize) -> Self {
         Service {
             metrics_agents: n,
+            ..self
+        }
+    }
+
+    /// The service with this planning pool (else 2 workers, 60 s each job).
+    pub fn with_planning(self, settings: PlanningSettings) -> Self {
+        Service {
+            planner: planner::Planner::new(settings),
             ..self
         }
     }

@@ -155,3 +155,41 @@ async fn a_job_whose_request_goes_away_is_cancelled() {
     let a = simulate(&s, "acme", &small()).await;
     assert_eq!(a.status, 200, "{a}");
 }
+
+#[tokio::test]
+async fn the_planning_deadline_is_a_setting() {
+    let s = Server::start_with(&["--planning-deadline", "1s", "--planning-workers", "1"]).await;
+    s.create_org("acme", 1000).await;
+    // Minutes of work by default; the 1 s deadline stops it (the bound is
+    // far below the default 60 s).
+    let a = tokio::time::timeout(Duration::from_secs(30), simulate(&s, "acme", &big()))
+        .await
+        .expect("the job is stopped at its deadline");
+    assert_eq!(a.refusal(), (503, ErrorCode::PlanningCancelled), "{a}");
+    assert!(a.text.contains("within 1s"), "says the deadline: {a}");
+    assert_eq!(
+        metric(&s, "slotgate_planning_jobs_total{outcome=\"deadline\"}").await,
+        1
+    );
+}
+
+#[test]
+fn bad_planning_settings_are_refused_at_start_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (args, option) in [
+        (["--planning-workers", "0"], "--planning-workers"),
+        (["--planning-workers", "65"], "--planning-workers"),
+        (["--planning-deadline", "0s"], "--planning-deadline"),
+        (["--planning-deadline", "soon"], "--planning-deadline"),
+    ] {
+        let out = support::serve_command("127.0.0.1:0", &data)
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} is refused: {err}");
+        assert!(err.contains(option), "{args:?} names {option}: {err}");
+        assert!(!data.exists(), "a refused start creates nothing");
+    }
+}

@@ -4,7 +4,9 @@
 //! binary is started with each `--store` URL: `verify-full` connects and
 //! serves an acquire; a wrong host name, an unknown CA and a plain
 //! connection are refused, each with a message that says why; a client
-//! certificate is accepted where the database asks for one.
+//! certificate is accepted where the database asks for one. A URL without
+//! `sslmode` takes `PGSSLMODE` (and `PGSSLROOTCERT`) from the environment,
+//! as libpq does; the URL's own `sslmode` wins.
 
 mod support;
 
@@ -73,9 +75,14 @@ async fn tls_cluster(ca: &TestCa, cases: usize) -> PgCluster {
 
 /// Runs `slotgate serve --store URL` until it is ready (`Ok`, with its
 /// stderr and port; the child is killed on drop) or exits (`Err`, its stderr).
-async fn serve(dir: &Path, url: &str) -> Result<(tokio::process::Child, u16, String), String> {
+async fn serve(
+    dir: &Path,
+    url: &str,
+    env: &[(&str, String)],
+) -> Result<(tokio::process::Child, u16, String), String> {
     let mut child = tokio::process::Command::from(serve_command("127.0.0.1:0", dir))
         .args(["--store", url])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -105,6 +112,15 @@ async fn serve(dir: &Path, url: &str) -> Result<(tokio::process::Child, u16, Str
     }
 }
 
+/// A user@host, the URL's parameters, Ok(the startup log says) or Err(the
+/// error says), and the server's environment.
+type Case<'a> = (
+    &'a str,
+    String,
+    Result<&'a str, &'a str>,
+    Vec<(&'a str, String)>,
+);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_to_postgresql_as_libpq_means_sslmode() {
     let tmp = tempfile::tempdir().unwrap();
@@ -120,34 +136,44 @@ async fn tls_to_postgresql_as_libpq_means_sslmode() {
     );
     // (user@host, the URL's parameters, Ok(the startup log says) or Err(the error says)).
     #[rustfmt::skip]
-    let cases: Vec<(&str, String, Result<&str, &str>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("postgres@localhost", format!("sslmode=verify-full&sslrootcert={root}"),
-            Ok("sslmode=verify-full (certificate chain and host name checked")),
+            Ok("sslmode=verify-full (certificate chain and host name checked"), vec![]),
         ("postgres@127.0.0.1", format!("sslmode=verify-full&sslrootcert={root}"),
-            Err("certificate not valid for name \"127.0.0.1\"")),
+            Err("certificate not valid for name \"127.0.0.1\""), vec![]),
         ("postgres@127.0.0.1", format!("sslmode=verify-ca&sslrootcert={root}"),
-            Ok("sslmode=verify-ca (certificate chain checked")),
+            Ok("sslmode=verify-ca (certificate chain checked"), vec![]),
         ("postgres@localhost", format!("sslmode=verify-full&sslrootcert={other}"),
-            Err("invalid peer certificate: UnknownIssuer")),
+            Err("invalid peer certificate: UnknownIssuer"), vec![]),
         ("postgres@localhost", format!("sslmode=require&sslrootcert={other}"),
-            Err("invalid peer certificate: UnknownIssuer")),
+            Err("invalid peer certificate: UnknownIssuer"), vec![]),
         ("postgres@127.0.0.1", "sslmode=require".to_string(),
-            Ok("sslmode=require (encrypted, the server's certificate not checked)")),
+            Ok("sslmode=require (encrypted, the server's certificate not checked)"), vec![]),
         ("postgres@127.0.0.1", String::new(),
-            Ok("sslmode=prefer (encrypted, the server's certificate not checked)")),
+            Ok("sslmode=prefer by default (encrypted, the server's certificate not checked)"), vec![]),
         ("postgres@127.0.0.1", "sslmode=disable".to_string(),
-            Err("no pg_hba.conf entry for host \"127.0.0.1\", user \"postgres\", database \"case7\", no encryption")),
+            Err("no pg_hba.conf entry for host \"127.0.0.1\", user \"postgres\", database \"case7\", no encryption"), vec![]),
         ("certuser@localhost", format!("sslmode=verify-full&sslrootcert={root}&{client}"),
-            Ok("client certificate")),
+            Ok("client certificate"), vec![]),
         ("certuser@localhost", format!("sslmode=verify-full&sslrootcert={root}"),
-            Err("connection requires a valid client certificate")),
+            Err("connection requires a valid client certificate"), vec![]),
+        // libpq's variables where the URL says nothing; the URL wins.
+        ("postgres@localhost", String::new(),
+            Ok("sslmode=verify-full from PGSSLMODE (certificate chain and host name checked"),
+            vec![("PGSSLMODE", "verify-full".into()), ("PGSSLROOTCERT", root.clone())]),
+        ("postgres@127.0.0.1", String::new(),
+            Err("no encryption"),
+            vec![("PGSSLMODE", "disable".into())]),
+        ("postgres@127.0.0.1", "sslmode=require".to_string(),
+            Ok("sslmode=require (encrypted"),
+            vec![("PGSSLMODE", "disable".into())]),
     ];
     let cluster = tls_cluster(&ca, cases.len()).await;
     let port = cluster.port;
-    for (i, (who, params, want)) in cases.iter().enumerate() {
+    for (i, (who, params, want, env)) in cases.iter().enumerate() {
         let url = format!("postgres://{who}:{port}/case{i}?{params}");
         let dir = tmp.path().join(format!("data{i}"));
-        match (serve(&dir, &url).await, want) {
+        match (serve(&dir, &url, env).await, want) {
             (Ok((_child, http, log)), Ok(said)) => {
                 assert!(log.contains(said), "{url}: the log says {said:?}:\n{log}");
                 let client = Client::new(&format!("http://127.0.0.1:{http}"), OPERATOR_KEY);

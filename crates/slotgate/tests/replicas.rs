@@ -750,7 +750,8 @@ async fn a_follower_with_another_secret_forwards_nothing() {
 /// a follower count against the address the follower saw (here from
 /// `X-Forwarded-For`, which only the follower believes), not against the
 /// follower; a request that says it was forwarded, sent to the leader
-/// without a replica's proof, is refused 403 and nothing is done.
+/// without a replica's proof or with one already taken (a replay), is
+/// refused 403 and nothing is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_believes_only_a_proven_follower_about_the_client() {
     let db = PgCluster::start().await;
@@ -805,5 +806,43 @@ async fn the_leader_believes_only_a_proven_follower_about_the_client() {
         assert!(a.to_string().contains("replica proof"), "{a}");
     }
     let a = r[0].op(Method::GET, "/v1/orgs/forged", None).await;
+    assert_eq!(a.refusal().1, ErrorCode::OrgNotFound, "{a}");
+
+    // A valid proof, as a follower makes it, is taken once: the same proof
+    // sent again (as by someone who captured it, with another body) is
+    // refused 403 and nothing is done.
+    let term: i64 = db
+        .connect()
+        .await
+        .query_one("SELECT term FROM slotgate_leader WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let proof = slotgate::api::forward::Trust::new(support::REPLICA_SECRET, "").prove_request(
+        term,
+        slotgate::clock::system_ms(),
+        "198.51.100.7".parse().unwrap(),
+        "POST",
+        "/v1/orgs",
+    );
+    let forwarded = |id: &str| {
+        r[0].anon
+            .post(r[0].url("/v1/orgs"))
+            .bearer_auth(support::OPERATOR_KEY)
+            .header("content-type", "application/json")
+            .header("x-slotgate-forwarded", "1")
+            .header("x-slotgate-replica", &proof)
+            .body(json!({"id": id, "limit": 1}).to_string())
+            .send()
+    };
+    let a = Answer::read(forwarded("proven").await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "a proven forwarded request is served: {a}");
+    let a = Answer::read(forwarded("replayed").await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(a.refusal(), (403, ErrorCode::Forbidden), "{a}");
+    let a = r[0].op(Method::GET, "/v1/orgs/replayed", None).await;
     assert_eq!(a.refusal().1, ErrorCode::OrgNotFound, "{a}");
 }

@@ -193,7 +193,8 @@ impl<S> Forward<S> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let Some(forwarded) = trust.verify_request(proof, req.method().as_str(), path) else {
+        let Some(forwarded) = trust.verify_request(proof, req.method().as_str(), path, now_ms())
+        else {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 "x-slotgate-forwarded is for the replicas: this request has no valid replica proof \
@@ -332,7 +333,13 @@ impl Leading {
             // Unknown (no peer address: a request made in-process) is named
             // as unspecified, which the leader does not take as the client's.
             let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            let proof = trust.prove_request(self.leader.term, client, parts.method.as_str(), &path);
+            let proof = trust.prove_request(
+                self.leader.term,
+                now_ms(),
+                client,
+                parts.method.as_str(),
+                &path,
+            );
             let proof = HeaderValue::from_str(&proof).expect("a proof is a header value");
             parts.headers.insert(trust::REQUEST_PROOF, proof);
         }
@@ -404,4 +411,10 @@ fn hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     headers.remove("keep-alive");
+}
+
+/// The time a forwarded request's proof is checked against: the engine's
+/// clock, which on every replica follows the database's.
+fn now_ms() -> i64 {
+    crate::clock::now().as_millis() as i64
 }

@@ -8,10 +8,11 @@
 //!
 //! - **Per org, one at a time.** A second job of an org whose job is waiting
 //!   or running is refused at once (429 `planning_busy`), so one org holds at
-//!   most one of the [`WORKERS`] and the others stay for other orgs. Orgs
+//!   most one of the workers (`--planning-workers`, [`Settings`]) and the
+//!   others stay for other orgs. Orgs
 //!   waiting for a worker are served in the order they came (tokio's
 //!   semaphore is fair).
-//! - **A deadline** ([`DEADLINE`]) for the wait and the run together; past
+//! - **A deadline** (`--planning-deadline`) for the wait and the run together; past
 //!   it the job is cancelled and answered 503 `planning_cancelled`.
 //! - **Cancelled when its request goes away** (the client hung up, or a
 //!   follower's forwarded request was cut): the request's future is dropped,
@@ -35,12 +36,25 @@ use tokio::sync::Semaphore;
 
 use super::{Error, Result};
 
-/// How many jobs run at once, all orgs together: each on one thread, so
-/// planning never takes more than this many cores from the calls.
-pub(super) const WORKERS: usize = 2;
+/// The pool's size and deadline (`serve --planning-workers`,
+/// `--planning-deadline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How many jobs run at once, all orgs together: each on one thread, so
+    /// planning never takes more than this many cores from the calls.
+    pub workers: usize,
+    /// The longest a job may take, waiting for a worker and running together.
+    pub deadline: Duration,
+}
 
-/// The longest a job may take, waiting for a worker and running together.
-pub(super) const DEADLINE: Duration = Duration::from_secs(60);
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            workers: 2,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
 
 /// How a job ended, for `/metrics`.
 #[derive(Debug, Clone, Copy)]
@@ -101,15 +115,25 @@ pub(super) struct Planner {
     /// insert or removal, never across an await.
     busy: Arc<Mutex<HashSet<String>>>,
     stats: Arc<Stats>,
+    /// The longest a job may take, waiting included.
+    deadline: Duration,
+}
+
+impl Planner {
+    /// A pool of `settings.workers` workers, each job within `settings.deadline`.
+    pub(super) fn new(settings: Settings) -> Self {
+        Planner {
+            workers: Arc::new(Semaphore::new(settings.workers)),
+            busy: Arc::default(),
+            stats: Arc::default(),
+            deadline: settings.deadline,
+        }
+    }
 }
 
 impl Default for Planner {
     fn default() -> Self {
-        Planner {
-            workers: Arc::new(Semaphore::new(WORKERS)),
-            busy: Arc::default(),
-            stats: Arc::default(),
-        }
+        Planner::new(Settings::default())
     }
 }
 
@@ -178,7 +202,7 @@ impl Drop for CancelOnDrop {
 }
 
 impl Planner {
-    /// Runs `work` for `org` on a worker, within [`DEADLINE`], until it
+    /// Runs `work` for `org` on a worker, within the deadline, until it
     /// answers, `shutdown` resolves, or this future is dropped; cancels it
     /// in the last three cases.
     pub(super) async fn run<T: Send + 'static>(
@@ -187,7 +211,7 @@ impl Planner {
         shutdown: impl Future<Output = ()>,
         work: impl FnOnce(&Cancel) -> slotgate_plan::Result<T> + Send + 'static,
     ) -> Result<slotgate_plan::Result<T>> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let deadline = tokio::time::Instant::now() + self.deadline;
         let turn = self.turn(org)?;
         tokio::pin!(shutdown);
         let waiting = Gauge::new(&self.stats, false);
@@ -248,9 +272,9 @@ impl Planner {
         Error::PlanningCancelled(match outcome {
             Outcome::Shutdown => "the server is shutting down; plan again on a running server".into(),
             _ => format!(
-                "the plan or simulation did not finish within {} s (waiting for a planning worker included): \
+                "the plan or simulation did not finish within {} (waiting for a planning worker included): \
                  ask for less (a shorter check.horizon_s, fewer check.replications or what_if entries)",
-                DEADLINE.as_secs()
+                humantime::format_duration(self.deadline)
             ),
         })
     }

@@ -680,6 +680,11 @@ pub fn serve_command(listen: &str, dir: &Path) -> std::process::Command {
         .arg(dir)
         .env("SLOTGATE_OPERATOR_KEY", OPERATOR_KEY)
         .env("SLOTGATE_REPLICA_SECRET", REPLICA_SECRET)
+        // libpq's TLS variables of whoever runs the tests would change the store's TLS.
+        .env_remove("PGSSLMODE")
+        .env_remove("PGSSLROOTCERT")
+        .env_remove("PGSSLCERT")
+        .env_remove("PGSSLKEY")
         .envs(
             [
                 "SLOTGATE_RATE_RUNTIME",

@@ -12,16 +12,22 @@
 //!   row's) or a leader of an older term fail, and the follower answers
 //!   503 `store_unavailable` and sends nothing there.
 //! - **A follower proves each request it forwards**
-//!   ([`Trust::prove_request`], in [`REQUEST_PROOF`]): the term, a nonce,
-//!   the client's address it saw, and the request's method and path. Only
-//!   a proven forwarded request is taken as one (its client address counts
-//!   for the limits on failed authentication); any other request that says
-//!   it was forwarded is refused.
+//!   ([`Trust::prove_request`], in [`REQUEST_PROOF`]): the term, the time
+//!   it was sent, a nonce, the client's address it saw, and the request's
+//!   method and path. Only a proven forwarded request is taken as one (its
+//!   client address counts for the limits on failed authentication); any
+//!   other request that says it was forwarded is refused.
+//! - **A proof is good once, and only fresh.** One sent more than
+//!   [`FRESH_MS`] from the leader's clock (either way: the replicas' clocks
+//!   both follow the database's) is refused, and so is a nonce already seen
+//!   in that window: a captured forwarded request cannot be replayed.
 //!
 //! The two proofs are kept apart by their first line, so neither can be
 //! obtained from the other.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use ring::hmac;
 
@@ -36,8 +42,18 @@ pub(super) const NONCE: &str = "x-slotgate-nonce";
 /// The leader's proof, in answer.
 pub(super) const PROOF: &str = "x-slotgate-proof";
 
-/// A forwarded request's proof: `TERM NONCE CLIENT HMAC`.
+/// A forwarded request's proof: `TERM SENT_MS NONCE CLIENT HMAC`.
 pub(super) const REQUEST_PROOF: &str = "x-slotgate-replica";
+
+/// How far a forwarded request's sending time may be from the leader's
+/// clock, either way: the forwarding itself takes at most a few seconds
+/// (`ANSWER_TIMEOUT` bounds it), the rest is the clocks' disagreement.
+pub(super) const FRESH_MS: i64 = 30_000;
+
+/// Most proofs remembered at once (each is remembered [`FRESH_MS`] after
+/// its sending time): beyond them, forwarded requests are refused until
+/// some expire, rather than memory growing. Over 15,000 a second.
+const SEEN_CAP: usize = 1_000_000;
 
 /// This replica's share of trust: the replicas' secret and where it serves.
 pub struct Trust {
@@ -45,6 +61,10 @@ pub struct Trust {
     key: hmac::Key,
     /// This replica's `--advertise-url`, which its proofs as leader name.
     url: String,
+    /// The forwarded requests' proofs taken within [`FRESH_MS`], as
+    /// (sending time, nonce), oldest first. A `std` mutex: held for a
+    /// lookup and an insert, never across an await.
+    seen: Mutex<BTreeSet<(i64, String)>>,
 }
 
 impl std::fmt::Debug for Trust {
@@ -69,6 +89,7 @@ impl Trust {
         Trust {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
             url: url.trim_end_matches('/').to_string(),
+            seen: Mutex::default(),
         }
     }
 
@@ -91,26 +112,53 @@ impl Trust {
         )
     }
 
-    /// The [`REQUEST_PROOF`] header of a request this replica forwards to
-    /// the leader of `term`, from `client`.
-    pub fn prove_request(&self, term: i64, client: IpAddr, method: &str, path: &str) -> String {
+    /// The [`REQUEST_PROOF`] header of a request this replica forwards at
+    /// `now_ms` (milliseconds since the Unix epoch) to the leader of
+    /// `term`, from `client`.
+    pub fn prove_request(
+        &self,
+        term: i64,
+        now_ms: i64,
+        client: IpAddr,
+        method: &str,
+        path: &str,
+    ) -> String {
         let nonce = Self::nonce();
-        let tag = self.sign(&request_message(term, &nonce, client, method, path));
-        format!("{term} {nonce} {client} {tag}")
+        let tag = self.sign(&request_message(term, now_ms, &nonce, client, method, path));
+        format!("{term} {now_ms} {nonce} {client} {tag}")
     }
 
     /// The forwarded request's proof in `header`, if it is one under the
-    /// replicas' secret for this `method` and `path`.
-    pub fn verify_request(&self, header: &str, method: &str, path: &str) -> Option<Forwarded> {
+    /// replicas' secret for this `method` and `path`, sent within
+    /// [`FRESH_MS`] of `now_ms`, and not taken before. Taking it remembers
+    /// it: the same proof is refused from then on.
+    pub fn verify_request(
+        &self,
+        header: &str,
+        method: &str,
+        path: &str,
+        now_ms: i64,
+    ) -> Option<Forwarded> {
         let mut parts = header.split(' ');
         let term = parts.next()?.parse().ok()?;
+        let sent_ms: i64 = parts.next()?.parse().ok()?;
         let nonce = parts.next().filter(|n| (16..=64).contains(&n.len()))?;
         let client = parts.next()?.parse().ok()?;
         let tag = parts.next()?;
-        if parts.next().is_some() {
+        if parts.next().is_some() || sent_ms.abs_diff(now_ms) > FRESH_MS.unsigned_abs() {
             return None;
         }
-        self.verify(&request_message(term, nonce, client, method, path), tag)
+        if !self.verify(
+            &request_message(term, sent_ms, nonce, client, method, path),
+            tag,
+        ) {
+            return None;
+        }
+        let mut seen = self.seen.lock().expect("the proofs lock is never poisoned");
+        while seen.first().is_some_and(|(t, _)| *t < now_ms - FRESH_MS) {
+            seen.pop_first();
+        }
+        (seen.len() < SEEN_CAP && seen.insert((sent_ms, nonce.to_string())))
             .then_some(Forwarded { term, client })
     }
 
@@ -127,8 +175,15 @@ fn leader_message(nonce: &str, term: i64, url: &str) -> String {
     format!("slotgate leader proof\n{term}\n{nonce}\n{url}")
 }
 
-fn request_message(term: i64, nonce: &str, client: IpAddr, method: &str, path: &str) -> String {
-    format!("slotgate forwarded request\n{term}\n{nonce}\n{client}\n{method} {path}")
+fn request_message(
+    term: i64,
+    sent_ms: i64,
+    nonce: &str,
+    client: IpAddr,
+    method: &str,
+    path: &str,
+) -> String {
+    format!("slotgate forwarded request\n{term}\n{sent_ms}\n{nonce}\n{client}\n{method} {path}")
 }
 
 /// The bytes of a hex HMAC tag; `None` if it is not one.
@@ -174,36 +229,64 @@ mod tests {
             "http://10.0.0.5:7878",
         );
         let client: IpAddr = "203.0.113.9".parse().unwrap();
-        let h = follower.prove_request(7, client, "POST", "/v1/orgs/acme/calls");
+        let now = 1_000_000;
+        let h = follower.prove_request(7, now, client, "POST", "/v1/orgs/acme/calls");
         assert_eq!(
-            leader.verify_request(&h, "POST", "/v1/orgs/acme/calls"),
+            other.verify_request(&h, "POST", "/v1/orgs/acme/calls", now),
+            None
+        );
+        assert_eq!(
+            leader.verify_request(&h, "POST", "/v1/orgs/acme/calls", now + 1),
             Some(Forwarded { term: 7, client })
         );
+        let h = follower.prove_request(7, now, client, "POST", "/v1/orgs/acme/calls");
         assert_eq!(
-            leader.verify_request(&h, "GET", "/v1/orgs/acme/calls"),
+            leader.verify_request(&h, "GET", "/v1/orgs/acme/calls", now),
             None
         );
         assert_eq!(
-            leader.verify_request(&h, "POST", "/v1/orgs/other/calls"),
-            None
-        );
-        assert_eq!(
-            other.verify_request(&h, "POST", "/v1/orgs/acme/calls"),
+            leader.verify_request(&h, "POST", "/v1/orgs/other/calls", now),
             None
         );
         let forged = h.replacen("203.0.113.9", "198.51.100.1", 1);
         assert_eq!(
-            leader.verify_request(&forged, "POST", "/v1/orgs/acme/calls"),
+            leader.verify_request(&forged, "POST", "/v1/orgs/acme/calls", now),
             None
         );
         let later = h.replacen("7 ", "8 ", 1);
         assert_eq!(
-            leader.verify_request(&later, "POST", "/v1/orgs/acme/calls"),
+            leader.verify_request(&later, "POST", "/v1/orgs/acme/calls", now),
             None
         );
         // A leader's proof is no request's, and the reverse.
         let proof = leader.prove_leader("0123456789abcdef", 7);
-        let h = format!("7 0123456789abcdef {client} {proof}");
-        assert_eq!(leader.verify_request(&h, "GET", "/"), None);
+        let h = format!("7 {now} 0123456789abcdef {client} {proof}");
+        assert_eq!(leader.verify_request(&h, "GET", "/", now), None);
+    }
+
+    #[test]
+    fn a_request_proof_is_taken_once_and_only_fresh() {
+        let follower = Trust::new(SECRET, "http://10.0.0.6:7878");
+        let leader = Trust::new(SECRET, "http://10.0.0.5:7878");
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        let take = |h: &str, now| leader.verify_request(h, "GET", "/v1/orgs", now).is_some();
+        let now = 1_000_000;
+        let h = follower.prove_request(7, now, client, "GET", "/v1/orgs");
+        assert!(take(&h, now + 5), "fresh");
+        assert!(!take(&h, now + 6), "replayed");
+        assert!(
+            !take(&h, now + 2 * FRESH_MS),
+            "replayed once forgotten: stale"
+        );
+        let early = follower.prove_request(7, now + FRESH_MS, client, "GET", "/v1/orgs");
+        assert!(take(&early, now), "a clock ahead by the tolerance");
+        let stale = follower.prove_request(7, now - FRESH_MS - 1, client, "GET", "/v1/orgs");
+        assert!(!take(&stale, now), "older than the tolerance");
+        let ahead = follower.prove_request(7, now + FRESH_MS + 1, client, "GET", "/v1/orgs");
+        assert!(!take(&ahead, now), "too far ahead");
+        // Proofs out of the window are forgotten, not kept forever.
+        let later = follower.prove_request(7, now + 10 * FRESH_MS, client, "GET", "/v1/orgs");
+        assert!(take(&later, now + 10 * FRESH_MS));
+        assert_eq!(leader.seen.lock().unwrap().len(), 1);
     }
 }

@@ -12,7 +12,9 @@
 //! the certificate chains to a trusted root; `verify-full` checks the host
 //! name too. Without `sslrootcert`, `~/.postgresql/root.crt` is used if it
 //! exists, and `~/.postgresql/postgresql.crt` and `.key` likewise for the
-//! client certificate. `sslrootcert=system` asks for `verify-full` (its
+//! client certificate. A parameter the URL lacks is taken from libpq's
+//! variable (`PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`) when set:
+//! the URL's own parameter wins ([`libpq_parameter`]). `sslrootcert=system` asks for `verify-full` (its
 //! default then), as libpq does: any CA of the system could otherwise sign a
 //! certificate for somebody else's host.
 
@@ -44,7 +46,7 @@ enum Mode {
 }
 
 impl Mode {
-    fn parse(value: &str) -> Result<Mode, StoreError> {
+    fn parse(value: &str, from: Whence) -> Result<Mode, StoreError> {
         Ok(match value {
             "disable" => Mode::Disable,
             "prefer" => Mode::Prefer,
@@ -52,10 +54,14 @@ impl Mode {
             "verify-ca" => Mode::VerifyCa,
             "verify-full" => Mode::VerifyFull,
             other => {
+                let whence = match from {
+                    Whence::Environment => "PGSSLMODE",
+                    _ => "the --store URL",
+                };
                 return Err(StoreError(format!(
-                    "sslmode={other} in the --store URL is not supported: use disable, prefer, \
+                    "sslmode={other} in {whence} is not supported: use disable, prefer, \
                      require, verify-ca or verify-full"
-                )))
+                )));
             }
         })
     }
@@ -96,6 +102,8 @@ enum Check {
 #[derive(Debug, Clone)]
 pub(super) struct Tls {
     mode: Mode,
+    /// Where `mode` came from.
+    mode_from: Whence,
     check: Check,
     roots: Option<Roots>,
     /// The client certificate chain and its key, if the database asks for one.
@@ -106,17 +114,51 @@ pub(super) struct Tls {
 /// `sslmode`, knows only in part).
 const OURS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
+/// Where the `sslmode` in use came from, for the startup log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whence {
+    Url,
+    Environment,
+    Default,
+}
+
+/// libpq's rule for one TLS parameter: the URL's value if it has one, else
+/// its environment variable (`sslmode` -> `PGSSLMODE`) if set and not empty.
+/// `env` reads a variable.
+fn libpq_parameter(
+    name: &str,
+    in_url: Option<String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> (Option<String>, Whence) {
+    match in_url {
+        Some(value) => (Some(value), Whence::Url),
+        None => match env(&format!("PG{}", name.to_uppercase())).filter(|v| !v.is_empty()) {
+            Some(value) => (Some(value), Whence::Environment),
+            None => (None, Whence::Default),
+        },
+    }
+}
+
 /// Splits `url` into what tokio-postgres parses (the URL without our
 /// parameters) and the TLS settings, which it checks.
 pub(super) fn split(url: &str) -> Result<(tokio_postgres::Config, Tls), StoreError> {
-    split_in(url, std::env::var_os("HOME").map(PathBuf::from).as_deref())
+    split_in(
+        url,
+        std::env::var_os("HOME").map(PathBuf::from).as_deref(),
+        &|name| std::env::var(name).ok(),
+    )
 }
 
-/// [`split`], with libpq's default files looked for in `home`.
-fn split_in(url: &str, home: Option<&Path>) -> Result<(tokio_postgres::Config, Tls), StoreError> {
+/// [`split`], with libpq's default files looked for in `home` and its
+/// variables read by `env`.
+fn split_in(
+    url: &str,
+    home: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(tokio_postgres::Config, Tls), StoreError> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
-    let (mut mode, mut rootcert, mut cert, mut key) = (None, None, None, None);
+    let mut given: [Option<String>; 4] = Default::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = percent_decode_str(name).decode_utf8_lossy();
@@ -125,13 +167,18 @@ fn split_in(url: &str, home: Option<&Path>) -> Result<(tokio_postgres::Config, T
             continue;
         }
         let value = percent_decode_str(value).decode_utf8_lossy().into_owned();
-        match name.as_ref() {
-            "sslmode" => mode = Some(Mode::parse(&value)?),
-            "sslrootcert" => rootcert = Some(value),
-            "sslcert" => cert = Some(PathBuf::from(value)),
-            _ => key = Some(PathBuf::from(value)),
-        }
+        let at = OURS.iter().position(|n| *n == name).expect("one of ours");
+        given[at] = Some(value);
     }
+    let [mode, rootcert, cert, key] = given;
+    let (mode, mode_from) = libpq_parameter("sslmode", mode, env);
+    let mode = mode
+        .as_deref()
+        .map(|m| Mode::parse(m, mode_from))
+        .transpose()?;
+    let rootcert = libpq_parameter("sslrootcert", rootcert, env).0;
+    let cert = libpq_parameter("sslcert", cert, env).0.map(PathBuf::from);
+    let key = libpq_parameter("sslkey", key, env).0.map(PathBuf::from);
     let rest = match kept.is_empty() {
         true => base.to_string(),
         false => format!("{base}?{}", kept.join("&")),
@@ -143,7 +190,8 @@ fn split_in(url: &str, home: Option<&Path>) -> Result<(tokio_postgres::Config, T
         let path = home?.join(".postgresql").join(name);
         path.exists().then_some(path)
     };
-    let tls = Tls::new(mode, rootcert, (cert, key), default_file)?;
+    let mut tls = Tls::new(mode, rootcert, (cert, key), default_file)?;
+    tls.mode_from = mode_from;
     config.ssl_mode(match tls.mode {
         Mode::Disable => SslMode::Disable,
         Mode::Prefer => SslMode::Prefer,
@@ -202,6 +250,7 @@ impl Tls {
         };
         Ok(Tls {
             mode,
+            mode_from: Whence::Default,
             check,
             roots,
             client,
@@ -276,6 +325,11 @@ impl Tls {
 impl fmt::Display for Tls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sslmode={}", self.mode.name())?;
+        match self.mode_from {
+            Whence::Url => {}
+            Whence::Environment => write!(f, " from PGSSLMODE")?,
+            Whence::Default => write!(f, " by default")?,
+        }
         match self.check {
             _ if self.mode == Mode::Disable => write!(f, " (no TLS)")?,
             Check::Nothing => write!(f, " (encrypted, the server's certificate not checked)")?,
@@ -358,25 +412,57 @@ mod tests {
 
     /// The settings of `url` where no `~/.postgresql/` files are.
     fn settings(url: &str) -> Result<Tls, String> {
-        split_in(url, None).map(|(_, tls)| tls).map_err(|e| e.0)
+        split_in(url, None, &|_| None)
+            .map(|(_, tls)| tls)
+            .map_err(|e| e.0)
     }
 
     #[rustfmt::skip]
     #[test]
     fn the_url_says_the_mode_and_what_is_checked() {
         let cases: &[(&str, &str)] = &[
-            ("postgres://u@db/x",                                   "sslmode=prefer (encrypted, the server's certificate not checked)"),
+            ("postgres://u@db/x",                                   "sslmode=prefer by default (encrypted, the server's certificate not checked)"),
             ("postgres://u@db/x?sslmode=disable",                   "sslmode=disable (no TLS)"),
             ("postgres://u@db/x?sslmode=require",                   "sslmode=require (encrypted, the server's certificate not checked)"),
             ("postgres://u@db/x?sslmode=require&sslrootcert=/ca",   "sslmode=require (certificate chain checked against roots /ca)"),
             ("postgres://u@db/x?sslmode=verify-ca&sslrootcert=/ca", "sslmode=verify-ca (certificate chain checked against roots /ca)"),
-            ("postgres://u@db/x?sslrootcert=system",                "sslmode=verify-full (certificate chain and host name checked against roots the system's)"),
+            ("postgres://u@db/x?sslrootcert=system",                "sslmode=verify-full by default (certificate chain and host name checked against roots the system's)"),
             ("postgres://u@db/x?sslmode=verify-full&sslrootcert=%2Fmy%20ca.pem&sslcert=/c&sslkey=/k",
                 "sslmode=verify-full (certificate chain and host name checked against roots /my ca.pem), client certificate /c"),
         ];
         for (url, said) in cases {
             assert_eq!(settings(url).map(|t| t.to_string()).as_deref(), Ok(*said), "{url}");
         }
+    }
+
+    #[test]
+    fn libpq_variables_fill_in_what_the_url_lacks() {
+        let env = |name: &str| match name {
+            "PGSSLMODE" => Some("verify-full".to_string()),
+            "PGSSLROOTCERT" => Some("/env-ca".to_string()),
+            "PGSSLCERT" => Some(String::new()),
+            _ => None,
+        };
+        let with_env = |url: &str| split_in(url, None, &env).map(|(_, t)| t.to_string());
+        assert_eq!(
+            with_env("postgres://u@db/x").unwrap(),
+            "sslmode=verify-full from PGSSLMODE (certificate chain and host name checked against roots /env-ca)"
+        );
+        assert_eq!(
+            with_env("postgres://u@db/x?sslmode=require&sslrootcert=/ca").unwrap(),
+            "sslmode=require (certificate chain checked against roots /ca)",
+            "the URL's own parameters win"
+        );
+        assert_eq!(
+            libpq_parameter("sslcert", None, &env),
+            (None, Whence::Default),
+            "an empty variable is not set"
+        );
+        let bad = split_in("postgres://u@db/x", None, &|n: &str| {
+            (n == "PGSSLMODE").then(|| "allow".to_string())
+        })
+        .unwrap_err();
+        assert!(bad.0.contains("sslmode=allow in PGSSLMODE"), "{}", bad.0);
     }
 
     #[test]
@@ -406,6 +492,7 @@ mod tests {
         let (config, _) = split_in(
             "postgres://u@db:6543/x?application_name=sg&sslmode=require&connect_timeout=7",
             None,
+            &|_| None,
         )
         .unwrap();
         assert_eq!(config.get_application_name(), Some("sg"));
@@ -415,7 +502,12 @@ mod tests {
             config.get_connect_timeout(),
             Some(&std::time::Duration::from_secs(7))
         );
-        let unknown = split_in("postgres://u@db/x?sslmode=disable&nonsense=1", None).unwrap_err();
+        let unknown = split_in(
+            "postgres://u@db/x?sslmode=disable&nonsense=1",
+            None,
+            &|_| None,
+        )
+        .unwrap_err();
         assert!(
             unknown.0.contains("unknown option `nonsense`"),
             "{}",
