@@ -817,7 +817,14 @@ async fn isolation(sg: &Slotgate, o: &Opts) {
         );
         load.push(tokio::spawn(async move {
             while !halt.load(Ordering::Relaxed) {
-                let r = http.get(&url).send().await.expect("metrics answered");
+                // With the operator key, as Prometheus scrapes: every org's
+                // series (a scrape without a key reads no org).
+                let r = http
+                    .get(&url)
+                    .bearer_auth(OP)
+                    .send()
+                    .await
+                    .expect("metrics answered");
                 assert_eq!(r.status(), 200, "scraping /metrics");
                 r.bytes().await.expect("the metrics text");
                 scrapes.fetch_add(1, Ordering::Relaxed);
