@@ -43,7 +43,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 base="http://127.0.0.1:$port"
 # Limits high enough that the run's own pace and its deliberate requests
 # without a key (hundreds a minute, all from 127.0.0.1) are never throttled:
-# a 429 would stand in the way of the checks (rate limits: tests/limits.rs).
+# a 429 would stand in the way of the checks (rate limits: tests/it/conformance/limits.rs).
 SLOTGATE_OPERATOR_KEY="$key" "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
   --rate-operator 1000000 --auth-failures 1000000 \
   >"$work/server.log" 2>&1 &

@@ -10,7 +10,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need+=(curl)   # the README test runs its curl lines
-# The PostgreSQL tests run initdb and pg_ctl themselves (tests/support/postgres.rs
+# The PostgreSQL tests run initdb and pg_ctl themselves (tests/it/support/postgres.rs
 # looks on PATH, then in Debian's /usr/lib/postgresql/*/bin).
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   need+=(postgresql)
@@ -33,13 +33,11 @@ cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
 
 echo "== the HTTP and end-to-end tests again, on PostgreSQL (the conformance suite of both stores)"
-# Each test server gets a throwaway cluster of its own (tests/support/postgres.rs).
-SLOTGATE_TEST_STORE=postgres cargo test --workspace \
-  --test api --test e2e --test client --test cli --test planning --test wait_estimate --test limits --test revocation --test caps_burst
+# Each test server gets a throwaway cluster of its own (tests/it/support/postgres.rs).
+SLOTGATE_TEST_STORE=postgres cargo test --workspace --test it -- conformance::
 
 echo "== and once more through a second replica, which forwards every request to the leading one"
-SLOTGATE_TEST_STORE=replicas cargo test --workspace \
-  --test api --test e2e --test client --test cli --test planning --test wait_estimate --test limits --test revocation --test caps_burst
+SLOTGATE_TEST_STORE=replicas cargo test --workspace --test it -- conformance::
 
 echo "== dashboard in headless Chromium"
 browser=crates/slotgate/tests/browser
@@ -47,7 +45,7 @@ browser=crates/slotgate/tests/browser
 cargo build --workspace --bins
 SLOTGATE_BIN="$PWD/target/debug/slotgate" node --test "$browser/dashboard.test.mjs"
 echo "== and through a replica that forwards every request to the leading one"
-SLOTGATE_TEST_STORE=replicas cargo test --workspace --test dashboard -- --ignored
+SLOTGATE_TEST_STORE=replicas cargo test --workspace --test it -- --ignored dashboard::
 
 echo "== Python client"
 SLOTGATE_BIN="$PWD/target/debug/slotgate" clients/python/test.sh

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 // The same spawning code as the end-to-end tests: the real binary, its ready line.
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use support::OPERATOR_KEY as OP;

@@ -55,7 +55,7 @@ pub enum Command {
     /// PostgreSQL before the answer, and any number of replicas may serve
     /// one database: one leads, the others forward to it once it proved it
     /// holds the replicas' secret (--advertise-url; docs/REPLICAS.md).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
     ///
@@ -327,6 +327,14 @@ pub struct ServeArgs {
     /// `RUST_LOG` sets the level (default `info`; `debug` logs every request).
     #[arg(long, env = "SLOTGATE_LOG_FORMAT", hide_env_values = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// For tests: milliseconds to add to this machine's clock, to play a
+    /// machine whose clock is wrong (replicas follow the database's clock).
+    #[arg(long, hide = true, default_value_t = 0, allow_negative_numbers = true)]
+    pub clock_skew_ms: i64,
+    /// For tests: how long the engine keeps ended calls in memory before the
+    /// store alone answers for them (shortened to reach the store sooner).
+    #[arg(long, hide = true, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub ended_in_memory: Duration,
 }
 
 /// A planning deadline: a duration like 60s or 5m, above zero.
@@ -388,7 +396,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_format);
-            finish(runtime.block_on(serve(args)))
+            finish(runtime.block_on(serve(*args)))
         }
         Command::Export(args) => {
             init_logging(LogFormat::Text);
@@ -456,6 +464,7 @@ fn advertised(scheme: &str, addr: SocketAddr) -> Option<String> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    crate::clock::set_skew_ms(args.clock_skew_ms);
     let open_files = crate::connections::raise_open_files_limit();
     let max_connections = args
         .max_connections
@@ -482,6 +491,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         data_dir: args.store.data_dir,
         operator_key: std::env::var("SLOTGATE_OPERATOR_KEY").ok(),
         ended_retention: args.ended_retention,
+        ended_in_memory: args.ended_in_memory,
         event_retention: args.event_retention,
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,

@@ -6,7 +6,6 @@
 //! database reads the same time whatever its own clock says.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use slotgate_core::Timestamp;
@@ -14,6 +13,10 @@ use slotgate_core::Timestamp;
 /// Milliseconds to add to this machine's clock to read the reference clock
 /// (the database's; 0 with the embedded store).
 static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Milliseconds this machine's clock is taken to be off by
+/// ([`set_skew_ms`]; tests play a machine whose clock is wrong).
+static SKEW_MS: AtomicI64 = AtomicI64::new(0);
 
 /// The latest `now` given.
 static LAST_MS: AtomicU64 = AtomicU64::new(0);
@@ -25,21 +28,19 @@ pub fn now() -> Timestamp {
     Timestamp::from_millis(ms.max(last))
 }
 
-/// This machine's wall clock, in milliseconds since the Unix epoch (plus
-/// `SLOTGATE_TEST_CLOCK_SKEW_MS`, which tests set to play a machine whose
-/// clock is wrong).
+/// This machine's wall clock, in milliseconds since the Unix epoch (plus the
+/// skew set by [`set_skew_ms`]).
 pub fn system_ms() -> i64 {
-    static SKEW_MS: OnceLock<i64> = OnceLock::new();
-    let skew = *SKEW_MS.get_or_init(|| {
-        std::env::var("SLOTGATE_TEST_CLOCK_SKEW_MS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    });
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    ms + skew
+    ms + SKEW_MS.load(Ordering::Relaxed)
+}
+
+/// Reads this machine's clock as `skew_ms` off (`serve --clock-skew-ms`, a
+/// hidden option for tests that play a machine whose clock is wrong).
+pub fn set_skew_ms(skew_ms: i64) {
+    SKEW_MS.store(skew_ms, Ordering::Relaxed);
 }
 
 /// Follows a reference clock that read `reference_ms` between `sent_ms` and

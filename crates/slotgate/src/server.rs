@@ -57,6 +57,12 @@ pub struct Settings {
     pub operator_key: Option<String>,
     /// How long ended calls stay readable and idempotent.
     pub ended_retention: Duration,
+    /// How long the engine keeps ended calls in memory: long enough that an
+    /// ended call's row is surely committed before the engine forgets it;
+    /// the store keeps them for `ended_retention`, and retries and reads of
+    /// older ones are answered from it (`--ended-in-memory`, 60 s; tests
+    /// shorten it to reach the store sooner).
+    pub ended_in_memory: Duration,
     /// How long events are kept.
     pub event_retention: Duration,
     /// Most calls one org may have queued.
@@ -250,7 +256,7 @@ impl Server {
             };
         let config = Config {
             queue_cap: settings.queue_cap,
-            ended_retention: settings.ended_retention.min(ended_in_memory()),
+            ended_retention: settings.ended_retention.min(settings.ended_in_memory),
         };
         // A replica that starts as a follower forwards every request and
         // holds nothing; it loads the state when it takes the lead.
@@ -308,19 +314,6 @@ impl Server {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
         }
     }
-}
-
-/// How long the engine keeps ended calls in memory: long enough that an
-/// ended call's row is surely committed before the engine forgets it; the
-/// store keeps them for `--ended-retention`, and retries and reads of older
-/// ones are answered from it. Tests shorten it with
-/// `SLOTGATE_TEST_ENDED_IN_MEMORY_MS` to reach the store sooner.
-fn ended_in_memory() -> Duration {
-    let ms = std::env::var("SLOTGATE_TEST_ENDED_IN_MEMORY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60_000);
-    Duration::from_millis(ms)
 }
 
 /// Logs what the engine holds after loading the store and resuming (calls

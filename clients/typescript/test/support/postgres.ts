@@ -1,6 +1,6 @@
 /**
  * A throwaway PostgreSQL cluster for the replica tests, as the Rust tests
- * make theirs (crates/slotgate/tests/support/postgres.rs): `initdb` and
+ * make theirs (crates/slotgate/tests/it/support/postgres.rs): `initdb` and
  * `pg_ctl` in a new temporary directory, on a free port of 127.0.0.1, as the
  * `postgres` user when we are root (PostgreSQL refuses to run as root);
  * stopped (`-m immediate`) and removed by `stop()`.

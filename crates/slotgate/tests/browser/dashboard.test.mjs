@@ -7,7 +7,7 @@
 //
 // With SLOTGATE_URL (and SLOTGATE_OPERATOR_KEY), it tests that server, already
 // running and empty, instead of starting one, and saves its pictures under
-// target/given/: tests/dashboard.rs runs it so through a replica that forwards
+// target/given/: tests/it/dashboard.rs runs it so through a replica that forwards
 // every request to the leading one.
 
 import { test, before, after } from "node:test";

@@ -11,9 +11,7 @@ use slotgate_client::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-mod support;
-
-use support::{Server, OPERATOR_KEY as OP};
+use crate::support::{Server, OPERATOR_KEY as OP};
 
 async fn server() -> Server {
     Server::start().await
@@ -239,7 +237,7 @@ async fn events_health_metrics_and_openapi_through_the_client() {
         [2, 3]
     );
     assert_eq!(page.next, 3);
-    // As two replicas, the leader's metrics show the orgs (support::Server::url).
+    // As two replicas, the leader's metrics show the orgs (crate::support::Server::url).
     let leader = Client::new(s.metrics_base("/metrics"), OP);
     assert!(leader
         .metrics()
@@ -344,7 +342,7 @@ async fn caps_burst_and_a_blocked_permit_through_the_client() {
         c2.acquire("acme", req).await
     });
     let c3 = c.clone();
-    support::eventually(10, "the permit hears it is queued", || {
+    crate::support::eventually(10, "the permit hears it is queued", || {
         let heard = heard.clone();
         async move { !heard.lock().unwrap().is_empty() }
     })

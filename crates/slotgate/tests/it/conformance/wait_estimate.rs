@@ -9,16 +9,14 @@
 //! since the estimate is learnt from how long slots were held; the
 //! assertions do not depend on how long exactly.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Server, OPERATOR_KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slotgate_client::{Acquire, CallType, Client, QueueStatus};
-use support::{Server, OPERATOR_KEY};
 
 const ORG: &str = "est";
 /// Frees an org's shared pool needs before it has estimates

@@ -4,15 +4,13 @@
 //! raw JSON is read only where the wire format itself is the point, and the
 //! OpenAPI document, which is not one of the API's types, is read as JSON.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{eventually, Answer, Server, OPERATOR_KEY as OP};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slotgate_api::{Agent, Call, CallList, CallState, CallType, EndReason, ErrorCode};
 use slotgate_api::{EventKind, EventPage, KeyList, Org, OrgList, PerType, Role, Slot};
-use support::{eventually, Answer, Server, OPERATOR_KEY as OP};
 
 use CallState::{Active, Ended, Queued};
 use CallType::{Chat, Inbound, Webcall};
@@ -721,7 +719,7 @@ async fn metrics_name_an_org_only_to_its_metrics_key_and_the_operator() {
 
 #[tokio::test]
 async fn health_metrics_openapi_and_unknown_routes() {
-    // Agent series are opt-in (tests/metrics_agents.rs).
+    // Agent series are opt-in (tests/it/metrics_agents.rs).
     let s = acme_with(2, &["--metrics-agents", "5"]).await;
     s.acquire("acme", "a1", "A", Chat).await;
     assert_eq!(

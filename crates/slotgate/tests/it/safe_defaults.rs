@@ -3,8 +3,6 @@
 //! is private (0700) and so are its files and an export (0600); a generated
 //! operator key reaches a terminal only, never a log collector's pipe.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Stdio;
@@ -30,7 +28,7 @@ fn a_weak_operator_key_is_refused_with_how_to_make_one_and_creates_nothing() {
             "only 2 distinct characters, fewer than 8",
         ),
     ] {
-        let out = support::serve_command("127.0.0.1:0", &data)
+        let out = crate::support::serve_command("127.0.0.1:0", &data)
             .env("SLOTGATE_OPERATOR_KEY", key)
             .output()
             .unwrap();
@@ -44,7 +42,7 @@ fn a_weak_operator_key_is_refused_with_how_to_make_one_and_creates_nothing() {
         assert!(!data.exists(), "a refused start creates nothing");
     }
     assert!(!String::from_utf8_lossy(
-        &support::serve_command("127.0.0.1:0", &data)
+        &crate::support::serve_command("127.0.0.1:0", &data)
             .env("SLOTGATE_OPERATOR_KEY", &monotonous)
             .output()
             .unwrap()
@@ -58,14 +56,15 @@ async fn a_new_data_directory_is_private_and_a_generated_key_is_not_printed_to_a
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Standard output and error are pipes here, as under a service manager.
-    let mut child = tokio::process::Command::from(support::serve_command("127.0.0.1:0", &data))
-        .env_remove("SLOTGATE_OPERATOR_KEY")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child =
+        tokio::process::Command::from(crate::support::serve_command("127.0.0.1:0", &data))
+            .env_remove("SLOTGATE_OPERATOR_KEY")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = String::new();
     let ready = tokio::time::timeout(Duration::from_secs(30), async {

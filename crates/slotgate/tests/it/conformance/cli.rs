@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use slotgate_client::{Acquire, Call, CallState, CallType, Client, Org};
 
-mod support;
-
-use support::{cli, slotgate, Server, OPERATOR_KEY as OP};
+use crate::support::{cli, slotgate, Server, OPERATOR_KEY as OP};
 
 async fn server() -> Server {
     Server::start().await

@@ -4,16 +4,14 @@
 //! the others under `agent="(other)"`, so the series still add up to the
 //! org's. The real binary, an org with 2,000 agents.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::{Server, OPERATOR_KEY};
 use futures_util::stream::{self, StreamExt as _};
 use reqwest::Method;
 use serde_json::json;
-use support::{Server, OPERATOR_KEY};
 
 /// Queues (or admits) one call of each of `agents`, `in_flight` at a time,
 /// with the longest lease, so none ends while the test reads.
@@ -128,7 +126,7 @@ async fn timed(s: &Server, path: &str, n: usize) -> (Duration, usize) {
 /// The figure in docs/SECURITY.md ("Metrics exposure"): the scrape of an
 /// org with 100,000 queued calls of distinct agents, by `--metrics-agents`,
 /// beside `/healthz`. Run with
-/// `cargo test -p slotgate --test metrics_agents -- --ignored --nocapture`.
+/// `cargo test -p slotgate --test it -- --ignored --nocapture metrics_agents::`.
 #[tokio::test]
 #[ignore = "a measurement: 100,000 acquires, then prints figures"]
 async fn scrape_size_and_time_with_100000_agents() {

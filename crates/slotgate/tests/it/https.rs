@@ -3,14 +3,12 @@
 //! (`Client::with_ca_file`) speak to it, a client that does not trust the CA
 //! is refused, and a renewed certificate is served after SIGHUP.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::tls::TestCa;
+use crate::support::{eventually, spawn_with, OPERATOR_KEY};
 use slotgate_client::{Acquire, CallType, Client};
-use support::tls::TestCa;
-use support::{eventually, spawn_with, OPERATOR_KEY};
 
 /// The error and its causes, as one line.
 fn chain(e: &dyn std::error::Error) -> String {
@@ -171,7 +169,7 @@ async fn serve_refuses_to_start_on_an_unusable_certificate_and_names_the_file() 
     let empty = tmp.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let serve = |cert: &Path, key: &Path| {
-        support::serve_command("127.0.0.1:0", &tmp.path().join("data"))
+        crate::support::serve_command("127.0.0.1:0", &tmp.path().join("data"))
             .args([
                 "--tls-cert",
                 cert.to_str().unwrap(),

@@ -9,9 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use slotgate_api::{ErrorCode, Role};
 
-mod support;
-
-use support::{eventually, Server};
+use crate::support::{eventually, Server};
 
 /// A simulation of `calls_per_hour` calls an hour lasting 36 s, with `what_ifs`
 /// what-ifs, each check `horizon_s` long with 2 replications.
@@ -49,7 +47,7 @@ async fn metric(s: &Server, series: &str) -> u64 {
         .unwrap()
 }
 
-async fn simulate(s: &Server, org: &str, body: &Value) -> support::Answer {
+async fn simulate(s: &Server, org: &str, body: &Value) -> crate::support::Answer {
     let path = format!("/v1/orgs/{org}/simulate");
     s.op(Method::POST, &path, Some(body)).await
 }
@@ -183,7 +181,7 @@ fn bad_planning_settings_are_refused_at_start_naming_the_option() {
         (["--planning-deadline", "0s"], "--planning-deadline"),
         (["--planning-deadline", "soon"], "--planning-deadline"),
     ] {
-        let out = support::serve_command("127.0.0.1:0", &data)
+        let out = crate::support::serve_command("127.0.0.1:0", &data)
             .args(args)
             .output()
             .unwrap();

@@ -1,15 +1,13 @@
 //! `slotgate export` and `slotgate import`: the embedded store's state moved
 //! to PostgreSQL, with the real binary and a throwaway cluster.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::pg::PgCluster;
+use crate::support::Server;
 use serde_json::{json, Value};
 use slotgate_api::{Call, CallState, CallType, Org, Role, Slot};
-use support::pg::PgCluster;
-use support::Server;
 
 /// `slotgate ARGS...` as a local command: (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {

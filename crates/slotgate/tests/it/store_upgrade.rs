@@ -4,15 +4,13 @@
 //! opens, keeps everything and works; a directory of a newer schema is
 //! refused at start, naming its version and the directory.
 
-mod support;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::Server;
 use reqwest::Method;
 use slotgate_api::{CallState, CallType, Slot};
-use support::Server;
 
 /// The runtime key the fixture's org was given (its hash is in the fixture).
 const RUNTIME_KEY: &str = "sgk_8882b41b63738cd0_df1426b0dd4d7e491f647adea749d9854f7a00d755bf3d48";
@@ -122,7 +120,7 @@ async fn a_data_directory_of_a_newer_schema_is_refused_by_version_and_directory(
         .unwrap()
         .pragma_update(None, "user_version", future)
         .unwrap();
-    let run = tokio::process::Command::from(support::serve_command("127.0.0.1:0", &data))
+    let run = tokio::process::Command::from(crate::support::serve_command("127.0.0.1:0", &data))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -8,17 +8,15 @@
 //! `sslmode` takes `PGSSLMODE` (and `PGSSLROOTCERT`) from the environment,
 //! as libpq does; the URL's own `sslmode` wins.
 
-mod support;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::pg::PgCluster;
+use crate::support::tls::TestCa;
+use crate::support::{serve_command, OPERATOR_KEY};
 use slotgate_client::{Acquire, CallType, Client};
-use support::pg::PgCluster;
-use support::tls::TestCa;
-use support::{serve_command, OPERATOR_KEY};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A cluster that accepts TLS only: its server certificate names
@@ -196,7 +194,7 @@ async fn tls_to_postgresql_as_libpq_means_sslmode() {
         }
     }
     // Every connection slotgate made was encrypted: the server allows no other.
-    let plain = support::pg::connect(&cluster.url()).await;
+    let plain = crate::support::pg::connect(&cluster.url()).await;
     assert!(
         plain.is_err(),
         "plain TCP connections are refused by the server"

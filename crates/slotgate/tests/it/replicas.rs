@@ -4,19 +4,17 @@
 //! clocks minutes apart.
 //!
 //! The database's own failures (stopped and started under load, a primary
-//! failover) are in `tests/postgres.rs`, with three replicas too.
-
-mod support;
+//! failover) are in `tests/it/postgres.rs`, with three replicas too.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::pg::PgCluster;
+use crate::support::{eventually, Answer, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slotgate_api::{Call, CallState, CallType, ErrorCode, EventKind, Org};
-use support::pg::PgCluster;
-use support::{eventually, Answer, Server};
 
 /// `n` replicas on `db`, each with its environment from `env(i)`; the first
 /// leads (it starts first and finds the lead free).
@@ -25,12 +23,27 @@ async fn replicas(
     n: usize,
     env: impl Fn(usize) -> Vec<(&'static str, String)>,
 ) -> Vec<Server> {
+    replicas_with(db, n, env, |_| Vec::new()).await
+}
+
+/// [`replicas`], replica `i` started with the `serve` options `args(i)` too.
+async fn replicas_with(
+    db: &PgCluster,
+    n: usize,
+    env: impl Fn(usize) -> Vec<(&'static str, String)>,
+    args: impl Fn(usize) -> Vec<String>,
+) -> Vec<Server> {
     let url = db.url();
     let mut out = Vec::new();
     for i in 0..n {
         let env = env(i);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        out.push(Server::start_on_with_env(None, &["--store", &url], &env).await);
+        let args = args(i);
+        let args: Vec<&str> = ["--store", url.as_str()]
+            .into_iter()
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        out.push(Server::start_on_with_env(None, &args, &env).await);
     }
     out
 }
@@ -335,7 +348,7 @@ async fn acquire_round_robin(
             turn += 1;
             let a = s
                 .try_send(
-                    Some(support::OPERATOR_KEY),
+                    Some(crate::support::OPERATOR_KEY),
                     Method::POST,
                     "/v1/orgs/acme/calls",
                     Some(body.clone()),
@@ -374,10 +387,10 @@ async fn the_leader_killed_mid_stream_loses_no_acknowledged_change_and_skewed_cl
     // keeps the database's time.
     let skew = |i: usize| match i {
         0 => Vec::new(),
-        1 => vec![("SLOTGATE_TEST_CLOCK_SKEW_MS", "600000".to_string())],
-        _ => vec![("SLOTGATE_TEST_CLOCK_SKEW_MS", "-600000".to_string())],
+        1 => vec!["--clock-skew-ms=600000".to_string()],
+        _ => vec!["--clock-skew-ms=-600000".to_string()],
     };
-    let r = replicas(&db, 3, skew).await;
+    let r = replicas_with(&db, 3, |_| Vec::new(), skew).await;
     r[0].create_org("acme", 100_000).await;
     let r = Arc::new(r);
     let stop = Arc::new(AtomicBool::new(false));
@@ -573,7 +586,7 @@ async fn a_wait_on_a_replica_that_loses_the_lead_moves_to_the_new_leader() {
 /// first 2xx through a replica that was following. Prints the median and
 /// the worst (BENCHMARKS.md, "Takeover after kill -9"); asserts only that
 /// nothing acknowledged is lost. Run it with
-/// `cargo test -p slotgate --test replicas -- --ignored --nocapture takeover`.
+/// `cargo test -p slotgate --test it -- --ignored --nocapture replicas::takeover`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run it by name"]
 async fn takeover_after_kill_9_measured() {
@@ -626,7 +639,7 @@ async fn takeover_after_kill_9_measured() {
             turn += 1;
             let a = r[others[turn % 2]]
                 .try_send(
-                    Some(support::OPERATOR_KEY),
+                    Some(crate::support::OPERATOR_KEY),
                     Method::POST,
                     "/v1/orgs/acme/calls",
                     Some(body.clone()),
@@ -717,7 +730,7 @@ async fn a_follower_forwards_nothing_to_a_leader_that_does_not_prove_it_is_a_rep
         "asked for a proof: {heard}"
     );
     assert!(
-        !heard.contains(support::OPERATOR_KEY),
+        !heard.contains(crate::support::OPERATOR_KEY),
         "a key reached it: {heard}"
     );
     assert!(!heard.to_lowercase().contains("authorization"), "{heard}");
@@ -794,7 +807,7 @@ async fn the_leader_believes_only_a_proven_follower_about_the_client() {
         let mut req = r[0]
             .anon
             .post(r[0].url("/v1/orgs"))
-            .bearer_auth(support::OPERATOR_KEY)
+            .bearer_auth(crate::support::OPERATOR_KEY)
             .header("content-type", "application/json")
             .header("x-slotgate-forwarded", "1")
             .body(body.clone());
@@ -818,17 +831,18 @@ async fn the_leader_believes_only_a_proven_follower_about_the_client() {
         .await
         .unwrap()
         .get(0);
-    let proof = slotgate::api::forward::Trust::new(support::REPLICA_SECRET, "").prove_request(
-        term,
-        slotgate::clock::system_ms(),
-        "198.51.100.7".parse().unwrap(),
-        "POST",
-        "/v1/orgs",
-    );
+    let proof = slotgate::api::forward::Trust::new(crate::support::REPLICA_SECRET, "")
+        .prove_request(
+            term,
+            slotgate::clock::system_ms(),
+            "198.51.100.7".parse().unwrap(),
+            "POST",
+            "/v1/orgs",
+        );
     let forwarded = |id: &str| {
         r[0].anon
             .post(r[0].url("/v1/orgs"))
-            .bearer_auth(support::OPERATOR_KEY)
+            .bearer_auth(crate::support::OPERATOR_KEY)
             .header("content-type", "application/json")
             .header("x-slotgate-forwarded", "1")
             .header("x-slotgate-replica", &proof)

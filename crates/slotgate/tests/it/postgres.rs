@@ -4,16 +4,14 @@
 //! cluster. (Everything the API promises is checked on PostgreSQL by the
 //! HTTP and end-to-end tests run with `SLOTGATE_TEST_STORE=postgres`.)
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::pg::{self, PgCluster};
+use crate::support::{eventually, Server};
 use slotgate::store::postgres::{migrate, MigrateError, Migrated, LATEST};
 use slotgate_api::{CallState, CallType, ErrorCode};
-use support::pg::{self, PgCluster};
-use support::{eventually, Server};
 use tokio::sync::Barrier;
 
 /// The tables the migrations create, and the migrations' own record.
@@ -321,7 +319,7 @@ async fn serve_refuses(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
 async fn serve_on_postgres_says_what_is_missing() {
     let db = PgCluster::start().await;
     let url = db.url();
-    let key = [("SLOTGATE_OPERATOR_KEY", support::OPERATOR_KEY)];
+    let key = [("SLOTGATE_OPERATOR_KEY", crate::support::OPERATOR_KEY)];
 
     let (ok, err) = serve_refuses(&["--store", &url], &[]).await;
     assert!(!ok && err.contains("set SLOTGATE_OPERATOR_KEY"), "{err}");
@@ -333,7 +331,10 @@ async fn serve_on_postgres_says_what_is_missing() {
         !ok && err.contains("SLOTGATE_REPLICA_SECRET is too weak"),
         "{err}"
     );
-    let key = [key[0], ("SLOTGATE_REPLICA_SECRET", support::REPLICA_SECRET)];
+    let key = [
+        key[0],
+        ("SLOTGATE_REPLICA_SECRET", crate::support::REPLICA_SECRET),
+    ];
 
     let (ok, err) = serve_refuses(&["--store", "redis://127.0.0.1/"], &key).await;
     assert!(!ok && err.contains("a PostgreSQL URL"), "{err}");
@@ -541,8 +542,7 @@ fn ms_of(t: &str) -> i64 {
 async fn a_server_whose_clock_is_ten_minutes_off_keeps_the_databases_time() {
     let db = PgCluster::start().await;
     let client = db.connect().await;
-    let skew = ("SLOTGATE_TEST_CLOCK_SKEW_MS", "600000");
-    let s = Server::start_on_with_env(Some(db), &[], &[skew]).await;
+    let s = Server::start_on(Some(db), &["--clock-skew-ms=600000"]).await;
     s.create_org("acme", 1).await;
     let db_now = |c: tokio_postgres::Client| async move {
         let row = c

@@ -4,11 +4,9 @@
 //! Against the real binary, on the embedded store and on a real PostgreSQL
 //! that the test stops and starts again.
 
-mod support;
-
+use crate::support::{eventually, Server};
 use reqwest::Method;
 use slotgate_api::CallType::Chat;
-use support::{eventually, Server};
 
 /// The value of the series `name` (with its labels, if any) in `text`.
 fn value(text: &str, name: &str) -> Option<f64> {
@@ -19,7 +17,12 @@ fn value(text: &str, name: &str) -> Option<f64> {
 /// `/metrics` with the operator key: every org's series.
 async fn metrics(s: &Server) -> (u16, String) {
     let r = s
-        .send(Some(support::OPERATOR_KEY), Method::GET, "/metrics", None)
+        .send(
+            Some(crate::support::OPERATOR_KEY),
+            Method::GET,
+            "/metrics",
+            None,
+        )
         .await;
     (r.status, r.text)
 }

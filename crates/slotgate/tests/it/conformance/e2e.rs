@@ -5,18 +5,16 @@
 //! Answers are read as the API's types (`slotgate_api`); raw JSON is read only
 //! where the wire format itself is the point, and says so.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::support::{eventually, q, Answer, Server, OPERATOR_KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slotgate_api::{Call, CallState, CallType, EndReason, ErrorBody, ErrorCode, EventKind};
 use slotgate_api::{KeyList, NewKey, Org, PerType, Role, Slot};
-use support::{eventually, q, Answer, Server, OPERATOR_KEY};
 
 use CallState::{Active, Ended, Queued};
 use CallType::{Chat, Inbound, Outbound, Webcall};
@@ -1015,7 +1013,7 @@ async fn acquire_and_release_are_idempotent() {
 /// answered from the store, exactly as before.
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_ended_longer_ago_than_memory_keeps_them_are_answered_from_the_store() {
-    let s = Server::start_with_env(&[], &[("SLOTGATE_TEST_ENDED_IN_MEMORY_MS", "300")]).await;
+    let s = Server::start_with(&["--ended-in-memory=300ms"]).await;
     s.create_org("acme", 1).await;
     s.acquire("acme", "c1", "A", Chat).await.ok(201);
     s.acquire("acme", "c2", "A", Chat).await.ok(202);
@@ -1057,20 +1055,21 @@ async fn calls_ended_longer_ago_than_memory_keeps_them_are_answered_from_the_sto
 }
 
 // ---------------------------------------------------------------------------
-// 8. One server per data directory (several on one PostgreSQL database: tests/replicas.rs)
+// 8. One server per data directory (several on one PostgreSQL database: tests/it/replicas.rs)
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
-    if support::on_postgres() {
-        return; // a second server on the database follows the first: tests/replicas.rs
+    if crate::support::on_postgres() {
+        return; // a second server on the database follows the first: tests/it/replicas.rs
     }
     let s = Server::start().await;
     s.create_org("acme", 3).await;
-    let out = tokio::process::Command::from(support::serve_command("127.0.0.1:0", s.data_dir()))
-        .args(s.store_args())
-        .kill_on_drop(true)
-        .output();
+    let out =
+        tokio::process::Command::from(crate::support::serve_command("127.0.0.1:0", s.data_dir()))
+            .args(s.store_args())
+            .kill_on_drop(true)
+            .output();
     let out = tokio::time::timeout(Duration::from_secs(30), out)
         .await
         .expect("the second server exits instead of serving")
@@ -1197,7 +1196,7 @@ async fn a_long_poll_whose_client_hangs_up_stops_holding_the_call() {
     let s = Server::start().await;
     s.create_org("acme", 0).await;
     // The client gives up after 1 s on a wait of 30 s: its connection closes mid-wait.
-    let impatient = support::http_builder()
+    let impatient = crate::support::http_builder()
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
@@ -1324,7 +1323,7 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let serve = |listen: &str, extra: &[&str]| {
-        let mut c = support::serve_command(listen, &data);
+        let mut c = crate::support::serve_command(listen, &data);
         c.args(extra).env_remove("SLOTGATE_OPERATOR_KEY");
         c
     };
@@ -1386,7 +1385,7 @@ async fn a_taken_port_creates_nothing_and_logs_fit_files_and_collectors() {
         .and_then(|r| r.split_whitespace().next());
     let base = base.unwrap_or_else(|| panic!("the ready line: {ready}"));
     let secret = "not-a-key-but-secret";
-    let status = support::http_builder()
+    let status = crate::support::http_builder()
         .build()
         .unwrap()
         .get(format!("{base}/v1/orgs/nope"))

@@ -673,7 +673,7 @@ fn client(key: Option<&str>) -> Client {
 /// Its rate limits are high enough never to get in a test's way (tests
 /// fire requests, and requests without a key, from 127.0.0.1 as fast as
 /// they can); options given on the command line override them
-/// (`tests/limits.rs`).
+/// (`tests/it/conformance/limits.rs`).
 pub fn serve_command(listen: &str, dir: &Path) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_slotgate"));
     c.args(["serve", "--listen", listen, "--data-dir"])

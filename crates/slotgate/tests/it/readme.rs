@@ -5,9 +5,7 @@
 
 use std::process::Command;
 
-mod support;
-
-use support::{Server, OPERATOR_KEY};
+use crate::support::{Server, OPERATOR_KEY};
 
 /// The ```sh blocks of the README, in order.
 fn shell_blocks(readme: &str) -> Vec<String> {
@@ -32,7 +30,7 @@ fn shell_blocks(readme: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_readme_shell_block_runs_as_pasted() {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../../README.md");
     let blocks: Vec<String> = shell_blocks(readme)
         .into_iter()
         .filter(|b| !b.contains("cargo ") && !b.contains("scripts/test.sh"))

@@ -9,9 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use slotgate_api::{CallType, Role};
 
-mod support;
-
-use support::Server;
+use crate::support::Server;
 
 #[tokio::test]
 async fn a_revoked_key_loses_its_open_stream_and_long_poll_at_once() {
@@ -46,7 +44,7 @@ async fn a_revoked_key_loses_its_open_stream_and_long_poll_at_once() {
         (status, r.text().await.unwrap_or_default())
     });
     // The long-poll is waiting once its call is queued.
-    support::eventually(30, "the key's call queues", || async {
+    crate::support::eventually(30, "the key's call queues", || async {
         s.org("acme").await.queued == 1
     })
     .await;

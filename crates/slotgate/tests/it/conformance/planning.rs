@@ -10,9 +10,7 @@ use slotgate_client::api::{AcquireCall, ErrorBody};
 use slotgate_client::plan::{ErlangC, PlanAnswer, SimulateAnswer, Traffic};
 use slotgate_client::{CallState, CallType, Client, ErrorCode};
 
-mod support;
-
-use support::{cli, Server, OPERATOR_KEY as OP};
+use crate::support::{cli, Server, OPERATOR_KEY as OP};
 
 /// Starts `n` calls of `agent`/`t`, one every `every`, each held for `hold`,
 /// then released; returns once all have ended.

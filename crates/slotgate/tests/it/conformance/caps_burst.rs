@@ -4,13 +4,11 @@
 //! burst surviving `kill -9`. With `SLOTGATE_TEST_STORE=postgres` (or
 //! `replicas`) the same tests run on PostgreSQL.
 
-mod support;
-
+use crate::support::{Answer, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slotgate_api::{Agent, BlockedReason, Call, CallState, Caps, ErrorCode, EventKind, Org, Role};
 use slotgate_api::{EventPage, Slot};
-use support::{Answer, Server};
 
 use slotgate_api::CallType::{Chat, Inbound};
 use CallState::{Active, Queued};

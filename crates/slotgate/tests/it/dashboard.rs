@@ -5,11 +5,9 @@
 //!
 //! It needs Chromium and the browser test's npm packages, so it is ignored
 //! by a plain `cargo test`; `scripts/test.sh` installs both and runs it:
-//! `SLOTGATE_TEST_STORE=replicas cargo test --test dashboard -- --ignored`.
+//! `SLOTGATE_TEST_STORE=replicas cargo test --test it -- --ignored dashboard::`.
 
-mod support;
-
-use support::{Server, OPERATOR_KEY};
+use crate::support::{Server, OPERATOR_KEY};
 
 #[tokio::test]
 #[ignore = "needs Chromium and tests/browser's npm packages: scripts/test.sh runs it"]

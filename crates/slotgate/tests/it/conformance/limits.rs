@@ -7,14 +7,12 @@
 //! is throttled per client address, with `X-Forwarded-For` believed only
 //! from a trusted proxy.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Answer, Server, OPERATOR_KEY};
 use reqwest::Method;
 use serde_json::json;
 use slotgate_api::{ErrorCode, KeyInfo, KeyList, Role};
-use support::{Answer, Server, OPERATOR_KEY};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -87,7 +85,7 @@ async fn thousands_of_silent_connections_never_keep_healthz_from_answering() {
     );
     // The server may hold 2,048 files: fewer than the silent connections.
     // Its default cap stays below that.
-    let s = Server::start_with_env(&[], &[(support::RLIMIT_NOFILE, "2048")]).await;
+    let s = Server::start_with_env(&[], &[(crate::support::RLIMIT_NOFILE, "2048")]).await;
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.pid())).unwrap();
     let files = limits
         .lines()
@@ -221,7 +219,7 @@ async fn idle_and_slow_connections_are_closed_and_long_polls_are_not() {
 #[tokio::test]
 async fn https_connections_get_the_same_timeouts() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = support::tls::TestCa::new(tmp.path(), "limits");
+    let ca = crate::support::tls::TestCa::new(tmp.path(), "limits");
     let (cert, key) = ca.issue("server", "slotgate", &["localhost", "127.0.0.1"]);
     let extra = [
         "--tls-cert".to_string(),
@@ -233,7 +231,8 @@ async fn https_connections_get_the_same_timeouts() {
         "--idle-timeout".to_string(),
         "1s".to_string(),
     ];
-    let (_child, port, _stderr) = support::spawn_with(&tmp.path().join("data"), &extra, &[]).await;
+    let (_child, port, _stderr) =
+        crate::support::spawn_with(&tmp.path().join("data"), &extra, &[]).await;
 
     // A client that never starts its TLS handshake is closed, as on HTTP.
     let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
