@@ -25,7 +25,6 @@ pub mod orgs;
 pub mod planning;
 pub mod query;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,13 +55,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// whole stack of boxed layers at each of its levels on every request: with
 /// these three among them, about 28 allocations per request. Only `track`,
 /// which needs the route the request matched, is a route layer.
-pub fn router(
-    state: Arc<Service>,
-) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
-       + Clone
-       + Send
-       + Sync
-       + 'static {
+pub fn router(state: Arc<Service>) -> impl crate::connections::App {
     let (routes, _) = routes().split_for_parts();
     let routes = routes
         .route("/", get(ops::dashboard))
@@ -110,6 +103,31 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
         .routes(routes!(ops::openapi))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
+}
+
+/// The private metrics listener's routes (`serve --metrics-listen`):
+/// `GET /metrics` with every org's series and no key asked, for an address
+/// only Prometheus reaches, and `GET /healthz` for the same probe. Nothing
+/// else is served there; each replica answers for itself, as on the main
+/// listener.
+pub fn metrics_router(state: Arc<Service>) -> impl crate::connections::App {
+    let routes = axum::Router::new()
+        .route("/metrics", get(ops::private_metrics))
+        .route("/healthz", get(ops::healthz))
+        .fallback(not_found_here)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    ServiceBuilder::new()
+        .layer_fn(headers::Secured)
+        .layer(CatchPanicLayer::custom(panicked))
+        .service(routes)
+}
+
+async fn not_found_here() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "this is the metrics listener (--metrics-listen): only /metrics and /healthz are here",
+    )
 }
 
 async fn not_found() -> ApiError {

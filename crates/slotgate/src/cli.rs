@@ -188,6 +188,18 @@ pub struct ServeArgs {
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
     #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
+    /// Also serve GET /metrics, with every org's series and no key asked,
+    /// and GET /healthz, on this address (plain HTTP), meant for a private
+    /// network only Prometheus reaches, e.g. 10.0.0.5:9464. Nothing else is
+    /// served there. The main listener's /metrics is unchanged: with
+    /// --metrics-auth it still asks for a key.
+    #[arg(
+        long,
+        env = "SLOTGATE_METRICS_LISTEN",
+        hide_env_values = true,
+        value_name = "ADDR"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
     /// Per-agent series on /metrics (slotgate_agent_active, _queued,
     /// _reserved): at most N agents of each org, its busiest (most active
     /// and queued calls, then most reserved slots, then the agent met first), the others
@@ -520,6 +532,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics_listener = match args.metrics_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot listen on {at} (--metrics-listen): {e}"))?,
+        ),
+        None => None,
+    };
     let defaulted = args.advertise_url.is_none();
     let settings = Settings {
         advertise_url: args.advertise_url.or_else(|| advertised(scheme, addr)),
@@ -558,6 +578,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
     tracing::info!("{}", ready_line(scheme, addr));
+    if let Some(at) = metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        tracing::info!(
+            "metrics for every org, no key asked, on http://{at}/metrics (--metrics-listen)"
+        );
+    }
     tokio::spawn(async move {
         commands::stop_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
@@ -573,7 +598,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         handshakes
     });
     server
-        .serve(listener, handshakes, settings.connections, stop_rx)
+        .serve(
+            listener,
+            handshakes,
+            metrics_listener,
+            settings.connections,
+            stop_rx,
+        )
         .await;
     Ok(())
 }

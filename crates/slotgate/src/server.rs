@@ -298,18 +298,30 @@ impl Server {
         })
     }
 
-    /// Serves on `tcp` (HTTPS with `tls`) within `connections`' limits
-    /// until `shutdown` is set, then finishes in-flight requests and waits
-    /// until every change is durable.
+    /// Serves on `tcp` (HTTPS with `tls`), and the metrics alone on
+    /// `metrics_tcp` (`--metrics-listen`), each within `connections'`
+    /// limits, until `shutdown` is set, then finishes in-flight requests and
+    /// waits until every change is durable.
     pub async fn serve(
         self,
         tcp: tokio::net::TcpListener,
         tls: Option<crate::tls::https::Handshakes>,
+        metrics_tcp: Option<tokio::net::TcpListener>,
         connections: crate::connections::Limits,
         shutdown: watch::Receiver<bool>,
     ) {
+        let metrics = metrics_tcp.map(|tcp| {
+            let app = api::metrics_router(self.service.clone());
+            crate::connections::serve(tcp, None, app, connections, shutdown.clone())
+        });
         let app = api::router(self.service.clone());
-        crate::connections::serve(tcp, tls, app, connections, shutdown).await;
+        let main = crate::connections::serve(tcp, tls, app, connections, shutdown);
+        match metrics {
+            Some(metrics) => {
+                tokio::join!(main, metrics);
+            }
+            None => main.await,
+        }
         if let Err(e) = self.service.flush().await {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
         }

@@ -65,8 +65,19 @@ pub async fn metrics(
         None if s.metrics_need_operator() => return Err(ApiError::unauthorized()),
         None => Scope::NoOrgs,
     };
-    let text = s.metrics_text(scope).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+    Ok(exposition(s.metrics_text(scope).await?))
+}
+
+/// `/metrics` on the private metrics listener (`serve --metrics-listen`):
+/// every org's series, no key asked; the address is meant for a network
+/// only Prometheus reaches.
+pub async fn private_metrics(State(s): State<Arc<Service>>) -> Result<impl IntoResponse, ApiError> {
+    Ok(exposition(s.metrics_text(Scope::Everything).await?))
+}
+
+/// A scrape's answer: Prometheus's text format.
+fn exposition(text: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// This API, as OpenAPI 3, generated from the handlers.

@@ -14,6 +14,7 @@ mod dashboard;
 mod export;
 mod https;
 mod metrics_agents;
+mod metrics_listen;
 mod planning_limits;
 mod postgres;
 mod postgres_tls;
