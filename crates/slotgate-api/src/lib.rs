@@ -43,10 +43,11 @@ pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
 pub use requests::{
     AcquireCall, CapsBody, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetBurst, SetCaps,
-    SetLimit, SetReservations, UpdateKey,
+    SetLimit, SetOrgRate, SetReservations, UpdateKey,
 };
 pub use resources::{
-    Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Sample, Time,
+    Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, OrgRate,
+    RateSource, Sample, Time,
 };
 pub use types::{
     BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Role,

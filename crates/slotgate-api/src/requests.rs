@@ -49,6 +49,23 @@ pub struct SetBurst {
     pub burst: u32,
 }
 
+/// `PUT /v1/orgs/{org}/rate`: the org's own request rate, for all its keys
+/// together (operator only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetOrgRate {
+    /// Requests per second of all the org's keys together, 0 to 1,000,000
+    /// (0: no org rate, only each key's); null: back to the server's
+    /// setting (`--rate-org-for`, else `--rate-org`). Required.
+    #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_RATE_PER_S as u64 }>")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000, required = true)
+    )]
+    pub rate_per_s: Option<u32>,
+}
+
 /// `PUT /v1/orgs/{org}/agents/{agent}/caps`: all five caps at once; a
 /// missing or null one is no cap.
 pub type SetCaps = Caps;

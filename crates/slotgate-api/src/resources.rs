@@ -138,6 +138,32 @@ impl Call {
     }
 }
 
+/// An org's request rate, for all its keys together (`GET`/`PUT
+/// /v1/orgs/{org}/rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrgRate {
+    /// The org's own rate, set over the API; null: none of its own.
+    pub rate_per_s: Option<u32>,
+    /// The rate its keys are held to together, in requests per second: its
+    /// own, else the server's setting for it (`--rate-org-for`, else
+    /// `--rate-org`); 0: no org rate (each key's own still holds).
+    pub effective_rate_per_s: u32,
+    /// Where `effective_rate_per_s` comes from.
+    pub source: RateSource,
+}
+
+/// Where an org's rate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RateSource {
+    /// The org's own, set with `PUT /v1/orgs/{org}/rate`.
+    Org,
+    /// The server's options (`--rate-org-for`, `--rate-org`).
+    Server,
+}
+
 /// An org key as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use slotgate_api::{
     AcquireCall, CallList, CallState, Caps, CreateKey, CreateOrg, Heartbeat, KeyList, OrgList,
-    Reservations, Role, SetBurst, SetLimit,
+    OrgRate, Reservations, Role, SetBurst, SetLimit, SetOrgRate,
 };
 
 use crate::error::{Error, Result};
@@ -302,6 +302,22 @@ impl Client {
             Method::PUT,
             &format!("/orgs/{}/burst", enc(org)),
             &SetBurst { burst },
+        )
+        .await
+    }
+
+    /// The request rate of all an org's keys together, and where it comes from.
+    pub async fn org_rate(&self, org: &str) -> Result<OrgRate> {
+        self.get(&format!("/orgs/{}/rate", enc(org))).await
+    }
+
+    /// Sets an org's own request rate, for all its keys together (operator
+    /// key; 0: none; `None`: back to the server's setting).
+    pub async fn set_org_rate(&self, org: &str, rate_per_s: Option<u32>) -> Result<OrgRate> {
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/rate", enc(org)),
+            &SetOrgRate { rate_per_s },
         )
         .await
     }

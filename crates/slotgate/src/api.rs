@@ -86,6 +86,7 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
         .routes(routes!(orgs::get))
         .routes(routes!(orgs::set_limit))
         .routes(routes!(orgs::set_burst))
+        .routes(routes!(orgs::rate, orgs::set_rate))
         .routes(routes!(orgs::history))
         .routes(routes!(orgs::agent))
         .routes(routes!(orgs::reserve, orgs::unreserve))

@@ -90,6 +90,37 @@ pub enum OrgCommand {
         #[arg(allow_negative_numbers = true, value_parser = slots)]
         limit: u32,
     },
+    /// Show or set the request rate of all an org's keys together (setting: operator key).
+    ///
+    /// An org's own rate wins over the server's (--rate-org-for, else
+    /// --rate-org), takes effect at its next request and is stored. 0: no
+    /// org rate, only each key's own. --clear: back to the server's.
+    #[command(
+        after_help = "Examples:\n  slotgate org rate acme          (show it)\n  slotgate org rate acme 200\n  slotgate org rate acme --clear"
+    )]
+    Rate {
+        /// The org's id.
+        id: String,
+        /// Requests per second of all its keys together, 0 to 1,000,000 (0: none).
+        #[arg(allow_negative_numbers = true, value_parser = slots, conflicts_with = "clear")]
+        rate_per_s: Option<u32>,
+        /// Back to the server's setting.
+        #[arg(long)]
+        clear: bool,
+    },
+}
+
+/// An org's rate as the CLI prints it.
+fn rate_text(org: &str, rate: &slotgate_api::OrgRate) -> String {
+    let held = match rate.effective_rate_per_s {
+        0 => "no org rate (each key's own still holds)".to_string(),
+        n => format!("{n} requests per second for all its keys together"),
+    };
+    let from = match rate.source {
+        slotgate_api::RateSource::Org => "its own",
+        slotgate_api::RateSource::Server => "the server's setting",
+    };
+    format!("org {org}: {held} ({from})")
 }
 
 /// `slotgate keys ...`
@@ -429,6 +460,17 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             emit(json, &org, || {
                 format!("created org {} with limit {}", org.id, org.limit)
             })?;
+        }
+        ClientCommand::Org(OrgCommand::Rate {
+            id,
+            rate_per_s,
+            clear,
+        }) => {
+            let rate = match (rate_per_s, clear) {
+                (None, false) => client.org_rate(&id).await?,
+                (rate, _) => client.set_org_rate(&id, rate).await?,
+            };
+            emit(json, &rate, || rate_text(&id, &rate))?;
         }
         ClientCommand::Org(OrgCommand::List) => {
             let orgs = client.orgs().await?;

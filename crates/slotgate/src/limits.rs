@@ -131,6 +131,9 @@ pub struct Limits {
     /// Each org's bucket, for all its keys together (`--rate-org`), by org
     /// id. `std` mutex, as `buckets`.
     orgs: Mutex<HashMap<String, Bucket>>,
+    /// Orgs' own rates, set over the API (`PUT /v1/orgs/{org}/rate`) and
+    /// kept in the store; they win over the settings. `std` mutex, as `buckets`.
+    own_org_rates: Mutex<HashMap<OrgId, u32>>,
     /// Failed authentications by client address.
     failures: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses refused until the instant given, after too many failures.
@@ -180,6 +183,7 @@ impl Limits {
         Limits {
             waits: Arc::new(Semaphore::new(settings.max_waits)),
             orgs: Mutex::default(),
+            own_org_rates: Mutex::default(),
             failures: governor::RateLimiter::keyed(quota),
             blocked: Mutex::default(),
             buckets: Mutex::default(),
@@ -203,11 +207,45 @@ impl Limits {
         }
     }
 
-    /// The rate of all the keys of `org` together: its own
-    /// (`--rate-org-for`), else `--rate-org`; 0: none.
+    /// The rate of all the keys of `org` together: its own (set over the
+    /// API), else the server's for it (`--rate-org-for`), else
+    /// `--rate-org`; 0: none.
     pub fn org_rate(&self, org: &OrgId) -> u32 {
+        self.own_org_rate(org)
+            .unwrap_or_else(|| self.server_org_rate(org))
+    }
+
+    /// `org`'s own rate, set over the API, if it has one.
+    pub fn own_org_rate(&self, org: &OrgId) -> Option<u32> {
+        self.own_org_rates().get(org).copied()
+    }
+
+    /// The server's rate for `org`'s keys together: `--rate-org-for`, else
+    /// `--rate-org`; 0: none.
+    pub fn server_org_rate(&self, org: &OrgId) -> u32 {
         let s = &self.settings;
         s.org_rates.get(org).copied().unwrap_or(s.org_rate)
+    }
+
+    /// Sets `org`'s own rate (`None`: back to the server's); its next
+    /// request is held to it.
+    pub fn set_own_org_rate(&self, org: OrgId, rate: Option<u32>) {
+        let mut own = self.own_org_rates();
+        match rate {
+            Some(rate) => own.insert(org, rate),
+            None => own.remove(&org),
+        };
+    }
+
+    /// Replaces every org's own rate (loaded from the store).
+    pub fn replace_own_org_rates(&self, rates: impl IntoIterator<Item = (OrgId, u32)>) {
+        *self.own_org_rates() = rates.into_iter().collect();
+    }
+
+    fn own_org_rates(&self) -> std::sync::MutexGuard<'_, HashMap<OrgId, u32>> {
+        self.own_org_rates
+            .lock()
+            .expect("the org rates lock is never poisoned")
     }
 
     /// Lets one request of `who` through at `rate` requests per second, and

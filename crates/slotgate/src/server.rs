@@ -262,7 +262,7 @@ impl Server {
         // holds nothing; it loads the state when it takes the lead.
         let started = Instant::now();
         let leads = store.leads();
-        let snapshot = if leads {
+        let mut snapshot = if leads {
             let reader = store.clone();
             let since = service::ended_since(config);
             tokio::task::spawn_blocking(move || reader.load(since))
@@ -271,14 +271,17 @@ impl Server {
         } else {
             Snapshot::default()
         };
+        let org_rates = std::mem::take(&mut snapshot.org_rates);
         // Leases get their grace from now; deadlines passed while down are handled.
         let (orgs, keys) = service::restore(snapshot, config, clock::now())?;
         if leads {
             log_recovered(&orgs, started.elapsed());
         }
         let keys = Keys::new(&operator, keys);
+        let limits = crate::limits::Limits::new(settings.limits.clone());
+        limits.replace_own_org_rates(org_rates);
         let service = Service::new(config, orgs, store, keys, settings.metrics_auth, shutdown)
-            .with_limits(crate::limits::Limits::new(settings.limits.clone()))
+            .with_limits(limits)
             .with_metrics_agents(settings.metrics_agents)
             .with_planning(settings.planning)
             .trusting(trust);

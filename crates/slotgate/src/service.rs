@@ -471,7 +471,8 @@ impl Service {
         let generation = self.store.generation();
         let store = self.store.clone();
         let since = ended_since(self.config);
-        let snapshot = blocking(move || store.load(since)).await?;
+        let mut snapshot = blocking(move || store.load(since)).await?;
+        let org_rates = std::mem::take(&mut snapshot.org_rates);
         let (orgs, keys) = restore(snapshot, self.config, clock::now())
             .map_err(|e| Error::Internal(e.to_string()))?;
         crate::server::log_recovered(&orgs, started.elapsed());
@@ -484,6 +485,7 @@ impl Service {
                     return false;
                 }
                 self.keys.replace(keys);
+                self.limits.replace_own_org_rates(org_rates);
                 self.driver
                     .reset(orgs.iter().map(|(id, e)| (id.clone(), e.poll_timeout())));
                 true

@@ -55,6 +55,14 @@ pub enum Write {
         /// The new `lease_ttl`, in milliseconds.
         lease_ttl_ms: u32,
     },
+    /// An org's own request rate for all its keys together (`None`: back
+    /// to the server's setting).
+    OrgRate {
+        /// The org.
+        org: String,
+        /// Its rate in requests per second, 0: none.
+        rate_per_s: Option<u32>,
+    },
     /// Everything of an export, into an empty store (`slotgate import`).
     Import(Box<Dump>),
     /// The last write, at shutdown: with several replicas, gives up the
@@ -69,6 +77,8 @@ pub struct Snapshot {
     pub orgs: Vec<StoredOrg>,
     /// Every org key.
     pub keys: Vec<KeyRecord>,
+    /// Orgs' own request rates (for all their keys together), set over the API.
+    pub org_rates: Vec<(OrgId, u32)>,
 }
 
 /// What is stored does not fit the engine's rules.

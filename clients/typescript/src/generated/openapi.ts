@@ -343,6 +343,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{org}/rate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The rate an org's keys are held to together, and where it comes from. */
+        get: operations["get_org_rate"];
+        /**
+         * Set an org's own request rate, for all its keys together (operator);
+         *     null: back to the server's setting.
+         */
+        put: operations["set_org_rate"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{org}/simulate": {
         parameters: {
             query?: never;
@@ -1231,6 +1252,26 @@ export interface components {
             orgs: components["schemas"]["Org"][];
         };
         /**
+         * @description An org's request rate, for all its keys together (`GET`/`PUT
+         *     /v1/orgs/{org}/rate`).
+         */
+        OrgRate: {
+            /**
+             * Format: int32
+             * @description The rate its keys are held to together, in requests per second: its
+             *     own, else the server's setting for it (`--rate-org-for`, else
+             *     `--rate-org`); 0: no org rate (each key's own still holds).
+             */
+            effective_rate_per_s: number;
+            /**
+             * Format: int32
+             * @description The org's own rate, set over the API; null: none of its own.
+             */
+            rate_per_s?: number | null;
+            /** @description Where `effective_rate_per_s` comes from. */
+            source: components["schemas"]["RateSource"];
+        };
+        /**
          * @description The OpenAPI schema of a count per call type ([`PerType<u32>`] on the wire),
          *     named `PerType`: the generic type itself has no derived schema.
          */
@@ -1312,6 +1353,11 @@ export interface components {
              */
             window?: string | null;
         };
+        /**
+         * @description Where an org's rate comes from.
+         * @enum {string}
+         */
+        RateSource: "org" | "server";
         /** @description A recommended reservation. */
         Reservation: {
             /** @description The agent. */
@@ -1439,6 +1485,19 @@ export interface components {
              * @description The new limit, 0 to 1,000,000; not below the sum of the org's reservations.
              */
             limit: number;
+        };
+        /**
+         * @description `PUT /v1/orgs/{org}/rate`: the org's own request rate, for all its keys
+         *     together (operator only).
+         */
+        SetOrgRate: {
+            /**
+             * Format: int32
+             * @description Requests per second of all the org's keys together, 0 to 1,000,000
+             *     (0: no org rate, only each key's); null: back to the server's
+             *     setting (`--rate-org-for`, else `--rate-org`). Required.
+             */
+            rate_per_s: number | null;
         };
         /** @description A simulation's answer. */
         SimReport: {
@@ -3595,6 +3654,162 @@ export interface operations {
             };
             /** @description no_traffic: no `traffic` given, and the org has no ended calls in the window to learn from */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_org_rate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The org's id. */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgRate"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description org_not_found: no such org, or one this key may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_org_rate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The org's id. */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetOrgRate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgRate"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description org_not_found: no such org, or one this key may not see */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

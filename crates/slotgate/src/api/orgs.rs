@@ -5,7 +5,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use slotgate_api::{
-    Agent, CapsBody, CreateOrg, HistoryPage, Org, OrgList, ReservationsBody, SetBurst, SetLimit,
+    Agent, CapsBody, CreateOrg, HistoryPage, Org, OrgList, OrgRate, ReservationsBody, SetBurst,
+    SetLimit, SetOrgRate,
 };
 
 use super::error::ApiError;
@@ -70,6 +71,30 @@ pub async fn set_burst(
     ApiJson(body): ApiJson<SetBurst>,
 ) -> Result<Json<Org>, ApiError> {
     Ok(Json(s.set_burst(&p, &org, body).await?))
+}
+
+/// The rate an org's keys are held to together, and where it comes from.
+#[utoipa::path(get, path = "/v1/orgs/{org}/rate", operation_id = "get_org_rate",
+    responses((status = 200, body = OrgRate)))]
+pub async fn rate(
+    State(s): State<Arc<Service>>,
+    Auth(p): Auth,
+    ApiPath(org): ApiPath<String>,
+) -> Result<Json<OrgRate>, ApiError> {
+    Ok(Json(s.org_rate(&p, &org).await?))
+}
+
+/// Set an org's own request rate, for all its keys together (operator);
+/// null: back to the server's setting.
+#[utoipa::path(put, path = "/v1/orgs/{org}/rate", operation_id = "set_org_rate", request_body = SetOrgRate,
+    responses((status = 200, body = OrgRate), (status = 403, description = "forbidden: operator only")))]
+pub async fn set_rate(
+    State(s): State<Arc<Service>>,
+    Auth(p): Auth,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(body): ApiJson<SetOrgRate>,
+) -> Result<Json<OrgRate>, ApiError> {
+    Ok(Json(s.set_org_rate(&p, &org, body).await?))
 }
 
 /// Active and queued calls of the last 15 minutes, for charts.

@@ -1,14 +1,15 @@
 //! Orgs, their limits and their agents' reservations, and the recent past.
 
 use slotgate_api::{
-    Agent, CreateOrg, FieldError, HistoryPage, Org, OrgList, Reservations, SetBurst, SetCaps,
-    SetLimit,
+    Agent, CreateOrg, FieldError, HistoryPage, Org, OrgList, OrgRate, RateSource, Reservations,
+    SetBurst, SetCaps, SetLimit, SetOrgRate,
 };
 use slotgate_core::{AgentId, OrgId};
 
 use super::{Error, Page, Result, Service};
 use crate::auth::{Action, Principal};
 use crate::history;
+use crate::store::Write;
 
 impl Service {
     /// Creates an org on a plan of `limit` slots (operator only); durable before it returns.
@@ -135,6 +136,52 @@ impl Service {
             })
             .await??;
         Ok(view.into())
+    }
+
+    /// The rate an org's keys are held to together, and where it comes from.
+    pub async fn org_rate(&self, p: &Principal, org: &str) -> Result<OrgRate> {
+        p.check(org, Action::Read)?;
+        self.observe(org, |e| e.org(org)).await??;
+        Ok(self.rate_of_org(&OrgId::new(org)?))
+    }
+
+    /// Sets an org's own request rate, for all its keys together (operator
+    /// only; `None`: back to the server's setting). Durable before it
+    /// returns; the org's next request is held to it.
+    pub async fn set_org_rate(
+        &self,
+        p: &Principal,
+        org: &str,
+        body: SetOrgRate,
+    ) -> Result<OrgRate> {
+        operator_only(p)?;
+        self.check_up()?;
+        let ticket = {
+            // Under the org's lock: two changes of its rate reach the store
+            // and the limits in the same order.
+            let locked = self.cores.lock(org).await?;
+            let ticket = self.store.submit(Write::OrgRate {
+                org: org.to_string(),
+                rate_per_s: body.rate_per_s,
+            });
+            self.limits
+                .set_own_org_rate(locked.id.clone(), body.rate_per_s);
+            ticket
+        };
+        self.store.durable(ticket).await?;
+        Ok(self.rate_of_org(&OrgId::new(org)?))
+    }
+
+    fn rate_of_org(&self, org: &OrgId) -> OrgRate {
+        let own = self.limits.own_org_rate(org);
+        OrgRate {
+            rate_per_s: own,
+            effective_rate_per_s: self.limits.org_rate(org),
+            source: match own {
+                Some(_) => RateSource::Org,
+                None => RateSource::Server,
+            },
+        }
     }
 
     /// Active and queued calls of the last 15 minutes, for charts (in memory: since the server started).

@@ -44,7 +44,9 @@ use tokio_postgres::{Client, IsolationLevel, Row, Statement, Transaction};
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
-use super::rows::{self, CallRow, CapRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
+use super::rows::{
+    self, CallRow, CapRow, Dump, KeyRow, OrgRateRow, OrgRows, ReservationRow, TrafficRow,
+};
 use super::{Health, Leader, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
@@ -842,6 +844,19 @@ fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>, term: 
                 params![org, call, (*lease_ttl_ms as i64)],
             );
         }
+        Write::OrgRate { org, rate_per_s } => match rate_per_s {
+            Some(rate) => exec(
+                jobs,
+                "INSERT INTO slotgate_org_rates (org, rate_per_s) VALUES ($1, $2)
+                 ON CONFLICT (org) DO UPDATE SET rate_per_s = excluded.rate_per_s",
+                params![org, (i64::from(*rate))],
+            ),
+            None => exec(
+                jobs,
+                "DELETE FROM slotgate_org_rates WHERE org = $1",
+                params![org],
+            ),
+        },
         Write::Import(_) => unreachable!("imports run on their own (commit)"),
         Write::Resign => {
             exec(jobs,
@@ -910,6 +925,13 @@ async fn import(txn: &Transaction<'_>, dump: &Dump) -> Result<(), tokio_postgres
         txn.execute(
             "INSERT INTO slotgate_keys (id, org, name, role, hash, created_at, rate_per_s) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[&k.id, &k.org, &k.name, &k.role, &k.hash, &k.created_at, &k.rate_per_s],
+        )
+        .await?;
+    }
+    for r in &dump.org_rates {
+        txn.execute(
+            "INSERT INTO slotgate_org_rates (org, rate_per_s) VALUES ($1, $2)",
+            &[&r.org, &i64::from(r.rate_per_s)],
         )
         .await?;
     }
@@ -1142,6 +1164,18 @@ async fn dump(
             hash: r.get(4),
             created_at: r.get(5),
             rate_per_s: r.get(6),
+        })
+        .collect();
+    dump.org_rates = txn
+        .query(
+            "SELECT org, rate_per_s FROM slotgate_org_rates ORDER BY org",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| OrgRateRow {
+            org: r.get(0),
+            rate_per_s: u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
         })
         .collect();
     txn.commit().await?;

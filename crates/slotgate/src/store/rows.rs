@@ -125,6 +125,19 @@ pub struct Dump {
     pub orgs: Vec<OrgRows>,
     /// Every org key (its hash only).
     pub keys: Vec<KeyRow>,
+    /// Orgs' own request rates (absent in a dump: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub org_rates: Vec<OrgRateRow>,
+}
+
+/// An org's own request rate, for all its keys together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgRateRow {
+    /// The org.
+    pub org: String,
+    /// Requests per second; 0: none.
+    pub rate_per_s: u32,
 }
 
 /// [`Dump::format`]: the kind of document, and its version.
@@ -269,7 +282,16 @@ impl Dump {
             .into_iter()
             .map(KeyRow::record)
             .collect::<Result<_, _>>()?;
-        Ok(Snapshot { orgs, keys })
+        let org_rates = self
+            .org_rates
+            .into_iter()
+            .map(|r| Ok((org(&r.org)?, r.rate_per_s)))
+            .collect::<Result<_, Corrupt>>()?;
+        Ok(Snapshot {
+            orgs,
+            keys,
+            org_rates,
+        })
     }
 }
 

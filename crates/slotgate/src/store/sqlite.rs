@@ -18,7 +18,9 @@ use slotgate_core::{EventKind, RestoredCall, Timestamp};
 use slotgate_plan::CallRecord;
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
-use super::rows::{self, ms, CallRow, CapRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
+use super::rows::{
+    self, ms, CallRow, CapRow, Dump, KeyRow, OrgRateRow, OrgRows, ReservationRow, TrafficRow,
+};
 use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
@@ -276,6 +278,19 @@ fn apply(
                 params![org, call, lease_ttl_ms],
             )?;
         }
+        Write::OrgRate { org, rate_per_s } => match rate_per_s {
+            Some(rate) => {
+                exec(
+                    txn,
+                    "INSERT INTO org_rates (org, rate_per_s) VALUES (?1, ?2)
+                     ON CONFLICT (org) DO UPDATE SET rate_per_s = excluded.rate_per_s",
+                    params![org, rate],
+                )?;
+            }
+            None => {
+                exec(txn, "DELETE FROM org_rates WHERE org = ?1", [org])?;
+            }
+        },
         Write::Import(dump) => import(txn, dump)?,
         Write::Resign => {}
         Write::Events(events) => {
@@ -328,6 +343,13 @@ fn import(txn: &Transaction<'_>, dump: &Dump) -> rusqlite::Result<()> {
         exec(txn,
             "INSERT INTO keys (id, org, name, role, hash, created_at, rate_per_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![k.id, k.org, k.name, k.role, k.hash, k.created_at, k.rate_per_s],
+        )?;
+    }
+    for r in &dump.org_rates {
+        exec(
+            txn,
+            "INSERT INTO org_rates (org, rate_per_s) VALUES (?1, ?2)",
+            params![r.org, r.rate_per_s],
         )?;
     }
     Ok(())
@@ -561,6 +583,15 @@ fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Resu
                 hash: r.get(4)?,
                 created_at: r.get(5)?,
                 rate_per_s: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    dump.org_rates = txn
+        .prepare("SELECT org, rate_per_s FROM org_rates ORDER BY org")?
+        .query_map([], |r| {
+            Ok(OrgRateRow {
+                org: r.get(0)?,
+                rate_per_s: r.get(1)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

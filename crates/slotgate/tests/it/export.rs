@@ -39,7 +39,8 @@ fn without_deadlines(calls: Vec<Call>) -> Vec<Call> {
     calls.into_iter().map(strip).collect()
 }
 
-/// An org with active, queued and ended calls, reservations, caps, a burst and a key.
+/// An org with active, queued and ended calls, reservations, caps, a burst,
+/// a request rate of its own and a key.
 async fn seed(s: &Server) -> String {
     s.create_org("acme", 2).await;
     s.reserve("acme", "agent-a", json!({"chat": 1})).await;
@@ -53,6 +54,9 @@ async fn seed(s: &Server) -> String {
     let burst = json!({"burst": 1});
     let path = "/v1/orgs/acme/burst";
     s.op(reqwest::Method::PUT, path, Some(&burst)).await.ok(200);
+    let rate = json!({"rate_per_s": 300});
+    let path = "/v1/orgs/acme/rate";
+    s.op(reqwest::Method::PUT, path, Some(&rate)).await.ok(200);
     s.new_key("acme", Role::Runtime, "orchestrator").await.key
 }
 
@@ -73,6 +77,7 @@ async fn the_embedded_store_moves_to_postgresql_with_everything_in_it() {
     assert_eq!(from_sqlite["orgs"][0]["calls"].as_array().unwrap().len(), 4);
     assert_eq!(from_sqlite["orgs"][0]["burst"], 1);
     assert_eq!(from_sqlite["orgs"][0]["caps"][0]["chat"], 2);
+    assert_eq!(from_sqlite["org_rates"][0]["rate_per_s"], 300);
     s.terminate().await;
 
     let db = PgCluster::start().await;
@@ -96,6 +101,8 @@ async fn the_embedded_store_moves_to_postgresql_with_everything_in_it() {
     assert_eq!(s.org("acme").await, before);
     assert_eq!(before.burst, 1);
     assert_eq!(s.agent("acme", "agent-a").await.caps.total, Some(3));
+    let rate: slotgate_api::OrgRate = s.get("/v1/orgs/acme/rate").await;
+    assert_eq!(rate.rate_per_s, Some(300));
     // Leases and holds get their grace from the start, as after a restart.
     assert_eq!(
         without_deadlines(s.all_calls("acme").await),

@@ -21,6 +21,7 @@ const TABLES: &[&str] = &[
     "slotgate_events",
     "slotgate_keys",
     "slotgate_leader",
+    "slotgate_org_rates",
     "slotgate_orgs",
     "slotgate_reservations",
     "slotgate_schema",

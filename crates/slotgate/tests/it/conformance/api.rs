@@ -792,8 +792,8 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
         }
     }
     assert_eq!(
-        operations, 24,
-        "every /v1 operation is published (PUT of caps and of the burst the 23rd and 24th)"
+        operations, 26,
+        "every /v1 operation is published (GET and PUT of the org's rate the 25th and 26th)"
     );
 }
 

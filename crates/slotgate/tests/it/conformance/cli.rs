@@ -12,14 +12,19 @@ async fn server() -> Server {
     Server::start().await
 }
 
+/// Runs the CLI against `s`: its standard output, once it exited 0.
+fn succeeds(s: &Server) -> impl Fn(&[&str]) -> String + '_ {
+    move |args| {
+        let (code, out, err) = cli(s, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_cli_subcommand_as_a_process() {
     let s = server().await;
-    let ok = |args: &[&str]| {
-        let (code, out, err) = cli(&s, args);
-        assert_eq!(code, 0, "{args:?}: {err}");
-        out
-    };
+    let ok = succeeds(&s);
     assert!(
         ok(&["org", "create", "acme", "--limit", "20"]).contains("created org acme with limit 20")
     );
@@ -143,11 +148,7 @@ async fn status_watch_in_a_pipe_prints_frames_without_escapes_until_interrupted(
 #[tokio::test(flavor = "multi_thread")]
 async fn acquire_heartbeat_and_release_a_call_from_the_shell() {
     let s = server().await;
-    let ok = |args: &[&str]| {
-        let (code, out, err) = cli(&s, args);
-        assert_eq!(code, 0, "{args:?}: {err}");
-        out
-    };
+    let ok = succeeds(&s);
     ok(&["org", "create", "acme", "--limit", "1"]);
     let call = |id| {
         [
@@ -191,11 +192,7 @@ async fn acquire_heartbeat_and_release_a_call_from_the_shell() {
 #[tokio::test(flavor = "multi_thread")]
 async fn caps_burst_and_blocked_calls_from_the_shell() {
     let s = server().await;
-    let ok = |args: &[&str]| {
-        let (code, out, err) = cli(&s, args);
-        assert_eq!(code, 0, "{args:?}: {err}");
-        out
-    };
+    let ok = succeeds(&s);
     ok(&["org", "create", "acme", "--limit", "2"]);
     ok(&["reserve", "acme", "agent-a", "--chat", "2"]);
     let (code, _, err) = cli(&s, &["cap", "acme", "agent-a", "--chat", "1"]);
@@ -250,11 +247,7 @@ async fn caps_burst_and_blocked_calls_from_the_shell() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queued_call_released_is_cancelled_and_an_ended_call_is_not_acquired_again() {
     let s = server().await;
-    let ok = |args: &[&str]| {
-        let (code, out, err) = cli(&s, args);
-        assert_eq!(code, 0, "{args:?}: {err}");
-        out
-    };
+    let ok = succeeds(&s);
     ok(&["org", "create", "acme", "--limit", "1"]);
     let call = |id| {
         [
@@ -535,4 +528,27 @@ async fn status_watch_says_the_server_is_away_and_keeps_trying() {
     assert!(child.try_wait().unwrap().is_none(), "still watching");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// An org's request rate from the shell: shown, set, cleared.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_orgs_rate_from_the_shell() {
+    let s = server().await;
+    let ok = succeeds(&s);
+    ok(&["org", "create", "acme", "--limit", "2"]);
+    let shown = ok(&["org", "rate", "acme"]);
+    assert!(shown.contains("(the server's setting)"), "{shown}");
+    let set = ok(&["org", "rate", "acme", "200"]);
+    assert!(
+        set.contains("org acme: 200 requests per second for all its keys together (its own)"),
+        "{set}"
+    );
+    let rate: slotgate_api::OrgRate =
+        serde_json::from_str(&ok(&["org", "rate", "acme", "--json"])).unwrap();
+    assert_eq!(rate.rate_per_s, Some(200));
+    let (code, _, err) = cli(&s, &["org", "rate", "acme", "200", "--clear"]);
+    assert_ne!(code, 0, "a rate or --clear, not both");
+    assert!(err.contains("--clear"), "{err}");
+    let cleared = ok(&["org", "rate", "acme", "--clear"]);
+    assert!(cleared.contains("(the server's setting)"), "{cleared}");
 }

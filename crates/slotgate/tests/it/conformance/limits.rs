@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Answer, Server, OPERATOR_KEY};
 use reqwest::Method;
 use serde_json::json;
-use slotgate_api::{ErrorCode, KeyInfo, KeyList, Role};
+use slotgate_api::{ErrorCode, KeyInfo, KeyList, OrgRate, RateSource, Role};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -414,7 +414,6 @@ async fn a_keys_own_rate_overrides_its_roles_and_survives_a_restart() {
     assert_eq!(ci.rate_per_s, None);
 }
 
-/// A request with a wrong key, as if forwarded for `forwarded_for`.
 #[tokio::test]
 async fn the_keys_of_an_org_together_are_held_to_the_org_rate_or_its_own() {
     let s = Server::start_with(&[
@@ -494,6 +493,82 @@ async fn the_keys_of_an_org_together_are_held_to_the_org_rate_or_its_own() {
     );
 }
 
+#[tokio::test]
+async fn an_orgs_own_rate_is_set_at_runtime_by_the_operator_and_survives_a_restart() {
+    let mut s = Server::start_with(&["--rate-org", "1000", "--rate-runtime", "1000"]).await;
+    s.create_org("acme", 1000).await;
+    let key = s.new_key("acme", Role::Runtime, "ci").await.key;
+    let server = OrgRate {
+        rate_per_s: None,
+        effective_rate_per_s: 1000,
+        source: RateSource::Server,
+    };
+    assert_eq!(s.get::<OrgRate>("/v1/orgs/acme/rate").await, server);
+    let answers = acquires(&s, &key, "before", 20).await;
+    assert!(answers.iter().all(|(_, a)| a.status == 201));
+
+    // Only the operator sets it; a bad body is 400 naming the field and
+    // changes nothing; an unknown org is 404.
+    let admin = s.new_key("acme", Role::Admin, "admin").await.key;
+    let two = json!({"rate_per_s": 2});
+    let a = s
+        .send(Some(&admin), Method::PUT, "/v1/orgs/acme/rate", Some(&two))
+        .await;
+    assert_eq!(a.refusal(), (403, ErrorCode::Forbidden));
+    for bad in [
+        json!({"rate_per_s": -1}),
+        json!({"rate_per_s": 1_000_001}),
+        json!({}),
+    ] {
+        let a = s.op(Method::PUT, "/v1/orgs/acme/rate", Some(&bad)).await;
+        assert_eq!(a.refusal(), (400, ErrorCode::InvalidRequest), "{bad}");
+        assert!(a.error().message.contains("rate_per_s"), "{a}");
+    }
+    assert_eq!(s.get::<OrgRate>("/v1/orgs/acme/rate").await, server);
+    let a = s.op(Method::PUT, "/v1/orgs/nope/rate", Some(&two)).await;
+    assert_eq!(a.refusal(), (404, ErrorCode::OrgNotFound));
+
+    // 2 per second for all its keys together: held to it at once.
+    let own: OrgRate = s
+        .op(Method::PUT, "/v1/orgs/acme/rate", Some(&two))
+        .await
+        .ok(200)
+        .json();
+    let two_own = OrgRate {
+        rate_per_s: Some(2),
+        effective_rate_per_s: 2,
+        source: RateSource::Org,
+    };
+    assert_eq!(own, two_own);
+    let held = |answers: &[(String, Answer)]| {
+        answers.iter().any(|(_, a)| {
+            a.status == 429 && a.error().message.contains("2 requests per second together")
+        })
+    };
+    assert!(held(&acquires(&s, &key, "lowered", 10).await));
+
+    // Stored: a restart keeps it.
+    s.terminate().await;
+    s.restart().await;
+    assert_eq!(s.get::<OrgRate>("/v1/orgs/acme/rate").await, two_own);
+    assert!(held(&acquires(&s, &key, "restarted", 10).await));
+
+    // null: back to the server's setting, at once.
+    let back: OrgRate = s
+        .op(
+            Method::PUT,
+            "/v1/orgs/acme/rate",
+            Some(&json!({"rate_per_s": null})),
+        )
+        .await
+        .ok(200)
+        .json();
+    assert_eq!(back, server);
+    let answers = acquires(&s, &key, "after", 20).await;
+    assert!(answers.iter().all(|(_, a)| a.status == 201));
+}
+
+/// A request with a wrong key, as if forwarded for `forwarded_for`.
 async fn wrong_key(s: &Server, forwarded_for: &str) -> Answer {
     let r = s
         .anon

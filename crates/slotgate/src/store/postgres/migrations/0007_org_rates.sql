@@ -1,0 +1,7 @@
+-- Migration: orgs' own request rates (issue 22), for all an org's keys
+-- together, set by the operator over the API (`PUT /v1/orgs/{org}/rate`);
+-- an org without a row takes the server's setting.
+CREATE TABLE slotgate_org_rates (
+    org TEXT PRIMARY KEY,
+    rate_per_s BIGINT NOT NULL
+);
