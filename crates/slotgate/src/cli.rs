@@ -55,7 +55,7 @@ pub enum Command {
     /// PostgreSQL before the answer, and any number of replicas may serve
     /// one database: one leads, the others forward to it once it proved it
     /// holds the replicas' secret (--advertise-url; docs/REPLICAS.md).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
     ///
@@ -157,6 +157,9 @@ pub struct ServeArgs {
     /// How long events stay readable through the events API.
     #[arg(long, env = "SLOTGATE_EVENT_RETENTION", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
+    /// How long usage by hour (`GET /v1/orgs/{org}/usage`, `slotgate usage`) is kept.
+    #[arg(long, env = "SLOTGATE_USAGE_RETENTION", hide_env_values = true, default_value = "90days", value_parser = humantime::parse_duration)]
+    pub usage_retention: Duration,
     /// Most calls one org may have queued; more are refused with 429 queue_full.
     #[arg(
         long,
@@ -388,7 +391,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_format);
-            finish(runtime.block_on(serve(args)))
+            finish(runtime.block_on(serve(*args)))
         }
         Command::Export(args) => {
             init_logging(LogFormat::Text);
@@ -483,6 +486,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         operator_key: std::env::var("SLOTGATE_OPERATOR_KEY").ok(),
         ended_retention: args.ended_retention,
         event_retention: args.event_retention,
+        usage_retention: args.usage_retention,
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
         metrics_agents: args.metrics_agents,
