@@ -112,8 +112,9 @@ pub struct UsageByType {
 pub struct UsageStep {
     /// When the step starts (a UTC hour or midnight).
     pub start: Time,
-    /// The highest limit in effect during the step (0 if the org had no
-    /// limit or did not exist yet).
+    /// The highest limit in effect during the step; in a step with no
+    /// activity, that of the step before (0 before the range's first
+    /// activity).
     pub limit: u32,
     /// Seconds during which the org's active calls were at or above its
     /// limit (`N >= L`, with at least one call active).

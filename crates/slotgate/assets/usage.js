@@ -56,7 +56,7 @@ function renderUsage(u, days) {
   const { peak, atLimit } = peakHours(steps);
   const share = peak ? atLimit / peak : 0;
   $("usage-summary").textContent = peak
-    ? `${peak} peak hours (at least half the limit in use) in the last ${days} days; ${atLimit} of them (${Math.round(100 * share)}%) reached the limit.`
+    ? `${peak} peak hour${peak === 1 ? "" : "s"} (at least half the limit in use) in the last ${days} days; ${atLimit} of them (${Math.round(100 * share)}%) reached the limit.`
     : `No peak hours (at least half the limit in use) in the last ${days} days.`;
   const high = peak > 0 && share >= USAGE_HIGH;
   $("usage-high").hidden = !high;

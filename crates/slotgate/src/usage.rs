@@ -365,17 +365,25 @@ fn peaks(hour: &mut Hour, active: &[u32; 4], queued: &[u32; 4]) {
 
 /// The steps of `step` from `from_ms` to `to_ms` (both on step
 /// boundaries), each the merge of the `hours` (sorted by start) within it.
+/// A step with no hour (nothing happened) has the limit of the step before.
 pub fn steps(hours: &[Hour], from_ms: u64, to_ms: u64, step: Step) -> Vec<UsageStep> {
     let len = step.millis();
     let mut out = Vec::new();
     let mut hours = hours.iter().peekable();
     let mut start = from_ms;
+    let mut limit = 0;
     while start < to_ms {
         let mut merged = Hour::default();
+        let mut any = false;
         while let Some(h) = hours.next_if(|h| h.start_ms < start + len) {
             if h.start_ms >= start {
                 merged.merge(h);
+                any = true;
+                limit = h.limit;
             }
+        }
+        if !any {
+            merged.limit = limit;
         }
         out.push(merged.step(start));
         start += len;

@@ -794,8 +794,8 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
         }
     }
     assert_eq!(
-        operations, 24,
-        "every /v1 operation is published (PUT of caps and of the burst the 23rd and 24th)"
+        operations, 25,
+        "every /v1 operation is published (PUT of caps and of the burst the 23rd and 24th, GET of usage the 25th)"
     );
 }
 

@@ -50,7 +50,6 @@ from ._types import (
     Event,
     EventPage,
     History,
-    Usage,
     KeyInfo,
     KeyRole,
     NewKey,
@@ -59,6 +58,7 @@ from ._types import (
     PerType,
     Position,
     Slot,
+    Usage,
 )
 
 __version__ = "0.1.0"
@@ -89,7 +89,6 @@ __all__ = [
     "EventPage",
     "Forbidden",
     "History",
-    "Usage",
     "InternalError",
     "InvalidRequest",
     "KeyInfo",
@@ -119,5 +118,6 @@ __all__ = [
     "StoreUnavailable",
     "TransportError",
     "Unauthorized",
+    "Usage",
     "__version__",
 ]

@@ -57,7 +57,6 @@ from ._types import (
     Event,
     EventPage,
     History,
-    Usage,
     KeyInfo,
     KeyRole,
     NewKey,
@@ -65,6 +64,7 @@ from ._types import (
     Page,
     Position,
     Slot,
+    Usage,
 )
 
 log = logging.getLogger("slotgate")

@@ -33,13 +33,13 @@ from ._types import (
     Event,
     EventPage,
     History,
-    Usage,
     KeyInfo,
     KeyRole,
     NewKey,
     Org,
     Page,
     Slot,
+    Usage,
 )
 
 T = TypeVar("T")
