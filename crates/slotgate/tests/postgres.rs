@@ -26,6 +26,7 @@ const TABLES: &[&str] = &[
     "slotgate_orgs",
     "slotgate_reservations",
     "slotgate_schema",
+    "slotgate_usage",
 ];
 
 /// What migrating a database without slotgate's schema does.
