@@ -90,7 +90,7 @@ function drawUsage(steps) {
   $("usage-max").textContent = `0 to ${max} calls`;
 }
 
-// One row per UTC day: its peak, limit, hours at the limit, calls.
+// One row per UTC day with any activity: its peak, limit, hours at the limit, calls.
 function renderUsageDays(steps) {
   const days = new Map();
   for (const s of steps) {
@@ -105,7 +105,9 @@ function renderUsageDays(steps) {
     d.burst += s.burst_seconds;
     days.set(day, d);
   }
-  const rows = [...days.entries()].reverse().map(([day, d]) => el("tr", {},
+  const busy = [...days.entries()].filter(([, d]) => d.peak > 0 || d.admitted > 0 || d.gaveUp > 0);
+  $("usage-none").hidden = busy.length > 0;
+  const rows = busy.reverse().map(([day, d]) => el("tr", {},
     el("th", { scope: "row" }, day),
     el("td", { "data-label": "Peak" }, String(d.peak)),
     el("td", { "data-label": "Limit" }, String(d.limit)),

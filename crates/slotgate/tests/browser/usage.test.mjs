@@ -132,6 +132,8 @@ for (const [width, height] of [[1280, 900], [390, 844]]) {
     assert.match(await p.locator("#usage-chart").getAttribute("aria-label"), /highest 1; limit up to 1/);
     // Today's row: peak 1 of limit 1, an hour at the limit, 2 admitted, 1 waited, 1 gave up.
     const today = new Date().toISOString().slice(0, 10);
+    // Only days with activity have a row.
+    assert.equal(await p.locator("#usage-body tr").count(), 1);
     const row = p.locator("#usage-body tr", { has: p.locator("th", { hasText: today }) });
     assert.deepEqual((await row.locator("td").allTextContents()).slice(0, 6), ["1", "1", "1", "2", "1", "1"]);
     // 30 days: a bar per hour of the month.
@@ -157,6 +159,8 @@ test("the Usage view of a quiet org says so, and a runtime key is told it needs 
   await p.goto(`${base}/#org=quiet&key=${admin}&view=usage`);
   await p.waitForFunction(() => document.getElementById("usage-summary").textContent !== "");
   assert.match(await p.locator("#usage-summary").textContent(), /No peak hours/);
+  assert.equal(await p.locator("#usage-body tr").count(), 0);
+  assert.ok(await p.locator("#usage-none").isVisible());
   assert.ok(!(await p.locator("#usage-high").isVisible()));
   await done(p);
 
