@@ -1812,8 +1812,9 @@ export interface components {
             burst_seconds: number;
             /**
              * Format: int32
-             * @description The highest limit in effect during the step (0 if the org had no
-             *     limit or did not exist yet).
+             * @description The highest limit in effect during the step; in a step with no
+             *     activity, that of the step before (0 before the range's first
+             *     activity).
              */
             limit: number;
             /** @description Over all call types. */
