@@ -44,6 +44,7 @@ browser=crates/slotgate/tests/browser
 (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --workspace --bins
 SLOTGATE_BIN="$PWD/target/debug/slotgate" node --test "$browser/dashboard.test.mjs"
+SLOTGATE_BIN="$PWD/target/debug/slotgate" node --test "$browser/usage.test.mjs"
 echo "== and through a replica that forwards every request to the leading one"
 SLOTGATE_TEST_STORE=replicas cargo test --workspace --test it -- --ignored dashboard::
 

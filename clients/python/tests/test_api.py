@@ -184,6 +184,35 @@ async def test_caps_burst_and_blocked_calls(client: AsyncClient, make_org: MakeO
     assert (await client.get_org(org)).queued == 1
 
 
+async def test_usage_by_hour(
+    client: AsyncClient, admin: slotgate.Client, make_org: MakeOrg
+) -> None:
+    org = make_org(1)
+    await client.acquire(org, agent="agent-a", type="chat", id="u1")
+    assert (await client.acquire(org, agent="agent-a", type="inbound", id="u2")).status == 202
+    assert (await client.acquire(org, agent="agent-a", type="chat", id="u3")).status == 202
+    await client.release(org, "u3")
+    await client.release(org, "u1")
+
+    usage = await client.usage(org)
+    assert (usage.org, usage.step, len(usage.steps)) == (org, "1h", 24)
+    overall = [s["overall"] for s in usage.steps]
+    # Summed: the test may run across the end of an hour.
+    assert sum(f["admitted"] for f in overall) == 2
+    assert sum(f["waited"] for f in overall) == 1
+    assert sum(f["gave_up"] for f in overall) == 1
+    assert max(f["peak_queued"] for f in overall) == 2
+    assert sum(s["types"]["inbound"]["waited"] for s in usage.steps) == 1
+
+    days = admin.usage(org, step="1d")
+    assert (days.step, len(days.steps)) == ("1d", 7)
+    assert sum(s["overall"]["admitted"] for s in days.steps) == 2
+
+    with pytest.raises(slotgate.InvalidRequest) as e:
+        await client.usage(org, from_="2026-11-02T00:00:00Z", to="2026-11-01T00:00:00Z")
+    assert "to" in e.value.message
+
+
 async def test_acquire_admit_queue_idempotent_conflict(
     client: AsyncClient, make_org: MakeOrg
 ) -> None:

@@ -41,6 +41,7 @@ import type {
   OrgList,
   Page,
   PerType,
+  Usage,
 } from "./types.js";
 
 /** How long one long-poll asks the server to wait, in seconds (the server allows 60). */
@@ -215,6 +216,18 @@ export class Client {
   /** Active and queued calls over the last minutes (the dashboard's chart). */
   history(org: string): Promise<HistoryPage> {
     return this.request("GET", `/orgs/${seg(org)}/history`);
+  }
+
+  /**
+   * The org's usage by UTC hour (`step: "1h"`, the default) or day (`"1d"`)
+   * from `from` to `to` (RFC 3339 UTC): peaks, seconds at the limit, burst,
+   * calls admitted, waited and given up, per call type and overall. Org
+   * admin or operator key.
+   */
+  usage(org: string, opts: { from?: string; to?: string; step?: "1h" | "1d" } = {}): Promise<Usage> {
+    return this.request("GET", `/orgs/${seg(org)}/usage`, {
+      query: { from: opts.from, to: opts.to, step: opts.step },
+    });
   }
 
   // ----- calls -----

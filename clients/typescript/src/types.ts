@@ -46,6 +46,12 @@ export type CallList = Schemas["CallList"];
 export type KeyList = Schemas["KeyList"];
 /** The dashboard's chart: active and queued calls over the last minutes. */
 export type HistoryPage = Schemas["HistoryPage"];
+/** `GET /v1/orgs/{org}/usage`: the org's usage by UTC hour or day. */
+export type Usage = Schemas["Usage"];
+/** One step of {@link Usage}. */
+export type UsageStep = Schemas["UsageStep"];
+/** The figures of one step, per call type or overall. */
+export type UsageFigures = Schemas["UsageFigures"];
 /** Every error code the API answers with. */
 export type ErrorCode = Schemas["ErrorCode"];
 /** The `error` object of an error answer. */

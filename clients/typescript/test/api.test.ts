@@ -99,6 +99,31 @@ describe("the plain API", () => {
     assert.equal((await client.getOrg(org)).blocked, 1);
   });
 
+  test("usage by hour: admitted, waited and gave up, by hour and by day", T, async () => {
+    const org = newOrg();
+    await client.createOrg({ id: org, limit: 1 });
+    await client.acquire(org, { id: "u1", agent: "a", type: "chat" });
+    assert.equal((await client.acquire(org, { id: "u2", agent: "a", type: "inbound" })).status, 202);
+    assert.equal((await client.acquire(org, { id: "u3", agent: "a", type: "chat" })).status, 202);
+    await client.release(org, "u3");
+    await client.release(org, "u1");
+    const usage = await client.usage(org);
+    assert.deepEqual([usage.org, usage.step, usage.steps.length], [org, "1h", 24]);
+    // Summed: the test may run across the end of an hour.
+    const sum = (f: (s: (typeof usage.steps)[number]) => number) => usage.steps.reduce((n, s) => n + f(s), 0);
+    assert.deepEqual(
+      [sum((s) => s.overall.admitted), sum((s) => s.overall.waited), sum((s) => s.overall.gave_up)],
+      [2, 1, 1],
+    );
+    assert.equal(sum((s) => s.types.inbound.waited), 1);
+    const days = await client.usage(org, { step: "1d" });
+    assert.deepEqual([days.step, days.steps.length], ["1d", 7]);
+    const bad: unknown = await client
+      .usage(org, { from: "2026-11-02T00:00:00Z", to: "2026-11-01T00:00:00Z" })
+      .catch((e: unknown) => e);
+    assert.ok(bad instanceof ApiError && bad.status === 400 && bad.message.includes("to"));
+  });
+
   test("calls: acquire (201, 202, 200 on retry), wait, heartbeat, release, list", T, async () => {
     const org = newOrg();
     await client.createOrg({ id: org, limit: 1 });

@@ -27,6 +27,7 @@
 //! - [`requests`]: request bodies; [`resources`]: answers and list pages; [`events`]: the event stream.
 //! - [`error`]: error codes with their statuses, and the error body.
 //! - [`time`]: times as the API writes them.
+//! - [`usage`]: an org's usage by hour or by day.
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +39,7 @@ pub mod requests;
 pub mod resources;
 pub mod time;
 pub mod types;
+pub mod usage;
 
 pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
@@ -53,3 +55,4 @@ pub use types::{
     BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Role,
     Slot,
 };
+pub use usage::{Step, Usage, UsageByType, UsageFigures, UsageStep};

@@ -250,6 +250,34 @@ impl Client {
             .await
     }
 
+    /// The org's usage by UTC hour or day (`step`, default `1h`) from `from`
+    /// to `to` (RFC 3339 UTC; defaults: the last day, the last week with
+    /// `1d`): peaks, time at the limit, burst, calls admitted, waited and
+    /// given up, per call type and overall. Org admin or operator.
+    pub async fn usage(
+        &self,
+        org: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        step: Option<slotgate_api::Step>,
+    ) -> Result<slotgate_api::Usage> {
+        let mut query = Vec::new();
+        if let Some(f) = from {
+            query.push(format!("from={}", enc(f)));
+        }
+        if let Some(t) = to {
+            query.push(format!("to={}", enc(t)));
+        }
+        if let Some(s) = step {
+            query.push(format!("step={s}"));
+        }
+        let query = match query.is_empty() {
+            true => String::new(),
+            false => format!("?{}", query.join("&")),
+        };
+        self.get(&format!("/orgs/{}/usage{query}", enc(org))).await
+    }
+
     /// The org's plan for `body`'s targets. Simulation takes a while: the
     /// request may run up to [`PLANNING_TIMEOUT`]. Changes nothing, so it is retried.
     pub async fn plan(

@@ -105,7 +105,7 @@ let timer = null;
 let current = null; // the org on screen
 
 function show(section) {
-  for (const id of ["signin", "switch", "orgs", "missing", "org", "plan"]) $(id).hidden = id !== section;
+  for (const id of ["signin", "switch", "orgs", "missing", "org", "plan", "usage"]) $(id).hidden = id !== section;
   $("signout").hidden = section === "signin";
   $("live").hidden = section !== "org";
 }
@@ -236,6 +236,7 @@ async function openOrg(org) {
     document.createTextNode(org));
   $("org-title").textContent = "Concurrency · " + org;
   $("plan-link").href = `#org=${encodeURIComponent(org)}&view=plan`;
+  $("usage-link").href = `#org=${encodeURIComponent(org)}&view=usage`;
   $("limit-form").hidden = !session.operator;
   series.length = 0;
   shownAgents = "";
@@ -946,7 +947,7 @@ function renderHours(t) {
 }
 
 // The views of an org, by the link's `view=`; the Concurrency view when absent.
-const VIEWS = { plan: openPlan };
+const VIEWS = { plan: openPlan, usage: openUsage }; // openUsage: usage.js
 
 $("plan-window").addEventListener("change", () => showTraffic($("plan-form").dataset.org));
 

@@ -3,7 +3,7 @@
 //! Handlers only authenticate, parse, call one use case of the
 //! [`Service`] and map its answer. They live by resource: `api/orgs.rs`
 //! (orgs, limits, reservations), `api/calls.rs`, `api/keys.rs`,
-//! `api/events.rs`, `api/planning.rs` (traffic, plan, simulate), `api/ops.rs` (health, metrics, OpenAPI, dashboard).
+//! `api/events.rs`, `api/planning.rs` (traffic, plan, simulate), `api/usage.rs` (usage by hour), `api/ops.rs` (health, metrics, OpenAPI, dashboard).
 //! Each route is declared once, below, with its handler's OpenAPI
 //! operation ([`routes`]); `api/openapi.rs` completes the document they make.
 //! `api/extract.rs` and `api/query.rs` read bodies, paths, keys and query
@@ -24,6 +24,7 @@ pub mod ops;
 pub mod orgs;
 pub mod planning;
 pub mod query;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -88,6 +89,7 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
         .routes(routes!(orgs::set_burst))
         .routes(routes!(orgs::rate, orgs::set_rate))
         .routes(routes!(orgs::history))
+        .routes(routes!(usage::usage))
         .routes(routes!(orgs::agent))
         .routes(routes!(orgs::reserve, orgs::unreserve))
         .routes(routes!(orgs::set_caps))

@@ -21,6 +21,7 @@ use crate::store::{Dump, Retention, Store, Write, DUMP_FORMAT};
 const KEEP: Retention = Retention {
     ended_calls: Duration::from_secs(24 * 3600),
     events: Duration::from_secs(24 * 3600),
+    usage: Duration::from_secs(24 * 3600),
 };
 
 /// `slotgate export`: the document on stdout, or in `output`.

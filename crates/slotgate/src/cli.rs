@@ -157,6 +157,9 @@ pub struct ServeArgs {
     /// How long events stay readable through the events API.
     #[arg(long, env = "SLOTGATE_EVENT_RETENTION", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
+    /// How long usage by hour (`GET /v1/orgs/{org}/usage`, `slotgate usage`) is kept.
+    #[arg(long, env = "SLOTGATE_USAGE_RETENTION", hide_env_values = true, default_value = "90days", value_parser = humantime::parse_duration)]
+    pub usage_retention: Duration,
     /// Most calls one org may have queued; more are refused with 429 queue_full.
     #[arg(
         long,
@@ -505,6 +508,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ended_retention: args.ended_retention,
         ended_in_memory: args.ended_in_memory,
         event_retention: args.event_retention,
+        usage_retention: args.usage_retention,
         queue_cap: args.queue_cap,
         metrics_auth: args.metrics_auth,
         metrics_agents: args.metrics_agents,

@@ -4,12 +4,13 @@
 //!
 //! - `commands/output.rs`: printing, `--json`, errors in words;
 //! - `commands/status.rs`: the concurrency bar; `commands/hold.rs`: `hold`;
-//! - `commands/planning.rs`: `traffic`, `plan`, `simulate`.
+//! - `commands/planning.rs`: `traffic`, `plan`, `simulate`; `commands/usage.rs`: `usage`.
 
 pub mod hold;
 pub mod output;
 pub mod planning;
 pub mod status;
+pub mod usage;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -351,6 +352,23 @@ pub enum ClientCommand {
         #[arg(long)]
         window: Option<String>,
     },
+    /// The org's usage by UTC hour or day: peak active and queued calls,
+    /// seconds at the limit, burst, calls admitted, waited and given up,
+    /// wait p50 and p90 (org admin or operator; kept 90 days by default).
+    #[command(after_help = "Example: slotgate usage acme --step 1d --from 2026-11-01T00:00:00Z")]
+    Usage {
+        /// The org.
+        org: String,
+        /// Start, RFC 3339 UTC (default: a day before --to; a week with --step 1d).
+        #[arg(long)]
+        from: Option<String>,
+        /// End, RFC 3339 UTC (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// 1h or 1d (default 1h).
+        #[arg(long, value_parser = parse_step)]
+        step: Option<slotgate_client::api::Step>,
+    },
     /// Recommend a limit and reservations that meet service-level targets.
     ///
     /// From the org's observed traffic (or --traffic FILE), sizes the pool
@@ -680,6 +698,12 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
         ClientCommand::Traffic { org, window } => {
             planning::traffic(&client, &org, window.as_deref(), json).await?;
         }
+        ClientCommand::Usage {
+            org,
+            from,
+            to,
+            step,
+        } => usage::run(&client, &org, from.as_deref(), to.as_deref(), step, json).await?,
         ClientCommand::Plan {
             org,
             traffic,
@@ -692,6 +716,11 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
         } => planning::simulate(&client, &org, traffic, what_if, json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_step(s: &str) -> Result<slotgate_client::api::Step, String> {
+    s.parse()
+        .map_err(|e: slotgate_client::api::FieldError| e.message)
 }
 
 /// `slotgate release`: ends the call and says what that did. Releasing an

@@ -14,7 +14,7 @@
 //! - [`tls`]: rustls on ring, for HTTPS ([`tls::https`]) and for TLS to PostgreSQL.
 //! - [`auth`]: keys and roles; [`limits`]: each key's rate, failed authentication, the long-poll cap; [`operator_key`]: the operator key's strength and file;
 //!   [`private_files`]: the data directory 0700, its files 0600;
-//!   [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`.
+//!   [`metrics`]: `/metrics`; [`clock`]: the wall clock as the engine's `now`; [`usage`]: usage by hour.
 //! - The API's shapes are the contract crate's (`slotgate-api`), filled from the
 //!   engine's views by `slotgate-core`.
 
@@ -37,3 +37,4 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod tls;
+pub mod usage;

@@ -65,6 +65,8 @@ pub struct Settings {
     pub ended_in_memory: Duration,
     /// How long events are kept.
     pub event_retention: Duration,
+    /// How long usage by hour is kept.
+    pub usage_retention: Duration,
     /// Most calls one org may have queued.
     pub queue_cap: u32,
     /// Whether `/metrics` asks for the operator key.
@@ -213,6 +215,7 @@ impl Server {
         let retention = Retention {
             ended_calls: settings.ended_retention,
             events: settings.event_retention,
+            usage: settings.usage_retention,
         };
         // A weak key given is refused before anything is created.
         if let Some(k) = settings.operator_key.as_deref().filter(|k| !k.is_empty()) {

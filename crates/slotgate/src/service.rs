@@ -32,6 +32,7 @@ pub use planner::Settings as PlanningSettings;
 mod planning;
 #[cfg(test)]
 mod tests;
+mod usage;
 mod waiters;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use tokio::sync::watch;
 
 pub use self::calls::{Admission, CallFilter};
 use self::cores::Cores;
+pub use self::usage::UsageAsked;
 use self::waiters::Waiters;
 use crate::auth::{Denied, Keys, Principal};
 use crate::clock;

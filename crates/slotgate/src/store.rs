@@ -11,6 +11,7 @@ mod group_commit;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod usage_rows;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +24,7 @@ pub type Restored = (Vec<(OrgId, Engine)>, Vec<KeyRecord>);
 
 pub use self::group_commit::Tickets;
 pub use self::rows::{Corrupt, Dump, DUMP_FORMAT};
+pub use self::usage_rows::StoredUsage;
 use crate::auth::KeyRecord;
 
 /// How long a store keeps things the engine no longer needs.
@@ -32,6 +34,8 @@ pub struct Retention {
     pub ended_calls: std::time::Duration,
     /// Events, for the events API.
     pub events: std::time::Duration,
+    /// Usage by hour (`--usage-retention`).
+    pub usage: std::time::Duration,
 }
 
 /// One change to make durable.
@@ -295,6 +299,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// that arrived (for rates over a window): the org's creation while its
     /// event is kept, and never before `now` minus the ended-call retention.
     fn calls_complete_since(&self, org: &str, now: Timestamp) -> Result<Timestamp, StoreError>;
+
+    /// An org's usage hours stored with a start in `from_ms..to_ms`, oldest
+    /// first, and its latest stored hour (from which the current one
+    /// continues, see `usage.rs`).
+    fn usage(&self, org: &str, from_ms: u64, to_ms: u64) -> Result<StoredUsage, StoreError>;
 
     /// Events of an org after `after`, oldest first, at most `limit`.
     fn events(

@@ -58,6 +58,7 @@ from ._types import (
     PerType,
     Position,
     Slot,
+    Usage,
 )
 
 __version__ = "0.1.0"
@@ -117,5 +118,6 @@ __all__ = [
     "StoreUnavailable",
     "TransportError",
     "Unauthorized",
+    "Usage",
     "__version__",
 ]

@@ -64,6 +64,7 @@ from ._types import (
     Page,
     Position,
     Slot,
+    Usage,
 )
 
 log = logging.getLogger("slotgate")
@@ -325,6 +326,23 @@ class AsyncClient:
     async def history(self, org: str) -> History:
         """Active and queued calls over the last 15 minutes (the dashboard's chart)."""
         return History.from_json(await self._request("GET", f"/orgs/{seg(org)}/history"))
+
+    async def usage(
+        self,
+        org: str,
+        *,
+        from_: Optional[str] = None,
+        to: Optional[str] = None,
+        step: Optional[str] = None,
+    ) -> Usage:
+        """The org's usage by UTC hour (`step="1h"`, the default) or day
+        (`"1d"`) from `from_` to `to` (RFC 3339 UTC): peaks, seconds at the
+        limit, burst, calls admitted, waited and given up, per call type and
+        overall. Org admin or operator key."""
+        params = query(to=to, step=step)
+        if from_ is not None:
+            params["from"] = from_
+        return Usage.from_json(await self._request("GET", f"/orgs/{seg(org)}/usage", params=params))
 
     # ----- calls -----
 

@@ -39,6 +39,7 @@ from ._types import (
     Org,
     Page,
     Slot,
+    Usage,
 )
 
 T = TypeVar("T")
@@ -244,6 +245,17 @@ class Client:
     def history(self, org: str) -> History:
         """Active and queued calls over the last 15 minutes."""
         return self._portal.call(self._async.history(org))
+
+    def usage(
+        self,
+        org: str,
+        *,
+        from_: Optional[str] = None,
+        to: Optional[str] = None,
+        step: Optional[str] = None,
+    ) -> Usage:
+        """The org's usage by UTC hour or day (see the async client's `usage`)."""
+        return self._portal.call(self._async.usage(org, from_=from_, to=to, step=step))
 
     # ----- calls -----
 

@@ -424,3 +424,30 @@ class History:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> History:
         return cls(interval_s=int(d["interval_s"]), samples=list(d["samples"]))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """`GET /v1/orgs/{org}/usage`: the org's usage by UTC hour or day.
+
+    Each step is a dict as the API sends it: `start`, `limit`,
+    `at_limit_seconds`, `burst_seconds`, `overall` and `types` (per call
+    type), the last two with `peak_active`, `peak_queued`, `admitted`,
+    `waited`, `wait_p50_ms`, `wait_p90_ms` and `gave_up`.
+    """
+
+    org: str
+    step: str
+    from_: str
+    to: str
+    steps: List[Dict[str, Any]]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Usage:
+        return cls(
+            org=str(d["org"]),
+            step=str(d["step"]),
+            from_=str(d["from"]),
+            to=str(d["to"]),
+            steps=list(d["steps"]),
+        )

@@ -404,6 +404,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{org}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The org's usage by UTC hour or day: peak active and queued calls, time
+         *     at the limit, burst time, calls admitted, calls that waited, wait p50
+         *     and p90, calls that gave up; per call type and overall (org admin or
+         *     operator). Kept for `--usage-retention` (default 90 days).
+         */
+        get: operations["get_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1585,6 +1607,12 @@ export interface components {
          * @enum {string}
          */
         Slot: "reserved" | "shared" | "burst";
+        /**
+         * @description The length of one step of a usage answer. Steps start on UTC hours or
+         *     UTC midnights.
+         * @enum {string}
+         */
+        Step: "1h" | "1d";
         /** @description One (agent, type)'s results. */
         StreamReport: {
             /** @description The agent. */
@@ -1606,6 +1634,7 @@ export interface components {
             /** @description The call type. */
             call_type: components["schemas"]["CallType"];
         };
+        String: string;
         /** @description The distribution of a duration, seconds; `None` fields mean no sample. */
         Summary: {
             /**
@@ -1761,6 +1790,98 @@ export interface components {
              *     back to its role's default.
              */
             rate_per_s?: number | null;
+        };
+        /** @description `GET /v1/orgs/{org}/usage`. */
+        Usage: {
+            /** @description The start of the first step (`from`, rounded down to a step). */
+            from: components["schemas"]["String"];
+            /** @description The org. */
+            org: string;
+            /** @description The step. */
+            step: components["schemas"]["Step"];
+            /** @description Every step of the range, oldest first; a step with no activity has zeros. */
+            steps: components["schemas"]["UsageStep"][];
+            /** @description The end of the last step (`to`, rounded up to a step). */
+            to: components["schemas"]["String"];
+        };
+        /** @description The figures of one step per call type. */
+        UsageByType: {
+            /** @description `chat` calls. */
+            chat: components["schemas"]["UsageFigures"];
+            /** @description `inbound` calls. */
+            inbound: components["schemas"]["UsageFigures"];
+            /** @description `outbound` calls. */
+            outbound: components["schemas"]["UsageFigures"];
+            /** @description `webcall` calls. */
+            webcall: components["schemas"]["UsageFigures"];
+        };
+        /** @description The figures of one step, for one call type or over all of them. */
+        UsageFigures: {
+            /**
+             * Format: int64
+             * @description Calls admitted during the step (on arrival or after waiting).
+             */
+            admitted: number;
+            /**
+             * Format: int64
+             * @description Calls that left the queue without a slot during the step: cancelled,
+             *     abandoned or timed out (`max_wait`) while queued.
+             */
+            gave_up: number;
+            /**
+             * Format: int32
+             * @description The most calls active at once during the step.
+             */
+            peak_active: number;
+            /**
+             * Format: int32
+             * @description The most calls queued at once during the step.
+             */
+            peak_queued: number;
+            /**
+             * Format: int64
+             * @description The median wait of the calls that waited, in ms, to the resolution
+             *     of the wait histogram (the upper edge of a 1-2-5 bucket); `null`
+             *     when no call waited.
+             */
+            wait_p50_ms?: number | null;
+            /**
+             * Format: int64
+             * @description The 90th percentile of the same waits, likewise.
+             */
+            wait_p90_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Of those, the calls admitted after waiting in the queue.
+             */
+            waited: number;
+        };
+        /** @description One step of an org's usage. */
+        UsageStep: {
+            /**
+             * Format: double
+             * @description Seconds during which the org's active calls were at or above its
+             *     limit (`N >= L`, with at least one call active).
+             */
+            at_limit_seconds: number;
+            /**
+             * Format: double
+             * @description Burst used, in slot-seconds: the integral of `max(0, N - L)`.
+             */
+            burst_seconds: number;
+            /**
+             * Format: int32
+             * @description The highest limit in effect during the step; in a step with no
+             *     activity, that of the step before (0 before the range's first
+             *     activity).
+             */
+            limit: number;
+            /** @description Over all call types. */
+            overall: components["schemas"]["UsageFigures"];
+            /** @description When the step starts (a UTC hour or midnight). */
+            start: components["schemas"]["String"];
+            /** @description Per call type. */
+            types: components["schemas"]["UsageByType"];
         };
         /** @description One change to try. */
         WhatIf: {
@@ -3974,6 +4095,95 @@ export interface operations {
             };
             /** @description unauthorized: no key, or a key nobody issued */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description org_not_found: no such org, or one this key may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_usage: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The start, RFC 3339 UTC (e.g. `2026-11-23T00:00:00Z`), rounded down
+                 *     to a step (default: a day before `to` with step 1h, a week with 1d).
+                 */
+                from?: string;
+                /**
+                 * @description The end, RFC 3339 UTC, later than `from`, rounded up to a step
+                 *     (default: now). At most 31 days after `from` with step 1h, 366 with 1d.
+                 */
+                to?: string;
+                /** @description `1h` (default) or `1d`: UTC hours or UTC days. */
+                step?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The org's id. */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description invalid_request: `from`, `to` or `step` named */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: org admin or operator only */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

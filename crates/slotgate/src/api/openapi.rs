@@ -272,6 +272,7 @@ const LINKS: &[Links] = &[
             "get_org",
             "set_limit",
             "get_history",
+            "get_usage",
             "list_calls",
             "acquire_call",
             "list_keys",

@@ -99,6 +99,10 @@ pub async fn asset(Path(file): Path<String>) -> Result<impl IntoResponse, ApiErr
             include_str!("../../assets/app.js"),
             "text/javascript; charset=utf-8",
         ),
+        "usage.js" => (
+            include_str!("../../assets/usage.js"),
+            "text/javascript; charset=utf-8",
+        ),
         "app.css" => (
             include_str!("../../assets/app.css"),
             "text/css; charset=utf-8",

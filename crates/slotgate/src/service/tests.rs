@@ -36,6 +36,7 @@ async fn an_org_whose_engine_is_locked_holds_up_its_own_requests_only() {
     let retention = Retention {
         ended_calls: day,
         events: day,
+        usage: day,
     };
     let store = SqliteStore::open(dir.path(), retention).expect("a new SQLite store opens");
     let (_stop, shutdown) = watch::channel(false);

@@ -47,6 +47,7 @@ use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{
     self, CallRow, CapRow, Dump, KeyRow, OrgRateRow, OrgRows, ReservationRow, TrafficRow,
 };
+use super::usage_rows::{self, Book, Seed, StoredUsage};
 use super::{Health, Leader, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
@@ -362,6 +363,34 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    fn usage(&self, org: &str, from_ms: u64, to_ms: u64) -> Result<StoredUsage, StoreError> {
+        let reader = self.reader()?;
+        let (from, to) = (from_ms as i64, to_ms as i64);
+        let (rows, latest) = self.read(async {
+            let rows = reader
+                .client
+                .query(
+                    "SELECT body FROM slotgate_usage WHERE org = $1 AND hour >= $2 AND hour < $3 ORDER BY hour",
+                    &[&org, &from, &to],
+                )
+                .await
+                .map_err(err)?;
+            let latest = reader
+                .client
+                .query_opt(
+                    "SELECT body FROM slotgate_usage WHERE org = $1 ORDER BY hour DESC LIMIT 1",
+                    &[&org],
+                )
+                .await
+                .map_err(err)?;
+            Ok((
+                rows.iter().map(|r| r.get(0)).collect(),
+                latest.map(|r| r.get(0)),
+            ))
+        })?;
+        Ok(usage_rows::parse(rows, latest))
+    }
+
     fn events(
         &self,
         org: &str,
@@ -394,11 +423,13 @@ impl Store for PostgresStore {
 async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, retention: Retention) {
     let mut batch = Vec::new();
     let mut prepared = Prepared::new();
+    let mut book = Book::default();
     let mut conn = Some(conn);
     loop {
         let (Some(term), Some(live)) = (lead.term, &mut conn) else {
             conn = Some(lead.follow(conn.take(), &mut writer).await);
             prepared.clear();
+            book.clear();
             continue;
         };
         let up = match writer.next_batch(&mut batch, IDLE).await {
@@ -414,8 +445,11 @@ async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, rete
                 let sent = Instant::now();
                 // A commit that never answers is a failure too: reloading
                 // from the database then finds out whether it happened.
-                let result =
-                    within(COMMIT_TIMEOUT, commit(live, &mut prepared, &batch, term)).await;
+                let result = within(
+                    COMMIT_TIMEOUT,
+                    commit(live, &mut prepared, &mut book, &batch, term),
+                )
+                .await;
                 if result.is_ok() {
                     lead.renewed(term, sent);
                 }
@@ -431,6 +465,8 @@ async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, rete
             }
         };
         if !up {
+            // What the trackers counted may not be what the database holds.
+            book.clear();
             lead.step_down();
             if conn.as_ref().is_some_and(Client::is_closed) {
                 conn = None;
@@ -713,10 +749,15 @@ async fn sync_clock(conn: &Client) -> Result<(), tokio_postgres::Error> {
 async fn commit(
     conn: &mut Client,
     prepared: &mut Prepared,
+    book: &mut Book,
     batch: &[(u64, Write)],
     term: i64,
 ) -> Result<Vec<Stored>, StoreError> {
     let txn = conn.transaction().await.map_err(err)?;
+    for org in book.unseeded(batch) {
+        let seed = usage_seed(&txn, &org).await.map_err(err)?;
+        book.seed(org, seed);
+    }
     let mut published = Vec::new();
     let mut jobs = Vec::new();
     exec(
@@ -745,6 +786,17 @@ async fn commit(
             params![org, seq as i64],
         );
     }
+    if batch.iter().any(|(_, w)| matches!(w, Write::Import(_))) {
+        book.clear();
+    }
+    for (org, hour, body) in book.apply(batch) {
+        exec(
+            &mut jobs,
+            "INSERT INTO slotgate_usage (org, hour, body) VALUES ($1, $2, $3)
+             ON CONFLICT (org, hour) DO UPDATE SET body = excluded.body",
+            params![org, hour, body],
+        );
+    }
     let ran = run(&txn, prepared, &mut jobs).await.map_err(err)?;
     if !fenced {
         still_leads(&ran)?;
@@ -764,7 +816,42 @@ fn still_leads(ran: &[u64]) -> Result<(), StoreError> {
     }
 }
 
+/// What the usage figures of `org` continue from (usage_rows.rs), read
+/// in the batch's transaction before its writes.
+async fn usage_seed(txn: &Transaction<'_>, org: &str) -> Result<Seed, tokio_postgres::Error> {
+    let limit = txn
+        .query_opt("SELECT lim FROM slotgate_orgs WHERE id = $1", &[&org])
+        .await?
+        .map_or(0, |r| r.get::<_, i32>(0).max(0) as u32);
+    let calls = txn
+        .query(
+            "SELECT id, type, state FROM slotgate_calls WHERE org = $1 AND state IN ('queued', 'active')",
+            &[&org],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let latest = txn
+        .query_opt(
+            "SELECT body FROM slotgate_usage WHERE org = $1 ORDER BY hour DESC LIMIT 1",
+            &[&org],
+        )
+        .await?
+        .map(|r| r.get(0));
+    Ok(Seed {
+        limit,
+        calls,
+        latest,
+    })
+}
+
 async fn purge(conn: &Client, retention: Retention) -> Result<(), tokio_postgres::Error> {
+    conn.execute(
+        "DELETE FROM slotgate_usage WHERE hour < $1",
+        &[&(rows::ms(clock::now()) - retention.usage.as_millis() as i64)],
+    )
+    .await?;
     let now = rows::ms(clock::now());
     let ended = now - retention.ended_calls.as_millis() as i64;
     let events = now - retention.events.as_millis() as i64;

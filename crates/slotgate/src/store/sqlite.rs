@@ -21,6 +21,7 @@ use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{
     self, ms, CallRow, CapRow, Dump, KeyRow, OrgRateRow, OrgRows, ReservationRow, TrafficRow,
 };
+use super::usage_rows::{self, Book, Seed, StoredUsage};
 use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
@@ -162,6 +163,24 @@ impl Store for SqliteStore {
         found.collect::<rusqlite::Result<_>>().map_err(err)
     }
 
+    fn usage(&self, org: &str, from_ms: u64, to_ms: u64) -> Result<StoredUsage, StoreError> {
+        let conn = self.reader();
+        let rows = conn
+            .prepare_cached(
+                "SELECT body FROM usage WHERE org = ?1 AND hour >= ?2 AND hour < ?3 ORDER BY hour",
+            )
+            .and_then(|mut q| {
+                q.query_map(params![org, from_ms as i64, to_ms as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .map_err(err)?;
+        let latest = conn
+            .prepare_cached("SELECT body FROM usage WHERE org = ?1 ORDER BY hour DESC LIMIT 1")
+            .and_then(|mut q| q.query_row([org], |r| r.get(0)).optional())
+            .map_err(err)?;
+        Ok(usage_rows::parse(rows, latest))
+    }
+
     fn events(
         &self,
         org: &str,
@@ -191,12 +210,13 @@ impl Store for SqliteStore {
 /// stops at the first failure (the server then answers 503 until restarted).
 fn write_loop(mut conn: Connection, mut writer: Writer, retention: Retention) {
     let mut batch = Vec::new();
+    let mut book = Book::default();
     while writer.blocking_next_batch(&mut batch) > 0 {
         if batch.is_empty() {
             continue;
         }
         let last = last_ticket(&batch);
-        let result = commit(&mut conn, &batch);
+        let result = commit(&mut conn, &batch, &mut book);
         batch.clear();
         if !writer.finish(last, result) {
             return;
@@ -209,12 +229,33 @@ fn write_loop(mut conn: Connection, mut writer: Writer, retention: Retention) {
     }
 }
 
-/// Applies a batch of writes in one transaction; the events it stored.
-fn commit(conn: &mut Connection, batch: &[(u64, Write)]) -> Result<Vec<Stored>, StoreError> {
+/// Applies a batch of writes in one transaction, with the usage hours its
+/// events change; the events it stored.
+fn commit(
+    conn: &mut Connection,
+    batch: &[(u64, Write)],
+    book: &mut Book,
+) -> Result<Vec<Stored>, StoreError> {
     let txn = conn.transaction().map_err(err)?;
+    for org in book.unseeded(batch) {
+        let seed = usage_seed(&txn, &org).map_err(err)?;
+        book.seed(org, seed);
+    }
     let mut published = Vec::new();
     for (_, write) in batch {
         apply(&txn, write, &mut published).map_err(err)?;
+    }
+    if batch.iter().any(|(_, w)| matches!(w, Write::Import(_))) {
+        book.clear();
+    }
+    for (org, hour, body) in book.apply(batch) {
+        exec(
+            &txn,
+            "INSERT INTO usage (org, hour, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (org, hour) DO UPDATE SET body = excluded.body",
+            params![org, hour, body],
+        )
+        .map_err(err)?;
     }
     for (org, seq) in newest_seqs(&published) {
         exec(
@@ -228,8 +269,36 @@ fn commit(conn: &mut Connection, batch: &[(u64, Write)]) -> Result<Vec<Stored>, 
     Ok(published)
 }
 
+/// What the usage figures of `org` continue from (usage_rows.rs).
+fn usage_seed(txn: &Transaction<'_>, org: &str) -> rusqlite::Result<Seed> {
+    let limit = txn
+        .prepare_cached("SELECT lim FROM orgs WHERE id = ?1")?
+        .query_row([org], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let calls = txn
+        .prepare_cached(
+            "SELECT id, type, state FROM calls WHERE org = ?1 AND state IN ('queued', 'active')",
+        )?
+        .query_map([org], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let latest = txn
+        .prepare_cached("SELECT body FROM usage WHERE org = ?1 ORDER BY hour DESC LIMIT 1")?
+        .query_row([org], |r| r.get(0))
+        .optional()?;
+    Ok(Seed {
+        limit,
+        calls,
+        latest,
+    })
+}
+
 fn purge(conn: &Connection, retention: Retention) -> rusqlite::Result<()> {
     let now = ms(clock::now());
+    conn.execute(
+        "DELETE FROM usage WHERE hour < ?1",
+        [now - retention.usage.as_millis() as i64],
+    )?;
     conn.execute(
         "DELETE FROM calls WHERE state = 'ended' AND ended_at < ?1",
         [now - retention.ended_calls.as_millis() as i64],

@@ -25,6 +25,7 @@ const TABLES: &[&str] = &[
     "slotgate_orgs",
     "slotgate_reservations",
     "slotgate_schema",
+    "slotgate_usage",
 ];
 
 /// What migrating a database without slotgate's schema does.

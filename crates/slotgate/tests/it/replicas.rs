@@ -860,3 +860,46 @@ async fn the_leader_believes_only_a_proven_follower_about_the_client() {
     let a = r[0].op(Method::GET, "/v1/orgs/replayed", None).await;
     assert_eq!(a.refusal().1, ErrorCode::OrgNotFound, "{a}");
 }
+
+/// Usage by hour goes on through a takeover: the new leader's writer seeds
+/// the org from the stored hour (`store/usage_rows.rs`), not from zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_goes_on_from_the_stored_hour_after_a_takeover() {
+    let db = PgCluster::start().await;
+    let mut r = replicas(&db, 2, |_| Vec::new()).await;
+    r[0].create_org("acme", 1).await;
+    r[1].acquire("acme", "c1", "A", CallType::Chat)
+        .await
+        .ok(201);
+    r[1].acquire("acme", "c2", "A", CallType::Inbound)
+        .await
+        .ok(202);
+    r[1].acquire("acme", "c3", "A", CallType::Chat)
+        .await
+        .ok(202);
+    r[1].release("acme", "c3").await;
+    r[1].release("acme", "c1").await;
+    // Admitted, waited, gave up: summed over the hours (the test may cross one's end).
+    let counts = |u: slotgate_api::Usage| {
+        u.steps.iter().fold((0, 0, 0), |(a, w, g), s| {
+            let f = s.overall;
+            (a + f.admitted, w + f.waited, g + f.gave_up)
+        })
+    };
+    assert_eq!(counts(r[1].get("/v1/orgs/acme/usage").await), (2, 1, 1));
+
+    r[0].kill9().await;
+    eventually(15, "the other replica leads", || async {
+        healthz(&r[1]).await == (200, "ok\n".into())
+    })
+    .await;
+    r[1].acquire("acme", "c4", "A", CallType::Chat)
+        .await
+        .ok(202);
+    r[1].release("acme", "c2").await;
+    assert_eq!(
+        counts(r[1].get("/v1/orgs/acme/usage").await),
+        (3, 2, 1),
+        "counted on from the stored hour"
+    );
+}

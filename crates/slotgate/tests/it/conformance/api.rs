@@ -792,8 +792,8 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
         }
     }
     assert_eq!(
-        operations, 26,
-        "every /v1 operation is published (GET and PUT of the org's rate the 25th and 26th)"
+        operations, 27,
+        "every /v1 operation is published (GET of usage, GET and PUT of the org's rate the 25th to 27th)"
     );
 }
 

@@ -10,4 +10,5 @@ mod e2e;
 mod limits;
 mod planning;
 mod revocation;
+mod usage;
 mod wait_estimate;
