@@ -35,11 +35,11 @@ cargo test --workspace --doc
 echo "== the HTTP and end-to-end tests again, on PostgreSQL (the conformance suite of both stores)"
 # Each test server gets a throwaway cluster of its own (tests/support/postgres.rs).
 SLOTGATE_TEST_STORE=postgres cargo test --workspace \
-  --test api --test e2e --test client --test cli --test planning --test wait_estimate --test limits --test revocation --test caps_burst
+  --test api --test e2e --test client --test cli --test planning --test wait_estimate --test limits --test revocation --test caps_burst --test plans
 
 echo "== and once more through a second replica, which forwards every request to the leading one"
 SLOTGATE_TEST_STORE=replicas cargo test --workspace \
-  --test api --test e2e --test client --test cli --test planning --test wait_estimate --test limits --test revocation --test caps_burst
+  --test api --test e2e --test client --test cli --test planning --test wait_estimate --test limits --test revocation --test caps_burst --test plans
 
 echo "== dashboard in headless Chromium"
 browser=crates/slotgate/tests/browser

@@ -42,13 +42,14 @@ pub mod types;
 pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
 pub use requests::{
-    AcquireCall, CapsBody, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetBurst, SetCaps,
-    SetLimit, SetReservations, UpdateKey,
+    AcquireCall, CapsBody, CreatePlan, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetBurst,
+    SetCaps, SetLimit, SetPlan, SetReservations, UpdateKey, UpdatePlan,
 };
 pub use resources::{
-    Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Sample, Time,
+    Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, Plan, PlanEvent,
+    PlanEventPage, PlanList, PlanTerms, Sample, Time,
 };
 pub use types::{
     BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Role,
-    Slot,
+    Slot, Source,
 };

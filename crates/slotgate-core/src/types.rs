@@ -5,5 +5,5 @@
 
 pub use slotgate_api::limits::MAX_LIMIT;
 pub use slotgate_api::types::{
-    BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot,
+    BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot, Source,
 };

@@ -63,14 +63,23 @@ pub const CONN_ARGS: [&str; 4] = ["url", "key", "json", "ca-file"];
 /// `slotgate org ...`
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
-    /// Create an org with a limit (operator key).
-    #[command(after_help = "Example: slotgate org create acme --limit 20")]
+    /// Create an org with its own limit, or on a plan (operator key).
+    ///
+    /// On a plan, the org takes the plan's limit and burst, and follows
+    /// them when the plan changes; a --limit given too is its own and
+    /// overrides the plan's (`slotgate plans list` shows the plans).
+    #[command(
+        after_help = "Examples:\n  slotgate org create acme --limit 20\n  slotgate org create acme --plan enterprise\n  slotgate org create acme --plan standard --limit 30"
+    )]
     Create {
         /// The org's id.
         id: String,
-        /// Its concurrency limit (plan), 0 to 1,000,000.
-        #[arg(long, allow_negative_numbers = true, value_parser = slots)]
-        limit: u32,
+        /// Its own concurrency limit, 0 to 1,000,000 (required without --plan).
+        #[arg(long, allow_negative_numbers = true, value_parser = slots, required_unless_present = "plan")]
+        limit: Option<u32>,
+        /// The plan it is on: it takes the plan's limit (unless --limit) and burst.
+        #[arg(long)]
+        plan: Option<String>,
     },
     /// List orgs (operator key).
     #[command(after_help = "Example: slotgate org list")]
@@ -81,14 +90,76 @@ pub enum OrgCommand {
         /// The org's id.
         id: String,
     },
-    /// Set an org's limit (operator key).
-    #[command(after_help = "Example: slotgate org limit acme 30")]
+    /// Set an org's own limit, overriding its plan's (operator key).
+    ///
+    /// `plan` instead of a number returns the org to its plan's limit.
+    #[command(
+        after_help = "Examples:\n  slotgate org limit acme 30\n  slotgate org limit acme plan    # back to its plan's limit"
+    )]
     Limit {
         /// The org's id.
         id: String,
-        /// The new limit; not below the sum of reservations.
-        #[arg(allow_negative_numbers = true, value_parser = slots)]
+        /// The new limit, not below the sum of reservations; or `plan`.
+        #[arg(allow_negative_numbers = true, value_parser = own_or_plan, value_name = "LIMIT|plan")]
+        limit: Option<u32>,
+    },
+    /// Put an org on a plan: it takes the plan's limit and burst (operator key).
+    ///
+    /// Its own limit and burst are cleared: it follows the plan from now
+    /// on. Refused (nothing changes) if the plan's limit is below the org's
+    /// reservations. Lowering ends no call; new calls wait until they fit.
+    /// `none` takes it off plans, keeping its limit and burst as its own.
+    #[command(
+        after_help = "Examples:\n  slotgate org plan acme enterprise\n  slotgate org plan acme none"
+    )]
+    Plan {
+        /// The org's id.
+        id: String,
+        /// The plan's id, or `none`.
+        plan: String,
+    },
+}
+
+/// `slotgate plans ...`
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// List plans: their limit, burst and how many orgs are on each (operator key).
+    #[command(after_help = "Example: slotgate plans list")]
+    List,
+    /// Create a plan (operator key).
+    #[command(after_help = "Example: slotgate plans create pro --limit 50 --burst 5")]
+    Create {
+        /// The plan's id.
+        id: String,
+        /// The limit of the orgs on it, 0 to 1,000,000.
+        #[arg(long, allow_negative_numbers = true, value_parser = slots)]
         limit: u32,
+        /// The burst of the orgs on it, 0 to 1,000,000 (default 0).
+        #[arg(long, allow_negative_numbers = true, value_parser = slots, default_value = "0")]
+        burst: u32,
+    },
+    /// Change a plan's limit or burst, and with it every org on it (operator key).
+    ///
+    /// Every org on the plan that takes the plan's limit or burst (not its
+    /// own) changes in one durable change, or none does: if the new limit
+    /// is below any such org's reservations the change is refused, naming
+    /// those orgs. Lowering ends no call; new calls wait until they fit.
+    #[command(after_help = "Examples:\n  slotgate plans set standard --limit 25\n  slotgate plans set enterprise --burst 30")]
+    Set {
+        /// The plan's id.
+        id: String,
+        /// Its new limit.
+        #[arg(long, allow_negative_numbers = true, value_parser = slots, required_unless_present = "burst")]
+        limit: Option<u32>,
+        /// Its new burst.
+        #[arg(long, allow_negative_numbers = true, value_parser = slots)]
+        burst: Option<u32>,
+    },
+    /// Delete a plan no org is on (operator key).
+    #[command(after_help = "Example: slotgate plans delete pro")]
+    Delete {
+        /// The plan's id.
+        id: String,
     },
 }
 
@@ -214,6 +285,13 @@ pub enum ClientCommand {
     /// Orgs and their limits.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Plans: tiers of limit and burst that orgs are put on (operator key).
+    ///
+    /// A new server has `standard` (limit 20, burst 0) and `enterprise`
+    /// (limit 100, burst 20). An org on a plan takes its limit and burst
+    /// unless it sets its own (`slotgate org limit`, `slotgate burst`).
+    #[command(subcommand)]
+    Plans(PlanCommand),
     /// Reserve slots for an agent, per call type (missing types are 0).
     #[command(after_help = "Example: slotgate reserve acme agent-a --chat 3 --inbound 2")]
     Reserve(ReserveArgs),
@@ -424,12 +502,28 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
     };
     let json = conn.json;
     match cmd {
-        ClientCommand::Org(OrgCommand::Create { id, limit }) => {
-            let org = client.create_org(&id, limit).await?;
+        ClientCommand::Org(OrgCommand::Create { id, limit, plan }) => {
+            let body = slotgate_api::CreateOrg { id, limit, plan };
+            let org = client.create_org_with(&body).await?;
             emit(json, &org, || {
-                format!("created org {} with limit {}", org.id, org.limit)
+                format!("created org {} with limit {}{}", org.id, org.limit, plan_note(&org))
             })?;
         }
+        ClientCommand::Org(OrgCommand::Plan { id, plan }) => {
+            let plan = (plan != "none").then_some(plan);
+            let org = client.set_org_plan(&id, plan.as_deref()).await?;
+            emit(json, &org, || match &org.plan {
+                Some(p) => format!(
+                    "org {} is on plan {p}: limit {}, burst {}",
+                    org.id, org.limit, org.burst
+                ),
+                None => format!(
+                    "org {} is on no plan: its own limit {}, burst {}",
+                    org.id, org.limit, org.burst
+                ),
+            })?;
+        }
+        ClientCommand::Plans(cmd) => plan_command(&client, json, cmd).await?,
         ClientCommand::Org(OrgCommand::List) => {
             let orgs = client.orgs().await?;
             emit(json, &orgs, || orgs_table(&orgs))?;
@@ -441,11 +535,17 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             })?;
         }
         ClientCommand::Org(OrgCommand::Limit { id, limit }) => {
-            let org = client.set_limit(&id, limit).await?;
+            let org = match limit {
+                Some(limit) => client.set_limit(&id, limit).await?,
+                None => client.clear_limit(&id).await?,
+            };
             emit(json, &org, || {
                 format!(
-                    "org {} now has limit {} (shared {})",
-                    org.id, org.limit, org.shared
+                    "org {} now has limit {} (shared {}){}",
+                    org.id,
+                    org.limit,
+                    org.shared,
+                    plan_note(&org)
                 )
             })?;
         }
@@ -733,6 +833,64 @@ fn acquire_body(call: &CallArgs, wait: Option<f64>) -> slotgate_api::AcquireCall
 }
 
 /// An agent's caps in words: `agent-a is capped at chat 2, total 5`.
+/// `slotgate plans ...`.
+async fn plan_command(client: &Client, json: bool, cmd: PlanCommand) -> Result<(), Failure> {
+    match cmd {
+        PlanCommand::List => {
+            let plans = client.plans().await?;
+            emit(json, &plans, || {
+                let mut t = String::from("PLAN                 LIMIT  BURST  ORGS\n");
+                for p in &plans {
+                    let _ = writeln!(t, "{:<20} {:>5}  {:>5}  {:>4}", p.id, p.limit, p.burst, p.orgs);
+                }
+                t + &count(plans.len(), "plan")
+            })?;
+        }
+        PlanCommand::Create { id, limit, burst } => {
+            let p = client.create_plan(&id, limit, burst).await?;
+            emit(json, &p, || {
+                format!("created plan {} with limit {} and burst {}", p.id, p.limit, p.burst)
+            })?;
+        }
+        PlanCommand::Set { id, limit, burst } => {
+            let p = client.update_plan(&id, limit, burst).await?;
+            emit(json, &p, || {
+                format!(
+                    "plan {} now has limit {} and burst {} ({} on it)",
+                    p.id,
+                    p.limit,
+                    p.burst,
+                    count(p.orgs as usize, "org")
+                )
+            })?;
+        }
+        PlanCommand::Delete { id } => {
+            client.delete_plan(&id).await?;
+            emit(json, &serde_json::json!({"deleted": id}), || {
+                format!("deleted plan {id}")
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// ", from plan P" or ", its own (plan P)" after an org's limit.
+fn plan_note(org: &Org) -> String {
+    match (&org.plan, org.limit_source) {
+        (None, _) => String::new(),
+        (Some(p), slotgate_api::Source::Plan) => format!(", from plan {p}"),
+        (Some(p), slotgate_api::Source::Org) => format!(", its own (on plan {p})"),
+    }
+}
+
+/// A limit, or `plan`: back to the org's plan's.
+fn own_or_plan(s: &str) -> Result<Option<u32>, String> {
+    match s {
+        "plan" => Ok(None),
+        n => slots(n).map(Some),
+    }
+}
+
 fn caps_text(agent: &str, caps: &Caps) -> String {
     let set: Vec<String> = CallType::ALL
         .iter()
@@ -747,12 +905,20 @@ fn caps_text(agent: &str, caps: &Caps) -> String {
 }
 
 fn orgs_table(orgs: &[Org]) -> String {
-    let mut t = String::from("ORG                  LIMIT  RESERVED  SHARED  ACTIVE  QUEUED\n");
+    let mut t = String::from(
+        "ORG                  LIMIT  RESERVED  SHARED  ACTIVE  QUEUED  PLAN\n",
+    );
     for o in orgs {
         let _ = writeln!(
             t,
-            "{:<20} {:>5}  {:>8}  {:>6}  {:>6}  {:>6}",
-            o.id, o.limit, o.reserved, o.shared, o.active, o.queued
+            "{:<20} {:>5}  {:>8}  {:>6}  {:>6}  {:>6}  {}",
+            o.id,
+            o.limit,
+            o.reserved,
+            o.shared,
+            o.active,
+            o.queued,
+            o.plan.as_deref().unwrap_or("-")
         );
     }
     t + &count(orgs.len(), "org")

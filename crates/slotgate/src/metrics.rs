@@ -410,6 +410,7 @@ mod tests {
         OrgView {
             id: OrgId::new(id).expect("a valid id"),
             limit: 10,
+            plan: slotgate_core::PlanLink::default(),
             reserved: 0,
             shared: 10,
             burst: 2,

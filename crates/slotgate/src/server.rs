@@ -256,7 +256,7 @@ impl Server {
         // holds nothing; it loads the state when it takes the lead.
         let started = Instant::now();
         let leads = store.leads();
-        let snapshot = if leads {
+        let mut snapshot = if leads {
             let reader = store.clone();
             let since = service::ended_since(config);
             tokio::task::spawn_blocking(move || reader.load(since))
@@ -265,6 +265,7 @@ impl Server {
         } else {
             Snapshot::default()
         };
+        let plans = std::mem::take(&mut snapshot.plans);
         // Leases get their grace from now; deadlines passed while down are handled.
         let (orgs, keys) = service::restore(snapshot, config, clock::now())?;
         if leads {
@@ -275,6 +276,7 @@ impl Server {
             .with_limits(crate::limits::Limits::new(settings.limits.clone()))
             .with_metrics_agents(settings.metrics_agents)
             .with_planning(settings.planning)
+            .with_plans(plans)
             .trusting(trust);
         let service = Arc::new(service);
         // Whatever resuming changed (calls that timed out while down) is stored like any change.

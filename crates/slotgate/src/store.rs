@@ -22,7 +22,7 @@ use slotgate_core::{AgentId, Config, Engine, Event, OrgId, Reservations, Restore
 pub type Restored = (Vec<(OrgId, Engine)>, Vec<KeyRecord>);
 
 pub use self::group_commit::Tickets;
-pub use self::rows::{Corrupt, Dump, DUMP_FORMAT};
+pub use self::rows::{Corrupt, Dump, PlanRow, DUMP_FORMAT};
 use crate::auth::KeyRecord;
 
 /// How long a store keeps things the engine no longer needs.
@@ -55,11 +55,27 @@ pub enum Write {
         /// The new `lease_ttl`, in milliseconds.
         lease_ttl_ms: u32,
     },
+    /// A plan created, changed or deleted, with every event of the orgs it
+    /// changed: one transaction, so that all of it is durable or none.
+    Plan(Box<PlanWrite>),
     /// Everything of an export, into an empty store (`slotgate import`).
     Import(Box<Dump>),
     /// The last write, at shutdown: with several replicas, gives up the
     /// lead so that another replica takes over at once. Nothing for one server.
     Resign,
+}
+
+/// A plan change as one write ([`Write::Plan`]).
+#[derive(Debug, Clone)]
+pub struct PlanWrite {
+    /// The plan as it is now, or as it was if `deleted`.
+    pub plan: PlanRow,
+    /// Whether it was deleted.
+    pub deleted: bool,
+    /// Its `plan.changed` event (its `seq` is the store's to give).
+    pub event: slotgate_api::PlanEvent,
+    /// The events of the orgs it changed, in order, as in [`Write::Events`].
+    pub events: Vec<(Event, Option<String>)>,
 }
 
 /// Everything needed to rebuild the server's state.
@@ -69,6 +85,8 @@ pub struct Snapshot {
     pub orgs: Vec<StoredOrg>,
     /// Every org key.
     pub keys: Vec<KeyRecord>,
+    /// Every plan (taken out before [`Snapshot::restore`]).
+    pub plans: Vec<PlanRow>,
 }
 
 /// What is stored does not fit the engine's rules.
@@ -97,6 +115,9 @@ impl Snapshot {
                 .map_err(refused)?;
             engine
                 .restore_burst(org.id.as_str(), org.burst)
+                .map_err(refused)?;
+            engine
+                .restore_plan(org.id.as_str(), org.plan)
                 .map_err(refused)?;
             for (agent, r) in &org.reservations {
                 engine
@@ -129,6 +150,8 @@ pub struct StoredOrg {
     pub limit: u32,
     /// Its burst `B`.
     pub burst: u32,
+    /// Its plan, and whether its limit and burst are the plan's.
+    pub plan: slotgate_core::PlanLink,
     /// The seq of its last event.
     pub last_event_seq: u64,
     /// Every agent with a reservation.
@@ -285,6 +308,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// that arrived (for rates over a window): the org's creation while its
     /// event is kept, and never before `now` minus the ended-call retention.
     fn calls_complete_since(&self, org: &str, now: Timestamp) -> Result<Timestamp, StoreError>;
+
+    /// `plan.changed` events after `after`, oldest first, at most `limit`.
+    fn plan_events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<slotgate_api::PlanEvent>, StoreError>;
 
     /// Events of an org after `after`, oldest first, at most `limit`.
     fn events(
