@@ -794,8 +794,8 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
         }
     }
     assert_eq!(
-        operations, 24,
-        "every /v1 operation is published (PUT of caps and of the burst the 23rd and 24th)"
+        operations, 31,
+        "every /v1 operation is published (PUT of caps and of the burst the 23rd and 24th, plans' seven the 25th to 31st)"
     );
 }
 
@@ -894,8 +894,8 @@ async fn openapi_declares_answers_ranges_links_and_resolves_every_reference() {
         "#/components/schemas/CallAdmittedEvent"
     );
     // Six kinds of version 1, and version 2's org.burst_changed,
-    // agent.caps_changed and org.blocked_changed.
-    assert_eq!(event["oneOf"].as_array().unwrap().len(), 9);
+    // agent.caps_changed, org.blocked_changed and org.plan_changed.
+    assert_eq!(event["oneOf"].as_array().unwrap().len(), 10);
     assert_eq!(
         event["discriminator"]["mapping"]["org.blocked_changed"],
         "#/components/schemas/OrgBlockedChangedEvent"
