@@ -42,7 +42,7 @@ pub mod types;
 pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
 pub use requests::{
-    AcquireCall, CapsBody, CreatePlan, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetBurst,
+    AcquireCall, CapsBody, CreateKey, CreateOrg, CreatePlan, Heartbeat, ReservationsBody, SetBurst,
     SetCaps, SetLimit, SetPlan, SetReservations, UpdateKey, UpdatePlan,
 };
 pub use resources::{

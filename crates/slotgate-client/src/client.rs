@@ -218,7 +218,12 @@ impl Client {
     pub async fn create_org_with(&self, body: &CreateOrg) -> Result<Org> {
         // Not retried blindly: a lost answer to a create would come back as org_exists.
         Ok(self
-            .send(Method::POST, "/orgs", Some(&json_value(body)?), Duration::ZERO)
+            .send(
+                Method::POST,
+                "/orgs",
+                Some(&json_value(body)?),
+                Duration::ZERO,
+            )
             .await?
             .1)
     }
@@ -241,7 +246,12 @@ impl Client {
             burst,
         };
         Ok(self
-            .send(Method::POST, "/plans", Some(&json_value(&body)?), Duration::ZERO)
+            .send(
+                Method::POST,
+                "/plans",
+                Some(&json_value(&body)?),
+                Duration::ZERO,
+            )
             .await?
             .1)
     }

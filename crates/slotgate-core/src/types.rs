@@ -5,5 +5,6 @@
 
 pub use slotgate_api::limits::MAX_LIMIT;
 pub use slotgate_api::types::{
-    BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot, Source,
+    BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot,
+    Source,
 };

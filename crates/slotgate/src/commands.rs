@@ -101,7 +101,7 @@ pub enum OrgCommand {
         id: String,
         /// The new limit, not below the sum of reservations; or `plan`.
         #[arg(allow_negative_numbers = true, value_parser = own_or_plan, value_name = "LIMIT|plan")]
-        limit: Option<u32>,
+        limit: OwnOrPlan,
     },
     /// Put an org on a plan: it takes the plan's limit and burst (operator key).
     ///
@@ -144,7 +144,9 @@ pub enum PlanCommand {
     /// own) changes in one durable change, or none does: if the new limit
     /// is below any such org's reservations the change is refused, naming
     /// those orgs. Lowering ends no call; new calls wait until they fit.
-    #[command(after_help = "Examples:\n  slotgate plans set standard --limit 25\n  slotgate plans set enterprise --burst 30")]
+    #[command(
+        after_help = "Examples:\n  slotgate plans set standard --limit 25\n  slotgate plans set enterprise --burst 30"
+    )]
     Set {
         /// The plan's id.
         id: String,
@@ -506,7 +508,12 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             let body = slotgate_api::CreateOrg { id, limit, plan };
             let org = client.create_org_with(&body).await?;
             emit(json, &org, || {
-                format!("created org {} with limit {}{}", org.id, org.limit, plan_note(&org))
+                format!(
+                    "created org {} with limit {}{}",
+                    org.id,
+                    org.limit,
+                    plan_note(&org)
+                )
             })?;
         }
         ClientCommand::Org(OrgCommand::Plan { id, plan }) => {
@@ -535,7 +542,7 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             })?;
         }
         ClientCommand::Org(OrgCommand::Limit { id, limit }) => {
-            let org = match limit {
+            let org = match limit.0 {
                 Some(limit) => client.set_limit(&id, limit).await?,
                 None => client.clear_limit(&id).await?,
             };
@@ -841,7 +848,11 @@ async fn plan_command(client: &Client, json: bool, cmd: PlanCommand) -> Result<(
             emit(json, &plans, || {
                 let mut t = String::from("PLAN                 LIMIT  BURST  ORGS\n");
                 for p in &plans {
-                    let _ = writeln!(t, "{:<20} {:>5}  {:>5}  {:>4}", p.id, p.limit, p.burst, p.orgs);
+                    let _ = writeln!(
+                        t,
+                        "{:<20} {:>5}  {:>5}  {:>4}",
+                        p.id, p.limit, p.burst, p.orgs
+                    );
                 }
                 t + &count(plans.len(), "plan")
             })?;
@@ -849,7 +860,10 @@ async fn plan_command(client: &Client, json: bool, cmd: PlanCommand) -> Result<(
         PlanCommand::Create { id, limit, burst } => {
             let p = client.create_plan(&id, limit, burst).await?;
             emit(json, &p, || {
-                format!("created plan {} with limit {} and burst {}", p.id, p.limit, p.burst)
+                format!(
+                    "created plan {} with limit {} and burst {}",
+                    p.id, p.limit, p.burst
+                )
             })?;
         }
         PlanCommand::Set { id, limit, burst } => {
@@ -883,11 +897,15 @@ fn plan_note(org: &Org) -> String {
     }
 }
 
+/// An org's own limit, or `None`: back to its plan's.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnOrPlan(pub Option<u32>);
+
 /// A limit, or `plan`: back to the org's plan's.
-fn own_or_plan(s: &str) -> Result<Option<u32>, String> {
+fn own_or_plan(s: &str) -> Result<OwnOrPlan, String> {
     match s {
-        "plan" => Ok(None),
-        n => slots(n).map(Some),
+        "plan" => Ok(OwnOrPlan(None)),
+        n => slots(n).map(|n| OwnOrPlan(Some(n))),
     }
 }
 
@@ -905,9 +923,8 @@ fn caps_text(agent: &str, caps: &Caps) -> String {
 }
 
 fn orgs_table(orgs: &[Org]) -> String {
-    let mut t = String::from(
-        "ORG                  LIMIT  RESERVED  SHARED  ACTIVE  QUEUED  PLAN\n",
-    );
+    let mut t =
+        String::from("ORG                  LIMIT  RESERVED  SHARED  ACTIVE  QUEUED  PLAN\n");
     for o in orgs {
         let _ = writeln!(
             t,

@@ -118,7 +118,9 @@ pub enum Error {
         count: usize,
     },
     /// A null limit or burst (back to the plan's) for an org on no plan.
-    #[error("org {0:?} is on no plan: give a number, or put it on a plan (`PUT /v1/orgs/{{org}}/plan`)")]
+    #[error(
+        "org {0:?} is on no plan: give a number, or put it on a plan (`PUT /v1/orgs/{{org}}/plan`)"
+    )]
     NoPlan(String),
     /// The store could not make the change durable; nothing was acknowledged.
     #[error(transparent)]

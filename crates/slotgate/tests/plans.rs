@@ -28,7 +28,8 @@ async fn patch_plan(s: &Server, plan: &str, body: Value) -> Answer {
 /// `PUT /v1/orgs/{org}/plan` with the operator key.
 async fn put_plan(s: &Server, org: &str, plan: Value) -> Answer {
     let path = format!("/v1/orgs/{org}/plan");
-    s.op(Method::PUT, &path, Some(&json!({ "plan": plan }))).await
+    s.op(Method::PUT, &path, Some(&json!({ "plan": plan })))
+        .await
 }
 
 /// `PUT /v1/orgs/{org}/limit` with the operator key.
@@ -66,8 +67,15 @@ async fn a_new_server_has_standard_and_enterprise_and_plans_are_managed() {
     assert_eq!((pro.limit, pro.burst, pro.orgs), (50, 5, 0));
     let r = s.op(Method::POST, "/v1/plans", Some(&body)).await;
     assert_eq!(r.refusal(), (409, ErrorCode::PlanExists));
-    let pro: Plan = patch_plan(&s, "pro", json!({"burst": 7})).await.ok(200).json();
-    assert_eq!((pro.limit, pro.burst), (50, 7), "a missing field is unchanged");
+    let pro: Plan = patch_plan(&s, "pro", json!({"burst": 7}))
+        .await
+        .ok(200)
+        .json();
+    assert_eq!(
+        (pro.limit, pro.burst),
+        (50, 7),
+        "a missing field is unchanged"
+    );
 
     let r = patch_plan(&s, "gold", json!({"limit": 1})).await;
     assert_eq!(r.refusal(), (404, ErrorCode::PlanNotFound));
@@ -82,11 +90,19 @@ async fn a_new_server_has_standard_and_enterprise_and_plans_are_managed() {
 
     // Plans are the operator's: an org admin may neither read nor change them.
     s.create_org("acme", 5).await;
-    let admin = s.new_key("acme", slotgate_api::Role::Admin, "admin").await.key;
+    let admin = s
+        .new_key("acme", slotgate_api::Role::Admin, "admin")
+        .await
+        .key;
     let r = s.send(Some(&admin), Method::GET, "/v1/plans", None).await;
     assert_eq!(r.refusal(), (403, ErrorCode::Forbidden));
     let r = s
-        .send(Some(&admin), Method::PUT, "/v1/orgs/acme/plan", Some(&json!({"plan": "enterprise"})))
+        .send(
+            Some(&admin),
+            Method::PUT,
+            "/v1/orgs/acme/plan",
+            Some(&json!({"plan": "enterprise"})),
+        )
         .await;
     assert_eq!(r.refusal(), (403, ErrorCode::Forbidden));
 
@@ -94,7 +110,14 @@ async fn a_new_server_has_standard_and_enterprise_and_plans_are_managed() {
     let seen: Vec<_> = page
         .events
         .iter()
-        .map(|e| (e.kind.as_str(), e.plan.as_str(), e.old.is_some(), e.new.is_some()))
+        .map(|e| {
+            (
+                e.kind.as_str(),
+                e.plan.as_str(),
+                e.old.is_some(),
+                e.new.is_some(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -111,39 +134,78 @@ async fn a_new_server_has_standard_and_enterprise_and_plans_are_managed() {
 async fn an_org_takes_its_plans_terms_unless_it_sets_its_own() {
     let s = Server::start().await;
     // A bare limit is exactly as before: no plan, its own limit.
-    let bare: Org = create_org(&s, json!({"id": "bare", "limit": 7})).await.ok(201).json();
+    let bare: Org = create_org(&s, json!({"id": "bare", "limit": 7}))
+        .await
+        .ok(201)
+        .json();
     assert_eq!(terms(&bare), (None, 7, Source::Org, 0, Source::Org));
     let r = create_org(&s, json!({"id": "none"})).await;
     assert_eq!(r.refusal(), (400, ErrorCode::InvalidRequest));
-    assert!(r.error().message.starts_with("limit"), "{}", r.error().message);
+    assert!(
+        r.error().message.starts_with("limit"),
+        "{}",
+        r.error().message
+    );
 
-    let x: Org = create_org(&s, json!({"id": "x", "plan": "enterprise"})).await.ok(201).json();
-    assert_eq!(terms(&x), (Some("enterprise"), 100, Source::Plan, 20, Source::Plan));
+    let x: Org = create_org(&s, json!({"id": "x", "plan": "enterprise"}))
+        .await
+        .ok(201)
+        .json();
+    assert_eq!(
+        terms(&x),
+        (Some("enterprise"), 100, Source::Plan, 20, Source::Plan)
+    );
     let y: Org = create_org(&s, json!({"id": "y", "plan": "standard", "limit": 30}))
         .await
         .ok(201)
         .json();
-    assert_eq!(terms(&y), (Some("standard"), 30, Source::Org, 0, Source::Plan));
+    assert_eq!(
+        terms(&y),
+        (Some("standard"), 30, Source::Org, 0, Source::Plan)
+    );
 
     // The org's own limit overrides the plan's; null returns to the plan's.
     let x: Org = put_limit(&s, "x", json!(40)).await.ok(200).json();
-    assert_eq!(terms(&x), (Some("enterprise"), 40, Source::Org, 20, Source::Plan));
-    patch_plan(&s, "enterprise", json!({"limit": 120, "burst": 10})).await.ok(200);
+    assert_eq!(
+        terms(&x),
+        (Some("enterprise"), 40, Source::Org, 20, Source::Plan)
+    );
+    patch_plan(&s, "enterprise", json!({"limit": 120, "burst": 10}))
+        .await
+        .ok(200);
     let x = s.org("x").await;
-    assert_eq!((x.limit, x.burst), (40, 10), "its own limit stays, the plan's burst follows");
+    assert_eq!(
+        (x.limit, x.burst),
+        (40, 10),
+        "its own limit stays, the plan's burst follows"
+    );
     let x: Org = put_limit(&s, "x", Value::Null).await.ok(200).json();
-    assert_eq!(terms(&x), (Some("enterprise"), 120, Source::Plan, 10, Source::Plan));
+    assert_eq!(
+        terms(&x),
+        (Some("enterprise"), 120, Source::Plan, 10, Source::Plan)
+    );
     let path = "/v1/orgs/x/burst";
-    let x: Org = s.op(Method::PUT, path, Some(&json!({"burst": 3}))).await.ok(200).json();
+    let x: Org = s
+        .op(Method::PUT, path, Some(&json!({"burst": 3})))
+        .await
+        .ok(200)
+        .json();
     assert_eq!((x.burst, x.burst_source), (3, Source::Org));
-    let x: Org = s.op(Method::PUT, path, Some(&json!({"burst": null}))).await.ok(200).json();
+    let x: Org = s
+        .op(Method::PUT, path, Some(&json!({"burst": null})))
+        .await
+        .ok(200)
+        .json();
     assert_eq!((x.burst, x.burst_source), (10, Source::Plan));
     let r = put_limit(&s, "bare", Value::Null).await;
     assert_eq!(r.refusal(), (409, ErrorCode::NoPlan));
 
     // Moving an org is a limit change: an upgrade, a downgrade, or off plans.
     let bare: Org = put_plan(&s, "bare", json!("standard")).await.ok(200).json();
-    assert_eq!(terms(&bare), (Some("standard"), 20, Source::Plan, 0, Source::Plan));
+    assert_eq!(
+        terms(&bare),
+        (Some("standard"), 20, Source::Plan, 0, Source::Plan)
+    );
     let bare: Org = put_plan(&s, "bare", Value::Null).await.ok(200).json();
     assert_eq!(terms(&bare), (None, 20, Source::Org, 0, Source::Org));
     let r = put_plan(&s, "bare", json!("gold")).await;
@@ -151,12 +213,19 @@ async fn an_org_takes_its_plans_terms_unless_it_sets_its_own() {
     s.reserve("bare", "A", json!({"chat": 15})).await;
     let r = put_plan(&s, "bare", json!("tiny-plan-missing")).await;
     assert_eq!(r.refusal(), (404, ErrorCode::PlanNotFound));
-    s.op(Method::POST, "/v1/plans", Some(&json!({"id": "tiny", "limit": 10})))
-        .await
-        .ok(201);
+    s.op(
+        Method::POST,
+        "/v1/plans",
+        Some(&json!({"id": "tiny", "limit": 10})),
+    )
+    .await
+    .ok(201);
     let r = put_plan(&s, "bare", json!("tiny")).await;
     assert_eq!(r.refusal(), (409, ErrorCode::LimitBelowReservations));
-    assert_eq!(terms(&s.org("bare").await), (None, 20, Source::Org, 0, Source::Org));
+    assert_eq!(
+        terms(&s.org("bare").await),
+        (None, 20, Source::Org, 0, Source::Org)
+    );
 
     let events = s.all_events("x").await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
@@ -181,17 +250,28 @@ async fn an_org_takes_its_plans_terms_unless_it_sets_its_own() {
             "org.burst_changed",
         ]
     );
-    let EventKind::PlanChanged { old, new, limit_source, .. } = &events[1].kind else {
+    let EventKind::PlanChanged {
+        old,
+        new,
+        limit_source,
+        ..
+    } = &events[1].kind
+    else {
         panic!("{events:?}")
     };
-    assert_eq!((old.as_deref(), new.as_deref(), *limit_source), (None, Some("enterprise"), Source::Plan));
+    assert_eq!(
+        (old.as_deref(), new.as_deref(), *limit_source),
+        (None, Some("enterprise"), Source::Plan)
+    );
 }
 
 #[tokio::test]
 async fn case_19_a_plan_change_that_breaks_an_org_is_refused_whole() {
     let s = Server::start().await;
     for org in ["a", "x", "z"] {
-        create_org(&s, json!({"id": org, "plan": "standard"})).await.ok(201);
+        create_org(&s, json!({"id": org, "plan": "standard"}))
+            .await
+            .ok(201);
     }
     create_org(&s, json!({"id": "own", "plan": "standard", "limit": 20}))
         .await
@@ -206,7 +286,11 @@ async fn case_19_a_plan_change_that_breaks_an_org_is_refused_whole() {
     let e = r.error();
     assert_eq!((e.orgs, e.count), (Some(vec!["x".to_string()]), Some(1)));
     assert!(e.message.contains("x (reserves 18)"), "{}", e.message);
-    assert_eq!(futures_join(&s, &["a", "own", "x", "z"]).await, before, "no org changed");
+    assert_eq!(
+        futures_join(&s, &["a", "own", "x", "z"]).await,
+        before,
+        "no org changed"
+    );
     let plan: Plan = s.get("/v1/plans/standard").await;
     assert_eq!((plan.limit, plan.orgs), (20, 4));
 
@@ -228,7 +312,16 @@ async fn case_19_a_plan_change_that_breaks_an_org_is_refused_whole() {
         .all_events("z")
         .await
         .iter()
-        .filter(|e| matches!(e.kind, EventKind::LimitChanged { old: 20, new: 15, .. }))
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::LimitChanged {
+                    old: 20,
+                    new: 15,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(changed, 1);
     let page: PlanEventPage = s.get("/v1/plan-events").await;
@@ -245,12 +338,22 @@ async fn case_19_a_plan_change_that_breaks_an_org_is_refused_whole() {
 #[tokio::test]
 async fn plans_and_orgs_on_them_survive_kill_9() {
     let mut s = Server::start().await;
-    s.op(Method::POST, "/v1/plans", Some(&json!({"id": "pro", "limit": 8, "burst": 1})))
+    s.op(
+        Method::POST,
+        "/v1/plans",
+        Some(&json!({"id": "pro", "limit": 8, "burst": 1})),
+    )
+    .await
+    .ok(201);
+    create_org(&s, json!({"id": "acme", "plan": "pro"}))
         .await
         .ok(201);
-    create_org(&s, json!({"id": "acme", "plan": "pro"})).await.ok(201);
-    create_org(&s, json!({"id": "own", "plan": "pro", "limit": 3})).await.ok(201);
-    patch_plan(&s, "enterprise", json!({"limit": 90})).await.ok(200);
+    create_org(&s, json!({"id": "own", "plan": "pro", "limit": 3}))
+        .await
+        .ok(201);
+    patch_plan(&s, "enterprise", json!({"limit": 90}))
+        .await
+        .ok(200);
     patch_plan(&s, "pro", json!({"limit": 9})).await.ok(200);
     let before: Vec<Org> = futures_join(&s, &["acme", "own"]).await;
     let plans: PlanList = s.get("/v1/plans").await;
@@ -260,7 +363,10 @@ async fn plans_and_orgs_on_them_survive_kill_9() {
     assert_eq!(futures_join(&s, &["acme", "own"]).await, before);
     assert_eq!(s.get::<PlanList>("/v1/plans").await, plans);
     let acme = s.org("acme").await;
-    assert_eq!(terms(&acme), (Some("pro"), 9, Source::Plan, 1, Source::Plan));
+    assert_eq!(
+        terms(&acme),
+        (Some("pro"), 9, Source::Plan, 1, Source::Plan)
+    );
     // Still one plan: a change after the restart reaches both orgs.
     patch_plan(&s, "pro", json!({"burst": 4})).await.ok(200);
     assert_eq!(s.org("own").await.burst, 4);
@@ -285,7 +391,11 @@ async fn bad_plan_bodies_are_refused_naming_the_field() {
         (Method::PUT, "/v1/orgs/acme/limit", "{}", "limit"),
     ];
     s.assert_refused_naming(cases).await;
-    assert_eq!(s.get::<PlanList>("/v1/plans").await, before, "nothing changed");
+    assert_eq!(
+        s.get::<PlanList>("/v1/plans").await,
+        before,
+        "nothing changed"
+    );
 }
 
 /// The orgs, in order.

@@ -15,7 +15,10 @@ use crate::service::Service;
 /// List plans, with how many orgs are on each (operator).
 #[utoipa::path(get, path = "/v1/plans", operation_id = "list_plans",
     responses((status = 200, body = PlanList), (status = 403, description = "forbidden: operator only")))]
-pub async fn list(State(s): State<Arc<Service>>, Auth(p): Auth) -> Result<Json<PlanList>, ApiError> {
+pub async fn list(
+    State(s): State<Arc<Service>>,
+    Auth(p): Auth,
+) -> Result<Json<PlanList>, ApiError> {
     Ok(Json(s.plans(&p).await?))
 }
 

@@ -112,7 +112,12 @@ impl Service {
     }
 
     /// `plan.changed` events after `after` (operator only).
-    pub async fn plan_events(&self, p: &Principal, after: u64, limit: usize) -> Result<PlanEventPage> {
+    pub async fn plan_events(
+        &self,
+        p: &Principal,
+        after: u64,
+        limit: usize,
+    ) -> Result<PlanEventPage> {
         super::orgs::operator_only(p)?;
         self.check_up()?;
         let store = self.store.clone();
@@ -157,10 +162,7 @@ impl Service {
             limit: body.limit.unwrap_or(old.limit),
             burst: body.burst.unwrap_or(old.burst),
         };
-        let mut orgs = self
-            .cores
-            .lock_where(|e| on_plan(e, id).is_some())
-            .await;
+        let mut orgs = self.cores.lock_where(|e| on_plan(e, id).is_some()).await;
         // Every org first: the change is refused whole or made whole.
         let mut refused = Vec::new();
         for e in &orgs {
@@ -247,7 +249,9 @@ impl Service {
             .change(org, Some(p.key_id()), |e, now| {
                 let view = e.org(org)?;
                 match target {
-                    Some((terms, id)) => e.set_terms(org, PlanLink::on(id), terms.limit, terms.burst, now),
+                    Some((terms, id)) => {
+                        e.set_terms(org, PlanLink::on(id), terms.limit, terms.burst, now)
+                    }
                     None => e.set_terms(org, PlanLink::default(), view.limit, view.burst, now),
                 }
             })
@@ -321,9 +325,8 @@ impl Service {
         create: impl FnOnce(u32, Option<(PlanLink, u32)>) -> Result<R>,
     ) -> Result<R> {
         let Some(plan) = plan else {
-            let limit = limit.ok_or_else(|| {
-                FieldError::new("limit", "is required unless `plan` is given")
-            })?;
+            let limit = limit
+                .ok_or_else(|| FieldError::new("limit", "is required unless `plan` is given"))?;
             return create(limit, None);
         };
         let id = plan_id("plan", plan)?;
@@ -362,7 +365,9 @@ impl Service {
         events: Vec<(slotgate_core::Event, Option<String>)>,
         orgs_changed: usize,
     ) -> u64 {
-        let terms = new.or(old).expect("a plan change has terms before or after");
+        let terms = new
+            .or(old)
+            .expect("a plan change has terms before or after");
         let event = PlanEvent {
             seq: 0,
             kind: "plan.changed".into(),

@@ -109,7 +109,10 @@ async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
     };
     let store = SqliteStore::open(dir.path(), retention).expect("a new SQLite store opens");
     let (_stop, shutdown) = watch::channel(false);
-    let plans = store.load(super::ended_since(Config::default())).expect("the new store loads").plans;
+    let plans = store
+        .load(super::ended_since(Config::default()))
+        .expect("the new store loads")
+        .plans;
     let service = Service::new(
         Config::default(),
         Vec::new(),
@@ -127,7 +130,10 @@ async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
             limit: None,
             plan: Some("standard".into()),
         };
-        let org = service.create_org(&op, org).await.expect("the org is created");
+        let org = service
+            .create_org(&op, org)
+            .await
+            .expect("the org is created");
         assert_eq!((org.plan.as_deref(), org.limit), (Some("standard"), 20));
     }
     let r = slotgate_api::PerType {
@@ -138,7 +144,10 @@ async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
         .set_reservations(&op, "x", "agent", r)
         .await
         .expect("18 of 20 reserved");
-    let before = (service.org(&op, "w").await.unwrap(), service.org(&op, "x").await.unwrap());
+    let before = (
+        service.org(&op, "w").await.unwrap(),
+        service.org(&op, "x").await.unwrap(),
+    );
 
     // Set the plan's limit to 15: refused, naming X; no org changes.
     let lower = slotgate_api::UpdatePlan {
@@ -151,7 +160,10 @@ async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
         }
         other => panic!("refused naming x, not {other:?}"),
     }
-    let after = (service.org(&op, "w").await.unwrap(), service.org(&op, "x").await.unwrap());
+    let after = (
+        service.org(&op, "w").await.unwrap(),
+        service.org(&op, "x").await.unwrap(),
+    );
     assert_eq!(after, before);
     assert_eq!(service.get_plan(&op, "standard").await.unwrap().limit, 20);
 }

@@ -874,9 +874,14 @@ fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>, term: 
         Write::Plan(plan) => {
             let p = &plan.plan;
             if plan.deleted {
-                exec(jobs, "DELETE FROM slotgate_plans WHERE id = $1", params![p.id]);
+                exec(
+                    jobs,
+                    "DELETE FROM slotgate_plans WHERE id = $1",
+                    params![p.id],
+                );
             } else {
-                exec(jobs,
+                exec(
+                    jobs,
                     "INSERT INTO slotgate_plans (id, lim, burst) VALUES ($1, $2, $3)
                      ON CONFLICT (id) DO UPDATE SET lim = $2, burst = $3",
                     params![p.id, (p.limit as i32), (p.burst as i32)],

@@ -167,7 +167,9 @@ impl Store for SqliteStore {
     ) -> Result<Vec<slotgate_api::PlanEvent>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn
-            .prepare_cached("SELECT seq, body FROM plan_events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .prepare_cached(
+                "SELECT seq, body FROM plan_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
             .map_err(err)?;
         let rows = stmt
             .query_map(params![after as i64, limit as i64], |r| {
@@ -304,7 +306,8 @@ fn apply(
             if plan.deleted {
                 exec(txn, "DELETE FROM plans WHERE id = ?1", [&p.id])?;
             } else {
-                exec(txn,
+                exec(
+                    txn,
                     "INSERT INTO plans (id, lim, burst) VALUES (?1, ?2, ?3)
                      ON CONFLICT (id) DO UPDATE SET lim = ?2, burst = ?3",
                     params![p.id, p.limit, p.burst],
