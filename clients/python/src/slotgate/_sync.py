@@ -168,7 +168,9 @@ class Client:
 
     # ----- orgs and reservations -----
 
-    def create_org(self, id: str, limit: Optional[int] = None, *, plan: Optional[str] = None) -> Org:
+    def create_org(
+        self, id: str, limit: Optional[int] = None, *, plan: Optional[str] = None
+    ) -> Org:
         """Creates an org with its own ``limit``, or on a ``plan`` (operator key)."""
         return self._portal.call(self._async.create_org(id, limit, plan=plan))
 
