@@ -276,43 +276,42 @@ impl Service {
             Some(_) => None,
         };
         let by = Some(p.key_id());
-        Ok(self
-            .change(org, by, |e, now| {
-                let view = e.org(org)?;
-                let mut link = view.plan.clone();
-                let source = match value {
-                    Some(_) => Source::Org,
-                    None => Source::Plan,
-                };
-                let terms = match (&link.plan, value) {
-                    (_, Some(v)) => PlanTerms { limit: v, burst: v },
-                    (None, None) => return Err(Error::NoPlan(org.to_string())),
-                    (Some(plan), None) => self.plans.terms(plan.as_str())?,
-                };
-                let (limit, burst) = match which {
-                    Which::Limit => {
-                        if link.plan.is_some() {
-                            link.limit_source = source;
-                        }
-                        (terms.limit, view.burst)
+        self.change(org, by, |e, now| {
+            let view = e.org(org)?;
+            let mut link = view.plan.clone();
+            let source = match value {
+                Some(_) => Source::Org,
+                None => Source::Plan,
+            };
+            let terms = match (&link.plan, value) {
+                (_, Some(v)) => PlanTerms { limit: v, burst: v },
+                (None, None) => return Err(Error::NoPlan(org.to_string())),
+                (Some(plan), None) => self.plans.terms(plan.as_str())?,
+            };
+            let (limit, burst) = match which {
+                Which::Limit => {
+                    if link.plan.is_some() {
+                        link.limit_source = source;
                     }
-                    Which::Burst => {
-                        if link.plan.is_some() {
-                            link.burst_source = source;
-                        }
-                        (view.limit, terms.burst)
-                    }
-                };
-                if link.plan.is_none() {
-                    // No plan: exactly the change of version 1 and 2.
-                    return Ok(match which {
-                        Which::Limit => e.set_limit(org, limit, now)?,
-                        Which::Burst => e.set_burst(org, burst, now)?,
-                    });
+                    (terms.limit, view.burst)
                 }
-                Ok(e.set_terms(org, link, limit, burst, now)?)
-            })
-            .await??)
+                Which::Burst => {
+                    if link.plan.is_some() {
+                        link.burst_source = source;
+                    }
+                    (view.limit, terms.burst)
+                }
+            };
+            if link.plan.is_none() {
+                // No plan: exactly the change of version 1 and 2.
+                return Ok(match which {
+                    Which::Limit => e.set_limit(org, limit, now)?,
+                    Which::Burst => e.set_burst(org, burst, now)?,
+                });
+            }
+            Ok(e.set_terms(org, link, limit, burst, now)?)
+        })
+        .await?
     }
 
     /// The plan and terms an org is created with: `plan`'s, and `limit`
