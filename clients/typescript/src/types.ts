@@ -52,8 +52,11 @@ export type ErrorCode = Schemas["ErrorCode"];
 export type ApiErrorBody = Schemas["ApiError"];
 /** `POST /v1/orgs`: an own `limit`, a `plan`, or both. */
 export type CreateOrg = Schemas["CreateOrg"];
-/** A plan: a tier of limit and burst that orgs are put on. */
-export type Plan = Schemas["Plan"];
+/**
+ * A plan: a tier of limit and burst that orgs are put on (`PlanTier` in the
+ * OpenAPI document, where `Plan` is capacity planning's recommendation).
+ */
+export type Plan = Schemas["PlanTier"];
 /** `GET /v1/plans`. */
 export type PlanList = Schemas["PlanList"];
 /** `POST /v1/plans`. */

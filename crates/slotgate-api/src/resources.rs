@@ -182,9 +182,11 @@ pub struct NewKey {
 }
 
 /// A plan: an operator-defined tier of limit and burst that orgs take
-/// unless they set their own.
+/// unless they set their own. In the OpenAPI document `PlanTier`: `Plan`
+/// there is capacity planning's recommendation (older).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = PlanTier))]
 pub struct Plan {
     /// The plan's id, e.g. `standard`.
     pub id: String,

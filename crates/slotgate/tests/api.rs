@@ -881,6 +881,14 @@ async fn openapi_declares_answers_ranges_links_and_resolves_every_reference() {
     assert!(schemas["Reservations"].get("required").is_none());
     assert_eq!(property("Reservations", "chat")["maximum"], 1_000_000);
     assert!(schemas["PerType"].get("required").is_none());
+    // Capacity planning's Plan and the operator's plans (PlanTier) are apart.
+    assert!(schemas["Plan"]["properties"]["alternatives"].is_object());
+    assert!(schemas["PlanTier"]["properties"]["orgs"].is_object());
+    assert_eq!(
+        doc["paths"]["/v1/plans/{plan}"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/PlanTier"
+    );
     // A plan takes traffic or a window, not both.
     assert_eq!(
         schemas["PlanBody"]["not"]["required"],

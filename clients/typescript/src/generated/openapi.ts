@@ -1491,7 +1491,7 @@ export interface components {
         /** @description `GET /v1/plans`. */
         PlanList: {
             /** @description Every plan, by id. */
-            plans: components["schemas"]["Plan"][];
+            plans: components["schemas"]["PlanTier"][];
         };
         /** @description A plan's terms, as a `plan.changed` event shows them before and after. */
         PlanTerms: {
@@ -1505,6 +1505,30 @@ export interface components {
              * @description Its limit.
              */
             limit: number;
+        };
+        /**
+         * @description A plan: an operator-defined tier of limit and burst that orgs take
+         *     unless they set their own. In the OpenAPI document `PlanTier`: `Plan`
+         *     there is capacity planning's recommendation (older).
+         */
+        PlanTier: {
+            /**
+             * Format: int32
+             * @description The burst `B` of every org on it that has no burst of its own.
+             */
+            burst: number;
+            /** @description The plan's id, e.g. `standard`. */
+            id: string;
+            /**
+             * Format: int32
+             * @description The limit `L` of every org on it that has no limit of its own.
+             */
+            limit: number;
+            /**
+             * Format: int32
+             * @description How many orgs are on it.
+             */
+            orgs: number;
         };
         /** @description A recommended reservation. */
         Reservation: {
@@ -4267,7 +4291,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Plan"];
+                    "application/json": components["schemas"]["PlanTier"];
                 };
             };
             /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
@@ -4352,7 +4376,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Plan"];
+                    "application/json": components["schemas"]["PlanTier"];
                 };
             };
             /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
@@ -4516,7 +4540,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Plan"];
+                    "application/json": components["schemas"]["PlanTier"];
                 };
             };
             /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
