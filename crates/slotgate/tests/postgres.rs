@@ -24,6 +24,8 @@ const TABLES: &[&str] = &[
     "slotgate_keys",
     "slotgate_leader",
     "slotgate_orgs",
+    "slotgate_plan_events",
+    "slotgate_plans",
     "slotgate_reservations",
     "slotgate_schema",
 ];
