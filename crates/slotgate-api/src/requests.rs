@@ -44,7 +44,10 @@ pub struct SetLimit {
     /// The new limit, 0 to 1,000,000; not below the sum of the org's
     /// reservations. Null: back to the org's plan's limit (the org must be on a plan).
     #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, minimum = 0, maximum = 1_000_000)
+    )]
     pub limit: Option<u32>,
 }
 
@@ -57,7 +60,10 @@ pub struct SetBurst {
     /// use, 0 to 1,000,000 (0: none, as in version 1). Null: back to the
     /// org's plan's burst (the org must be on a plan).
     #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, minimum = 0, maximum = 1_000_000)
+    )]
     pub burst: Option<u32>,
 }
 
@@ -70,7 +76,10 @@ pub struct SetPlan {
     /// cleared). Null: off plans, keeping its limit and burst as its own.
     /// Required (null must be said, not left out).
     #[serde(deserialize_with = "required_nullable")]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, pattern = r"^[A-Za-z0-9._:-]{1,128}$")
+    )]
     pub plan: Option<String>,
 }
 

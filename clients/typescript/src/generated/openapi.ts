@@ -1613,7 +1613,7 @@ export interface components {
              *     use, 0 to 1,000,000 (0: none, as in version 1). Null: back to the
              *     org's plan's burst (the org must be on a plan).
              */
-            burst?: number | null;
+            burst: number | null;
         };
         /**
          * @description [`SetCaps`] as the server reads it: each cap 0 to 1,000,000 or null (no
@@ -1658,7 +1658,7 @@ export interface components {
              * @description The new limit, 0 to 1,000,000; not below the sum of the org's
              *     reservations. Null: back to the org's plan's limit (the org must be on a plan).
              */
-            limit?: number | null;
+            limit: number | null;
         };
         /** @description `PUT /v1/orgs/{org}/plan`: moves an org to a plan (or off plans). */
         SetPlan: {
@@ -1667,7 +1667,7 @@ export interface components {
              *     cleared). Null: off plans, keeping its limit and burst as its own.
              *     Required (null must be said, not left out).
              */
-            plan?: string | null;
+            plan: string | null;
         };
         /** @description A simulation's answer. */
         SimReport: {
