@@ -301,6 +301,16 @@ impl Client {
         .await
     }
 
+    /// Returns an org's burst to its plan's (operator key); `no_plan` for an org on no plan.
+    pub async fn clear_burst(&self, org: &str) -> Result<Org> {
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/burst", enc(org)),
+            &SetBurst { burst: None },
+        )
+        .await
+    }
+
     /// Returns an org's limit to its plan's (operator key); `no_plan` for an org on no plan.
     pub async fn clear_limit(&self, org: &str) -> Result<Org> {
         self.write(

@@ -307,13 +307,18 @@ pub enum ClientCommand {
     )]
     Cap(CapArgs),
     /// Set an org's burst: slots it may use above its limit once the whole limit is in use (operator key).
-    #[command(after_help = "Example: slotgate burst acme 5")]
+    ///
+    /// On an org on a plan, its own burst overrides the plan's; `plan`
+    /// instead of a number returns it to the plan's burst.
+    #[command(
+        after_help = "Examples:\n  slotgate burst acme 5\n  slotgate burst acme plan    # back to its plan's burst"
+    )]
     Burst {
         /// The org.
         org: String,
-        /// Slots above the limit, 0 to 1,000,000 (0: none).
-        #[arg(allow_negative_numbers = true, value_parser = slots)]
-        burst: u32,
+        /// Slots above the limit, 0 to 1,000,000 (0: none); or `plan`.
+        #[arg(allow_negative_numbers = true, value_parser = own_or_plan, value_name = "BURST|plan")]
+        burst: OwnOrPlan,
     },
     /// Remove an agent's reservations and caps; its slots return to the shared pool.
     #[command(after_help = "Example: slotgate unreserve acme agent-a")]
@@ -593,7 +598,10 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             emit(json, &a, || caps_text(&a.id, &a.caps))?;
         }
         ClientCommand::Burst { org, burst } => {
-            let o = client.set_burst(&org, burst).await?;
+            let o = match burst.0 {
+                Some(burst) => client.set_burst(&org, burst).await?,
+                None => client.clear_burst(&org).await?,
+            };
             emit(json, &o, || {
                 format!(
                     "org {} now has burst {} above its limit {} (in use: {})",
@@ -897,11 +905,11 @@ fn plan_note(org: &Org) -> String {
     }
 }
 
-/// An org's own limit, or `None`: back to its plan's.
+/// An org's own limit or burst, or `None`: back to its plan's.
 #[derive(Debug, Clone, Copy)]
 pub struct OwnOrPlan(pub Option<u32>);
 
-/// A limit, or `plan`: back to the org's plan's.
+/// A number, or `plan`: back to the org's plan's.
 fn own_or_plan(s: &str) -> Result<OwnOrPlan, String> {
     match s {
         "plan" => Ok(OwnOrPlan(None)),

@@ -290,6 +290,8 @@ async fn plans_from_the_shell() {
     );
     let back = ok(&["org", "limit", "x", "plan"]);
     assert!(back.contains("limit 9 (shared 1), from plan pro"), "{back}");
+    assert!(ok(&["burst", "x", "4"]).contains("org x now has burst 4"));
+    assert!(ok(&["burst", "x", "plan"]).contains("org x now has burst 2"));
     let moved = ok(&["org", "plan", "x", "enterprise"]);
     assert!(
         moved.contains("org x is on plan enterprise: limit 100, burst 20"),
