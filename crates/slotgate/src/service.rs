@@ -16,6 +16,7 @@
 //! - here: the service, its errors, and how a change becomes durable;
 //! - `service/cores.rs`: each org's engine behind its own lock, and the org index;
 //! - `service/orgs.rs`: orgs, limits, reservations, the recent past;
+//!   `service/plans.rs`: plans (tiers of limit and burst) and the orgs on them;
 //! - `service/calls.rs`: acquire, waiting in the queue, heartbeat, release, lists;
 //! - `service/keys.rs`: org keys; `service/events.rs`: the event log and its stream;
 //! - `service/planning.rs`: observed traffic, the plan, what-if simulations;
