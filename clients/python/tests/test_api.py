@@ -213,6 +213,48 @@ async def test_usage_by_hour(
     assert "to" in e.value.message
 
 
+async def test_plans_orgs_on_them_and_case_19(client: AsyncClient) -> None:
+    plans = {p.id: p for p in await client.list_plans()}
+    assert (plans["standard"].limit, plans["standard"].burst) == (20, 0)
+    assert (plans["enterprise"].limit, plans["enterprise"].burst) == (100, 20)
+
+    # A plan of this test's own: the server is shared with the other tests.
+    tier = new_id("tier")
+    created = await client.create_plan(tier, 20)
+    assert (created.id, created.limit, created.burst, created.orgs) == (tier, 20, 0, 0)
+    with pytest.raises(slotgate.PlanExists):
+        await client.create_plan(tier, 5)
+    x, own = new_id("x"), new_id("own")
+    org = await client.create_org(x, plan=tier)
+    assert (org.plan, org.limit, org.limit_source) == (tier, 20, slotgate.Source.PLAN)
+    org = await client.create_org(own, 25, plan=tier)
+    assert (org.limit, org.limit_source) == (25, slotgate.Source.ORG)
+
+    # Case 19: X reserves 18 of the plan's 20; a limit of 15 is refused whole.
+    await client.set_reservations(x, "agent", chat=18)
+    with pytest.raises(slotgate.PlanBelowReservations) as e:
+        await client.update_plan(tier, limit=15)
+    assert (e.value.status, e.value.orgs, e.value.count) == (409, [x], 1)
+    assert (await client.get_org(x)).limit == 20
+    assert (await client.get_plan(tier)).limit == 20
+
+    changed = await client.update_plan(tier, limit=19, burst=2)
+    assert (changed.limit, changed.burst, changed.orgs) == (19, 2, 2)
+    assert ((await client.get_org(x)).limit, (await client.get_org(own)).limit) == (19, 25)
+    back = await client.set_limit(own, None)
+    assert (back.limit, back.limit_source) == (19, slotgate.Source.PLAN)
+
+    with pytest.raises(slotgate.PlanInUse) as u:
+        await client.delete_plan(tier)
+    assert u.value.count == 2
+    off = await client.set_org_plan(own, None)
+    assert (off.plan, off.limit, off.limit_source) == (None, 19, slotgate.Source.ORG)
+    with pytest.raises(slotgate.NoPlan):
+        await client.set_burst(own, None)
+    with pytest.raises(slotgate.PlanNotFound):
+        await client.set_org_plan(x, new_id("gone"))
+
+
 async def test_acquire_admit_queue_idempotent_conflict(
     client: AsyncClient, make_org: MakeOrg
 ) -> None:

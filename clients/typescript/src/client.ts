@@ -31,6 +31,7 @@ import type {
   Caps,
   CreateKey,
   CreateOrg,
+  CreatePlan,
   Event,
   EventPage,
   HistoryPage,
@@ -41,6 +42,9 @@ import type {
   OrgList,
   Page,
   PerType,
+  Plan,
+  PlanList,
+  UpdatePlan,
   Usage,
 } from "./types.js";
 
@@ -172,17 +176,61 @@ export class Client {
     return this.request("GET", `/orgs/${seg(org)}`);
   }
 
-  /** Sets an org's limit (operator key); 409 `limit_below_reservations` if below them. */
-  setLimit(org: string, limit: number): Promise<Org> {
+  /**
+   * Sets an org's own limit, overriding its plan's (operator key); 409
+   * `limit_below_reservations` if below them. `null` returns it to its
+   * plan's limit (409 `no_plan` for an org on no plan).
+   */
+  setLimit(org: string, limit: number | null): Promise<Org> {
     return this.request("PUT", `/orgs/${seg(org)}/limit`, { body: { limit } });
   }
 
   /**
-   * Sets an org's burst, the slots it may use above its limit once the
-   * whole limit is in use (operator key).
+   * Sets an org's own burst, the slots it may use above its limit once the
+   * whole limit is in use (operator key). `null` returns it to its plan's.
    */
-  setBurst(org: string, burst: number): Promise<Org> {
+  setBurst(org: string, burst: number | null): Promise<Org> {
     return this.request("PUT", `/orgs/${seg(org)}/burst`, { body: { burst } });
+  }
+
+  // ----- plans -----
+
+  /** Every plan, with how many orgs are on each (operator key). */
+  async listPlans(): Promise<Plan[]> {
+    return (await this.request<PlanList>("GET", "/plans")).plans;
+  }
+
+  /** One plan (operator key); 404 `plan_not_found` if there is none. */
+  getPlan(plan: string): Promise<Plan> {
+    return this.request("GET", `/plans/${seg(plan)}`);
+  }
+
+  /** Creates a plan (operator key); 409 `plan_exists` if the id is taken. */
+  createPlan(plan: CreatePlan): Promise<Plan> {
+    return this.request("POST", "/plans", { body: plan, idempotent: false });
+  }
+
+  /**
+   * Changes a plan's limit or burst, and with it every org on it that takes
+   * them, in one change; or refuses it whole (409 `plan_below_reservations`,
+   * naming the orgs in the way as `error.orgs` and `error.count`) and
+   * changes nothing (operator key).
+   */
+  updatePlan(plan: string, change: UpdatePlan): Promise<Plan> {
+    return this.request("PATCH", `/plans/${seg(plan)}`, { body: change });
+  }
+
+  /** Deletes a plan; 409 `plan_in_use` while orgs are on it (operator key). */
+  async deletePlan(plan: string): Promise<void> {
+    await this.request("DELETE", `/plans/${seg(plan)}`, { idempotent: false });
+  }
+
+  /**
+   * Puts an org on a plan: it takes the plan's limit and burst (its own are
+   * cleared); `null` takes it off plans, keeping them as its own (operator key).
+   */
+  setOrgPlan(org: string, plan: string | null): Promise<Org> {
+    return this.request("PUT", `/orgs/${seg(org)}/plan`, { body: { plan } });
   }
 
   /**

@@ -56,8 +56,21 @@ export type UsageFigures = Schemas["UsageFigures"];
 export type ErrorCode = Schemas["ErrorCode"];
 /** The `error` object of an error answer. */
 export type ApiErrorBody = Schemas["ApiError"];
-/** `POST /v1/orgs`. */
+/** `POST /v1/orgs`: an own `limit`, a `plan`, or both. */
 export type CreateOrg = Schemas["CreateOrg"];
+/**
+ * A plan: a tier of limit and burst that orgs are put on (`PlanTier` in the
+ * OpenAPI document, where `Plan` is capacity planning's recommendation).
+ */
+export type Plan = Schemas["PlanTier"];
+/** `GET /v1/plans`. */
+export type PlanList = Schemas["PlanList"];
+/** `POST /v1/plans`. */
+export type CreatePlan = Schemas["CreatePlan"];
+/** `PATCH /v1/plans/{plan}`: a missing field is unchanged. */
+export type UpdatePlan = Schemas["UpdatePlan"];
+/** Where an org's limit or burst comes from: `plan` or `org` (its own). */
+export type Source = Schemas["Source"];
 /** `POST /v1/orgs/{org}/calls`. */
 export type AcquireCall = Schemas["AcquireCall"];
 /** `POST /v1/orgs/{org}/keys`. */

@@ -124,6 +124,35 @@ describe("the plain API", () => {
     assert.ok(bad instanceof ApiError && bad.status === 400 && bad.message.includes("to"));
   });
 
+  test("plans: an org on one, its own limit, case 19 refused whole", T, async () => {
+    const plans = await client.listPlans();
+    assert.deepEqual(
+      plans.filter((p) => p.id === "standard" || p.id === "enterprise").map((p) => [p.id, p.limit, p.burst]),
+      [["enterprise", 100, 20], ["standard", 20, 0]],
+    );
+    const tier = `tier-${newOrg()}`;
+    assert.equal((await client.createPlan({ id: tier, limit: 20 })).burst, 0);
+    const x = newOrg();
+    const created = await client.createOrg({ id: x, plan: tier });
+    assert.deepEqual([created.plan, created.limit, created.limit_source], [tier, 20, "plan"]);
+    await client.setReservations(x, "a", { chat: 18 });
+    const refused: unknown = await client.updatePlan(tier, { limit: 15 }).catch((e: unknown) => e);
+    assert.ok(refused instanceof ApiError);
+    assert.deepEqual([refused.status, refused.code, refused.error.orgs, refused.error.count], [409, "plan_below_reservations", [x], 1]);
+    assert.equal((await client.getOrg(x)).limit, 20);
+    assert.equal((await client.updatePlan(tier, { limit: 19 })).orgs, 1);
+    assert.equal((await client.getOrg(x)).limit, 19);
+    const own = await client.setLimit(x, 30);
+    assert.deepEqual([own.limit, own.limit_source], [30, "org"]);
+    assert.equal((await client.setLimit(x, null)).limit, 19);
+    const moved = await client.setOrgPlan(x, "enterprise");
+    assert.deepEqual([moved.plan, moved.limit, moved.burst], ["enterprise", 100, 20]);
+    await client.deletePlan(tier);
+    const gone: unknown = await client.getPlan(tier).catch((e: unknown) => e);
+    assert.ok(gone instanceof ApiError);
+    assert.equal(gone.code, "plan_not_found");
+  });
+
   test("calls: acquire (201, 202, 200 on retry), wait, heartbeat, release, list", T, async () => {
     const org = newOrg();
     await client.createOrg({ id: org, limit: 1 });

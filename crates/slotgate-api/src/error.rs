@@ -50,6 +50,8 @@ pub enum ErrorCode {
     CallNotFound,
     /// 404: no such key in this org.
     KeyNotFound,
+    /// 404: no such plan.
+    PlanNotFound,
     /// 405: the endpoint does not take this method.
     MethodNotAllowed,
     /// 409: an org with this id exists.
@@ -67,6 +69,17 @@ pub enum ErrorCode {
     /// 409: the call would queue blocked and the acquire asked
     /// `if_blocked: "refuse"`; nothing was queued. `error.blocked` says why.
     CallBlocked,
+    /// 409: a plan with this id exists.
+    PlanExists,
+    /// 409: orgs are on the plan, so it cannot be deleted; `error.orgs`
+    /// names the first ten, `error.count` says how many in all.
+    PlanInUse,
+    /// 409: the plan's new limit would be below the reservations of orgs on
+    /// it that take its limit; `error.orgs` names the first ten,
+    /// `error.count` says how many in all. Nothing changed.
+    PlanBelowReservations,
+    /// 409: a limit or burst of null (back to the plan's) for an org on no plan.
+    NoPlan,
     /// 409: a plan or simulation of observed traffic, for an org with no
     /// ended calls in the window to learn from (give `traffic`, or a longer `window`).
     NoTraffic,
@@ -108,7 +121,8 @@ impl ErrorCode {
             ErrorCode::NotFound
             | ErrorCode::OrgNotFound
             | ErrorCode::CallNotFound
-            | ErrorCode::KeyNotFound => 404,
+            | ErrorCode::KeyNotFound
+            | ErrorCode::PlanNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::OrgExists
             | ErrorCode::CallIdConflict
@@ -116,6 +130,10 @@ impl ErrorCode {
             | ErrorCode::ReservationsExceedLimit
             | ErrorCode::CapBelowReservation
             | ErrorCode::CallBlocked
+            | ErrorCode::PlanExists
+            | ErrorCode::PlanInUse
+            | ErrorCode::PlanBelowReservations
+            | ErrorCode::NoPlan
             | ErrorCode::NoTraffic => 409,
             ErrorCode::CallEnded => 410,
             ErrorCode::PayloadTooLarge => 413,
@@ -137,6 +155,7 @@ impl ErrorCode {
             ErrorCode::OrgNotFound => "org_not_found",
             ErrorCode::CallNotFound => "call_not_found",
             ErrorCode::KeyNotFound => "key_not_found",
+            ErrorCode::PlanNotFound => "plan_not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::OrgExists => "org_exists",
             ErrorCode::CallIdConflict => "call_id_conflict",
@@ -144,6 +163,10 @@ impl ErrorCode {
             ErrorCode::ReservationsExceedLimit => "reservations_exceed_limit",
             ErrorCode::CapBelowReservation => "cap_below_reservation",
             ErrorCode::CallBlocked => "call_blocked",
+            ErrorCode::PlanExists => "plan_exists",
+            ErrorCode::PlanInUse => "plan_in_use",
+            ErrorCode::PlanBelowReservations => "plan_below_reservations",
+            ErrorCode::NoPlan => "no_plan",
             ErrorCode::NoTraffic => "no_traffic",
             ErrorCode::CallEnded => "call_ended",
             ErrorCode::PayloadTooLarge => "payload_too_large",
@@ -201,6 +224,12 @@ pub struct ApiError {
     /// `call_blocked`: why the call would have waited blocked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<BlockedReason>,
+    /// `plan_below_reservations`, `plan_in_use`: the first ten orgs in the way, by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orgs: Option<Vec<String>>,
+    /// `plan_below_reservations`, `plan_in_use`: how many orgs in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
 }
 
 impl ApiError {
@@ -214,6 +243,8 @@ impl ApiError {
             cap: None,
             call: None,
             blocked: None,
+            orgs: None,
+            count: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::resources::Time;
-use crate::types::{BlockedReason, CallType, Caps, EndReason, PerType, Slot};
+use crate::types::{BlockedReason, CallType, Caps, EndReason, PerType, Slot, Source};
 
 /// One state change of an org (`GET .../events`, the SSE stream).
 ///
@@ -110,6 +110,22 @@ pub enum EventKind {
         /// The id of the key that changed it (null for the operator).
         by: Option<String>,
     },
+    /// The org's plan changed, or where its limit or burst comes from (its
+    /// plan's or its own). The limit and burst it changed follow as
+    /// `org.limit_changed` and `org.burst_changed`.
+    #[serde(rename = "org.plan_changed")]
+    PlanChanged {
+        /// The plan before (null: none).
+        old: Option<String>,
+        /// The plan now (null: none).
+        new: Option<String>,
+        /// Where its limit comes from now.
+        limit_source: Source,
+        /// Where its burst comes from now.
+        burst_source: Source,
+        /// The id of the key that changed it (null for the operator).
+        by: Option<String>,
+    },
     /// An agent's caps changed.
     #[serde(rename = "agent.caps_changed")]
     CapsChanged {
@@ -157,6 +173,7 @@ impl EventKind {
             EventKind::LimitChanged { .. } => "org.limit_changed",
             EventKind::ReservationsChanged { .. } => "agent.reservations_changed",
             EventKind::BurstChanged { .. } => "org.burst_changed",
+            EventKind::PlanChanged { .. } => "org.plan_changed",
             EventKind::CapsChanged { .. } => "agent.caps_changed",
             EventKind::BlockedChanged { .. } => "org.blocked_changed",
         }

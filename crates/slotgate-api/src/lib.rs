@@ -44,15 +44,15 @@ pub mod usage;
 pub use error::{ApiError, ErrorBody, ErrorCode, FieldError};
 pub use events::{Event, EventKind, EventPage};
 pub use requests::{
-    AcquireCall, CapsBody, CreateKey, CreateOrg, Heartbeat, ReservationsBody, SetBurst, SetCaps,
-    SetLimit, SetOrgRate, SetReservations, UpdateKey,
+    AcquireCall, CapsBody, CreateKey, CreateOrg, CreatePlan, Heartbeat, ReservationsBody, SetBurst,
+    SetCaps, SetLimit, SetOrgRate, SetPlan, SetReservations, UpdateKey, UpdatePlan,
 };
 pub use resources::{
-    Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, OrgRate,
-    RateSource, Sample, Time,
+    Agent, Call, CallList, HistoryPage, KeyInfo, KeyList, NewKey, Org, OrgList, OrgRate, Plan,
+    PlanEvent, PlanEventPage, PlanList, PlanTerms, RateSource, Sample, Time,
 };
 pub use types::{
     BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Role,
-    Slot,
+    Slot, Source,
 };
 pub use usage::{Step, Usage, UsageByType, UsageFigures, UsageStep};

@@ -12,7 +12,8 @@ use crate::limits;
 use crate::number;
 use crate::types::{CallType, Caps, IfBlocked, PerType, Role};
 
-/// `POST /v1/orgs`: a new org on a plan of `limit` concurrent calls.
+/// `POST /v1/orgs`: a new org with a limit of `limit` concurrent calls, or
+/// on a plan (`plan`), or both (its own limit then overrides the plan's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -20,10 +21,19 @@ pub struct CreateOrg {
     /// The new org's id.
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
     pub id: String,
-    /// Its concurrency limit, 0 to 1,000,000.
-    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    /// Its own concurrency limit, 0 to 1,000,000; required unless `plan` is given.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>"
+    )]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
-    pub limit: u32,
+    pub limit: Option<u32>,
+    /// The plan it is on (`GET /v1/plans`): it takes the plan's limit
+    /// (unless `limit` is given) and burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
+    pub plan: Option<String>,
 }
 
 /// `PUT /v1/orgs/{org}/limit`.
@@ -31,10 +41,14 @@ pub struct CreateOrg {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetLimit {
-    /// The new limit, 0 to 1,000,000; not below the sum of the org's reservations.
-    #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
-    pub limit: u32,
+    /// The new limit, 0 to 1,000,000; not below the sum of the org's
+    /// reservations. Null: back to the org's plan's limit (the org must be on a plan).
+    #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, minimum = 0, maximum = 1_000_000)
+    )]
+    pub limit: Option<u32>,
 }
 
 /// `PUT /v1/orgs/{org}/burst`.
@@ -43,8 +57,55 @@ pub struct SetLimit {
 #[serde(deny_unknown_fields)]
 pub struct SetBurst {
     /// Slots the org may use above its limit once the whole limit is in
-    /// use, 0 to 1,000,000 (0: none, as in version 1).
+    /// use, 0 to 1,000,000 (0: none, as in version 1). Null: back to the
+    /// org's plan's burst (the org must be on a plan).
+    #[serde(deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, minimum = 0, maximum = 1_000_000)
+    )]
+    pub burst: Option<u32>,
+}
+
+/// `PUT /v1/orgs/{org}/plan`: moves an org to a plan (or off plans).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetPlan {
+    /// The plan: the org takes its limit and burst (its own ones are
+    /// cleared). Null: off plans, keeping its limit and burst as its own.
+    /// Required (null must be said, not left out).
+    #[serde(deserialize_with = "required_nullable")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, pattern = r"^[A-Za-z0-9._:-]{1,128}$")
+    )]
+    pub plan: Option<String>,
+}
+
+/// A field that must be present, and may be null (serde would read a
+/// missing `Option` as `None`).
+fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+/// `POST /v1/plans`: a new plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlan {
+    /// The new plan's id.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
+    pub id: String,
+    /// Its limit, 0 to 1,000,000.
     #[serde(deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub limit: u32,
+    /// Its burst, 0 to 1,000,000 (0 if absent).
+    #[serde(
+        default,
+        deserialize_with = "number::whole::<_, _, 0, { limits::MAX_LIMIT as u64 }>"
+    )]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
     pub burst: u32,
 }
@@ -64,6 +125,29 @@ pub struct SetOrgRate {
         schema(minimum = 0, maximum = 1_000_000, required = true)
     )]
     pub rate_per_s: Option<u32>,
+}
+
+/// `PATCH /v1/plans/{plan}`: a new limit, burst or both; a missing one is unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePlan {
+    /// The plan's new limit, 0 to 1,000,000.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub limit: Option<u32>,
+    /// The plan's new burst, 0 to 1,000,000.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number::whole_opt::<_, _, 0, { limits::MAX_LIMIT as u64 }>"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
+    pub burst: Option<u32>,
 }
 
 /// `PUT /v1/orgs/{org}/agents/{agent}/caps`: all five caps at once; a

@@ -16,6 +16,16 @@ pub struct Org {
     pub id: String,
     /// Its concurrency limit `L`.
     pub limit: u32,
+    /// The plan it is on (null: none; its limit and burst are its own).
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Where `limit` comes from: its plan's (`plan`), or its own (`org`),
+    /// which overrides the plan's.
+    #[serde(default)]
+    pub limit_source: crate::types::Source,
+    /// Where `burst` comes from: its plan's (`plan`), or its own (`org`).
+    #[serde(default)]
+    pub burst_source: crate::types::Source,
     /// Sum of all reservations `R`.
     pub reserved: u32,
     /// Shared capacity `S = L - R`.
@@ -195,6 +205,77 @@ pub struct NewKey {
     pub rate_per_s: Option<u32>,
     /// The secret, for `Authorization: Bearer`.
     pub key: String,
+}
+
+/// A plan: an operator-defined tier of limit and burst that orgs take
+/// unless they set their own. In the OpenAPI document `PlanTier`: `Plan`
+/// there is capacity planning's recommendation (older).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = PlanTier))]
+pub struct Plan {
+    /// The plan's id, e.g. `standard`.
+    pub id: String,
+    /// The limit `L` of every org on it that has no limit of its own.
+    pub limit: u32,
+    /// The burst `B` of every org on it that has no burst of its own.
+    pub burst: u32,
+    /// How many orgs are on it.
+    pub orgs: u32,
+}
+
+/// `GET /v1/plans`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanList {
+    /// Every plan, by id.
+    pub plans: Vec<Plan>,
+}
+
+/// A plan's terms, as a `plan.changed` event shows them before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanTerms {
+    /// Its limit.
+    pub limit: u32,
+    /// Its burst.
+    pub burst: u32,
+}
+
+/// `plan.changed`: a plan was created, changed or deleted (operator-visible,
+/// `GET /v1/plans/events`). The orgs it changed each have their own
+/// `org.limit_changed` / `org.burst_changed` events in their stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanEvent {
+    /// Increasing from 1 over all plans.
+    pub seq: u64,
+    /// Always `plan.changed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Time,
+    /// The plan.
+    pub plan: String,
+    /// Its terms before (null: it was created).
+    pub old: Option<PlanTerms>,
+    /// Its terms now (null: it was deleted).
+    pub new: Option<PlanTerms>,
+    /// How many orgs' limit or burst it changed.
+    pub orgs_changed: u32,
+    /// The id of the key that made it (null for the operator).
+    pub by: Option<String>,
+}
+
+/// `GET /v1/plans/events`: a page of plan events, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanEventPage {
+    /// The events.
+    pub events: Vec<PlanEvent>,
+    /// The `after` of the next request.
+    pub next: u64,
 }
 
 /// `GET /v1/orgs`.

@@ -93,6 +93,23 @@ closed_set! {
 }
 
 closed_set! {
+    /// Where an org's limit (or burst) comes from: its plan's, or its own.
+    Source ("source") {
+        /// The org's plan's value: a change of the plan changes it.
+        Plan = "plan",
+        /// The org's own value, set on the org: it overrides its plan's.
+        Org = "org",
+    }
+}
+
+impl Default for Source {
+    /// An org with no plan has its own limit and burst.
+    fn default() -> Self {
+        Source::Org
+    }
+}
+
+closed_set! {
     /// What an acquire wants done with a call that would queue blocked.
     IfBlocked ("if_blocked") {
         /// Queue it anyway, saying it is blocked: a live change may unblock it.

@@ -7,15 +7,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use slotgate_api::{
-    AcquireCall, CallList, CallState, Caps, CreateKey, CreateOrg, Heartbeat, KeyList, OrgList,
-    OrgRate, Reservations, Role, SetBurst, SetLimit, SetOrgRate,
+    AcquireCall, CallList, CallState, Caps, CreateKey, CreateOrg, CreatePlan, Heartbeat, KeyList,
+    OrgList, OrgRate, PlanList, Reservations, Role, SetBurst, SetLimit, SetOrgRate, SetPlan,
+    UpdatePlan,
 };
 
 use crate::error::{Error, Result};
 
 /// How long a plan or a simulation may run on the server.
 pub const PLANNING_TIMEOUT: Duration = Duration::from_secs(600);
-use crate::{Agent, Call, Event, EventPage, KeyInfo, NewKey, Org};
+use crate::{Agent, Call, Event, EventPage, KeyInfo, NewKey, Org, Plan};
 
 /// How a transient failure is retried: attempts and the first pause (doubling).
 #[derive(Debug, Clone, Copy)]
@@ -203,21 +204,122 @@ impl Client {
         Ok(self.call(method, path, Some(body), Duration::ZERO).await?.1)
     }
 
-    /// Creates an org (operator key).
+    /// Creates an org with its own limit (operator key).
     pub async fn create_org(&self, id: &str, limit: u32) -> Result<Org> {
+        self.create_org_with(&CreateOrg {
+            id: id.to_string(),
+            limit: Some(limit),
+            plan: None,
+        })
+        .await
+    }
+
+    /// Creates an org as `body` says: its own limit, a plan, or both
+    /// (the org's limit then overrides the plan's) (operator key).
+    pub async fn create_org_with(&self, body: &CreateOrg) -> Result<Org> {
         // Not retried blindly: a lost answer to a create would come back as org_exists.
         Ok(self
             .send(
                 Method::POST,
                 "/orgs",
-                Some(&json_value(&CreateOrg {
-                    id: id.to_string(),
-                    limit,
-                })?),
+                Some(&json_value(body)?),
                 Duration::ZERO,
             )
             .await?
             .1)
+    }
+
+    /// Every plan, with how many orgs are on each (operator key).
+    pub async fn plans(&self) -> Result<Vec<Plan>> {
+        Ok(self.get::<PlanList>("/plans").await?.plans)
+    }
+
+    /// One plan (operator key); `plan_not_found` if there is none.
+    pub async fn get_plan(&self, plan: &str) -> Result<Plan> {
+        self.get(&format!("/plans/{}", enc(plan))).await
+    }
+
+    /// Creates a plan (operator key); `plan_exists` if the id is taken.
+    pub async fn create_plan(&self, id: &str, limit: u32, burst: u32) -> Result<Plan> {
+        let body = CreatePlan {
+            id: id.to_string(),
+            limit,
+            burst,
+        };
+        Ok(self
+            .send(
+                Method::POST,
+                "/plans",
+                Some(&json_value(&body)?),
+                Duration::ZERO,
+            )
+            .await?
+            .1)
+    }
+
+    /// Changes a plan's limit, burst or both (`None`: unchanged), and with
+    /// it every org on it that takes them, in one change; refused whole
+    /// (`plan_below_reservations`, naming the orgs in the way) if the new
+    /// limit is below any such org's reservations (operator key).
+    pub async fn update_plan(
+        &self,
+        plan: &str,
+        limit: Option<u32>,
+        burst: Option<u32>,
+    ) -> Result<Plan> {
+        self.write(
+            Method::PATCH,
+            &format!("/plans/{}", enc(plan)),
+            &UpdatePlan { limit, burst },
+        )
+        .await
+    }
+
+    /// Deletes a plan; `plan_in_use` while orgs are on it (operator key).
+    pub async fn delete_plan(&self, plan: &str) -> Result<()> {
+        let _: (StatusCode, Value) = self
+            .call(
+                Method::DELETE,
+                &format!("/plans/{}", enc(plan)),
+                None,
+                Duration::ZERO,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Puts an org on a plan: it takes the plan's limit and burst (its own
+    /// are cleared); `None` takes it off plans, keeping its limit and burst
+    /// as its own (operator key).
+    pub async fn set_org_plan(&self, org: &str, plan: Option<&str>) -> Result<Org> {
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/plan", enc(org)),
+            &SetPlan {
+                plan: plan.map(str::to_string),
+            },
+        )
+        .await
+    }
+
+    /// Returns an org's burst to its plan's (operator key); `no_plan` for an org on no plan.
+    pub async fn clear_burst(&self, org: &str) -> Result<Org> {
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/burst", enc(org)),
+            &SetBurst { burst: None },
+        )
+        .await
+    }
+
+    /// Returns an org's limit to its plan's (operator key); `no_plan` for an org on no plan.
+    pub async fn clear_limit(&self, org: &str) -> Result<Org> {
+        self.write(
+            Method::PUT,
+            &format!("/orgs/{}/limit", enc(org)),
+            &SetLimit { limit: None },
+        )
+        .await
     }
 
     /// Every org (operator key).
@@ -318,7 +420,7 @@ impl Client {
         self.write(
             Method::PUT,
             &format!("/orgs/{}/limit", enc(org)),
-            &SetLimit { limit },
+            &SetLimit { limit: Some(limit) },
         )
         .await
     }
@@ -329,7 +431,7 @@ impl Client {
         self.write(
             Method::PUT,
             &format!("/orgs/{}/burst", enc(org)),
-            &SetBurst { burst },
+            &SetBurst { burst: Some(burst) },
         )
         .await
     }

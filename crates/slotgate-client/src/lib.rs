@@ -60,6 +60,6 @@ pub use permit::{Acquire, Permit, QueueStatus};
 pub use slotgate_api as api;
 pub use slotgate_api::{
     Agent, BlockedReason, Call, CallState, CallType, Caps, EndReason, Event, EventKind, EventPage,
-    IfBlocked, KeyInfo, NewKey, Org, PerType, Reservations, Role, Slot,
+    IfBlocked, KeyInfo, NewKey, Org, PerType, Plan, Reservations, Role, Slot, Source,
 };
 pub use slotgate_plan as plan;

@@ -59,6 +59,9 @@ impl From<OrgView> for slotgate_api::Org {
         slotgate_api::Org {
             id: o.id.to_string(),
             limit: o.limit,
+            plan: o.plan.plan.map(|p| p.to_string()),
+            limit_source: o.plan.limit_source,
+            burst_source: o.plan.burst_source,
             reserved: o.reserved,
             shared: o.shared,
             burst: o.burst,
@@ -133,6 +136,13 @@ impl Event {
             EventKind::BurstChanged { old, new } => K::BurstChanged {
                 old: *old,
                 new: *new,
+                by,
+            },
+            EventKind::PlanChanged { old, new } => K::PlanChanged {
+                old: old.plan.as_ref().map(ToString::to_string),
+                new: new.plan.as_ref().map(ToString::to_string),
+                limit_source: new.limit_source,
+                burst_source: new.burst_source,
                 by,
             },
             EventKind::CapsChanged { agent, old, new } => K::CapsChanged {

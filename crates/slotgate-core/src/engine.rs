@@ -17,7 +17,7 @@ use crate::org::{Org, OrgConfig};
 use crate::restore::RestoredCall;
 use crate::time::Timestamp;
 use crate::types::{Caps, Reservations};
-use crate::view::{AgentTotals, AgentView, CallView, OrgView};
+use crate::view::{AgentTotals, AgentView, CallView, OrgView, PlanLink};
 
 #[derive(Debug)]
 struct Entry {
@@ -91,6 +91,29 @@ impl Engine {
             o.set_limit(limit, now, out)?;
             Ok(o.view(now))
         })
+    }
+
+    /// Sets an org's plan link, limit and burst at once (a plan change or a
+    /// move to another plan): refused whole, changing nothing, if the limit
+    /// is below the org's reservations. Lowering either ends no call.
+    pub fn set_terms(
+        &mut self,
+        org: &str,
+        link: PlanLink,
+        limit: u32,
+        burst: u32,
+        now: Timestamp,
+    ) -> Result<OrgView> {
+        self.with_org(org, now, |o, now, out| {
+            o.set_terms(link, limit, burst, now, out)?;
+            Ok(o.view(now))
+        })
+    }
+
+    /// Restores an org's plan link (no event).
+    pub fn restore_plan(&mut self, org: &str, link: PlanLink) -> Result<()> {
+        self.get_mut(org)?.restore_plan(link);
+        Ok(())
     }
 
     /// Sets an org's burst `B`: slots it may use above its limit once the

@@ -3,6 +3,7 @@
 use crate::id::{AgentId, CallId, OrgId};
 use crate::time::Timestamp;
 use crate::types::{BlockedReason, CallType, Caps, EndReason, Reservations, Slot};
+use crate::view::PlanLink;
 
 /// One state change of an org.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -84,6 +85,14 @@ pub enum EventKind {
         old: u32,
         /// The burst now.
         new: u32,
+    },
+    /// `org.plan_changed`: the org's plan, or where its limit or burst
+    /// comes from, changed (a label: the limit and burst change by their own events).
+    PlanChanged {
+        /// Before.
+        old: PlanLink,
+        /// Now.
+        new: PlanLink,
     },
     /// `agent.caps_changed`.
     CapsChanged {

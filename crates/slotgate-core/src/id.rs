@@ -57,6 +57,10 @@ id_type!(
     AgentId
 );
 id_type!(
+    /// An operator-defined tier of limit and burst that orgs are put on.
+    PlanId
+);
+id_type!(
     /// One conversation. Unique within its org; the same id in two orgs names two calls.
     CallId
 );

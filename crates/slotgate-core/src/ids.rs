@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-pub use crate::id::{AgentId, CallId, OrgId};
+pub use crate::id::{AgentId, CallId, OrgId, PlanId};
 
 /// The longest id accepted, in characters (all of them ASCII).
 pub use slotgate_api::limits::MAX_ID_LEN;
@@ -42,6 +42,7 @@ macro_rules! checked {
 checked!(OrgId, "org");
 checked!(AgentId, "agent");
 checked!(CallId, "id");
+checked!(PlanId, "plan");
 
 #[cfg(test)]
 mod tests {

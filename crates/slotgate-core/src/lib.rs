@@ -75,12 +75,12 @@ pub use command::{AcquireRequest, Acquired, CallPage, Config, ListFilter, WaitTo
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use event::{Event, EventKind};
-pub use ids::{AgentId, CallId, OrgId};
+pub use ids::{AgentId, CallId, OrgId, PlanId};
 pub use restore::{RestoredCall, RestoredState};
 pub use time::Timestamp;
 pub use types::{
     BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot,
-    MAX_LIMIT,
+    Source, MAX_LIMIT,
 };
-pub use view::{AgentTotals, AgentView, CallView, OrgView};
+pub use view::{AgentTotals, AgentView, CallView, OrgView, PlanLink};
 pub use wait::{FREES_KEPT, MIN_FREES};

@@ -20,7 +20,7 @@ use crate::restore::{RestoredCall, RestoredState};
 use crate::time::Timestamp;
 use crate::timers::{TimerKind, Timers};
 use crate::types::{CallState, Caps, EndReason, IfBlocked, Reservations, Slot};
-use crate::view::{AgentTotals, AgentView, CallView, OrgView};
+use crate::view::{AgentTotals, AgentView, CallView, OrgView, PlanLink};
 
 /// Settings an org takes from its engine.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +52,8 @@ pub(crate) struct Org {
     next_seq: u64,
     /// The seq of the last event emitted.
     event_seq: u64,
+    /// Its plan: a label the admission rule never reads.
+    plan: PlanLink,
 }
 
 impl Org {
@@ -72,6 +74,7 @@ impl Org {
             retained: VecDeque::new(),
             next_seq: 1,
             event_seq: 0,
+            plan: PlanLink::default(),
         };
         org.emit(now, EventKind::OrgCreated { limit }, out);
         Ok(org)
@@ -96,6 +99,39 @@ impl Org {
             self.reconfigured(blocked, now, out);
         }
         Ok(())
+    }
+
+    /// Sets the org's plan link, limit and burst at once: refused whole
+    /// (nothing changes) if the limit is below the reservations. Emits
+    /// `org.plan_changed` first if the link changed, then the limit and
+    /// burst changes as [`Org::set_limit`] and [`Org::set_burst`] do.
+    pub(crate) fn set_terms(
+        &mut self,
+        link: PlanLink,
+        limit: u32,
+        burst: u32,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
+        self.pool.check_terms(limit, burst)?;
+        if self.plan != link {
+            let old = std::mem::replace(&mut self.plan, link.clone());
+            self.emit(now, EventKind::PlanChanged { old, new: link }, out);
+        }
+        // The lowering first: the dispatch after each step then never
+        // admits beyond what the final limit and burst allow.
+        if burst < self.pool.burst() {
+            self.set_burst(burst, now, out)?;
+            self.set_limit(limit, now, out)
+        } else {
+            self.set_limit(limit, now, out)?;
+            self.set_burst(burst, now, out)
+        }
+    }
+
+    /// Restores the org's plan link (no event).
+    pub(crate) fn restore_plan(&mut self, link: PlanLink) {
+        self.plan = link;
     }
 
     /// Sets the burst. Lowering it ends no call.
@@ -507,6 +543,7 @@ impl Org {
         OrgView {
             id: self.id.clone(),
             limit: self.pool.limit(),
+            plan: self.plan.clone(),
             reserved: self.pool.reserved(),
             shared: self.pool.shared_capacity(),
             burst: self.pool.burst(),

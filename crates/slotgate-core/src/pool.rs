@@ -377,6 +377,19 @@ impl Pool {
         Ok(std::mem::replace(&mut self.limit, limit))
     }
 
+    /// Whether [`Pool::set_limit`] and [`Pool::set_burst`] would take
+    /// these, without changing anything.
+    pub(crate) fn check_terms(&self, limit: u32, burst: u32) -> Result<()> {
+        check_limit("limit", limit)?;
+        check_limit("burst", burst)?;
+        if limit < self.reserved {
+            return Err(Error::LimitBelowReservations {
+                reserved: self.reserved,
+            });
+        }
+        Ok(())
+    }
+
     /// Sets the burst; returns the old one. Lowering it below what is in
     /// use ends no call: new calls wait until they fit.
     pub(crate) fn set_burst(&mut self, burst: u32) -> Result<u32> {

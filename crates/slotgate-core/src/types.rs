@@ -6,4 +6,5 @@
 pub use slotgate_api::limits::MAX_LIMIT;
 pub use slotgate_api::types::{
     BlockedReason, CallState, CallType, Caps, EndReason, IfBlocked, PerType, Reservations, Slot,
+    Source,
 };

@@ -3,11 +3,35 @@
 //! Views are computed from the engine's counts on demand ("derived, never
 //! stored twice"), so they are always consistent with the admission rule.
 
-use crate::id::{AgentId, CallId, OrgId};
+use crate::id::{AgentId, CallId, OrgId, PlanId};
 use crate::time::Timestamp;
 use crate::types::{
-    BlockedReason, CallState, CallType, Caps, EndReason, PerType, Reservations, Slot,
+    BlockedReason, CallState, CallType, Caps, EndReason, PerType, Reservations, Slot, Source,
 };
+
+/// The plan an org is on, and whether its limit and burst are the plan's
+/// or its own. A label to the admission rule, which reads only the limit
+/// and burst themselves: whoever manages plans sets those alongside.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct PlanLink {
+    /// The plan; `None`: the org is on no plan (both sources are then `Org`).
+    pub plan: Option<PlanId>,
+    /// Where the org's limit comes from.
+    pub limit_source: Source,
+    /// Where the org's burst comes from.
+    pub burst_source: Source,
+}
+
+impl PlanLink {
+    /// On `plan`, taking its limit and burst.
+    pub fn on(plan: PlanId) -> Self {
+        PlanLink {
+            plan: Some(plan),
+            limit_source: Source::Plan,
+            burst_source: Source::Plan,
+        }
+    }
+}
 
 /// A call as the API shows it.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -95,6 +119,8 @@ pub struct OrgView {
     pub id: OrgId,
     /// Its concurrency limit `L`.
     pub limit: u32,
+    /// Its plan, and where its limit and burst come from.
+    pub plan: PlanLink,
     /// Sum of all reservations `R`.
     pub reserved: u32,
     /// Shared capacity `S = L - R`.

@@ -319,6 +319,7 @@ impl MOrg {
         OrgView {
             id: OrgId::new(self.name).unwrap(),
             limit: self.limit,
+            plan: slotgate_core::PlanLink::default(),
             reserved: self.big_r(),
             shared: self.limit - self.big_r(),
             burst: self.burst,

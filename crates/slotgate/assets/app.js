@@ -206,6 +206,43 @@ $("signout").addEventListener("click", () => {
 
 window.addEventListener("hashchange", route);
 
+// ---- plan (operator) -----------------------------------------------------------
+
+// The org's plan beside its limit: "plan standard", "plan standard · own limit".
+function planText(v) {
+  if (!v.plan) return "";
+  const own = [v.limit_source === "org" && "limit", v.burst_source === "org" && v.burst > 0 && "burst"].filter(Boolean);
+  return `plan ${v.plan}` + (own.length ? ` · own ${own.join(" and ")}` : "");
+}
+
+$("mover-open").addEventListener("click", async () => {
+  $("mover-error").textContent = "";
+  const select = $("mover-plan");
+  try {
+    const { plans } = await api("GET", "/plans");
+    select.replaceChildren(
+      el("option", { value: "" }, "No plan (keep the limit and burst as the org's own)"),
+      ...plans.map((p) => el("option", { value: p.id }, `${p.id}: limit ${p.limit}, burst ${p.burst}`)));
+    select.value = (current.view && current.view.plan) || "";
+  } catch (e) {
+    $("mover-error").textContent = refusal(e);
+  }
+  $("mover").showModal();
+  select.focus();
+});
+
+$("mover-cancel").addEventListener("click", () => $("mover").close());
+$("mover-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await api("PUT", `/orgs/${encodeURIComponent(current.id)}/plan`, { plan: $("mover-plan").value || null });
+    $("mover").close();
+    await refresh();
+  } catch (e) {
+    $("mover-error").textContent = refusal(e);
+  }
+});
+
 // ---- org list (operator) ---------------------------------------------------
 
 async function openOrgs() {
@@ -216,7 +253,7 @@ async function openOrgs() {
     const body = $("orgs-body");
     body.replaceChildren(...data.orgs.map((o) => el("tr", {},
       cell("th", "Org", el("a", { href: "#org=" + encodeURIComponent(o.id) }, o.id)),
-      cell("td", "Limit", String(o.limit)), cell("td", "Reserved", String(o.reserved)),
+      cell("td", "Limit", String(o.limit)), cell("td", "Plan", o.plan || "—"), cell("td", "Reserved", String(o.reserved)),
       cell("td", "Active", String(o.active)), cell("td", "Queued", String(o.queued)))));
     $("orgs-empty").hidden = data.orgs.length > 0;
   } catch (e) {
@@ -310,6 +347,8 @@ function render(v) {
   $("stat-limit").textContent = v.limit;
   $("stat-burst").hidden = !(v.burst > 0);
   $("stat-burst").textContent = v.burst > 0 ? `burst ${v.burst} (${v.burst_in_use} in use)` : "";
+  $("stat-plan").hidden = !v.plan;
+  $("stat-plan").textContent = planText(v);
   $("stat-reserved").textContent = v.reserved;
   $("stat-shared").textContent = v.shared;
   $("stat-active").textContent = v.active;

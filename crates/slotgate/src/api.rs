@@ -3,7 +3,7 @@
 //! Handlers only authenticate, parse, call one use case of the
 //! [`Service`] and map its answer. They live by resource: `api/orgs.rs`
 //! (orgs, limits, reservations), `api/calls.rs`, `api/keys.rs`,
-//! `api/events.rs`, `api/planning.rs` (traffic, plan, simulate), `api/usage.rs` (usage by hour), `api/ops.rs` (health, metrics, OpenAPI, dashboard).
+//! `api/events.rs`, `api/planning.rs` (traffic, plan, simulate), `api/plans.rs` (plans, an org's plan), `api/usage.rs` (usage by hour), `api/ops.rs` (health, metrics, OpenAPI, dashboard).
 //! Each route is declared once, below, with its handler's OpenAPI
 //! operation ([`routes`]); `api/openapi.rs` completes the document they make.
 //! `api/extract.rs` and `api/query.rs` read bodies, paths, keys and query
@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod ops;
 pub mod orgs;
 pub mod planning;
+pub mod plans;
 pub mod query;
 pub mod usage;
 
@@ -93,6 +94,10 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
         .routes(routes!(orgs::agent))
         .routes(routes!(orgs::reserve, orgs::unreserve))
         .routes(routes!(orgs::set_caps))
+        .routes(routes!(plans::list, plans::create))
+        .routes(routes!(plans::get, plans::update, plans::delete))
+        .routes(routes!(plans::events))
+        .routes(routes!(plans::set_org_plan))
         .routes(routes!(calls::acquire, calls::list))
         .routes(routes!(calls::get, calls::release))
         .routes(routes!(calls::heartbeat))

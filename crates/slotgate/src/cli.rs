@@ -45,9 +45,9 @@ pub enum Command {
     /// directory (0700), generates an operator key (unless SLOTGATE_OPERATOR_KEY
     /// is set: 32 characters or more), saves it to DATA_DIR/operator.key (0600)
     /// and shows it once on a terminal. Every acknowledged change is on disk
-    /// before the answer; a restart on the same directory restores orgs,
-    /// their limits and bursts, reservations, caps, keys, active calls and
-    /// the queue in order.
+    /// before the answer; a restart on the same directory restores plans,
+    /// orgs, their plans, limits and bursts, reservations, caps, keys,
+    /// active calls and the queue in order.
     ///
     /// With --store postgres://..., SLOTGATE_OPERATOR_KEY and
     /// SLOTGATE_REPLICA_SECRET must be set (each the same on every replica,
@@ -59,8 +59,8 @@ pub enum Command {
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
     ///
-    /// It holds orgs, limits, bursts, reservations, caps, active, queued and
-    /// ended calls, and org keys (their hashes), read as one consistent snapshot; a
+    /// It holds plans, orgs, their plans, limits, bursts, reservations, caps,
+    /// active, queued and ended calls, and org keys (their hashes), read as one consistent snapshot; a
     /// server may keep running meanwhile. The event log is not included:
     /// event numbering goes on from where it was.
     #[command(

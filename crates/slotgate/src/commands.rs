@@ -64,14 +64,23 @@ pub const CONN_ARGS: [&str; 4] = ["url", "key", "json", "ca-file"];
 /// `slotgate org ...`
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
-    /// Create an org with a limit (operator key).
-    #[command(after_help = "Example: slotgate org create acme --limit 20")]
+    /// Create an org with its own limit, or on a plan (operator key).
+    ///
+    /// On a plan, the org takes the plan's limit and burst, and follows
+    /// them when the plan changes; a --limit given too is its own and
+    /// overrides the plan's (`slotgate plans list` shows the plans).
+    #[command(
+        after_help = "Examples:\n  slotgate org create acme --limit 20\n  slotgate org create acme --plan enterprise\n  slotgate org create acme --plan standard --limit 30"
+    )]
     Create {
         /// The org's id.
         id: String,
-        /// Its concurrency limit (plan), 0 to 1,000,000.
-        #[arg(long, allow_negative_numbers = true, value_parser = slots)]
-        limit: u32,
+        /// Its own concurrency limit, 0 to 1,000,000 (required without --plan).
+        #[arg(long, allow_negative_numbers = true, value_parser = slots, required_unless_present = "plan")]
+        limit: Option<u32>,
+        /// The plan it is on: it takes the plan's limit (unless --limit) and burst.
+        #[arg(long)]
+        plan: Option<String>,
     },
     /// List orgs (operator key).
     #[command(after_help = "Example: slotgate org list")]
@@ -82,14 +91,33 @@ pub enum OrgCommand {
         /// The org's id.
         id: String,
     },
-    /// Set an org's limit (operator key).
-    #[command(after_help = "Example: slotgate org limit acme 30")]
+    /// Set an org's own limit, overriding its plan's (operator key).
+    ///
+    /// `plan` instead of a number returns the org to its plan's limit.
+    #[command(
+        after_help = "Examples:\n  slotgate org limit acme 30\n  slotgate org limit acme plan    # back to its plan's limit"
+    )]
     Limit {
         /// The org's id.
         id: String,
-        /// The new limit; not below the sum of reservations.
-        #[arg(allow_negative_numbers = true, value_parser = slots)]
-        limit: u32,
+        /// The new limit, not below the sum of reservations; or `plan`.
+        #[arg(allow_negative_numbers = true, value_parser = own_or_plan, value_name = "LIMIT|plan")]
+        limit: OwnOrPlan,
+    },
+    /// Put an org on a plan: it takes the plan's limit and burst (operator key).
+    ///
+    /// Its own limit and burst are cleared: it follows the plan from now
+    /// on. Refused (nothing changes) if the plan's limit is below the org's
+    /// reservations. Lowering ends no call; new calls wait until they fit.
+    /// `none` takes it off plans, keeping its limit and burst as its own.
+    #[command(
+        after_help = "Examples:\n  slotgate org plan acme enterprise\n  slotgate org plan acme none"
+    )]
+    Plan {
+        /// The org's id.
+        id: String,
+        /// The plan's id, or `none`.
+        plan: String,
     },
     /// Show or set the request rate of all an org's keys together (setting: operator key).
     ///
@@ -108,6 +136,51 @@ pub enum OrgCommand {
         /// Back to the server's setting.
         #[arg(long)]
         clear: bool,
+    },
+}
+
+/// `slotgate plans ...`
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// List plans: their limit, burst and how many orgs are on each (operator key).
+    #[command(after_help = "Example: slotgate plans list")]
+    List,
+    /// Create a plan (operator key).
+    #[command(after_help = "Example: slotgate plans create pro --limit 50 --burst 5")]
+    Create {
+        /// The plan's id.
+        id: String,
+        /// The limit of the orgs on it, 0 to 1,000,000.
+        #[arg(long, allow_negative_numbers = true, value_parser = slots)]
+        limit: u32,
+        /// The burst of the orgs on it, 0 to 1,000,000 (default 0).
+        #[arg(long, allow_negative_numbers = true, value_parser = slots, default_value = "0")]
+        burst: u32,
+    },
+    /// Change a plan's limit or burst, and with it every org on it (operator key).
+    ///
+    /// Every org on the plan that takes the plan's limit or burst (not its
+    /// own) changes in one durable change, or none does: if the new limit
+    /// is below any such org's reservations the change is refused, naming
+    /// those orgs. Lowering ends no call; new calls wait until they fit.
+    #[command(
+        after_help = "Examples:\n  slotgate plans set standard --limit 25\n  slotgate plans set enterprise --burst 30"
+    )]
+    Set {
+        /// The plan's id.
+        id: String,
+        /// Its new limit.
+        #[arg(long, allow_negative_numbers = true, value_parser = slots, required_unless_present = "burst")]
+        limit: Option<u32>,
+        /// Its new burst.
+        #[arg(long, allow_negative_numbers = true, value_parser = slots)]
+        burst: Option<u32>,
+    },
+    /// Delete a plan no org is on (operator key).
+    #[command(after_help = "Example: slotgate plans delete pro")]
+    Delete {
+        /// The plan's id.
+        id: String,
     },
 }
 
@@ -246,6 +319,13 @@ pub enum ClientCommand {
     /// Orgs and their limits.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Plans: tiers of limit and burst that orgs are put on (operator key).
+    ///
+    /// A new server has `standard` (limit 20, burst 0) and `enterprise`
+    /// (limit 100, burst 20). An org on a plan takes its limit and burst
+    /// unless it sets its own (`slotgate org limit`, `slotgate burst`).
+    #[command(subcommand)]
+    Plans(PlanCommand),
     /// Reserve slots for an agent, per call type (missing types are 0).
     #[command(after_help = "Example: slotgate reserve acme agent-a --chat 3 --inbound 2")]
     Reserve(ReserveArgs),
@@ -259,13 +339,18 @@ pub enum ClientCommand {
     )]
     Cap(CapArgs),
     /// Set an org's burst: slots it may use above its limit once the whole limit is in use (operator key).
-    #[command(after_help = "Example: slotgate burst acme 5")]
+    ///
+    /// On an org on a plan, its own burst overrides the plan's; `plan`
+    /// instead of a number returns it to the plan's burst.
+    #[command(
+        after_help = "Examples:\n  slotgate burst acme 5\n  slotgate burst acme plan    # back to its plan's burst"
+    )]
     Burst {
         /// The org.
         org: String,
-        /// Slots above the limit, 0 to 1,000,000 (0: none).
-        #[arg(allow_negative_numbers = true, value_parser = slots)]
-        burst: u32,
+        /// Slots above the limit, 0 to 1,000,000 (0: none); or `plan`.
+        #[arg(allow_negative_numbers = true, value_parser = own_or_plan, value_name = "BURST|plan")]
+        burst: OwnOrPlan,
     },
     /// Remove an agent's reservations and caps; its slots return to the shared pool.
     #[command(after_help = "Example: slotgate unreserve acme agent-a")]
@@ -473,10 +558,16 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
     };
     let json = conn.json;
     match cmd {
-        ClientCommand::Org(OrgCommand::Create { id, limit }) => {
-            let org = client.create_org(&id, limit).await?;
+        ClientCommand::Org(OrgCommand::Create { id, limit, plan }) => {
+            let body = slotgate_api::CreateOrg { id, limit, plan };
+            let org = client.create_org_with(&body).await?;
             emit(json, &org, || {
-                format!("created org {} with limit {}", org.id, org.limit)
+                format!(
+                    "created org {} with limit {}{}",
+                    org.id,
+                    org.limit,
+                    plan_note(&org)
+                )
             })?;
         }
         ClientCommand::Org(OrgCommand::Rate {
@@ -490,6 +581,21 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             };
             emit(json, &rate, || rate_text(&id, &rate))?;
         }
+        ClientCommand::Org(OrgCommand::Plan { id, plan }) => {
+            let plan = (plan != "none").then_some(plan);
+            let org = client.set_org_plan(&id, plan.as_deref()).await?;
+            emit(json, &org, || match &org.plan {
+                Some(p) => format!(
+                    "org {} is on plan {p}: limit {}, burst {}",
+                    org.id, org.limit, org.burst
+                ),
+                None => format!(
+                    "org {} is on no plan: its own limit {}, burst {}",
+                    org.id, org.limit, org.burst
+                ),
+            })?;
+        }
+        ClientCommand::Plans(cmd) => plan_command(&client, json, cmd).await?,
         ClientCommand::Org(OrgCommand::List) => {
             let orgs = client.orgs().await?;
             emit(json, &orgs, || orgs_table(&orgs))?;
@@ -501,11 +607,17 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             })?;
         }
         ClientCommand::Org(OrgCommand::Limit { id, limit }) => {
-            let org = client.set_limit(&id, limit).await?;
+            let org = match limit.0 {
+                Some(limit) => client.set_limit(&id, limit).await?,
+                None => client.clear_limit(&id).await?,
+            };
             emit(json, &org, || {
                 format!(
-                    "org {} now has limit {} (shared {})",
-                    org.id, org.limit, org.shared
+                    "org {} now has limit {} (shared {}){}",
+                    org.id,
+                    org.limit,
+                    org.shared,
+                    plan_note(&org)
                 )
             })?;
         }
@@ -546,7 +658,10 @@ pub async fn run(conn: &Conn, key: &str, cmd: ClientCommand) -> Result<ExitCode,
             emit(json, &a, || caps_text(&a.id, &a.caps))?;
         }
         ClientCommand::Burst { org, burst } => {
-            let o = client.set_burst(&org, burst).await?;
+            let o = match burst.0 {
+                Some(burst) => client.set_burst(&org, burst).await?,
+                None => client.clear_burst(&org).await?,
+            };
             emit(json, &o, || {
                 format!(
                     "org {} now has burst {} above its limit {} (in use: {})",
@@ -804,6 +919,75 @@ fn acquire_body(call: &CallArgs, wait: Option<f64>) -> slotgate_api::AcquireCall
 }
 
 /// An agent's caps in words: `agent-a is capped at chat 2, total 5`.
+/// `slotgate plans ...`.
+async fn plan_command(client: &Client, json: bool, cmd: PlanCommand) -> Result<(), Failure> {
+    match cmd {
+        PlanCommand::List => {
+            let plans = client.plans().await?;
+            emit(json, &plans, || {
+                let mut t = String::from("PLAN                 LIMIT  BURST  ORGS\n");
+                for p in &plans {
+                    let _ = writeln!(
+                        t,
+                        "{:<20} {:>5}  {:>5}  {:>4}",
+                        p.id, p.limit, p.burst, p.orgs
+                    );
+                }
+                t + &count(plans.len(), "plan")
+            })?;
+        }
+        PlanCommand::Create { id, limit, burst } => {
+            let p = client.create_plan(&id, limit, burst).await?;
+            emit(json, &p, || {
+                format!(
+                    "created plan {} with limit {} and burst {}",
+                    p.id, p.limit, p.burst
+                )
+            })?;
+        }
+        PlanCommand::Set { id, limit, burst } => {
+            let p = client.update_plan(&id, limit, burst).await?;
+            emit(json, &p, || {
+                format!(
+                    "plan {} now has limit {} and burst {} ({} on it)",
+                    p.id,
+                    p.limit,
+                    p.burst,
+                    count(p.orgs as usize, "org")
+                )
+            })?;
+        }
+        PlanCommand::Delete { id } => {
+            client.delete_plan(&id).await?;
+            emit(json, &serde_json::json!({"deleted": id}), || {
+                format!("deleted plan {id}")
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// ", from plan P" or ", its own (plan P)" after an org's limit.
+fn plan_note(org: &Org) -> String {
+    match (&org.plan, org.limit_source) {
+        (None, _) => String::new(),
+        (Some(p), slotgate_api::Source::Plan) => format!(", from plan {p}"),
+        (Some(p), slotgate_api::Source::Org) => format!(", its own (on plan {p})"),
+    }
+}
+
+/// An org's own limit or burst, or `None`: back to its plan's.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnOrPlan(pub Option<u32>);
+
+/// A number, or `plan`: back to the org's plan's.
+fn own_or_plan(s: &str) -> Result<OwnOrPlan, String> {
+    match s {
+        "plan" => Ok(OwnOrPlan(None)),
+        n => slots(n).map(|n| OwnOrPlan(Some(n))),
+    }
+}
+
 fn caps_text(agent: &str, caps: &Caps) -> String {
     let set: Vec<String> = CallType::ALL
         .iter()
@@ -818,12 +1002,19 @@ fn caps_text(agent: &str, caps: &Caps) -> String {
 }
 
 fn orgs_table(orgs: &[Org]) -> String {
-    let mut t = String::from("ORG                  LIMIT  RESERVED  SHARED  ACTIVE  QUEUED\n");
+    let mut t =
+        String::from("ORG                  LIMIT  RESERVED  SHARED  ACTIVE  QUEUED  PLAN\n");
     for o in orgs {
         let _ = writeln!(
             t,
-            "{:<20} {:>5}  {:>8}  {:>6}  {:>6}  {:>6}",
-            o.id, o.limit, o.reserved, o.shared, o.active, o.queued
+            "{:<20} {:>5}  {:>8}  {:>6}  {:>6}  {:>6}  {}",
+            o.id,
+            o.limit,
+            o.reserved,
+            o.shared,
+            o.active,
+            o.queued,
+            o.plan.as_deref().unwrap_or("-")
         );
     }
     t + &count(orgs.len(), "org")

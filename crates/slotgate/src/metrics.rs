@@ -219,6 +219,24 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{org=\"{}\"}} {}", o.id, f(o));
             }
         }
+        // The org's plan, as an info series (1) of the orgs on one; ids
+        // are of the id alphabet, so need no escaping.
+        let on_plans = orgs.iter().filter(|(o, _)| o.plan.plan.is_some());
+        let mut named = false;
+        for (o, _) in on_plans {
+            if !named {
+                let help = "The org's plan (1 for the plan it is on), and whether its limit is the plan's or its own.";
+                gauge(&mut out, "slotgate_org_plan_info", help);
+                named = true;
+            }
+            let plan = o.plan.plan.as_ref().map_or("", |p| p.as_str());
+            let source = o.plan.limit_source.as_str();
+            let _ = writeln!(
+                out,
+                "slotgate_org_plan_info{{org=\"{}\",plan=\"{plan}\",limit_source=\"{source}\"}} 1",
+                o.id
+            );
+        }
         for (name, help, pick) in [
             (
                 "slotgate_agent_active",
@@ -410,6 +428,7 @@ mod tests {
         OrgView {
             id: OrgId::new(id).expect("a valid id"),
             limit: 10,
+            plan: slotgate_core::PlanLink::default(),
             reserved: 0,
             shared: 10,
             burst: 2,

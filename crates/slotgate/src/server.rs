@@ -275,6 +275,7 @@ impl Server {
             Snapshot::default()
         };
         let org_rates = std::mem::take(&mut snapshot.org_rates);
+        let plans = std::mem::take(&mut snapshot.plans);
         // Leases get their grace from now; deadlines passed while down are handled.
         let (orgs, keys) = service::restore(snapshot, config, clock::now())?;
         if leads {
@@ -287,6 +288,7 @@ impl Server {
             .with_limits(limits)
             .with_metrics_agents(settings.metrics_agents)
             .with_planning(settings.planning)
+            .with_plans(plans)
             .trusting(trust);
         let service = Arc::new(service);
         // Whatever resuming changed (calls that timed out while down) is stored like any change.

@@ -16,6 +16,7 @@
 //! - here: the service, its errors, and how a change becomes durable;
 //! - `service/cores.rs`: each org's engine behind its own lock, and the org index;
 //! - `service/orgs.rs`: orgs, limits, reservations, the recent past;
+//!   `service/plans.rs`: plans (tiers of limit and burst) and the orgs on them;
 //! - `service/calls.rs`: acquire, waiting in the queue, heartbeat, release, lists;
 //! - `service/keys.rs`: org keys; `service/events.rs`: the event log and its stream;
 //! - `service/planning.rs`: observed traffic, the plan, what-if simulations;
@@ -28,6 +29,7 @@ mod events;
 mod keys;
 mod orgs;
 mod planner;
+mod plans;
 pub use planner::Settings as PlanningSettings;
 mod planning;
 #[cfg(test)]
@@ -88,6 +90,41 @@ pub enum Error {
     /// calls in the window: it depends on the org's state, not on the request.
     #[error("the org has no ended calls in the window to learn from (of each type with a target): give traffic, or a longer window")]
     NoTraffic,
+    /// No plan with this id.
+    #[error("no plan {0:?}; `GET /v1/plans` lists them")]
+    PlanNotFound(String),
+    /// A plan with this id exists.
+    #[error("a plan {0:?} exists")]
+    PlanExists(String),
+    /// Orgs are on the plan: it cannot be deleted.
+    #[error("{count} org(s) are on plan {plan:?} ({}): move them to another plan first", orgs.join(", "))]
+    PlanInUse {
+        /// The plan.
+        plan: String,
+        /// The first orgs on it.
+        orgs: Vec<String>,
+        /// How many in all.
+        count: usize,
+    },
+    /// The plan's new limit would be below the reservations of orgs on it
+    /// that take its limit; nothing changed.
+    #[error("plan {plan:?}'s limit {limit} would be below the reservations of {count} org(s) on it: {}; nothing changed (lower their reservations, or give them their own limit)",
+        orgs.iter().map(|(o, r)| format!("{o} (reserves {r})")).collect::<Vec<_>>().join(", "))]
+    PlanBelowReservations {
+        /// The plan.
+        plan: String,
+        /// The limit asked for.
+        limit: u32,
+        /// The first orgs in the way, with their reservations.
+        orgs: Vec<(String, u32)>,
+        /// How many in all.
+        count: usize,
+    },
+    /// A null limit or burst (back to the plan's) for an org on no plan.
+    #[error(
+        "org {0:?} is on no plan: give a number, or put it on a plan (`PUT /v1/orgs/{{org}}/plan`)"
+    )]
+    NoPlan(String),
     /// The store could not make the change durable; nothing was acknowledged.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -159,6 +196,8 @@ pub struct Service {
     shutdown: watch::Receiver<bool>,
     /// Where plans and simulations run: a few at a time, one per org.
     planner: planner::Planner,
+    /// The operator's plans (tiers of limit and burst), and their turn.
+    plans: plans::Plans,
     /// Each key's rate, failed authentication, the long-poll cap.
     limits: crate::limits::Limits,
     /// With several replicas: the replicas' secret, with which this
@@ -218,9 +257,16 @@ impl Service {
             metrics_agents: 0,
             shutdown,
             planner: planner::Planner::default(),
+            plans: plans::Plans::default(),
             limits: crate::limits::Limits::default(),
             trust: None,
         }
+    }
+
+    /// The service with these plans (else none), as the store holds them.
+    pub fn with_plans(self, plans: Vec<crate::store::PlanRow>) -> Self {
+        self.plans.replace(plans);
+        self
     }
 
     /// The service with these caller limits (else the defaults).
@@ -462,6 +508,7 @@ impl Service {
         self.cores
             .replace(Vec::new(), |_| {
                 self.driver.reset([]);
+                self.plans.replace(Vec::new());
                 true
             })
             .await;
@@ -475,6 +522,7 @@ impl Service {
         let since = ended_since(self.config);
         let mut snapshot = blocking(move || store.load(since)).await?;
         let org_rates = std::mem::take(&mut snapshot.org_rates);
+        let plans = std::mem::take(&mut snapshot.plans);
         let (orgs, keys) = restore(snapshot, self.config, clock::now())
             .map_err(|e| Error::Internal(e.to_string()))?;
         crate::server::log_recovered(&orgs, started.elapsed());
@@ -488,6 +536,7 @@ impl Service {
                 }
                 self.keys.replace(keys);
                 self.limits.replace_own_org_rates(org_rates);
+                self.plans.replace(plans);
                 self.driver
                     .reset(orgs.iter().map(|(id, e)| (id.clone(), e.poll_timeout())));
                 true
@@ -626,6 +675,29 @@ impl Service {
         f: impl FnOnce(&mut Engine, Timestamp) -> R,
     ) -> Ran<R> {
         let result = f(engine, clock::now());
+        let (events, changed) = self.drain(org, engine, by);
+        let ticket = if events.is_empty() {
+            self.store.last_ticket()
+        } else {
+            self.store.submit(Write::Events(events))
+        };
+        Ran {
+            result,
+            ticket,
+            changed,
+        }
+    }
+
+    /// Takes the events a command made on `org`'s engine, which the caller
+    /// holds, for the store (configuration events with `by`), and files
+    /// the org's next deadline; the calls admitted or ended, to wake.
+    #[allow(clippy::type_complexity)]
+    fn drain(
+        &self,
+        org: &OrgId,
+        engine: &mut Engine,
+        by: Option<&str>,
+    ) -> (Vec<(Event, Option<String>)>, Vec<(OrgId, CallId)>) {
         let mut changed = Vec::new();
         let events: Vec<(Event, Option<String>)> = engine
             .drain_events()
@@ -642,19 +714,10 @@ impl Service {
                 (e, who)
             })
             .collect();
-        let ticket = if events.is_empty() {
-            self.store.last_ticket()
-        } else {
-            self.store.submit(Write::Events(events))
-        };
         // Under the org's lock, like the driver's own handling: no deadline
         // slips between the two.
         self.driver.file(org, engine.poll_timeout());
-        Ran {
-            result,
-            ticket,
-            changed,
-        }
+        (events, changed)
     }
 
     /// Runs a command ([`Service::execute`]), waits until it is durable, then

@@ -23,7 +23,7 @@ use slotgate_core::{AgentId, Config, Engine, Event, OrgId, Reservations, Restore
 pub type Restored = (Vec<(OrgId, Engine)>, Vec<KeyRecord>);
 
 pub use self::group_commit::Tickets;
-pub use self::rows::{Corrupt, Dump, DUMP_FORMAT};
+pub use self::rows::{Corrupt, Dump, PlanRow, DUMP_FORMAT};
 pub use self::usage_rows::StoredUsage;
 use crate::auth::KeyRecord;
 
@@ -67,11 +67,39 @@ pub enum Write {
         /// Its rate in requests per second, 0: none.
         rate_per_s: Option<u32>,
     },
+    /// A plan created, changed or deleted, with every event of the orgs it
+    /// changed: one transaction, so that all of it is durable or none.
+    Plan(Box<PlanWrite>),
     /// Everything of an export, into an empty store (`slotgate import`).
     Import(Box<Dump>),
     /// The last write, at shutdown: with several replicas, gives up the
     /// lead so that another replica takes over at once. Nothing for one server.
     Resign,
+}
+
+impl Write {
+    /// The engine events this write carries, in order (a plan change's
+    /// too): what the usage hours count.
+    pub fn engine_events(&self) -> &[(Event, Option<String>)] {
+        match self {
+            Write::Events(events) => events,
+            Write::Plan(plan) => &plan.events,
+            _ => &[],
+        }
+    }
+}
+
+/// A plan change as one write ([`Write::Plan`]).
+#[derive(Debug, Clone)]
+pub struct PlanWrite {
+    /// The plan as it is now, or as it was if `deleted`.
+    pub plan: PlanRow,
+    /// Whether it was deleted.
+    pub deleted: bool,
+    /// Its `plan.changed` event (its `seq` is the store's to give).
+    pub event: slotgate_api::PlanEvent,
+    /// The events of the orgs it changed, in order, as in [`Write::Events`].
+    pub events: Vec<(Event, Option<String>)>,
 }
 
 /// Everything needed to rebuild the server's state.
@@ -83,6 +111,8 @@ pub struct Snapshot {
     pub keys: Vec<KeyRecord>,
     /// Orgs' own request rates (for all their keys together), set over the API.
     pub org_rates: Vec<(OrgId, u32)>,
+    /// Every plan (taken out before [`Snapshot::restore`]).
+    pub plans: Vec<PlanRow>,
 }
 
 /// What is stored does not fit the engine's rules.
@@ -111,6 +141,9 @@ impl Snapshot {
                 .map_err(refused)?;
             engine
                 .restore_burst(org.id.as_str(), org.burst)
+                .map_err(refused)?;
+            engine
+                .restore_plan(org.id.as_str(), org.plan)
                 .map_err(refused)?;
             for (agent, r) in &org.reservations {
                 engine
@@ -143,6 +176,8 @@ pub struct StoredOrg {
     pub limit: u32,
     /// Its burst `B`.
     pub burst: u32,
+    /// Its plan, and whether its limit and burst are the plan's.
+    pub plan: slotgate_core::PlanLink,
     /// The seq of its last event.
     pub last_event_seq: u64,
     /// Every agent with a reservation.
@@ -304,6 +339,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// first, and its latest stored hour (from which the current one
     /// continues, see `usage.rs`).
     fn usage(&self, org: &str, from_ms: u64, to_ms: u64) -> Result<StoredUsage, StoreError>;
+
+    /// `plan.changed` events after `after`, oldest first, at most `limit`.
+    fn plan_events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<slotgate_api::PlanEvent>, StoreError>;
 
     /// Events of an org after `after`, oldest first, at most `limit`.
     fn events(

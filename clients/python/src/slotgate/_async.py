@@ -15,6 +15,7 @@ from typing import (
     Awaitable,
     Callable,
     Dict,
+    List,
     Optional,
     Set,
     Type,
@@ -62,6 +63,7 @@ from ._types import (
     NewKey,
     Org,
     Page,
+    Plan,
     Position,
     Slot,
     Usage,
@@ -240,12 +242,62 @@ class AsyncClient:
 
     # ----- orgs and reservations -----
 
-    async def create_org(self, id: str, limit: int) -> Org:
-        """Creates an org (operator key). Not retried after it may have reached
-        the server: a repeat would answer `org_exists`."""
+    async def create_org(
+        self, id: str, limit: Optional[int] = None, *, plan: Optional[str] = None
+    ) -> Org:
+        """Creates an org (operator key) with its own ``limit``, or on a
+        ``plan`` (it takes the plan's limit unless ``limit`` is given, and its
+        burst). Not retried after it may have reached the server: a repeat
+        would answer `org_exists`."""
+        req: Dict[str, Any] = {"id": id}
+        if limit is not None:
+            req["limit"] = limit
+        if plan is not None:
+            req["plan"] = plan
+        body = await self._request("POST", "/orgs", body=req, idempotent=False)
+        return Org.from_json(body)
+
+    async def list_plans(self) -> List[Plan]:
+        """Every plan, with how many orgs are on each (operator key)."""
+        body = await self._request("GET", "/plans")
+        return [Plan.from_json(p) for p in body["plans"]]
+
+    async def get_plan(self, plan: str) -> Plan:
+        """One plan (operator key); `PlanNotFound` if there is none."""
+        return Plan.from_json(await self._request("GET", f"/plans/{seg(plan)}"))
+
+    async def create_plan(self, id: str, limit: int, burst: int = 0) -> Plan:
+        """Creates a plan (operator key); `PlanExists` if the id is taken."""
         body = await self._request(
-            "POST", "/orgs", body={"id": id, "limit": limit}, idempotent=False
+            "POST", "/plans", body={"id": id, "limit": limit, "burst": burst}, idempotent=False
         )
+        return Plan.from_json(body)
+
+    async def update_plan(
+        self, plan: str, *, limit: Optional[int] = None, burst: Optional[int] = None
+    ) -> Plan:
+        """Changes a plan's limit, burst or both (None: unchanged), and with it
+        every org on it that takes them, in one change; or refuses it whole
+        (`PlanBelowReservations`, naming the orgs in the way) and changes
+        nothing (operator key)."""
+        req: Dict[str, Any] = {}
+        if limit is not None:
+            req["limit"] = limit
+        if burst is not None:
+            req["burst"] = burst
+        body = await self._request("PATCH", f"/plans/{seg(plan)}", body=req)
+        return Plan.from_json(body)
+
+    async def delete_plan(self, plan: str) -> None:
+        """Deletes a plan; `PlanInUse` while orgs are on it (operator key)."""
+        await self._request("DELETE", f"/plans/{seg(plan)}", idempotent=False)
+
+    async def set_org_plan(self, org: str, plan: Optional[str]) -> Org:
+        """Puts an org on a plan: it takes the plan's limit and burst (its own
+        are cleared); `LimitBelowReservations` if the plan's limit is below
+        its reservations. None takes it off plans, keeping its limit and
+        burst as its own (operator key)."""
+        body = await self._request("PUT", f"/orgs/{seg(org)}/plan", body={"plan": plan})
         return Org.from_json(body)
 
     async def orgs_page(
@@ -264,14 +316,17 @@ class AsyncClient:
         """An org's concurrency snapshot."""
         return Org.from_json(await self._request("GET", f"/orgs/{seg(org)}"))
 
-    async def set_limit(self, org: str, limit: int) -> Org:
-        """Sets an org's limit (operator key); `LimitBelowReservations` if below them."""
+    async def set_limit(self, org: str, limit: Optional[int]) -> Org:
+        """Sets an org's own limit, overriding its plan's (operator key);
+        `LimitBelowReservations` if below them. None returns it to its plan's
+        limit (`NoPlan` for an org on no plan)."""
         body = await self._request("PUT", f"/orgs/{seg(org)}/limit", body={"limit": limit})
         return Org.from_json(body)
 
-    async def set_burst(self, org: str, burst: int) -> Org:
-        """Sets an org's burst, the slots it may use above its limit once the
-        whole limit is in use (operator key)."""
+    async def set_burst(self, org: str, burst: Optional[int]) -> Org:
+        """Sets an org's own burst, the slots it may use above its limit once
+        the whole limit is in use (operator key). None returns it to its
+        plan's burst (`NoPlan` for an org on no plan)."""
         body = await self._request("PUT", f"/orgs/{seg(org)}/burst", body={"burst": burst})
         return Org.from_json(body)
 

@@ -7,7 +7,7 @@ are read from inside the body's ``error`` object, where API.md puts them.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Type
+from typing import Any, Dict, List, Mapping, Optional, Type
 
 from ._types import BlockedReason, Call
 
@@ -94,6 +94,12 @@ class KeyNotFound(NotFound):
     CODE = "key_not_found"
 
 
+class PlanNotFound(NotFound):
+    """404: no such plan."""
+
+    CODE = "plan_not_found"
+
+
 class EndpointNotFound(NotFound):
     """404: no such endpoint."""
 
@@ -155,6 +161,45 @@ class CapBelowReservation(Conflict):
     def reserved(self) -> int:
         """The lowest value the cap may have."""
         return int(self.error["reserved"])
+
+
+class PlanExists(Conflict):
+    """409: a plan with this id exists."""
+
+    CODE = "plan_exists"
+
+
+class _NamesOrgs(Conflict):
+    """A refusal that names the orgs in the way: the first ten, and how many."""
+
+    @property
+    def orgs(self) -> List[str]:
+        """The first ten orgs in the way, by id."""
+        return [str(o) for o in self.error.get("orgs", [])]
+
+    @property
+    def count(self) -> int:
+        """How many orgs are in the way in all."""
+        return int(self.error.get("count", 0))
+
+
+class PlanBelowReservations(_NamesOrgs):
+    """409: the plan's new limit would be below the reservations of orgs on
+    it that take its limit (``orgs``, ``count``); nothing changed."""
+
+    CODE = "plan_below_reservations"
+
+
+class PlanInUse(_NamesOrgs):
+    """409: orgs are on the plan (``orgs``, ``count``), so it cannot be deleted."""
+
+    CODE = "plan_in_use"
+
+
+class NoPlan(Conflict):
+    """409: a limit or burst of None (back to the plan's) for an org on no plan."""
+
+    CODE = "no_plan"
 
 
 class CallBlocked(Conflict):
@@ -232,6 +277,7 @@ _BY_CODE: Dict[str, Type[ApiError]] = {
         OrgNotFound,
         CallNotFound,
         KeyNotFound,
+        PlanNotFound,
         EndpointNotFound,
         MethodNotAllowed,
         OrgExists,
@@ -239,6 +285,10 @@ _BY_CODE: Dict[str, Type[ApiError]] = {
         LimitBelowReservations,
         ReservationsExceedLimit,
         CapBelowReservation,
+        PlanExists,
+        PlanBelowReservations,
+        PlanInUse,
+        NoPlan,
         CallBlocked,
         CallEnded,
         PayloadTooLarge,

@@ -17,6 +17,7 @@ from typing import (
     Coroutine,
     Dict,
     Iterator,
+    List,
     Optional,
     Type,
     TypeVar,
@@ -38,6 +39,7 @@ from ._types import (
     NewKey,
     Org,
     Page,
+    Plan,
     Slot,
     Usage,
 )
@@ -167,9 +169,38 @@ class Client:
 
     # ----- orgs and reservations -----
 
-    def create_org(self, id: str, limit: int) -> Org:
-        """Creates an org (operator key)."""
-        return self._portal.call(self._async.create_org(id, limit))
+    def create_org(
+        self, id: str, limit: Optional[int] = None, *, plan: Optional[str] = None
+    ) -> Org:
+        """Creates an org with its own ``limit``, or on a ``plan`` (operator key)."""
+        return self._portal.call(self._async.create_org(id, limit, plan=plan))
+
+    def list_plans(self) -> List[Plan]:
+        """Every plan, with how many orgs are on each (operator key)."""
+        return self._portal.call(self._async.list_plans())
+
+    def get_plan(self, plan: str) -> Plan:
+        """One plan (operator key)."""
+        return self._portal.call(self._async.get_plan(plan))
+
+    def create_plan(self, id: str, limit: int, burst: int = 0) -> Plan:
+        """Creates a plan (operator key)."""
+        return self._portal.call(self._async.create_plan(id, limit, burst))
+
+    def update_plan(
+        self, plan: str, *, limit: Optional[int] = None, burst: Optional[int] = None
+    ) -> Plan:
+        """Changes a plan, and every org on it that takes its terms, in one
+        change, or refuses it whole (`PlanBelowReservations`) (operator key)."""
+        return self._portal.call(self._async.update_plan(plan, limit=limit, burst=burst))
+
+    def delete_plan(self, plan: str) -> None:
+        """Deletes a plan no org is on (operator key)."""
+        return self._portal.call(self._async.delete_plan(plan))
+
+    def set_org_plan(self, org: str, plan: Optional[str]) -> Org:
+        """Puts an org on a plan (None: off plans) (operator key)."""
+        return self._portal.call(self._async.set_org_plan(org, plan))
 
     def orgs_page(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Page[Org]:
         """One page of orgs (operator key)."""
@@ -185,12 +216,12 @@ class Client:
         """An org's concurrency snapshot."""
         return self._portal.call(self._async.get_org(org))
 
-    def set_limit(self, org: str, limit: int) -> Org:
-        """Sets an org's limit (operator key)."""
+    def set_limit(self, org: str, limit: Optional[int]) -> Org:
+        """Sets an org's own limit (None: back to its plan's) (operator key)."""
         return self._portal.call(self._async.set_limit(org, limit))
 
-    def set_burst(self, org: str, burst: int) -> Org:
-        """Sets an org's burst (operator key)."""
+    def set_burst(self, org: str, burst: Optional[int]) -> Org:
+        """Sets an org's own burst (None: back to its plan's) (operator key)."""
         return self._portal.call(self._async.set_burst(org, burst))
 
     def set_caps(

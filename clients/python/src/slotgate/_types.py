@@ -36,6 +36,15 @@ class Slot(str, enum.Enum):
     BURST = "burst"
 
 
+class Source(str, enum.Enum):
+    """Where an org's limit (or burst) comes from."""
+
+    #: Its plan's: a change of the plan changes it.
+    PLAN = "plan"
+    #: Its own, set on the org: it overrides its plan's.
+    ORG = "org"
+
+
 class BlockedReason(str, enum.Enum):
     """Why a queued call can never be admitted as its org is configured now."""
 
@@ -198,6 +207,12 @@ class Org:
     burst_in_use: int = 0
     #: Queued calls that can never be admitted as the org is configured now.
     blocked: int = 0
+    #: The plan it is on (None: none; its limit and burst are its own).
+    plan: Optional[str] = None
+    #: Where ``limit`` comes from: its plan's, or its own.
+    limit_source: Source = Source.ORG
+    #: Where ``burst`` comes from: its plan's, or its own.
+    burst_source: Source = Source.ORG
 
     def agent(self, agent_id: str) -> Optional[Agent]:
         """The listed agent with this id, if any."""
@@ -220,6 +235,31 @@ class Org:
             burst=int(d.get("burst", 0)),
             burst_in_use=int(d.get("burst_in_use", 0)),
             blocked=int(d.get("blocked", 0)),
+            plan=None if d.get("plan") is None else str(d["plan"]),
+            limit_source=Source(d.get("limit_source", "org")),
+            burst_source=Source(d.get("burst_source", "org")),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An operator-defined tier of limit and burst that orgs are put on."""
+
+    id: str
+    #: The limit of every org on it that has no limit of its own.
+    limit: int
+    #: The burst of every org on it that has no burst of its own.
+    burst: int
+    #: How many orgs are on it.
+    orgs: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Plan:
+        return cls(
+            id=str(d["id"]),
+            limit=int(d["limit"]),
+            burst=int(d["burst"]),
+            orgs=int(d.get("orgs", 0)),
         )
 
 

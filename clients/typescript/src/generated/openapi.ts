@@ -331,7 +331,12 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put?: never;
+        /**
+         * Put an org on a plan: it takes the plan's limit and burst (its own ones
+         *     are cleared), refused below its reservations; `null` takes it off
+         *     plans, keeping its limit and burst as its own (operator).
+         */
+        put: operations["set_org_plan"];
         /**
          * Recommend the org's limit and reservations for service-level targets per
          *     call type, checked by simulation, with the alternatives around it. Changes nothing.
@@ -424,6 +429,64 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/v1/plan-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `plan.changed` events after a seq: plans created, changed and deleted (operator). */
+        get: operations["list_plan_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List plans, with how many orgs are on each (operator). */
+        get: operations["list_plans"];
+        put?: never;
+        /** Create a plan (operator). */
+        post: operations["create_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{plan}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One plan (operator). */
+        get: operations["get_plan"];
+        put?: never;
+        post?: never;
+        /** Delete a plan no org is on (operator). */
+        delete: operations["delete_plan"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a plan's limit or burst, and with it every org on it that takes
+         *     them, in one durable change; refused whole if the new limit would be
+         *     below any such org's reservations (operator).
+         */
+        patch: operations["update_plan"];
         trace?: never;
     };
 }
@@ -573,8 +636,15 @@ export interface components {
             cap?: number | null;
             /** @description Which error. */
             code: components["schemas"]["ErrorCode"];
+            /**
+             * Format: int32
+             * @description `plan_below_reservations`, `plan_in_use`: how many orgs in all.
+             */
+            count?: number | null;
             /** @description For a person; an `invalid_request` message starts with the field's name. */
             message: string;
+            /** @description `plan_below_reservations`, `plan_in_use`: the first ten orgs in the way, by id. */
+            orgs?: string[] | null;
             /**
              * Format: int32
              * @description `limit_below_reservations`: the sum of the org's reservations;
@@ -879,13 +949,36 @@ export interface components {
             /** @description What it may do. */
             role: components["schemas"]["Role"];
         };
-        /** @description `POST /v1/orgs`: a new org on a plan of `limit` concurrent calls. */
+        /**
+         * @description `POST /v1/orgs`: a new org with a limit of `limit` concurrent calls, or
+         *     on a plan (`plan`), or both (its own limit then overrides the plan's).
+         */
         CreateOrg: {
             /** @description The new org's id. */
             id: string;
             /**
              * Format: int32
-             * @description Its concurrency limit, 0 to 1,000,000.
+             * @description Its own concurrency limit, 0 to 1,000,000; required unless `plan` is given.
+             */
+            limit?: number | null;
+            /**
+             * @description The plan it is on (`GET /v1/plans`): it takes the plan's limit
+             *     (unless `limit` is given) and burst.
+             */
+            plan?: string | null;
+        };
+        /** @description `POST /v1/plans`: a new plan. */
+        CreatePlan: {
+            /**
+             * Format: int32
+             * @description Its burst, 0 to 1,000,000 (0 if absent).
+             */
+            burst?: number;
+            /** @description The new plan's id. */
+            id: string;
+            /**
+             * Format: int32
+             * @description Its limit, 0 to 1,000,000.
              */
             limit: number;
         };
@@ -903,7 +996,7 @@ export interface components {
          * @description Every error code the API answers with (`error.code`), each with its status.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "cap_below_reservation" | "call_blocked" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "planning_busy" | "planning_cancelled" | "store_unavailable" | "rate_limited" | "too_many_waits" | "internal" | "unknown";
+        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "org_not_found" | "call_not_found" | "key_not_found" | "plan_not_found" | "method_not_allowed" | "org_exists" | "call_id_conflict" | "limit_below_reservations" | "reservations_exceed_limit" | "cap_below_reservation" | "call_blocked" | "plan_exists" | "plan_in_use" | "plan_below_reservations" | "no_plan" | "no_traffic" | "call_ended" | "payload_too_large" | "queue_full" | "planning_busy" | "planning_cancelled" | "store_unavailable" | "rate_limited" | "too_many_waits" | "internal" | "unknown";
         /**
          * @description An estimate from independent replications: their mean, and the half-width
          *     of the confidence interval around it (`mean ± half_width`).
@@ -924,7 +1017,7 @@ export interface components {
             mean?: number | null;
         };
         /** @description One state change of an org (`GET .../events`, the SSE stream), by its `type`. */
-        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["OrgBurstChangedEvent"] | components["schemas"]["AgentCapsChangedEvent"] | components["schemas"]["OrgBlockedChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
+        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["OrgBurstChangedEvent"] | components["schemas"]["OrgPlanChangedEvent"] | components["schemas"]["AgentCapsChangedEvent"] | components["schemas"]["OrgBlockedChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
         /** @description `GET /v1/orgs/{org}/events`: a page of events, oldest first. */
         EventPage: {
             /** @description The events. */
@@ -1107,6 +1200,8 @@ export interface components {
              * @description Active calls above the limit: `max(0, N - L)`.
              */
             burst_in_use?: number;
+            /** @description Where `burst` comes from: its plan's (`plan`), or its own (`org`). */
+            burst_source?: components["schemas"]["Source"];
             /** @description The org's id. */
             id: string;
             /**
@@ -1114,6 +1209,13 @@ export interface components {
              * @description Its concurrency limit `L`.
              */
             limit: number;
+            /**
+             * @description Where `limit` comes from: its plan's (`plan`), or its own (`org`),
+             *     which overrides the plan's.
+             */
+            limit_source?: components["schemas"]["Source"];
+            /** @description The plan it is on (null: none; its limit and burst are its own). */
+            plan?: string | null;
             /**
              * Format: int32
              * @description Queued calls.
@@ -1274,6 +1376,40 @@ export interface components {
             orgs: components["schemas"]["Org"][];
         };
         /**
+         * @description The org's plan changed, or where its limit or burst comes from (its
+         *     plan's or its own). The limit and burst it changed follow as
+         *     `org.limit_changed` and `org.burst_changed`.
+         */
+        OrgPlanChangedEvent: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description Where its burst comes from now. */
+            burst_source: components["schemas"]["Source"];
+            /** @description The id of the key that changed it (null for the operator). */
+            by?: string | null;
+            /** @description Where its limit comes from now. */
+            limit_source: components["schemas"]["Source"];
+            /** @description The plan now (null: none). */
+            new?: string | null;
+            /** @description The plan before (null: none). */
+            old?: string | null;
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "org.plan_changed";
+        };
+        /**
          * @description An org's request rate, for all its keys together (`GET`/`PUT
          *     /v1/orgs/{org}/rate`).
          */
@@ -1376,6 +1512,88 @@ export interface components {
             window?: string | null;
         };
         /**
+         * @description `plan.changed`: a plan was created, changed or deleted (operator-visible,
+         *     `GET /v1/plans/events`). The orgs it changed each have their own
+         *     `org.limit_changed` / `org.burst_changed` events in their stream.
+         */
+        PlanEvent: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The id of the key that made it (null for the operator). */
+            by?: string | null;
+            new?: null | components["schemas"]["PlanTerms"];
+            old?: null | components["schemas"]["PlanTerms"];
+            /**
+             * Format: int32
+             * @description How many orgs' limit or burst it changed.
+             */
+            orgs_changed: number;
+            /** @description The plan. */
+            plan: string;
+            /**
+             * Format: int64
+             * @description Increasing from 1 over all plans.
+             */
+            seq: number;
+            /** @description Always `plan.changed`. */
+            type: string;
+        };
+        /** @description `GET /v1/plans/events`: a page of plan events, oldest first. */
+        PlanEventPage: {
+            /** @description The events. */
+            events: components["schemas"]["PlanEvent"][];
+            /**
+             * Format: int64
+             * @description The `after` of the next request.
+             */
+            next: number;
+        };
+        /** @description `GET /v1/plans`. */
+        PlanList: {
+            /** @description Every plan, by id. */
+            plans: components["schemas"]["PlanTier"][];
+        };
+        /** @description A plan's terms, as a `plan.changed` event shows them before and after. */
+        PlanTerms: {
+            /**
+             * Format: int32
+             * @description Its burst.
+             */
+            burst: number;
+            /**
+             * Format: int32
+             * @description Its limit.
+             */
+            limit: number;
+        };
+        /**
+         * @description A plan: an operator-defined tier of limit and burst that orgs take
+         *     unless they set their own. In the OpenAPI document `PlanTier`: `Plan`
+         *     there is capacity planning's recommendation (older).
+         */
+        PlanTier: {
+            /**
+             * Format: int32
+             * @description The burst `B` of every org on it that has no burst of its own.
+             */
+            burst: number;
+            /** @description The plan's id, e.g. `standard`. */
+            id: string;
+            /**
+             * Format: int32
+             * @description The limit `L` of every org on it that has no limit of its own.
+             */
+            limit: number;
+            /**
+             * Format: int32
+             * @description How many orgs are on it.
+             */
+            orgs: number;
+        };
+        /**
          * @description Where an org's rate comes from.
          * @enum {string}
          */
@@ -1460,9 +1678,10 @@ export interface components {
             /**
              * Format: int32
              * @description Slots the org may use above its limit once the whole limit is in
-             *     use, 0 to 1,000,000 (0: none, as in version 1).
+             *     use, 0 to 1,000,000 (0: none, as in version 1). Null: back to the
+             *     org's plan's burst (the org must be on a plan).
              */
-            burst: number;
+            burst: number | null;
         };
         /**
          * @description [`SetCaps`] as the server reads it: each cap 0 to 1,000,000 or null (no
@@ -1504,9 +1723,10 @@ export interface components {
         SetLimit: {
             /**
              * Format: int32
-             * @description The new limit, 0 to 1,000,000; not below the sum of the org's reservations.
+             * @description The new limit, 0 to 1,000,000; not below the sum of the org's
+             *     reservations. Null: back to the org's plan's limit (the org must be on a plan).
              */
-            limit: number;
+            limit: number | null;
         };
         /**
          * @description `PUT /v1/orgs/{org}/rate`: the org's own request rate, for all its keys
@@ -1520,6 +1740,15 @@ export interface components {
              *     setting (`--rate-org-for`, else `--rate-org`). Required.
              */
             rate_per_s: number | null;
+        };
+        /** @description `PUT /v1/orgs/{org}/plan`: moves an org to a plan (or off plans). */
+        SetPlan: {
+            /**
+             * @description The plan: the org takes its limit and burst (its own ones are
+             *     cleared). Null: off plans, keeping its limit and burst as its own.
+             *     Required (null must be said, not left out).
+             */
+            plan: string | null;
         };
         /** @description A simulation's answer. */
         SimReport: {
@@ -1607,6 +1836,11 @@ export interface components {
          * @enum {string}
          */
         Slot: "reserved" | "shared" | "burst";
+        /**
+         * @description Where an org's limit (or burst) comes from: its plan's, or its own.
+         * @enum {string}
+         */
+        Source: "plan" | "org";
         /**
          * @description The length of one step of a usage answer. Steps start on UTC hours or
          *     UTC midnights.
@@ -1790,6 +2024,19 @@ export interface components {
              *     back to its role's default.
              */
             rate_per_s?: number | null;
+        };
+        /** @description `PATCH /v1/plans/{plan}`: a new limit, burst or both; a missing one is unchanged. */
+        UpdatePlan: {
+            /**
+             * Format: int32
+             * @description The plan's new burst, 0 to 1,000,000.
+             */
+            burst?: number | null;
+            /**
+             * Format: int32
+             * @description The plan's new limit, 0 to 1,000,000.
+             */
+            limit?: number | null;
         };
         /** @description `GET /v1/orgs/{org}/usage`. */
         Usage: {
@@ -3722,6 +3969,104 @@ export interface operations {
             };
         };
     };
+    set_org_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The org's id. */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetPlan"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Org"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description org_not_found, plan_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description limit_below_reservations, with `reserved` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     plan_org: {
         parameters: {
             query?: never;
@@ -4193,6 +4538,483 @@ export interface operations {
             };
             /** @description org_not_found: no such org, or one this key may not see */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_plan_events: {
+        parameters: {
+            query?: {
+                /** @description Return events with a larger seq (default 0). */
+                after?: number;
+                /** @description At most this many, 1 to 10000 (default 1000). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanEventPage"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_plans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanList"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePlan"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanTier"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plan_exists: a plan with this id exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The plan's id. */
+                plan: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanTier"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plan_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The plan's id. */
+                plan: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plan_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plan_in_use: the orgs on it as `orgs` (the first ten) and `count` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: the key is over its rate, or the client's address failed to authenticate too often; nothing was done; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable: the store cannot take or confirm the change now; retry; too_many_waits (a long-poll or event stream): the server holds as many as it may (`error.cap`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The plan's id. */
+                plan: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePlan"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanTier"];
+                };
+            };
+            /** @description invalid_request: a parameter or the body is malformed or out of range; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthorized: no key, or a key nobody issued */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: operator only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plan_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plan_below_reservations: the orgs in the way as `orgs` (the first ten) and `count`; nothing changed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body is over 64 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

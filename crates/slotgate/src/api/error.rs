@@ -133,6 +133,27 @@ impl From<service::Error> for ApiError {
             E::RoleNeeded(why) => ApiError::new(ErrorCode::Forbidden, why),
             E::PlanningBusy => ApiError::new(ErrorCode::PlanningBusy, E::PlanningBusy.to_string()),
             E::PlanningCancelled(why) => ApiError::new(ErrorCode::PlanningCancelled, why),
+            E::PlanNotFound(_) => ApiError::new(ErrorCode::PlanNotFound, e.to_string()),
+            E::PlanExists(_) => ApiError::new(ErrorCode::PlanExists, e.to_string()),
+            E::NoPlan(_) => ApiError::new(ErrorCode::NoPlan, e.to_string()),
+            E::PlanInUse {
+                ref orgs, count, ..
+            } => {
+                let orgs = orgs.clone();
+                let mut error = ApiError::new(ErrorCode::PlanInUse, e.to_string());
+                error.0.orgs = Some(orgs);
+                error.0.count = Some(u32::try_from(count).unwrap_or(u32::MAX));
+                error
+            }
+            E::PlanBelowReservations {
+                ref orgs, count, ..
+            } => {
+                let orgs = orgs.iter().map(|(o, _)| o.clone()).collect();
+                let mut error = ApiError::new(ErrorCode::PlanBelowReservations, e.to_string());
+                error.0.orgs = Some(orgs);
+                error.0.count = Some(u32::try_from(count).unwrap_or(u32::MAX));
+                error
+            }
             E::Store(e) => e.into(),
             other => ApiError::internal(other),
         }

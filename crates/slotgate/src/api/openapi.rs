@@ -211,6 +211,7 @@ fn path_param(path: &str, name: &str) -> Parameter {
         "agent" => "The agent's id.",
         "id" if path.contains("/keys/") => "The key's id (from its creation or the key list).",
         "id" => "The call's id.",
+        "plan" => "The plan's id.",
         _ => "An id.",
     };
     ParameterBuilder::new()
@@ -293,6 +294,11 @@ const LINKS: &[Links] = &[
             ("org", "$request.path.org"),
             ("agent", "$response.body#/id"),
         ],
+    },
+    Links {
+        from: "create_plan",
+        to: &["get_plan", "update_plan", "delete_plan"],
+        params: &[("plan", "$response.body#/id")],
     },
     Links {
         from: "create_key",

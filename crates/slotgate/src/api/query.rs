@@ -189,6 +189,26 @@ pub struct EventsQuery {
     pub wait_s: Option<f64>,
 }
 
+/// `GET /v1/plan-events`: plan events after a seq, a page of them.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlanEventsQuery {
+    /// Return events with a larger seq (default 0).
+    #[serde(
+        default,
+        deserialize_with = "number::whole_text_opt::<_, _, 0, MAX_WHOLE>"
+    )]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    pub after: Option<u64>,
+    /// At most this many, 1 to 10000 (default 1000).
+    #[serde(
+        default,
+        deserialize_with = "number::whole_text_opt::<_, _, 1, { limits::MAX_PAGE_SIZE as u64 }>"
+    )]
+    #[param(minimum = 1, maximum = 10000)]
+    pub limit: Option<usize>,
+}
+
 /// `GET /v1/orgs/{org}/events/stream`: where to start.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -144,7 +144,15 @@ impl Cores {
         swap: impl FnOnce(&[(OrgId, Engine)]) -> bool,
     ) -> bool {
         loop {
-            let current: Vec<Core> = self.read().values().cloned().collect();
+            // By org id, as [`Cores::lock_where`] locks several: two that
+            // lock many never wait for each other in a circle.
+            let mut current: Vec<(OrgId, Core)> = self
+                .read()
+                .iter()
+                .map(|(id, core)| (id.clone(), core.clone()))
+                .collect();
+            current.sort_by(|a, b| a.0.cmp(&b.0));
+            let current: Vec<Core> = current.into_iter().map(|(_, core)| core).collect();
             let mut held = Vec::with_capacity(current.len());
             for core in current {
                 held.push(core.lock_owned().await);
@@ -169,6 +177,22 @@ impl Cores {
             *index = self::index(engines);
             return true;
         }
+    }
+
+    /// Locks every org for which `keep` holds, in order by org id (so two
+    /// callers that lock several never wait for each other in a circle),
+    /// each org released at once if `keep` does not hold; the orgs kept
+    /// stay locked until the answer is dropped.
+    pub(super) async fn lock_where(&self, mut keep: impl FnMut(&Locked) -> bool) -> Vec<Locked> {
+        let mut held = Vec::new();
+        for id in self.ids() {
+            if let Ok(engine) = self.lock(id.as_str()).await {
+                if keep(&engine) {
+                    held.push(engine);
+                }
+            }
+        }
+        held
     }
 
     /// Runs `read` on each org's engine in turn (sorted by id), each under

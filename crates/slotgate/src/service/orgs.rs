@@ -6,13 +6,16 @@ use slotgate_api::{
 };
 use slotgate_core::{AgentId, OrgId};
 
+use super::plans::Which;
 use super::{Error, Page, Result, Service};
 use crate::auth::{Action, Principal};
 use crate::history;
 use crate::store::Write;
 
 impl Service {
-    /// Creates an org on a plan of `limit` slots (operator only); durable before it returns.
+    /// Creates an org with its own limit of `limit` slots, or on a plan
+    /// (taking the plan's limit unless `limit` is given, and its burst)
+    /// (operator only); durable before it returns.
     pub async fn create_org(&self, p: &Principal, body: CreateOrg) -> Result<Org> {
         operator_only(p)?;
         // The body's field is `id`; the engine's error names the org.
@@ -21,12 +24,17 @@ impl Service {
             other => Error::from(other),
         })?;
         self.check_up()?;
-        // A new org's engine joins the index with its first change submitted.
-        let ran = self.cores.create(&id, self.config, |engine| {
-            self.run(&id, engine, Some(p.key_id()), |e, now| {
-                e.create_org(id.clone(), body.limit, now)
+        let ran = self
+            .with_plan_of(body.plan.as_deref(), body.limit, |limit, plan| {
+                // A new org's engine joins the index with its first change submitted.
+                Ok(self.cores.create(&id, self.config, |engine| {
+                    self.run(&id, engine, Some(p.key_id()), |e, now| {
+                        e.create_org(id.clone(), limit, now)?;
+                        super::plans::join(e, &id, plan, limit, now)
+                    })
+                })?)
             })
-        })?;
+            .await?;
         Ok(self.finish(ran).await??.into())
     }
 
@@ -49,28 +57,23 @@ impl Service {
         Ok(self.observe(org, |e| e.org(org)).await??.into())
     }
 
-    /// Sets an org's limit (operator only). Never ends an active call: a
-    /// lower limit only stops admissions until enough calls end.
+    /// Sets an org's own limit (operator only), overriding its plan's; a
+    /// null limit returns it to its plan's. Never ends an active call: a
+    /// lower limit only stops admissions until enough calls end. Durable
+    /// before it returns.
     pub async fn set_limit(&self, p: &Principal, org: &str, body: SetLimit) -> Result<Org> {
         p.check(org, Action::SetLimit)?;
-        let view = self
-            .change(org, Some(p.key_id()), |e, now| {
-                e.set_limit(org, body.limit, now)
-            })
-            .await??;
+        let view = self.set_own(p, org, Which::Limit, body.limit).await?;
         Ok(view.into())
     }
 
-    /// Sets an org's burst `B` (operator only, as the limit: both are the
-    /// plan). Never ends an active call: a lower burst only stops
+    /// Sets an org's own burst `B` (operator only, as the limit: both are
+    /// the plan's), overriding its plan's; a null burst returns it to its
+    /// plan's. Never ends an active call: a lower burst only stops
     /// admissions above the limit until enough calls end. Durable before it returns.
     pub async fn set_burst(&self, p: &Principal, org: &str, body: SetBurst) -> Result<Org> {
         p.check(org, Action::SetLimit)?;
-        let view = self
-            .change(org, Some(p.key_id()), |e, now| {
-                e.set_burst(org, body.burst, now)
-            })
-            .await??;
+        let view = self.set_own(p, org, Which::Burst, body.burst).await?;
         Ok(view.into())
     }
 
@@ -195,7 +198,7 @@ impl Service {
     }
 }
 
-fn operator_only(p: &Principal) -> Result<()> {
+pub(super) fn operator_only(p: &Principal) -> Result<()> {
     match p {
         Principal::Operator => Ok(()),
         Principal::Org { .. } => Err(Error::OperatorOnly),

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::{Admission, Service};
 use crate::auth::{Keys, Principal};
 use crate::store::sqlite::SqliteStore;
-use crate::store::Retention;
+use crate::store::{Retention, Store};
 
 /// Far longer than any step below takes: only a step that waits for
 /// another org's lock (the fault tested) gets near it.
@@ -52,7 +52,8 @@ async fn an_org_whose_engine_is_locked_holds_up_its_own_requests_only() {
     for id in ["busy", "quiet"] {
         let org = CreateOrg {
             id: id.into(),
-            limit: 2,
+            limit: Some(2),
+            plan: None,
         };
         service
             .create_org(&op, org)
@@ -97,4 +98,74 @@ async fn an_org_whose_engine_is_locked_holds_up_its_own_requests_only() {
         .expect("the acquire's task does not panic")
         .expect("the busy org's acquire succeeds");
     assert_eq!(admission, Admission::Admitted);
+}
+
+#[tokio::test]
+async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let day = Duration::from_secs(24 * 3600);
+    let retention = Retention {
+        ended_calls: day,
+        events: day,
+        usage: day,
+    };
+    let store = SqliteStore::open(dir.path(), retention).expect("a new SQLite store opens");
+    let (_stop, shutdown) = watch::channel(false);
+    let plans = store
+        .load(super::ended_since(Config::default()))
+        .expect("the new store loads")
+        .plans;
+    let service = Service::new(
+        Config::default(),
+        Vec::new(),
+        Arc::new(store),
+        Keys::new("operator-key", Vec::new()),
+        false,
+        shutdown,
+    )
+    .with_plans(plans);
+    let op = Principal::Operator;
+    // Plan `standard` (20); org X on it reserves 18.
+    for id in ["w", "x"] {
+        let org = CreateOrg {
+            id: id.into(),
+            limit: None,
+            plan: Some("standard".into()),
+        };
+        let org = service
+            .create_org(&op, org)
+            .await
+            .expect("the org is created");
+        assert_eq!((org.plan.as_deref(), org.limit), (Some("standard"), 20));
+    }
+    let r = slotgate_api::PerType {
+        chat: 18,
+        ..Default::default()
+    };
+    service
+        .set_reservations(&op, "x", "agent", r)
+        .await
+        .expect("18 of 20 reserved");
+    let before = (
+        service.org(&op, "w").await.unwrap(),
+        service.org(&op, "x").await.unwrap(),
+    );
+
+    // Set the plan's limit to 15: refused, naming X; no org changes.
+    let lower = slotgate_api::UpdatePlan {
+        limit: Some(15),
+        burst: None,
+    };
+    match service.update_plan(&op, "standard", lower).await {
+        Err(super::Error::PlanBelowReservations { orgs, count, .. }) => {
+            assert_eq!((orgs, count), (vec![("x".to_string(), 18)], 1));
+        }
+        other => panic!("refused naming x, not {other:?}"),
+    }
+    let after = (
+        service.org(&op, "w").await.unwrap(),
+        service.org(&op, "x").await.unwrap(),
+    );
+    assert_eq!(after, before);
+    assert_eq!(service.get_plan(&op, "standard").await.unwrap().limit, 20);
 }

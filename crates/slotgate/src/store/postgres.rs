@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use slotgate_core::{Event, EventKind, RestoredCall, Timestamp};
+use slotgate_core::{Event, EventKind, RestoredCall, Source, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::runtime::Handle;
 use tokio_postgres::types::ToSql;
@@ -389,6 +389,28 @@ impl Store for PostgresStore {
             ))
         })?;
         Ok(usage_rows::parse(rows, latest))
+    }
+
+    fn plan_events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<slotgate_api::PlanEvent>, StoreError> {
+        let reader = self.reader()?;
+        let found = self.read(async {
+            reader
+                .client
+                .query(
+                    "SELECT seq, body::text FROM slotgate_plan_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&(after as i64), &(limit as i64)],
+                )
+                .await
+                .map_err(err)
+        })?;
+        found
+            .iter()
+            .map(|r| rows::plan_event(r.get(0), r.get::<_, &str>(1)).map_err(err))
+            .collect()
     }
 
     fn events(
@@ -951,7 +973,42 @@ fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>, term: 
                 params![term],
             );
         }
-        Write::Events(events) => {
+        Write::Plan(plan) => {
+            let p = &plan.plan;
+            if plan.deleted {
+                exec(
+                    jobs,
+                    "DELETE FROM slotgate_plans WHERE id = $1",
+                    params![p.id],
+                );
+            } else {
+                exec(
+                    jobs,
+                    "INSERT INTO slotgate_plans (id, lim, burst) VALUES ($1, $2, $3)
+                     ON CONFLICT (id) DO UPDATE SET lim = $2, burst = $3",
+                    params![p.id, (p.limit as i32), (p.burst as i32)],
+                );
+            }
+            let body = serde_json::to_string(&plan.event).expect("an event renders to JSON");
+            exec(
+                jobs,
+                "INSERT INTO slotgate_plan_events (at, body) VALUES ($1, $2::text::jsonb)",
+                params![rows::ms(clock::now()), body],
+            );
+            apply_events(jobs, &plan.events, published);
+        }
+        Write::Events(events) => apply_events(jobs, events, published),
+    }
+}
+
+/// Engine events, in order: the rows they change, and the event log.
+fn apply_events(
+    jobs: &mut Vec<Job>,
+    events: &[(Event, Option<String>)],
+    published: &mut Vec<Stored>,
+) {
+    {
+        {
             for (e, by) in events {
                 apply_event(jobs, e);
                 let body = serde_json::to_string(&e.to_api(by.as_deref()))
@@ -972,14 +1029,28 @@ fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>, term: 
 /// The rows of an export.
 async fn import(txn: &Transaction<'_>, dump: &Dump) -> Result<(), tokio_postgres::Error> {
     let int = |n: u32| n as i32;
+    if let Some(plans) = &dump.plans {
+        txn.execute("DELETE FROM slotgate_plans", &[]).await?;
+        for p in plans {
+            txn.execute(
+                "INSERT INTO slotgate_plans (id, lim, burst) VALUES ($1, $2, $3)",
+                &[&p.id, &int(p.limit), &int(p.burst)],
+            )
+            .await?;
+        }
+    }
     for o in &dump.orgs {
         txn.execute(
-            "INSERT INTO slotgate_orgs (id, lim, last_event_seq, burst) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO slotgate_orgs (id, lim, last_event_seq, burst, plan, limit_from_plan, burst_from_plan)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &o.id,
                 &int(o.limit),
                 &(o.last_event_seq as i64),
                 &int(o.burst),
+                &o.plan,
+                &o.limit_from_plan,
+                &o.burst_from_plan,
             ],
         )
         .await?;
@@ -1048,6 +1119,18 @@ fn apply_event(jobs: &mut Vec<Job>, e: &Event) {
                 jobs,
                 "UPDATE slotgate_orgs SET burst = $2 WHERE id = $1",
                 params![org, (*new as i32)],
+            );
+        }
+        EventKind::PlanChanged { new, .. } => {
+            exec(
+                jobs,
+                "UPDATE slotgate_orgs SET plan = $2, limit_from_plan = $3, burst_from_plan = $4 WHERE id = $1",
+                params![
+                    org,
+                    new.plan.as_ref().map(|p| p.to_string()),
+                    (new.limit_source == Source::Plan),
+                    (new.burst_source == Source::Plan)
+                ],
             );
         }
         EventKind::CapsChanged { agent, new, .. } => {
@@ -1182,7 +1265,7 @@ async fn dump(
     };
     let orgs = txn
         .query(
-            "SELECT id, lim, last_event_seq, burst FROM slotgate_orgs ORDER BY id",
+            "SELECT id, lim, last_event_seq, burst, plan, limit_from_plan, burst_from_plan FROM slotgate_orgs ORDER BY id",
             &[],
         )
         .await?;
@@ -1229,6 +1312,9 @@ async fn dump(
             limit: count(org, 1),
             last_event_seq: org.get::<_, i64>(2).max(0) as u64,
             burst: count(org, 3),
+            plan: org.get(4),
+            limit_from_plan: org.get(5),
+            burst_from_plan: org.get(6),
             reservations,
             caps,
             calls: calls.iter().map(call_row).collect(),
@@ -1265,6 +1351,17 @@ async fn dump(
             rate_per_s: u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
         })
         .collect();
+    dump.plans = Some(
+        txn.query("SELECT id, lim, burst FROM slotgate_plans ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|r| rows::PlanRow {
+                id: r.get(0),
+                limit: count(r, 1),
+                burst: count(r, 2),
+            })
+            .collect(),
+    );
     txn.commit().await?;
     Ok(dump)
 }

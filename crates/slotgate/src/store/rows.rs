@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use slotgate_core::types::Caps;
 use slotgate_core::{
-    AgentId, CallId, CallType, EndReason, OrgId, Reservations, RestoredCall, RestoredState, Slot,
-    Timestamp,
+    AgentId, CallId, CallType, EndReason, OrgId, PlanId, PlanLink, Reservations, RestoredCall,
+    RestoredState, Slot, Source, Timestamp,
 };
 use slotgate_plan::CallRecord;
 
@@ -128,6 +128,9 @@ pub struct Dump {
     /// Orgs' own request rates (absent in a dump: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub org_rates: Vec<OrgRateRow>,
+    /// Every plan (absent in an older export: the importing store keeps its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plans: Option<Vec<PlanRow>>,
 }
 
 /// An org's own request rate, for all its keys together.
@@ -138,6 +141,46 @@ pub struct OrgRateRow {
     pub org: String,
     /// Requests per second; 0: none.
     pub rate_per_s: u32,
+}
+
+/// A stored `plan.changed` event: its body, with the seq of its row.
+pub(super) fn plan_event(seq: i64, body: &str) -> Result<slotgate_api::PlanEvent, Corrupt> {
+    let mut event: slotgate_api::PlanEvent =
+        serde_json::from_str(body).map_err(|e| Corrupt(e.to_string()))?;
+    event.seq = seq.max(0) as u64;
+    Ok(event)
+}
+
+/// One plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRow {
+    /// Its id.
+    pub id: String,
+    /// Its limit.
+    pub limit: u32,
+    /// Its burst.
+    pub burst: u32,
+}
+
+/// A stored plan link: the plan (none: no plan) and whether the limit and
+/// burst are the plan's.
+pub(super) fn plan_link(
+    plan: Option<String>,
+    limit_from_plan: bool,
+    burst_from_plan: bool,
+) -> Result<PlanLink, Corrupt> {
+    let source = |from_plan| match from_plan {
+        true => Source::Plan,
+        false => Source::Org,
+    };
+    Ok(PlanLink {
+        plan: plan
+            .map(|p| PlanId::new(&p).map_err(|_| Corrupt(p)))
+            .transpose()?,
+        limit_source: source(limit_from_plan),
+        burst_source: source(burst_from_plan),
+    })
 }
 
 /// [`Dump::format`]: the kind of document, and its version.
@@ -156,6 +199,15 @@ pub struct OrgRows {
     /// Its burst `B` (absent in a dump: 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub burst: u32,
+    /// Its plan (absent in a dump: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// Whether its limit is its plan's (absent: its own).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub limit_from_plan: bool,
+    /// Whether its burst is its plan's (absent: its own).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub burst_from_plan: bool,
     /// Agents with reservations.
     pub reservations: Vec<ReservationRow>,
     /// Agents with caps (absent in a dump: none).
@@ -183,6 +235,10 @@ pub struct ReservationRow {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One agent's caps: the most active calls per type and in total (none: no cap).
@@ -271,6 +327,7 @@ impl Dump {
                 id: org(&o.id)?,
                 limit: o.limit,
                 burst: o.burst,
+                plan: plan_link(o.plan, o.limit_from_plan, o.burst_from_plan)?,
                 last_event_seq: o.last_event_seq,
                 reservations,
                 caps,
@@ -291,6 +348,7 @@ impl Dump {
             orgs,
             keys,
             org_rates,
+            plans: self.plans.unwrap_or_default(),
         })
     }
 }

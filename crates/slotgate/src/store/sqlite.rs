@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use slotgate_core::{EventKind, RestoredCall, Timestamp};
+use slotgate_core::{EventKind, RestoredCall, Source, Timestamp};
 use slotgate_plan::CallRecord;
 
 use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
@@ -179,6 +179,29 @@ impl Store for SqliteStore {
             .and_then(|mut q| q.query_row([org], |r| r.get(0)).optional())
             .map_err(err)?;
         Ok(usage_rows::parse(rows, latest))
+    }
+
+    fn plan_events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<slotgate_api::PlanEvent>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, body FROM plan_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![after as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(err)?;
+        rows.map(|r| {
+            let (seq, body) = r.map_err(err)?;
+            rows::plan_event(seq, &body).map_err(err)
+        })
+        .collect()
     }
 
     fn events(
@@ -362,7 +385,39 @@ fn apply(
         },
         Write::Import(dump) => import(txn, dump)?,
         Write::Resign => {}
-        Write::Events(events) => {
+        Write::Plan(plan) => {
+            let p = &plan.plan;
+            if plan.deleted {
+                exec(txn, "DELETE FROM plans WHERE id = ?1", [&p.id])?;
+            } else {
+                exec(
+                    txn,
+                    "INSERT INTO plans (id, lim, burst) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET lim = ?2, burst = ?3",
+                    params![p.id, p.limit, p.burst],
+                )?;
+            }
+            let body = serde_json::to_string(&plan.event).expect("an event renders to JSON");
+            exec(
+                txn,
+                "INSERT INTO plan_events (at, body) VALUES (?1, ?2)",
+                params![ms(clock::now()), body],
+            )?;
+            apply_events(txn, &plan.events, published)?;
+        }
+        Write::Events(events) => apply_events(txn, events, published)?,
+    }
+    Ok(())
+}
+
+/// Engine events, in order: the rows they change, and the event log.
+fn apply_events(
+    txn: &Transaction<'_>,
+    events: &[(slotgate_core::Event, Option<String>)],
+    published: &mut Vec<Stored>,
+) -> rusqlite::Result<()> {
+    {
+        {
             for (e, by) in events {
                 apply_event(txn, e)?;
                 let body = serde_json::to_string(&e.to_api(by.as_deref()))
@@ -384,11 +439,22 @@ fn apply(
 
 /// The rows of an export.
 fn import(txn: &Transaction<'_>, dump: &Dump) -> rusqlite::Result<()> {
+    if let Some(plans) = &dump.plans {
+        exec(txn, "DELETE FROM plans", [])?;
+        for p in plans {
+            exec(
+                txn,
+                "INSERT INTO plans (id, lim, burst) VALUES (?1, ?2, ?3)",
+                params![p.id, p.limit, p.burst],
+            )?;
+        }
+    }
     for o in &dump.orgs {
         exec(
             txn,
-            "INSERT INTO orgs (id, lim, last_event_seq, burst) VALUES (?1, ?2, ?3, ?4)",
-            params![o.id, o.limit, o.last_event_seq as i64, o.burst],
+            "INSERT INTO orgs (id, lim, last_event_seq, burst, plan, limit_from_plan, burst_from_plan)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![o.id, o.limit, o.last_event_seq as i64, o.burst, o.plan, o.limit_from_plan, o.burst_from_plan],
         )?;
         for r in &o.reservations {
             exec(txn,
@@ -447,6 +513,18 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
                 txn,
                 "UPDATE orgs SET burst = ?2 WHERE id = ?1",
                 params![org, new],
+            )?;
+        }
+        EventKind::PlanChanged { new, .. } => {
+            exec(
+                txn,
+                "UPDATE orgs SET plan = ?2, limit_from_plan = ?3, burst_from_plan = ?4 WHERE id = ?1",
+                params![
+                    org,
+                    new.plan.as_ref().map(|p| p.as_str()),
+                    new.limit_source == Source::Plan,
+                    new.burst_source == Source::Plan
+                ],
             )?;
         }
         EventKind::CapsChanged { agent, new, .. } => {
@@ -589,12 +667,15 @@ fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Resu
     );
     let bound = rows::ended_bound(ended_since);
     let orgs = txn
-        .prepare("SELECT id, lim, last_event_seq, burst FROM orgs ORDER BY id")?
+        .prepare("SELECT id, lim, last_event_seq, burst, plan, limit_from_plan, burst_from_plan FROM orgs ORDER BY id")?
         .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((
+                (r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                (r.get(4)?, r.get(5)?, r.get(6)?),
+            ))
         })?
-        .collect::<rusqlite::Result<Vec<(String, u32, i64, u32)>>>()?;
-    for (id, limit, last, burst) in orgs {
+        .collect::<rusqlite::Result<Vec<((String, u32, i64, u32), (Option<String>, bool, bool))>>>()?;
+    for ((id, limit, last, burst), (plan, limit_from_plan, burst_from_plan)) in orgs {
         let reservations = txn
             .prepare_cached(
                 "SELECT agent, webcall, chat, outbound, inbound FROM reservations WHERE org = ?1 ORDER BY agent",
@@ -633,6 +714,9 @@ fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Resu
             limit,
             last_event_seq: last.max(0) as u64,
             burst,
+            plan,
+            limit_from_plan,
+            burst_from_plan,
             reservations,
             caps,
             calls,
@@ -664,6 +748,17 @@ fn dump(conn: &mut Connection, ended_since: Option<Timestamp>) -> rusqlite::Resu
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    dump.plans = Some(
+        txn.prepare("SELECT id, lim, burst FROM plans ORDER BY id")?
+            .query_map([], |r| {
+                Ok(rows::PlanRow {
+                    id: r.get(0)?,
+                    limit: r.get(1)?,
+                    burst: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    );
     Ok(dump)
 }
 

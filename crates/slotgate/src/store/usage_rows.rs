@@ -63,11 +63,9 @@ impl Book {
     pub(super) fn unseeded(&self, batch: &[(u64, Write)]) -> Vec<String> {
         let mut missing = HashSet::new();
         for (_, write) in batch {
-            if let Write::Events(events) = write {
-                for (e, _) in events {
-                    if !self.orgs.contains_key(e.org.as_str()) {
-                        missing.insert(e.org.as_str().to_string());
-                    }
+            for (e, _) in write.engine_events() {
+                if !self.orgs.contains_key(e.org.as_str()) {
+                    missing.insert(e.org.as_str().to_string());
                 }
             }
         }
@@ -101,10 +99,7 @@ impl Book {
     pub(super) fn apply(&mut self, batch: &[(u64, Write)]) -> Vec<(String, i64, String)> {
         let mut touched = HashSet::new();
         for (_, write) in batch {
-            let Write::Events(events) = write else {
-                continue;
-            };
-            for (e, _) in events {
+            for (e, _) in write.engine_events() {
                 let entry = self
                     .orgs
                     .entry(e.org.as_str().to_string())

@@ -803,3 +803,55 @@ test("an org admin sets an agent's caps from its menu; a cap below its reservati
   await capsCell.filter({ hasText: /^total 5$/ }).waitFor();
   await done(p);
 });
+
+test("the org's plan beside its limit; the operator moves an org to another plan, a refusal in the server's words", async () => {
+  const org = "tiered";
+  assert.equal((await api("POST", "/orgs", { id: org, plan: "standard" })).status, 201);
+  assert.equal((await api("POST", "/plans", { id: "tiny", limit: 2 })).status, 201);
+  assert.equal((await api("PUT", `/orgs/${org}/agents/a/reservations`, { chat: 3 })).status, 200);
+  for (const [width, height] of [[1280, 900], [390, 844]]) {
+    const p = await page(width, height);
+    const now = (await api("GET", `/orgs/${org}`)).body;
+    await p.goto(`${base}/#org=${org}&key=${OP}`);
+    await p.waitForFunction((n) => document.getElementById("stat-limit").textContent === n, String(now.limit));
+    await p.locator("#stat-plan").filter({ hasText: new RegExp(`^plan ${now.plan}$`) }).waitFor();
+    const dialog = p.locator("#mover");
+    await p.getByRole("button", { name: "Change plan" }).click();
+    await dialog.waitFor();
+    const select = dialog.getByLabel("Plan", { exact: true });
+    assert.equal(await select.inputValue(), now.plan, "the select opens on the org's plan");
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen at ${width}px`);
+    const box = await dialog.boundingBox();
+    assert.ok(box.x >= 0 && box.x + box.width <= width, `the dialog fits a ${width}px screen`);
+
+    // Below its reservations: refused, in the server's words, nothing changed.
+    await select.selectOption("tiny");
+    await dialog.getByRole("button", { name: "Move org" }).click();
+    await p.locator("#mover-error").filter({ hasText: "cannot go below the 3 slots reserved" }).waitFor();
+    assert.equal((await api("GET", `/orgs/${org}`)).body.plan, now.plan, "nothing changed");
+
+    const target = width === 1280 ? "enterprise" : "standard";
+    await select.selectOption(target);
+    await dialog.getByRole("button", { name: "Move org" }).click();
+    await dialog.waitFor({ state: "hidden" });
+    const want = target === "enterprise" ? "100" : "20";
+    await p.waitForFunction((n) => document.getElementById("stat-limit").textContent === n, want);
+    await p.locator("#stat-plan").filter({ hasText: `plan ${target}` }).waitFor();
+    assert.equal((await api("GET", `/orgs/${org}`)).body.plan, target);
+    if (width === 1280) await p.screenshot({ path: join(SHOTS, "dashboard-plan.png") });
+    await done(p);
+  }
+  // An own limit is said beside the plan; off plans, nothing is.
+  assert.equal((await api("PUT", `/orgs/${org}/limit`, { limit: 25 })).status, 200);
+  const p = await page();
+  await p.goto(`${base}/#org=${org}&key=${OP}`);
+  await p.locator("#stat-plan").filter({ hasText: "plan standard · own limit" }).waitFor();
+  await p.getByRole("button", { name: "Change plan" }).click();
+  await p.locator("#mover-plan").selectOption("");
+  await p.getByRole("button", { name: "Move org" }).click();
+  await p.locator("#mover").waitFor({ state: "hidden" });
+  await p.waitForFunction(() => document.getElementById("stat-plan").hidden);
+  assert.equal((await api("GET", `/orgs/${org}`)).body.plan, null);
+  await done(p);
+});

@@ -70,6 +70,16 @@ async fn the_embedded_store_moves_to_postgresql_with_everything_in_it() {
     let calls = s.all_calls("acme").await;
     let queue = s.queue("acme").await;
     let last_seq = s.all_events("acme").await.last().unwrap().seq;
+    // Plans go with it: a new one, and a default one changed.
+    let pro = json!({"id": "pro", "limit": 7, "burst": 1});
+    s.op(reqwest::Method::POST, "/v1/plans", Some(&pro))
+        .await
+        .ok(201);
+    let lower = json!({"limit": 25});
+    s.op(reqwest::Method::PATCH, "/v1/plans/standard", Some(&lower))
+        .await
+        .ok(200);
+    let plans: Value = s.get("/v1/plans").await;
 
     // Exported while the server runs: a consistent snapshot, read-only.
     let data_dir = s.data_dir().to_str().unwrap().to_string();
@@ -78,6 +88,14 @@ async fn the_embedded_store_moves_to_postgresql_with_everything_in_it() {
     assert_eq!(from_sqlite["orgs"][0]["burst"], 1);
     assert_eq!(from_sqlite["orgs"][0]["caps"][0]["chat"], 2);
     assert_eq!(from_sqlite["org_rates"][0]["rate_per_s"], 300);
+    assert_eq!(
+        from_sqlite["plans"],
+        json!([
+            {"id": "enterprise", "limit": 100, "burst": 20},
+            {"id": "pro", "limit": 7, "burst": 1},
+            {"id": "standard", "limit": 25, "burst": 0},
+        ])
+    );
     s.terminate().await;
 
     let db = PgCluster::start().await;
@@ -100,6 +118,7 @@ async fn the_embedded_store_moves_to_postgresql_with_everything_in_it() {
     let s = Server::start_on(Some(db), &[]).await;
     assert_eq!(s.org("acme").await, before);
     assert_eq!(before.burst, 1);
+    assert_eq!(s.get::<Value>("/v1/plans").await, plans);
     assert_eq!(s.agent("acme", "agent-a").await.caps.total, Some(3));
     let rate: slotgate_api::OrgRate = s.get("/v1/orgs/acme/rate").await;
     assert_eq!(rate.rate_per_s, Some(300));

@@ -23,6 +23,8 @@ const TABLES: &[&str] = &[
     "slotgate_leader",
     "slotgate_org_rates",
     "slotgate_orgs",
+    "slotgate_plan_events",
+    "slotgate_plans",
     "slotgate_reservations",
     "slotgate_schema",
     "slotgate_usage",

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_leader.sql"),
     include_str!("migrations/0003_key_rates.sql"),
     include_str!("migrations/0004_caps_burst.sql"),
+    include_str!("migrations/0005_plans.sql"),
     include_str!("migrations/0006_usage.sql"),
     include_str!("migrations/0007_org_rates.sql"),
 ];

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_tables.sql"),
     include_str!("migrations/0002_key_rates.sql"),
     include_str!("migrations/0003_caps_burst.sql"),
+    include_str!("migrations/0004_plans.sql"),
     include_str!("migrations/0005_usage.sql"),
     include_str!("migrations/0006_org_rates.sql"),
 ];

@@ -792,8 +792,8 @@ async fn openapi_declares_path_parameters_errors_and_public_routes() {
         }
     }
     assert_eq!(
-        operations, 27,
-        "every /v1 operation is published (GET of usage, GET and PUT of the org's rate the 25th to 27th)"
+        operations, 34,
+        "every /v1 operation is published (plans' seven the 25th to 31st, GET of usage, GET and PUT of the org's rate the 32nd to 34th)"
     );
 }
 
@@ -879,6 +879,14 @@ async fn openapi_declares_answers_ranges_links_and_resolves_every_reference() {
     assert!(schemas["Reservations"].get("required").is_none());
     assert_eq!(property("Reservations", "chat")["maximum"], 1_000_000);
     assert!(schemas["PerType"].get("required").is_none());
+    // Capacity planning's Plan and the operator's plans (PlanTier) are apart.
+    assert!(schemas["Plan"]["properties"]["alternatives"].is_object());
+    assert!(schemas["PlanTier"]["properties"]["orgs"].is_object());
+    assert_eq!(
+        doc["paths"]["/v1/plans/{plan}"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/PlanTier"
+    );
     // A plan takes traffic or a window, not both.
     assert_eq!(
         schemas["PlanBody"]["not"]["required"],
@@ -892,8 +900,8 @@ async fn openapi_declares_answers_ranges_links_and_resolves_every_reference() {
         "#/components/schemas/CallAdmittedEvent"
     );
     // Six kinds of version 1, and version 2's org.burst_changed,
-    // agent.caps_changed and org.blocked_changed.
-    assert_eq!(event["oneOf"].as_array().unwrap().len(), 9);
+    // agent.caps_changed, org.blocked_changed and org.plan_changed.
+    assert_eq!(event["oneOf"].as_array().unwrap().len(), 10);
     assert_eq!(
         event["discriminator"]["mapping"]["org.blocked_changed"],
         "#/components/schemas/OrgBlockedChangedEvent"

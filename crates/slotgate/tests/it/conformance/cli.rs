@@ -242,6 +242,70 @@ async fn caps_burst_and_blocked_calls_from_the_shell() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn plans_from_the_shell() {
+    let s = server().await;
+    let ok = |args: &[&str]| {
+        let (code, out, err) = cli(&s, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    let list = ok(&["plans", "list"]);
+    assert!(
+        list.contains("standard") && list.contains("enterprise"),
+        "{list}"
+    );
+    assert!(
+        ok(&["plans", "create", "pro", "--limit", "10", "--burst", "2"])
+            .contains("created plan pro with limit 10 and burst 2")
+    );
+    let created = ok(&["org", "create", "x", "--plan", "pro"]);
+    assert!(
+        created.contains("created org x with limit 10, from plan pro"),
+        "{created}"
+    );
+    ok(&["reserve", "x", "agent-a", "--chat", "8"]);
+
+    // Case 19 from the shell: refused, naming the org in the way.
+    let (code, _, err) = cli(&s, &["plans", "set", "pro", "--limit", "5"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("plan_below_reservations") && err.contains("x (reserves 8)"),
+        "{err}"
+    );
+    let set = ok(&["plans", "set", "pro", "--limit", "9"]);
+    assert!(
+        set.contains("plan pro now has limit 9 and burst 2 (1 org on it)"),
+        "{set}"
+    );
+    let own = ok(&["org", "limit", "x", "12"]);
+    assert!(
+        own.contains("limit 12 (shared 4), its own (on plan pro)"),
+        "{own}"
+    );
+    let back = ok(&["org", "limit", "x", "plan"]);
+    assert!(back.contains("limit 9 (shared 1), from plan pro"), "{back}");
+    assert!(ok(&["burst", "x", "4"]).contains("org x now has burst 4"));
+    assert!(ok(&["burst", "x", "plan"]).contains("org x now has burst 2"));
+    let moved = ok(&["org", "plan", "x", "enterprise"]);
+    assert!(
+        moved.contains("org x is on plan enterprise: limit 100, burst 20"),
+        "{moved}"
+    );
+    assert!(ok(&["org", "list"])
+        .lines()
+        .any(|l| l.starts_with("x ") && l.ends_with("enterprise")));
+    assert!(ok(&["plans", "delete", "pro"]).contains("deleted plan pro"));
+    let (code, _, err) = cli(&s, &["plans", "delete", "enterprise"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("plan_in_use"), "{err}");
+    let off = ok(&["org", "plan", "x", "none"]);
+    assert!(
+        off.contains("org x is on no plan: its own limit 100, burst 20"),
+        "{off}"
+    );
+}
+
 /// Releasing a queued call cancels it and frees no slot; the id of an ended
 /// call gets no slot from `acquire`, which a script sees in the exit code.
 #[tokio::test(flavor = "multi_thread")]

@@ -9,6 +9,7 @@ mod client;
 mod e2e;
 mod limits;
 mod planning;
+mod plans;
 mod revocation;
 mod usage;
 mod wait_estimate;
