@@ -55,6 +55,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const ANSWER_TIMEOUT: Duration =
     Duration::from_secs(slotgate_api::limits::MAX_REQUEST_WAIT.as_secs() + 35);
 
+/// How long what a follower sends the leader may go unacknowledged before
+/// the connection counts as dead (`TCP_USER_TIMEOUT`): a leader cut off the
+/// network makes a forwarded request fail with 503 in seconds, rather than
+/// hang while its packets are sent again for minutes.
+const UNACKED_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How long the leader may take to prove itself.
 const PROOF_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -87,6 +93,7 @@ impl<S> Forward<S> {
         connector.set_keepalive(Some(Duration::from_secs(10)));
         connector.set_keepalive_interval(Some(Duration::from_secs(3)));
         connector.set_keepalive_retries(Some(3));
+        connector.set_tcp_user_timeout(Some(UNACKED_TIMEOUT));
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Forward {
             inner,

@@ -122,6 +122,13 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
             .keepalives_interval(Duration::from_secs(3))
             .keepalives_retries(3);
     }
+    // A statement sent into a network that drops it (a partition, a
+    // machine gone) fails once unacknowledged for a lease, rather than
+    // waiting on retransmissions for minutes: a leader cut from the
+    // database then finds out, and reconnects as soon as the network heals.
+    if !url.contains("tcp_user_timeout") {
+        config.tcp_user_timeout(LEASE);
+    }
     let (client, connection) = config.connect(tls.connector()?).await.map_err(|e| {
         StoreError(format!(
             "connecting to PostgreSQL ({tls}): {}",
