@@ -55,7 +55,8 @@ pub enum Command {
     /// PostgreSQL before the answer, and any number of replicas may serve
     /// one database: one leads, the others forward to it once it proved it
     /// holds the replicas' secret (--advertise-url; docs/REPLICAS.md).
-    Serve(ServeArgs),
+    // Boxed: its options are many, the other subcommands' few.
+    Serve(Box<ServeArgs>),
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
     ///
@@ -185,6 +186,17 @@ pub struct ServeArgs {
         value_name = "FILE"
     )]
     pub tls_key: Option<PathBuf>,
+    /// With several replicas serving HTTPS (--tls-cert): the CA
+    /// certificates (PEM) a follower checks the leading replica's
+    /// certificate against before it forwards anything; by default the
+    /// system's roots. The replica secret still authenticates both ends.
+    #[arg(
+        long,
+        env = "SLOTGATE_REPLICA_CA",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    pub replica_ca: Option<PathBuf>,
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
     #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
@@ -388,7 +400,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_format);
-            finish(runtime.block_on(serve(args)))
+            finish(runtime.block_on(serve(*args)))
         }
         Command::Export(args) => {
             init_logging(LogFormat::Text);
@@ -494,6 +506,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         connections,
         limits,
         replica_secret: std::env::var("SLOTGATE_REPLICA_SECRET").ok(),
+        replica_ca: args.replica_ca,
     };
     // The certificate and the port first: a wrong file or a taken port must
     // not leave a new data directory and a new operator key behind.
@@ -523,13 +536,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                  listen on 0.0.0.0 or set --advertise-url to an address they reach"
             );
         }
-    }
-    if matches!(settings.store, StoreChoice::Postgres(_)) && certificate.is_some() {
-        tracing::warn!(
-            "followers forward requests to the leading replica over plain HTTP, which an HTTPS \
-             listener does not accept: with several replicas, serve HTTP behind a TLS-terminating \
-             load balancer instead (docs/REPLICAS.md)"
-        );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server::start(&settings, stop_rx.clone())

@@ -8,20 +8,10 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use slotgate::tls::with_causes as chain;
 use slotgate_client::{Acquire, CallType, Client};
 use support::tls::TestCa;
 use support::{eventually, spawn_with, OPERATOR_KEY};
-
-/// The error and its causes, as one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut said = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        said = format!("{said}: {c}");
-        cause = c.source();
-    }
-    said
-}
 
 /// The CLI against `url`, with `args`; (exit code, stdout, stderr).
 fn cli(url: &str, env: &[(&str, &Path)], args: &[&str]) -> (i32, String, String) {

@@ -33,6 +33,7 @@ use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{BoxFuture, Either};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -73,10 +74,14 @@ const PROOF_VALID: Duration = Duration::from_secs(5);
 pub struct Forward<S> {
     inner: S,
     service: Arc<Service>,
-    client: Client<HttpConnector, Body>,
+    client: LeaderClient,
     /// The leader (URL and term) that last proved itself, and when.
     proven: Proven,
 }
+
+/// HTTP, or HTTPS to a leader whose `--advertise-url` says `https://`
+/// (its certificate checked against `--replica-ca`).
+type LeaderClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// The leader that last proved itself, and when.
 type Proven = Arc<Mutex<Option<(Leader, Instant)>>>;
@@ -94,6 +99,21 @@ impl<S> Forward<S> {
         connector.set_keepalive_interval(Some(Duration::from_secs(3)));
         connector.set_keepalive_retries(Some(3));
         connector.set_tcp_user_timeout(Some(UNACKED_TIMEOUT));
+        connector.enforce_http(false);
+        // A server with no replicas forwards nothing, and trusts nobody.
+        let tls = service.trust().map_or_else(
+            || {
+                Arc::new(crate::tls::client_config_with(
+                    rustls::RootCertStore::empty(),
+                ))
+            },
+            |t| t.tls(),
+        );
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(Arc::unwrap_or_clone(tls))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Forward {
             inner,
@@ -240,7 +260,7 @@ impl<S> Forward<S> {
 
 /// A request on its way to the leader.
 struct Leading {
-    client: Client<HttpConnector, Body>,
+    client: LeaderClient,
     /// The replicas' secret; `None` only on a server with no replicas.
     trust: Option<Arc<Trust>>,
     proven: Proven,
@@ -292,7 +312,14 @@ impl Leading {
         });
         let answer = match asked.await {
             Err(_) => return Err("it did not prove that it is a replica within 2 s".into()),
-            Ok(Err(e)) => return Err(format!("it did not answer: {e}")),
+            Ok(Err(e)) => {
+                let why = crate::tls::with_causes(&e);
+                let hint = match why.contains("certificate") {
+                    true => " (does --replica-ca name the CA of the replicas' certificates?)",
+                    false => "",
+                };
+                return Err(format!("it did not answer: {why}{hint}"));
+            }
             Ok(Ok(answer)) => answer,
         };
         let status = answer.status();
@@ -359,7 +386,7 @@ impl Leading {
             Ok(Err(e)) => {
                 // Its proof is asked for again before the next request.
                 *self.proven.lock().expect("never poisoned") = None;
-                return unavailable(leader, &e.to_string());
+                return unavailable(leader, &crate::tls::with_causes(&e));
             }
             Ok(Ok(answer)) => answer,
         };

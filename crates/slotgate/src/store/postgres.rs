@@ -47,6 +47,7 @@ use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
 use super::rows::{self, CallRow, CapRow, Dump, KeyRow, OrgRows, ReservationRow, TrafficRow};
 use super::{Health, Leader, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
+use crate::tls::with_causes;
 
 /// A statement's parameters, owned: `params![org, seq as i64]`.
 macro_rules! params {
@@ -141,18 +142,6 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
         }
     });
     Ok(client)
-}
-
-/// An error and its causes, which tokio-postgres keeps out of its message
-/// ("db error", "error performing TLS handshake" alone say nothing of why).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut said = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        said = format!("{said}: {c}");
-        cause = c.source();
-    }
-    said
 }
 
 /// How long the writer waits for writes before it checks its connection.
