@@ -167,8 +167,9 @@ pub struct ServeArgs {
     )]
     pub queue_cap: u32,
     /// Serve HTTPS with this certificate (PEM: the server's certificate, then
-    /// its chain), with --tls-key. Both files are read again on SIGHUP: renew
-    /// them in place and send SIGHUP; connections from then on get the new one.
+    /// its chain), with --tls-key. Both files are read again on SIGHUP or
+    /// when they change (--tls-watch): renew them in place; connections from
+    /// then on get the new one. A pair that cannot be used keeps the old one.
     #[arg(
         long,
         env = "SLOTGATE_TLS_CERT",
@@ -186,6 +187,11 @@ pub struct ServeArgs {
         value_name = "FILE"
     )]
     pub tls_key: Option<PathBuf>,
+    /// How often the --tls-cert and --tls-key files are checked for a
+    /// change (their modification time and size): a changed pair is read
+    /// again as on SIGHUP. 0s: only on SIGHUP.
+    #[arg(long, env = "SLOTGATE_TLS_WATCH", hide_env_values = true, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub tls_watch: Duration,
     /// With several replicas serving HTTPS (--tls-cert): the CA
     /// certificates (PEM) a follower checks the leading replica's
     /// certificate against before it forwards anything; by default the
@@ -561,6 +567,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     });
     let handshakes = certificate.map(|certificate| {
         let handshakes = certificate.handshakes();
+        if !args.tls_watch.is_zero() {
+            tokio::spawn(certificate.clone().reload_on_change(args.tls_watch));
+        }
         tokio::spawn(async move {
             if let Err(e) = certificate.reload_on_sighup().await {
                 tracing::error!(error = %e, "cannot reload the TLS certificate on SIGHUP");
