@@ -331,10 +331,17 @@ impl Replicas {
             }
             assert!(
                 from.elapsed() < BOUND,
-                "nobody took over from replica {old}"
+                "nobody took over from replica {old}; the replicas' logs:\n{}",
+                self.logs()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Every replica's log so far.
+    fn logs(&self) -> String {
+        let log = |(i, r): (usize, &Replica)| format!("-- replica {i}:\n{}", r.log.lock().unwrap());
+        self.r.iter().enumerate().map(log).collect()
     }
 
     /// How long until replica `i` serves a read again (200), within [`BOUND`].
@@ -380,9 +387,10 @@ struct Seen {
     sent: Vec<String>,
     /// Calls whose release was acknowledged (200).
     released: Vec<String>,
-    /// Refusals (all 503 `store_unavailable`) and requests with no answer.
+    /// Refusals (all 503 `store_unavailable`).
     refused: usize,
-    no_answer: usize,
+    /// Requests with no answer: which replica, what, and why.
+    no_answer: Vec<String>,
 }
 
 /// Sends a request to one replica after another, from `turn` on, until one
@@ -405,7 +413,9 @@ async fn until_answered(
                 seen.refused += 1;
             }
             Sent::Answered(a) => return a,
-            Sent::NoAnswer(_) => seen.no_answer += 1,
+            Sent::NoAnswer(e) => seen
+                .no_answer
+                .push(format!("replica {i}: {method} {path}: {e}")),
         }
         assert!(
             from.elapsed() < Duration::from_secs(120),
@@ -749,15 +759,15 @@ async fn check(r: &Replicas, leader: usize, seen: &[Seen]) {
             assert!(ended.contains(id), "acknowledged release of {id} lost");
         }
     }
-    let (refused, no_answer): (usize, usize) = seen
-        .iter()
-        .fold((0, 0), |(r, n), s| (r + s.refused, n + s.no_answer));
+    let refused: usize = seen.iter().map(|s| s.refused).sum();
+    let no_answer: Vec<&String> = seen.iter().flat_map(|s| &s.no_answer).collect();
     eprintln!(
         "partitions: {} calls sent, {} admitted, {} ended; {refused} refusals, all 503 store_unavailable, \
-         and {no_answer} requests with no answer, retried",
+         and {} requests with no answer within 10 s, retried: {no_answer:?}",
         sent.len(),
         admitted.len(),
-        ended.len()
+        ended.len(),
+        no_answer.len()
     );
     assert!(admitted.len() > 10, "the clients got calls through");
 }

@@ -115,18 +115,20 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    // A connection to a machine that vanished is found dead in about 20 s
-    // rather than the system's two hours, unless the URL says otherwise.
+    // A connection that gets nothing back from the database for a lease
+    // fails, rather than waiting on retransmissions for minutes or on the
+    // system's two-hour keepalive: its statements unacknowledged
+    // (`tcp_user_timeout`), or its statements acknowledged and no answer
+    // coming (a keepalive probe after 2 s of silence, itself
+    // unacknowledged until the lease runs out). A leader cut from the
+    // database (a partition, a machine gone) then finds out, and reconnects
+    // as soon as the network heals; the URL's own settings win.
     if !url.contains("keepalives_idle") {
         config
-            .keepalives_idle(Duration::from_secs(10))
-            .keepalives_interval(Duration::from_secs(3))
+            .keepalives_idle(Duration::from_secs(2))
+            .keepalives_interval(Duration::from_secs(1))
             .keepalives_retries(3);
     }
-    // A statement sent into a network that drops it (a partition, a
-    // machine gone) fails once unacknowledged for a lease, rather than
-    // waiting on retransmissions for minutes: a leader cut from the
-    // database then finds out, and reconnects as soon as the network heals.
     if !url.contains("tcp_user_timeout") {
         config.tcp_user_timeout(LEASE);
     }
@@ -718,6 +720,7 @@ async fn commit(
         "UPDATE slotgate_leader SET renewed_at = clock_timestamp(), backend = pg_backend_pid() WHERE id = 1 AND term = $1",
         params![term],
     );
+    exec(&mut jobs, ABANDONED_AFTER_LEASE, params![]);
     let mut fenced = false;
     for (_, write) in batch {
         match write {
@@ -746,6 +749,19 @@ async fn commit(
     txn.commit().await.map_err(err)?;
     Ok(published)
 }
+
+/// Ends this transaction's session if it waits on the leader for longer
+/// than a [`LEASE`]: its first statement locked the leader row, and a
+/// leader cut from the database in the middle of a transaction (its next
+/// statement or its COMMIT lost on the way, the connection not closed)
+/// would otherwise hold that lock, and keep every other replica from
+/// taking over, until the database noticed the connection dead (hours, by
+/// the system's keepalive). `tests/partitions.rs` found it so.
+const ABANDONED_AFTER_LEASE: &str = "SET LOCAL idle_in_transaction_session_timeout = 5000";
+const _: () = assert!(
+    LEASE.as_millis() == 5000,
+    "ABANDONED_AFTER_LEASE says the lease"
+);
 
 /// Whether the lead's renewal, the first statement `ran`, found the term
 /// still this replica's (one row): fails if not.
