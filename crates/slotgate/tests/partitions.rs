@@ -241,14 +241,15 @@ struct Replica {
 
 impl Replica {
     /// Starts `slotgate serve --store STORE` listening on `listen`,
-    /// advertised at `advertise`, under `ns` (a network namespace) if given.
+    /// advertised at `advertise`, under `ns` (a network namespace) if given;
+    /// the test reaches it at `host` and the port it listens on.
     async fn start(
         ns: Option<&str>,
         dir: &std::path::Path,
         store: &str,
-        listen: &str,
-        advertise: &str,
-    ) -> (Replica, u16) {
+        (listen, advertise): (&str, &str),
+        host: &str,
+    ) -> Replica {
         let mut serve = support::serve_command(listen, dir);
         serve.args(["--store", store, "--advertise-url", advertise]);
         let command = match ns {
@@ -256,12 +257,11 @@ impl Replica {
             None => serve,
         };
         let (child, port, log) = support::spawn_ready(command).await;
-        let replica = Replica {
+        Replica {
             child,
-            base: String::new(),
+            base: format!("http://{host}:{port}"),
             log,
-        };
-        (replica, port)
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -287,9 +287,9 @@ impl Replicas {
         match req.send().await {
             Ok(resp) => match Answer::read(resp).await {
                 Ok(a) => Sent::Answered(a),
-                Err(e) => Sent::NoAnswer(e.to_string()),
+                Err(e) => Sent::NoAnswer(slotgate::tls::with_causes(&e)),
             },
-            Err(e) => Sent::NoAnswer(e.to_string()),
+            Err(e) => Sent::NoAnswer(slotgate::tls::with_causes(&e)),
         }
     }
 
@@ -529,10 +529,9 @@ async fn in_namespaces(net: Net) {
     let mut r = Vec::new();
     for (i, ns) in net.namespaces.iter().enumerate() {
         let advertise = format!("http://{}:7878", net.ip_of(i, Link::Replicas));
-        let (mut replica, port) =
-            Replica::start(Some(ns), dirs[i].path(), &store, "0.0.0.0:7878", &advertise).await;
-        replica.base = format!("http://{}:{port}", net.ip_of(i, Link::Clients));
-        r.push(replica);
+        let host = net.ip_of(i, Link::Clients);
+        let addresses = ("0.0.0.0:7878", advertise.as_str());
+        r.push(Replica::start(Some(ns), dirs[i].path(), &store, addresses, &host).await);
     }
     let r = Arc::new(Replicas {
         r,
@@ -635,10 +634,8 @@ async fn on_loopback() {
         let listen = free.local_addr().unwrap().to_string();
         drop(free);
         let advertise = format!("http://{listen}");
-        let (mut replica, port) =
-            Replica::start(None, dir.path(), &db.url(), &listen, &advertise).await;
-        replica.base = format!("http://127.0.0.1:{port}");
-        r.push(replica);
+        let addresses = (listen.as_str(), advertise.as_str());
+        r.push(Replica::start(None, dir.path(), &db.url(), addresses, "127.0.0.1").await);
     }
     let r = Arc::new(Replicas {
         r,
