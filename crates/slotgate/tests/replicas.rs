@@ -946,4 +946,17 @@ async fn replicas_on_https_forward_over_https_only_to_a_certificate_they_trust()
         ErrorCode::OrgNotFound,
         "nothing reached the leader: {a}"
     );
+
+    // A --replica-ca that holds no certificate: serve refuses to start, naming it.
+    let missing = tmp.path().join("no-such-ca.pem");
+    let out = support::serve_command("127.0.0.1:0", &tmp.path().join("data9"))
+        .args(["--store", &url, "--replica-ca", missing.to_str().unwrap()])
+        .output()
+        .expect("slotgate runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--replica-ca") && err.contains("no-such-ca.pem"),
+        "{err}"
+    );
 }
