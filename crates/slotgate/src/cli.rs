@@ -55,6 +55,7 @@ pub enum Command {
     /// PostgreSQL before the answer, and any number of replicas may serve
     /// one database: one leads, the others forward to it once it proved it
     /// holds the replicas' secret (--advertise-url; docs/REPLICAS.md).
+    // Boxed: its options are many, the other subcommands' few.
     Serve(Box<ServeArgs>),
     /// Write a store's state as one JSON document: a backup of either store,
     /// and the way to move the embedded store to PostgreSQL.
@@ -169,8 +170,9 @@ pub struct ServeArgs {
     )]
     pub queue_cap: u32,
     /// Serve HTTPS with this certificate (PEM: the server's certificate, then
-    /// its chain), with --tls-key. Both files are read again on SIGHUP: renew
-    /// them in place and send SIGHUP; connections from then on get the new one.
+    /// its chain), with --tls-key. Both files are read again on SIGHUP or
+    /// when they change (--tls-watch): renew them in place; connections from
+    /// then on get the new one. A pair that cannot be used keeps the old one.
     #[arg(
         long,
         env = "SLOTGATE_TLS_CERT",
@@ -188,6 +190,22 @@ pub struct ServeArgs {
         value_name = "FILE"
     )]
     pub tls_key: Option<PathBuf>,
+    /// How often the --tls-cert and --tls-key files are checked for a
+    /// change (their modification time and size): a changed pair is read
+    /// again as on SIGHUP. 0s: only on SIGHUP.
+    #[arg(long, env = "SLOTGATE_TLS_WATCH", hide_env_values = true, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub tls_watch: Duration,
+    /// With several replicas serving HTTPS (--tls-cert): the CA
+    /// certificates (PEM) a follower checks the leading replica's
+    /// certificate against before it forwards anything; by default the
+    /// system's roots. The replica secret still authenticates both ends.
+    #[arg(
+        long,
+        env = "SLOTGATE_REPLICA_CA",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    pub replica_ca: Option<PathBuf>,
     /// Ask for the operator key on /metrics (open by default, for scrapers on a private network).
     #[arg(long, env = "SLOTGATE_METRICS_AUTH", hide_env_values = true)]
     pub metrics_auth: bool,
@@ -520,6 +538,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         connections,
         limits,
         replica_secret: std::env::var("SLOTGATE_REPLICA_SECRET").ok(),
+        replica_ca: args.replica_ca,
     };
     // The certificate and the port first: a wrong file or a taken port must
     // not leave a new data directory and a new operator key behind.
@@ -558,13 +577,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             );
         }
     }
-    if matches!(settings.store, StoreChoice::Postgres(_)) && certificate.is_some() {
-        tracing::warn!(
-            "followers forward requests to the leading replica over plain HTTP, which an HTTPS \
-             listener does not accept: with several replicas, serve HTTP behind a TLS-terminating \
-             load balancer instead (docs/REPLICAS.md)"
-        );
-    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server::start(&settings, stop_rx.clone())
         .await
@@ -594,6 +606,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     });
     let handshakes = certificate.map(|certificate| {
         let handshakes = certificate.handshakes();
+        if !args.tls_watch.is_zero() {
+            tokio::spawn(certificate.clone().reload_on_change(args.tls_watch));
+        }
         tokio::spawn(async move {
             if let Err(e) = certificate.reload_on_sighup().await {
                 tracing::error!(error = %e, "cannot reload the TLS certificate on SIGHUP");

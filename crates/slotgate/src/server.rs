@@ -86,6 +86,9 @@ pub struct Settings {
     /// (`SLOTGATE_REPLICA_SECRET`): followers forward only to a leader that
     /// proves it holds it.
     pub replica_secret: Option<String>,
+    /// The CA certificates (PEM) a follower checks an `https://` leader's
+    /// certificate against (`--replica-ca`); the system's roots when `None`.
+    pub replica_ca: Option<PathBuf>,
 }
 
 /// Why the server could not start.
@@ -129,6 +132,9 @@ pub enum StartError {
     /// only to a leader that proves it knows the replicas' secret.
     #[error("with --store postgres://..., set SLOTGATE_REPLICA_SECRET, the same on every replica: followers forward requests only to a leader that proves it knows it; {how}", how = operator_key::HOW_TO_MAKE_ONE)]
     ReplicaSecretNeeded,
+    /// The CA file of `--replica-ca` cannot be used.
+    #[error("--replica-ca: {0}")]
+    ReplicaCa(String),
     /// The replicas' secret is too short or too monotonous.
     #[error("SLOTGATE_REPLICA_SECRET is too weak: {0}; {how}", how = operator_key::HOW_TO_MAKE_ONE)]
     WeakReplicaSecret(String),
@@ -252,7 +258,9 @@ impl Server {
                             .clone()
                             .ok_or(StartError::AdvertiseUrlNeeded)?,
                     };
-                    let trust = Trust::new(secret, &me.url);
+                    let tls = crate::tls::client_config(settings.replica_ca.as_deref())
+                        .map_err(StartError::ReplicaCa)?;
+                    let trust = Trust::new(secret, &me.url).with_tls(tls);
                     let store = PostgresStore::open(url, retention, me).await?;
                     (Arc::new(store), operator, None, None, Some(trust))
                 }

@@ -1,6 +1,7 @@
 //! TLS with rustls and its ring provider (no OpenSSL): certificates and keys
-//! read from PEM files, for the HTTPS listener ([`https`]) and for the
-//! connections to PostgreSQL (`store/postgres/tls.rs`).
+//! read from PEM files, for the HTTPS listener ([`https`]), for the
+//! connections to PostgreSQL (`store/postgres/tls.rs`) and for a follower's
+//! connections to the leading replica ([`client_config`]).
 
 pub mod https;
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
 
 /// The crypto provider of every TLS connection: ring (aws-lc-rs, rustls's
 /// other one, needs cmake and builds slowly).
@@ -37,4 +39,47 @@ pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, St
 pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::from_pem_file(path)
         .map_err(|e| format!("reading a private key from {}: {e}", path.display()))
+}
+
+/// TLS settings of a client that trusts the CA certificates in `ca` (PEM),
+/// or the system's roots when `None`: what a follower checks the leading
+/// replica's certificate against (`--replica-ca`). The error names the file.
+pub(crate) fn client_config(ca: Option<&Path>) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in read_certs(path)? {
+                roots.add(cert).map_err(|e| {
+                    format!("{} holds an unusable CA certificate: {e}", path.display())
+                })?;
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    Ok(client_config_with(roots))
+}
+
+/// TLS settings of a client that trusts `roots`.
+pub(crate) fn client_config_with(roots: RootCertStore) -> ClientConfig {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// An error and the causes beneath it, as one line: TLS and connection
+/// failures say why only in their causes (`invalid peer certificate:
+/// UnknownIssuer` under "error performing TLS handshake" or "client error
+/// (Connect)").
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut said = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        said = format!("{said}: {c}");
+        cause = c.source();
+    }
+    said
 }

@@ -50,6 +50,7 @@ use super::rows::{
 use super::usage_rows::{self, Book, Seed, StoredUsage};
 use super::{Health, Leader, Retention, Store, StoreError, Stored, Write};
 use crate::clock;
+use crate::tls::with_causes;
 
 /// A statement's parameters, owned: `params![org, seq as i64]`.
 macro_rules! params {
@@ -117,13 +118,22 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    // A connection to a machine that vanished is found dead in about 20 s
-    // rather than the system's two hours, unless the URL says otherwise.
+    // A connection that gets nothing back from the database for a lease
+    // fails, rather than waiting on retransmissions for minutes or on the
+    // system's two-hour keepalive: its statements unacknowledged
+    // (`tcp_user_timeout`), or its statements acknowledged and no answer
+    // coming (a keepalive probe after 2 s of silence, itself
+    // unacknowledged until the lease runs out). A leader cut from the
+    // database (a partition, a machine gone) then finds out, and reconnects
+    // as soon as the network heals; the URL's own settings win.
     if !url.contains("keepalives_idle") {
         config
-            .keepalives_idle(Duration::from_secs(10))
-            .keepalives_interval(Duration::from_secs(3))
+            .keepalives_idle(Duration::from_secs(2))
+            .keepalives_interval(Duration::from_secs(1))
             .keepalives_retries(3);
+    }
+    if !url.contains("tcp_user_timeout") {
+        config.tcp_user_timeout(LEASE);
     }
     let (client, connection) = config.connect(tls.connector()?).await.map_err(|e| {
         StoreError(format!(
@@ -137,18 +147,6 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
         }
     });
     Ok(client)
-}
-
-/// An error and its causes, which tokio-postgres keeps out of its message
-/// ("db error", "error performing TLS handshake" alone say nothing of why).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut said = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        said = format!("{said}: {c}");
-        cause = c.source();
-    }
-    said
 }
 
 /// How long the writer waits for writes before it checks its connection.
@@ -787,6 +785,7 @@ async fn commit(
         "UPDATE slotgate_leader SET renewed_at = clock_timestamp(), backend = pg_backend_pid() WHERE id = 1 AND term = $1",
         params![term],
     );
+    exec(&mut jobs, ABANDONED_AFTER_LEASE, params![]);
     let mut fenced = false;
     for (_, write) in batch {
         match write {
@@ -826,6 +825,19 @@ async fn commit(
     txn.commit().await.map_err(err)?;
     Ok(published)
 }
+
+/// Ends this transaction's session if it waits on the leader for longer
+/// than a [`LEASE`]: its first statement locked the leader row, and a
+/// leader cut from the database in the middle of a transaction (its next
+/// statement or its COMMIT lost on the way, the connection not closed)
+/// would otherwise hold that lock, and keep every other replica from
+/// taking over, until the database noticed the connection dead (hours, by
+/// the system's keepalive). `tests/partitions.rs` found it so.
+const ABANDONED_AFTER_LEASE: &str = "SET LOCAL idle_in_transaction_session_timeout = 5000";
+const _: () = assert!(
+    LEASE.as_millis() == 5000,
+    "ABANDONED_AFTER_LEASE says the lease"
+);
 
 /// Whether the lead's renewal, the first statement `ran`, found the term
 /// still this replica's (one row): fails if not.

@@ -1,10 +1,11 @@
 //! HTTPS for `slotgate serve --tls-cert FILE --tls-key FILE`: the
-//! certificate, read again on SIGHUP, and the handshakes of new connections
-//! made with it.
+//! certificate, read again on SIGHUP or when its files change, and the
+//! handshakes of new connections made with it.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rustls::ServerConfig;
 use tokio::sync::watch;
@@ -63,19 +64,55 @@ impl Certificate {
         Ok(())
     }
 
+    /// Reloads, logging the outcome; `why` says what asked for it.
+    fn reload_logged(&self, why: &str) {
+        match self.reload() {
+            Ok(()) => {
+                tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded ({why})")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate not reloaded ({why}): keeping the previous one")
+            }
+        }
+    }
+
     /// Reloads on every SIGHUP, logging the outcome, until the process ends.
     pub async fn reload_on_sighup(self: Arc<Self>) -> io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hangups = signal(SignalKind::hangup())?;
         while hangups.recv().await.is_some() {
-            match self.reload() {
-                Ok(()) => tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %e, "TLS certificate not reloaded: keeping the previous one")
-                }
-            }
+            self.reload_logged("SIGHUP");
         }
         Ok(())
+    }
+
+    /// Looks at the two files every `every`, and reloads when either
+    /// changed (its modification time or size, through symbolic links, as
+    /// a Kubernetes secret volume swaps them), logging the outcome, until
+    /// the process ends. A pair that cannot be used is not tried again
+    /// until a file changes again (a certificate written before its key is
+    /// then taken with the key).
+    pub async fn reload_on_change(self: Arc<Self>, every: Duration) {
+        let mut seen = self.stamps();
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let now = self.stamps();
+            if now != seen {
+                seen = now;
+                self.reload_logged("its files changed");
+            }
+        }
+    }
+
+    /// The files' modification times and sizes (`None` for one that cannot
+    /// be read just now).
+    fn stamps(&self) -> [Option<(SystemTime, u64)>; 2] {
+        [&self.cert, &self.key].map(|path| {
+            let meta = std::fs::metadata(path).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
     }
 
     /// The handshakes of new connections, with the certificate of the moment.

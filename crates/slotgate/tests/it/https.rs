@@ -1,25 +1,16 @@
 //! HTTPS (issue 21): `slotgate serve --tls-cert --tls-key` with a CA made by
 //! the test; the CLI (`--ca-file`, `SLOTGATE_CA_FILE`) and the Rust client
 //! (`Client::with_ca_file`) speak to it, a client that does not trust the CA
-//! is refused, and a renewed certificate is served after SIGHUP.
+//! is refused, and a renewed certificate is served after SIGHUP or when its
+//! files change.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::support::tls::TestCa;
 use crate::support::{eventually, spawn_with, OPERATOR_KEY};
+use slotgate::tls::with_causes as chain;
 use slotgate_client::{Acquire, CallType, Client};
-
-/// The error and its causes, as one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut said = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        said = format!("{said}: {c}");
-        cause = c.source();
-    }
-    said
-}
 
 /// The CLI against `url`, with `args`; (exit code, stdout, stderr).
 fn cli(url: &str, env: &[(&str, &Path)], args: &[&str]) -> (i32, String, String) {
@@ -188,4 +179,57 @@ async fn serve_refuses_to_start_on_an_unusable_certificate_and_names_the_file() 
     assert!(!out.status.success());
     assert!(err.contains("empty.pem holds no PEM certificate"), "{err}");
     assert!(!tmp.path().join("data").exists(), "nothing is created");
+}
+
+/// The certificate is read again when its files change (`--tls-watch`),
+/// with no signal: a renewed pair is served to new connections, and a
+/// broken one is logged and the certificate in use kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_renewed_in_place_is_served_without_a_signal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = TestCa::new(tmp.path(), "first");
+    let (cert, key) = first.issue("server", "slotgate", &["localhost", "127.0.0.1"]);
+    let extra = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--tls-watch",
+        "200ms",
+    ]
+    .map(String::from);
+    let (_child, port, stderr) = spawn_with(&tmp.path().join("data"), &extra, &[]).await;
+    let base = format!("https://127.0.0.1:{port}");
+    trusted(&base, &first.cert_path()).await.unwrap();
+
+    let second = TestCa::new(tmp.path(), "second");
+    let (new_cert, new_key) = second.issue("server", "slotgate", &["localhost", "127.0.0.1"]);
+    // As a renewal tool does: a new file renamed over the old one.
+    for (from, to) in [(&new_key, &key), (&new_cert, &cert)] {
+        let staged = to.with_extension("new");
+        std::fs::copy(from, &staged).unwrap();
+        std::fs::rename(&staged, to).unwrap();
+    }
+    eventually(10, "the renewed certificate is served", || async {
+        trusted(&base, &second.cert_path()).await.is_ok()
+    })
+    .await;
+    assert!(
+        stderr
+            .lock()
+            .unwrap()
+            .contains("TLS certificate reloaded (its files changed)"),
+        "{}",
+        stderr.lock().unwrap()
+    );
+
+    std::fs::write(&cert, "not a certificate").unwrap();
+    eventually(10, "the failed reload is logged", || async {
+        stderr
+            .lock()
+            .unwrap()
+            .contains("TLS certificate not reloaded (its files changed)")
+    })
+    .await;
+    trusted(&base, &second.cert_path()).await.unwrap();
 }

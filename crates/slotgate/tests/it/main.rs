@@ -15,6 +15,7 @@ mod export;
 mod https;
 mod metrics_agents;
 mod metrics_listen;
+mod partitions;
 mod planning_limits;
 mod postgres;
 mod postgres_tls;

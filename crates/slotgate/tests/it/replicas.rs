@@ -903,3 +903,117 @@ async fn usage_goes_on_from_the_stored_hour_after_a_takeover() {
         "counted on from the stored hour"
     );
 }
+
+/// HTTPS between replicas (issue 21): replicas serving HTTPS advertise
+/// `https://` URLs, and a follower forwards to the leader over HTTPS,
+/// checking its certificate against `--replica-ca`; a follower that does
+/// not trust it (another CA) answers 503 `store_unavailable` saying why,
+/// and the leader gets nothing from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_https_forward_over_https_only_to_a_certificate_they_trust() {
+    use crate::support::tls::TestCa;
+    let db = PgCluster::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(tmp.path(), "replicas");
+    let other = TestCa::new(tmp.path(), "other");
+    let (cert, key) = ca.issue("replica", "slotgate", &["127.0.0.1", "localhost"]);
+    let url = db.url();
+    let mut replicas = Vec::new();
+    for (i, trusted) in [&ca, &ca, &other].into_iter().enumerate() {
+        let args: Vec<String> = [
+            "--store",
+            &url,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--replica-ca",
+            trusted.cert_path().to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let dir = tmp.path().join(format!("data{i}"));
+        let (child, port, log) = crate::support::spawn_with(&dir, &args, &[]).await;
+        replicas.push((child, format!("https://127.0.0.1:{port}"), log));
+    }
+    let roots = {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(ca.cert_path()).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        roots
+    };
+    #[allow(deprecated)] // ring, as the server's
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let http = crate::support::http_builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let send = |i: usize, method: Method, path: &str, body: Option<Value>| {
+        let mut req = http
+            .request(method, format!("{}{path}", replicas[i].1))
+            .bearer_auth(crate::support::OPERATOR_KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { Answer::read(req.send().await.unwrap()).await.unwrap() }
+    };
+    let healthz = |i: usize| {
+        let req = http.get(format!("{}/healthz", replicas[i].1));
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(healthz(0).await, (200, "ok\n".into()), "the first leads");
+    let leader = &replicas[0].1;
+    let (status, text) = healthz(1).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains(leader),
+        "forwards to the https:// URL: {text}"
+    );
+
+    // Through the follower that trusts the leader's certificate.
+    let body = json!({"id": "acme", "limit": 1});
+    send(1, Method::POST, "/v1/orgs", Some(body)).await.ok(201);
+    send(0, Method::GET, "/v1/orgs/acme", None).await.ok(200);
+
+    // The follower that trusts another CA forwards nothing, and says why.
+    let body = json!({"id": "untrusted", "limit": 1});
+    let a = send(2, Method::POST, "/v1/orgs", Some(body)).await;
+    assert_eq!(a.refusal(), (503, ErrorCode::StoreUnavailable), "{a}");
+    assert!(
+        a.to_string().contains("UnknownIssuer") && a.to_string().contains("--replica-ca"),
+        "says why: {a}"
+    );
+    let (status, text) = healthz(2).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    let a = send(0, Method::GET, "/v1/orgs/untrusted", None).await;
+    assert_eq!(
+        a.refusal().1,
+        ErrorCode::OrgNotFound,
+        "nothing reached the leader: {a}"
+    );
+
+    // A --replica-ca that holds no certificate: serve refuses to start, naming it.
+    let missing = tmp.path().join("no-such-ca.pem");
+    let out = crate::support::serve_command("127.0.0.1:0", &tmp.path().join("data9"))
+        .args(["--store", &url, "--replica-ca", missing.to_str().unwrap()])
+        .output()
+        .expect("slotgate runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--replica-ca") && err.contains("no-such-ca.pem"),
+        "{err}"
+    );
+}

@@ -27,7 +27,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ring::hmac;
 
@@ -61,6 +61,9 @@ pub struct Trust {
     key: hmac::Key,
     /// This replica's `--advertise-url`, which its proofs as leader name.
     url: String,
+    /// What a leader's certificate is checked against when its URL is
+    /// `https://` (`--replica-ca`, else the system's roots).
+    tls: Arc<rustls::ClientConfig>,
     /// The forwarded requests' proofs taken within [`FRESH_MS`], as
     /// (sending time, nonce), oldest first. A `std` mutex: held for a
     /// lookup and an insert, never across an await.
@@ -84,13 +87,30 @@ pub struct Forwarded {
 }
 
 impl Trust {
-    /// Trust from the replicas' `secret`, for a replica advertised at `url`.
+    /// Trust from the replicas' `secret`, for a replica advertised at `url`;
+    /// it trusts no `https://` leader until [`Trust::with_tls`].
     pub fn new(secret: &str, url: &str) -> Trust {
         Trust {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
             url: url.trim_end_matches('/').to_string(),
+            tls: Arc::new(crate::tls::client_config_with(
+                rustls::RootCertStore::empty(),
+            )),
             seen: Mutex::default(),
         }
+    }
+
+    /// This trust, checking an `https://` leader's certificate with `tls`.
+    pub fn with_tls(self, tls: rustls::ClientConfig) -> Trust {
+        Trust {
+            tls: Arc::new(tls),
+            ..self
+        }
+    }
+
+    /// What a leader's certificate is checked against.
+    pub fn tls(&self) -> Arc<rustls::ClientConfig> {
+        self.tls.clone()
     }
 
     /// A fresh nonce.

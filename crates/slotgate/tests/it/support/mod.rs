@@ -717,25 +717,44 @@ pub async fn spawn_with(
     env: &[(String, String)],
 ) -> (Child, u16, Arc<Mutex<String>>) {
     let serve = serve_command("127.0.0.1:0", dir);
-    let command = match env.iter().any(|(k, _)| k == RLIMIT_NOFILE) {
+    let mut command = match env.iter().any(|(k, _)| k == RLIMIT_NOFILE) {
         false => serve,
-        true => {
-            let mut sh = std::process::Command::new("sh");
-            sh.args(["-c", "ulimit -n \"$RLIMIT_NOFILE\" && exec \"$0\" \"$@\""])
-                .arg(serve.get_program())
-                .args(serve.get_args())
-                .stdin(Stdio::null());
-            for (k, v) in serve.get_envs() {
-                if let Some(v) = v {
-                    sh.env(k, v);
-                }
-            }
-            sh
-        }
+        true => wrapped(
+            &serve,
+            "sh",
+            &["-c", "ulimit -n \"$RLIMIT_NOFILE\" && exec \"$0\" \"$@\""],
+        ),
     };
+    command.args(extra).envs(env.iter().map(|(k, v)| (k, v)));
+    spawn_ready(command).await
+}
+
+/// `program args...` running `inner` (its program, arguments and
+/// environment), e.g. `ip netns exec NS` or `sh -c '... exec "$0" "$@"'`.
+pub fn wrapped(
+    inner: &std::process::Command,
+    program: &str,
+    args: &[&str],
+) -> std::process::Command {
+    let mut c = std::process::Command::new(program);
+    c.args(args)
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
+/// Spawns a `slotgate serve` command (killed on drop) and waits for its
+/// ready line; returns the child, the port it names and its stderr
+/// (collected in the background from then on).
+pub async fn spawn_ready(command: std::process::Command) -> (Child, u16, Arc<Mutex<String>>) {
     let mut child = Command::from(command)
-        .args(extra)
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

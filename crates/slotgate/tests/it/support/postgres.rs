@@ -214,6 +214,24 @@ impl PgCluster {
         );
     }
 
+    /// Makes the server listen on `addr` too (beside 127.0.0.1), trusting
+    /// every connection from the network `trusted` (CIDR), and restarts it
+    /// there: for replicas in network namespaces of their own
+    /// (`tests/it/partitions.rs`). The address must exist on this machine.
+    pub fn listen_also(&self, addr: &str, trusted: &str) {
+        let data = self.data_dir();
+        append(
+            &data.join("postgresql.conf"),
+            &format!("\nlisten_addresses = '127.0.0.1,{addr}'\n"),
+        );
+        append(
+            &data.join("pg_hba.conf"),
+            &format!("\nhost all all {trusted} trust\n"),
+        );
+        self.stop();
+        self.start_again();
+    }
+
     /// Starts the stopped server again on the same port and data (it
     /// recovers from its WAL as after a crash).
     pub fn start_again(&self) {
@@ -367,9 +385,9 @@ fn append(file: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(file)
-        .expect("postgresql.conf opens");
+        .unwrap_or_else(|e| panic!("{} opens: {e}", file.display()));
     f.write_all(text.as_bytes())
-        .expect("postgresql.conf is written");
+        .unwrap_or_else(|e| panic!("{} is written: {e}", file.display()));
 }
 
 fn path_str(p: &Path) -> &str {
