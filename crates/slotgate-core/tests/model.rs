@@ -19,7 +19,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use slotgate_core::{
     AcquireRequest, Acquired, AgentId, CallId, CallState, CallType, Caps, Config, Engine, Error,
-    EventKind, OrgId, Reservations, Slot, Timestamp, WaitToken,
+    EventKind, OrgId, PlanId, PlanLink, Reservations, Slot, Timestamp, WaitToken,
 };
 
 const ORGS: [&str; 2] = ["o1", "o2"];
@@ -273,6 +273,27 @@ impl Model {
         Ok(())
     }
 
+    /// A plan change reaching one org: its limit and burst together,
+    /// refused whole below its reservations, the lowering of the two first
+    /// (so the dispatch after each step never admits beyond the final
+    /// `L + B`).
+    fn set_terms(&mut self, org: &str, limit: u32, burst: u32, now: u64) -> Result<(), String> {
+        let o = self.orgs.get(org).ok_or("OrgNotFound")?;
+        if limit > MAX_LIMIT {
+            return Err("invalid limit".into());
+        }
+        if limit < o.reserved() {
+            return Err(format!("limit_below {}", o.reserved()));
+        }
+        if burst < o.burst {
+            self.set_burst(org, burst, now)?;
+            self.set_limit(org, limit, now)
+        } else {
+            self.set_limit(org, limit, now)?;
+            self.set_burst(org, burst, now)
+        }
+    }
+
     /// Caps by type index, then the total at index 4.
     fn set_caps(
         &mut self,
@@ -514,6 +535,8 @@ enum Op {
     Reserve(usize, usize, [u32; 4]),
     Remove(usize, usize),
     SetBurst(usize, u32),
+    /// A plan's limit and burst reaching an org on it (`Engine::set_terms`).
+    SetTerms(usize, u32, u32),
     /// Caps per type, then the total.
     SetCaps(usize, usize, [Option<u32>; 5]),
     Acquire {
@@ -541,6 +564,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (org.clone(), 0..AGENTS.len(), prop::array::uniform4(0u32..3)).prop_map(|(o, a, r)| Op::Reserve(o, a, r)),
         1 => (org.clone(), 0..AGENTS.len()).prop_map(|(o, a)| Op::Remove(o, a)),
         1 => (org.clone(), 0u32..3).prop_map(|(o, b)| Op::SetBurst(o, b)),
+        1 => (org.clone(), prop_oneof![0u32..8, Just(MAX_LIMIT + 1)], 0u32..3).prop_map(|(o, l, b)| Op::SetTerms(o, l, b)),
         2 => (org.clone(), 0..AGENTS.len(), prop::array::uniform5(prop_oneof![3 => Just(None), 2 => (0u32..4).prop_map(Some)]))
             .prop_map(|(o, a, c)| Op::SetCaps(o, a, c)),
         8 => (org.clone(), id.clone(), 0..AGENTS.len(), 0usize..4, prop_oneof![4 => 5u64..31, 1 => Just(4u64)],
@@ -851,6 +875,14 @@ fn run(limits: [u32; 2], mut ops: Vec<Op>, cap: u32, retention_s: u64) {
                     .map(|_| ())
                     .map_err(|e| reason_of(&e));
                 assert_eq!(got, m.set_burst(org(o), b, now), "{step}");
+            }
+            Op::SetTerms(o, l, b) => {
+                let tier = PlanLink::on(PlanId::new("tier").unwrap());
+                let got = e
+                    .set_terms(org(o), tier, l, b, t)
+                    .map(|_| ())
+                    .map_err(|e| reason_of(&e));
+                assert_eq!(got, m.set_terms(org(o), l, b, now), "{step}");
             }
             Op::SetCaps(o, a, c) => {
                 let caps = Caps {
