@@ -966,6 +966,10 @@ export interface components {
              *     (unless `limit` is given) and burst.
              */
             plan?: string | null;
+        } | {
+            limit: number;
+        } | {
+            plan: string;
         };
         /** @description `POST /v1/plans`: a new plan. */
         CreatePlan: {
@@ -2364,6 +2368,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description plan_not_found: no plan of this id (`GET /v1/plans`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description org_exists: an org with this id exists */
             409: {
                 headers: {
@@ -2869,6 +2882,15 @@ export interface operations {
             };
             /** @description org_not_found: no such org, or one this key may not see */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no_plan: null asks for the plan's burst, and the org is on no plan */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3931,7 +3953,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description limit_below_reservations, with `reserved` */
+            /** @description limit_below_reservations, with `reserved`; no_plan: null asks for the plan's limit, and the org is on no plan */
             409: {
                 headers: {
                     [name: string]: unknown;

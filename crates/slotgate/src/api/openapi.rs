@@ -65,7 +65,8 @@ pub struct ApiDoc;
 /// The document as served: the routes' operations, completed ([`Complete`]),
 /// with its links spelled as OpenAPI spells them (utoipa 5.5 writes a link's
 /// fields in snake case, `operation_id`, `request_body`, which no OpenAPI
-/// tool reads), and the planning bodies' "`traffic` or `window`, not both".
+/// tool reads), the planning bodies' "`traffic` or `window`, not both", and
+/// a new org's "a `limit` or a `plan`".
 pub fn document() -> serde_json::Value {
     let mut api = super::routes().into_openapi();
     Complete.modify(&mut api);
@@ -77,6 +78,11 @@ pub fn document() -> serde_json::Value {
             "properties": {"traffic": {"type": "array"}, "window": {"type": "string"}},
         });
     }
+    // A new org needs its own limit or a plan (or both), not null.
+    doc["components"]["schemas"]["CreateOrg"]["anyOf"] = serde_json::json!([
+        {"required": ["limit"], "properties": {"limit": {"type": "integer"}}},
+        {"required": ["plan"], "properties": {"plan": {"type": "string"}}},
+    ]);
     let responses = doc["paths"]
         .as_object_mut()
         .into_iter()

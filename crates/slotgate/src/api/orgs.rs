@@ -18,6 +18,7 @@ use crate::service::Service;
 /// Create an org (operator).
 #[utoipa::path(post, path = "/v1/orgs", operation_id = "create_org", request_body = CreateOrg,
     responses((status = 201, body = Org), (status = 403, description = "forbidden: operator only"),
+              (status = 404, description = "plan_not_found: no plan of this id (`GET /v1/plans`)"),
               (status = 409, description = "org_exists: an org with this id exists")))]
 pub async fn create(
     State(s): State<Arc<Service>>,
@@ -51,7 +52,7 @@ pub async fn get(
 /// Set an org's limit (operator).
 #[utoipa::path(put, path = "/v1/orgs/{org}/limit", operation_id = "set_limit", request_body = SetLimit,
     responses((status = 200, body = Org), (status = 403, description = "forbidden: operator only"),
-              (status = 409, description = "limit_below_reservations, with `reserved`")))]
+              (status = 409, description = "limit_below_reservations, with `reserved`; no_plan: null asks for the plan's limit, and the org is on no plan")))]
 pub async fn set_limit(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
@@ -63,7 +64,8 @@ pub async fn set_limit(
 
 /// Set an org's burst: slots above its limit once the limit is in use (operator).
 #[utoipa::path(put, path = "/v1/orgs/{org}/burst", operation_id = "set_burst", request_body = SetBurst,
-    responses((status = 200, body = Org), (status = 403, description = "forbidden: operator only")))]
+    responses((status = 200, body = Org), (status = 403, description = "forbidden: operator only"),
+              (status = 409, description = "no_plan: null asks for the plan's burst, and the org is on no plan")))]
 pub async fn set_burst(
     State(s): State<Arc<Service>>,
     Auth(p): Auth,
