@@ -208,6 +208,16 @@ def _keep_rules_across_items(body):
                 seen.add(kind)
             kept.append(t)
         body["targets"] = kept
+    # A check simulates at most so many calls (rates times the horizon):
+    # rates (no maximum in the schema) as the positive bodies' are.
+    for spec in body.get("traffic") or []:
+        if isinstance(spec, dict):
+            if _count_or_rate(spec.get("calls_per_hour")):
+                spec["calls_per_hour"] = min(spec["calls_per_hour"], 100.0)
+            by_hour = spec.get("calls_per_hour_by_hour")
+            if isinstance(by_hour, list):
+                spec["calls_per_hour_by_hour"] = [
+                    min(r, 100.0) if _count_or_rate(r) else r for r in by_hour]
     # What-ifs whose reservations exceed a limit (theirs or the org's) are
     # refused; where every what-if is well formed, the body's negative part
     # is elsewhere, and they go as the positive bodies' do.
@@ -216,6 +226,10 @@ def _keep_rules_across_items(body):
         for what_if in what_ifs:
             what_if["reservations"] = []
             what_if.pop("limit", None)
+
+
+def _count_or_rate(n):
+    return isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0
 
 
 def _count(n):
@@ -247,6 +261,11 @@ def before_call(context, case, kwargs):
         # check ranges).
         case.query.pop("from", None)
         case.query.pop("to", None)
+    # An org's plan: a plan that exists (the stateful phase reads the
+    # 404 of an unknown plan as the org gone; the Rust tests cover it).
+    if case.operation.method.upper() == "PUT" and case.operation.path == "/v1/orgs/{org}/plan" \
+            and positive and isinstance(case.body, dict) and isinstance(case.body.get("plan"), str):
+        case.body["plan"] = "standard"
     # Capacity planning (POST); PUT .../plan is an org's plan (plans).
     if case.operation.method.upper() == "POST" \
             and case.operation.path in ("/v1/orgs/{org}/plan", "/v1/orgs/{org}/simulate") \
