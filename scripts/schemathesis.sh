@@ -210,7 +210,8 @@ def _keep_rules_across_items(body):
         body["targets"] = kept
     # A check simulates at most so many calls (rates times the horizon):
     # rates (no maximum in the schema) as the positive bodies' are.
-    for spec in body.get("traffic") or []:
+    traffic = body.get("traffic")
+    for spec in traffic if isinstance(traffic, list) else []:
         if isinstance(spec, dict):
             if _count_or_rate(spec.get("calls_per_hour")):
                 spec["calls_per_hour"] = min(spec["calls_per_hour"], 100.0)
