@@ -194,8 +194,9 @@ def _agreeing(body):
 def _keep_rules_across_items(body):
     """The rules across items that the schema cannot say, for a generated
     "negative" body, which can be valid by the schema all the same (and is
-    then to be accepted): one target per call type, and what-ifs within
-    their limit. What makes it negative stays."""
+    then to be accepted): one target per call type, traffic for each
+    target, the simulation budget, a ceiling that can be met, what-ifs
+    within their limit. What makes it negative stays."""
     targets = body.get("targets")
     if isinstance(targets, list):
         seen = set()
@@ -211,14 +212,46 @@ def _keep_rules_across_items(body):
     # A check simulates at most so many calls (rates times the horizon):
     # rates (no maximum in the schema) as the positive bodies' are.
     traffic = body.get("traffic")
+    if isinstance(traffic, list):
+        # One stream per agent and type; a target needs traffic of its type.
+        seen, kept = set(), []
+        for spec in traffic:
+            key = (spec.get("agent"), spec.get("call_type")) if isinstance(spec, dict) else None
+            if key is not None and all(isinstance(k, str) for k in key):
+                if key in seen:
+                    continue
+                seen.add(key)
+            kept.append(spec)
+        fed = {spec["call_type"] for spec in kept if isinstance(spec, dict)
+               and isinstance(spec.get("call_type"), str)
+               and _count_or_rate(spec.get("calls_per_hour")) and spec["calls_per_hour"] > 0}
+        for target in body.get("targets") if isinstance(body.get("targets"), list) else []:
+            kind = target.get("call_type") if isinstance(target, dict) else None
+            if isinstance(kind, str) and kind not in fed:
+                fed.add(kind)
+                kept.append({"agent": "hook", "call_type": kind,
+                             "calls_per_hour": 10.0, "mean_duration_s": 60.0})
+        body["traffic"] = traffic = kept
     for spec in traffic if isinstance(traffic, list) else []:
         if isinstance(spec, dict):
+            # Calls that give up, or last for days, can make any target
+            # unreachable: valid ones as the positive bodies' are.
+            if _count_or_rate(spec.get("patience_s")):
+                spec.pop("patience_s")
+            for key in ("mean_duration_s", "duration_sd_s"):
+                if _count_or_rate(spec.get(key)) and spec[key] <= 604800:
+                    spec[key] = min(spec[key], 3600.0)
             if _count_or_rate(spec.get("calls_per_hour")):
                 spec["calls_per_hour"] = min(spec["calls_per_hour"], 100.0)
             by_hour = spec.get("calls_per_hour_by_hour")
             if isinstance(by_hour, list):
                 spec["calls_per_hour_by_hour"] = [
                     min(r, 100.0) if _count_or_rate(r) else r for r in by_hour]
+    # A valid ceiling can be below every limit that meets the targets: the
+    # default one (10,000) meets them.
+    ceiling = body.get("max_limit")
+    if _count(ceiling) and 1 <= ceiling <= 1_000_000:
+        body.pop("max_limit")
     # What-ifs whose reservations exceed a limit (theirs or the org's) are
     # refused; where every what-if is well formed, the body's negative part
     # is elsewhere, and they go as the positive bodies' do.

@@ -36,7 +36,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// A JSON body the operation may go without: an empty body reads as `T`'s
-/// default, anything else as [`ApiJson`] reads it.
+/// default, anything else (whitespace alone too, which is no JSON) as
+/// [`ApiJson`] reads it.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
@@ -45,7 +46,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.is_empty() {
             return Ok(OptionalJson(T::default()));
         }
         read_json(&bytes).map(OptionalJson)
