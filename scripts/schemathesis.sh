@@ -154,49 +154,12 @@ def _no_wait(value):
 QUICK_CHECK = {"horizon_s": 3600.0, "warmup_s": 0.0, "replications": 2}
 
 
-def _agreeing(body):
-    """A valid planning body made to keep the rules across its fields."""
-    traffic = body.get("traffic")
-    targets = body.get("targets")
-    if isinstance(targets, list):
-        seen = set()
-        body["targets"] = [t for t in targets if isinstance(t, dict)
-                           and t.get("call_type") not in seen and not seen.add(t.get("call_type"))]
-    if isinstance(traffic, list):
-        seen, kept = set(), []
-        for spec in traffic:
-            if not isinstance(spec, dict) or (spec.get("agent"), spec.get("call_type")) in seen:
-                continue
-            seen.add((spec.get("agent"), spec.get("call_type")))
-            spec["calls_per_hour"] = min(spec.get("calls_per_hour", 0), 100.0)
-            spec.pop("patience_s", None)  # calls that give up can make any target unreachable
-            for key in ("mean_duration_s", "duration_sd_s"):
-                if isinstance(spec.get(key), (int, float)):
-                    spec[key] = min(spec[key], 3600.0)
-            if isinstance(spec.get("duration_samples_s"), list):
-                spec["duration_samples_s"] = [min(d, 3600.0) for d in spec["duration_samples_s"]]
-            if isinstance(spec.get("calls_per_hour_by_hour"), list):
-                spec["calls_per_hour_by_hour"] = [min(r, 100.0) for r in spec["calls_per_hour_by_hour"]]
-            kept.append(spec)
-        for target in body.get("targets") or []:
-            if not any(s["call_type"] == target["call_type"] and s["calls_per_hour"] > 0 for s in kept):
-                kept.append({"agent": "hook", "call_type": target["call_type"],
-                             "calls_per_hour": 10.0, "mean_duration_s": 60.0})
-        body["traffic"] = kept
-    for what_if in body.get("what_if") or []:
-        if isinstance(what_if, dict):
-            what_if["reservations"] = []
-            what_if.pop("limit", None)
-    # The default ceiling (10,000) meets any target of that traffic.
-    body.pop("max_limit", None)
-
-
 def _keep_rules_across_items(body):
-    """The rules across items that the schema cannot say, for a generated
-    "negative" body, which can be valid by the schema all the same (and is
-    then to be accepted): one target per call type, traffic for each
-    target, the simulation budget, a ceiling that can be met, what-ifs
-    within their limit. What makes it negative stays."""
+    """The rules across items that the schema cannot say, kept by a
+    planning body: one target per call type, traffic for each target, the
+    simulation budget, a ceiling that can be met, what-ifs within their
+    limit. A generated "negative" body can be valid by the schema all the
+    same (and is then to be accepted): what makes it negative stays."""
     targets = body.get("targets")
     if isinstance(targets, list):
         seen = set()
@@ -243,6 +206,10 @@ def _keep_rules_across_items(body):
                     spec[key] = min(spec[key], 3600.0)
             if _count_or_rate(spec.get("calls_per_hour")):
                 spec["calls_per_hour"] = min(spec["calls_per_hour"], 100.0)
+            samples = spec.get("duration_samples_s")
+            if isinstance(samples, list):
+                spec["duration_samples_s"] = [
+                    min(d, 3600.0) if _count_or_rate(d) and d <= 604800 else d for d in samples]
             by_hour = spec.get("calls_per_hour_by_hour")
             if isinstance(by_hour, list):
                 spec["calls_per_hour_by_hour"] = [
@@ -267,7 +234,8 @@ def _count_or_rate(n):
 
 
 def _count(n):
-    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+    # A whole number, as JSON Schema counts them (1.0 is one).
+    return _count_or_rate(n) and float(n).is_integer()
 
 
 def _well_formed_what_if(w):
@@ -305,10 +273,7 @@ def before_call(context, case, kwargs):
             and case.operation.path in ("/v1/orgs/{org}/plan", "/v1/orgs/{org}/simulate") \
             and isinstance(case.body, dict):
         case.body["check"] = dict(QUICK_CHECK)
-        if positive:
-            _agreeing(case.body)
-        else:
-            _keep_rules_across_items(case.body)
+        _keep_rules_across_items(case.body)
 PY
 
 start=$(date +%s)
