@@ -71,7 +71,7 @@ status=0
   --output-path python-client --meta none) >"$work/python.log" 2>&1 || status=$?
 clean openapi-python-client "$status" "$work/python.log"
 # Every event kind is a class of its own, told apart by `type`.
-for kind in org_created_event call_queued_event call_admitted_event call_ended_event \
+for kind in org_created_event call_queued_event call_admitted_event call_ended_event call_lease_changed_event \
   org_limit_changed_event agent_reservations_changed_event event_page; do
   [ -f "$work/python-client/models/$kind.py" ] || { echo "openapi-python-client made no $kind"; exit 1; }
 done

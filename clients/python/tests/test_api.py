@@ -436,6 +436,20 @@ async def test_events_pages_long_poll_follow_and_stream(
         event = await asyncio.wait_for(fresh.__anext__(), 10)
     assert (event.type, event.call, event.seq) == ("call.ended", "e3", 8)
 
+    # A heartbeat that changes the call's lease length is an event; one that
+    # does not (no length, or the same) is none.
+    await client.acquire(org, agent="a", type="chat", id="e4", lease_ttl=30)
+    await client.heartbeat(org, "e4")
+    await client.heartbeat(org, "e4", lease_ttl=30)
+    await client.heartbeat(org, "e4", lease_ttl=90)
+    page = await client.events(org, after=8)
+    assert [(e.type, e.call, e.lease_ttl_ms) for e in page.events] == [
+        ("call.admitted", "e4", 30_000),
+        ("call.lease_changed", "e4", 90_000),
+    ]
+    changed = page.events[1]
+    assert (changed.agent, changed.call_type) == ("a", CallType.CHAT)
+
 
 async def test_keys_roles_and_auth(server: Server, client: AsyncClient, make_org: MakeOrg) -> None:
     org, other = make_org(5), make_org(5)

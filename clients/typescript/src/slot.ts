@@ -360,7 +360,8 @@ async function watchPositions(
   try {
     const events = client.streamEvents(org, { signal: stop, onOpen: () => void refresh() });
     for await (const e of events) {
-      if (e.type === "call.queued") continue;
+      // An arrival or a new lease length moves nobody (this call included).
+      if (e.type === "call.queued" || e.type === "call.lease_changed") continue;
       if ("call" in e && e.call === id) return;
       await refresh();
     }

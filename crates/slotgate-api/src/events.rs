@@ -90,6 +90,19 @@ pub enum EventKind {
         /// Why.
         reason: EndReason,
     },
+    /// A heartbeat gave a live call another lease length (`lease_ttl_s`);
+    /// its lease, or its hold in the queue, runs that long from then on.
+    #[serde(rename = "call.lease_changed")]
+    CallLeaseChanged {
+        /// The call.
+        call: String,
+        /// Its agent.
+        agent: String,
+        /// Its type.
+        call_type: CallType,
+        /// Its new lease length, in ms.
+        lease_ttl_ms: u64,
+    },
     /// The org's limit changed.
     #[serde(rename = "org.limit_changed")]
     LimitChanged {
@@ -170,6 +183,7 @@ impl EventKind {
             EventKind::CallQueued { .. } => "call.queued",
             EventKind::CallAdmitted { .. } => "call.admitted",
             EventKind::CallEnded { .. } => "call.ended",
+            EventKind::CallLeaseChanged { .. } => "call.lease_changed",
             EventKind::LimitChanged { .. } => "org.limit_changed",
             EventKind::ReservationsChanged { .. } => "agent.reservations_changed",
             EventKind::BurstChanged { .. } => "org.burst_changed",
@@ -184,7 +198,8 @@ impl EventKind {
         match self {
             EventKind::CallQueued { call, .. }
             | EventKind::CallAdmitted { call, .. }
-            | EventKind::CallEnded { call, .. } => Some(call),
+            | EventKind::CallEnded { call, .. }
+            | EventKind::CallLeaseChanged { call, .. } => Some(call),
             _ => None,
         }
     }
@@ -341,6 +356,26 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
+    }
+
+    #[test]
+    fn a_new_lease_length_is_a_call_event() {
+        let json = r#"{"seq": 9, "org": "acme", "type": "call.lease_changed", "at": "t",
+            "call": "c1", "agent": "sales", "call_type": "chat", "lease_ttl_ms": 600000}"#;
+        let e: Event = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::CallLeaseChanged {
+                call: "c1".into(),
+                agent: "sales".into(),
+                call_type: CallType::Chat,
+                lease_ttl_ms: 600_000,
+            }
+        );
+        assert_eq!(
+            (e.kind.name(), e.kind.call()),
+            ("call.lease_changed", Some("c1"))
+        );
     }
 
     #[test]

@@ -128,6 +128,17 @@ impl Event {
                 call_type: *call_type,
                 reason: *reason,
             },
+            EventKind::CallLeaseChanged {
+                call,
+                agent,
+                call_type,
+                lease_ttl_ms,
+            } => K::CallLeaseChanged {
+                call: call.to_string(),
+                agent: agent.to_string(),
+                call_type: *call_type,
+                lease_ttl_ms: *lease_ttl_ms,
+            },
             EventKind::LimitChanged { old, new } => K::LimitChanged {
                 old: *old,
                 new: *new,

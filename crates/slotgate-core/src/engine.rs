@@ -175,7 +175,8 @@ impl Engine {
         self.with_org(org, now, |o, now, out| o.end_by_caller(call, now, out))
     }
 
-    /// Renews an active call's lease or a queued call's hold, optionally with a new `lease_ttl`.
+    /// Renews an active call's lease or a queued call's hold, optionally with a new `lease_ttl`
+    /// (a new one emits `call.lease_changed`; a heartbeat that changes no length emits nothing).
     /// An ended call answers [`Error::CallEnded`].
     pub fn heartbeat(
         &mut self,
@@ -184,7 +185,9 @@ impl Engine {
         lease_ttl: Option<Duration>,
         now: Timestamp,
     ) -> Result<CallView> {
-        self.with_org(org, now, |o, now, _| o.heartbeat(call, lease_ttl, now))
+        self.with_org(org, now, |o, now, out| {
+            o.heartbeat(call, lease_ttl, now, out)
+        })
     }
 
     /// A wait (long-poll) opens on a call; while one is open, a queued call is held.

@@ -72,6 +72,18 @@ pub enum EventKind {
         /// Why.
         reason: EndReason,
     },
+    /// `call.lease_changed`: a heartbeat gave a live call another
+    /// `lease_ttl` (a heartbeat without one, or with the same, emits nothing).
+    CallLeaseChanged {
+        /// The call.
+        call: CallId,
+        /// Its agent.
+        agent: AgentId,
+        /// Its type.
+        call_type: CallType,
+        /// Its new lease length, in ms (for a store to restore the call).
+        lease_ttl_ms: u64,
+    },
     /// `org.limit_changed`.
     LimitChanged {
         /// The limit before.

@@ -301,12 +301,14 @@ impl Org {
         Ok(view)
     }
 
-    /// Renews an active call's lease, or a queued call's hold; `lease_ttl` replaces the call's.
+    /// Renews an active call's lease, or a queued call's hold; `lease_ttl`
+    /// replaces the call's, and emits `call.lease_changed` if it differs.
     pub(crate) fn heartbeat(
         &mut self,
         id: &str,
         lease_ttl: Option<Duration>,
         now: Timestamp,
+        out: &mut Vec<Event>,
     ) -> Result<CallView> {
         let call = self.get(id)?;
         let ttl = lease_ttl.map(check_lease_ttl).transpose()?;
@@ -315,7 +317,18 @@ impl Org {
                 call: Box::new(self.view_of(id, now)),
             });
         }
+        let changed =
+            ttl.filter(|&ttl| ttl != call.lease_ttl_ms)
+                .map(|ttl| EventKind::CallLeaseChanged {
+                    call: call.id.clone(),
+                    agent: self.pool.agent_id(call.group).clone(),
+                    call_type: call.group.call_type,
+                    lease_ttl_ms: u64::from(ttl),
+                });
         self.renew(id, ttl, now);
+        if let Some(kind) = changed {
+            self.emit(now, kind, out);
+        }
         Ok(self.view_of(id, now))
     }
 
@@ -882,7 +895,8 @@ mod tests {
         assert_eq!((org.timers.len(), live_deadlines(&org)), (10, 10));
         for round in 0..1_000 {
             for n in 0..6 {
-                org.heartbeat(&format!("c{n}"), None, t(2 + round)).unwrap();
+                org.heartbeat(&format!("c{n}"), None, t(2 + round), &mut out)
+                    .unwrap();
             }
         }
         assert_eq!(org.timers.len(), 10, "a thousand renewals add no entries");

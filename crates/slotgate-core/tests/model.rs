@@ -427,6 +427,7 @@ impl Model {
         if c.st == St::Ended {
             return Err("call_ended".into());
         }
+        let changed = ttl_s.map(|t| t * 1000).filter(|&t| t != c.ttl);
         if let Some(t) = ttl_s {
             c.ttl = t * 1000;
         }
@@ -434,6 +435,10 @@ impl Model {
             St::Active => c.lease = now + c.ttl,
             St::Queued if c.waits == 0 => c.hold = Some(now + c.ttl),
             _ => {}
+        }
+        if let Some(t) = changed {
+            let id = c.id.clone();
+            self.emit(org, "lease", &id, t.to_string());
         }
         Ok(())
     }
@@ -608,6 +613,9 @@ fn engine_events(e: &mut Engine, seqs: &mut HashMap<String, u64>) -> Vec<Ev> {
             EventKind::CallEnded { call, reason, .. } => {
                 (org, "ended", call.to_string(), reason.as_str().into())
             }
+            EventKind::CallLeaseChanged {
+                call, lease_ttl_ms, ..
+            } => (org, "lease", call.to_string(), lease_ttl_ms.to_string()),
             EventKind::LimitChanged { new, .. } => (org, "limit", String::new(), new.to_string()),
             EventKind::BurstChanged { new, .. } => (org, "burst", String::new(), new.to_string()),
             EventKind::CapsChanged { agent, new, .. } => (

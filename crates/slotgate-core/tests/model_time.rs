@@ -50,8 +50,8 @@ fn ts(ms: u64) -> Timestamp {
 // ---------------------------------------------------------------- coverage
 
 /// What the random runs exercised (printed by `coverage`).
-static STATS: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
-const STAT_NAMES: [&str; 15] = [
+static STATS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+const STAT_NAMES: [&str; 16] = [
     "commands arriving after a passed deadline (late)",
     "late catch-ups spanning 2+ instants",
     "instants with 2+ deadlines",
@@ -67,6 +67,7 @@ const STAT_NAMES: [&str; 15] = [
     "call_blocked refusals",
     "admissions into the burst",
     "calls queued blocked",
+    "heartbeats that change a lease_ttl (call.lease_changed)",
 ];
 fn stat(i: usize) {
     STATS[i].fetch_add(1, Relaxed);
@@ -681,8 +682,10 @@ impl Model {
         Ok(self.orgs[o].agent_view(a))
     }
 
+    /// A heartbeat (or a retry, with no `ttl`): a new `ttl` is `call.lease_changed`.
     fn renew(&mut self, o: usize, i: usize, ttl: Option<u64>, now: u64) {
         let c = &mut self.orgs[o].calls[i];
+        let changed = ttl.filter(|&t| t != c.ttl);
         if let Some(t) = ttl {
             if c.st == St::Queued {
                 stat(11);
@@ -693,6 +696,16 @@ impl Model {
             St::Active => c.lease = now + c.ttl,
             St::Queued if c.waits == 0 => c.hold = Some(now + c.ttl),
             _ => {}
+        }
+        if let Some(t) = changed {
+            stat(15);
+            let kind = EventKind::CallLeaseChanged {
+                call: CallId::new(&c.id).unwrap(),
+                agent: agent_id(c.agent),
+                call_type: CallType::ALL[c.ty],
+                lease_ttl_ms: t,
+            };
+            self.emit(o, now, kind);
         }
     }
 

@@ -27,6 +27,12 @@ fn acquire(e: &mut Engine, id: &str, agent: &str, call_type: CallType, at: Times
 
 /// Copies every live call of `from` into a fresh engine, as a store would.
 fn restore(from: &Engine) -> Engine {
+    restore_with(from, &[])
+}
+
+/// As [`restore`], with the lease lengths a store keeps for some calls
+/// (`(id, lease_ttl_ms)`) in place of the engine's.
+fn restore_with(from: &Engine, lengths: &[(String, u64)]) -> Engine {
     let mut to = Engine::new(Config::default());
     let org = from.org("acme").unwrap();
     to.restore_org(OrgId::new("acme").unwrap(), org.limit, 42)
@@ -47,12 +53,13 @@ fn restore(from: &Engine) -> Engine {
             },
             CallState::Ended => unreachable!("only live calls are listed"),
         };
+        let stored = lengths.iter().find(|(id, _)| id == c.id.as_str());
         let call = RestoredCall {
             id: c.id,
             agent: c.agent,
             call_type: c.call_type,
             queued_at: c.queued_at,
-            lease_ttl: Duration::from_millis(c.lease_ttl_ms),
+            lease_ttl: Duration::from_millis(stored.map_or(c.lease_ttl_ms, |(_, ms)| *ms)),
             state,
         };
         to.restore_call("acme", call).unwrap();
@@ -254,4 +261,118 @@ fn restored_active_calls_are_listed_oldest_admission_first_whatever_order_they_c
         ..Default::default()
     };
     assert_eq!(ids(of_a), ["mid", "late", "new"]);
+}
+
+/// Each call's lease length as a store keeps it: from the events alone.
+fn stored_lease_lengths(events: &[slotgate_core::Event]) -> Vec<(String, u64)> {
+    use slotgate_core::EventKind;
+    let mut rows: Vec<(String, u64)> = Vec::new();
+    for ev in events {
+        let (call, ttl) = match &ev.kind {
+            EventKind::CallQueued {
+                call, lease_ttl_ms, ..
+            }
+            | EventKind::CallAdmitted {
+                call, lease_ttl_ms, ..
+            }
+            | EventKind::CallLeaseChanged {
+                call, lease_ttl_ms, ..
+            } => (call.to_string(), *lease_ttl_ms),
+            _ => continue,
+        };
+        match rows.iter_mut().find(|(id, _)| *id == call) {
+            Some(row) => row.1 = ttl,
+            None => rows.push((call, ttl)),
+        }
+    }
+    rows
+}
+
+#[test]
+fn a_new_lease_ttl_is_an_event_and_a_restore_from_the_events_keeps_it() {
+    use slotgate_core::EventKind;
+    let mut e = Engine::new(Config::default());
+    e.create_org(OrgId::new("acme").unwrap(), 1, t(0)).unwrap();
+    acquire(&mut e, "a1", "A", CallType::Chat, t(0)); // active, 30 s
+    acquire(&mut e, "q1", "B", CallType::Inbound, t(0)); // queued, 30 s
+    let mut events: Vec<_> = e.drain_events().collect();
+
+    // No length, or the same one: renewed, and nothing to record.
+    e.heartbeat("acme", "a1", None, t(1)).unwrap();
+    e.heartbeat("acme", "a1", Some(Duration::from_secs(30)), t(2))
+        .unwrap();
+    e.heartbeat("acme", "q1", Some(Duration::from_secs(30)), t(2))
+        .unwrap();
+    assert_eq!(e.drain_events().count(), 0);
+    // A refused length changes nothing either.
+    assert!(e
+        .heartbeat("acme", "a1", Some(Duration::from_secs(1)), t(2))
+        .is_err());
+    assert_eq!(e.drain_events().count(), 0);
+
+    // A new length, on an active and on a queued call: one event each.
+    let a1 = e
+        .heartbeat("acme", "a1", Some(Duration::from_secs(600)), t(3))
+        .unwrap();
+    assert_eq!(a1.lease_ttl_ms, 600_000);
+    assert_eq!(a1.lease_expires_at, Some(t(603)));
+    e.heartbeat("acme", "q1", Some(Duration::from_secs(90)), t(4))
+        .unwrap();
+    let changed: Vec<_> = e.drain_events().collect();
+    let kinds: Vec<_> = changed
+        .iter()
+        .map(|ev| (ev.seq, ev.at, ev.kind.clone()))
+        .collect();
+    let last = events.last().unwrap().seq;
+    assert_eq!(
+        kinds,
+        [
+            (
+                last + 1,
+                t(3),
+                EventKind::CallLeaseChanged {
+                    call: CallId::new("a1").unwrap(),
+                    agent: AgentId::new("A").unwrap(),
+                    call_type: CallType::Chat,
+                    lease_ttl_ms: 600_000,
+                }
+            ),
+            (
+                last + 2,
+                t(4),
+                EventKind::CallLeaseChanged {
+                    call: CallId::new("q1").unwrap(),
+                    agent: AgentId::new("B").unwrap(),
+                    call_type: CallType::Inbound,
+                    lease_ttl_ms: 90_000,
+                }
+            ),
+        ]
+    );
+    // The new length again: nothing.
+    e.heartbeat("acme", "a1", Some(Duration::from_secs(600)), t(5))
+        .unwrap();
+    assert_eq!(e.drain_events().count(), 0);
+    events.extend(changed);
+
+    // A store that applies the events has the new lengths; a restart
+    // rebuilds each lease (and hold) from them.
+    let stored = stored_lease_lengths(&events);
+    assert_eq!(
+        stored,
+        [("a1".to_string(), 600_000), ("q1".to_string(), 90_000)]
+    );
+    let mut r = restore_with(&e, &stored);
+    let restart = t(20);
+    r.resume(restart);
+    let a1 = r.call("acme", "a1", restart).unwrap();
+    assert_eq!(
+        (a1.lease_ttl_ms, a1.lease_expires_at),
+        (600_000, Some(t(620)))
+    );
+    let q1 = r.call("acme", "q1", restart).unwrap();
+    assert_eq!(
+        (q1.lease_ttl_ms, q1.hold_expires_at),
+        (90_000, Some(t(110)))
+    );
 }

@@ -708,7 +708,7 @@ impl Service {
                         changed.push((e.org.clone(), call.clone()));
                         None
                     }
-                    EventKind::CallQueued { .. } => None,
+                    EventKind::CallQueued { .. } | EventKind::CallLeaseChanged { .. } => None,
                     _ => by.map(str::to_string),
                 };
                 (e, who)

@@ -50,15 +50,6 @@ pub enum Write {
         /// The key's id.
         id: String,
     },
-    /// A call's new lease length, set by a heartbeat (no event records it).
-    LeaseTtl {
-        /// The call's org.
-        org: String,
-        /// The call's id.
-        call: String,
-        /// The new `lease_ttl`, in milliseconds.
-        lease_ttl_ms: u32,
-    },
     /// An org's own request rate for all its keys together (`None`: back
     /// to the server's setting).
     OrgRate {

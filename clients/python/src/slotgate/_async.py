@@ -926,6 +926,9 @@ class AsyncPermit:
                 call = await self.client.get_call(self.org, self.id)
                 await positions.report(call)
                 async for e in events:
+                    # A new lease length moves nobody, this call included.
+                    if e.type == "call.lease_changed":
+                        continue
                     if e.call == self.id:
                         return
                     if e.type == "call.queued" and e.call is not None:

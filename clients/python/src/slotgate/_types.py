@@ -379,10 +379,11 @@ class NewKey:
 class Event:
     """One state change of an org.
 
-    `type` is `call.queued`, `call.admitted`, `call.ended`, `org.created`,
-    `org.limit_changed` or `agent.reservations_changed` (kept as a string: the
-    server may add kinds). Fields that a kind does not have are None; `raw` is
-    the whole JSON object.
+    `type` is `call.queued`, `call.admitted`, `call.ended`,
+    `call.lease_changed`, `org.created`, `org.limit_changed`,
+    `agent.reservations_changed`, ... (kept as a string: the server may add
+    kinds). Fields that a kind does not have are None; `raw` is the whole
+    JSON object.
     """
 
     seq: int
@@ -399,6 +400,8 @@ class Event:
     waited_ms: Optional[int] = None
     reason: Optional[EndReason] = None
     by: Optional[str] = None
+    #: `call.queued`, `call.admitted`: the call's lease length; `call.lease_changed`: its new one.
+    lease_ttl_ms: Optional[int] = None
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -430,6 +433,7 @@ class Event:
             waited_ms=_opt_int(d.get("waited_ms")),
             reason=None if reason is None else EndReason(reason),
             by=_opt_str(d.get("by")),
+            lease_ttl_ms=_opt_int(d.get("lease_ttl_ms")),
             raw=dict(d),
         )
 

@@ -791,6 +791,40 @@ export interface components {
              */
             type: "call.ended";
         };
+        /**
+         * @description A heartbeat gave a live call another lease length (`lease_ttl_s`);
+         *     its lease, or its hold in the queue, runs that long from then on.
+         */
+        CallLeaseChangedEvent: {
+            /** @description Its agent. */
+            agent: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The call. */
+            call: string;
+            /** @description Its type. */
+            call_type: components["schemas"]["CallType"];
+            /**
+             * Format: int64
+             * @description Its new lease length, in ms.
+             */
+            lease_ttl_ms: number;
+            /** @description The org it happened in. */
+            org: string;
+            /**
+             * Format: int64
+             * @description Org-wide, increasing from 1 with no gaps.
+             */
+            seq: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.lease_changed";
+        };
         /** @description `GET /v1/orgs/{org}/calls`. */
         CallList: {
             /** @description Active calls (oldest admission first), then queued calls in queue order. */
@@ -1021,7 +1055,7 @@ export interface components {
             mean?: number | null;
         };
         /** @description One state change of an org (`GET .../events`, the SSE stream), by its `type`. */
-        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["OrgBurstChangedEvent"] | components["schemas"]["OrgPlanChangedEvent"] | components["schemas"]["AgentCapsChangedEvent"] | components["schemas"]["OrgBlockedChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
+        Event: components["schemas"]["OrgCreatedEvent"] | components["schemas"]["CallQueuedEvent"] | components["schemas"]["CallAdmittedEvent"] | components["schemas"]["CallEndedEvent"] | components["schemas"]["CallLeaseChangedEvent"] | components["schemas"]["OrgLimitChangedEvent"] | components["schemas"]["OrgBurstChangedEvent"] | components["schemas"]["OrgPlanChangedEvent"] | components["schemas"]["AgentCapsChangedEvent"] | components["schemas"]["OrgBlockedChangedEvent"] | components["schemas"]["AgentReservationsChangedEvent"];
         /** @description `GET /v1/orgs/{org}/events`: a page of events, oldest first. */
         EventPage: {
             /** @description The events. */

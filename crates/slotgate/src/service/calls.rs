@@ -10,7 +10,6 @@ use slotgate_core::{
 
 use super::{Page, Result, Service};
 use crate::auth::{random_hex, Action, Principal};
-use crate::store::Write;
 
 /// How an acquire ended: the API answers 201, 202 and 200 for these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,8 +122,11 @@ impl Service {
             .into())
     }
 
-    /// Renews a call's lease (or a queued call's hold); durable before it
-    /// returns. An ended call is refused with the call as it ended.
+    /// Renews a call's lease (or a queued call's hold). A new `lease_ttl_s`
+    /// is an engine event (`call.lease_changed`), durable before this
+    /// returns; a plain renewal writes nothing (after a restart every lease
+    /// gets one `lease_ttl` of grace). An ended call is refused with the
+    /// call as it ended.
     pub async fn heartbeat(
         &self,
         p: &Principal,
@@ -134,25 +136,9 @@ impl Service {
     ) -> Result<Call> {
         p.check(org, Action::Calls)?;
         let ttl = body.lease_ttl()?;
-        let (renewed, new_ttl) = self
-            .change(org, None, |e, now| {
-                // Only a heartbeat that names a lease_ttl can change it.
-                let before = ttl.and_then(|_| e.call(org, id, now).ok());
-                let before = before.map(|c| c.lease_ttl_ms);
-                let renewed = e.heartbeat(org, id, ttl, now);
-                let after = ttl.and(renewed.as_ref().ok()).map(|c| c.lease_ttl_ms);
-                (renewed, after.filter(|_| after != before))
-            })
+        let renewed = self
+            .change(org, None, |e, now| e.heartbeat(org, id, ttl, now))
             .await?;
-        if let Some(ttl) = new_ttl {
-            // A restart or a new leader rebuilds the lease from the stored length.
-            self.write(Write::LeaseTtl {
-                org: org.to_string(),
-                call: id.to_string(),
-                lease_ttl_ms: u32::try_from(ttl).unwrap_or(u32::MAX),
-            })
-            .await?;
-        }
         let call = match renewed {
             Err(slotgate_core::Error::CallNotFound) => {
                 // As the engine answers for an ended call it still keeps.

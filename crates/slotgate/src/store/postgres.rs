@@ -954,17 +954,6 @@ fn apply(jobs: &mut Vec<Job>, write: &Write, published: &mut Vec<Stored>, term: 
         Write::DeleteKey { id } => {
             exec(jobs, "DELETE FROM slotgate_keys WHERE id = $1", params![id]);
         }
-        Write::LeaseTtl {
-            org,
-            call,
-            lease_ttl_ms,
-        } => {
-            exec(
-                jobs,
-                "UPDATE slotgate_calls SET lease_ttl_ms = $3 WHERE org = $1 AND id = $2",
-                params![org, call, (*lease_ttl_ms as i64)],
-            );
-        }
         Write::OrgRate { org, rate_per_s } => match rate_per_s {
             Some(rate) => exec(
                 jobs,
@@ -1215,6 +1204,15 @@ fn apply_event(jobs: &mut Vec<Job>, e: &Event) {
                      queued_at = CASE slotgate_calls.state WHEN 'queued' THEN slotgate_calls.queued_at END,
                      queue_seq = CASE slotgate_calls.state WHEN 'queued' THEN slotgate_calls.queue_seq END",
                 params![org, call.as_str(), agent.as_str(), call_type.as_str(), slot.as_str(), rows::ms(e.at), (*lease_ttl_ms as i64)],
+            );
+        }
+        EventKind::CallLeaseChanged {
+            call, lease_ttl_ms, ..
+        } => {
+            exec(
+                jobs,
+                "UPDATE slotgate_calls SET lease_ttl_ms = $3 WHERE org = $1 AND id = $2",
+                params![org, call.as_str(), (*lease_ttl_ms as i64)],
             );
         }
         EventKind::CallEnded { call, reason, .. } => {

@@ -359,17 +359,6 @@ fn apply(
         Write::DeleteKey { id } => {
             exec(txn, "DELETE FROM keys WHERE id = ?1", [id])?;
         }
-        Write::LeaseTtl {
-            org,
-            call,
-            lease_ttl_ms,
-        } => {
-            exec(
-                txn,
-                "UPDATE calls SET lease_ttl_ms = ?3 WHERE org = ?1 AND id = ?2",
-                params![org, call, lease_ttl_ms],
-            )?;
-        }
         Write::OrgRate { org, rate_per_s } => match rate_per_s {
             Some(rate) => {
                 exec(
@@ -607,6 +596,15 @@ fn apply_event(txn: &Transaction<'_>, e: &slotgate_core::Event) -> rusqlite::Res
                     ms(e.at),
                     *lease_ttl_ms as i64
                 ],
+            )?;
+        }
+        EventKind::CallLeaseChanged {
+            call, lease_ttl_ms, ..
+        } => {
+            exec(
+                txn,
+                "UPDATE calls SET lease_ttl_ms = ?3 WHERE org = ?1 AND id = ?2",
+                params![org, call.as_str(), *lease_ttl_ms as i64],
             )?;
         }
         EventKind::CallEnded { call, reason, .. } => {

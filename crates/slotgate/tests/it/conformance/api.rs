@@ -899,22 +899,34 @@ async fn openapi_declares_answers_ranges_links_and_resolves_every_reference() {
         event["discriminator"]["mapping"]["call.admitted"],
         "#/components/schemas/CallAdmittedEvent"
     );
-    // Six kinds of version 1, and version 2's org.burst_changed,
-    // agent.caps_changed, org.blocked_changed and org.plan_changed.
-    assert_eq!(event["oneOf"].as_array().unwrap().len(), 10);
+    // Six kinds of version 1, version 2's org.burst_changed,
+    // agent.caps_changed, org.blocked_changed and org.plan_changed, and
+    // call.lease_changed.
+    assert_eq!(event["oneOf"].as_array().unwrap().len(), 11);
     assert_eq!(
         event["discriminator"]["mapping"]["org.blocked_changed"],
         "#/components/schemas/OrgBlockedChangedEvent"
     );
-    let admitted = &schemas["CallAdmittedEvent"];
-    for field in ["seq", "org", "at", "type", "call", "slot", "waited_ms"] {
-        assert!(
-            admitted["required"]
-                .as_array()
-                .unwrap()
-                .contains(&json!(field)),
-            "CallAdmittedEvent lacks {field}"
-        );
+    let kinds = [
+        (
+            "call.admitted",
+            "CallAdmittedEvent",
+            &["slot", "waited_ms"][..],
+        ),
+        (
+            "call.lease_changed",
+            "CallLeaseChangedEvent",
+            &["agent", "call_type", "lease_ttl_ms"],
+        ),
+    ];
+    for (tag, name, own) in kinds {
+        let reference = format!("#/components/schemas/{name}");
+        assert_eq!(event["discriminator"]["mapping"][tag], reference.as_str());
+        let required = schemas[name]["required"].as_array().unwrap();
+        for field in ["seq", "org", "at", "type", "call"].iter().chain(own) {
+            let lacks = !required.contains(&json!(field));
+            assert!(!lacks, "{name} lacks {field}");
+        }
     }
     assert_eq!(property("Call", "queued_at")["format"], "date-time");
     // Links lead from what an operation made to what can be done with it.

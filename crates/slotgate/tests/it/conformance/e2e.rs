@@ -1157,10 +1157,23 @@ async fn a_restart_logs_what_it_recovered() {
     .await;
 }
 
+/// The `call.lease_changed` events of an org's log: the call and its new length.
+async fn lease_changes(s: &Server) -> Vec<(String, u64)> {
+    let events = s.all_events("acme").await;
+    let changes = events.into_iter().filter_map(|e| match e.kind {
+        EventKind::CallLeaseChanged {
+            call, lease_ttl_ms, ..
+        } => Some((call, lease_ttl_ms)),
+        _ => None,
+    });
+    changes.collect()
+}
+
 /// A restart gives every lease one `lease_ttl` from then, so the length a
-/// heartbeat set must be as durable as its 200.
+/// heartbeat set must be as durable as its 200: it is an event, in the
+/// org's log like every other change.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_lease_length_set_by_a_heartbeat_survives_a_crash() {
+async fn a_lease_length_set_by_a_heartbeat_is_an_event_and_survives_a_crash() {
     let mut s = Server::start().await;
     s.create_org("acme", 2).await;
     for id in ["short", "long"] {
@@ -1169,14 +1182,46 @@ async fn a_lease_length_set_by_a_heartbeat_survives_a_crash() {
             .await
             .ok(201);
     }
-    let body = json!({"lease_ttl_s": 600});
-    s.op(
-        Method::POST,
-        "/v1/orgs/acme/calls/long/heartbeat",
-        Some(&body),
-    )
-    .await
-    .ok(200);
+    let heartbeat = |body: Option<Value>| {
+        let s = &s;
+        async move {
+            let path = "/v1/orgs/acme/calls/long/heartbeat";
+            s.op(Method::POST, path, body.as_ref()).await.ok(200)
+        }
+    };
+    // No body, or the length the call has: a renewal, not an event.
+    heartbeat(None).await;
+    heartbeat(Some(json!({"lease_ttl_s": 5}))).await;
+    let before = s.all_events("acme").await.len();
+    let long: Call = heartbeat(Some(json!({"lease_ttl_s": 600}))).await.json();
+    assert_eq!(long.lease_ttl_s, 600.0);
+    heartbeat(Some(json!({"lease_ttl_s": 600}))).await;
+    let events = s.all_events("acme").await;
+    assert_eq!(events.len(), before + 1, "one event: {events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(
+        last.kind,
+        EventKind::CallLeaseChanged {
+            call: "long".into(),
+            agent: "A".into(),
+            call_type: Chat,
+            lease_ttl_ms: 600_000,
+        }
+    );
+    // On the wire: one flat object, named as the other call events.
+    let page: Value = s
+        .get(&format!("/v1/orgs/acme/events?after={}", last.seq - 1))
+        .await;
+    let wire = &page["events"][0];
+    assert_eq!(
+        (&wire["type"], &wire["call"], &wire["lease_ttl_ms"]),
+        (
+            &json!("call.lease_changed"),
+            &json!("long"),
+            &json!(600_000)
+        )
+    );
+
     s.kill9().await;
     s.restart().await;
     eventually(30, "short's lease of 5 s runs out", || async {
@@ -1185,6 +1230,8 @@ async fn a_lease_length_set_by_a_heartbeat_survives_a_crash() {
     .await;
     let long = s.get_call("acme", "long").await;
     assert_eq!(long.state, Active, "its lease is 600 s: {long:?}");
+    assert_eq!(long.lease_ttl_s, 600.0);
+    assert_eq!(lease_changes(&s).await, [("long".to_string(), 600_000)]);
 }
 
 // ---------------------------------------------------------------------------
