@@ -31,7 +31,6 @@ pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS};
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    tickets: Tickets,
     reader: Arc<Mutex<Connection>>,
     retention: Retention,
 }
@@ -50,8 +49,9 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/slotgate.db`, migrates its schema
-    /// (refusing one newer than this binary knows) and starts the writer thread.
-    pub fn open(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
+    /// (refusing one newer than this binary knows) and starts the writer
+    /// thread; the group-commit front to write through.
+    pub fn open(dir: &Path, retention: Retention) -> Result<(Self, Tickets), StoreError> {
         let path = dir.join("slotgate.db");
         // Created 0600 here, so SQLite's journal files (which take the
         // database's mode) are private too.
@@ -68,12 +68,12 @@ impl SqliteStore {
             .name("slotgate-store".into())
             .spawn(move || write_loop(writer, write, retention))
             .map_err(err)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             path,
-            tickets,
             reader: Arc::new(Mutex::new(reader)),
             retention,
-        })
+        };
+        Ok((store, tickets))
     }
 
     /// The read connection.
@@ -105,10 +105,6 @@ impl Store for SqliteStore {
             .and_then(|mut q| q.query_row([org, id], call_row).optional())
             .map_err(err)?;
         rows::kept_ended(row, self.retention)
-    }
-
-    fn tickets(&self) -> &Tickets {
-        &self.tickets
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
