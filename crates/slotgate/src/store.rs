@@ -17,6 +17,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 mod usage_rows;
+pub(crate) mod write_loop;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -18,7 +18,8 @@ use tokio_postgres::Client;
 use super::role::{Leader, Publisher, Role};
 use crate::clock;
 use crate::store::group_commit::Writer;
-use crate::store::postgres::{err, open_writer, within, IDLE, PING_TIMEOUT, RETRY};
+use crate::store::postgres::{err, open_writer, within, PING_TIMEOUT, RETRY};
+use crate::store::write_loop::IDLE;
 use crate::store::{Health, StoreError};
 
 /// How long the leader's lead lasts without a renewal, by the database's

@@ -216,14 +216,6 @@ impl Writer {
         Some(n)
     }
 
-    /// [`Writer::next_batch`] for a writer on a thread of its own, waiting as long as it takes.
-    pub(crate) fn blocking_next_batch(&mut self, batch: &mut Vec<(u64, Write)>) -> usize {
-        let n = self.rx.blocking_recv_many(batch, MAX_BATCH);
-        self.taken = Instant::now();
-        self.drop_failed(batch);
-        n
-    }
-
     fn drop_failed(&self, batch: &mut Vec<(u64, Write)>) {
         let dropped = self.shared.dropped().clone();
         batch.retain(|(t, _)| !dropped.contains(t));

@@ -8,8 +8,8 @@
 //! commit), and a request answers only once its change is committed in
 //! PostgreSQL. **The other replicas follow** and forward every request to
 //! the leader. Who leads, the election, the fencing of every commit by the
-//! term and the forwarding are `crate::replication`'s: this file runs the
-//! writer ([`write_loop`]) while `replication/lease.rs` says it leads, and
+//! term and the forwarding are `crate::replication`'s: this file's writer
+//! (`PostgresWriter`, driven by `write_loop.rs`) commits while `replication/lease.rs` says it leads, and
 //! begins each transaction with `replication/fence.rs`'s renewal. Only
 //! transaction-scoped locks are used, so a transaction-pooling PgBouncer
 //! may sit in between.
@@ -34,11 +34,12 @@ use tokio_postgres::{Client, IsolationLevel, Row, Statement, Transaction};
 
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
 
-use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
+use super::group_commit::{self, newest_seqs, Tickets, Writer};
 use super::rows::{
     self, CallRow, CapRow, Dump, KeyRow, OrgRateRow, OrgRows, ReservationRow, TrafficRow,
 };
 use super::usage_rows::{self, Book, Seed, StoredUsage};
+use super::write_loop::{write_loop, Backend};
 use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 use crate::replication::fence;
@@ -111,9 +112,6 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
-/// How long the writer waits for writes before it checks its connection.
-pub(crate) const IDLE: Duration = Duration::from_secs(1);
-
 /// How long the idle check may take before the database counts as down.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -164,7 +162,14 @@ impl PostgresStore {
         let mut lead = Leadership::new(url, me);
         lead.start(&conn, &writer).await?;
         let role = lead.role();
-        tokio::spawn(write_loop(lead, conn, writer, retention));
+        let backend = PostgresWriter {
+            lead,
+            conn: Some(conn),
+            prepared: Prepared::new(),
+            book: Book::default(),
+            retention,
+        };
+        tokio::spawn(write_loop(backend, writer));
         let store = PostgresStore {
             url: url.to_string(),
             reader: Mutex::new(Arc::new(reader)),
@@ -379,77 +384,90 @@ impl Store for PostgresStore {
     }
 }
 
-/// The writer task. While this replica leads: batches, one transaction and
-/// one commit per batch, and a renewal of the lead when idle. When a commit
-/// or a renewal fails (the database is gone, or another replica took over),
-/// it follows until it can lead again, then waits for the service to reload
-/// and resume.
-async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, retention: Retention) {
-    let mut batch = Vec::new();
-    let mut prepared = Prepared::new();
-    let mut book = Book::default();
-    let mut conn = Some(conn);
-    loop {
-        let (Some(term), Some(live)) = (lead.term, &mut conn) else {
-            conn = Some(lead.follow(conn.take(), &mut writer).await);
-            prepared.clear();
-            book.clear();
-            continue;
+/// The writer's side of the store, for the write loop (`write_loop.rs`):
+/// it commits while this replica leads, each transaction fenced by the
+/// term (`replication/fence.rs`), and renews the lead when idle. When a
+/// commit or a renewal fails (the database is gone, or another replica
+/// took over), it follows until it can lead again, then waits for the
+/// service to reload and resume (`replication/lease.rs`).
+struct PostgresWriter {
+    lead: Leadership,
+    /// The connection it commits on; `None` once lost.
+    conn: Option<Client>,
+    prepared: Prepared,
+    book: Book,
+    retention: Retention,
+}
+
+impl Backend for PostgresWriter {
+    async fn ready(&mut self, writer: &mut Writer) -> bool {
+        if self.lead.term.is_none() || self.conn.is_none() {
+            self.conn = Some(self.lead.follow(self.conn.take(), writer).await);
+            self.prepared.clear();
+            self.book.clear();
+        }
+        true
+    }
+
+    async fn commit(&mut self, batch: &[(u64, Write)]) -> Result<Vec<Stored>, StoreError> {
+        let (Some(term), Some(live)) = (self.lead.term, self.conn.as_mut()) else {
+            return Err(StoreError("this replica does not lead".into()));
         };
-        let up = match writer.next_batch(&mut batch, IDLE).await {
-            Some(0) => return, // the server is gone
-            // Idle: renew the lead, which checks the connection and follows the database's clock.
-            None => match within(PING_TIMEOUT, lead.renew(live, term)).await {
-                Ok(()) => true,
-                Err(e) => writer.finish(0, Err(e)),
-            },
-            Some(_) if batch.is_empty() => true,
-            Some(_) => {
-                let last = last_ticket(&batch);
-                let sent = Instant::now();
-                // A commit that never answers is a failure too: reloading
-                // from the database then finds out whether it happened.
-                let result = within(
-                    COMMIT_TIMEOUT,
-                    commit(live, &mut prepared, &mut book, &batch, term),
-                )
-                .await;
-                if result.is_ok() {
-                    lead.renewed(term, sent);
-                }
-                let resigned = batch.iter().any(|(_, w)| matches!(w, Write::Resign));
-                batch.clear();
-                let up = writer.finish(last, result);
-                if up && resigned {
-                    tracing::info!("gave up the lead: another replica takes over at once");
-                    lead.step_down();
-                    return; // the server shuts down
-                }
-                up
-            }
+        let sent = Instant::now();
+        // A commit that never answers is a failure too: reloading from the
+        // database then finds out whether it happened.
+        let result = within(
+            COMMIT_TIMEOUT,
+            commit(live, &mut self.prepared, &mut self.book, batch, term),
+        )
+        .await;
+        if result.is_ok() {
+            self.lead.renewed(term, sent);
+        }
+        result
+    }
+
+    /// Renews the lead, which checks the connection and follows the database's clock.
+    async fn idle(&mut self) -> Result<(), StoreError> {
+        let (Some(term), Some(live)) = (self.lead.term, self.conn.as_ref()) else {
+            return Err(StoreError("this replica does not lead".into()));
         };
-        if !up {
-            // What the trackers counted may not be what the database holds.
-            book.clear();
-            lead.step_down();
-            if conn.as_ref().is_some_and(Client::is_closed) {
-                conn = None;
-            }
-        } else if writer.purge_due() {
-            // Bounded like a commit: a purge that hangs would hold up the
-            // lead's renewals.
-            let purged = within(COMMIT_TIMEOUT, async {
-                purge(live, retention).await.map_err(err)
-            })
-            .await;
-            if let Err(e) = purged {
-                tracing::warn!(error = %e, "purging old calls and events failed");
-                if !writer.finish(0, Err(e)) {
-                    lead.step_down();
-                    conn = None;
-                }
+        within(PING_TIMEOUT, self.lead.renew(live, term)).await
+    }
+
+    async fn purge(&mut self, writer: &Writer) {
+        let Some(live) = self.conn.as_ref() else {
+            return;
+        };
+        // Bounded like a commit: a purge that hangs would hold up the
+        // lead's renewals.
+        let retention = self.retention;
+        let purged = within(COMMIT_TIMEOUT, async {
+            purge(live, retention).await.map_err(err)
+        })
+        .await;
+        if let Err(e) = purged {
+            tracing::warn!(error = %e, "purging old calls and events failed");
+            if !writer.finish(0, Err(e)) {
+                self.lead.step_down();
+                self.conn = None;
             }
         }
+    }
+
+    fn failed(&mut self) {
+        // What the trackers counted may not be what the database holds.
+        self.book.clear();
+        self.lead.step_down();
+        if self.conn.as_ref().is_some_and(Client::is_closed) {
+            self.conn = None;
+        }
+    }
+
+    fn resigned(&mut self) -> bool {
+        tracing::info!("gave up the lead: another replica takes over at once");
+        self.lead.step_down();
+        true
     }
 }
 
