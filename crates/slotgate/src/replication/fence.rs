@@ -1,8 +1,8 @@
 //! Fencing: every transaction the leader commits begins by renewing its
 //! lead *where the term is still its own*, so a replica that lost the lead
 //! can never commit after its successor took over, whatever it believes.
-//! The store's commit sends [`RENEW`] first and checks its answer with
-//! [`still_leads`]; nothing of a batch is committed otherwise.
+//! The store's commit sends `RENEW` first and checks its answer with
+//! `still_leads`; nothing of a batch is committed otherwise.
 
 use super::lease::LEASE;
 use crate::store::StoreError;

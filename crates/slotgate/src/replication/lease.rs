@@ -4,10 +4,10 @@
 //! whoever holds it, and the database's clock every replica follows.
 //!
 //! The leader renews the row in every transaction it commits (`fence.rs`)
-//! and at least once a second ([`Leadership::renew`], which also reads the
+//! and at least once a second (`Leadership::renew`, which also reads the
 //! database's clock: `crate::clock`). A follower reads the row every
-//! [`WATCH`] and takes over, with `term + 1`, once the row is older than
-//! [`LEASE`], or at once when the leader's process is gone ([`gone`]). The
+//! `WATCH` and takes over, with `term + 1`, once the row is older than
+//! [`LEASE`], or at once when the leader's process is gone (`gone`). The
 //! leader stops answering from memory [`LEAD_VALID`] after its last renewal
 //! was sent ([`Role::Leading`]'s `until`), before anyone may take over.
 
