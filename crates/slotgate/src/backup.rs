@@ -12,10 +12,11 @@ use slotgate_core::Config;
 
 use crate::auth::random_hex;
 use crate::private_files;
+use crate::replication::lease::Replica;
 use crate::server::{lock_data_dir, StoreChoice};
-use crate::store::postgres::{self, PostgresStore, Replica};
+use crate::store::postgres::{self, PostgresStore};
 use crate::store::sqlite::{self, SqliteStore};
-use crate::store::{Dump, Retention, Store, Write, DUMP_FORMAT};
+use crate::store::{Dump, Retention, Store, Tickets, Write, DUMP_FORMAT};
 
 /// Retention while importing: nothing is purged in the few seconds it runs.
 const KEEP: Retention = Retention {
@@ -75,14 +76,14 @@ pub async fn import(store: &StoreChoice, data_dir: &Path, file: &Path) -> Result
             ..Config::default()
         })
         .map_err(|e| format!("{}: {e}", file.display()))?;
-    let (_lock, store): (_, Arc<dyn Store>) = match store {
+    let (_lock, store, tickets): (_, Arc<dyn Store>, _) = match store {
         StoreChoice::Sqlite => {
             let dir = data_dir;
             private_files::create_dir(dir)
                 .map_err(|e| format!("creating {}: {e}", dir.display()))?;
             let lock = lock_data_dir(dir).map_err(|e| e.to_string())?;
-            let store = SqliteStore::open(dir, KEEP).map_err(|e| e.to_string())?;
-            (Some(lock), Arc::new(store))
+            let (store, tickets) = SqliteStore::open(dir, KEEP).map_err(|e| e.to_string())?;
+            (Some(lock), Arc::new(store), tickets)
         }
         StoreChoice::Postgres(url) => {
             // It takes the lead, as a server would: none may run meanwhile.
@@ -90,26 +91,26 @@ pub async fn import(store: &StoreChoice, data_dir: &Path, file: &Path) -> Result
                 id: random_hex(16),
                 url: String::new(),
             };
-            let store = PostgresStore::open(url, KEEP, me)
+            let (store, tickets, role) = PostgresStore::open(url, KEEP, me)
                 .await
                 .map_err(|e| e.to_string())?;
-            if !store.leads() {
+            if !role.borrow().serves() {
                 return Err(
                     "a slotgate server runs on this database: stop every replica first".into(),
                 );
             }
-            (None, Arc::new(store))
+            (None, Arc::new(store), tickets)
         }
     };
-    let result = fill(&store, dump).await;
+    let result = fill(&store, &tickets, dump).await;
     // Let a server take the lead at once, rather than once this one's lapses.
-    let ticket = store.submit(Write::Resign);
-    let resigned = store.durable(ticket).await.map_err(|e| e.to_string());
+    let ticket = tickets.submit(Write::Resign);
+    let resigned = tickets.durable(ticket).await.map_err(|e| e.to_string());
     result.and(resigned)
 }
 
 /// Writes `dump` into `store`, if the store is empty.
-async fn fill(store: &Arc<dyn Store>, dump: Dump) -> Result<(), String> {
+async fn fill(store: &Arc<dyn Store>, tickets: &Tickets, dump: Dump) -> Result<(), String> {
     let reader = store.clone();
     let existing = tokio::task::spawn_blocking(move || reader.dump(None))
         .await
@@ -123,8 +124,8 @@ async fn fill(store: &Arc<dyn Store>, dump: Dump) -> Result<(), String> {
         ));
     }
     let (orgs, calls, keys) = dump.counts();
-    let ticket = store.submit(Write::Import(Box::new(dump)));
-    store.durable(ticket).await.map_err(|e| e.to_string())?;
+    let ticket = tickets.submit(Write::Import(Box::new(dump)));
+    tickets.durable(ticket).await.map_err(|e| e.to_string())?;
     eprintln!("imported {orgs} orgs, {calls} calls and {keys} keys");
     Ok(())
 }

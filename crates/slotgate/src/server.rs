@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use slotgate_core::{Config, Engine, OrgId};
 use tokio::sync::watch;
 
-use crate::api::forward::Trust;
 use crate::auth::{random_hex, Keys};
-use crate::service::{self, Service};
-use crate::store::postgres::{PostgresStore, Replica};
+use crate::replication::lease::Replica;
+use crate::replication::role;
+use crate::replication::trust::Trust;
+use crate::service::{self, Service, Storage};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Retention, Snapshot, Store, StoreError};
+use crate::store::{Retention, Snapshot, StoreError};
 use crate::{api, clock};
 use crate::{operator_key, private_files};
 
@@ -227,44 +229,53 @@ impl Server {
         if let Some(k) = settings.operator_key.as_deref().filter(|k| !k.is_empty()) {
             check_operator_key(k, "SLOTGATE_OPERATOR_KEY")?;
         }
-        let (store, operator, generated, lock, trust): (Arc<dyn Store>, _, _, _, _) =
-            match &settings.store {
-                StoreChoice::Sqlite => {
-                    let dir = &settings.data_dir;
-                    private_files::create_dir(dir).map_err(io("creating", dir))?;
-                    let lock = lock_data_dir(dir)?;
-                    let (operator, generated) = operator_key(dir, settings.operator_key.clone())?;
-                    let store = SqliteStore::open(dir, retention)?;
-                    (Arc::new(store), operator, generated, Some(lock), None)
+        let (storage, operator, generated, lock, trust) = match &settings.store {
+            StoreChoice::Sqlite => {
+                let dir = &settings.data_dir;
+                private_files::create_dir(dir).map_err(io("creating", dir))?;
+                let lock = lock_data_dir(dir)?;
+                let (operator, generated) = operator_key(dir, settings.operator_key.clone())?;
+                let (store, tickets) = SqliteStore::open(dir, retention)?;
+                let storage = Storage {
+                    store: Arc::new(store),
+                    tickets,
+                    role: role::single(),
+                };
+                (storage, operator, generated, Some(lock), None)
+            }
+            StoreChoice::Postgres(url) => {
+                let operator = settings
+                    .operator_key
+                    .clone()
+                    .filter(|k| !k.is_empty())
+                    .ok_or(StartError::OperatorKeyNeeded)?;
+                let secret = settings
+                    .replica_secret
+                    .as_deref()
+                    .filter(|k| !k.is_empty())
+                    .ok_or(StartError::ReplicaSecretNeeded)?;
+                if let Some(why) = operator_key::weakness(secret) {
+                    return Err(StartError::WeakReplicaSecret(why));
                 }
-                StoreChoice::Postgres(url) => {
-                    let operator = settings
-                        .operator_key
+                let me = Replica {
+                    id: random_hex(16),
+                    url: settings
+                        .advertise_url
                         .clone()
-                        .filter(|k| !k.is_empty())
-                        .ok_or(StartError::OperatorKeyNeeded)?;
-                    let secret = settings
-                        .replica_secret
-                        .as_deref()
-                        .filter(|k| !k.is_empty())
-                        .ok_or(StartError::ReplicaSecretNeeded)?;
-                    if let Some(why) = operator_key::weakness(secret) {
-                        return Err(StartError::WeakReplicaSecret(why));
-                    }
-                    let me = Replica {
-                        id: random_hex(16),
-                        url: settings
-                            .advertise_url
-                            .clone()
-                            .ok_or(StartError::AdvertiseUrlNeeded)?,
-                    };
-                    let tls = crate::tls::client_config(settings.replica_ca.as_deref())
-                        .map_err(StartError::ReplicaCa)?;
-                    let trust = Trust::new(secret, &me.url).with_tls(tls);
-                    let store = PostgresStore::open(url, retention, me).await?;
-                    (Arc::new(store), operator, None, None, Some(trust))
-                }
-            };
+                        .ok_or(StartError::AdvertiseUrlNeeded)?,
+                };
+                let tls = crate::tls::client_config(settings.replica_ca.as_deref())
+                    .map_err(StartError::ReplicaCa)?;
+                let trust = Trust::new(secret, &me.url).with_tls(tls);
+                let (store, tickets, role) = PostgresStore::open(url, retention, me).await?;
+                let storage = Storage {
+                    store: Arc::new(store),
+                    tickets,
+                    role,
+                };
+                (storage, operator, None, None, Some(trust))
+            }
+        };
         let config = Config {
             queue_cap: settings.queue_cap,
             ended_retention: settings.ended_retention.min(settings.ended_in_memory),
@@ -272,9 +283,9 @@ impl Server {
         // A replica that starts as a follower forwards every request and
         // holds nothing; it loads the state when it takes the lead.
         let started = Instant::now();
-        let leads = store.leads();
+        let leads = storage.role.borrow().serves();
         let mut snapshot = if leads {
-            let reader = store.clone();
+            let reader = storage.store.clone();
             let since = service::ended_since(config);
             tokio::task::spawn_blocking(move || reader.load(since))
                 .await
@@ -292,7 +303,7 @@ impl Server {
         let keys = Keys::new(&operator, keys);
         let limits = crate::limits::Limits::new(settings.limits.clone());
         limits.replace_own_org_rates(org_rates);
-        let service = Service::new(config, orgs, store, keys, settings.metrics_auth, shutdown)
+        let service = Service::new(config, orgs, storage, keys, settings.metrics_auth, shutdown)
             .with_limits(limits)
             .with_metrics_agents(settings.metrics_agents)
             .with_planning(settings.planning)

@@ -52,7 +52,8 @@ use crate::clock;
 use crate::driver::Driver;
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::store::{Health, Leader, Restored, Snapshot, Store, StoreError, Write};
+use crate::replication::{Leader, Role};
+use crate::store::{Health, Restored, Snapshot, Store, StoreError, Tickets, Write};
 
 /// Why a use case was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -173,8 +174,13 @@ pub struct Service {
     config: Config,
     /// Each org's admission engine, behind its own lock.
     cores: Cores,
-    /// Where changes become durable.
+    /// The store's reads.
     store: Arc<dyn Store>,
+    /// The group-commit front: where changes go, and become durable.
+    tickets: Tickets,
+    /// This replica's role: whether it may answer from memory, or whom
+    /// requests go to.
+    role: watch::Receiver<Role>,
     /// Accepted keys.
     keys: Keys,
     /// Long-polls waiting on calls, woken when their call changes.
@@ -202,8 +208,21 @@ pub struct Service {
     limits: crate::limits::Limits,
     /// With several replicas: the replicas' secret, with which this
     /// replica proves it leads and checks the leader's proof before it
-    /// forwards anything (`api/forward/trust.rs`).
-    trust: Option<Arc<crate::api::forward::Trust>>,
+    /// forwards anything (`replication/trust.rs`).
+    trust: Option<Arc<crate::replication::trust::Trust>>,
+}
+
+/// Where the service keeps its state: a store opened with its writer
+/// running, and this server's role among the replicas.
+#[derive(Debug)]
+pub struct Storage {
+    /// The store's reads.
+    pub store: Arc<dyn Store>,
+    /// The store's group-commit front, for every write.
+    pub tickets: Tickets,
+    /// This server's role ([`crate::replication::role::single`] with the
+    /// embedded store).
+    pub role: watch::Receiver<Role>,
 }
 
 /// A change run on the engine and submitted to the store, not yet durable.
@@ -236,7 +255,7 @@ impl Service {
     pub fn new(
         config: Config,
         orgs: Vec<(OrgId, Engine)>,
-        store: Arc<dyn Store>,
+        storage: Storage,
         keys: Keys,
         metrics_auth: bool,
         shutdown: watch::Receiver<bool>,
@@ -246,8 +265,10 @@ impl Service {
         Service {
             config,
             cores: Cores::new(orgs),
-            health: store.health(),
-            store,
+            health: storage.tickets.health(),
+            store: storage.store,
+            tickets: storage.tickets,
+            role: storage.role,
             keys,
             waiters: Waiters::default(),
             metrics: Metrics::default(),
@@ -310,7 +331,7 @@ impl Service {
 
     /// The service of a replica that shares `trust` with the others (with
     /// several replicas; `None` for a single server).
-    pub fn trusting(self, trust: Option<crate::api::forward::Trust>) -> Self {
+    pub fn trusting(self, trust: Option<crate::replication::trust::Trust>) -> Self {
         Service {
             trust: trust.map(Arc::new),
             ..self
@@ -318,7 +339,7 @@ impl Service {
     }
 
     /// The replicas' shared secret, with several replicas.
-    pub fn trust(&self) -> Option<Arc<crate::api::forward::Trust>> {
+    pub fn trust(&self) -> Option<Arc<crate::replication::trust::Trust>> {
         self.trust.clone()
     }
 
@@ -352,7 +373,7 @@ impl Service {
         };
         let store = crate::metrics::render_store(
             self.store_up() || self.leader().is_some(),
-            self.store.commits(),
+            self.tickets.commits(),
         );
         if self.leader().is_some() || !self.store_up() {
             // The leader holds the orgs, or the store is down and memory may
@@ -412,7 +433,7 @@ impl Service {
     /// their waits there (a wait open in an engine that is gone holds
     /// nothing).
     pub async fn interrupted(&self) {
-        let mut health = self.store.health();
+        let mut health = self.tickets.health();
         let not_serving = async move {
             if health.wait_for(|h| *h != Health::Up).await.is_err() {
                 std::future::pending::<()>().await;
@@ -437,57 +458,58 @@ impl Service {
         if !self.store_up() {
             return Ok(());
         }
-        Ok(self.store.durable(self.store.submit(Write::Resign)).await?)
+        Ok(self
+            .tickets
+            .durable(self.tickets.submit(Write::Resign))
+            .await?)
     }
 
     /// Whether the store commits and this server may answer from memory
     /// (else every change and read answers 503).
     pub fn store_up(&self) -> bool {
-        *self.health.borrow() == Health::Up && self.store.leads()
+        *self.health.borrow() == Health::Up && self.role.borrow().serves()
     }
 
     /// The leading replica, while another replica leads: requests go there.
     pub fn leader(&self) -> Option<Leader> {
-        match &*self.health.borrow() {
-            Health::Following(leader) => Some(leader.clone()),
-            _ => None,
-        }
+        self.role.borrow().leader().cloned()
     }
 
     /// The term this replica leads in, while it leads and its store
     /// commits (with several replicas; `None` for a single server).
     pub fn term(&self) -> Option<i64> {
-        self.store.term().filter(|_| self.store_up())
+        self.role.borrow().term().filter(|_| self.store_up())
     }
 
-    /// Until shutdown: whenever the store is back after a failure (or this
-    /// replica takes the lead), reloads the engine and the keys from it,
-    /// then lets it commit again. Changes made in memory while it was down
-    /// were never acknowledged, and are dropped with the engine that made
-    /// them. While another replica leads, the engine is empty.
+    /// Until shutdown: whenever the store is back ([`Health::Back`]: after
+    /// a failure, or when this replica takes the lead), reloads the engine
+    /// and the keys from it, then lets it commit again. Changes made in
+    /// memory while it was down were never acknowledged, and are dropped
+    /// with the engine that made them. While another replica leads
+    /// ([`Role::Following`]), the engine is empty.
     pub async fn recover_from_store_failures(&self) {
-        let mut health = self.store.health();
+        let mut health = self.tickets.health();
+        let mut role = self.role.clone();
         loop {
             let following = tokio::select! {
-                changed = health.wait_for(|h| matches!(h, Health::Reconnected | Health::Following(_))) => {
-                    match changed {
-                        Err(_) => return,
-                        Ok(h) => *h != Health::Reconnected,
-                    }
+                changed = health.wait_for(|h| *h == Health::Back) => {
+                    if changed.is_err() { return }
+                    false
                 }
+                () = until(&mut role, |r| matches!(r, Role::Following(_))) => true,
                 () = self.stopped() => return,
             };
             if following {
                 self.forget().await;
                 tokio::select! {
-                    changed = health.wait_for(|h| !matches!(h, Health::Following(_))) => if changed.is_err() { return },
+                    () = until(&mut role, |r| !matches!(r, Role::Following(_))) => {}
                     () = self.stopped() => return,
                 }
                 continue;
             }
             // Until it resumes, or the store moves on (then the outer loop
             // waits for what comes next).
-            while *health.borrow() == Health::Reconnected {
+            while *health.borrow() == Health::Back {
                 match self.reload().await {
                     Ok(()) => {
                         tracing::info!("loaded the state from the store; serving");
@@ -517,7 +539,7 @@ impl Service {
     /// Rebuilds every org's engine and the keys from the store, and resumes it.
     async fn reload(&self) -> Result<()> {
         let started = std::time::Instant::now();
-        let generation = self.store.generation();
+        let generation = self.tickets.generation();
         let store = self.store.clone();
         let since = ended_since(self.config);
         let mut snapshot = blocking(move || store.load(since)).await?;
@@ -531,7 +553,7 @@ impl Service {
         let resumed = self
             .cores
             .replace(orgs, |orgs| {
-                if !self.store.resume(generation) {
+                if !self.tickets.resume(generation) {
                     return false;
                 }
                 self.keys.replace(keys);
@@ -605,7 +627,7 @@ impl Service {
 
     /// Resolves once the store commits again and this replica serves (or at shutdown).
     async fn until_serving(&self) {
-        let mut health = self.store.health();
+        let mut health = self.tickets.health();
         loop {
             tokio::select! {
                 _ = health.wait_for(|h| *h == Health::Up) => {}
@@ -631,9 +653,9 @@ impl Service {
         self.check_up()?;
         let (result, ticket) = {
             let engine = self.cores.lock(org).await?;
-            (f(&engine, clock::now()), self.store.last_ticket())
+            (f(&engine, clock::now()), self.tickets.last())
         };
-        self.store.durable(ticket).await?;
+        self.tickets.durable(ticket).await?;
         Ok(result)
     }
 
@@ -646,7 +668,7 @@ impl Service {
     ) -> Result<Vec<R>> {
         self.check_up()?;
         let result = self.cores.each(ids, read).await;
-        self.store.durable(self.store.last_ticket()).await?;
+        self.tickets.durable(self.tickets.last()).await?;
         Ok(result)
     }
 
@@ -677,9 +699,9 @@ impl Service {
         let result = f(engine, clock::now());
         let (events, changed) = self.drain(org, engine, by);
         let ticket = if events.is_empty() {
-            self.store.last_ticket()
+            self.tickets.last()
         } else {
-            self.store.submit(Write::Events(events))
+            self.tickets.submit(Write::Events(events))
         };
         Ran {
             result,
@@ -744,7 +766,7 @@ impl Service {
     /// Waits until a command that ran is durable, then wakes the long-polls
     /// of the calls it admitted or ended.
     async fn finish<R>(&self, ran: Ran<R>) -> Result<R> {
-        self.store.durable(ran.ticket).await?;
+        self.tickets.durable(ran.ticket).await?;
         for (org, call) in &ran.changed {
             self.waiters.wake(org, call);
         }
@@ -753,8 +775,8 @@ impl Service {
 
     /// Submits a change of keys and waits until it is durable.
     async fn write(&self, write: Write) -> Result<()> {
-        let ticket = self.store.submit(write);
-        Ok(self.store.durable(ticket).await?)
+        let ticket = self.tickets.submit(write);
+        Ok(self.tickets.durable(ticket).await?)
     }
 }
 
@@ -763,6 +785,14 @@ impl Service {
 pub fn ended_since(config: slotgate_core::Config) -> Timestamp {
     let kept = u64::try_from(config.ended_retention.as_millis()).unwrap_or(u64::MAX);
     Timestamp::from_millis(clock::now().as_millis().saturating_sub(kept))
+}
+
+/// Resolves once `role` is as `wanted` says; never, if nothing publishes
+/// roles (a single server's).
+async fn until(role: &mut watch::Receiver<Role>, wanted: impl FnMut(&Role) -> bool) {
+    if role.wait_for(wanted).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Runs a store read on the blocking threads, never on the async runtime's.

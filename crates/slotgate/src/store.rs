@@ -4,14 +4,20 @@
 //! keeps what is needed to rebuild it after a restart. Every change reaches the
 //! store as a [`Write`]: the engine's events (from which orgs, reservations and
 //! calls are derived) and key changes. Writes are submitted in the order the
-//! changes happened, without blocking, and a request answers only once its
-//! write is durable ([`Store::durable`]): "a 2xx answer means durable".
+//! changes happened, without blocking, through the group-commit front
+//! ([`Tickets`], which the service owns), and a request answers only once
+//! its write is durable ([`Tickets::durable`]): "a 2xx answer means durable".
+//!
+//! A backend ([`Store`]) offers reads; its writer task commits what the
+//! front hands it. Who leads, with several replicas, is not the store's
+//! business: see `crate::replication`.
 
-mod group_commit;
+pub(crate) mod group_commit;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
 mod usage_rows;
+pub(crate) mod write_loop;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -182,29 +188,19 @@ pub struct StoredOrg {
 /// A future resolving once a write is durable.
 pub type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
-/// Whether the store works.
+/// Whether the store commits. It says nothing of who leads: with several
+/// replicas, that is this replica's role (`crate::replication::Role`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
     /// Committing.
     Up,
-    /// A commit failed (the message says why): nothing is acknowledged.
+    /// Not committing (the message says why): nothing is acknowledged.
     Down(String),
-    /// Reachable again, or this replica now leads: the service reloads its
-    /// state from the store, then calls [`Store::resume`].
-    Reconnected,
-    /// Another replica leads (PostgreSQL, several replicas): requests go to
-    /// it.
-    Following(Leader),
-}
-
-/// The replica that leads, as the leader row names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leader {
-    /// Where it serves: its `--advertise-url`.
-    pub url: String,
-    /// Its term, written with the URL when it took the lead: it proves it
-    /// leads in this term before a follower forwards to it.
-    pub term: i64,
+    /// The store can commit again: the service reloads its state from it,
+    /// then calls [`Tickets::resume`]. (With several replicas, the writer
+    /// commits only while its replica leads: it is back when it takes the
+    /// lead.)
+    Back,
 }
 
 /// A store failure. No change is acknowledged after one until the store is
@@ -229,7 +225,7 @@ impl Stored {
     }
 }
 
-/// A durable backend.
+/// A durable backend's reads (its writes go through [`Tickets`]).
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Everything but the event log, as rows, read as one consistent
     /// snapshot; ended calls only from `ended_since` on, if given.
@@ -246,69 +242,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// An ended call the store keeps (for `--ended-retention`), if any.
     fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError>;
-
-    /// The requests' side of the store's group commit: the store's
-    /// writes, their durability and its health go through it.
-    fn tickets(&self) -> &Tickets;
-
-    /// Queues a write; never blocks. Returns its ticket: writes are numbered in
-    /// submission order, which must be the order the changes happened.
-    fn submit(&self, write: Write) -> u64 {
-        self.tickets().submit(write)
-    }
-
-    /// The ticket of the last write submitted (0 if none).
-    fn last_ticket(&self) -> u64 {
-        self.tickets().last()
-    }
-
-    /// Resolves once every write up to `ticket` is durable.
-    fn durable(&self, ticket: u64) -> Durable {
-        self.tickets().durable(ticket)
-    }
-
-    /// Whether the store works, as it changes.
-    fn health(&self) -> tokio::sync::watch::Receiver<Health> {
-        self.tickets().health()
-    }
-
-    /// Sizes and durations of the batches group commit committed, for `/metrics`.
-    fn commits(&self) -> &crate::metrics::Commits {
-        self.tickets().commits()
-    }
-
-    /// Whether this server may still answer from memory: with several
-    /// replicas, only while its lead is surely not yet another's.
-    fn leads(&self) -> bool {
-        true
-    }
-
-    /// The term this replica leads in, while [`Store::leads`]; `None` with
-    /// a single server (no term) and while it follows.
-    fn term(&self) -> Option<i64> {
-        None
-    }
-
-    /// After a failure and [`Health::Reconnected`], once the orgs and keys
-    /// are reloaded from the store: drops every write submitted before and
-    /// commits the next ones. Called with every org's lock held, with the
-    /// [`Store::generation`] read before the reload began; refuses (`false`)
-    /// if the store failed or announced another reload since.
-    fn resume(&self, generation: u64) -> bool {
-        self.tickets().resume(generation)
-    }
-
-    /// Which reload the store awaits: read it before reloading, and pass it
-    /// to [`Store::resume`].
-    fn generation(&self) -> u64 {
-        self.tickets().generation()
-    }
-
-    /// Which events became durable, as they do, for live streams (which then
-    /// read them with [`Store::events`]).
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Stored> {
-        self.tickets().subscribe()
-    }
 
     /// The seq of an org's newest stored event (0 if none).
     fn last_event(&self, org: &str) -> Result<u64, StoreError>;

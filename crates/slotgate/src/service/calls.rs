@@ -242,7 +242,7 @@ impl Service {
             call: call.clone(),
             open: ran.result.as_ref().ok().map(|(_, token)| *token),
         };
-        self.store.durable(ran.ticket).await?;
+        self.tickets.durable(ran.ticket).await?;
         let (view, token) = ran.result?;
         let mut revoked = false;
         if view.state == CallState::Queued {

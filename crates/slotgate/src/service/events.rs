@@ -25,7 +25,7 @@ impl Service {
         let limit = limits::page_size(limit.unwrap_or(limits::DEFAULT_PAGE_SIZE))?;
         let wait = limits::request_wait(wait_s.unwrap_or(0.0))?;
         self.observe(org, |e| e.org(org)).await??;
-        let mut live = self.store.subscribe();
+        let mut live = self.tickets.subscribe();
         let mut events = self.stored(org, after, limit).await?;
         if events.is_empty() && !wait.is_zero() {
             let deadline = tokio::time::Instant::now() + wait;
@@ -58,7 +58,7 @@ impl Service {
     ) -> Result<impl Stream<Item = Event> + Send + 'static> {
         p.check(org, Action::Read)?;
         self.observe(org, |e| e.org(org)).await??;
-        let live = self.store.subscribe();
+        let live = self.tickets.subscribe();
         let after = match after {
             Some(a) => a,
             // Only new events: start after the newest one stored.

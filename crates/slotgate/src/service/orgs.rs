@@ -163,7 +163,7 @@ impl Service {
             // Under the org's lock: two changes of its rate reach the store
             // and the limits in the same order.
             let locked = self.cores.lock(org).await?;
-            let ticket = self.store.submit(Write::OrgRate {
+            let ticket = self.tickets.submit(Write::OrgRate {
                 org: org.to_string(),
                 rate_per_s: body.rate_per_s,
             });
@@ -171,7 +171,7 @@ impl Service {
                 .set_own_org_rate(locked.id.clone(), body.rate_per_s);
             ticket
         };
-        self.store.durable(ticket).await?;
+        self.tickets.durable(ticket).await?;
         Ok(self.rate_of_org(&OrgId::new(org)?))
     }
 

@@ -140,7 +140,7 @@ impl Service {
             return Err(Error::PlanExists(id.to_string()));
         }
         let ticket = self.submit_plan(p, id.as_str(), None, Some(terms), Vec::new(), 0);
-        self.store.durable(ticket).await?;
+        self.tickets.durable(ticket).await?;
         Ok(plan(id.as_str(), terms, 0))
     }
 
@@ -203,7 +203,7 @@ impl Service {
         let members = orgs.len();
         let ticket = self.submit_plan(p, id, Some(old), Some(new), events, changed_orgs);
         drop(orgs);
-        self.store.durable(ticket).await?;
+        self.tickets.durable(ticket).await?;
         for (org, call) in &woken {
             self.waiters.wake(org, call);
         }
@@ -226,7 +226,7 @@ impl Service {
             });
         }
         let ticket = self.submit_plan(p, id, Some(old), None, Vec::new(), 0);
-        self.store.durable(ticket).await?;
+        self.tickets.durable(ticket).await?;
         Ok(())
     }
 
@@ -397,7 +397,7 @@ impl Service {
             Some(terms) => table.insert(id.to_string(), terms),
             None => table.remove(id),
         };
-        self.store.submit(Write::Plan(Box::new(write)))
+        self.tickets.submit(Write::Plan(Box::new(write)))
     }
 }
 

@@ -8,7 +8,7 @@ use slotgate_api::{AcquireCall, CallState, CallType, CreateOrg};
 use slotgate_core::Config;
 use tokio::sync::watch;
 
-use super::{Admission, Service};
+use super::{Admission, Service, Storage};
 use crate::auth::{Keys, Principal};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Retention, Store};
@@ -38,12 +38,17 @@ async fn an_org_whose_engine_is_locked_holds_up_its_own_requests_only() {
         events: day,
         usage: day,
     };
-    let store = SqliteStore::open(dir.path(), retention).expect("a new SQLite store opens");
+    let (store, tickets) =
+        SqliteStore::open(dir.path(), retention).expect("a new SQLite store opens");
     let (_stop, shutdown) = watch::channel(false);
     let service = Arc::new(Service::new(
         Config::default(),
         Vec::new(),
-        Arc::new(store),
+        Storage {
+            store: Arc::new(store),
+            tickets,
+            role: crate::replication::role::single(),
+        },
         Keys::new("operator-key", Vec::new()),
         false,
         shutdown,
@@ -109,7 +114,8 @@ async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
         events: day,
         usage: day,
     };
-    let store = SqliteStore::open(dir.path(), retention).expect("a new SQLite store opens");
+    let (store, tickets) =
+        SqliteStore::open(dir.path(), retention).expect("a new SQLite store opens");
     let (_stop, shutdown) = watch::channel(false);
     let plans = store
         .load(super::ended_since(Config::default()))
@@ -118,7 +124,11 @@ async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
     let service = Service::new(
         Config::default(),
         Vec::new(),
-        Arc::new(store),
+        Storage {
+            store: Arc::new(store),
+            tickets,
+            role: crate::replication::role::single(),
+        },
         Keys::new("operator-key", Vec::new()),
         false,
         shutdown,

@@ -5,10 +5,13 @@
 //!
 //! When a commit fails, every write not yet committed fails with it (its
 //! request answers 503), and the store is [`Health::Down`]. A writer that can
-//! reach its database again says so ([`Health::Reconnected`]) and then
-//! commits nothing until the service, having reloaded its state from the
-//! store, calls [`Tickets::resume`]: writes made before that came from state
-//! that may differ from the store's, so they are dropped.
+//! commit again says so ([`Health::Back`]) and then commits nothing until
+//! the service, having reloaded its state from the store, calls
+//! [`Tickets::resume`]: writes made before that came from state that may
+//! differ from the store's, so they are dropped.
+//!
+//! [`Tickets`], the requests' side, is one concrete type that the service
+//! owns ([`crate::service::Storage`]); [`Writer`] is the backend's side.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -25,7 +28,7 @@ use crate::metrics::Commits;
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Most writes in one transaction.
-pub(super) const MAX_BATCH: usize = 4096;
+pub(crate) const MAX_BATCH: usize = 4096;
 
 /// What both ends see.
 #[derive(Debug)]
@@ -39,7 +42,7 @@ struct Shared {
     dropped: Mutex<Range<u64>>,
     /// Stored events, for live streams.
     published: broadcast::Sender<Stored>,
-    /// Counts [`Health::Reconnected`] announcements and failures: a reload
+    /// Counts [`Health::Back`] announcements and failures: a reload
     /// resumes the store only if none came since it began.
     generation: AtomicU64,
     /// Sizes and durations of the committed batches, for `/metrics`.
@@ -70,7 +73,7 @@ pub struct Tickets {
 
 /// The writer's side: the writes to take, and where to say what is durable.
 #[derive(Debug)]
-pub(super) struct Writer {
+pub(crate) struct Writer {
     /// The writes, in ticket order.
     rx: mpsc::UnboundedReceiver<(u64, Write)>,
     shared: Arc<Shared>,
@@ -80,7 +83,7 @@ pub(super) struct Writer {
 }
 
 /// A new pair of ends.
-pub(super) fn channel() -> (Tickets, Writer) {
+pub(crate) fn channel() -> (Tickets, Writer) {
     let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         durable: watch::channel(Ok(0)).0,
@@ -105,8 +108,9 @@ pub(super) fn channel() -> (Tickets, Writer) {
 }
 
 impl Tickets {
-    /// Queues a write; see [`super::Store::submit`].
-    pub(super) fn submit(&self, write: Write) -> u64 {
+    /// Queues a write; never blocks. Returns its ticket: writes are numbered in
+    /// submission order, which must be the order the changes happened.
+    pub fn submit(&self, write: Write) -> u64 {
         // Callers submit under their org's lock, so each org's tickets
         // follow the order of its changes.
         let tx = self.sender();
@@ -122,14 +126,14 @@ impl Tickets {
             .expect("the sender's lock is never poisoned: nothing panics under it")
     }
 
-    /// The last ticket given.
-    pub(super) fn last(&self) -> u64 {
+    /// The ticket of the last write submitted (0 if none).
+    pub fn last(&self) -> u64 {
         self.submitted.load(Ordering::SeqCst)
     }
 
     /// Resolves once every write up to `ticket` is durable, or fails if the
     /// store failed before it was.
-    pub(super) fn durable(&self, ticket: u64) -> Durable {
+    pub fn durable(&self, ticket: u64) -> Durable {
         let shared = self.shared.clone();
         Box::pin(async move {
             let mut rx = shared.durable.subscribe();
@@ -147,12 +151,12 @@ impl Tickets {
     }
 
     /// The stream of stored events.
-    pub(super) fn subscribe(&self) -> broadcast::Receiver<Stored> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Stored> {
         self.shared.published.subscribe()
     }
 
     /// Whether the store works.
-    pub(super) fn health(&self) -> watch::Receiver<Health> {
+    pub fn health(&self) -> watch::Receiver<Health> {
         self.shared.health.subscribe()
     }
 
@@ -160,18 +164,16 @@ impl Tickets {
     /// drops every write submitted so far and commits the next ones. The
     /// caller holds whatever orders its submissions (every org's lock).
     ///
-    /// Only if the store is still [`Health::Reconnected`] as of
+    /// Only if the store is still [`Health::Back`] as of
     /// `generation` (read before the reload began): a reload that a newer
     /// failure or a newer lead overtook must not resume, since what it
     /// loaded may be older than the store. Returns whether it resumed.
-    pub(super) fn resume(&self, generation: u64) -> bool {
+    pub fn resume(&self, generation: u64) -> bool {
         let shared = &self.shared;
         // Checked and set under the health's own lock: the writer bumps the
         // generation before it announces, so no announcement slips between.
         shared.health.send_if_modified(|health| {
-            if *health != Health::Reconnected
-                || shared.generation.load(Ordering::SeqCst) != generation
-            {
+            if *health != Health::Back || shared.generation.load(Ordering::SeqCst) != generation {
                 return false;
             }
             // A ticket of its own marks the reload: reads from now on wait
@@ -187,12 +189,12 @@ impl Tickets {
     }
 
     /// Sizes and durations of the committed batches.
-    pub(super) fn commits(&self) -> &Commits {
+    pub fn commits(&self) -> &Commits {
         &self.shared.commits
     }
 
     /// The generation to pass to [`Tickets::resume`], read before reloading.
-    pub(super) fn generation(&self) -> u64 {
+    pub fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::SeqCst)
     }
 }
@@ -201,7 +203,7 @@ impl Writer {
     /// Takes the waiting writes (at least one, waiting for it up to `idle`),
     /// without those a failure dropped. `None` when nothing came within
     /// `idle`; `Some(empty)` when every request end is gone (stop then).
-    pub(super) async fn next_batch(
+    pub(crate) async fn next_batch(
         &mut self,
         batch: &mut Vec<(u64, Write)>,
         idle: Duration,
@@ -214,37 +216,29 @@ impl Writer {
         Some(n)
     }
 
-    /// [`Writer::next_batch`] for a writer on a thread of its own, waiting as long as it takes.
-    pub(super) fn blocking_next_batch(&mut self, batch: &mut Vec<(u64, Write)>) -> usize {
-        let n = self.rx.blocking_recv_many(batch, MAX_BATCH);
-        self.taken = Instant::now();
-        self.drop_failed(batch);
-        n
-    }
-
     fn drop_failed(&self, batch: &mut Vec<(u64, Write)>) {
         let dropped = self.shared.dropped().clone();
         batch.retain(|(t, _)| !dropped.contains(t));
     }
 
-    /// Says how the store is ([`Health::Reconnected`] after a failure, or
-    /// [`Health::Following`] another replica).
-    pub(super) fn announce(&self, health: Health) {
-        if health == Health::Reconnected {
+    /// Says how the store is ([`Health::Back`] once it can commit again,
+    /// or [`Health::Down`] while it cannot).
+    pub(crate) fn announce(&self, health: Health) {
+        if health == Health::Back {
             self.shared.generation.fetch_add(1, Ordering::SeqCst);
         }
         self.shared.health.send_replace(health);
     }
 
     /// How the store is, as last announced.
-    pub(super) fn health(&self) -> Health {
+    pub(crate) fn health(&self) -> Health {
         self.shared.health.borrow().clone()
     }
 
-    /// After [`Health::Reconnected`]: whether the service has reloaded and
+    /// After [`Health::Back`]: whether the service has reloaded and
     /// called [`Tickets::resume`] within `limit`. Writes submitted before
     /// are dropped then.
-    pub(super) async fn resumed(&self, limit: Duration) -> bool {
+    pub(crate) async fn resumed(&self, limit: Duration) -> bool {
         let mut health = self.shared.health.subscribe();
         tokio::time::timeout(limit, health.wait_for(|h| *h == Health::Up))
             .await
@@ -252,7 +246,7 @@ impl Writer {
     }
 
     /// Drops the writes waiting (while the store is down: they fail).
-    pub(super) fn drop_waiting(&mut self) {
+    pub(crate) fn drop_waiting(&mut self) {
         while self.rx.try_recv().is_ok() {}
     }
 
@@ -262,7 +256,7 @@ impl Writer {
     /// waiting request, marks the store down and returns `false`: memory and
     /// the store may disagree from then on, so nothing more is committed
     /// until the service has reloaded.
-    pub(super) fn finish(&self, last: u64, result: Result<Vec<Stored>, StoreError>) -> bool {
+    pub(crate) fn finish(&self, last: u64, result: Result<Vec<Stored>, StoreError>) -> bool {
         match result {
             Ok(published) => {
                 self.shared
@@ -284,8 +278,9 @@ impl Writer {
 
     /// Fails every write not yet committed with `e`, and every one after
     /// until [`Tickets::resume`]: memory and the store may disagree from
-    /// then on (a failure), or another replica leads.
-    pub(super) fn stop(&self, health: Health, e: StoreError) {
+    /// then on (a failure), or this replica's writes are not the ones the
+    /// database takes (another replica leads).
+    pub(crate) fn stop(&self, health: Health, e: StoreError) {
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         let committed = self.shared.durable.borrow().clone().unwrap_or(0);
         // Up to the reload: until then, nothing more is committed.
@@ -295,7 +290,7 @@ impl Writer {
     }
 
     /// Whether it is time to purge (then not again for a while).
-    pub(super) fn purge_due(&mut self) -> bool {
+    pub(crate) fn purge_due(&mut self) -> bool {
         let due = self.last_purge.elapsed() > PURGE_EVERY;
         if due {
             self.last_purge = Instant::now();
@@ -305,12 +300,12 @@ impl Writer {
 }
 
 /// The ticket of a batch's last write.
-pub(super) fn last_ticket(batch: &[(u64, Write)]) -> u64 {
+pub(crate) fn last_ticket(batch: &[(u64, Write)]) -> u64 {
     batch.last().map_or(0, |(t, _)| *t)
 }
 
 /// Each org's newest seq among `stored` (which come in seq order): the
 /// version to record on the org's row, once per batch.
-pub(super) fn newest_seqs(stored: &[Stored]) -> HashMap<&str, u64> {
+pub(crate) fn newest_seqs(stored: &[Stored]) -> HashMap<&str, u64> {
     stored.iter().map(|e| (e.org.as_str(), e.seq)).collect()
 }

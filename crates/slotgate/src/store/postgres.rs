@@ -1,28 +1,18 @@
-//! The PostgreSQL store (`slotgate serve --store postgres://...`): any
-//! number of replicas on one database, one of which leads.
+//! The PostgreSQL store (`slotgate serve --store postgres://...`): the rows
+//! and transactions of any number of replicas on one database, one of
+//! which leads.
 //!
 //! **The leader** applies every change, as one server does with the embedded
 //! store: its engine in memory decides, a writer task commits with group
 //! commit (`group_commit.rs`: everything waiting in one transaction, one
 //! commit), and a request answers only once its change is committed in
-//! PostgreSQL. **The other replicas follow**: they forward every request to
-//! the leader (`api/forward.rs`) and answer with its answer, so any replica
-//! answers any request exactly as one server would.
-//!
-//! Who leads is one row, `slotgate_leader` (migration 2): its `term` and the
-//! leader's `url`. The leader renews the row in every transaction it commits
-//! and at least once a second (that also reads the database's clock, which
-//! deadlines follow: `clock.rs`). A follower takes over, with `term + 1`,
-//! once the row is older than [`LEASE`] by the database's clock, or at once
-//! when the leader's process is gone: its connection is gone from
-//! `pg_stat_activity` *and* its advertised address refuses connections
-//! ([`gone`]); it then loads the state from the database and serves. Every
-//! transaction of the
-//! leader begins by renewing the row *where the term is still its own*, so
-//! a replica that lost the lead can never commit after its successor took
-//! over, and it stops answering from memory [`LEAD_VALID`] after its last
-//! renewal was sent, before anyone may take over. Only transaction-scoped
-//! locks are used, so a transaction-pooling PgBouncer may sit in between.
+//! PostgreSQL. **The other replicas follow** and forward every request to
+//! the leader. Who leads, the election, the fencing of every commit by the
+//! term and the forwarding are `crate::replication`'s: this file's writer
+//! (`PostgresWriter`, driven by `write_loop.rs`) commits while `replication/lease.rs` says it leads, and
+//! begins each transaction with `replication/fence.rs`'s renewal. Only
+//! transaction-scoped locks are used, so a transaction-pooling PgBouncer
+//! may sit in between.
 //!
 //! Reads (start-up, the events API, observed traffic) use a second
 //! connection; they run on the blocking threads, which wait for them on the
@@ -38,18 +28,23 @@ use std::time::{Duration, Instant};
 use slotgate_core::{Event, EventKind, RestoredCall, Source, Timestamp};
 use slotgate_plan::CallRecord;
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Statement, Transaction};
 
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
 
-use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
+use super::group_commit::{self, newest_seqs, Tickets, Writer};
 use super::rows::{
     self, CallRow, CapRow, Dump, KeyRow, OrgRateRow, OrgRows, ReservationRow, TrafficRow,
 };
 use super::usage_rows::{self, Book, Seed, StoredUsage};
-use super::{Health, Leader, Retention, Store, StoreError, Stored, Write};
+use super::write_loop::{write_loop, Backend};
+use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
+use crate::replication::fence;
+use crate::replication::lease::{self, Leadership, Replica, LEASE};
+use crate::replication::Role;
 use crate::tls::with_causes;
 
 /// A statement's parameters, owned: `params![org, seq as i64]`.
@@ -59,41 +54,9 @@ macro_rules! params {
     };
 }
 
-/// How long the leader's lead lasts without a renewal, by the database's
-/// clock: another replica may take over after that.
-pub const LEASE: Duration = Duration::from_secs(5);
-
-/// How long after it sent its last renewal the leader still answers from
-/// memory: well within [`LEASE`], so it stops before anyone may take over.
-pub const LEAD_VALID: Duration = Duration::from_secs(3);
-
-/// How often a follower reads the leader row, to take over as soon as the
-/// leader is gone.
-const WATCH: Duration = Duration::from_millis(100);
-
-/// How long a follower waits for the leader's address to accept or refuse a
-/// connection: a machine that answers nothing leaves the lead to [`LEASE`].
-const GONE_PROBE: Duration = Duration::from_millis(300);
-
-/// This replica, as the leader row names it.
-#[derive(Debug, Clone)]
-pub struct Replica {
-    /// Unique to this process.
-    pub id: String,
-    /// Where the other replicas send requests while this one leads.
-    pub url: String,
-}
-
-/// The term this replica leads in and until when it may answer from
-/// memory: set by each renewal of its lead, `None` while it follows.
-type Lead = Arc<Mutex<Option<(i64, Instant)>>>;
-
 /// The PostgreSQL store.
 #[derive(Debug)]
 pub struct PostgresStore {
-    tickets: Tickets,
-    /// Until when this replica may answer from memory.
-    lead: Lead,
     /// Where the database is, to connect again after a failure.
     url: String,
     /// The connection reads use; opened again when lost.
@@ -102,7 +65,7 @@ pub struct PostgresStore {
     retention: Retention,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
@@ -149,17 +112,14 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
-/// How long the writer waits for writes before it checks its connection.
-const IDLE: Duration = Duration::from_secs(1);
-
 /// How long the idle check may take before the database counts as down.
-const PING_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a batch's transaction may take before the database counts as down.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `work`, or a failure if it takes longer than `limit`.
-async fn within<T>(
+pub(crate) async fn within<T>(
     limit: Duration,
     work: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
@@ -172,48 +132,51 @@ async fn within<T>(
 }
 
 /// How long it waits between attempts to reconnect.
-const RETRY: Duration = Duration::from_millis(500);
+pub(crate) const RETRY: Duration = Duration::from_millis(500);
 
 /// A connection with the schema migrated and the database's clock followed.
-async fn open_writer(url: &str) -> Result<Client, StoreError> {
+pub(crate) async fn open_writer(url: &str) -> Result<Client, StoreError> {
     let mut writer = connect(url).await?;
     migrate(&mut writer).await.map_err(err)?;
-    sync_clock(&writer).await.map_err(err)?;
+    lease::sync_clock(&writer).await.map_err(err)?;
     Ok(writer)
 }
 
 impl PostgresStore {
     /// Connects to `url`, migrates the schema, takes the lead if nobody
-    /// holds it, and starts the writer task. A replica that does not lead
-    /// starts as [`Health::Following`] (or [`Health::Down`] if the leader
-    /// row names nobody alive yet).
-    pub async fn open(url: &str, retention: Retention, me: Replica) -> Result<Self, StoreError> {
+    /// holds it (`replication/lease.rs`), and starts the writer task; the
+    /// group-commit front to write through, and this replica's role. A
+    /// replica that does not lead starts as `Health::Down` and
+    /// [`Role::Following`] (or [`Role::Unknown`] if the leader row names
+    /// nobody alive yet).
+    pub async fn open(
+        url: &str,
+        retention: Retention,
+        me: Replica,
+    ) -> Result<(Self, Tickets, watch::Receiver<Role>), StoreError> {
         let (_, tls) = tls::split(url)?;
         tracing::info!("PostgreSQL connections: {tls}");
         let conn = open_writer(url).await?;
         let reader = Reader::connect(url).await?;
         let (tickets, writer) = group_commit::channel();
-        let mut lead = Leadership {
-            url: url.to_string(),
-            me,
-            term: None,
-            until: Lead::default(),
+        let mut lead = Leadership::new(url, me);
+        lead.start(&conn, &writer).await?;
+        let role = lead.role();
+        let backend = PostgresWriter {
+            lead,
+            conn: Some(conn),
+            prepared: Prepared::new(),
+            book: Book::default(),
+            retention,
         };
-        lead.term = lead.claim(&conn, false).await?;
-        if lead.term.is_none() {
-            let leader = lead.leader(&conn).await?.health();
-            writer.stop(leader, StoreError("another replica leads".into()));
-        }
-        let until = lead.until.clone();
-        tokio::spawn(write_loop(lead, conn, writer, retention));
-        Ok(PostgresStore {
-            tickets,
-            lead: until,
+        tokio::spawn(write_loop(backend, writer));
+        let store = PostgresStore {
             url: url.to_string(),
             reader: Mutex::new(Arc::new(reader)),
             runtime: Handle::current(),
             retention,
-        })
+        };
+        Ok((store, tickets, role))
     }
 
     /// Runs a read on the runtime and waits for it (on a blocking thread).
@@ -280,20 +243,6 @@ impl Store for PostgresStore {
                 .map_err(err)
         }))?;
         rows::kept_ended(row.map(|r| call_row(&r)), self.retention)
-    }
-
-    fn tickets(&self) -> &Tickets {
-        &self.tickets
-    }
-
-    fn leads(&self) -> bool {
-        self.term().is_some()
-    }
-
-    fn term(&self) -> Option<i64> {
-        let lead = *self.lead.lock().expect("never poisoned");
-        lead.filter(|(_, until)| Instant::now() < *until)
-            .map(|(term, _)| term)
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
@@ -435,332 +384,91 @@ impl Store for PostgresStore {
     }
 }
 
-/// The writer task. While this replica leads: batches, one transaction and
-/// one commit per batch, and a renewal of the lead when idle. When a commit
-/// or a renewal fails (the database is gone, or another replica took over),
-/// it follows until it can lead again, then waits for the service to reload
-/// and resume.
-async fn write_loop(mut lead: Leadership, conn: Client, mut writer: Writer, retention: Retention) {
-    let mut batch = Vec::new();
-    let mut prepared = Prepared::new();
-    let mut book = Book::default();
-    let mut conn = Some(conn);
-    loop {
-        let (Some(term), Some(live)) = (lead.term, &mut conn) else {
-            conn = Some(lead.follow(conn.take(), &mut writer).await);
-            prepared.clear();
-            book.clear();
-            continue;
+/// The writer's side of the store, for the write loop (`write_loop.rs`):
+/// it commits while this replica leads, each transaction fenced by the
+/// term (`replication/fence.rs`), and renews the lead when idle. When a
+/// commit or a renewal fails (the database is gone, or another replica
+/// took over), it follows until it can lead again, then waits for the
+/// service to reload and resume (`replication/lease.rs`).
+struct PostgresWriter {
+    lead: Leadership,
+    /// The connection it commits on; `None` once lost.
+    conn: Option<Client>,
+    prepared: Prepared,
+    book: Book,
+    retention: Retention,
+}
+
+impl Backend for PostgresWriter {
+    async fn ready(&mut self, writer: &mut Writer) -> bool {
+        if self.lead.term.is_none() || self.conn.is_none() {
+            self.conn = Some(self.lead.follow(self.conn.take(), writer).await);
+            self.prepared.clear();
+            self.book.clear();
+        }
+        true
+    }
+
+    async fn commit(&mut self, batch: &[(u64, Write)]) -> Result<Vec<Stored>, StoreError> {
+        let (Some(term), Some(live)) = (self.lead.term, self.conn.as_mut()) else {
+            return Err(StoreError("this replica does not lead".into()));
         };
-        let up = match writer.next_batch(&mut batch, IDLE).await {
-            Some(0) => return, // the server is gone
-            // Idle: renew the lead, which checks the connection and follows the database's clock.
-            None => match within(PING_TIMEOUT, lead.renew(live, term)).await {
-                Ok(()) => true,
-                Err(e) => writer.finish(0, Err(e)),
-            },
-            Some(_) if batch.is_empty() => true,
-            Some(_) => {
-                let last = last_ticket(&batch);
-                let sent = Instant::now();
-                // A commit that never answers is a failure too: reloading
-                // from the database then finds out whether it happened.
-                let result = within(
-                    COMMIT_TIMEOUT,
-                    commit(live, &mut prepared, &mut book, &batch, term),
-                )
-                .await;
-                if result.is_ok() {
-                    lead.renewed(term, sent);
-                }
-                let resigned = batch.iter().any(|(_, w)| matches!(w, Write::Resign));
-                batch.clear();
-                let up = writer.finish(last, result);
-                if up && resigned {
-                    tracing::info!("gave up the lead: another replica takes over at once");
-                    lead.step_down();
-                    return; // the server shuts down
-                }
-                up
-            }
-        };
-        if !up {
-            // What the trackers counted may not be what the database holds.
-            book.clear();
-            lead.step_down();
-            if conn.as_ref().is_some_and(Client::is_closed) {
-                conn = None;
-            }
-        } else if writer.purge_due() {
-            // Bounded like a commit: a purge that hangs would hold up the
-            // lead's renewals.
-            let purged = within(COMMIT_TIMEOUT, async {
-                purge(live, retention).await.map_err(err)
-            })
-            .await;
-            if let Err(e) = purged {
-                tracing::warn!(error = %e, "purging old calls and events failed");
-                if !writer.finish(0, Err(e)) {
-                    lead.step_down();
-                    conn = None;
-                }
-            }
-        }
-    }
-}
-
-/// This replica's claim to lead, and how it renews it.
-#[derive(Debug)]
-struct Leadership {
-    /// The database.
-    url: String,
-    me: Replica,
-    /// The term this replica leads in, if it does.
-    term: Option<i64>,
-    until: Lead,
-}
-
-impl Leadership {
-    /// Takes the lead if its holder let it lapse ([`LEASE`]), or it is this
-    /// replica, or the caller found the leader's process gone (`gone`, see
-    /// [`gone`]) and its connection is still gone from `pg_stat_activity`:
-    /// the new term. Serialised with the leader's transactions by the row
-    /// lock; safe whatever the old leader still believes, since each of its
-    /// commits checks the term.
-    async fn claim(&self, conn: &Client, gone: bool) -> Result<Option<i64>, StoreError> {
         let sent = Instant::now();
-        let row = conn
-            .query_opt(
-                "UPDATE slotgate_leader SET term = term + 1, holder = $1, url = $2, backend = pg_backend_pid(),
-                     renewed_at = clock_timestamp()
-                 WHERE id = 1 AND (holder = $1 OR renewed_at < clock_timestamp() - make_interval(secs => $3)
-                     OR ($4 AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend)))
-                 RETURNING term",
-                &[&self.me.id, &self.me.url, &LEASE.as_secs_f64(), &gone],
-            )
-            .await
-            .map_err(err)?;
-        let term = row.map(|r| r.get::<_, i64>(0));
-        if let Some(term) = term {
-            self.renewed(term, sent);
-        }
-        Ok(term)
-    }
-
-    /// The leader row, as this replica sees it.
-    async fn leader(&self, conn: &Client) -> Result<LeaderRow, StoreError> {
-        let row = conn
-            .query_one(
-                "SELECT url, holder = $2, renewed_at >= clock_timestamp() - make_interval(secs => $1),
-                     NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = slotgate_leader.backend), term
-                 FROM slotgate_leader WHERE id = 1",
-                &[&LEASE.as_secs_f64(), &self.me.id],
-            )
-            .await
-            .map_err(err)?;
-        Ok(LeaderRow {
-            url: row.get(0),
-            mine: row.get(1),
-            current: row.get(2),
-            disconnected: row.get(3),
-            term: row.get(4),
-        })
-    }
-
-    /// Renews the lead of `term`, and follows the database's clock; fails if
-    /// another replica took over.
-    async fn renew(&self, conn: &Client, term: i64) -> Result<(), StoreError> {
-        let sent = Instant::now();
-        let before = clock::system_ms();
-        let row = conn
-            .query_opt(
-                "UPDATE slotgate_leader SET renewed_at = clock_timestamp(), backend = pg_backend_pid()
-                 WHERE id = 1 AND term = $1
-                 RETURNING (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-                &[&term],
-            )
-            .await
-            .map_err(err)?
-            .ok_or_else(|| StoreError("another replica took the lead".into()))?;
-        clock::follow(row.get(0), before, clock::system_ms());
-        self.renewed(term, sent);
-        Ok(())
-    }
-
-    /// The lead of `term` was renewed by a statement sent at `sent`.
-    fn renewed(&self, term: i64, sent: Instant) {
-        *self.until.lock().expect("never poisoned") = Some((term, sent + LEAD_VALID));
-    }
-
-    fn step_down(&mut self) {
-        self.term = None;
-        *self.until.lock().expect("never poisoned") = None;
-    }
-
-    /// Follows the leader until this replica can lead: connects (again)
-    /// when needed, reads the leader row every [`WATCH`] and takes the lead
-    /// when it is free, and announces
-    /// whom requests go to meanwhile. Returns the connection it leads on,
-    /// once the service has reloaded from the database.
-    async fn follow(&mut self, mut conn: Option<Client>, writer: &mut Writer) -> Client {
-        loop {
-            writer.drop_waiting();
-            let health = match self.try_to_lead(&mut conn).await {
-                Ok(None) => {
-                    let term = self.term.expect("set by try_to_lead");
-                    tracing::info!(
-                        term,
-                        "this replica leads; loading the state from the database"
-                    );
-                    let live = conn.as_ref().expect("set by try_to_lead");
-                    if self.serve_after_reload(live, term, writer).await {
-                        return conn.expect("set by try_to_lead");
-                    }
-                    self.step_down();
-                    continue;
-                }
-                Ok(Some(health)) => health,
-                Err(e) => {
-                    conn = None;
-                    Health::Down(e.0)
-                }
-            };
-            // Connected, it watches the row closely; else it retries the connection.
-            let pause = if conn.is_some() { WATCH } else { RETRY };
-            if writer.health() != health {
-                match &health {
-                    Health::Following(leader) => {
-                        tracing::info!(leader = %leader.url, term = leader.term, "following the leading replica")
-                    }
-                    other => tracing::debug!(health = ?other, "not leading"),
-                }
-                writer.announce(health);
-            }
-            tokio::time::sleep(pause).await;
-        }
-    }
-
-    /// Connects if needed and takes the lead if it is free (lapsed, this
-    /// replica's, or its holder's process [`gone`]): `None` if this replica
-    /// now leads, else whom it follows.
-    async fn try_to_lead(
-        &mut self,
-        conn: &mut Option<Client>,
-    ) -> Result<Option<Health>, StoreError> {
-        if conn.is_none() {
-            *conn = Some(within(PING_TIMEOUT, open_writer(&self.url)).await?);
-        }
-        let live = conn.as_ref().expect("connected above");
-        let row = within(PING_TIMEOUT, self.leader(live)).await?;
-        let gone = row.current && row.disconnected && !row.url.is_empty() && gone(&row.url).await;
-        if !row.current || row.mine || gone {
-            if let Some(term) = within(PING_TIMEOUT, self.claim(live, gone)).await? {
-                if gone {
-                    tracing::info!(
-                        leader = %row.url,
-                        "the leading replica is gone (its connection to the database closed, and its address refuses connections): taking over"
-                    );
-                }
-                self.term = Some(term);
-                return Ok(None);
-            }
-            // Another replica took it first.
-            return Ok(Some(
-                within(PING_TIMEOUT, self.leader(live)).await?.health(),
-            ));
-        }
-        Ok(Some(row.health()))
-    }
-
-    /// Asks the service to reload, renewing the lead meanwhile; whether it
-    /// still leads once the service resumed.
-    async fn serve_after_reload(&self, conn: &Client, term: i64, writer: &mut Writer) -> bool {
-        writer.announce(Health::Reconnected);
-        loop {
-            if writer.resumed(IDLE).await {
-                return true;
-            }
-            if let Err(e) = within(PING_TIMEOUT, self.renew(conn, term)).await {
-                tracing::warn!(error = %e, "lost the lead while loading");
-                writer.stop(Health::Down(e.0.clone()), e);
-                return false;
-            }
-        }
-    }
-}
-
-/// The leader row as a follower reads it.
-#[derive(Debug)]
-struct LeaderRow {
-    /// Where the leader serves; empty while `slotgate import` holds the
-    /// lead, which serves nobody.
-    url: String,
-    /// Whether this replica holds it.
-    mine: bool,
-    /// Whether it was renewed within [`LEASE`].
-    current: bool,
-    /// Whether the connection that last renewed it is gone from
-    /// `pg_stat_activity`.
-    disconnected: bool,
-    /// The leader's term, written with its URL when it took the lead.
-    term: i64,
-}
-
-impl LeaderRow {
-    /// The health to announce: [`Health::Following`] the leader's URL while
-    /// its lead is current, else [`Health::Down`].
-    fn health(&self) -> Health {
-        if self.current && !self.url.is_empty() && !self.mine {
-            Health::Following(Leader {
-                url: self.url.clone(),
-                term: self.term,
-            })
-        } else {
-            Health::Down("no replica leads yet; one takes over within seconds".into())
-        }
-    }
-}
-
-/// Whether the leader's process is surely gone, given that its connection is
-/// gone from the database: nothing listens at its advertised address any
-/// more (its machine answers, and refuses the connection), so it answers
-/// nobody from memory and another replica may take over at once. An address
-/// that accepts (the process lives, and only its connection to the database
-/// was lost: a transaction-pooling PgBouncer may also close the server
-/// connection the leader last used), or a machine that answers nothing
-/// within [`GONE_PROBE`], proves nothing: the lead then runs out ([`LEASE`]).
-async fn gone(url: &str) -> bool {
-    let Ok(uri) = url.parse::<axum::http::Uri>() else {
-        return false;
-    };
-    let Some(host) = uri.host() else {
-        return false;
-    };
-    let port = uri
-        .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        });
-    let probe = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port));
-    matches!(
-        tokio::time::timeout(GONE_PROBE, probe).await,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
-    )
-}
-
-/// Reads the database's clock, and makes it the server's ([`clock::follow`]).
-async fn sync_clock(conn: &Client) -> Result<(), tokio_postgres::Error> {
-    let sent = clock::system_ms();
-    let row = conn
-        .query_one(
-            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-            &[],
+        // A commit that never answers is a failure too: reloading from the
+        // database then finds out whether it happened.
+        let result = within(
+            COMMIT_TIMEOUT,
+            commit(live, &mut self.prepared, &mut self.book, batch, term),
         )
-        .await?;
-    clock::follow(row.get(0), sent, clock::system_ms());
-    Ok(())
+        .await;
+        if result.is_ok() {
+            self.lead.renewed(term, sent);
+        }
+        result
+    }
+
+    /// Renews the lead, which checks the connection and follows the database's clock.
+    async fn idle(&mut self) -> Result<(), StoreError> {
+        let (Some(term), Some(live)) = (self.lead.term, self.conn.as_ref()) else {
+            return Err(StoreError("this replica does not lead".into()));
+        };
+        within(PING_TIMEOUT, self.lead.renew(live, term)).await
+    }
+
+    async fn purge(&mut self, writer: &Writer) {
+        let Some(live) = self.conn.as_ref() else {
+            return;
+        };
+        // Bounded like a commit: a purge that hangs would hold up the
+        // lead's renewals.
+        let retention = self.retention;
+        let purged = within(COMMIT_TIMEOUT, async {
+            purge(live, retention).await.map_err(err)
+        })
+        .await;
+        if let Err(e) = purged {
+            tracing::warn!(error = %e, "purging old calls and events failed");
+            if !writer.finish(0, Err(e)) {
+                self.lead.step_down();
+                self.conn = None;
+            }
+        }
+    }
+
+    fn failed(&mut self) {
+        // What the trackers counted may not be what the database holds.
+        self.book.clear();
+        self.lead.step_down();
+        if self.conn.as_ref().is_some_and(Client::is_closed) {
+            self.conn = None;
+        }
+    }
+
+    fn resigned(&mut self) -> bool {
+        tracing::info!("gave up the lead: another replica takes over at once");
+        self.lead.step_down();
+        true
+    }
 }
 
 /// Applies a batch of writes in one transaction; the events it stored.
@@ -780,19 +488,15 @@ async fn commit(
     }
     let mut published = Vec::new();
     let mut jobs = Vec::new();
-    exec(
-        &mut jobs,
-        "UPDATE slotgate_leader SET renewed_at = clock_timestamp(), backend = pg_backend_pid() WHERE id = 1 AND term = $1",
-        params![term],
-    );
-    exec(&mut jobs, ABANDONED_AFTER_LEASE, params![]);
+    exec(&mut jobs, fence::RENEW, params![term]);
+    exec(&mut jobs, fence::ABANDONED_AFTER_LEASE, params![]);
     let mut fenced = false;
     for (_, write) in batch {
         match write {
             Write::Import(dump) => {
                 let ran = run(&txn, prepared, &mut jobs).await.map_err(err)?;
                 if !fenced {
-                    still_leads(&ran)?;
+                    fence::still_leads(&ran)?;
                     fenced = true;
                 }
                 import(&txn, dump).await.map_err(err)?;
@@ -820,34 +524,10 @@ async fn commit(
     }
     let ran = run(&txn, prepared, &mut jobs).await.map_err(err)?;
     if !fenced {
-        still_leads(&ran)?;
+        fence::still_leads(&ran)?;
     }
     txn.commit().await.map_err(err)?;
     Ok(published)
-}
-
-/// Ends this transaction's session if it waits on the leader for longer
-/// than a [`LEASE`]: its first statement locked the leader row, and a
-/// leader cut from the database in the middle of a transaction (its next
-/// statement or its COMMIT lost on the way, the connection not closed)
-/// would otherwise hold that lock, and keep every other replica from
-/// taking over, until the database noticed the connection dead (hours, by
-/// the system's keepalive). `tests/partitions.rs` found it so.
-const ABANDONED_AFTER_LEASE: &str = "SET LOCAL idle_in_transaction_session_timeout = 5000";
-const _: () = assert!(
-    LEASE.as_millis() == 5000,
-    "ABANDONED_AFTER_LEASE says the lease"
-);
-
-/// Whether the lead's renewal, the first statement `ran`, found the term
-/// still this replica's (one row): fails if not.
-fn still_leads(ran: &[u64]) -> Result<(), StoreError> {
-    match ran.first() {
-        Some(1) => Ok(()),
-        _ => Err(StoreError(
-            "another replica took the lead: nothing of this batch was committed".into(),
-        )),
-    }
 }
 
 /// What the usage figures of `org` continue from (usage_rows.rs), read

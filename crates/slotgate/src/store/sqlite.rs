@@ -17,11 +17,12 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use slotgate_core::{EventKind, RestoredCall, Source, Timestamp};
 use slotgate_plan::CallRecord;
 
-use super::group_commit::{self, last_ticket, newest_seqs, Tickets, Writer};
+use super::group_commit::{self, newest_seqs, Tickets, Writer};
 use super::rows::{
     self, ms, CallRow, CapRow, Dump, KeyRow, OrgRateRow, OrgRows, ReservationRow, TrafficRow,
 };
 use super::usage_rows::{self, Book, Seed, StoredUsage};
+use super::write_loop::{write_loop, Backend};
 use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 
@@ -31,7 +32,6 @@ pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS};
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    tickets: Tickets,
     reader: Arc<Mutex<Connection>>,
     retention: Retention,
 }
@@ -50,8 +50,9 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/slotgate.db`, migrates its schema
-    /// (refusing one newer than this binary knows) and starts the writer thread.
-    pub fn open(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
+    /// (refusing one newer than this binary knows) and starts the writer
+    /// thread; the group-commit front to write through.
+    pub fn open(dir: &Path, retention: Retention) -> Result<(Self, Tickets), StoreError> {
         let path = dir.join("slotgate.db");
         // Created 0600 here, so SQLite's journal files (which take the
         // database's mode) are private too.
@@ -64,16 +65,27 @@ impl SqliteStore {
         migrate(&mut writer, dir).map_err(err)?;
         let reader = open(&path).map_err(err)?;
         let (tickets, write) = group_commit::channel();
+        let backend = SqliteWriter {
+            conn: writer,
+            book: Book::default(),
+            retention,
+            failed: false,
+        };
+        // Its own thread, with a runtime of its own: SQLite blocks.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(err)?;
         std::thread::Builder::new()
             .name("slotgate-store".into())
-            .spawn(move || write_loop(writer, write, retention))
+            .spawn(move || runtime.block_on(write_loop(backend, write)))
             .map_err(err)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             path,
-            tickets,
             reader: Arc::new(Mutex::new(reader)),
             retention,
-        })
+        };
+        Ok((store, tickets))
     }
 
     /// The read connection.
@@ -105,10 +117,6 @@ impl Store for SqliteStore {
             .and_then(|mut q| q.query_row([org, id], call_row).optional())
             .map_err(err)?;
         rows::kept_ended(row, self.retention)
-    }
-
-    fn tickets(&self) -> &Tickets {
-        &self.tickets
     }
 
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
@@ -229,26 +237,45 @@ impl Store for SqliteStore {
     }
 }
 
-/// The writer thread: batches, one transaction and one fsync per batch. It
-/// stops at the first failure (the server then answers 503 until restarted).
-fn write_loop(mut conn: Connection, mut writer: Writer, retention: Retention) {
-    let mut batch = Vec::new();
-    let mut book = Book::default();
-    while writer.blocking_next_batch(&mut batch) > 0 {
-        if batch.is_empty() {
-            continue;
+/// The writer's side of the store, for the write loop (`write_loop.rs`),
+/// on a thread of its own: one transaction and one fsync per batch. It
+/// stops at the first failure (the server then answers 503 until
+/// restarted).
+struct SqliteWriter {
+    conn: Connection,
+    book: Book,
+    retention: Retention,
+    /// Whether a commit failed: nothing more is committed.
+    failed: bool,
+}
+
+impl Backend for SqliteWriter {
+    async fn ready(&mut self, _: &mut Writer) -> bool {
+        !self.failed
+    }
+
+    async fn commit(&mut self, batch: &[(u64, Write)]) -> Result<Vec<Stored>, StoreError> {
+        commit(&mut self.conn, batch, &mut self.book)
+    }
+
+    /// Nothing to check: the file is there.
+    async fn idle(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn purge(&mut self, _: &Writer) {
+        if let Err(e) = purge(&self.conn, self.retention) {
+            tracing::warn!(error = %e, "purging old calls and events failed");
         }
-        let last = last_ticket(&batch);
-        let result = commit(&mut conn, &batch, &mut book);
-        batch.clear();
-        if !writer.finish(last, result) {
-            return;
-        }
-        if writer.purge_due() {
-            if let Err(e) = purge(&conn, retention) {
-                tracing::warn!(error = %e, "purging old calls and events failed");
-            }
-        }
+    }
+
+    fn failed(&mut self) {
+        self.failed = true;
+    }
+
+    /// One server leads nothing: it goes on (the server shuts down).
+    fn resigned(&mut self) -> bool {
+        false
     }
 }
 

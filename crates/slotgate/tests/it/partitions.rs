@@ -38,7 +38,7 @@ use reqwest::Method;
 use serde_json::json;
 use slotgate_api::{Call, CallState, ErrorCode, EventKind};
 
-/// The leader's lease (`store/postgres.rs`): another replica may take over
+/// The leader's lease (`replication/lease.rs`): another replica may take over
 /// when it was not renewed for this long.
 const LEASE: Duration = Duration::from_secs(5);
 

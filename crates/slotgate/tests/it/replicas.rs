@@ -831,7 +831,7 @@ async fn the_leader_believes_only_a_proven_follower_about_the_client() {
         .await
         .unwrap()
         .get(0);
-    let proof = slotgate::api::forward::Trust::new(crate::support::REPLICA_SECRET, "")
+    let proof = slotgate::replication::trust::Trust::new(crate::support::REPLICA_SECRET, "")
         .prove_request(
             term,
             slotgate::clock::system_ms(),

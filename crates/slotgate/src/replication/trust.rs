@@ -34,21 +34,21 @@ use ring::hmac;
 use crate::auth::random_hex;
 
 /// Where a replica proves it leads.
-pub(super) const PROOF_PATH: &str = "/internal/replica/proof";
+pub(crate) const PROOF_PATH: &str = "/internal/replica/proof";
 
 /// The follower's nonce, on a proof request.
-pub(super) const NONCE: &str = "x-slotgate-nonce";
+pub(crate) const NONCE: &str = "x-slotgate-nonce";
 
 /// The leader's proof, in answer.
-pub(super) const PROOF: &str = "x-slotgate-proof";
+pub(crate) const PROOF: &str = "x-slotgate-proof";
 
 /// A forwarded request's proof: `TERM SENT_MS NONCE CLIENT HMAC`.
-pub(super) const REQUEST_PROOF: &str = "x-slotgate-replica";
+pub(crate) const REQUEST_PROOF: &str = "x-slotgate-replica";
 
 /// How far a forwarded request's sending time may be from the leader's
 /// clock, either way: the forwarding itself takes at most a few seconds
 /// (`ANSWER_TIMEOUT` bounds it), the rest is the clocks' disagreement.
-pub(super) const FRESH_MS: i64 = 30_000;
+pub(crate) const FRESH_MS: i64 = 30_000;
 
 /// Most proofs remembered at once (each is remembered [`FRESH_MS`] after
 /// its sending time): beyond them, forwarded requests are refused until
