@@ -393,7 +393,7 @@ impl Commits {
 /// store is down and the orgs cannot be shown.
 pub fn render_store(up: bool, commits: &Commits) -> String {
     let mut out = format!(
-        "# HELP slotgate_store_up Whether the store works (1): it commits, or this replica follows the leading one; 0 while it cannot commit (or, after a failure, until the state is reloaded).\n\
+        "# HELP slotgate_store_up Whether this server's database works (1), whoever leads: on a follower, that it reaches the database; 0 while it cannot be reached or a commit failed, and after a failure until the state is reloaded.\n\
          # TYPE slotgate_store_up gauge\nslotgate_store_up {}\n",
         u8::from(up)
     );

@@ -53,7 +53,7 @@ use crate::driver::Driver;
 use crate::history::History;
 use crate::metrics::Metrics;
 use crate::replication::{Leader, Role};
-use crate::store::{Health, Restored, Snapshot, Store, StoreError, Tickets, Write};
+use crate::store::{Gate, Health, Restored, Snapshot, Store, StoreError, Tickets, Write};
 
 /// Why a use case was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -196,8 +196,11 @@ pub struct Service {
     /// How many agents of each org `/metrics` names, the busiest; the
     /// others are summed in one series (`--metrics-agents`; 0: no agent series).
     metrics_agents: usize,
-    /// Whether the store works.
+    /// Whether the database works.
     health: watch::Receiver<Health>,
+    /// Whether the store commits this server's writes, or waits for it to
+    /// reload.
+    gate: watch::Receiver<Gate>,
     /// Set to `true` when the server begins to shut down.
     shutdown: watch::Receiver<bool>,
     /// Where plans and simulations run: a few at a time, one per org.
@@ -266,6 +269,7 @@ impl Service {
             config,
             cores: Cores::new(orgs),
             health: storage.tickets.health(),
+            gate: storage.tickets.gate(),
             store: storage.store,
             tickets: storage.tickets,
             role: storage.role,
@@ -371,10 +375,7 @@ impl Service {
                 u8::from(leads)
             )
         };
-        let store = crate::metrics::render_store(
-            self.store_up() || self.leader().is_some(),
-            self.tickets.commits(),
-        );
+        let store = crate::metrics::render_store(self.database_up(), self.tickets.commits());
         if self.leader().is_some() || !self.store_up() {
             // The leader holds the orgs, or the store is down and memory may
             // be ahead of it: this replica shows its own counters only.
@@ -433,9 +434,9 @@ impl Service {
     /// their waits there (a wait open in an engine that is gone holds
     /// nothing).
     pub async fn interrupted(&self) {
-        let mut health = self.tickets.health();
+        let mut gate = self.tickets.gate();
         let not_serving = async move {
-            if health.wait_for(|h| *h != Health::Up).await.is_err() {
+            if gate.wait_for(|g| *g != Gate::Open).await.is_err() {
                 std::future::pending::<()>().await;
             }
         };
@@ -464,10 +465,17 @@ impl Service {
             .await?)
     }
 
-    /// Whether the store commits and this server may answer from memory
+    /// Whether the store commits this server's writes (its database works,
+    /// and no reload is awaited) and this server may answer from memory
     /// (else every change and read answers 503).
     pub fn store_up(&self) -> bool {
-        *self.health.borrow() == Health::Up && self.role.borrow().serves()
+        self.database_up() && *self.gate.borrow() == Gate::Open && self.role.borrow().serves()
+    }
+
+    /// Whether this server's database works (after a failure: once the
+    /// state is reloaded from it), whoever leads.
+    fn database_up(&self) -> bool {
+        *self.health.borrow() == Health::Up
     }
 
     /// The leading replica, while another replica leads: requests go there.
@@ -481,18 +489,18 @@ impl Service {
         self.role.borrow().term().filter(|_| self.store_up())
     }
 
-    /// Until shutdown: whenever the store is back ([`Health::Back`]: after
-    /// a failure, or when this replica takes the lead), reloads the engine
-    /// and the keys from it, then lets it commit again. Changes made in
-    /// memory while it was down were never acknowledged, and are dropped
-    /// with the engine that made them. While another replica leads
-    /// ([`Role::Following`]), the engine is empty.
+    /// Until shutdown: whenever the store asks for a reload ([`Gate::Reload`]:
+    /// its database is back after a failure, or this replica took the lead
+    /// in a new term), reloads the engine and the keys from it, then lets
+    /// it commit again. Changes made in memory while it was down were never
+    /// acknowledged, and are dropped with the engine that made them. While
+    /// another replica leads ([`Role::Following`]), the engine is empty.
     pub async fn recover_from_store_failures(&self) {
-        let mut health = self.tickets.health();
+        let mut gate = self.tickets.gate();
         let mut role = self.role.clone();
         loop {
             let following = tokio::select! {
-                changed = health.wait_for(|h| *h == Health::Back) => {
+                changed = gate.wait_for(|g| matches!(g, Gate::Reload(_))) => {
                     if changed.is_err() { return }
                     false
                 }
@@ -509,8 +517,8 @@ impl Service {
             }
             // Until it resumes, or the store moves on (then the outer loop
             // waits for what comes next).
-            while *health.borrow() == Health::Back {
-                match self.reload().await {
+            while let Some(generation) = self.tickets.reload_asked() {
+                match self.reload(generation).await {
                     Ok(()) => {
                         tracing::info!("loaded the state from the store; serving");
                         break;
@@ -536,10 +544,10 @@ impl Service {
             .await;
     }
 
-    /// Rebuilds every org's engine and the keys from the store, and resumes it.
-    async fn reload(&self) -> Result<()> {
+    /// Rebuilds every org's engine and the keys from the store, and resumes
+    /// it at `generation`, the reload asked before loading began.
+    async fn reload(&self, generation: u64) -> Result<()> {
         let started = std::time::Instant::now();
-        let generation = self.tickets.generation();
         let store = self.store.clone();
         let since = ended_since(self.config);
         let mut snapshot = blocking(move || store.load(since)).await?;
@@ -627,16 +635,16 @@ impl Service {
 
     /// Resolves once the store commits again and this replica serves (or at shutdown).
     async fn until_serving(&self) {
-        let mut health = self.tickets.health();
+        let mut gate = self.tickets.gate();
         loop {
             tokio::select! {
-                _ = health.wait_for(|h| *h == Health::Up) => {}
+                _ = gate.wait_for(|g| *g == Gate::Open) => {}
                 () = self.stopped() => return,
             }
             if self.store_up() {
                 return;
             }
-            // Up, but the lead is not renewed yet: at most a second away.
+            // Open, but the lead is not renewed yet: at most a second away.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }

@@ -28,7 +28,7 @@ use slotgate_core::{AgentId, Config, Engine, Event, OrgId, Reservations, Restore
 /// Each org in an engine of its own, and the keys: what a [`Snapshot`] restores.
 pub type Restored = (Vec<(OrgId, Engine)>, Vec<KeyRecord>);
 
-pub use self::group_commit::Tickets;
+pub use self::group_commit::{Gate, Tickets};
 pub use self::rows::{Corrupt, Dump, PlanRow, DUMP_FORMAT};
 pub use self::usage_rows::StoredUsage;
 use crate::auth::KeyRecord;
@@ -188,18 +188,21 @@ pub struct StoredOrg {
 /// A future resolving once a write is durable.
 pub type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
-/// Whether the store commits. It says nothing of who leads: with several
-/// replicas, that is this replica's role (`crate::replication::Role`).
+/// Whether the database works. It says nothing of who leads (with several
+/// replicas, that is this replica's role, `crate::replication::Role`), nor
+/// whether the writer commits this replica's writes (the group commit's
+/// [`Gate`]): a follower whose database works is `Up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
-    /// Committing.
+    /// The database works.
     Up,
-    /// Not committing (the message says why): nothing is acknowledged.
+    /// It cannot be reached or a commit failed (the message says why):
+    /// nothing is acknowledged.
     Down(String),
-    /// The store can commit again: the service reloads its state from it,
-    /// then calls [`Tickets::resume`]. (With several replicas, the writer
-    /// commits only while its replica leads: it is back when it takes the
-    /// lead.)
+    /// Reachable again after a failure; the service must reload (the
+    /// [`Gate`] asks it to) before anything is committed: `Up` again once
+    /// it has ([`Tickets::resume`]). A replica that follows holds nothing
+    /// to reload: its database goes from `Down` to `Up`.
     Back,
 }
 

@@ -76,14 +76,15 @@ impl Leadership {
     }
 
     /// At start: takes the lead if nobody holds it; else publishes whom it
-    /// follows, and stops `writer` (it commits nothing until it leads).
+    /// follows, and shuts `writer`'s gate (it commits nothing until it
+    /// leads). The database works either way: its health stays `Up`.
     pub(crate) async fn start(&mut self, conn: &Client, writer: &Writer) -> Result<(), StoreError> {
         self.term = self.claim(conn, false).await?;
         if self.term.is_none() {
             let role = self.leader(conn).await?.role();
-            let health = not_leading(&role);
+            let why = not_leading(&role);
             self.role.set(role);
-            writer.stop(health, StoreError("another replica leads".into()));
+            writer.stop(StoreError(why));
         }
         Ok(())
     }
@@ -184,6 +185,10 @@ impl Leadership {
                         "this replica leads; loading the state from the database"
                     );
                     let live = conn.as_ref().expect("set by try_to_lead");
+                    // The database answered: if it had failed, it is back.
+                    if writer.health() != Health::Up {
+                        writer.announce(Health::Back);
+                    }
                     if self.serve_after_reload(live, term, writer).await {
                         return conn.expect("set by try_to_lead");
                     }
@@ -198,8 +203,10 @@ impl Leadership {
             };
             // Connected, it watches the row closely; else it retries the connection.
             let pause = if conn.is_some() { WATCH } else { RETRY };
+            // A follower holds nothing to reload: its database is up as
+            // soon as it answers.
             let health = match &role {
-                Ok(role) => not_leading(role),
+                Ok(_) => Health::Up,
                 Err(e) => Health::Down(e.0.clone()),
             };
             let role = role.unwrap_or(Role::Unknown);
@@ -212,9 +219,7 @@ impl Leadership {
                 }
                 self.role.set(role);
             }
-            if writer.health() != health {
-                writer.announce(health);
-            }
+            writer.announce(health);
             tokio::time::sleep(pause).await;
         }
     }
@@ -246,31 +251,33 @@ impl Leadership {
         Ok(Some(row.role()))
     }
 
-    /// Asks the service to reload ([`Health::Back`]: the writer commits
-    /// again once it has), renewing the lead meanwhile; whether it still
-    /// leads once the service resumed.
+    /// A new term: asks the service to reload (the group commit's
+    /// `Gate::Reload`: the writer commits again once it has), renewing the
+    /// lead meanwhile; whether it still leads once the service resumed.
     async fn serve_after_reload(&self, conn: &Client, term: i64, writer: &mut Writer) -> bool {
-        writer.announce(Health::Back);
+        writer.ask_reload();
         loop {
             if writer.resumed(IDLE).await {
                 return true;
             }
             if let Err(e) = within(PING_TIMEOUT, self.renew(conn, term)).await {
                 tracing::warn!(error = %e, "lost the lead while loading");
-                writer.stop(Health::Down(e.0.clone()), e);
+                // Whether the database failed, the next look at the
+                // leader row says.
+                writer.stop(e);
                 return false;
             }
         }
     }
 }
 
-/// The store's health while this replica does not lead: it commits
-/// nothing (its writes would not be the leader's).
-fn not_leading(role: &Role) -> Health {
-    Health::Down(match role.leader() {
+/// Why the writer commits nothing while this replica does not lead (its
+/// writes would not be the leader's).
+fn not_leading(role: &Role) -> String {
+    match role.leader() {
         Some(leader) => format!("another replica leads ({}): requests go to it", leader.url),
         None => "no replica leads yet; one takes over within seconds".into(),
-    })
+    }
 }
 
 /// The leader row as a follower reads it.

@@ -4,11 +4,15 @@
 //! and the highest ticket now durable.
 //!
 //! When a commit fails, every write not yet committed fails with it (its
-//! request answers 503), and the store is [`Health::Down`]. A writer that can
-//! commit again says so ([`Health::Back`]) and then commits nothing until
-//! the service, having reloaded its state from the store, calls
-//! [`Tickets::resume`]: writes made before that came from state that may
-//! differ from the store's, so they are dropped.
+//! request answers 503), the store is [`Health::Down`] and the writer's
+//! [`Gate`] is [`Gate::Shut`]. The gate is apart from the health: it also
+//! shuts while another replica leads, whose database works. When the writer
+//! can commit again (the database is [`Health::Back`], or this replica
+//! takes the lead in a new term), the gate asks for a reload
+//! ([`Gate::Reload`]), and the writer commits nothing until the service,
+//! having reloaded its state from the store, calls [`Tickets::resume`] with
+//! that reload's generation: writes made before that came from state that
+//! may differ from the store's, so they are dropped.
 //!
 //! [`Tickets`], the requests' side, is one concrete type that the service
 //! owns ([`crate::service::Storage`]); [`Writer`] is the backend's side.
@@ -35,15 +39,16 @@ pub(crate) const MAX_BATCH: usize = 4096;
 struct Shared {
     /// The highest ticket durable, or why the store is down.
     durable: watch::Sender<Result<u64, StoreError>>,
-    /// Whether the store works.
+    /// Whether the database works.
     health: watch::Sender<Health>,
+    /// Whether the writer commits what is submitted.
+    gate: watch::Sender<Gate>,
     /// The tickets the last failure dropped: never committed. Its start is
     /// set at the failure, its end at [`Tickets::resume`].
     dropped: Mutex<Range<u64>>,
     /// Stored events, for live streams.
     published: broadcast::Sender<Stored>,
-    /// Counts [`Health::Back`] announcements and failures: a reload
-    /// resumes the store only if none came since it began.
+    /// The last reload's generation ([`Gate::Reload`]).
     generation: AtomicU64,
     /// Sizes and durations of the committed batches, for `/metrics`.
     commits: Commits,
@@ -55,6 +60,22 @@ impl Shared {
             .lock()
             .expect("the dropped range's lock is never poisoned")
     }
+}
+
+/// Whether the writer commits what the service submits. Either cause of a
+/// reload opens the same one: the database reachable again after a failure
+/// ([`Health::Back`]), or a lead taken in a new term (`crate::replication`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// It commits.
+    Open,
+    /// It commits nothing: every write fails (the store failed, or another
+    /// replica leads).
+    Shut,
+    /// It commits again once the service has reloaded its state from the
+    /// store and called [`Tickets::resume`] with this generation; a newer
+    /// reload or a shut gate overtakes it.
+    Reload(u64),
 }
 
 /// The requests' side of group commit: tickets, waiting for durability,
@@ -88,6 +109,7 @@ pub(crate) fn channel() -> (Tickets, Writer) {
     let shared = Arc::new(Shared {
         durable: watch::channel(Ok(0)).0,
         health: watch::channel(Health::Up).0,
+        gate: watch::channel(Gate::Open).0,
         dropped: Mutex::new(0..0),
         published: broadcast::channel(4096).0,
         generation: AtomicU64::new(0),
@@ -155,25 +177,31 @@ impl Tickets {
         self.shared.published.subscribe()
     }
 
-    /// Whether the store works.
+    /// Whether the database works.
     pub fn health(&self) -> watch::Receiver<Health> {
         self.shared.health.subscribe()
     }
 
-    /// After a failure, once the caller's state is reloaded from the store:
-    /// drops every write submitted so far and commits the next ones. The
+    /// Whether the writer commits, or waits for a reload.
+    pub fn gate(&self) -> watch::Receiver<Gate> {
+        self.shared.gate.subscribe()
+    }
+
+    /// Once the caller's state is reloaded from the store, as the gate
+    /// asked ([`Gate::Reload`]): drops every write submitted so far and
+    /// commits the next ones; a database [`Health::Back`] is up again. The
     /// caller holds whatever orders its submissions (every org's lock).
     ///
-    /// Only if the store is still [`Health::Back`] as of
-    /// `generation` (read before the reload began): a reload that a newer
-    /// failure or a newer lead overtook must not resume, since what it
-    /// loaded may be older than the store. Returns whether it resumed.
+    /// Only if the gate still asks for the reload of `generation` (read
+    /// before the reload began): a reload that a newer failure or a newer
+    /// lead overtook must not resume, since what it loaded may be older
+    /// than the store. Returns whether it resumed.
     pub fn resume(&self, generation: u64) -> bool {
         let shared = &self.shared;
-        // Checked and set under the health's own lock: the writer bumps the
-        // generation before it announces, so no announcement slips between.
-        shared.health.send_if_modified(|health| {
-            if *health != Health::Back || shared.generation.load(Ordering::SeqCst) != generation {
+        // Checked and set under the gate's own lock, which the writer takes
+        // to shut it or to ask for another reload: nothing slips between.
+        let resumed = shared.gate.send_if_modified(|gate| {
+            if *gate != Gate::Reload(generation) {
                 return false;
             }
             // A ticket of its own marks the reload: reads from now on wait
@@ -183,9 +211,19 @@ impl Tickets {
             let reload = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
             shared.dropped().end = reload;
             let _ = shared.durable.send_replace(Ok(reload));
-            *health = Health::Up;
+            *gate = Gate::Open;
             true
-        })
+        });
+        if resumed {
+            shared.health.send_if_modified(|health| {
+                let back = *health == Health::Back;
+                if back {
+                    *health = Health::Up;
+                }
+                back
+            });
+        }
+        resumed
     }
 
     /// Sizes and durations of the committed batches.
@@ -193,9 +231,13 @@ impl Tickets {
         &self.shared.commits
     }
 
-    /// The generation to pass to [`Tickets::resume`], read before reloading.
-    pub fn generation(&self) -> u64 {
-        self.shared.generation.load(Ordering::SeqCst)
+    /// The generation to pass to [`Tickets::resume`] while the gate asks
+    /// for a reload, read before reloading.
+    pub fn reload_asked(&self) -> Option<u64> {
+        match *self.shared.gate.borrow() {
+            Gate::Reload(generation) => Some(generation),
+            Gate::Open | Gate::Shut => None,
+        }
     }
 }
 
@@ -221,28 +263,38 @@ impl Writer {
         batch.retain(|(t, _)| !dropped.contains(t));
     }
 
-    /// Says how the store is ([`Health::Back`] once it can commit again,
-    /// or [`Health::Down`] while it cannot).
+    /// Says whether the database works ([`Health::Down`] while it cannot
+    /// be reached, [`Health::Back`] once it can after a failure), if that
+    /// is news.
     pub(crate) fn announce(&self, health: Health) {
-        if health == Health::Back {
-            self.shared.generation.fetch_add(1, Ordering::SeqCst);
-        }
-        self.shared.health.send_replace(health);
+        self.shared.health.send_if_modified(|now| {
+            let news = *now != health;
+            *now = health;
+            news
+        });
     }
 
-    /// How the store is, as last announced.
+    /// Whether the database works, as last announced.
     pub(crate) fn health(&self) -> Health {
         self.shared.health.borrow().clone()
     }
 
-    /// After [`Health::Back`]: whether the service has reloaded and
+    /// The writer can commit again (the database is back, or this replica
+    /// took the lead): asks the service to reload ([`Gate::Reload`] with a
+    /// new generation); it commits again once the service has resumed.
+    pub(crate) fn ask_reload(&self) {
+        let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.gate.send_replace(Gate::Reload(generation));
+    }
+
+    /// After [`Writer::ask_reload`]: whether the service has reloaded and
     /// called [`Tickets::resume`] within `limit`. Writes submitted before
     /// are dropped then.
     pub(crate) async fn resumed(&self, limit: Duration) -> bool {
-        let mut health = self.shared.health.subscribe();
-        tokio::time::timeout(limit, health.wait_for(|h| *h == Health::Up))
+        let mut gate = self.shared.gate.subscribe();
+        tokio::time::timeout(limit, gate.wait_for(|g| *g == Gate::Open))
             .await
-            .is_ok_and(|up| up.is_ok())
+            .is_ok_and(|open| open.is_ok())
     }
 
     /// Drops the writes waiting (while the store is down: they fail).
@@ -270,7 +322,8 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "store write failed; no change is acknowledged until it is back");
-                self.stop(Health::Down(e.0.clone()), e);
+                self.announce(Health::Down(e.0.clone()));
+                self.stop(e);
                 false
             }
         }
@@ -279,14 +332,18 @@ impl Writer {
     /// Fails every write not yet committed with `e`, and every one after
     /// until [`Tickets::resume`]: memory and the store may disagree from
     /// then on (a failure), or this replica's writes are not the ones the
-    /// database takes (another replica leads).
-    pub(crate) fn stop(&self, health: Health, e: StoreError) {
-        self.shared.generation.fetch_add(1, Ordering::SeqCst);
-        let committed = self.shared.durable.borrow().clone().unwrap_or(0);
-        // Up to the reload: until then, nothing more is committed.
-        *self.shared.dropped() = committed + 1..u64::MAX;
-        self.shared.health.send_replace(health);
-        let _ = self.shared.durable.send_replace(Err(e));
+    /// database takes (another replica leads). Shuts the gate; the
+    /// database's health is the caller's to say.
+    pub(crate) fn stop(&self, e: StoreError) {
+        let shared = &self.shared;
+        // Under the gate's lock, as [`Tickets::resume`] is.
+        shared.gate.send_modify(|gate| {
+            let committed = shared.durable.borrow().clone().unwrap_or(0);
+            // Up to the reload: until then, nothing more is committed.
+            *shared.dropped() = committed + 1..u64::MAX;
+            let _ = shared.durable.send_replace(Err(e));
+            *gate = Gate::Shut;
+        });
     }
 
     /// Whether it is time to purge (then not again for a while).
@@ -308,4 +365,52 @@ pub(crate) fn last_ticket(batch: &[(u64, Write)]) -> u64 {
 /// version to record on the org's row, once per batch.
 pub(crate) fn newest_seqs(stored: &[Stored]) -> HashMap<&str, u64> {
     stored.iter().map(|e| (e.org.as_str(), e.seq)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reload_resumes_only_the_generation_it_was_asked_for() {
+        let (tickets, writer) = channel();
+        // The database fails: writes fail until a reload.
+        writer.announce(Health::Down("gone".into()));
+        writer.stop(StoreError("gone".into()));
+        let before = tickets.submit(Write::Resign);
+        assert_eq!(tickets.reload_asked(), None);
+        // Back, and a reload asked; a new term asks another before the
+        // service resumed: the first reload may have loaded too early.
+        writer.announce(Health::Back);
+        writer.ask_reload();
+        let first = tickets.reload_asked().expect("a reload is asked");
+        writer.ask_reload();
+        assert!(!tickets.resume(first));
+        let second = tickets.reload_asked().expect("a reload is asked");
+        assert!(tickets.resume(second));
+        assert_eq!(*tickets.gate().borrow(), Gate::Open);
+        assert_eq!(*tickets.health().borrow(), Health::Up);
+        assert!(tickets.durable(before).await.is_err(), "dropped");
+        assert!(!tickets.resume(second), "once");
+    }
+
+    #[tokio::test]
+    async fn a_lead_taken_with_the_database_up_reloads_without_a_failure() {
+        let (tickets, writer) = channel();
+        // A follower: its database works, its writer commits nothing.
+        writer.stop(StoreError("another replica leads".into()));
+        assert_eq!(*tickets.health().borrow(), Health::Up);
+        assert_eq!(*tickets.gate().borrow(), Gate::Shut);
+        // It takes the lead: a reload, and the health never moved.
+        writer.ask_reload();
+        let generation = tickets.reload_asked().expect("a reload is asked");
+        assert!(tickets.resume(generation));
+        assert_eq!(*tickets.health().borrow(), Health::Up);
+        let after = tickets.submit(Write::Resign);
+        assert!(writer.resumed(Duration::ZERO).await);
+        drop(writer);
+        // The writer is gone: the write is never durable, but it was not
+        // dropped by the reload.
+        assert!(!tickets.shared.dropped().contains(&after));
+    }
 }

@@ -146,9 +146,9 @@ impl PostgresStore {
     /// Connects to `url`, migrates the schema, takes the lead if nobody
     /// holds it (`replication/lease.rs`), and starts the writer task; the
     /// group-commit front to write through, and this replica's role. A
-    /// replica that does not lead starts as `Health::Down` and
-    /// [`Role::Following`] (or [`Role::Unknown`] if the leader row names
-    /// nobody alive yet).
+    /// replica that does not lead starts with its database `Health::Up`,
+    /// its writer's gate shut (`Gate::Shut`), and [`Role::Following`] (or
+    /// [`Role::Unknown`] if the leader row names nobody alive yet).
     pub async fn open(
         url: &str,
         retention: Retention,

@@ -169,6 +169,7 @@ async fn three_replicas_answer_every_request_as_one_server_would() {
     };
     let leader = metrics(&three[0]).await;
     assert!(leader.contains("slotgate_replica_leads 1"), "{leader}");
+    assert!(leader.contains("slotgate_store_up 1"), "{leader}");
     assert!(
         leader.contains("slotgate_org_limit{org=\"o1\"}"),
         "{leader}"
@@ -179,6 +180,8 @@ async fn three_replicas_answer_every_request_as_one_server_would() {
         assert!(text.contains(&three[0].base), "{text}");
         let own = metrics(s).await;
         assert!(own.contains("slotgate_replica_leads 0"), "{own}");
+        // Its database works, though another replica leads.
+        assert!(own.contains("slotgate_store_up 1"), "{own}");
         assert!(!own.contains("slotgate_org_limit{"), "{own}");
     }
 }
