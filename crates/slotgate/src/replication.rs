@@ -1,7 +1,8 @@
 //! Replication: any number of replicas on one PostgreSQL database, one of
 //! which leads and holds the orgs in memory; the others forward every
 //! request to it. The store (`store/postgres.rs`) knows rows and
-//! transactions; everything about who leads is here.
+//! transactions; everything about who leads is here, and drives the
+//! store's writer.
 //!
 //! # Layout
 //!
@@ -12,6 +13,9 @@
 //!   following, and the database's clock;
 //! - `replication/fence.rs`: the term check every commit of the leader
 //!   begins with;
+//! - `replication/replicated.rs`: the PostgreSQL writer wrapped with the
+//!   lead for the write loop: it commits only while this replica leads,
+//!   follows when it does not, and renews the lead when idle;
 //! - `replication/forward.rs`: a follower's way to the leader (its proof,
 //!   then the request); `replication/trust.rs`: the HMAC proofs with the
 //!   replicas' secret. The tower layer around the API is `api/forward.rs`.
@@ -19,6 +23,7 @@
 pub mod fence;
 pub mod forward;
 pub mod lease;
+pub(crate) mod replicated;
 pub mod role;
 pub mod trust;
 

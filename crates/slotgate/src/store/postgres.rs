@@ -9,8 +9,11 @@
 //! PostgreSQL. **The other replicas follow** and forward every request to
 //! the leader. Who leads, the election, the fencing of every commit by the
 //! term and the forwarding are `crate::replication`'s: this file's writer
-//! (`PostgresWriter`, driven by `write_loop.rs`) commits while `replication/lease.rs` says it leads, and
-//! begins each transaction with `replication/fence.rs`'s renewal. Only
+//! (`PostgresWriter`) holds the connection, the statements and the
+//! transactions; `replication/replicated.rs` drives it for the write loop
+//! (`write_loop.rs`), committing while this replica leads, and each
+//! transaction begins with `replication/fence.rs`'s renewal of the term it
+//! is given. Only
 //! transaction-scoped locks are used, so a transaction-pooling PgBouncer
 //! may sit in between.
 //!
@@ -23,7 +26,7 @@ mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slotgate_core::{Event, EventKind, RestoredCall, Source, Timestamp};
 use slotgate_plan::CallRecord;
@@ -34,16 +37,16 @@ use tokio_postgres::{Client, IsolationLevel, Row, Statement, Transaction};
 
 pub use migrate::{migrate, MigrateError, Migrated, LATEST, MIGRATIONS, MIGRATION_LOCK};
 
-use super::group_commit::{self, newest_seqs, Tickets, Writer};
+use super::group_commit::{self, newest_seqs, Tickets};
 use super::rows::{
     self, CallRow, CapRow, Dump, KeyRow, OrgRateRow, OrgRows, ReservationRow, TrafficRow,
 };
 use super::usage_rows::{self, Book, Seed, StoredUsage};
-use super::write_loop::{write_loop, Backend};
 use super::{Retention, Store, StoreError, Stored, Write};
 use crate::clock;
 use crate::replication::fence;
-use crate::replication::lease::{self, Leadership, Replica, LEASE};
+use crate::replication::lease::{self, Replica, LEASE};
+use crate::replication::replicated;
 use crate::replication::Role;
 use crate::tls::with_causes;
 
@@ -159,17 +162,13 @@ impl PostgresStore {
         let conn = open_writer(url).await?;
         let reader = Reader::connect(url).await?;
         let (tickets, writer) = group_commit::channel();
-        let mut lead = Leadership::new(url, me);
-        lead.start(&conn, &writer).await?;
-        let role = lead.role();
-        let backend = PostgresWriter {
-            lead,
+        let rows = PostgresWriter {
             conn: Some(conn),
             prepared: Prepared::new(),
             book: Book::default(),
             retention,
         };
-        tokio::spawn(write_loop(backend, writer));
+        let role = replicated::start(url, me, rows, writer).await?;
         let store = PostgresStore {
             url: url.to_string(),
             reader: Mutex::new(Arc::new(reader)),
@@ -384,14 +383,12 @@ impl Store for PostgresStore {
     }
 }
 
-/// The writer's side of the store, for the write loop (`write_loop.rs`):
-/// it commits while this replica leads, each transaction fenced by the
-/// term (`replication/fence.rs`), and renews the lead when idle. When a
-/// commit or a renewal fails (the database is gone, or another replica
-/// took over), it follows until it can lead again, then waits for the
-/// service to reload and resume (`replication/lease.rs`).
-struct PostgresWriter {
-    lead: Leadership,
+/// The writer's rows and transactions: the connection it commits on, the
+/// statements prepared there, and the usage hours it counts. Whether it may
+/// commit, and in which term, is replication's (`replication/replicated.rs`
+/// drives it for the write loop).
+#[derive(Debug)]
+pub(crate) struct PostgresWriter {
     /// The connection it commits on; `None` once lost.
     conn: Option<Client>,
     prepared: Prepared,
@@ -399,75 +396,69 @@ struct PostgresWriter {
     retention: Retention,
 }
 
-impl Backend for PostgresWriter {
-    async fn ready(&mut self, writer: &mut Writer) -> bool {
-        if self.lead.term.is_none() || self.conn.is_none() {
-            self.conn = Some(self.lead.follow(self.conn.take(), writer).await);
-            self.prepared.clear();
-            self.book.clear();
-        }
-        true
+impl PostgresWriter {
+    /// The connection it commits on, if it has one.
+    pub(crate) fn connection(&self) -> Option<&Client> {
+        self.conn.as_ref()
     }
 
-    async fn commit(&mut self, batch: &[(u64, Write)]) -> Result<Vec<Stored>, StoreError> {
-        let (Some(term), Some(live)) = (self.lead.term, self.conn.as_mut()) else {
-            return Err(StoreError("this replica does not lead".into()));
+    /// Gives up its connection (to the one that reconnects).
+    pub(crate) fn take_connection(&mut self) -> Option<Client> {
+        self.conn.take()
+    }
+
+    /// Commits on `conn` from now on, with nothing prepared or counted.
+    pub(crate) fn connected_on(&mut self, conn: Client) {
+        self.conn = Some(conn);
+        self.prepared.clear();
+        self.book.clear();
+    }
+
+    /// Commits `batch` in one transaction fenced by `term`
+    /// (`replication/fence.rs`): the events it stored.
+    pub(crate) async fn commit(
+        &mut self,
+        batch: &[(u64, Write)],
+        term: i64,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let Some(live) = self.conn.as_mut() else {
+            return Err(StoreError("not connected to the database".into()));
         };
-        let sent = Instant::now();
         // A commit that never answers is a failure too: reloading from the
         // database then finds out whether it happened.
-        let result = within(
+        within(
             COMMIT_TIMEOUT,
             commit(live, &mut self.prepared, &mut self.book, batch, term),
         )
-        .await;
-        if result.is_ok() {
-            self.lead.renewed(term, sent);
-        }
-        result
+        .await
     }
 
-    /// Renews the lead, which checks the connection and follows the database's clock.
-    async fn idle(&mut self) -> Result<(), StoreError> {
-        let (Some(term), Some(live)) = (self.lead.term, self.conn.as_ref()) else {
-            return Err(StoreError("this replica does not lead".into()));
-        };
-        within(PING_TIMEOUT, self.lead.renew(live, term)).await
-    }
-
-    async fn purge(&mut self, writer: &Writer) {
+    /// Deletes what is past its retention (nothing without a connection).
+    pub(crate) async fn purge(&mut self) -> Result<(), StoreError> {
         let Some(live) = self.conn.as_ref() else {
-            return;
+            return Ok(());
         };
         // Bounded like a commit: a purge that hangs would hold up the
         // lead's renewals.
         let retention = self.retention;
-        let purged = within(COMMIT_TIMEOUT, async {
+        within(COMMIT_TIMEOUT, async {
             purge(live, retention).await.map_err(err)
         })
-        .await;
-        if let Err(e) = purged {
-            tracing::warn!(error = %e, "purging old calls and events failed");
-            if !writer.finish(0, Err(e)) {
-                self.lead.step_down();
-                self.conn = None;
-            }
-        }
+        .await
     }
 
-    fn failed(&mut self) {
-        // What the trackers counted may not be what the database holds.
+    /// A commit or a check failed: what it counted may not be what the
+    /// database holds, and a closed connection is dropped.
+    pub(crate) fn failed(&mut self) {
         self.book.clear();
-        self.lead.step_down();
         if self.conn.as_ref().is_some_and(Client::is_closed) {
             self.conn = None;
         }
     }
 
-    fn resigned(&mut self) -> bool {
-        tracing::info!("gave up the lead: another replica takes over at once");
-        self.lead.step_down();
-        true
+    /// Drops its connection: the next one is made afresh.
+    pub(crate) fn disconnect(&mut self) {
+        self.conn = None;
     }
 }
 

@@ -1,10 +1,10 @@
 //! One write loop for both stores: it takes what the group-commit front
 //! hands it (`group_commit.rs`), has the backend commit each batch in one
 //! transaction, says what is durable, and has old rows purged now and then.
-//! A backend ([`Backend`]) knows its rows and transactions; with several
-//! replicas, whether it may write at all is the lease's
-//! (`replication/lease.rs`), which the PostgreSQL backend waits for in
-//! [`Backend::ready`].
+//! A backend ([`Backend`]) commits its rows in transactions; with several
+//! replicas, the backend is replication's (`replication/replicated.rs`),
+//! which wraps the PostgreSQL writer with the lease: whether it may write
+//! at all, which it waits for in [`Backend::ready`].
 
 use std::future::Future;
 use std::time::Duration;
