@@ -43,6 +43,7 @@ async fn an_org_whose_engine_is_locked_holds_up_its_own_requests_only() {
     let service = Arc::new(Service::new(
         Config::default(),
         Vec::new(),
+        Vec::new(),
         Arc::new(store),
         Keys::new("operator-key", Vec::new()),
         false,
@@ -117,6 +118,7 @@ async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
         .plans;
     let service = Service::new(
         Config::default(),
+        Vec::new(),
         Vec::new(),
         Arc::new(store),
         Keys::new("operator-key", Vec::new()),
