@@ -281,7 +281,10 @@ async fn spawn(dir: &std::path::Path, store: &[String]) -> (tokio::process::Chil
         let mut other = Command::new(bin);
         other.args(cmd.get_args()).stdin(Stdio::null());
         for (k, v) in cmd.get_envs() {
-            other.env(k, v.expect("serve_command only sets variables"));
+            match v {
+                Some(v) => other.env(k, v),
+                None => other.env_remove(k),
+            };
         }
         cmd = other;
     }

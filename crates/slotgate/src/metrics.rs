@@ -79,6 +79,9 @@ struct Inner {
     queue_wait: BTreeMap<String, Histogram>,
     /// route -> request latency.
     latency: BTreeMap<String, Histogram>,
+    /// Reads of an ended call in the store on the request path (an
+    /// acquire, read, heartbeat or release of an id the engine no longer holds).
+    ended_call_reads: u64,
 }
 
 /// Whose series a scrape shows: org and agent names are the orgs' own.
@@ -144,6 +147,11 @@ impl Metrics {
     /// Counts a refused request by its error code.
     pub fn refused(&self, code: &'static str) {
         *self.inner().refusals.entry(code).or_default() += 1;
+    }
+
+    /// Counts a read of an ended call in the store.
+    pub fn ended_call_read(&self) {
+        self.inner().ended_call_reads += 1;
     }
 
     /// Records how long a request to `route` took.
@@ -332,6 +340,16 @@ impl Metrics {
         for (code, n) in &m.refusals {
             let _ = writeln!(out, "slotgate_refusals_total{{code=\"{code}\"}} {n}");
         }
+        counter(
+            &mut out,
+            "slotgate_store_reads_total",
+            "Reads of the store on the request path, by what they read (ended_call: a call the engine no longer holds, for an acquire retry or a read of an old call).",
+        );
+        let _ = writeln!(
+            out,
+            "slotgate_store_reads_total{{read=\"ended_call\"}} {}",
+            m.ended_call_reads
+        );
         let _ = writeln!(
             out,
             "# HELP slotgate_queue_wait_seconds Time admitted calls waited in the queue.\n# TYPE slotgate_queue_wait_seconds histogram"

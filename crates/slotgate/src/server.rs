@@ -295,6 +295,7 @@ impl Server {
         };
         let org_rates = std::mem::take(&mut snapshot.org_rates);
         let plans = std::mem::take(&mut snapshot.plans);
+        let ended = std::mem::take(&mut snapshot.ended);
         // Leases get their grace from now; deadlines passed while down are handled.
         let (orgs, keys) = service::restore(snapshot, config, clock::now())?;
         if leads {
@@ -303,7 +304,7 @@ impl Server {
         let keys = Keys::new(&operator, keys);
         let limits = crate::limits::Limits::new(settings.limits.clone());
         limits.replace_own_org_rates(org_rates);
-        let service = Service::new(config, orgs, storage, keys, settings.metrics_auth, shutdown)
+        let service = Service::new(config, orgs, ended, storage, keys, settings.metrics_auth, shutdown)
             .with_limits(limits)
             .with_metrics_agents(settings.metrics_agents)
             .with_planning(settings.planning)

@@ -15,6 +15,7 @@
 //!
 //! - here: the service, its errors, and how a change becomes durable;
 //! - `service/cores.rs`: each org's engine behind its own lock, and the org index;
+//!   `service/ended_ids.rs`: each org's ended calls as the store keeps them, compact;
 //! - `service/orgs.rs`: orgs, limits, reservations, the recent past;
 //!   `service/plans.rs`: plans (tiers of limit and burst) and the orgs on them;
 //! - `service/calls.rs`: acquire, waiting in the queue, heartbeat, release, lists;
@@ -25,6 +26,7 @@
 
 mod calls;
 mod cores;
+mod ended_ids;
 mod events;
 mod keys;
 mod orgs;
@@ -254,10 +256,12 @@ pub fn restore(
 }
 
 impl Service {
-    /// The service around restored orgs ([`restore`]) and their store.
+    /// The service around restored orgs ([`restore`]), the ended calls their
+    /// store keeps ([`Snapshot::ended`](crate::store::Snapshot::ended)) and their store.
     pub fn new(
         config: Config,
         orgs: Vec<(OrgId, Engine)>,
+        ended: Vec<crate::store::EndedId>,
         storage: Storage,
         keys: Keys,
         metrics_auth: bool,
@@ -267,7 +271,7 @@ impl Service {
         driver.reset(orgs.iter().map(|(id, e)| (id.clone(), e.poll_timeout())));
         Service {
             config,
-            cores: Cores::new(orgs),
+            cores: Cores::new(orgs, ended, storage.store.ended_retention()),
             health: storage.tickets.health(),
             gate: storage.tickets.gate(),
             store: storage.store,
@@ -536,7 +540,7 @@ impl Service {
     /// state lives there, and this replica's copy would only age.
     async fn forget(&self) {
         self.cores
-            .replace(Vec::new(), |_| {
+            .replace(Vec::new(), Vec::new(), |_| {
                 self.driver.reset([]);
                 self.plans.replace(Vec::new());
                 true
@@ -553,6 +557,7 @@ impl Service {
         let mut snapshot = blocking(move || store.load(since)).await?;
         let org_rates = std::mem::take(&mut snapshot.org_rates);
         let plans = std::mem::take(&mut snapshot.plans);
+        let ended = std::mem::take(&mut snapshot.ended);
         let (orgs, keys) = restore(snapshot, self.config, clock::now())
             .map_err(|e| Error::Internal(e.to_string()))?;
         crate::server::log_recovered(&orgs, started.elapsed());
@@ -560,7 +565,7 @@ impl Service {
         // resumption and the new engines taking over.
         let resumed = self
             .cores
-            .replace(orgs, |orgs| {
+            .replace(orgs, ended, |orgs| {
                 if !self.tickets.resume(generation) {
                     return false;
                 }
@@ -689,9 +694,20 @@ impl Service {
         by: Option<&str>,
         f: impl FnOnce(&mut Engine, Timestamp) -> R,
     ) -> Result<Ran<R>> {
+        self.execute_core(org, by, |core, now| f(&mut core.engine, now))
+            .await
+    }
+
+    /// As [`Service::execute`], with the org's index of ended ids at hand too.
+    async fn execute_core<R>(
+        &self,
+        org: &str,
+        by: Option<&str>,
+        f: impl FnOnce(&mut cores::OrgCore, Timestamp) -> R,
+    ) -> Result<Ran<R>> {
         let mut engine = self.cores.lock(org).await?;
         let id = engine.id.clone();
-        Ok(self.run(&id, &mut engine, by, f))
+        Ok(self.run(&id, engine.core(), by, f))
     }
 
     /// Runs a command on `org`'s engine, which the caller holds, and submits
@@ -700,12 +716,12 @@ impl Service {
     fn run<R>(
         &self,
         org: &OrgId,
-        engine: &mut Engine,
+        core: &mut cores::OrgCore,
         by: Option<&str>,
-        f: impl FnOnce(&mut Engine, Timestamp) -> R,
+        f: impl FnOnce(&mut cores::OrgCore, Timestamp) -> R,
     ) -> Ran<R> {
-        let result = f(engine, clock::now());
-        let (events, changed) = self.drain(org, engine, by);
+        let result = f(core, clock::now());
+        let (events, changed) = self.drain(org, core, by);
         let ticket = if events.is_empty() {
             self.tickets.last()
         } else {
@@ -719,22 +735,30 @@ impl Service {
     }
 
     /// Takes the events a command made on `org`'s engine, which the caller
-    /// holds, for the store (configuration events with `by`), and files
-    /// the org's next deadline; the calls admitted or ended, to wake.
+    /// holds, for the store (configuration events with `by`), notes the
+    /// calls that ended in the org's index of ended ids, and files the
+    /// org's next deadline; the calls admitted or ended, to wake.
     #[allow(clippy::type_complexity)]
     fn drain(
         &self,
         org: &OrgId,
-        engine: &mut Engine,
+        core: &mut cores::OrgCore,
         by: Option<&str>,
     ) -> (Vec<(Event, Option<String>)>, Vec<(OrgId, CallId)>) {
         let mut changed = Vec::new();
+        let cores::OrgCore { engine, ended } = core;
         let events: Vec<(Event, Option<String>)> = engine
             .drain_events()
             .map(|e| {
                 self.metrics.observe(&e);
                 let who = match &e.kind {
-                    EventKind::CallAdmitted { call, .. } | EventKind::CallEnded { call, .. } => {
+                    EventKind::CallAdmitted { call, .. } => {
+                        changed.push((e.org.clone(), call.clone()));
+                        None
+                    }
+                    EventKind::CallEnded { call, .. } => {
+                        // Every call that ends passes here: none escapes the index.
+                        ended.insert(call.as_str(), e.at);
                         changed.push((e.org.clone(), call.clone()));
                         None
                     }

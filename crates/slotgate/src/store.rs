@@ -110,7 +110,13 @@ pub struct Snapshot {
     pub org_rates: Vec<(OrgId, u32)>,
     /// Every plan (taken out before [`Snapshot::restore`]).
     pub plans: Vec<PlanRow>,
+    /// Every ended call the store keeps ([`Store::ended_ids`]; taken out
+    /// before [`Snapshot::restore`]).
+    pub ended: Vec<EndedId>,
 }
+
+/// An ended call the store keeps, by its org, its id and when it ended.
+pub type EndedId = (String, String, Timestamp);
 
 /// What is stored does not fit the engine's rules.
 #[derive(Debug, thiserror::Error)]
@@ -237,14 +243,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Reads back what the engine holds, at start: everything, but ended
     /// calls only from `ended_since` on (the engine keeps them a short while;
     /// [`Store::ended_call`] reads the older ones).
+    /// With the ids of every ended call the store keeps ([`Store::ended_ids`]).
     fn load(&self, ended_since: Timestamp) -> Result<Snapshot, StoreError> {
-        self.dump(Some(ended_since))?
+        let mut snapshot = self
+            .dump(Some(ended_since))?
             .snapshot()
-            .map_err(|e| StoreError(e.to_string()))
+            .map_err(|e| StoreError(e.to_string()))?;
+        snapshot.ended = self.ended_ids()?;
+        Ok(snapshot)
     }
 
     /// An ended call the store keeps (for `--ended-retention`), if any.
     fn ended_call(&self, org: &str, id: &str) -> Result<Option<RestoredCall>, StoreError>;
+
+    /// The org, id and end of every ended call the store keeps: the
+    /// service's index of ended ids is filled from them, so that an acquire
+    /// reads [`Store::ended_call`] only for an id that may have ended.
+    fn ended_ids(&self) -> Result<Vec<EndedId>, StoreError>;
+
+    /// How long the store keeps ended calls (`--ended-retention`).
+    fn ended_retention(&self) -> std::time::Duration;
 
     /// The seq of an org's newest stored event (0 if none).
     fn last_event(&self, org: &str) -> Result<u64, StoreError>;

@@ -56,14 +56,18 @@ impl Service {
         let wait = body.wait()?;
         // A named id the engine does not hold may be a retry of a call that
         // ended longer ago than the engine keeps ended calls: the store
-        // answers for it. Whether the engine holds it is checked under the
-        // same lock as the acquire, so it cannot forget the call in between.
+        // answers for it. Only an id that the org's index of ended ids may
+        // hold is looked up there; a new id reads nothing. Both are checked
+        // under the same lock as the acquire, so the engine cannot forget
+        // the call in between (an ended call is in the index before the
+        // lock is let go).
         let mut looked_up = body.id.is_none();
         let acquired = loop {
             self.check_up()?;
             let ran = self
-                .execute(org, None, |e, now| {
-                    (looked_up || e.has_call(org, id.as_str()))
+                .execute_core(org, None, |core, now| {
+                    let (e, ended) = (&mut core.engine, &core.ended);
+                    (looked_up || e.has_call(org, id.as_str()) || !ended.may_hold(id.as_str()))
                         .then(|| e.acquire(org, req.clone(), now))
                 })
                 .await?;
@@ -173,6 +177,7 @@ impl Service {
     /// longer ago than the engine keeps ended calls, within
     /// `--ended-retention`. Else the engine's answer: not found.
     async fn ended_in_store(&self, org: &str, id: &str) -> Result<CallView> {
+        self.metrics.ended_call_read();
         let store = self.store.clone();
         let (org, id) = (org.to_string(), id.to_string());
         let kept = super::blocking(move || store.ended_call(&org, &id)).await?;

@@ -15,6 +15,21 @@ use std::sync::{Arc, RwLock};
 use slotgate_core::{Config, Engine, OrgId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::ended_ids::EndedIds;
+use crate::store::EndedId;
+
+/// One org's engine, and the ids of the calls it ended that the store still
+/// keeps: under one lock, so an acquire checks both at once.
+#[derive(Debug)]
+pub(super) struct OrgCore {
+    /// The org's engine.
+    pub(super) engine: Engine,
+    /// Every call of the org that ended within the store's retention, as
+    /// fingerprints: an acquire of an id the engine does not hold reads the
+    /// store only if this may hold it.
+    pub(super) ended: EndedIds,
+}
+
 /// One org's engine; `None` once replaced, for commands that looked it up
 /// just before (they look the org up again).
 ///
@@ -22,7 +37,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// command waiting for its org's turn then parks its task, not one of the
 /// runtime's few worker threads, so a busy org can never take the threads
 /// that other orgs' requests run on.
-type Core = Arc<Mutex<Option<Engine>>>;
+type Core = Arc<Mutex<Option<OrgCore>>>;
 
 /// Every org's engine.
 #[derive(Debug)]
@@ -30,6 +45,9 @@ pub(super) struct Cores {
     /// Org id to its engine. A `std` lock held for a lookup or an insert
     /// only, never across an `.await`.
     index: RwLock<HashMap<OrgId, Core>>,
+    /// How long the store keeps ended calls: the index of ended ids keeps
+    /// their fingerprints as long.
+    ended_retention: std::time::Duration,
 }
 
 /// One org's engine, locked: commands run on it and submit their events to
@@ -39,40 +57,74 @@ pub(super) struct Cores {
 pub(super) struct Locked {
     /// The org.
     pub(super) id: OrgId,
-    guard: OwnedMutexGuard<Option<Engine>>,
+    guard: OwnedMutexGuard<Option<OrgCore>>,
 }
 
-impl Deref for Locked {
-    type Target = Engine;
-
-    fn deref(&self) -> &Engine {
-        self.guard
-            .as_ref()
-            .expect("a core is locked only while it is current")
-    }
-}
-
-impl DerefMut for Locked {
-    fn deref_mut(&mut self) -> &mut Engine {
+impl Locked {
+    /// The org's engine and its index of ended ids.
+    pub(super) fn core(&mut self) -> &mut OrgCore {
         self.guard
             .as_mut()
             .expect("a core is locked only while it is current")
     }
 }
 
-/// Each of `engines` behind a lock of its own.
-fn index(engines: Vec<(OrgId, Engine)>) -> HashMap<OrgId, Core> {
-    engines
-        .into_iter()
-        .map(|(id, engine)| (id, Arc::new(Mutex::new(Some(engine)))))
-        .collect()
+impl Deref for Locked {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self
+            .guard
+            .as_ref()
+            .expect("a core is locked only while it is current")
+            .engine
+    }
+}
+
+impl DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut Engine {
+        &mut self.core().engine
+    }
 }
 
 impl Cores {
-    /// The orgs of `engines`, one engine each.
-    pub(super) fn new(engines: Vec<(OrgId, Engine)>) -> Self {
-        Cores {
-            index: RwLock::new(index(engines)),
+    /// The orgs of `engines`, one engine each, with the ended calls the
+    /// store keeps, `ended` (kept `ended_retention`).
+    pub(super) fn new(
+        engines: Vec<(OrgId, Engine)>,
+        ended: Vec<EndedId>,
+        ended_retention: std::time::Duration,
+    ) -> Self {
+        let cores = Cores {
+            index: RwLock::new(HashMap::new()),
+            ended_retention,
+        };
+        *cores.write() = cores.index(engines, ended);
+        cores
+    }
+
+    /// Each of `engines` behind a lock of its own, with its org's ended calls of `ended`.
+    fn index(&self, engines: Vec<(OrgId, Engine)>, ended: Vec<EndedId>) -> HashMap<OrgId, Core> {
+        let mut cores: HashMap<OrgId, OrgCore> = engines
+            .into_iter()
+            .map(|(id, engine)| (id, self.core(engine)))
+            .collect();
+        for (org, id, ended_at) in ended {
+            if let Some(core) = cores.get_mut(org.as_str()) {
+                core.ended.insert(&id, ended_at);
+            }
+        }
+        cores
+            .into_iter()
+            .map(|(id, core)| (id, Arc::new(Mutex::new(Some(core)))))
+            .collect()
+    }
+
+    /// `engine` with an empty index of ended ids.
+    fn core(&self, engine: Engine) -> OrgCore {
+        OrgCore {
+            engine,
+            ended: EndedIds::new(self.ended_retention),
         }
     }
 
@@ -119,21 +171,22 @@ impl Cores {
         &self,
         id: &OrgId,
         config: Config,
-        create: impl FnOnce(&mut Engine) -> R,
+        create: impl FnOnce(&mut OrgCore) -> R,
     ) -> slotgate_core::Result<R> {
         let mut index = self.write();
         if index.contains_key(id) {
             return Err(slotgate_core::Error::OrgExists);
         }
-        let mut engine = Engine::new(config);
-        let result = create(&mut engine);
-        if engine.org(id.as_str()).is_ok() {
-            index.insert(id.clone(), Arc::new(Mutex::new(Some(engine))));
+        let mut core = self.core(Engine::new(config));
+        let result = create(&mut core);
+        if core.engine.org(id.as_str()).is_ok() {
+            index.insert(id.clone(), Arc::new(Mutex::new(Some(core))));
         }
         Ok(result)
     }
 
-    /// Replaces every org with `engines`, if `swap` agrees. `swap` runs with
+    /// Replaces every org with `engines` (with the ended calls the store
+    /// keeps, `ended`), if `swap` agrees. `swap` runs with
     /// every current org locked and the index held, so no command runs or
     /// submits anything meanwhile, and it sees the new engines before anyone
     /// else can. The old engines are dropped; commands that were waiting
@@ -141,6 +194,7 @@ impl Cores {
     pub(super) async fn replace(
         &self,
         engines: Vec<(OrgId, Engine)>,
+        ended: Vec<EndedId>,
         swap: impl FnOnce(&[(OrgId, Engine)]) -> bool,
     ) -> bool {
         loop {
@@ -159,7 +213,7 @@ impl Cores {
             }
             let mut index = self.write();
             // An org created while this locked the others: lock it too.
-            let locked: HashSet<*const Mutex<Option<Engine>>> = held
+            let locked: HashSet<*const Mutex<Option<OrgCore>>> = held
                 .iter()
                 .map(|g| Arc::as_ptr(OwnedMutexGuard::mutex(g)))
                 .collect();
@@ -174,7 +228,7 @@ impl Cores {
             for engine in &mut held {
                 **engine = None;
             }
-            *index = self::index(engines);
+            *index = self.index(engines, ended);
             return true;
         }
     }

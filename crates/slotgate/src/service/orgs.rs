@@ -28,7 +28,8 @@ impl Service {
             .with_plan_of(body.plan.as_deref(), body.limit, |limit, plan| {
                 // A new org's engine joins the index with its first change submitted.
                 Ok(self.cores.create(&id, self.config, |engine| {
-                    self.run(&id, engine, Some(p.key_id()), |e, now| {
+                    self.run(&id, engine, Some(p.key_id()), |core, now| {
+                        let e = &mut core.engine;
                         e.create_org(id.clone(), limit, now)?;
                         super::plans::join(e, &id, plan, limit, now)
                     })

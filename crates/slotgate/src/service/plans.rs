@@ -196,7 +196,7 @@ impl Service {
                 changed_orgs += 1;
             }
             e.set_terms(org.as_str(), view.plan.clone(), limit, burst, clock::now())?;
-            let (mut made, mut changed) = self.drain(&org, e, Some(p.key_id()));
+            let (mut made, mut changed) = self.drain(&org, e.core(), Some(p.key_id()));
             events.append(&mut made);
             woken.append(&mut changed);
         }

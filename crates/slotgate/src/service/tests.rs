@@ -44,6 +44,7 @@ async fn an_org_whose_engine_is_locked_holds_up_its_own_requests_only() {
     let service = Arc::new(Service::new(
         Config::default(),
         Vec::new(),
+        Vec::new(),
         Storage {
             store: Arc::new(store),
             tickets,
@@ -123,6 +124,7 @@ async fn case_19_a_plan_change_that_would_break_an_org_is_refused_whole() {
         .plans;
     let service = Service::new(
         Config::default(),
+        Vec::new(),
         Vec::new(),
         Storage {
             store: Arc::new(store),

@@ -244,6 +244,22 @@ impl Store for PostgresStore {
         rows::kept_ended(row.map(|r| call_row(&r)), self.retention)
     }
 
+    fn ended_ids(&self) -> Result<Vec<super::EndedId>, StoreError> {
+        let sql = "SELECT org, id, ended_at FROM slotgate_calls \
+                   WHERE state = 'ended' AND ended_at > $1";
+        let after = rows::kept_after(self.retention);
+        let reader = self.reader()?;
+        let found = self.read(async { reader.client.query(sql, &[&after]).await.map_err(err) })?;
+        Ok(found
+            .iter()
+            .map(|r| rows::ended_id((r.get(0), r.get(1), r.get(2))))
+            .collect())
+    }
+
+    fn ended_retention(&self) -> std::time::Duration {
+        self.retention.ended_calls
+    }
+
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
         let reader = self.reader()?;
         self.read(async {

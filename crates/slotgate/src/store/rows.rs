@@ -35,10 +35,20 @@ pub(super) fn kept_ended(
     row: Option<CallRow>,
     retention: super::Retention,
 ) -> Result<Option<RestoredCall>, super::StoreError> {
-    let after = ms(crate::clock::now()) - retention.ended_calls.as_millis() as i64;
+    let after = kept_after(retention);
     row.filter(|r| r.state == "ended" && r.ended_at.is_some_and(|t| t > after))
         .map(|r| r.restored().map_err(|e| super::StoreError(e.to_string())))
         .transpose()
+}
+
+/// Ended calls the store keeps ended after this (ms): as the engine keeps them.
+pub(super) fn kept_after(retention: super::Retention) -> i64 {
+    ms(crate::clock::now()) - retention.ended_calls.as_millis() as i64
+}
+
+/// An ended call's id row (org, id, `ended_at`) as [`super::EndedId`].
+pub(super) fn ended_id((org, id, ended_at): (String, String, i64)) -> super::EndedId {
+    (org, id, Timestamp::from_millis(ended_at.max(0) as u64))
 }
 
 /// The order calls are restored in: active ones, then queued ones in queue
@@ -349,6 +359,7 @@ impl Dump {
             keys,
             org_rates,
             plans: self.plans.unwrap_or_default(),
+            ended: Vec::new(),
         })
     }
 }

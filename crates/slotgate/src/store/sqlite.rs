@@ -119,6 +119,20 @@ impl Store for SqliteStore {
         rows::kept_ended(row, self.retention)
     }
 
+    fn ended_ids(&self) -> Result<Vec<super::EndedId>, StoreError> {
+        let sql = "SELECT org, id, ended_at FROM calls WHERE state = 'ended' AND ended_at > ?1";
+        let conn = self.reader();
+        let mut q = conn.prepare(sql).map_err(err)?;
+        let found = q.query_map([rows::kept_after(self.retention)], |r| {
+            Ok(rows::ended_id((r.get(0)?, r.get(1)?, r.get(2)?)))
+        });
+        found.and_then(Iterator::collect).map_err(err)
+    }
+
+    fn ended_retention(&self) -> std::time::Duration {
+        self.retention.ended_calls
+    }
+
     fn last_event(&self, org: &str) -> Result<u64, StoreError> {
         let conn = self.reader();
         conn.query_row(

@@ -7,6 +7,7 @@ mod caps_burst;
 mod cli;
 mod client;
 mod e2e;
+mod ended_ids;
 mod limits;
 mod planning;
 mod plans;
