@@ -304,12 +304,20 @@ impl Server {
         let keys = Keys::new(&operator, keys);
         let limits = crate::limits::Limits::new(settings.limits.clone());
         limits.replace_own_org_rates(org_rates);
-        let service = Service::new(config, orgs, ended, storage, keys, settings.metrics_auth, shutdown)
-            .with_limits(limits)
-            .with_metrics_agents(settings.metrics_agents)
-            .with_planning(settings.planning)
-            .with_plans(plans)
-            .trusting(trust);
+        let service = Service::new(
+            config,
+            orgs,
+            ended,
+            storage,
+            keys,
+            settings.metrics_auth,
+            shutdown,
+        )
+        .with_limits(limits)
+        .with_metrics_agents(settings.metrics_agents)
+        .with_planning(settings.planning)
+        .with_plans(plans)
+        .trusting(trust);
         let service = Arc::new(service);
         // Whatever resuming changed (calls that timed out while down) is stored like any change.
         service.settle().await;
